@@ -1,0 +1,1 @@
+"""Bridges: translate MIDI, OSC and files into riffd events and back. They never decide."""

@@ -1,0 +1,162 @@
+"""MIDI files in and out, through mido.
+
+Reads a file into note lists per track, finds the chord track, and writes type-1 files
+with a melody track added. Writes go to a temporary name and are renamed, so a failed
+render leaves no partial file.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mido
+
+
+class MidiInputError(ValueError):
+    """A MIDI file riffd cannot use; the message says which file and why."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TrackNote:
+    """A note of a file: ``start``/``end`` in ticks, ``channel`` 0-15."""
+    start: int
+    end: int
+    pitch: int
+    velocity: int
+    channel: int
+
+
+@dataclass
+class Song:
+    """What riffd reads from a file. ``tempo`` in BPM (the first tempo event),
+    ``meter`` the first time signature, ``ppqn`` ticks per quarter note."""
+    midi: mido.MidiFile
+    ppqn: int
+    tempo: float
+    meter: tuple[int, int]
+    tracks: list[list[TrackNote]]
+
+    @property
+    def length_ticks(self) -> int:
+        return max((n.end for track in self.tracks for n in track), default=0)
+
+
+def read_song(path: str | Path) -> Song:
+    """Read ``path``. Raises MidiInputError for unreadable, malformed or note-less files."""
+    try:
+        midi = mido.MidiFile(path)
+    except FileNotFoundError:
+        raise MidiInputError(f"{path}: no such file") from None
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
+        raise MidiInputError(f"{path}: not a readable MIDI file ({exc or type(exc).__name__})") from None
+    if midi.type == 2:
+        raise MidiInputError(f"{path}: type-2 MIDI files (independent sequences) are not supported")
+    tempo, meter = 120.0, (4, 4)
+    tracks: list[list[TrackNote]] = []
+    seen_tempo = seen_meter = False
+    for track in midi.tracks:
+        tick, open_notes, notes = 0, {}, []
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo" and not seen_tempo:
+                tempo, seen_tempo = mido.tempo2bpm(msg.tempo), True
+            elif msg.type == "time_signature" and not seen_meter:
+                meter, seen_meter = (msg.numerator, msg.denominator), True
+            elif msg.type == "note_on" and msg.velocity > 0:
+                key = (msg.channel, msg.note)
+                if key in open_notes:  # a re-strike ends the sounding one
+                    notes.append(_close(open_notes.pop(key), tick))
+                open_notes[key] = (tick, msg.note, msg.velocity, msg.channel)
+            elif msg.type in ("note_off", "note_on"):
+                opened = open_notes.pop((msg.channel, msg.note), None)
+                if opened:
+                    notes.append(_close(opened, tick))
+        notes.extend(_close(o, tick) for o in open_notes.values())  # unterminated: end of track
+        tracks.append(sorted(n for n in notes if n.end > n.start) if notes else [])
+    if not any(tracks):
+        raise MidiInputError(f"{path}: the file has no notes")
+    return Song(midi, midi.ticks_per_beat, tempo, meter, tracks)
+
+
+def _close(opened, tick) -> TrackNote:
+    start, pitch, velocity, channel = opened
+    return TrackNote(start, tick, pitch, velocity, channel)
+
+
+def max_polyphony(notes: list[TrackNote]) -> int:
+    """The most notes sounding at once in ``notes``."""
+    events = sorted([(n.start, 1) for n in notes] + [(n.end, -1) for n in notes])
+    level = best = 0
+    for _, delta in events:
+        level += delta
+        best = max(best, level)
+    return best
+
+
+def find_chord_track(song: Song, index: int | None = None, path: str = "") -> int:
+    """Index of the chord track: ``index`` if given, else the most polyphonic track
+    (ties: more notes). Raises MidiInputError if none plays two notes at once."""
+    if index is not None:
+        if not 0 <= index < len(song.tracks) or not song.tracks[index]:
+            raise MidiInputError(f"{path}: track {index} does not exist or has no notes "
+                                 f"(tracks with notes: {[i for i, t in enumerate(song.tracks) if t]})")
+        return index
+    scored = [(max_polyphony(t), len(t), i) for i, t in enumerate(song.tracks)]
+    poly, _, best = max(scored)
+    if poly < 2:
+        raise MidiInputError(f"{path}: no chord track: no track plays two notes at once "
+                             "(use --chord-track N to choose one)")
+    return best
+
+
+def melody_track(notes, ppqn: int, channel: int, name: str = "riffd melody") -> mido.MidiTrack:
+    """A track of ``notes`` (objects with start/duration in beats, pitch, velocity)."""
+    events = []
+    for n in notes:
+        on = round(n.start * ppqn)
+        off = max(on + 1, round((n.start + n.duration) * ppqn))
+        events.append((on, 1, mido.Message("note_on", channel=channel, note=n.pitch, velocity=n.velocity)))
+        events.append((off, 0, mido.Message("note_off", channel=channel, note=n.pitch, velocity=0)))
+    events.sort(key=lambda e: (e[0], e[1]))
+    track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0)])
+    now = 0
+    for tick, _, msg in events:
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    return track
+
+
+def write_atomic(midi: mido.MidiFile, path: str | Path) -> None:
+    """Save ``midi`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        midi.save(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def with_melody(song: Song, notes, channel: int) -> mido.MidiFile:
+    """A type-1 copy of ``song``'s file, every track unchanged, plus a melody track."""
+    out = mido.MidiFile(type=1, ticks_per_beat=song.ppqn)
+    out.tracks.extend(mido.MidiTrack(t) for t in song.midi.tracks)
+    out.tracks.append(melody_track(notes, song.ppqn, channel))
+    return out
+
+
+def free_channel(song: Song, preferred: int) -> int:
+    """``preferred`` (0-15) if no track uses it, else the first unused channel (not 9, drums)."""
+    used = {n.channel for t in song.tracks for n in t}
+    if preferred not in used:
+        return preferred
+    return next((c for c in range(16) if c not in used and c != 9), preferred)

@@ -1,0 +1,1 @@
+"""The daemon: chord capture, clock, engine and scheduler, and the riffd command line."""

@@ -1,0 +1,37 @@
+"""`riffd demo`: the main job on real data from the music21 corpus."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from riffd.bridges.midifile import read_song, write_atomic
+from riffd.models import load_model
+from riffd.models.corpus import chord_symbol_paths, chord_symbol_tunes, chorale, corpus_root
+
+from .presets import load_preset
+from .render import render_file
+
+DEMO_CHORALE = "bwv269"  # "Aus meines Herzens Grunde"
+
+
+def run_demo(out_dir: str | Path = "demo-out", model_name: str = "markov", seed: int = 7, echo=print) -> list:
+    """Export a chorale's chord track and a tune's chord symbols from the corpus, render a
+    melody for each, and describe the results. Returns the RenderReports."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    path = next((corpus_root() / "bach").glob(f"{DEMO_CHORALE}.*"))
+    jobs.append((chorale(path), "chorale", f"Bach chorale {DEMO_CHORALE}, chords from alto/tenor/bass"))
+    tune = next(t for p in chord_symbol_paths() for t in chord_symbol_tunes(p))
+    jobs.append((tune, "folk", f"{tune.name}, chord symbols from the Nottingham Music Database"))
+    reports = []
+    for piece, preset_name, label in jobs:
+        chords_mid = out / f"{piece.name}-chords.mid"
+        write_atomic(piece.to_midi(with_melody=False), chords_mid)
+        report = render_file(chords_mid, out / f"{piece.name}-riffd.mid", load_preset(preset_name),
+                             load_model(model_name), seed=seed)
+        reports.append(report)
+        echo(f"{label}\n  input:  {chords_mid}\n  output: {report.summary()}")
+        song = read_song(report.output)
+        echo(f"  {len(song.tracks)} tracks, {song.ppqn} PPQN, {song.tempo:g} BPM, "
+             f"{song.meter[0]}/{song.meter[1]}; preset {preset_name}, model {model_name}, seed {seed}")
+    return reports

@@ -1,0 +1,211 @@
+"""One live session: chords in, a planned melody out, re-planned on every chord change.
+
+The engine runs on one thread: ``handle(event)`` for each event from the bridges and
+``poll(now)`` in between. It keeps the model's plan ``lookahead`` beats ahead of the
+clock; what is scheduled but not yet sounding is "not committed" and is rolled back on a
+chord change, and a sounding note that clashes with the new chord is cut.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from riffd.bridges import events as ev
+from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
+
+from .capture import ChordCapture, ChordChange, snap_to_beat
+from .clock import InternalClock, MidiClock
+from .presets import Preset
+from .scheduler import Note, Scheduler
+
+IDLE_BARS = 2.0  # the player silent this long: accompaniment rests (internal clock: re-anchors)
+
+
+@dataclass
+class Call:
+    """What the player did since riffd last answered (call-response mode)."""
+    chords: list[tuple[float, object]] = field(default_factory=list)  # (beat, Chord)
+    notes: int = 0
+
+
+class Engine:
+    """Drives ``model`` from played chords and sends its notes through ``scheduler``.
+
+    ``clock`` is an InternalClock or a MidiClock; ``channel`` is 0-15; ``now`` returns
+    monotonic seconds. ``stats`` counts chord changes, re-plans and missed deadlines.
+    """
+
+    def __init__(self, model: MelodyModel, preset: Preset, clock: InternalClock | MidiClock,
+                 scheduler: Scheduler, channel: int | None = None, mode: str | None = None,
+                 lookahead: float = 1.0, seed: int | None = None, now=time.monotonic):
+        self.model, self.preset, self.clock, self.scheduler = model, preset, clock, scheduler
+        self.channel = preset.channel - 1 if channel is None else channel
+        self.mode = mode or preset.mode
+        self.lookahead, self._now = lookahead, now
+        self.capture = ChordCapture()
+        self.chord = None
+        self.planned_until: float | None = None  # None: nothing planned yet
+        self.last_activity = float("-inf")
+        self.call = Call()
+        self.responding_until: float | None = None
+        self._strike_beat: dict[int, float] = {}
+        self.stats = Counter()
+        model.start(Context(preset, seed=seed))
+
+    # -- events ---------------------------------------------------------------------
+    def handle(self, event) -> None:
+        """Apply one event from a bridge."""
+        if isinstance(event, ev.NoteOn):
+            self.last_activity = event.t
+            self._interrupt_response(event.t)
+            change = self.capture.note_on(event.pitch, event.t)
+            if change is not None:
+                self._on_chord(change)
+            elif len(self.capture.held) == 1 and self.clock.running:
+                beat = self.clock.beat_at(event.t)
+                self.model.extend([MelodyNote(beat, 0.5, event.pitch, event.velocity)])
+                self.call.notes += 1
+        elif isinstance(event, ev.NoteOff):
+            self.last_activity = event.t
+            self.capture.note_off(event.pitch)
+        elif isinstance(event, ev.Control):
+            self.capture.control(event.control, event.value)
+        elif isinstance(event, ev.ClockTick):
+            if isinstance(self.clock, MidiClock):
+                self.clock.tick(event.t)
+        elif isinstance(event, ev.Transport):
+            self._transport(event)
+        elif isinstance(event, ev.SongPosition):
+            if isinstance(self.clock, MidiClock):
+                self.clock.song_position(event.sixteenths, event.t)
+                self._restart()
+        elif isinstance(event, ev.Command) and event.name == "panic":
+            self.panic()
+
+    def _transport(self, event: ev.Transport) -> None:
+        if event.kind == "stop":
+            self.panic()
+            if isinstance(self.clock, MidiClock):
+                self.clock.stop(event.t)
+            return
+        if isinstance(self.clock, MidiClock):
+            (self.clock.start if event.kind == "start" else self.clock.resume)(event.t)
+            self._restart()
+
+    def _restart(self) -> None:
+        """The song position jumped: drop every plan; the next poll plans from there."""
+        self.scheduler.cancel_from(float("-inf"))
+        self.scheduler.cut()
+        self.planned_until = None
+        self.responding_until = None
+        self._strike_beat.clear()
+
+    def panic(self) -> None:
+        """Silence everything and forget the plan (keys still held are kept)."""
+        self.scheduler.panic()
+        self.planned_until = None
+        self.responding_until = None
+
+    # -- chords ---------------------------------------------------------------------
+    def _on_chord(self, change: ChordChange) -> None:
+        self.stats["chord_changes"] += 1
+        self.chord = change.chord
+        if isinstance(self.clock, InternalClock) and not self.clock.running:
+            self.clock.start(change.t, 0.0)  # the first chord is beat 0
+        if not self.clock.running:
+            return  # MIDI clock stopped: remembered, played once it runs
+        beat = self._strike_beat.get(change.strike)
+        if beat is None:
+            beat = snap_to_beat(self.clock.beat_at(change.t), self.preset.strike_tolerance_beats)
+            self._strike_beat = {change.strike: beat}
+        if self.mode == "call-response":
+            self.call.chords.append((beat, change.chord))
+            return
+        self._replan(beat, [ChordAt(beat, change.chord)])
+
+    def _replan(self, beat: float, chords: list[ChordAt], until: float | None = None) -> None:
+        """Roll back everything from ``beat``, set ``chords``, and plan again."""
+        self.stats["replans"] += 1
+        self.model.rollback(beat)
+        self.scheduler.cancel_from(beat)
+        tones = chords[0].chord.tones if chords[0].chord else frozenset()
+        # a note of the old plan on this beat, or one that clashes with the new chord, ends now
+        self.scheduler.cut(keep=lambda n: n.start < beat - 1e-6 and n.pitch % 12 in tones)
+        self.model.extend(chords)
+        self.planned_until = beat
+        now_beat = self.clock.beat_at(self._now())
+        self._plan(until if until is not None else max(beat, now_beat) + self.lookahead)
+
+    def _plan(self, until: float) -> None:
+        """Generate up to ``until`` (beats) within a sixteenth note's time, and schedule."""
+        now = self._now()
+        budget = min(0.05, 15.0 / max(self.clock.tempo, 1.0))
+        now_beat = self.clock.beat_at(now)
+        for note in self.model.generate(until, deadline_s=now + budget):
+            start = note.start
+            if start < now_beat:  # a reaction to a chord already struck: play it now
+                if note.end - now_beat < 0.1:
+                    continue
+                start = now_beat
+            self.scheduler.add(Note(start, note.end, note.pitch, note.velocity, self.channel))
+        if self.model.cursor < until - 1e-9:
+            self.stats["deadline_misses"] += 1
+        self.planned_until = self.model.cursor
+
+    # -- time passing -----------------------------------------------------------------
+    def poll(self, now: float | None = None) -> None:
+        """Keep the plan ahead of the clock; answer in call-response mode."""
+        now = self._now() if now is None else now
+        if not self.clock.running or self.chord is None:
+            return
+        beat = self.clock.beat_at(now)
+        seconds_per_beat = 60.0 / self.clock.tempo
+        silent_beats = (now - self.last_activity) / seconds_per_beat
+        held = bool(self.capture.sounding)
+        if self.mode == "call-response":
+            self._maybe_answer(now, beat, silent_beats, held)
+            return
+        if not held and silent_beats > IDLE_BARS * self.preset.beats_per_bar:
+            if isinstance(self.clock, InternalClock):
+                self.clock.stop(now)  # the next chord starts a new phrase on beat 0
+                self.capture.chord = self.chord = None
+            return
+        if self.planned_until is None or self.planned_until < beat:
+            start = math.ceil(beat * self.preset.grid) / self.preset.grid
+            self._replan(start, [ChordAt(start, self.chord)])
+        elif self.planned_until < beat + self.lookahead:
+            self._plan(beat + self.lookahead + 1.0)
+
+    def _maybe_answer(self, now: float, beat: float, silent_beats: float, held: bool) -> None:
+        if self.responding_until is not None and beat >= self.responding_until:
+            self.responding_until = None  # the answer is over; listen again
+        if self.responding_until is not None or held or not (self.call.chords or self.call.notes):
+            return
+        if silent_beats < self.preset.response_wait_beats:
+            return
+        length = self.preset.phrase_bars * self.preset.beats_per_bar
+        start = float(math.ceil(beat))
+        chords = self.call.chords or [(start, self.chord)]
+        first = chords[0][0]
+        span = max(length if len(chords) == 1 else (beat - first), 1.0)
+        # the call's progression, replayed from the answer's start (repeated if short)
+        plan, offset = [], 0.0
+        while offset < length:
+            plan += [ChordAt(start + offset + b - first, c) for b, c in chords if offset + b - first < length]
+            offset += span
+        self.call = Call()
+        self.responding_until = start + length
+        self._replan(start, plan, until=start + length)
+        self.stats["answers"] += 1
+
+    def _interrupt_response(self, t: float) -> None:
+        if self.responding_until is None:
+            return
+        beat = self.clock.beat_at(t)
+        if beat < self.responding_until:
+            self.scheduler.cancel_from(float("-inf"))
+            self.scheduler.cut()
+            self.model.rollback(beat)
+        self.responding_until = None

@@ -1,0 +1,148 @@
+"""Presets: TOML files of musical settings, validated against one spec table.
+
+A preset file holds any subset of the keys in SPEC; missing keys take the default.
+A bad file raises PresetError naming the file and the key, and loses nothing else.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields, replace
+from importlib import resources
+from pathlib import Path
+
+SCALES = ("major", "minor", "dorian", "mixolydian", "blues", "pentatonic", "harmonic_minor")
+MODES = ("accompany", "call-response")
+
+
+class PresetError(ValueError):
+    """A preset that cannot be used; the message names the file and the key."""
+
+
+# key -> (type, low, high, default, help). Numbers are checked against low..high.
+SPEC: dict[str, tuple] = {
+    "name": (str, None, None, "default", "preset name"),
+    "tempo": (float, 20.0, 400.0, 110.0, "beats per minute when riffd keeps the clock"),
+    "meter": (list, None, None, [4, 4], "time signature [numerator, denominator]"),
+    "swing": (float, 0.0, 0.75, 0.0, "delay of off-beat grid notes, as a share of a grid step"),
+    "scale": (str, SCALES, None, "major", "scale preferred for passing tones"),
+    "register": (list, None, None, [60, 84], "lowest and highest melody pitch (MIDI)"),
+    "density": (float, 0.5, 32.0, 6.0, "melody notes per bar, on average"),
+    "grid": (int, 1, 4, 2, "rhythm grid steps per beat (2 = eighths, 4 = sixteenths)"),
+    "temperature": (float, 0.05, 3.0, 1.0, "sampling temperature"),
+    "top_p": (float, 0.05, 1.0, 0.95, "nucleus sampling mass"),
+    "chord_tone_bias": (float, 0.0, 1.0, 0.85, "chance that a strong-beat note is a chord tone"),
+    "phrase_bars": (int, 1, 64, 2, "length of an answer phrase in call-response mode (bars)"),
+    "response_wait_beats": (float, 0.5, 16.0, 2.0, "silence before an answer (beats)"),
+    "strike_tolerance_beats": (float, 0.0, 0.5, 0.25, "a chord this early counts on the next beat"),
+    "mode": (str, MODES, None, "accompany", "accompany or call-response"),
+    "model": (str, None, None, "rules", "melody model: rules, markov, mlx, onnx or a path"),
+    "style": (str, None, None, "pop", "style token given to the model"),
+    "velocity": (int, 1, 127, 90, "base note-on velocity"),
+    "channel": (int, 1, 16, 2, "MIDI channel of the melody (1-16)"),
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Validated preset values; see SPEC for units and ranges."""
+    name: str = "default"
+    tempo: float = 110.0
+    meter: tuple[int, int] = (4, 4)
+    swing: float = 0.0
+    scale: str = "major"
+    register: tuple[int, int] = (60, 84)
+    density: float = 6.0
+    grid: int = 2
+    temperature: float = 1.0
+    top_p: float = 0.95
+    chord_tone_bias: float = 0.85
+    phrase_bars: int = 2
+    response_wait_beats: float = 2.0
+    strike_tolerance_beats: float = 0.25
+    mode: str = "accompany"
+    model: str = "rules"
+    style: str = "pop"
+    velocity: int = 90
+    channel: int = 2
+
+    @property
+    def beats_per_bar(self) -> float:
+        """Quarter-note beats per bar: numerator * 4 / denominator."""
+        return self.meter[0] * 4.0 / self.meter[1]
+
+    def with_values(self, **values) -> "Preset":
+        """A copy with ``values`` validated as if they came from a file."""
+        return replace(self, **_validate(dict(values), "<override>"))
+
+
+def _check_number(key, value, kind, low, high, where):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PresetError(f"{where}: key '{key}': expected a number, got {value!r}")
+    if kind is int and int(value) != value:
+        raise PresetError(f"{where}: key '{key}': expected a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise PresetError(f"{where}: key '{key}': {value!r} is outside {low}..{high}")
+    return kind(value)
+
+
+def _validate(data: dict, where: str) -> dict:
+    out = {}
+    for key, value in data.items():
+        if key not in SPEC:
+            raise PresetError(f"{where}: unknown key '{key}' (known: {', '.join(SPEC)})")
+        kind, low, high, _, _ = SPEC[key]
+        if kind in (int, float):
+            out[key] = _check_number(key, value, kind, low, high, where)
+        elif kind is str:
+            if not isinstance(value, str) or (low and value not in low):
+                allowed = f" (one of {', '.join(low)})" if low else ""
+                raise PresetError(f"{where}: key '{key}': bad value {value!r}{allowed}")
+            out[key] = value
+        else:
+            if (not isinstance(value, list) or len(value) != 2
+                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+                raise PresetError(f"{where}: key '{key}': expected two whole numbers, got {value!r}")
+            out[key] = tuple(value)
+    if "meter" in out and (out["meter"][0] < 1 or out["meter"][1] not in (1, 2, 4, 8, 16)):
+        raise PresetError(f"{where}: key 'meter': {list(out['meter'])} is not a time signature")
+    if "register" in out:
+        low, high = out["register"]
+        if not 0 <= low < high <= 127 or high - low < 12:
+            raise PresetError(f"{where}: key 'register': {list(out['register'])} must span at "
+                              "least an octave within 0..127")
+    return out
+
+
+def bundled_names() -> list[str]:
+    """Names of the presets shipped in presets/."""
+    folder = resources.files("riffd.presets")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_preset(name_or_path: str | Path = "pop") -> Preset:
+    """Load a bundled preset by name, or a TOML file by path.
+
+    Raises PresetError: unknown name, unreadable or malformed TOML, or a bad key/value;
+    the message names the file (and the key).
+    """
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        where, reader = str(path), path.read_bytes
+    elif str(name_or_path) in bundled_names():
+        resource = resources.files("riffd.presets") / f"{name_or_path}.toml"
+        where, reader = f"presets/{name_or_path}.toml", resource.read_bytes
+    else:
+        raise PresetError(f"no preset named {str(name_or_path)!r} (bundled: "
+                          f"{', '.join(bundled_names())}; or give a path to a .toml file)")
+    try:
+        data = tomllib.loads(reader().decode("utf-8"))
+    except OSError as exc:
+        raise PresetError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PresetError(f"{where}: not valid TOML: {exc}") from None
+    values = _validate(data, where)
+    values.setdefault("name", path.stem)
+    return Preset(**values)
+
+
+assert {f.name for f in fields(Preset)} == set(SPEC), "Preset and SPEC must list the same keys"

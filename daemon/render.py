@@ -1,0 +1,83 @@
+"""Batch rendering: a MIDI file's chord track in, the same file plus a melody track out."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from riffd.bridges.midifile import (Song, find_chord_track, free_channel, read_song, with_melody,
+                                    write_atomic)
+from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
+
+from .capture import ChordCapture, snap_to_beat
+from .presets import Preset
+
+
+@dataclass
+class RenderReport:
+    """What a render made: ``chords`` as (beat, name), ``notes`` the melody."""
+    output: Path
+    chord_track: int
+    channel: int
+    chords: list[tuple[float, str]]
+    notes: list[MelodyNote]
+    chord_tone_share: float  # of melody notes on beats, the share that are chord tones
+
+    def summary(self) -> str:
+        names = " ".join(name for _, name in self.chords[:8])
+        more = " ..." if len(self.chords) > 8 else ""
+        return (f"{self.output}: chord track {self.chord_track} unchanged, {len(self.chords)} chord "
+                f"changes ({names}{more}); track 'riffd melody' on channel {self.channel + 1}: "
+                f"{len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes are chord tones")
+
+
+def chord_timeline(notes, ppqn: int, tolerance: float) -> list[ChordAt]:
+    """Chords of a track's notes (ticks) as ChordAt in beats, named as live capture does."""
+    capture = ChordCapture(strum_s=1 / 16)  # times here are beats: a strum is a 64th note
+    events = sorted([(n.start / ppqn, 1, n.pitch) for n in notes] + [(n.end / ppqn, 0, n.pitch) for n in notes])
+    timeline: list[ChordAt] = []
+    for beat, is_on, pitch in events:
+        if not is_on:
+            capture.note_off(pitch)
+            continue
+        change = capture.note_on(pitch, beat)
+        if change is None:
+            continue
+        at = snap_to_beat(change.t, tolerance)
+        if timeline and timeline[-1].beat >= at - 1e-9:
+            timeline[-1] = ChordAt(timeline[-1].beat, change.chord)  # the same strike, refined
+        else:
+            timeline.append(ChordAt(at, change.chord))
+    return timeline
+
+
+def chord_tone_share(notes: list[MelodyNote], chord_at) -> float:
+    on_beat = [n for n in notes if abs(n.start - round(n.start)) < 1e-6 and chord_at(n.start)]
+    if not on_beat:
+        return 0.0
+    return sum(n.pitch % 12 in chord_at(n.start).tones for n in on_beat) / len(on_beat)
+
+
+def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyModel,
+                seed: int | None = None, chord_track: int | None = None, source: str = "") -> RenderReport:
+    """Render ``song`` to ``out_path`` (type-1 MIDI, written atomically).
+
+    Raises MidiInputError when the song has no usable chord track.
+    """
+    index = find_chord_track(song, chord_track, source)
+    preset = preset.with_values(meter=list(song.meter), tempo=min(400.0, max(20.0, song.tempo)))
+    chords = chord_timeline(song.tracks[index], song.ppqn, preset.strike_tolerance_beats)
+    end = song.length_ticks / song.ppqn
+    model.start(Context(preset, seed=seed, start_beat=chords[0].beat if chords else 0.0, chords=chords))
+    notes = [n if n.end <= end else MelodyNote(n.start, end - n.start, n.pitch, n.velocity)
+             for n in model.generate(end) if n.start < end]
+    channel = free_channel(song, preset.channel - 1)
+    write_atomic(with_melody(song, notes, channel), out_path)
+    return RenderReport(Path(out_path), index, channel,
+                        [(c.beat, c.chord.name) for c in chords if c.chord],
+                        notes, chord_tone_share(notes, model.chord_at))
+
+
+def render_file(in_path: str | Path, out_path: str | Path, preset: Preset, model: MelodyModel,
+                seed: int | None = None, chord_track: int | None = None) -> RenderReport:
+    """Read ``in_path`` and render it; raises MidiInputError for bad input (no output written)."""
+    return render_song(read_song(in_path), out_path, preset, model, seed, chord_track, str(in_path))

@@ -1,0 +1,175 @@
+"""The scheduler: note events in beats, sent at the clock's times, with a ledger.
+
+A heap of note-on/note-off events in beats; one thread turns them into times through
+the clock and sends them on a monotonic clock (Condition.wait, never sleep). The ledger
+records every sounding (port, channel, pitch), so a re-planned or stopped melody never
+leaves a note hanging; panic sends note-offs, CC123 (all notes off) and CC64=0 on every
+channel used.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A melody note to play: ``start`` and ``end`` in beats, ``channel`` 0-15."""
+    start: float
+    end: float
+    pitch: int
+    velocity: int
+    channel: int
+
+
+class Scheduler:
+    """Sends scheduled notes through ``send(message: list[int])``.
+
+    ``clock`` has ``running``, ``time_at(beat)`` and ``beat_at(t)``; ``now`` returns
+    monotonic seconds (replaceable in tests). Call ``start()`` for the sending thread,
+    or ``run_due(now)`` to send what is due by hand.
+    """
+
+    def __init__(self, clock, send: Callable[[list[int]], None], now=time.monotonic,
+                 port: str = "out", on_note: Callable[[str, Note, float], None] | None = None):
+        self.clock, self._send, self._now, self.port = clock, send, now, port
+        self._on_note = on_note
+        self._heap: list[tuple[float, int, int, str, Note]] = []
+        self._seq = itertools.count()
+        self._ids = itertools.count(1)
+        self._cond = threading.Condition()
+        self._ledger: dict[tuple[str, int, int], int] = {}  # key -> id of the sounding note
+        self._notes: dict[int, Note] = {}                   # id -> note, pending or sounding
+        self._used_channels: set[int] = set()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # -- planning (any thread) ------------------------------------------------------
+    def add(self, note: Note) -> int:
+        """Schedule ``note``; returns its id. A note ending at or before its start is ignored."""
+        if note.end <= note.start:
+            return 0
+        with self._cond:
+            nid = next(self._ids)
+            self._notes[nid] = note
+            # note-offs sort before note-ons at the same beat, so a repeat re-strikes
+            heapq.heappush(self._heap, (note.start, 1, next(self._seq), "on", nid))
+            heapq.heappush(self._heap, (note.end, 0, next(self._seq), "off", nid))
+            self._cond.notify()
+            return nid
+
+    def cancel_from(self, beat: float) -> int:
+        """Forget every note not yet started that starts at or after ``beat``; returns how many."""
+        with self._cond:
+            sounding = set(self._ledger.values())
+            dropped = {nid for nid, n in self._notes.items()
+                       if n.start >= beat and nid not in sounding}
+            if dropped:
+                self._heap = [e for e in self._heap if e[4] not in dropped]
+                heapq.heapify(self._heap)
+                for nid in dropped:
+                    del self._notes[nid]
+            return len(dropped)
+
+    def cut(self, keep: Callable[[Note], bool] = lambda n: False) -> int:
+        """Send note-off now for every sounding note where ``keep(note)`` is false."""
+        with self._cond:
+            cut = [nid for nid in self._ledger.values() if not keep(self._notes[nid])]
+            for nid in cut:
+                self._note_off(nid)
+            return len(cut)
+
+    def sounding(self) -> list[Note]:
+        """The notes sounding now (a copy)."""
+        with self._cond:
+            return [self._notes[nid] for nid in self._ledger.values()]
+
+    def pending(self) -> int:
+        """How many events wait in the heap."""
+        with self._cond:
+            return len(self._heap)
+
+    def panic(self) -> None:
+        """Drop every plan; note-off for every sounding note; then CC123 and CC64=0 on
+        every channel ever used."""
+        with self._cond:
+            self._heap.clear()
+            for nid in list(self._ledger.values()):
+                self._note_off(nid)
+            self._notes.clear()
+            for ch in sorted(self._used_channels):
+                self._send([0xB0 | ch, 123, 0])
+                self._send([0xB0 | ch, 64, 0])
+
+    # -- sending ------------------------------------------------------------------
+    def _note_off(self, nid: int) -> None:
+        note = self._notes.get(nid)
+        if note is None:
+            return
+        key = (self.port, note.channel, note.pitch)
+        if self._ledger.get(key) == nid:
+            del self._ledger[key]
+            self._send([0x80 | note.channel, note.pitch, 0])
+            if self._on_note:
+                self._on_note("off", note, self._now())
+
+    def _dispatch(self, kind: str, nid: int) -> None:
+        note = self._notes.get(nid)
+        if note is None:
+            return
+        if kind == "off":
+            self._note_off(nid)
+            self._notes.pop(nid, None)
+            return
+        key = (self.port, note.channel, note.pitch)
+        if key in self._ledger:
+            self._note_off(self._ledger[key])  # re-strike: end the old one first
+        self._ledger[key] = nid
+        self._used_channels.add(note.channel)
+        self._send([0x90 | note.channel, note.pitch, note.velocity])
+        if self._on_note:
+            self._on_note("on", note, self._now())
+
+    def run_due(self, now: float | None = None) -> float | None:
+        """Send every event due by ``now``; returns seconds until the next, or None."""
+        with self._cond:
+            now = self._now() if now is None else now
+            while self._heap and self.clock.running:
+                due = self.clock.time_at(self._heap[0][0])
+                if due > now:
+                    return due - now
+                _, _, _, kind, nid = heapq.heappop(self._heap)
+                self._dispatch(kind, nid)
+            return None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                wait = self.run_due()
+                # clock-driven times move with the tempo: re-check at least every 50 ms
+                self._cond.wait(0.05 if wait is None else min(wait, 0.05))
+
+    def start(self) -> None:
+        """Start the sending thread."""
+        self._thread = threading.Thread(target=self._run, name="riffd-scheduler", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Re-check due times now (after the clock moved)."""
+        with self._cond:
+            self._cond.notify()
+
+    def stop(self) -> None:
+        """Stop and join the sending thread (call panic() first to silence)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread:
+            self._thread.join()
+            self._thread = None

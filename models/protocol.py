@@ -1,0 +1,133 @@
+"""The melody model protocol, shared by every backend (rules, markov, mlx, onnx).
+
+Shaped for live use (after DESIGN.md, "The melody model protocol"):
+
+- ``start(context)``: meter, tempo, preset, seed, and the chords and notes so far.
+- ``extend(events)``: append what the player did: ``ChordAt`` (a chord from a beat on)
+  or ``MelodyNote`` (a note the player played).
+- ``generate(until_beat, deadline_s)``: yield melody notes in start order until the
+  cursor reaches ``until_beat`` or ``time.monotonic()`` passes ``deadline_s``.
+- ``rollback(beat)``: forget what was generated from ``beat`` on; the next note starts
+  there.
+
+Batch rendering is the same calls with every chord known in advance. Units: beats are
+quarter notes from the song start; pitches are MIDI numbers; velocities 1-127.
+"""
+from __future__ import annotations
+
+import bisect
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from riffd.daemon.chords import Chord
+from riffd.daemon.presets import Preset
+
+
+@dataclass(frozen=True, slots=True)
+class MelodyNote:
+    """One note: ``start`` and ``duration`` in beats."""
+    start: float
+    duration: float
+    pitch: int
+    velocity: int
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+@dataclass(frozen=True, slots=True)
+class ChordAt:
+    """``chord`` sounds from ``beat`` until the next ChordAt; None is "no chord"."""
+    beat: float
+    chord: Chord | None
+
+
+@dataclass
+class Context:
+    """What a model starts from."""
+    preset: Preset
+    seed: int | None = None
+    start_beat: float = 0.0
+    chords: list[ChordAt] = field(default_factory=list)
+    notes: list[MelodyNote] = field(default_factory=list)
+
+
+class MelodyModel:
+    """Base class: keeps the chord timeline, the generated notes and the cursor.
+
+    A backend overrides ``_next_notes()``, which returns the next notes from
+    ``self.cursor`` and advances it (at least one grid step per call).
+    """
+
+    name = "base"
+
+    def start(self, context: Context) -> None:
+        self.preset = context.preset
+        self.rng = np.random.default_rng(context.seed)
+        self._chord_beats: list[float] = []
+        self._chords: list[Chord | None] = []
+        self.player_notes: list[MelodyNote] = []
+        self.generated: list[MelodyNote] = []
+        self.cursor = context.start_beat
+        self.extend([*context.chords, *context.notes])
+
+    def extend(self, events: Iterable[ChordAt | MelodyNote]) -> None:
+        for event in events:
+            if isinstance(event, ChordAt):
+                i = bisect.bisect_left(self._chord_beats, event.beat)
+                if i < len(self._chord_beats) and self._chord_beats[i] == event.beat:
+                    self._chords[i] = event.chord
+                else:
+                    self._chord_beats.insert(i, event.beat)
+                    self._chords.insert(i, event.chord)
+            else:
+                self.player_notes.append(event)
+
+    def chord_at(self, beat: float) -> Chord | None:
+        """The chord sounding at ``beat`` (the last one known continues)."""
+        i = bisect.bisect_right(self._chord_beats, beat + 1e-9) - 1
+        return self._chords[i] if i >= 0 else None
+
+    def next_change(self, after: float) -> float | None:
+        """The first chord change strictly after ``after``, in beats, or None."""
+        i = bisect.bisect_right(self._chord_beats, after + 1e-9)
+        return self._chord_beats[i] if i < len(self._chord_beats) else None
+
+    def previous_pitch(self) -> int | None:
+        """The last pitch heard before the cursor: generated, else the player's."""
+        if self.generated:
+            return self.generated[-1].pitch
+        return self.player_notes[-1].pitch if self.player_notes else None
+
+    def generate(self, until_beat: float, deadline_s: float | None = None) -> Iterator[MelodyNote]:
+        """Yield notes until the cursor reaches ``until_beat`` (beats) or the monotonic
+        ``deadline_s`` passes; a later call carries on from where this one stopped."""
+        while self.cursor < until_beat - 1e-9:
+            if deadline_s is not None and time.monotonic() > deadline_s:
+                return
+            for note in self._next_notes():
+                self.generated.append(note)
+                yield note
+
+    def rollback(self, beat: float) -> None:
+        """Forget generated notes that start at or after ``beat``; a kept note that
+        reaches past ``beat`` is shortened to end there; the cursor moves to ``beat``."""
+        kept = [n for n in self.generated if n.start < beat - 1e-9]
+        if kept and kept[-1].end > beat:
+            last = kept[-1]
+            kept[-1] = MelodyNote(last.start, beat - last.start, last.pitch, last.velocity)
+        self.generated = kept
+        self.cursor = beat
+        i = bisect.bisect_right(self._chord_beats, beat + 1e-9)
+        del self._chord_beats[i:], self._chords[i:]
+        self._after_rollback()
+
+    def _after_rollback(self) -> None:
+        """Hook for backends with state of their own (a KV cache, a Markov context)."""
+
+    def _next_notes(self) -> list[MelodyNote]:
+        raise NotImplementedError

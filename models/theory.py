@@ -1,0 +1,72 @@
+"""Music-theory helpers shared by the models: chord scales, metric strength, register.
+
+Chord-scale choices follow common jazz-pedagogy pairings (e.g. Levine, "The Jazz Theory
+Book", 1995, ch. 2-3): dominant chords take mixolydian, half-diminished locrian,
+diminished the whole-half scale, augmented the whole-tone scale.
+"""
+from __future__ import annotations
+
+from riffd.daemon.chords import Chord
+
+# Intervals above the chord root.
+SCALES = {
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "harmonic_minor": (0, 2, 3, 5, 7, 8, 11),
+    "major_pentatonic": (0, 2, 4, 7, 9),
+    "minor_pentatonic": (0, 3, 5, 7, 10),
+    "blues": (0, 3, 5, 6, 7, 10),
+    "major_blues": (0, 2, 3, 4, 7, 9),
+    "locrian": (0, 1, 3, 5, 6, 8, 10),
+    "whole_half": (0, 2, 3, 5, 6, 8, 9, 11),
+    "whole_tone": (0, 2, 4, 6, 8, 10),
+}
+_MINOR = {"min", "m7", "m9"}
+_DOMINANT = {"7", "9", "aug7"}
+
+
+def chord_scale(chord: Chord | None, preference: str) -> frozenset[int]:
+    """Pitch classes (0-11) of the scale to play over ``chord`` given the preset's scale
+    preference (a name in riffd.daemon.presets.SCALES); chord tones always belong."""
+    if chord is None:
+        return frozenset(range(12))
+    q = chord.quality
+    if q in ("dim", "dim7"):
+        name = "whole_half"
+    elif q == "m7b5":
+        name = "locrian"
+    elif q in ("aug", "aug7"):
+        name = "whole_tone"
+    elif q in _MINOR:
+        name = {"pentatonic": "minor_pentatonic", "blues": "blues", "dorian": "dorian",
+                "harmonic_minor": "harmonic_minor"}.get(preference, "dorian" if q != "min" else "minor")
+    else:
+        dominant = q in _DOMINANT or q.startswith("sus")
+        name = {"pentatonic": "major_pentatonic", "blues": "major_blues",
+                "minor": "mixolydian" if dominant else "major"}.get(
+            preference, "mixolydian" if dominant else "major")
+    pcs = {(chord.root + i) % 12 for i in SCALES[name]}
+    return frozenset(pcs | chord.tones)
+
+
+def strength(beat: float, beats_per_bar: float) -> int:
+    """Metric strength of a position: 3 downbeat, 2 beat, 1 half beat, 0 otherwise."""
+    if abs(beat - round(beat)) < 1e-6:
+        return 3 if abs(beat / beats_per_bar - round(beat / beats_per_bar)) < 1e-6 else 2
+    return 1 if abs(beat * 2 - round(beat * 2)) < 1e-6 else 0
+
+
+def pitches_in(pcs, low: int, high: int) -> list[int]:
+    """All MIDI pitches in ``low..high`` whose pitch class is in ``pcs``."""
+    return [p for p in range(low, high + 1) if p % 12 in pcs]
+
+
+def swing_offset(beat: float, grid: int, swing: float) -> float:
+    """Delay (beats) of a note at ``beat``: every second step of a grid of ``grid`` steps
+    per beat moves late by ``swing`` of a step (0.33 gives triplet swing on eighths)."""
+    if grid < 2:
+        return 0.0
+    step = 1.0 / grid
+    return swing * step if round(beat / step) % 2 == 1 else 0.0

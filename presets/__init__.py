@@ -1,0 +1,1 @@
+"""Bundled presets (TOML data only); loaded by riffd.daemon.presets."""
