@@ -137,5 +137,6 @@ class MidiOutput:
 
     def close(self) -> None:
         with self._lock:
+            time.sleep(0.05)  # let the driver's buffer (a JACK period or two) drain first
             self._midi.close_port()
             self._midi.delete()

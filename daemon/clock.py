@@ -51,6 +51,12 @@ class InternalClock:
         beat = self.beat_at(t) if running else anchor_beat
         self._state = (t, beat, float(bpm), running)
 
+    def nudge(self, beats: float) -> None:
+        """Move the position by ``beats`` (positive: later) without changing tempo; the
+        engine uses it to follow a player who keeps the time."""
+        anchor_t, anchor_beat, bpm, running = self._state
+        self._state = (anchor_t, anchor_beat + beats, bpm, running)
+
     def beat_at(self, t: float) -> float:
         """Position in beats at time ``t``; constant while stopped."""
         anchor_t, anchor_beat, bpm, running = self._state

@@ -20,6 +20,8 @@ from .clock import InternalClock, MidiClock
 from .presets import Preset
 from .scheduler import Note, Scheduler
 
+HOLD_MS = 15.0
+PHASE_GAIN = 0.5  # share of a strike's timing error the internal clock follows
 IDLE_BARS = 2.0  # the player silent this long: accompaniment rests (internal clock: re-anchors)
 
 
@@ -39,14 +41,19 @@ class Engine:
 
     def __init__(self, model: MelodyModel, preset: Preset, clock: InternalClock | MidiClock,
                  scheduler: Scheduler, channel: int | None = None, mode: str | None = None,
-                 lookahead: float = 1.0, seed: int | None = None, now=time.monotonic):
+                 lookahead: float = 1.0, seed: int | None = None, hold_ms: float = HOLD_MS,
+                 now=time.monotonic):
         self.model, self.preset, self.clock, self.scheduler = model, preset, clock, scheduler
         self.channel = preset.channel - 1 if channel is None else channel
         self.mode = mode or preset.mode
         self.lookahead, self._now = lookahead, now
+        # A planned note on a beat waits this long for a chord that may be struck on that
+        # beat, so the player's change replaces it instead of following a wrong note.
+        self.hold_s = hold_ms / 1000.0
         self.capture = ChordCapture()
         self.chord = None
         self.planned_until: float | None = None  # None: nothing planned yet
+        self.chord_beat = float("-inf")  # where the last known chord starts
         self.last_activity = float("-inf")
         self.call = Call()
         self.responding_until: float | None = None
@@ -118,8 +125,12 @@ class Engine:
             return  # MIDI clock stopped: remembered, played once it runs
         beat = self._strike_beat.get(change.strike)
         if beat is None:
-            beat = snap_to_beat(self.clock.beat_at(change.t), self.preset.strike_tolerance_beats)
+            heard = self.clock.beat_at(change.t)
+            beat = snap_to_beat(heard, self.preset.strike_tolerance_beats)
             self._strike_beat = {change.strike: beat}
+            if isinstance(self.clock, InternalClock) and abs(heard - beat) <= self.preset.strike_tolerance_beats:
+                # the player keeps the time: pull our phase halfway towards the strike
+                self.clock.nudge((beat - heard) * PHASE_GAIN)
         if self.mode == "call-response":
             self.call.chords.append((beat, change.chord))
             return
@@ -134,6 +145,7 @@ class Engine:
         # a note of the old plan on this beat, or one that clashes with the new chord, ends now
         self.scheduler.cut(keep=lambda n: n.start < beat - 1e-6 and n.pitch % 12 in tones)
         self.model.extend(chords)
+        self.chord_beat = chords[-1].beat
         self.planned_until = beat
         now_beat = self.clock.beat_at(self._now())
         self._plan(until if until is not None else max(beat, now_beat) + self.lookahead)
@@ -143,12 +155,15 @@ class Engine:
         now = self._now()
         budget = min(0.05, 15.0 / max(self.clock.tempo, 1.0))
         now_beat = self.clock.beat_at(now)
+        hold = self.hold_s * self.clock.tempo / 60.0
         for note in self.model.generate(until, deadline_s=now + budget):
             start = note.start
             if start < now_beat:  # a reaction to a chord already struck: play it now
                 if note.end - now_beat < 0.1:
                     continue
                 start = now_beat
+            elif abs(start - round(start)) < 1e-6 and start > self.chord_beat + 1e-6:
+                start = min(start + hold, note.end - 1e-3)  # this beat's chord is not known yet
             self.scheduler.add(Note(start, note.end, note.pitch, note.velocity, self.channel))
         if self.model.cursor < until - 1e-9:
             self.stats["deadline_misses"] += 1

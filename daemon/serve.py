@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 
+from riffd.bridges.events import NoteOn
 from riffd.bridges.midi import MidiInput, MidiOutput
 
 from .clock import InternalClock, MidiClock
@@ -20,6 +21,8 @@ from .presets import Preset
 from .scheduler import Scheduler
 
 POLL_S = 0.002  # how often the engine looks ahead when no event arrives
+STRIKE_SETTLE_S = 0.0015  # after a key, wait this long for the chord's other keys
+STRIKE_SETTLE_MAX_S = 0.006
 
 
 def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "auto",
@@ -63,10 +66,15 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
                 event = events.get(timeout=POLL_S)
             except queue.Empty:
                 event = None
-            while event is not None:  # take the whole burst (a strummed chord) before acting
+            # Take the whole burst (a chord's keys arrive as separate messages) before
+            # acting, so one chord gives one re-plan, not one per key.
+            settle_until = time.monotonic() + STRIKE_SETTLE_MAX_S
+            while event is not None:
                 engine.handle(event)
+                wait = STRIKE_SETTLE_S if isinstance(event, NoteOn) else 0.0
+                wait = max(0.0, min(wait, settle_until - time.monotonic()))
                 try:
-                    event = events.get_nowait()
+                    event = events.get(timeout=wait) if wait else events.get_nowait()
                 except queue.Empty:
                     event = None
             engine.poll(time.monotonic())

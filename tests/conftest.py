@@ -1,0 +1,41 @@
+"""Shared fixtures: a real JACK server, and a check that no test leaks a thread
+(after watchdog's tests/conftest.py)."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from jack import jack_server  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leaks():
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 2.0
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert not leaked, f"test leaked threads: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def jack():
+    """A `jackd -d dummy` server of our own name for the session; yields its name."""
+    with jack_server(f"riffd-test-{os.getpid()}", period=128) as name:
+        yield name
+
+
+@pytest.fixture(scope="session")
+def chorale_piece():
+    """Bach chorale BWV 269 from the music21 corpus, as a Piece."""
+    from riffd.models.corpus import chorale, corpus_root
+    return chorale(next((corpus_root() / "bach").glob("bwv269.*")))

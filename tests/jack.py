@@ -1,0 +1,138 @@
+"""Real JACK MIDI for the tests and the latency benchmark: a dummy server, and a player
+that plays into riffd and records what comes back."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import rtmidi
+
+
+@contextmanager
+def jack_server(name: str, period: int = 128, rate: int = 48000):
+    """Run ``jackd -d dummy`` as server ``name``; sets JACK_DEFAULT_SERVER while it runs.
+
+    Synchronous mode (-S): the server waits for every client each period, so a client
+    late by a period (Python waiting for the GIL) delays the cycle instead of losing its
+    events. Raises RuntimeError if jackd is missing or does not come up."""
+    if not shutil.which("jackd"):
+        raise RuntimeError("jackd is not installed (make test installs jackd2)")
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    proc = subprocess.Popen(["jackd", "--no-realtime", "-S", "-n", name, "-d", "dummy", "-r", str(rate),
+                             "-p", str(period)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
+    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"jackd exited: {proc.stderr.read().decode(errors='replace')[-500:]}")
+            try:
+                probe = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="probe")
+                probe.delete()
+                break
+            except rtmidi.SystemError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("jackd did not start within 10 s")
+                time.sleep(0.1)
+        yield name
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def wait_for_port(midi, wanted: str, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for i, name in enumerate(midi.get_ports()):
+            if wanted in name:
+                return i
+        time.sleep(0.05)
+    raise RuntimeError(f"no port {wanted!r} among {midi.get_ports()}")
+
+
+class Player:
+    """A JACK client that plays into ``riffd in`` and records ``riffd out``.
+
+    ``received``: (monotonic seconds, [status, data...]) in arrival order. The recorder
+    takes RtMidi's callback, which runs in JACK's process thread; polling RtMidi's queue
+    from another thread instead races with that thread (thestk/rtmidi issue 352).
+    """
+
+    def __init__(self, into: str = "riffd in", record: str = "riffd out"):
+        self.received: list[tuple[float, list[int]]] = []
+        self._lock = threading.Lock()
+        # short GIL turns, so the callback never waits longer than a JACK period
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(0.0002)
+        self.out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="riffd-test-player")
+        self.out.open_port(wait_for_port(self.out, into))
+        self.inp = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="riffd-test-recorder")
+        self.inp.open_port(wait_for_port(self.inp, record))
+        self.inp.ignore_types(sysex=True, timing=True, active_sense=True)
+        self.inp.set_callback(self._on_message)
+
+    def _on_message(self, message_and_delta, _data=None):
+        t = time.monotonic()
+        with self._lock:
+            self.received.append((t, message_and_delta[0]))
+
+    def send(self, message: list[int]) -> float:
+        """Send now; returns the monotonic time of sending."""
+        t = time.monotonic()
+        self.out.send_message(message)
+        return t
+
+    def messages(self) -> list[tuple[float, list[int]]]:
+        with self._lock:
+            return list(self.received)
+
+    def close(self):
+        self.inp.cancel_callback()
+        self.inp.close_port()
+        self.out.close_port()
+        self.inp.delete()
+        self.out.delete()
+        sys.setswitchinterval(self._switch)
+
+
+def sleep_until(t: float) -> None:
+    """Sleep to monotonic time ``t`` (no spinning: the recorder thread needs the GIL)."""
+    left = t - time.monotonic()
+    if left > 0:
+        time.sleep(left)
+
+
+def play_chords(player: Player, chords, seconds_per_beat: float, t0: float, channel: int = 0,
+                velocity: int = 80) -> list[tuple[float, float, tuple[int, ...]]]:
+    """Play (start_beat, end_beat, pitches) block chords from monotonic time ``t0``.
+    Returns (sent_time, start_beat, pitches) for each chord struck."""
+    struck, sounding = [], ()
+    for start, end, pitches in chords:
+        sleep_until(t0 + start * seconds_per_beat)
+        for p in sounding:
+            player.send([0x80 | channel, p, 0])
+        t = time.monotonic()
+        for p in pitches:
+            player.send([0x90 | channel, p, velocity])
+        struck.append((t, start, tuple(pitches)))
+        sounding = pitches
+    if chords:
+        sleep_until(t0 + chords[-1][1] * seconds_per_beat)
+    for p in sounding:
+        player.send([0x80 | channel, p, 0])
+    return struck

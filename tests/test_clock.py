@@ -1,0 +1,68 @@
+import random
+
+import pytest
+
+from riffd.daemon.clock import PPQN, InternalClock, MidiClock
+
+
+def feed(clock, bpm, beats, t0=100.0, jitter=0.0, seed=1):
+    rng = random.Random(seed)
+    spc = 60.0 / bpm / PPQN
+    for i in range(int(beats * PPQN)):
+        clock.tick(t0 + i * spc + rng.uniform(-jitter, jitter))
+    return t0 + (int(beats * PPQN) - 1) * spc
+
+
+def test_tempo_from_clock_with_jitter():
+    clock = MidiClock()
+    clock.start(99.0)
+    last = feed(clock, 128.0, 8, jitter=0.0015)   # +-1.5 ms, like a JACK period
+    assert clock.tempo == pytest.approx(128.0, rel=0.01)
+    assert clock.beat_at(last) == pytest.approx(8 - 1 / PPQN, abs=0.02)
+    # a beat ahead is predicted from the fitted line
+    assert clock.time_at(9.0) - clock.time_at(8.0) == pytest.approx(60 / 128, rel=0.01)
+
+
+def test_first_clock_after_start_is_beat_zero():
+    clock = MidiClock()
+    assert not clock.running
+    clock.start(10.0)
+    assert not clock.running          # running once the first clock gives the phase
+    clock.tick(10.5)
+    assert clock.running and clock.beat_at(10.5) == pytest.approx(0.0)
+
+
+def test_song_position_pointer_jumps_and_continue_resumes():
+    clock = MidiClock()
+    clock.start(0.0)
+    feed(clock, 120.0, 4, t0=1.0)
+    clock.stop(3.0)
+    assert not clock.running
+    frozen = clock.beat_at(50.0)
+    assert frozen == pytest.approx(4 - 1 / PPQN)
+    clock.song_position(32, 4.0)      # 32 sixteenths = bar 3, beat 8
+    clock.resume(4.1)
+    clock.tick(5.0)
+    assert clock.beat_at(5.0) == pytest.approx(8.0)
+    clock.tick(5.0 + 60 / 120 / PPQN)
+    assert clock.beat_at(5.0 + 60 / 120 / PPQN) == pytest.approx(8.0 + 1 / PPQN)
+
+
+def test_tempo_change_is_followed():
+    clock = MidiClock(window=24)
+    clock.start(0.0)
+    last = feed(clock, 100.0, 4, t0=1.0)
+    feed(clock, 140.0, 2, t0=last + 60 / 140 / PPQN)
+    assert clock.tempo == pytest.approx(140.0, rel=0.01)
+
+
+def test_internal_clock_tempo_change_keeps_position():
+    clock = InternalClock(120.0)
+    clock.start(10.0)
+    assert clock.beat_at(11.0) == pytest.approx(2.0)
+    clock.set_tempo(60.0, 11.0)
+    assert clock.beat_at(11.0) == pytest.approx(2.0)
+    assert clock.beat_at(12.0) == pytest.approx(3.0)
+    assert clock.time_at(4.0) == pytest.approx(13.0)
+    with pytest.raises(ValueError):
+        clock.set_tempo(0, 12.0)

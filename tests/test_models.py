@@ -1,0 +1,60 @@
+import time
+
+import pytest
+
+from riffd.daemon.chords import parse_chord
+from riffd.daemon.presets import load_preset
+from riffd.models import load_model
+from riffd.models.protocol import ChordAt, Context
+
+PROGRESSION = ["Dm7", "G7", "Cmaj7", "A7", "Dm", "Bb", "F/C", "C7"]
+
+
+def start(name, preset="pop", seed=3):
+    model = load_model(name)
+    chords = [ChordAt(i * 4.0, parse_chord(c)) for i, c in enumerate(PROGRESSION)]
+    model.start(Context(load_preset(preset), seed=seed, chords=chords))
+    return model
+
+
+@pytest.mark.parametrize("name", ["rules", "markov"])
+@pytest.mark.parametrize("preset", ["pop", "jazz", "chorale", "trance"])
+def test_melody_in_register_and_on_chord_tones(name, preset):
+    model = start(name, preset)
+    notes = list(model.generate(32.0))
+    low, high = load_preset(preset).register
+    assert notes and all(low <= n.pitch <= high for n in notes)
+    assert all(n.duration > 0 for n in notes)
+    assert all(b.start >= a.start for a, b in zip(notes, notes[1:]))
+    on_beat = [n for n in notes if abs(n.start - round(n.start)) < 1e-6]
+    share = sum(n.pitch % 12 in model.chord_at(n.start).tones for n in on_beat) / len(on_beat)
+    assert share >= 0.7, share
+    # every chord change starts a note
+    assert {i * 4.0 for i in range(8)} <= {round(n.start, 6) for n in notes}
+
+
+@pytest.mark.parametrize("name", ["rules", "markov"])
+def test_seed_repeats_and_rollback_replans(name):
+    first = [(n.start, n.pitch) for n in start(name).generate(16.0)]
+    assert first == [(n.start, n.pitch) for n in start(name).generate(16.0)]
+    model = start(name)
+    list(model.generate(16.0))
+    model.rollback(6.0)
+    assert model.cursor == 6.0 and all(n.start < 6.0 for n in model.generated)
+    model.extend([ChordAt(6.0, parse_chord("Ebmaj7"))])
+    again = list(model.generate(8.0))
+    assert again[0].start == pytest.approx(6.0)
+    assert model.chord_at(7.0) == parse_chord("Ebmaj7")
+
+
+@pytest.mark.parametrize("name", ["rules", "markov"])
+def test_deadline_stops_generation(name):
+    model = start(name)
+    assert list(model.generate(16.0, deadline_s=time.monotonic() - 1)) == []
+    assert model.cursor == 0.0
+    assert list(model.generate(16.0))  # and carries on later
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown model 'banjo'"):
+        load_model("banjo")

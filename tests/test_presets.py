@@ -1,0 +1,48 @@
+import pytest
+
+from riffd.daemon.presets import PresetError, bundled_names, load_preset
+
+
+def test_bundled_presets_load():
+    names = bundled_names()
+    for required in ("gospel", "jazz", "blues", "trance", "folk", "chorale", "pop"):
+        assert required in names
+    for name in names:
+        preset = load_preset(name)
+        assert preset.name == name
+        assert preset.register[1] - preset.register[0] >= 12
+
+
+@pytest.mark.parametrize("text, key", [
+    ('density = "lots"', "density"),
+    ("tempo = 1000", "tempo"),
+    ("register = [80, 70]", "register"),
+    ('scale = "klingon"', "scale"),
+    ("swingg = 0.3", "swingg"),
+    ("meter = [4, 3]", "meter"),
+])
+def test_malformed_preset_names_key_and_file(tmp_path, text, key):
+    path = tmp_path / "mine.toml"
+    path.write_text(f'name = "mine"\n{text}\n')
+    with pytest.raises(PresetError) as err:
+        load_preset(path)
+    assert str(path) in str(err.value) and f"'{key}'" in str(err.value)
+
+
+def test_broken_toml_names_file(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("tempo = = 3\n")
+    with pytest.raises(PresetError, match="broken.toml: not valid TOML"):
+        load_preset(path)
+
+
+def test_unknown_preset_lists_bundled():
+    with pytest.raises(PresetError, match="no preset named 'nope'.*jazz"):
+        load_preset("nope")
+
+
+def test_partial_preset_takes_defaults(tmp_path):
+    path = tmp_path / "small.toml"
+    path.write_text("tempo = 90\n")
+    preset = load_preset(path)
+    assert preset.tempo == 90 and preset.name == "small" and preset.meter == (4, 4)
