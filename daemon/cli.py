@@ -151,11 +151,14 @@ def bench():
 @click.option("--tempo", type=float, default=100.0, show_default=True)
 @click.option("--models", default="rules,markov", show_default=True)
 @click.option("--period", type=int, default=128, show_default=True, help="JACK period (frames at 48 kHz).")
+@click.option("--preset", default="pop", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def bench_latency(pieces, tempo, models, period, as_json):
+def bench_latency(pieces, tempo, models, period, preset, as_json):
     """Reaction time and timing error of riffd serve over JACK, following MIDI clock."""
     from .bench import latency
-    latency(pieces=pieces, tempo=tempo, models=models.split(","), period=period, as_json=as_json)
+    _preset(preset)
+    latency(pieces=pieces, tempo=tempo, models=models.split(","), period=period, preset=preset,
+            as_json=as_json, echo=click.echo)
 
 
 def main():

@@ -156,7 +156,8 @@ class Engine:
         budget = min(0.05, 15.0 / max(self.clock.tempo, 1.0))
         now_beat = self.clock.beat_at(now)
         hold = self.hold_s * self.clock.tempo / 60.0
-        for note in self.model.generate(until, deadline_s=now + budget):
+        # the budget is compute time, so it is measured on the real monotonic clock
+        for note in self.model.generate(until, deadline_s=time.monotonic() + budget):
             start = note.start
             if start < now_beat:  # a reaction to a chord already struck: play it now
                 if note.end - now_beat < 0.1:

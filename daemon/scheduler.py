@@ -68,20 +68,25 @@ class Scheduler:
             sounding = set(self._ledger.values())
             dropped = {nid for nid, n in self._notes.items()
                        if n.start >= beat and nid not in sounding}
-            if dropped:
-                self._heap = [e for e in self._heap if e[4] not in dropped]
-                heapq.heapify(self._heap)
-                for nid in dropped:
-                    del self._notes[nid]
+            self._forget(dropped)
             return len(dropped)
 
     def cut(self, keep: Callable[[Note], bool] = lambda n: False) -> int:
         """Send note-off now for every sounding note where ``keep(note)`` is false."""
         with self._cond:
-            cut = [nid for nid in self._ledger.values() if not keep(self._notes[nid])]
+            cut = {nid for nid in self._ledger.values() if not keep(self._notes[nid])}
             for nid in cut:
                 self._note_off(nid)
+            self._forget(cut)
             return len(cut)
+
+    def _forget(self, ids: set[int]) -> None:
+        """Drop the heap events and records of notes ``ids`` (lock held)."""
+        if ids:
+            self._heap = [e for e in self._heap if e[4] not in ids]
+            heapq.heapify(self._heap)
+            for nid in ids:
+                self._notes.pop(nid, None)
 
     def sounding(self) -> list[Note]:
         """The notes sounding now (a copy)."""

@@ -170,7 +170,8 @@ class MarkovModel(MelodyModel):
         if chord is not None:
             fit = self.table.fit(chord_family(chord), strong)
             weights *= fit[(pitches - chord.root) % 12]
-            if strong and self.rng.random() < p.chord_tone_bias:
+            # a chord change is always answered with one of its tones
+            if self.changes_at(pos) or (strong and self.rng.random() < p.chord_tone_bias):
                 weights *= np.isin(pitches % 12, list(chord.tones))
         weights *= (pitches >= low) & (pitches <= high)
         if weights.sum() <= 0:  # nothing fits: the nearest chord (or scale) tone in register

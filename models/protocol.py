@@ -92,6 +92,11 @@ class MelodyModel:
         i = bisect.bisect_right(self._chord_beats, beat + 1e-9) - 1
         return self._chords[i] if i >= 0 else None
 
+    def changes_at(self, beat: float) -> bool:
+        """True if a chord starts exactly at ``beat``: the note there answers the change."""
+        i = bisect.bisect_left(self._chord_beats, beat - 1e-9)
+        return i < len(self._chord_beats) and abs(self._chord_beats[i] - beat) < 1e-9
+
     def next_change(self, after: float) -> float | None:
         """The first chord change strictly after ``after``, in beats, or None."""
         i = bisect.bisect_right(self._chord_beats, after + 1e-9)

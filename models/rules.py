@@ -34,7 +34,8 @@ class RulesModel(MelodyModel):
         if prev is None:
             prev = (low + high) // 2
         strong = strength(pos, p.beats_per_bar) >= 2
-        if chord is not None and strong and self.rng.random() < p.chord_tone_bias:
+        # a chord change is always answered with one of its tones
+        if chord is not None and (self.changes_at(pos) or (strong and self.rng.random() < p.chord_tone_bias)):
             pool, spread = pitches_in(chord.tones, low, high), 4.0
         else:
             pool, spread = pitches_in(chord_scale(chord, p.scale), low, high), 2.5

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from jack import jack_server  # noqa: E402
+from riffd.bridges.jackrig import jack_server
 
 
 @pytest.fixture(autouse=True)

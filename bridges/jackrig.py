@@ -1,5 +1,5 @@
-"""Real JACK MIDI for the tests and the latency benchmark: a dummy server, and a player
-that plays into riffd and records what comes back."""
+"""Real JACK MIDI for the tests and `riffd bench latency`: a dummy JACK server, and a
+player that plays into riffd's ports and records what comes back. Not used by serve."""
 from __future__ import annotations
 
 import os

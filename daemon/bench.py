@@ -1,0 +1,131 @@
+"""`riffd bench latency`: riffd serve measured over real JACK MIDI.
+
+The benchmark is the DAW: it runs a `jackd -d dummy` server, starts `riffd serve
+--clock midi`, sends MIDI clock (24 PPQN) and plays the chord tracks of corpus chorales
+with every chord struck on a clock tick that begins a beat, and records riffd's output.
+
+- reaction: from a chord's note-on (sent) to riffd's first note-on after it within that
+  beat (received), over the strikes that change the chord; and the share of those notes
+  that are tones of the new chord (named from the played pitches);
+- timing: every other note-on against the nearest sixteenth of the benchmark's clock.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from riffd.bridges.jackrig import Player, jack_server, sleep_until
+
+from .chords import recognize
+from .clock import PPQN
+
+
+def _play(player: Player, chords, bpm: float, t0: float) -> tuple[list, float]:
+    """Clock and chords from ``t0``; returns (strikes as (time, pitches), end time)."""
+    spc = 60.0 / bpm / PPQN
+    starts = {int(round(start * PPQN)): pitches for start, _, pitches in chords}
+    end = int(round(chords[-1][1] * PPQN))
+    strikes, held = [], ()
+    player.send([0xFA])
+    for i in range(end + 1):
+        sleep_until(t0 + i * spc)
+        player.send([0xF8])
+        if i in starts:
+            for p in held:
+                player.send([0x80, p, 0])
+            held = starts[i]
+            t = time.monotonic()
+            for p in held:
+                player.send([0x90, p, 80])
+            strikes.append((t, held))
+    for p in held:
+        player.send([0x80, p, 0])
+    player.send([0xFC])
+    return strikes, t0 + end * spc
+
+
+def _measure(messages, strikes, bpm: float, t0: float) -> dict:
+    spb = 60.0 / bpm
+    ons = [(t, m[1]) for t, m in messages if m[0] & 0xF0 == 0x90 and m[2] > 0]
+    on_times = np.array([t for t, _ in ons])
+    reactions, tones_ok, reaction_idx = [], [], set()
+    previous = None
+    for t, pitches in strikes:
+        chord = recognize(pitches)
+        if chord is None or chord == previous:
+            previous = chord or previous
+            continue
+        previous = chord
+        i = int(np.searchsorted(on_times, t))
+        if i < len(ons) and ons[i][0] < t + spb:
+            reactions.append((ons[i][0] - t) * 1000)
+            tones_ok.append(ons[i][1] % 12 in (chord.tones | {p % 12 for p in pitches}))
+            reaction_idx.add(i)
+    sixteenth = spb / 4
+    errors = [abs(((t - t0) / sixteenth - round((t - t0) / sixteenth)) * sixteenth) * 1000
+              for i, (t, _) in enumerate(ons) if i not in reaction_idx]
+
+    def pct(values, q):
+        return round(float(np.percentile(values, q)), 2) if values else None
+
+    return {"chord_changes": len(reactions), "notes": len(ons),
+            "reaction_ms_p50": pct(reactions, 50), "reaction_ms_p99": pct(reactions, 99),
+            "chord_tone_share": round(float(np.mean(tones_ok)), 3) if tones_ok else None,
+            "timing_error_ms_p50": pct(errors, 50), "timing_error_ms_p99": pct(errors, 99)}
+
+
+def latency(pieces: int = 4, tempo: float = 100.0, models=("rules", "markov"), period: int = 128,
+            preset: str = "pop", as_json: bool = False, echo=print) -> dict:
+    """Run the benchmark; prints a table, and with ``as_json`` one JSON object last."""
+    from riffd.models.corpus import chorale, chorale_paths
+
+    chords, offset = [], 0.0
+    for path in chorale_paths():
+        piece = chorale(path)
+        if piece is None or not piece.chords:
+            continue
+        base = offset - piece.chords[0][0]
+        chords += [(s + base, e + base, p) for s, e, p in piece.chords]
+        offset = chords[-1][1] + 2.0  # two beats' rest between pieces
+        pieces -= 1
+        if pieces <= 0:
+            break
+    results = {"period_frames": period, "period_ms": round(period / 48.0, 2), "tempo_bpm": tempo,
+               "preset": preset,
+               "chords_struck": len(chords), "models": {}}
+    with jack_server(f"riffd-bench-{os.getpid()}", period=period):
+        for model in models:
+            proc = subprocess.Popen([sys.executable, "-c", "from riffd.daemon.cli import main; main()",
+                                     "serve", "--midi-api", "jack", "--clock", "midi", "--preset", preset,
+                                     "--model", model, "--seed", "1"], stderr=subprocess.PIPE, text=True)
+            line = proc.stderr.readline()
+            if "ready" not in line:
+                raise RuntimeError(f"riffd serve did not start: {line}{proc.stderr.read()}")
+            player = Player()
+            try:
+                time.sleep(0.5)
+                t0 = time.monotonic() + 0.2
+                strikes, end = _play(player, chords, tempo, t0)
+                sleep_until(end + 0.3)
+                messages = player.messages()
+            finally:
+                player.close()
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=10)
+            results["models"][model] = _measure(messages, strikes, tempo, t0)
+    echo(f"riffd bench latency: JACK dummy at 48 kHz, period {period} frames "
+         f"({results['period_ms']} ms), MIDI clock at {tempo:g} BPM, {len(chords)} chords struck, preset {preset}")
+    echo(f"{'model':8} {'changes':>8} {'react p50':>10} {'react p99':>10} {'chord tones':>12} "
+         f"{'timing p50':>11} {'timing p99':>11}")
+    for model, r in results["models"].items():
+        echo(f"{model:8} {r['chord_changes']:>8} {r['reaction_ms_p50']!s:>8}ms {r['reaction_ms_p99']!s:>8}ms "
+             f"{r['chord_tone_share']!s:>12} {r['timing_error_ms_p50']!s:>9}ms {r['timing_error_ms_p99']!s:>9}ms")
+    if as_json:
+        echo(json.dumps(results))
+    return results

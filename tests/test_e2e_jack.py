@@ -1,0 +1,161 @@
+"""riffd serve end to end: real JACK MIDI ports, a real chorale played in real time."""
+import bisect
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from riffd.bridges.jackrig import Player, play_chords, sleep_until
+from riffd.daemon.chords import recognize
+from riffd.daemon.presets import load_preset
+
+pytestmark = pytest.mark.jack
+
+
+def start_serve(*args):
+    proc = subprocess.Popen([sys.executable, "-c", "from riffd.daemon.cli import main; main()",
+                             "serve", "--midi-api", "jack", *args],
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    assert "ready" in line, line + proc.stderr.read()
+    return proc
+
+
+def stop_serve(proc):
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    return proc.returncode, err
+
+
+def is_on(m):
+    return m[0] & 0xF0 == 0x90 and m[2] > 0
+
+
+def is_off(m):
+    return m[0] & 0xF0 == 0x80 or (m[0] & 0xF0 == 0x90 and m[2] == 0)
+
+
+def assert_balanced(messages):
+    """Every note-on has its note-off, and nothing sounds at the end."""
+    sounding = {}
+    for _, m in messages:
+        key = (m[0] & 0x0F, m[1])
+        if is_on(m):
+            assert key not in sounding, f"note-on {key} while it already sounds"
+            sounding[key] = True
+        elif is_off(m):
+            assert sounding.pop(key, None), f"note-off {key} without a note-on"
+    assert not sounding, f"left sounding: {sorted(sounding)}"
+
+
+@pytest.mark.parametrize("model", ["rules", "markov"])
+def test_serve_accompanies_a_chorale(jack, chorale_piece, model):
+    preset = load_preset("chorale")
+    proc = start_serve("--preset", "chorale", "--model", model, "--tempo", "240", "--seed", "1")
+    player = Player()
+    try:
+        time.sleep(0.3)
+        seconds_per_beat = 0.25
+        t0 = time.monotonic() + 0.2
+        struck = play_chords(player, chorale_piece.chords[:48], seconds_per_beat, t0)
+        time.sleep(0.2)
+        code, err = stop_serve(proc)
+        time.sleep(0.2)
+        messages = player.messages()
+    finally:
+        player.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, err
+    assert "stopped after panic" in err
+    assert_balanced(messages)
+    ons = [(t, m) for t, m in messages if is_on(m)]
+    assert len(ons) > 30
+    low, high = preset.register
+    assert all(low <= m[1] <= high for _, m in ons)
+    assert all(m[0] & 0x0F == preset.channel - 1 for _, m in ons)
+    # strong-beat notes (by the player's clock, within 20 ms) against the chord sounding
+    times = [s[0] for s in struck]
+    strong = good = 0
+    for t, m in ons:
+        beat = (t - t0) / seconds_per_beat
+        i = bisect.bisect_right(times, t) - 1
+        if i < 0 or abs(beat - round(beat)) > 0.08:
+            continue
+        played = struck[i][2]
+        chord = recognize(played)
+        tones = {p % 12 for p in played} | (chord.tones if chord else set())
+        strong += 1
+        good += m[1] % 12 in tones
+    assert strong >= 20
+    assert good / strong >= 0.7, (good, strong)
+    # after SIGTERM: CC123 and sustain off on the melody channel
+    ch = preset.channel - 1
+    assert [0xB0 | ch, 123, 0] in [m for _, m in messages]
+
+
+def test_serve_follows_midi_clock_and_stop_silences(jack):
+    proc = start_serve("--preset", "pop", "--model", "rules", "--clock", "midi", "--seed", "2")
+    player = Player()
+    try:
+        time.sleep(0.3)
+        bpm, ppqn = 150.0, 24
+        spc = 60.0 / bpm / ppqn
+        player.send([0xFA])
+        t0 = time.monotonic() + 0.05
+        chords = {0: [48, 52, 55], 4 * ppqn: [45, 48, 52], 8 * ppqn: [41, 45, 48]}
+        held = []
+        for i in range(10 * ppqn):
+            sleep_until(t0 + i * spc)
+            player.send([0xF8])
+            if i in chords:
+                for p in held:
+                    player.send([0x80, p, 0])
+                held = chords[i]
+                for p in held:
+                    player.send([0x90, p, 90])
+        stop_at = player.send([0xFC])
+        time.sleep(0.3)
+        during = [(t, m) for t, m in player.messages() if t < stop_at]
+        after_stop = [(t, m) for t, m in player.messages() if t >= stop_at]
+        for p in held:
+            player.send([0x80, p, 0])
+        code, err = stop_serve(proc)
+        messages = player.messages()
+    finally:
+        player.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, err
+    ons = [(t, m) for t, m in during if is_on(m)]
+    assert len(ons) >= 8
+    # notes follow the clock: each starts near a sixteenth of the clock's grid
+    for t, _ in ons:
+        sixteenths = (t - t0) / (6 * spc)
+        assert abs(sixteenths - round(sixteenths)) < 0.5
+    # stop: every sounding note off, and no note-on after it
+    assert not [m for _, m in after_stop if is_on(m)]
+    assert any(m[1] == 123 for _, m in after_stop if m[0] & 0xF0 == 0xB0)
+    assert_balanced(messages)
+
+
+def test_missing_port_is_one_clear_line_and_exit_2(jack):
+    result = subprocess.run([sys.executable, "-c", "from riffd.daemon.cli import main; main()",
+                             "serve", "--midi-api", "jack", "--in", "no such synth"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    line = [ln for ln in result.stderr.splitlines() if ln.startswith("riffd:")]
+    assert len(line) == 1 and "no MIDI input port matches 'no such synth'" in line[0]
+
+
+def test_ports_lists_riffd_ports(jack):
+    proc = start_serve("--model", "rules")
+    try:
+        result = subprocess.run([sys.executable, "-c", "from riffd.daemon.cli import main; main()",
+                                 "ports", "--midi-api", "jack"], capture_output=True, text=True, timeout=30)
+    finally:
+        stop_serve(proc)
+    assert result.returncode == 0
+    assert "riffd in" in result.stdout and "riffd out" in result.stdout

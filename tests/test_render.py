@@ -1,0 +1,111 @@
+import subprocess
+import sys
+
+import mido
+import pytest
+
+from riffd.bridges.midifile import MidiInputError, read_song
+from riffd.daemon.presets import load_preset
+from riffd.daemon.render import render_file
+from riffd.models import load_model
+
+
+
+def riffd(*args, **kw):
+    return subprocess.run([sys.executable, "-c", "from riffd.daemon.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=120, **kw)
+
+
+@pytest.fixture
+def chorale_mid(tmp_path, chorale_piece):
+    path = tmp_path / "chorale.mid"
+    chorale_piece.to_midi(with_melody=False).save(path)
+    return path
+
+
+def test_render_adds_melody_and_keeps_everything_else(tmp_path, chorale_mid, chorale_piece):
+    out = tmp_path / "out.mid"
+    report = render_file(chorale_mid, out, load_preset("chorale"), load_model("markov"), seed=1)
+    src, dst = mido.MidiFile(chorale_mid), mido.MidiFile(out)
+    assert dst.type == 1 and dst.ticks_per_beat == src.ticks_per_beat
+    assert len(dst.tracks) == len(src.tracks) + 1
+    for a, b in zip(src.tracks, dst.tracks):
+        assert list(a) == list(b)          # tempo, meter and chord track unchanged
+    melody = dst.tracks[-1]
+    assert melody.name == "riffd melody"
+    song = read_song(out)
+    assert song.tempo == pytest.approx(chorale_piece.tempo) and song.meter == chorale_piece.meter
+    notes = song.tracks[-1]
+    assert len(notes) == len(report.notes) > 20
+    assert {n.channel for n in notes} == {report.channel}
+    assert report.channel not in {n.channel for n in song.tracks[1]}
+    low, high = load_preset("chorale").register
+    assert all(low <= n.pitch <= high for n in notes)
+    assert notes[-1].end <= song.length_ticks
+    assert report.chord_tone_share >= 0.7
+
+
+def test_seed_makes_render_repeatable(tmp_path, chorale_mid):
+    for name in ("a", "b"):
+        render_file(chorale_mid, tmp_path / f"{name}.mid", load_preset("pop"), load_model("rules"), seed=5)
+    assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()
+    render_file(chorale_mid, tmp_path / "c.mid", load_preset("pop"), load_model("rules"), seed=6)
+    assert (tmp_path / "a.mid").read_bytes() != (tmp_path / "c.mid").read_bytes()
+
+
+def test_cli_render_type0_input_and_chord_track_option(tmp_path, chorale_piece):
+    merged = mido.merge_tracks(chorale_piece.to_midi(with_melody=False).tracks)
+    type0 = mido.MidiFile(type=0, ticks_per_beat=480)
+    type0.tracks.append(merged)
+    src = tmp_path / "type0.mid"
+    type0.save(src)
+    result = riffd("render", str(src), "-o", str(tmp_path / "o.mid"), "--seed", "2", "--model", "rules")
+    assert result.returncode == 0, result.stderr
+    assert "riffd melody" in result.stdout
+    assert len(mido.MidiFile(tmp_path / "o.mid").tracks) == 2
+    bad = riffd("render", str(src), "-o", str(tmp_path / "p.mid"), "--chord-track", "5")
+    assert bad.returncode == 2 and "track 5 does not exist" in bad.stderr
+    assert not (tmp_path / "p.mid").exists()
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"not midi at all", "not a readable MIDI file"),
+    (b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\x00\x00\x00\x10\x00\x90", "not a readable MIDI file"),
+    (None, "has no notes"),
+])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, content, reason):
+    src = tmp_path / "in.mid"
+    if content is None:
+        empty = mido.MidiFile()
+        empty.tracks.append(mido.MidiTrack([mido.MetaMessage("end_of_track")]))
+        empty.save(src)
+    else:
+        src.write_bytes(content)
+    out = tmp_path / "out.mid"
+    result = riffd("render", str(src), "-o", str(out))
+    assert result.returncode == 2
+    assert reason in result.stderr and result.stderr.count("\n") == 1
+    assert not out.exists() and not list(tmp_path.glob(".out.mid*"))
+
+
+def test_melody_only_file_has_no_chord_track(tmp_path):
+    midi = mido.MidiFile()
+    track = mido.MidiTrack()
+    for i, p in enumerate([60, 62, 64]):
+        track += [mido.Message("note_on", note=p, velocity=80, time=0 if i == 0 else 0),
+                  mido.Message("note_off", note=p, velocity=0, time=480)]
+    midi.tracks.append(track)
+    midi.save(tmp_path / "m.mid")
+    with pytest.raises(MidiInputError, match="no chord track"):
+        from riffd.bridges.midifile import find_chord_track
+        find_chord_track(read_song(tmp_path / "m.mid"))
+
+
+def test_demo_renders_real_corpus(tmp_path):
+    result = riffd("demo", "-o", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    outputs = sorted((tmp_path / "demo").glob("*-riffd.mid"))
+    assert len(outputs) == 2
+    assert "bwv269" in result.stdout and "riffd melody" in result.stdout
+    for path in outputs:
+        assert mido.MidiFile(path).tracks[-1].name == "riffd melody"
