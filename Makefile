@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install build clean
+.PHONY: demo test install build clean jackd
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)

@@ -147,17 +147,18 @@ def bench():
 
 
 @bench.command("latency")
-@click.option("--pieces", type=int, default=4, show_default=True, help="Corpus chorales to play.")
+@click.option("--chords", type=click.IntRange(10, 5000), default=215, show_default=True,
+              help="Chords to strike (corpus chorales, 64 beats of each at most).")
 @click.option("--tempo", type=float, default=100.0, show_default=True)
 @click.option("--models", default="rules,markov", show_default=True)
 @click.option("--period", type=int, default=128, show_default=True, help="JACK period (frames at 48 kHz).")
 @click.option("--preset", default="pop", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def bench_latency(pieces, tempo, models, period, preset, as_json):
+def bench_latency(chords, tempo, models, period, preset, as_json):
     """Reaction time and timing error of riffd serve over JACK, following MIDI clock."""
     from .bench import latency
     _preset(preset)
-    latency(pieces=pieces, tempo=tempo, models=models.split(","), period=period, preset=preset,
+    latency(min_chords=chords, tempo=tempo, models=models.split(","), period=period, preset=preset,
             as_json=as_json, echo=click.echo)
 
 
