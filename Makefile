@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml setup.py $(wildcard cython_ext/*.pyx)
+$(STAMP): $(BIN)/python pyproject.toml setup.py
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mido
@@ -37,6 +37,8 @@ class Song:
     tempo: float
     meter: tuple[int, int]
     tracks: list[list[TrackNote]]
+    time_signatures: list[tuple[int, int, int]] = field(default_factory=list)  # (tick, num, den)
+    tempos: list[tuple[int, int]] = field(default_factory=list)  # (tick, microseconds per quarter)
 
     @property
     def length_ticks(self) -> int:
@@ -56,14 +58,19 @@ def read_song(path: str | Path) -> Song:
     tempo, meter = 120.0, (4, 4)
     tracks: list[list[TrackNote]] = []
     seen_tempo = seen_meter = False
+    time_signatures, tempos = [], []
     for track in midi.tracks:
         tick, open_notes, notes = 0, {}, []
         for msg in track:
             tick += msg.time
-            if msg.type == "set_tempo" and not seen_tempo:
-                tempo, seen_tempo = mido.tempo2bpm(msg.tempo), True
-            elif msg.type == "time_signature" and not seen_meter:
-                meter, seen_meter = (msg.numerator, msg.denominator), True
+            if msg.type == "set_tempo":
+                tempos.append((tick, msg.tempo))
+                if not seen_tempo:
+                    tempo, seen_tempo = mido.tempo2bpm(msg.tempo), True
+            elif msg.type == "time_signature":
+                time_signatures.append((tick, msg.numerator, msg.denominator))
+                if not seen_meter:
+                    meter, seen_meter = (msg.numerator, msg.denominator), True
             elif msg.type == "note_on" and msg.velocity > 0:
                 key = (msg.channel, msg.note)
                 if key in open_notes:  # a re-strike ends the sounding one
@@ -77,7 +84,8 @@ def read_song(path: str | Path) -> Song:
         tracks.append(sorted(n for n in notes if n.end > n.start) if notes else [])
     if not any(tracks):
         raise MidiInputError(f"{path}: the file has no notes")
-    return Song(midi, midi.ticks_per_beat, tempo, meter, tracks)
+    return Song(midi, midi.ticks_per_beat, tempo, meter, tracks,
+                sorted(time_signatures, key=lambda e: e[0]), sorted(tempos, key=lambda e: e[0]))
 
 
 def _close(opened, tick) -> TrackNote:

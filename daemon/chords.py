@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MIDITOK_ROOTS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")  # miditok's spelling
 
 # quality -> (intervals above the root in semitones, suffix in a chord name, miditok name).
 # miditok names are those of miditok.constants.CHORD_MAPS, used by the REMI Chord tokens.
@@ -66,7 +67,7 @@ class Chord:
     @property
     def miditok_name(self) -> str:
         """miditok's REMI chord string with root, e.g. ``C:maj`` for a token ``Chord_C:maj``."""
-        return f"{NOTE_NAMES[self.root]}:{QUALITIES[self.quality][2]}"
+        return f"{MIDITOK_ROOTS[self.root]}:{QUALITIES[self.quality][2]}"
 
     def voicing(self, low: int = 48) -> list[int]:
         """MIDI pitches of a close voicing: the bass at or above ``low``, then the chord

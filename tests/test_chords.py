@@ -34,7 +34,7 @@ def test_parse_names_and_voicing():
     assert parse_chord("Am7") == Chord(9, "m7", 9)
     assert parse_chord("F#m7b5").name == "F#m7b5"
     assert parse_chord("C/E") == Chord(0, "maj", 4)
-    assert parse_chord("Bbmaj7").miditok_name == "Bb:7maj"
+    assert parse_chord("Bbmaj7").miditok_name == "A#:7maj"
     voiced = parse_chord("D/F#").voicing()
     assert voiced[0] % 12 == 6 and recognize(voiced) == parse_chord("D/F#")
 

@@ -1,0 +1,126 @@
+"""riffd's REMI vocabulary: the miditok TokenizerConfig, and the lookup tables the encoder uses.
+
+miditok defines the vocabulary (DESIGN.md "Tokens"): ``build_vocab`` asks a miditok
+``REMI`` tokenizer for its token strings and the quantization bins behind them, once,
+and writes them to ``tokenizer.json``. At run time riffd reads that JSON only, so the
+live engine never imports miditok.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from riffd.daemon.chords import MIDITOK_ROOTS, QUALITIES
+
+# Style tokens: one per corpus source and preset, so a model can be told what to play.
+STYLES = ("chorale", "folk", "tune", "user", "synthetic",
+          "pop", "gospel", "jazz", "blues", "trance")
+SPECIAL = ("PAD", "BOS", "EOS", "MASK")
+
+CONFIG = {
+    "pitch_range": (21, 108),  # piano range, inclusive (miditok keeps both ends)
+    # 12 positions per beat holds sixteenths and triplet eighths (swing) alike.
+    "beat_res": {(0, 4): 12, (4, 12): 4},
+    "num_velocities": 8,
+    "special_tokens": [*SPECIAL, *(f"Style_{s}" for s in STYLES)],
+    "use_chords": True,
+    "chord_tokens_with_root_note": True,
+    "use_tempos": True,
+    "num_tempos": 24,
+    "tempo_range": (40, 250),
+    "log_tempos": True,  # +-10% tempo always moves at least one bin (ratio 1.083)
+    "use_time_signatures": True,
+    "time_signature_range": {8: [3, 5, 6, 7, 9, 12], 4: [1, 2, 3, 4, 5, 6, 7], 2: [2, 3, 4]},
+    "remove_duplicated_notes": True,
+}
+
+
+def miditok_config(**overrides):
+    """riffd's miditok ``TokenizerConfig`` (imports miditok)."""
+    from miditok import TokenizerConfig
+    return TokenizerConfig(**{**CONFIG, **overrides})
+
+
+def miditok_tokenizer(config=None):
+    """The reference miditok ``REMI`` tokenizer for ``config`` (riffd's by default)."""
+    from miditok import REMI
+    return REMI(config or miditok_config())
+
+
+def build_vocab(tokenizer=None) -> dict:
+    """Token strings and quantization bins of a miditok REMI tokenizer, as plain JSON data.
+
+    Keys: ``vocab`` (token -> id), ``pos_per_beat``, ``pitch_range`` (inclusive),
+    ``velocities`` (bin values), ``durations`` ((beat, pos, res) tuples in vocabulary
+    order), ``tempo_mspq`` (bins in microseconds per quarter, miditok's order),
+    ``tempo_tokens`` (the token each bin becomes), ``default_tempo_token``,
+    ``time_signatures`` ([num, den] supported), ``chord_qualities`` (miditok names in
+    the order of riffd's QUALITIES), and ``config`` (miditok's own dict, to rebuild it).
+    """
+    from symusic import Tempo
+
+    tok = tokenizer or miditok_tokenizer()
+    # miditok writes the token a tempo bin becomes after symusic stores it as an integer
+    # mspq and reads it back as a float qpm; do the same so the strings match exactly.
+    tempo_tokens = [f"Tempo_{round(Tempo(0, mspq=int(m)).qpm, 2)}" for m in tok._tempos_mspq]
+    return {
+        "vocab": dict(tok.vocab),
+        "pos_per_beat": tok.config.max_num_pos_per_beat,
+        "pitch_range": list(tok.config.pitch_range),
+        "velocities": [int(v) for v in tok.velocities],
+        "durations": [list(d) for d in tok.durations],
+        "tempo_mspq": [float(m) for m in tok._tempos_mspq],
+        "tempo_tokens": tempo_tokens,
+        # The tempo miditok inserts at tick 0 when a file has none there.
+        "default_tempo_token": f"Tempo_{round(Tempo(0, float(tok.default_tempo)).qpm, 2)}",
+        "time_signatures": [list(ts) for ts in tok.time_signatures],
+        "chord_qualities": [QUALITIES[q][2] for q in QUALITIES],
+        "config": tok.config.to_dict(serialize=True),
+    }
+
+
+@dataclass
+class Vocab:
+    """riffd's REMI vocabulary, loaded from ``tokenizer.json`` (see ``build_vocab``)."""
+    data: dict
+    ids: dict[str, int] = field(init=False)
+
+    def __post_init__(self):
+        self.ids = self.data["vocab"]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocab:
+        """Read ``tokenizer.json``. Raises OSError or ValueError (bad JSON)."""
+        return cls(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def default(cls) -> Vocab:
+        """The vocabulary of riffd's CONFIG, from the bundled copy of its tokenizer.json."""
+        return cls.load(DEFAULT_PATH)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.data, indent=1))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @cached_property
+    def tokens(self) -> list[str]:
+        """id -> token string."""
+        out = [""] * len(self.ids)
+        for token, i in self.ids.items():
+            out[i] = token
+        return out
+
+    def chord_id(self, root: int, quality: str) -> int:
+        """Id of ``Chord_<root>:<quality>``; ``root`` 0-11 (C=0), ``quality`` a QUALITIES key."""
+        return self.ids[f"Chord_{MIDITOK_ROOTS[root]}:{QUALITIES[quality][2]}"]
+
+    def style_id(self, style: str) -> int:
+        """Id of ``Style_<style>``; raises KeyError for a style not in STYLES."""
+        return self.ids[f"Style_{style}"]
+
+
+DEFAULT_PATH = Path(__file__).parent / "tokenizer.json"
