@@ -168,6 +168,94 @@ def bench_latency(chords, tempo, models, period, preset, as_json):
             as_json=as_json, echo=click.echo)
 
 
+@bench.command("tokenize")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("--repeat", type=click.IntRange(1, 20), default=3, show_default=True, help="Timed passes (best kept).")
+@click.option("--json", "as_json", is_flag=True)
+def bench_tokenize(files, repeat, as_json):
+    """Notes/s of riffd's REMI encoder vs miditok's on the same files [corpus melodies]."""
+    from .bench import tokenize
+    tokenize(files, repeat=repeat, as_json=as_json, echo=click.echo)
+
+
+@cli.group()
+def dataset():
+    """Build, inspect and export the token dataset the melody models learn from."""
+
+
+@dataset.command("build")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("data/corpus"),
+              show_default=True)
+@click.option("--sources", default="chorales,tunes,essen,oneill,ryans", show_default=True,
+              help="Corpus sources, comma-separated; 'none' for only --midi/--synthetic.")
+@click.option("--midi", "midi_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Also a folder of your MIDI files (chord and melody tracks found as in render).")
+@click.option("--synthetic", type=click.IntRange(0, 100000), default=0, show_default=True,
+              help="Pieces from the rules model in random keys, tempos and styles.")
+@click.option("--keys", default="all", show_default=True,
+              help="Transpositions for the training split: all (12 keys), none, or semitones like -2,0,2.")
+@click.option("--max-polyphony", type=click.IntRange(1, 16), default=1, show_default=True)
+@click.option("--min-range", type=int, default=12, show_default=True, help="Smallest melody range, semitones.")
+@click.option("--max-range", type=int, default=36, show_default=True, help="Largest melody range, semitones.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many files per source.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=None, help="Worker processes [cores].")
+@click.option("--seed", type=int, default=0, show_default=True)
+def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min_range, max_range, limit, jobs, seed):
+    """Read, filter, split (80/10/10 by piece), augment and tokenize."""
+    from riffd.models.dataset import CORPUS_SOURCES, Filters, build
+    names = [] if sources == "none" else [s.strip() for s in sources.split(",") if s.strip()]
+    unknown = [s for s in names if s not in CORPUS_SOURCES]
+    if unknown:
+        raise BadInput(f"unknown source {unknown[0]!r} (choose from {', '.join(CORPUS_SOURCES)})")
+    try:
+        shifts = (list(range(-5, 7)) if keys == "all" else [0] if keys == "none"
+                  else sorted({int(k) for k in keys.split(",")}))
+    except ValueError:
+        raise BadInput(f"--keys {keys!r}: use all, none, or semitones like -2,0,2") from None
+    summary = build(output, names, midi_dir, synthetic, shifts, Filters(max_polyphony, min_range, max_range),
+                    limit, jobs, seed)
+    click.echo(f"{output}: {sum(summary['sequences'].values())} sequences "
+               f"({', '.join(f'{k} {v}' for k, v in summary['sequences'].items())}), "
+               f"{sum(summary['tokens'].values()):,} tokens in {summary['seconds']} s; "
+               f"rejected: {summary['rejected'] or 'none'}")
+
+
+@dataset.command("stats")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to draw pitches and chord qualities [FOLDER/stats.png].")
+@click.option("--json", "as_json", is_flag=True)
+def dataset_stats(folder, png, as_json):
+    """Counts, token histogram by type, and a plot of pitch and chord-quality distributions."""
+    import json
+    from riffd.models.datastats import stats
+    if not (folder / "tokenizer.json").exists():
+        raise BadInput(f"{folder}: not a dataset folder (no tokenizer.json); run riffd dataset build")
+    result = stats(folder, png)
+    for split, c in result["splits"].items():
+        click.echo(f"{split:>6}: {c['sequences']:6d} sequences {c['tokens']:10,d} tokens")
+    click.echo("tokens by type: " + ", ".join(f"{k} {v:,}" for k, v in result["tokens_by_type"].items() if v))
+    click.echo("chord qualities: " + ", ".join(f"{k} {v:,}" for k, v in result["chord_qualities"].items()))
+    click.echo(f"rejected: {result['rejected'] or 'none'}; plot: {png or folder / 'stats.png'}")
+    if as_json:
+        click.echo(json.dumps(result))
+
+
+@dataset.command("export")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "mlx-chat"]), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for train/valid/test.jsonl [FOLDER/FORMAT].")
+def dataset_export(folder, fmt, output):
+    """JSONL for mlx-lm (text or chat), each line read back and checked against the ids."""
+    from riffd.models.datatext import export
+    if not (folder / "tokenizer.json").exists():
+        raise BadInput(f"{folder}: not a dataset folder (no tokenizer.json); run riffd dataset build")
+    out = output or folder / fmt
+    written = export(folder, out, fmt)
+    click.echo(f"{out}: " + ", ".join(f"{k}.jsonl {v} lines" for k, v in written.items()) + "; round trip checked")
+
+
 def main():
     try:
         cli.main(prog_name="riffd", standalone_mode=False)

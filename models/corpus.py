@@ -30,6 +30,8 @@ class Piece:
     meter: tuple[int, int]
     chords: list[tuple[float, float, tuple[int, ...]]]
     melody: list[MelodyNote] = field(default_factory=list)
+    time_signatures: list[tuple[float, int, int]] = field(default_factory=list)  # (beat, num, den)
+    meta: dict = field(default_factory=dict)
 
     @property
     def length_beats(self) -> float:
@@ -44,8 +46,7 @@ class Piece:
         conductor = mido.MidiTrack([
             mido.MetaMessage("track_name", name=self.name[:60], time=0),
             mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(self.tempo), time=0),
-            mido.MetaMessage("time_signature", numerator=self.meter[0],
-                             denominator=self.meter[1], time=0),
+            *_meter_messages(self.time_signatures or [(0.0, *self.meter)], ppqn),
             mido.MetaMessage("end_of_track", time=0)])
         block = [MelodyNote(s, e - s, p, CHORD_VELOCITY) for s, e, ps in self.chords for p in ps]
         midi.tracks.append(conductor)
@@ -53,6 +54,15 @@ class Piece:
         if with_melody and self.melody:
             midi.tracks.append(melody_track(self.melody, ppqn, 2, name="melody"))
         return midi
+
+
+def _meter_messages(sigs, ppqn: int) -> list[mido.MetaMessage]:
+    out, last = [], 0
+    for beat, num, den in sigs:
+        tick = round(beat * ppqn)
+        out.append(mido.MetaMessage("time_signature", numerator=num, denominator=den, time=tick - last))
+        last = tick
+    return out
 
 
 def corpus_root() -> Path:
@@ -74,9 +84,77 @@ def chord_symbol_paths() -> list[Path]:
     return abc + sorted((root / "leadSheet").glob("*.mxl"))
 
 
-def _meter(score) -> tuple[int, int]:
-    ts = score.recurse().getElementsByClass("TimeSignature").first()
-    return (ts.numerator, ts.denominator) if ts else (4, 4)
+
+def folk_paths(collection: str) -> list[Path]:
+    """ABC files of a melody collection: "essen", "oneill" or "ryans" (files with chord
+    symbols are left to the chord-symbol source)."""
+    folder = {"essen": "essenFolksong", "oneill": "oneills1850", "ryans": "ryansMammoth"}[collection]
+    with_symbols = set(chord_symbol_paths())
+    return [p for p in sorted((corpus_root() / folder).glob("*.abc")) if p not in with_symbols]
+
+
+class BadPiece(ValueError):
+    """A piece the dataset skips; ``reason`` is the filter's name for it."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name}: {reason}")
+        self.name, self.reason = name, reason
+
+    def __reduce__(self):  # worker processes send these back pickled
+        return BadPiece, (self.name, self.reason)
+
+
+def _scores(path: str | Path) -> list:
+    from music21 import converter
+
+    try:
+        score = converter.parse(str(path))
+    except Exception as exc:  # music21 raises many types for malformed input
+        raise BadPiece(Path(path).name, "unparsable") from exc
+    return list(score.scores) if hasattr(score, "scores") else [score]  # an Opus holds several
+
+
+def _aligned(part, name: str):
+    """(notes, time signatures, chord symbols, end beat) of a part on a clean bar grid.
+
+    A short first bar (pickup) is right-aligned; short bars that add up to one bar (a
+    bar split at a repeat or a line break) share it; any other short bar is padded.
+    Raises BadPiece("bars of wrong length") for a bar longer than its meter allows.
+    """
+    from music21 import harmony
+
+    notes, sigs, symbols = [], [], []
+    bar_start, fill, bar, ts = 0.0, 0.0, 4.0, None
+    plain = part.getElementsByClass("Measure")
+    tied = part.stripTies().getElementsByClass("Measure")  # a tied note as one note
+    for i, (measure, merged) in enumerate(zip(plain, tied)):
+        new_ts = measure.timeSignature is not None and (ts is None or ts != (
+            measure.timeSignature.numerator, measure.timeSignature.denominator))
+        if measure.timeSignature is not None:
+            ts = (measure.timeSignature.numerator, measure.timeSignature.denominator)
+        ts = ts or (4, 4)
+        length = float(measure.duration.quarterLength)
+        if i == 0:
+            bar = ts[0] * 4 / ts[1]
+            at, fill = bar - min(length, bar), bar  # a pickup ends on the first bar line
+        elif not new_ts and fill + length <= bar + 1e-6 and fill < bar - 1e-6:
+            at, fill = bar_start + fill, fill + length
+        else:
+            bar_start += bar
+            bar = ts[0] * 4 / ts[1]
+            at, fill = bar_start, length
+        if length > bar + 1e-6:
+            raise BadPiece(name, "bars of wrong length")
+        if not sigs or sigs[-1][1:] != ts:
+            sigs.append((bar_start if i else 0.0, *ts))
+        for el in merged.flatten().notes:
+            when = at + float(el.offset)
+            if isinstance(el, harmony.ChordSymbol):
+                symbols.append((when, el))
+            elif not el.isChord and el.duration.quarterLength > 0:
+                notes.append(MelodyNote(when, float(el.duration.quarterLength), el.pitch.midi,
+                                        int(el.volume.velocity or 80)))
+    return notes, sigs or [(0.0, 4, 4)], symbols, bar_start + bar
 
 
 def _tempo(score, default: float) -> float:
@@ -85,26 +163,15 @@ def _tempo(score, default: float) -> float:
     return float(bpm) if bpm else default
 
 
-def _notes(part) -> list[MelodyNote]:
-    out = []
-    for n in part.stripTies().flatten().notes:
-        if n.isChord or n.duration.quarterLength <= 0:
-            continue
-        out.append(MelodyNote(float(n.offset), float(n.duration.quarterLength), n.pitch.midi,
-                              int(n.volume.velocity or 80)))
-    return out
-
-
 def chorale(path: str | Path) -> Piece | None:
-    """A chorale as a Piece, or None if it does not have four parts."""
-    from music21 import converter
-
-    score = converter.parse(str(path))
+    """A chorale as a Piece, or None if it does not have four parts.
+    Raises BadPiece for an unparsable file or wrong bar lengths."""
+    score = _scores(path)[0]
+    name = Path(path).stem
     if len(score.parts) != 4:
         return None
-    melody = _notes(score.parts[0])
-    lower = [_notes(p) for p in score.parts[1:]]
-    end = max((n.end for voice in lower for n in voice), default=0.0)
+    melody, sigs, _, end = _aligned(score.parts[0], name)
+    lower = [_aligned(p, name)[0] for p in score.parts[1:]]
     chords: list[tuple[float, float, tuple[int, ...]]] = []
     beat = 0.0
     while beat < end:
@@ -115,38 +182,53 @@ def chorale(path: str | Path) -> Piece | None:
         elif pitches:
             chords.append((beat, beat + 1.0, pitches))
         beat += 1.0
-    return Piece(Path(path).stem, "bach-chorale", CHORALE_TEMPO,
-                 _meter(score), chords, melody)
+    return Piece(name, "bach-chorale", CHORALE_TEMPO, sigs[0][1:], chords, melody, sigs)
 
 
 def chord_symbol_tunes(path: str | Path) -> list[Piece]:
     """The tunes with chord symbols of a file (an ABC file may hold several)."""
-    from music21 import converter
-
-    score = converter.parse(str(path))
-    scores = score.scores if hasattr(score, "scores") else [score]  # an Opus holds several
-    tunes = [_chord_symbol_tune(s, f"{Path(path).stem}-{i}") for i, s in enumerate(scores)]
-    return [t for t in tunes if t is not None]
+    tunes = []
+    for i, score in enumerate(_scores(path)):
+        try:
+            tune = _chord_symbol_tune(score, f"{Path(path).stem}-{i}")
+        except BadPiece:
+            continue
+        if tune is not None:
+            tunes.append(tune)
+    return tunes
 
 
 def _chord_symbol_tune(score, name: str) -> Piece | None:
-    from music21 import harmony
-
-    flat = score.flatten()
-    symbols = [c for c in flat.getElementsByClass(harmony.ChordSymbol) if c.pitches]
+    part = score.parts[0] if score.parts else score
+    melody, sigs, symbols, end = _aligned(part, name)
+    symbols = [(at, cs) for at, cs in symbols if cs.pitches]
     if not symbols:
         return None
-    melody = [MelodyNote(float(n.offset), float(n.duration.quarterLength), n.pitch.midi, 80)
-              for n in flat.notes
-              if not isinstance(n, harmony.ChordSymbol) and not n.isChord and n.duration.quarterLength > 0]
-    end = max((n.end for n in melody), default=0.0)
     chords = []
-    for i, cs in enumerate(symbols):
-        start = float(cs.offset)
-        stop = float(symbols[i + 1].offset) if i + 1 < len(symbols) else end
+    for i, (start, cs) in enumerate(symbols):
+        stop = symbols[i + 1][0] if i + 1 < len(symbols) else end
         if stop <= start:
             continue
         bass = 48 + (cs.bass().pitchClass if cs.bass() else cs.root().pitchClass)
         tones = sorted({60 + (p.pitchClass - bass) % 12 + bass - 48 for p in cs.pitches} - {bass})
         chords.append((start, stop, tuple([bass] + [t if t > bass else t + 12 for t in tones])))
-    return Piece(name, "chord-symbols", _tempo(score, 110.0), _meter(score), chords, melody)
+    return Piece(name, "chord-symbols", _tempo(score, 110.0), sigs[0][1:], chords, melody, sigs)
+
+
+def melodies(path: str | Path, source: str) -> list[Piece | BadPiece]:
+    """Every tune of a melody-only file, without chords; a tune that cannot be laid on a
+    bar grid comes back as a BadPiece. Raises BadPiece if the file does not parse."""
+    out: list[Piece | BadPiece] = []
+    for i, score in enumerate(_scores(path)):
+        name = f"{Path(path).stem}-{i}"
+        try:
+            part = score.parts[0] if score.parts else score
+            melody, sigs, _, _ = _aligned(part, name)
+        except BadPiece as bad:
+            out.append(bad)
+            continue
+        except Exception:  # music21 may fail on one tune of an otherwise good file
+            out.append(BadPiece(name, "unparsable"))
+            continue
+        out.append(Piece(name, source, _tempo(score, 100.0), sigs[0][1:], [], melody, sigs))
+    return out

@@ -94,7 +94,8 @@ class RemiTokenizer:
         keys = self.k.prepare_notes(self.tables, notes.onsets, notes.durations, notes.pitches,
                                     notes.velocities, ppqn, tpq)
         ticks, pitches, dur_bins, vel_bins = self.k.unpack(keys)
-        durs = np.asarray(self.tables.dur_ticks)[dur_bins]
+        P = self.pos_per_beat
+        durs = np.array([(b * r + p) * P // r for b, p, r in self.vocab.data["durations"]], dtype=np.int64)[dur_bins]
         vels = np.array(self.vocab.data["velocities"], dtype=np.int64)[vel_bins]
         return Notes(ticks, durs, pitches, vels)
 

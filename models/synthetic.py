@@ -1,0 +1,52 @@
+"""Synthetic pieces: the rules model over common progressions, varied in key, tempo and style.
+
+They teach a model the styles the corpus lacks (pop, jazz, blues, gospel, trance); the
+dataset marks them synthetic, with the style token of the preset that made them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from riffd.daemon.chords import Chord, parse_chord
+
+from .corpus import Piece
+from .protocol import ChordAt, Context
+
+# Roman-numeral-free progressions in C, one chord per bar (or two where listed twice).
+PROGRESSIONS = {
+    "pop": [["C", "G", "Am", "F"], ["Am", "F", "C", "G"], ["C", "Am", "F", "G"], ["F", "G", "Em", "Am"]],
+    "gospel": [["C", "C7", "F", "Fm"], ["C", "Am7", "Dm7", "G7"], ["F", "G", "Em7", "Am7"]],
+    "jazz": [["Dm7", "G7", "Cmaj7", "Cmaj7"], ["Cmaj7", "Am7", "Dm7", "G7"], ["Em7", "A7", "Dm7", "G7"]],
+    "blues": [["C7", "F7", "C7", "C7", "F7", "F7", "C7", "C7", "G7", "F7", "C7", "G7"]],
+    "trance": [["Am", "F", "C", "G"], ["Am", "Am", "F", "G"], ["Em", "C", "G", "D"]],
+    "folk": [["C", "F", "C", "G"], ["C", "G", "C", "G"], ["Am", "G", "Am", "Em"]],
+}
+
+
+def _transpose(chord: Chord, k: int) -> Chord:
+    return Chord((chord.root + k) % 12, chord.quality, (chord.bass + k) % 12)
+
+
+def generate(index: int, seed: int = 0) -> Piece:
+    """Synthetic piece number ``index``: a style, a progression in a random key, 8 or 16
+    bars of 4/4 at the preset's tempo +-15%, melody by the rules model."""
+    from riffd.daemon.presets import load_preset
+    from .rules import RulesModel
+
+    rng = np.random.default_rng([seed, index])
+    style = list(PROGRESSIONS)[index % len(PROGRESSIONS)]
+    preset = load_preset(style)
+    progression = PROGRESSIONS[style][int(rng.integers(len(PROGRESSIONS[style])))]
+    key = int(rng.integers(12))
+    bars = int(rng.choice([8, 16]))
+    tempo = float(preset.tempo * rng.uniform(0.85, 1.15))
+    preset = preset.with_values(meter=[4, 4], tempo=min(400.0, max(20.0, tempo)))
+    chords = [_transpose(parse_chord(progression[b % len(progression)]), key) for b in range(bars)]
+    model = RulesModel()
+    model.start(Context(preset, seed=int(rng.integers(2 ** 31)),
+                        chords=[ChordAt(4.0 * b, c) for b, c in enumerate(chords)]))
+    end = 4.0 * bars
+    melody = [n for n in model.generate(end) if n.start < end]
+    blocks = [(4.0 * b, 4.0 * b + 4.0, tuple(c.voicing(48))) for b, c in enumerate(chords)]
+    return Piece(f"synthetic-{seed}-{index}", "synthetic", tempo, (4, 4), blocks, melody,
+                 [(0.0, 4, 4)], {"style": style, "chords": "synthetic", "file": f"synthetic-{index}"})

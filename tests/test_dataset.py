@@ -1,0 +1,163 @@
+"""riffd dataset build|stats|export through the CLI, on real corpus files and a user folder."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from riffd.models.corpus import Piece, folk_paths, melodies
+from riffd.models.dataset import Filters, check, load_split, split_of
+from riffd.models.datatext import from_text, to_text
+from riffd.models.harmonize import harmonize
+from riffd.models.protocol import MelodyNote
+from riffd.models.tokens import Vocab
+
+
+def riffd(*args):
+    return subprocess.run([sys.executable, "-c", "from riffd.daemon.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def user_folder(tmp_path_factory, chorale_piece):
+    folder = tmp_path_factory.mktemp("user-midi")
+    chorale_piece.to_midi(ppqn=480).save(folder / "chorale.mid")
+    (folder / "corrupt.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    (folder / "empty.mid").write_bytes(b"")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, user_folder):
+    out = tmp_path_factory.mktemp("ds") / "data"
+    result = riffd("dataset", "build", "-o", str(out), "--sources", "tunes", "--limit", "2",
+                   "--midi", str(user_folder), "--synthetic", "8", "--keys", "-1,0,1,2",
+                   "--min-range", "5")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_build_counts_bad_files_and_marks_sources(built):
+    summary = json.loads((built / "build.json").read_text())
+    assert summary["rejected"].get("unparsable", 0) >= 2  # corrupt.mid and empty.mid, skipped
+    meta = [json.loads(line) for line in (built / "pieces.jsonl").read_text().splitlines()]
+    sources = {m["source"] for m in meta}
+    assert {"tunes", "user", "synthetic"} <= sources
+    for m in meta:
+        assert m["license"] and m["key"] and m["meter"] and m["tempo"] > 0
+        assert m["chords"] == {"synthetic": "synthetic"}.get(m["source"], "real")
+        assert m["split"] == split_of(m["id"])
+        if m["split"] == "train":  # augmented: one copy per key, with tempo/velocity/octave drawn
+            assert m["sequences"] == len(m["augmentations"]) >= 3
+            assert {a["transpose"] for a in m["augmentations"]} <= {-1, 0, 1, 2}
+        else:  # valid/test pieces are never augmented
+            assert m["sequences"] == 1 and m["augmentations"] == []
+    for split in ("train", "valid", "test"):
+        ids, offsets = load_split(built, split)
+        assert offsets[-1] == len(ids)
+        assert len(offsets) - 1 == sum(m["sequences"] for m in meta if m["split"] == split)
+
+
+def test_sequences_are_bos_style_remi_eos(built):
+    vocab = Vocab.load(built / "tokenizer.json")
+    ids, offsets = load_split(built, "train")
+    for i in range(len(offsets) - 1):
+        seq = [vocab.tokens[t] for t in ids[offsets[i]:offsets[i + 1]]]
+        assert seq[0] == "BOS_None" and seq[1].startswith("Style_") and seq[-1] == "EOS_None"
+        assert seq[2:4] == ["Bar_None", seq[3]] and seq[3].startswith("TimeSig_")
+        assert any(t.startswith("Chord_") for t in seq) and any(t.startswith("Pitch_") for t in seq)
+
+
+def test_transposed_copies_move_pitch_and_chord_root(built):
+    vocab = Vocab.load(built / "tokenizer.json")
+    meta = [json.loads(line) for line in (built / "pieces.jsonl").read_text().splitlines()]
+    piece = next(m for m in meta if m["split"] == "train" and m["source"] == "user")
+    ids, offsets = load_split(built, "train")
+    start = np.searchsorted(offsets, piece["token_offset"])
+    by_shift = {}
+    for k, aug in enumerate(piece["augmentations"]):
+        seq = [vocab.tokens[t] for t in ids[offsets[start + k]:offsets[start + k + 1]]]
+        by_shift[aug["transpose"] + aug["octave"]] = [int(t[6:]) for t in seq if t.startswith("Pitch_")]
+    base = by_shift.pop(min(by_shift, key=abs))
+    shift0 = min((a["transpose"] + a["octave"] for a in piece["augmentations"]), key=abs)
+    for shift, pitches in by_shift.items():
+        assert np.array_equal(np.array(pitches) - shift, np.array(base) - shift0)
+
+
+def test_split_is_stable_when_files_are_added(tmp_path, user_folder, chorale_piece):
+    first = tmp_path / "a"
+    assert riffd("dataset", "build", "-o", str(first), "--sources", "none", "--midi", str(user_folder),
+                 "--synthetic", "6", "--keys", "none", "--min-range", "5").returncode == 0
+    more = tmp_path / "more"
+    more.mkdir()
+    for f in user_folder.iterdir():
+        (more / f.name).write_bytes(f.read_bytes())
+    Piece("extra", "user", 100.0, (4, 4), chorale_piece.chords, chorale_piece.melody[::-1][:40][::-1]).to_midi().save(more / "extra.mid")
+    second = tmp_path / "b"
+    assert riffd("dataset", "build", "-o", str(second), "--sources", "none", "--midi", str(more),
+                 "--synthetic", "6", "--keys", "none", "--min-range", "5").returncode == 0
+    a = {m["id"]: m["split"] for m in map(json.loads, (first / "pieces.jsonl").read_text().splitlines())}
+    b = {m["id"]: m["split"] for m in map(json.loads, (second / "pieces.jsonl").read_text().splitlines())}
+    assert a and all(b[k] == v for k, v in a.items())
+
+
+def test_stats_and_plot(built):
+    result = riffd("dataset", "stats", str(built), "--json")
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    ids, _ = load_split(built, "train")
+    assert stats["splits"]["train"]["tokens"] == len(ids)
+    assert sum(stats["tokens_by_type"].values()) == sum(s["tokens"] for s in stats["splits"].values())
+    assert stats["chord_qualities"] and stats["pitches"]
+    assert (built / "stats.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("fmt", ["text", "mlx-chat"])
+def test_export_round_trips(built, fmt, tmp_path):
+    out = tmp_path / fmt
+    result = riffd("dataset", "export", str(built), "--format", fmt, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    vocab = Vocab.load(built / "tokenizer.json")
+    for split in ("train", "valid", "test"):
+        ids, offsets = load_split(built, split)
+        lines = (out / f"{split}.jsonl").read_text().splitlines()
+        assert len(lines) == len(offsets) - 1
+        for i, line in enumerate(lines[:50]):
+            record = json.loads(line)
+            text = record["text"] if fmt == "text" else record["messages"][1]["content"]
+            assert np.array_equal(from_text(vocab, text), ids[offsets[i]:offsets[i + 1]])
+            if fmt == "mlx-chat":
+                assert "Pitch_" not in record["messages"][0]["content"] and "Chord_" in record["messages"][0]["content"]
+    assert to_text(vocab, from_text(vocab, "Bar_None Pitch_60")) == "Bar_None Pitch_60"
+
+
+def test_bad_dataset_commands_exit_2(tmp_path):
+    assert riffd("dataset", "build", "-o", str(tmp_path / "x"), "--sources", "nope").returncode == 2
+    assert riffd("dataset", "stats", str(tmp_path)).returncode == 2
+
+
+def test_estimated_chords_fit_a_real_folk_tune():
+    tunes = [p for p in melodies(folk_paths("oneill")[0], "oneill") if isinstance(p, Piece)][:10]
+    strong = fit = 0
+    for tune in tunes:
+        _, num, den = tune.time_signatures[0]
+        bar = num * 4 / den
+        chords = harmonize(tune.melody, bar, half_bar=num in (2, 4, 6, 12))
+        assert chords[0][0] == 0.0 and chords[-1][1] >= max(n.end for n in tune.melody) - 1e-6
+        for start, _, _ in chords:  # changes only on bar or half-bar lines
+            assert abs((start / (bar / 2)) - round(start / (bar / 2))) < 1e-6
+        for n in tune.melody:
+            if abs(n.start / bar - round(n.start / bar)) < 1e-6:
+                chord = next(c for s, e, c in chords if s <= n.start < e)
+                strong += 1
+                fit += n.pitch % 12 in chord.tones
+    assert strong > 50 and fit / strong > 0.7
+
+
+def test_filters_name_their_reason():
+    narrow = Piece("n", "user", 100, (4, 4), [], [MelodyNote(i, 1, 60 + i % 5, 80) for i in range(16)])
+    assert check(narrow, Filters()) == "range outside limits"
+    chordal = Piece("c", "user", 100, (4, 4), [], [MelodyNote(0, 1, 60, 80), MelodyNote(0, 1, 76, 80)])
+    assert check(chordal, Filters()) == "melody polyphony"
+    assert check(Piece("e", "user", 100, (4, 4), [], []), Filters()) == "empty melody"

@@ -1,0 +1,178 @@
+"""The REMI tokenizer: equal to miditok on real corpus melodies, twin == Cython, chords
+from riffd's recognizer, incremental encoding, tolerant decoding."""
+import random
+
+import mido
+import numpy as np
+import pytest
+import symusic
+
+from riffd.bridges.midifile import read_song
+from riffd.cython_ext import is_compiled, twin
+from riffd.models.remi import Notes, RemiTokenizer, _blocks, chord_events
+from riffd.models.testset import corpus_melody_files
+from riffd.models.tokens import miditok_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return RemiTokenizer()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return miditok_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def melody_files():
+    return corpus_melody_files()
+
+
+def melody_stream(reference, path):
+    chord_ids = {i for t, i in reference.vocab.items() if t.startswith("Chord_")}
+    return [i for seq in reference.encode(symusic.Score(str(path))) for i in seq.ids if i not in chord_ids]
+
+
+def test_kernel_is_compiled(tok):
+    assert is_compiled(tok.k), "make build did not compile cython_ext/remi.py"
+
+
+def test_ids_equal_miditok_on_200_corpus_melodies(tok, reference, melody_files):
+    identical, rejected = 0, []
+    for path in melody_files:
+        song = read_song(path)
+        try:
+            ids = tok.encode_song(song, 1)
+        except ValueError as exc:  # only meters of different beat units are refused
+            assert "beat unit" in str(exc)
+            rejected.append(path.name)
+            continue
+        assert list(ids) == melody_stream(reference, path), path.name
+        identical += 1
+        # decode(encode(x)) gives back the notes at the tokenizer's resolution
+        quantized = tok.quantized(Notes.of(song.tracks[1]), song.ppqn, song.time_signatures)
+        decoded = tok.decode_notes(ids)
+        for field in ("onsets", "durations", "pitches", "velocities"):
+            assert np.array_equal(getattr(quantized, field), getattr(decoded, field)), (path.name, field)
+    assert identical >= 200, f"only {identical} files compared ({len(rejected)} refused)"
+    assert len(rejected) < 0.1 * len(melody_files)
+
+
+def random_midi(rng, path):
+    """A type-1 file with random resolution, meters, tempos and monophonic-ish notes."""
+    ppqn = rng.choice([12, 96, 120, 384, 480, 960])
+    meters = rng.choice([[(4, 4)], [(3, 4)], [(6, 8)], [(2, 2)], [(3, 4), (4, 4)], [(12, 8)], [(7, 8)]])
+    meta, t = [], 0
+    for n, d in meters:
+        meta.append((t, mido.MetaMessage("time_signature", numerator=n, denominator=d)))
+        t += rng.randint(1, 6) * ppqn * 4 * n // d + (rng.randint(1, ppqn) if rng.random() < 0.2 else 0)
+    for _ in range(rng.randint(0, 2)):
+        meta.append((rng.randint(0, ppqn * 8), mido.MetaMessage("set_tempo", tempo=rng.randint(200000, 1500000))))
+    notes, t = [], 0
+    for _ in range(rng.randint(1, 80)):
+        t += rng.choice([0, 1, ppqn // 4, ppqn // 3, ppqn // 2, ppqn, rng.randint(0, 3 * ppqn)])
+        d = max(1, rng.choice([1, ppqn // 4, ppqn // 2, ppqn, 2 * ppqn, rng.randint(1, 20 * ppqn)]))
+        p = rng.randint(15, 115)
+        if not any(q == p and a <= t + d and t <= b for a, b, q, _ in notes):  # readers pair overlaps differently
+            notes.append((t, t + d, p, rng.randint(1, 127)))
+        if rng.random() < 0.7:
+            t += d
+    msgs = sorted([(s, 1, mido.Message("note_on", note=p, velocity=v)) for s, e, p, v in notes]
+                  + [(e, 0, mido.Message("note_off", note=p)) for s, e, p, v in notes], key=lambda m: m[:2])
+    midi = mido.MidiFile(type=1, ticks_per_beat=ppqn)
+    for events in (sorted(meta, key=lambda e: e[0]), [(a, m) for a, _, m in msgs]):
+        track, last = mido.MidiTrack(), 0
+        for tick, msg in events:
+            track.append(msg.copy(time=tick - last))
+            last = tick
+        midi.tracks.append(track)
+    midi.save(path)
+
+
+def test_ids_equal_miditok_on_random_files(tok, reference, tmp_path):
+    rng = random.Random(7)
+    compared = 0
+    for k in range(150):
+        path = tmp_path / f"r{k}.mid"
+        random_midi(rng, path)
+        try:
+            ids = tok.encode_song(read_song(path), 1)
+        except ValueError:
+            continue
+        assert list(ids) == melody_stream(reference, path), path.name
+        compared += 1
+    assert compared > 100
+
+
+def test_twin_agrees_with_cython(tok, melody_files, chorale_piece):
+    python = RemiTokenizer(tok.vocab, backend=twin("remi"))
+    assert not is_compiled(python.k)
+    for path in melody_files[::4]:
+        song = read_song(path)
+        try:
+            expected = tok.encode_song(song, 1)
+        except ValueError:
+            continue
+        assert np.array_equal(python.encode_song(song, 1), expected), path.name
+        assert python.decode(expected) == tok.decode(expected)
+    midi = chorale_piece.to_midi(ppqn=480)
+    song_path = melody_files[0].parent.parent / "twin-chorale.mid"
+    midi.save(song_path)
+    song = read_song(song_path)
+    assert np.array_equal(python.encode_song(song, 2, chord_track=1), tok.encode_song(song, 2, chord_track=1))
+
+
+def test_chord_tokens_come_from_riffd_recognizer_on_a_chorale(tok, reference, chorale_piece, tmp_path):
+    path = tmp_path / "chorale.mid"
+    chorale_piece.to_midi(ppqn=480).save(path)
+    # miditok's own detector finds no chord in the lower voices (spread, inverted)...
+    chord_track = reference.encode(symusic.Score(str(path)))[1]
+    assert not [t for t in chord_track.tokens if t.startswith("Chord_")]
+    # ...riffd names them, inversions included, at the onsets where they change
+    song = read_song(path)
+    ids = tok.encode_song(song, 2, chord_track=1)
+    chords = [e for e in tok.decode(ids) if e[0] == "chord"]
+    expected = chord_events(_blocks(song.tracks[1]), song.ppqn)
+    assert len(chords) >= 0.8 * len({(r, q) for _, r, q in expected}) and len(chords) > 20
+    tpq = tok.pos_per_beat  # 4/4: tokenizer ticks per quarter
+    by_tick = {round(t * tpq / song.ppqn): (r, q) for t, r, q in expected}
+    for _, tick, root, quality in chords:
+        assert by_tick[tick] == (root, quality)
+    inverted = [b for b in _blocks(song.tracks[1]) if (c := __import__("riffd.daemon.chords", fromlist=["x"]).recognize(b[2])) and c.bass != c.root]
+    assert inverted, "the chorale should contain inversions"
+
+
+def test_incremental_stream_equals_batch(tok):
+    rng = np.random.default_rng(3)
+    tpq = tok.pos_per_beat  # 4/4: one tick per position
+    onsets = np.cumsum(rng.choice([0, 3, 6, 12, 24], 60)).astype(np.int64)
+    notes = Notes(onsets, rng.choice([3, 6, 12, 30], 60).astype(np.int64),
+                  rng.integers(50, 90, 60).astype(np.int64), rng.integers(40, 120, 60).astype(np.int64))
+    chords = [(int(t), int(rng.integers(12)), int(rng.integers(14))) for t in range(0, int(onsets[-1]), 48)]
+    batch = tok.encode(notes, tpq, [(0, 4, 4)], [(0, 500000)], chords)
+    q = tok.quantized(notes, tpq, [(0, 4, 4)])
+    stream, got = tok.stream(4, 4), []
+    stream.time_signature(0, 4, 4)
+    stream.token_at(0, tok.tables.tempo_id(500000))
+    got.extend(stream.take())
+    events = sorted([(t, 0, r, qu) for t, r, qu in chords] + [(int(t), 1, i, 0) for i, t in enumerate(q.onsets)])
+    for tick, kind, a, b in events:
+        if kind == 0:
+            stream.chord(tick, a, b)
+        else:
+            stream.note(tick, int(q.pitches[a]), int(q.velocities[a]), int(q.durations[a]))
+        got.extend(stream.take())  # only the new ids each time
+    assert got == list(batch)
+    with pytest.raises(ValueError):
+        stream.note(0, 60, 80, 12)  # before the bar being written
+
+
+def test_decoder_turns_any_id_sequence_into_valid_notes(tok):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, len(tok.vocab), 5000)
+    lo, hi = tok.vocab.data["pitch_range"]
+    for event in tok.decode(ids):
+        if event[0] == "note":
+            _, tick, duration, pitch, velocity = event
+            assert tick >= 0 and duration > 0 and lo <= pitch <= hi and 1 <= velocity <= 127
