@@ -23,7 +23,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from riffd.daemon.chords import NOTE_NAMES
+
 from .corpus import BadPiece, Piece
+from .harmonize import estimate_key
 
 SPLITS = ("train", "valid", "test")
 LICENSES = {
@@ -195,6 +198,7 @@ def build(out: str | Path, sources=CORPUS_SOURCES, midi_dir: str | None = None, 
 
     jobs_list = [(s, p) for s in sources for p in source_files(s)[:limit]]
     jobs_list += [("user", p) for p in (source_files("user", midi_dir) if midi_dir else [])]
+    jobs_list.sort(key=lambda sp: -sp[1].stat().st_size)  # largest first keeps every core busy
     # spawn: forking after miditok/symusic have started threads crashes the children.
     with ProcessPoolExecutor(max_workers=jobs or os.cpu_count(), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(load_file, s, p): (s, p) for s, p in jobs_list}
@@ -218,7 +222,6 @@ def build(out: str | Path, sources=CORPUS_SOURCES, midi_dir: str | None = None, 
         if reason:
             reasons[reason] += 1
             continue
-        from .harmonize import estimate_key
         tonic, mode = estimate_key(piece.melody)
         piece.meta["key_pc"] = (tonic, mode)
         if not piece.chords:
@@ -229,13 +232,12 @@ def build(out: str | Path, sources=CORPUS_SOURCES, midi_dir: str | None = None, 
         copies = augmentations(piece, keys, rng) if split == "train" and keys != [0] else [None]
         try:
             seqs = [encode_piece(tok, piece, style, aug) for aug in copies]
-        except ValueError as exc:  # UnsupportedMeter, or a meter outside the vocabulary
+        except ValueError:  # UnsupportedMeter, or a meter outside the vocabulary
             reasons["meter not supported"] += 1
             continue
         first = sum(len(a) for a in arrays[split])
         arrays[split].extend(seqs)
         counts[(source, split)] += 1
-        from riffd.daemon.chords import NOTE_NAMES
         meta_lines.append(json.dumps({
             "id": identity, "source": source, "license": LICENSES.get(source, ""), "style": style,
             "split": split, "key": f"{NOTE_NAMES[tonic]} {mode}", "meter": list(piece.time_signatures[0][1:]),
