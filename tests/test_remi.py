@@ -9,6 +9,7 @@ import symusic
 
 from riffd.bridges.midifile import read_song
 from riffd.cython_ext import is_compiled, twin
+from riffd.daemon.chords import recognize
 from riffd.models.remi import Notes, RemiTokenizer, _blocks, chord_events
 from riffd.models.testset import corpus_melody_files
 from riffd.models.tokens import miditok_tokenizer
@@ -139,7 +140,7 @@ def test_chord_tokens_come_from_riffd_recognizer_on_a_chorale(tok, reference, ch
     by_tick = {round(t * tpq / song.ppqn): (r, q) for t, r, q in expected}
     for _, tick, root, quality in chords:
         assert by_tick[tick] == (root, quality)
-    inverted = [b for b in _blocks(song.tracks[1]) if (c := __import__("riffd.daemon.chords", fromlist=["x"]).recognize(b[2])) and c.bass != c.root]
+    inverted = [b for b in _blocks(song.tracks[1]) if (c := recognize(b[2])) and c.bass != c.root]
     assert inverted, "the chorale should contain inversions"
 
 
