@@ -142,9 +142,6 @@ def tokenize(files=(), repeat: int = 3, as_json: bool = False, echo=print) -> di
     symusic Score) to token ids, best of ``repeat`` passes. Files whose meters riffd
     rejects (UnsupportedMeter) are counted and left out of both timings.
     """
-    import json
-    import time
-
     import symusic
 
     from riffd.bridges.midifile import read_song

@@ -43,7 +43,7 @@ def corpus_melody_files(count: int = 220) -> list[Path]:
     folder = cache_dir() / "corpus-melodies"
     files = sorted(folder.glob("*.mid")) if folder.is_dir() else []
     if len(files) >= count:
-        return files[:max(count, len(files))]
+        return files
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [("chorale", p, str(folder)) for p in chorale_paths()[:count // 2]]
     jobs += [(kind, p, str(folder)) for kind in ("oneill", "essen") for p in folk_paths(kind)[:2]]
