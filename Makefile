@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install build clean jackd
+.PHONY: all demo test install build clean jackd blas
+
+all: build
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,8 +18,19 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py
 
 install: $(STAMP)
 
-build: $(STAMP)
+build: $(STAMP) blas
 	$(BIN)/python setup.py -q build_ext --inplace
+
+# MLX's Linux CPU wheel links a reference BLAS (~15x slower); riffd.models.blas loads
+# OpenBLAS in its place when this library is installed.
+blas:
+	@if [ "$$(uname -s)" = Linux ] && ! ls /usr/lib/*/openblas-pthread/libopenblas.so.0 >/dev/null 2>&1; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing libopenblas0-pthread (fast BLAS for MLX training and inference)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libopenblas0-pthread >/dev/null; \
+	  else echo "no apt-get: install OpenBLAS and set RIFFD_BLAS=/path/to/libopenblas.so.0"; fi; \
+	fi
 
 demo: build
 	$(BIN)/riffd demo

@@ -32,8 +32,12 @@ def _preset(name, **overrides):
 
 
 def _model(name):
-    from riffd.models import load_model
+    """The model by name; a shipped neural model that cannot load falls back to rules
+    with a warning (the daemon keeps playing); a bad path is bad input."""
+    from riffd.models import NEURAL, load_model, load_or_fallback
     try:
+        if name in NEURAL:
+            return load_or_fallback(name, warn=lambda msg: click.echo(msg, err=True))
         return load_model(name)
     except (ValueError, FileNotFoundError) as exc:
         raise BadInput(str(exc)) from None
@@ -51,7 +55,7 @@ api_option = click.option("--midi-api", type=click.Choice(list(APIS)), default="
 
 @cli.command()
 @click.option("--preset", default="pop", show_default=True, help="Bundled preset name or TOML path.")
-@click.option("--model", "model_name", default=None, help="rules, markov or a model path [preset's].")
+@click.option("--model", "model_name", default=None, help="rules, markov, mlx, onnx, onnx-int8 or a model path [preset's].")
 @click.option("--mode", type=click.Choice(["accompany", "call-response"]), default=None, help="[preset's]")
 @api_option
 @click.option("--in", "in_port", default=None, help="Existing input port (name or unique part) [virtual 'riffd in'].")
@@ -99,7 +103,7 @@ def ports(midi_api):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output MIDI [IN-riffd.mid].")
 @click.option("--preset", default="pop", show_default=True)
-@click.option("--model", "model_name", default=None, help="rules, markov or a model path [preset's].")
+@click.option("--model", "model_name", default=None, help="rules, markov, mlx, onnx, onnx-int8 or a model path [preset's].")
 @click.option("--seed", type=int, default=None, help="Random seed: the same seed gives the same file.")
 @click.option("--chord-track", type=int, default=None, help="Index of the chord track [most polyphonic].")
 def render(in_path, output, preset, model_name, seed, chord_track):
@@ -117,7 +121,7 @@ def render(in_path, output, preset, model_name, seed, chord_track):
 
 @cli.command()
 @click.option("-o", "--out-dir", default="demo-out", show_default=True, type=click.Path(file_okay=False))
-@click.option("--model", "model_name", default="markov", show_default=True)
+@click.option("--model", "model_name", default="onnx", show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo(out_dir, model_name, seed):
     """Render real corpus progressions (a Bach chorale, a folk tune) to demo-out/."""
@@ -126,17 +130,69 @@ def demo(out_dir, model_name, seed):
     run_demo(out_dir, model_name, seed, echo=click.echo)
 
 
+def _train_options(f):
+    """Options shared by train and finetune (riffd.models.train.TrainConfig)."""
+    options = [
+        click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Dataset folder from 'riffd dataset build'."),
+        click.option("--resume", is_flag=True, help="Carry on from OUTPUT/train_state."),
+        click.option("--stop-after", type=click.IntRange(1), default=None,
+                     help="Run at most this many epochs now (same schedule; carry on with --resume)."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Most epochs."),
+        click.option("--epoch-steps", type=click.IntRange(1), default=None,
+                     help="Steps per epoch [one pass over the training tokens]."),
+        click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True),
+        click.option("--seq-len", type=click.IntRange(16, 4096), default=256, show_default=True,
+                     help="Window length in tokens (the model's context)."),
+        click.option("--lr", type=float, default=1.5e-3, show_default=True, help="Peak learning rate."),
+        click.option("--warmup", type=click.IntRange(0), default=200, show_default=True, help="Warmup steps."),
+        click.option("--patience", type=click.IntRange(1), default=3, show_default=True,
+                     help="Epochs without a better validation loss before stopping."),
+        click.option("--max-minutes", type=float, default=None, help="Stop after this much training time."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _train_config(**kw):
+    from riffd.models.train import TrainConfig
+    return TrainConfig(seq_len=kw["seq_len"], batch_size=kw["batch_size"], learning_rate=kw["lr"],
+                       warmup_steps=kw["warmup"], max_epochs=kw["epochs"], epoch_steps=kw["epoch_steps"],
+                       patience=kw["patience"], max_minutes=kw["max_minutes"], seed=kw["seed"],
+                       lora_rank=kw.get("lora_rank", 0), lora_layers=kw.get("lora_layers", 4))
+
+
+def _run_training(data, output, init, resume, stop_after, cfg):
+    from riffd.models.checkpoint import CheckpointError
+    from riffd.models.train import train as run
+    if data is None or not (data / "train.npy").exists():
+        raise BadInput(f"--data {data}: not a dataset folder (build one with 'riffd dataset build')")
+    try:
+        run(data, output, cfg, init=init, resume=resume, stop_after=stop_after, log=click.echo)
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        raise BadInput(str(exc)) from None
+
+
 @cli.command()
-@click.option("--arch", type=click.Choice(["markov"]), default="markov", show_default=True)
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("models/checkpoints/markov"), show_default=True)
-@click.option("--max-order", type=click.IntRange(1, 8), default=4, show_default=True)
-def train(arch, output, max_order):
-    """Train a melody model on the music21 corpus (chorales and chord-symbol tunes)."""
+@click.option("--arch", type=click.Choice(["llama", "markov"]), default="llama", show_default=True,
+              help="llama: the transformer (mlx-lm) on --data; markov: the Continuator table on the corpus.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Checkpoint folder [models/checkpoints/riff-small, or .../markov].")
+@click.option("--max-order", type=click.IntRange(1, 8), default=4, show_default=True, help="markov only.")
+@_train_options
+def train(arch, output, max_order, data, resume, stop_after, **kw):
+    """Train a melody model: the transformer on a dataset folder, or the markov table."""
+    if arch == "llama":
+        _run_training(data, output or Path("models/checkpoints/riff-small"), None, resume, stop_after,
+                      _train_config(**kw))
+        return
     import json
     import time
 
     from riffd.models.markov import corpus_pieces, train_table
+    output = output or Path("models/checkpoints/markov")
     started = time.monotonic()
     pieces = list(corpus_pieces())
     table = train_table(pieces, max_order=max_order)
@@ -145,6 +201,69 @@ def train(arch, output, max_order):
     table.save(output / "model.json", meta)
     (output / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
     click.echo(f"trained {arch} on {len(pieces)} pieces ({table.notes_seen} notes) -> {output}")
+
+
+@cli.command()
+@click.option("--init", "init", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("models/checkpoints/riff-small"), show_default=True, help="Checkpoint to start from.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="New checkpoint folder.")
+@click.option("--lora-rank", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="0: train every weight; N: mlx-lm LoRA layers of rank N (folded in when saved).")
+@click.option("--lora-layers", type=click.IntRange(1), default=4, show_default=True,
+              help="LoRA: how many of the last layers get adapters.")
+@_train_options
+def finetune(init, output, lora_rank, lora_layers, data, resume, stop_after, **kw):
+    """Fine-tune a checkpoint on a genre dataset (riffd dataset build --midi DIR)."""
+    kw.update(lora_rank=lora_rank, lora_layers=lora_layers)
+    _run_training(data, output, init, resume, stop_after, _train_config(**kw))
+
+
+@cli.group()
+def export():
+    """Export a checkpoint for another runtime."""
+
+
+@export.command("onnx")
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                default=Path("models/checkpoints/riff-small"))
+@click.option("--int8/--no-int8", default=True, show_default=True,
+              help="Also write model.int8.onnx (onnxruntime dynamic quantization).")
+def export_onnx(checkpoint, int8):
+    """Write CHECKPOINT/model.onnx (KV cache in and out) from its model.safetensors."""
+    from riffd.models.checkpoint import CheckpointError
+    from riffd.models.onnx_export import export as run
+    try:
+        for path in run(checkpoint, int8=int8):
+            click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    except CheckpointError as exc:
+        raise BadInput(str(exc)) from None
+
+
+@cli.command("eval")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("data/corpus"),
+              show_default=True, help="Dataset folder (its test split is used).")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=Path("models/checkpoints/riff-small"), show_default=True)
+@click.option("--pieces", type=click.IntRange(1), default=200, show_default=True, help="Test pieces for pitch metrics.")
+@click.option("--stats-pieces", type=click.IntRange(1), default=60, show_default=True,
+              help="Test pieces whose chords each model plays over.")
+@click.option("--models", default="rules,markov,onnx", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def eval_(data, checkpoint, pieces, stats_pieces, models, as_json):
+    """Test-split perplexity and accuracy against markov, and melody statistics per model."""
+    import json
+
+    from riffd.models.checkpoint import CheckpointError
+    from riffd.models.evaluate import evaluate
+    if not (data / "test.npy").exists():
+        raise BadInput(f"--data {data}: not a dataset folder (build one with 'riffd dataset build')")
+    try:
+        result = evaluate(data, checkpoint, pieces, stats_pieces, models.split(","), echo=click.echo)
+    except CheckpointError as exc:
+        raise BadInput(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result))
 
 
 @cli.group()
@@ -176,6 +295,37 @@ def bench_tokenize(files, repeat, as_json):
     """Notes/s of riffd's REMI encoder vs miditok's on the same files [corpus melodies]."""
     from .bench import tokenize
     tokenize(files, repeat=repeat, as_json=as_json, echo=click.echo)
+
+
+@bench.command("generate")
+@click.option("--models", default="rules,markov,mlx,onnx,onnx-int8", show_default=True)
+@click.option("--runs", type=click.IntRange(1, 200), default=10, show_default=True, help="Seeds timed per model.")
+@click.option("--replans", type=click.IntRange(0, 10000), default=200, show_default=True)
+@click.option("--preset", default="folk", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench_generate(models, runs, replans, preset, as_json):
+    """16-bar generation time per backend, tokens/s, and re-plan time after a chord change."""
+    from .benchgen import generate
+    _preset(preset)
+    from riffd.models import load_model
+    for name in models.split(","):
+        try:
+            load_model(name)  # a bad name or a missing checkpoint fails before any timing
+        except (ValueError, OSError) as exc:
+            raise BadInput(str(exc)) from None
+    generate(models.split(","), runs=runs, replans=replans, preset=preset, as_json=as_json, echo=click.echo)
+
+
+@bench.command("blas")
+@click.option("--steps", type=click.IntRange(1, 1000), default=20, show_default=True, help="Training steps timed.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_blas(steps, as_json):
+    """MLX matmul and training speed with OpenBLAS against the wheel's reference BLAS."""
+    from .benchblas import blas
+    try:
+        blas(steps, as_json=as_json, echo=click.echo)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.group()

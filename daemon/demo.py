@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from riffd.bridges.midifile import read_song, write_atomic
-from riffd.models import load_model
+from riffd.models import load_or_fallback
 from riffd.models.corpus import chord_symbol_paths, chord_symbol_tunes, chorale, corpus_root
 
 from .presets import load_preset
@@ -13,7 +13,7 @@ from .render import render_file
 DEMO_CHORALE = "bwv269"  # "Aus meines Herzens Grunde"
 
 
-def run_demo(out_dir: str | Path = "demo-out", model_name: str = "markov", seed: int = 7, echo=print) -> list:
+def run_demo(out_dir: str | Path = "demo-out", model_name: str = "onnx", seed: int = 7, echo=print) -> list:
     """Export a chorale's chord track and a tune's chord symbols from the corpus, render a
     melody for each, and describe the results. Returns the RenderReports."""
     out = Path(out_dir)
@@ -28,7 +28,7 @@ def run_demo(out_dir: str | Path = "demo-out", model_name: str = "markov", seed:
         chords_mid = out / f"{piece.name}-chords.mid"
         write_atomic(piece.to_midi(with_melody=False), chords_mid)
         report = render_file(chords_mid, out / f"{piece.name}-riffd.mid", load_preset(preset_name),
-                             load_model(model_name), seed=seed)
+                             load_or_fallback(model_name, warn=echo), seed=seed)
         reports.append(report)
         echo(f"{label}\n  input:  {chords_mid}\n  output: {report.summary()}")
         song = read_song(report.output)

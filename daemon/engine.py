@@ -168,6 +168,8 @@ class Engine:
             self.scheduler.add(Note(start, note.end, note.pitch, note.velocity, self.channel))
         if self.model.cursor < until - 1e-9:
             self.stats["deadline_misses"] += 1
+        # a neural model hands a missed deadline to the rules model and counts it
+        self.stats["fallbacks"] = getattr(self.model, "fallbacks", 0)
         self.planned_until = self.model.cursor
 
     # -- time passing -----------------------------------------------------------------

@@ -35,7 +35,7 @@ SPEC: dict[str, tuple] = {
     "response_wait_beats": (float, 0.5, 16.0, 2.0, "silence before an answer (beats)"),
     "strike_tolerance_beats": (float, 0.0, 0.5, 0.25, "a chord this early counts on the next beat"),
     "mode": (str, MODES, None, "accompany", "accompany or call-response"),
-    "model": (str, None, None, "rules", "melody model: rules, markov, mlx, onnx or a path"),
+    "model": (str, None, None, "onnx", "melody model: rules, markov, mlx, onnx, onnx-int8 or a path"),
     "style": (str, None, None, "pop", "style token given to the model"),
     "velocity": (int, 1, 127, 90, "base note-on velocity"),
     "channel": (int, 1, 16, 2, "MIDI channel of the melody (1-16)"),

@@ -5,17 +5,30 @@ import importlib
 from pathlib import Path
 
 BUILTIN = ("rules", "markov")
+NEURAL = ("mlx", "onnx", "onnx-int8")
+DEFAULT = "onnx"  # the shipped checkpoint on onnxruntime; rules is the fallback
 
 
 def load_model(name: str):
-    """A fresh model by name: ``rules``, ``markov``, or the path of a markov table (.json).
+    """A fresh model by name.
 
-    The module ``riffd.models.<name>`` provides ``MODEL``, the class (no registry to keep).
-    Raises ValueError for an unknown name or an unreadable file.
+    ``rules`` or ``markov``; ``mlx``, ``onnx`` or ``onnx-int8`` (the shipped checkpoint,
+    models/checkpoints/riff-small, on that backend); or a path: a checkpoint folder
+    (mlx), a ``.onnx`` file inside one, or a markov table (.json). The module
+    ``riffd.models.<name>`` provides ``MODEL`` for the built-in ones (no registry).
+    Raises ValueError for an unknown name or an unreadable model.
     """
     if name in BUILTIN:
         return importlib.import_module(f"riffd.models.{name}").MODEL()
+    if name in NEURAL:
+        from .checkpoint import DEFAULT as folder
+        file = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}.get(name)
+        return neural_model(folder, file, name)
     path = Path(name)
+    if path.suffix == ".onnx":
+        return neural_model(path.parent, path.name, "onnx")
+    if (path / "config.json").is_file():
+        return neural_model(path, None, "mlx")
     if path.suffix == ".json" or path.is_file() or (path / "model.json").is_file():
         from .markov import MarkovModel, MarkovTable
         table_path = path / "model.json" if path.is_dir() else path
@@ -23,4 +36,27 @@ def load_model(name: str):
             return MarkovModel(MarkovTable.load(table_path))
         except OSError as exc:
             raise ValueError(f"{table_path}: cannot read model: {exc.strerror or exc}") from None
-    raise ValueError(f"unknown model {name!r} (choose {', '.join(BUILTIN)}, or a path to a model)")
+    raise ValueError(f"unknown model {name!r} (choose {', '.join(BUILTIN + NEURAL)}, or a path to a model)")
+
+
+def neural_model(folder, file: str | None, name: str):
+    """A NeuralModel on the checkpoint ``folder``: mlx when ``file`` is None, else the
+    ONNX ``file`` in it. Raises ValueError (a CheckpointError) when it cannot load."""
+    from .backends import MlxRunner, OnnxRunner
+    from .checkpoint import Checkpoint
+    from .neural import NeuralModel
+    check = Checkpoint.load(folder)
+    runner = MlxRunner(check) if file is None else OnnxRunner(check, file)
+    return NeuralModel(runner, check.vocab, check.max_context, name)
+
+
+def load_or_fallback(name: str, warn=print):
+    """``load_model(name)``, or the rules model (with a warning) when a neural model cannot
+    load: the daemon keeps playing."""
+    try:
+        return load_model(name)
+    except (ValueError, ImportError, OSError) as exc:
+        if name in BUILTIN:
+            raise
+        warn(f"riffd: model {name!r} unavailable ({exc}); using rules")
+        return load_model("rules")

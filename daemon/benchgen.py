@@ -1,0 +1,94 @@
+"""`riffd bench generate`: how fast the melody models write and re-plan.
+
+- ``<backend>_16bar_ms``: wall time of start + generate over 16 bars of a real chord
+  progression (the demo chorale's chords, 4/4), median over ``runs`` seeds;
+- ``onnx_tokens_per_s``: stream tokens (sampled and forced, all through the model) per
+  second in those runs, batch 1;
+- ``replan_ms``: a chord change mid-phrase: rollback to the beat, the new chord, and
+  generate one beat, timed for ``replans`` changes on the onnx backend (p50, p99).
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from riffd.models import load_model
+from riffd.models.protocol import ChordAt, Context
+
+from .chords import recognize
+from .presets import load_preset
+
+BARS = 16
+
+
+def progression(bars: int = BARS) -> list[ChordAt]:
+    """The demo chorale's chords (riffd.daemon.demo) over ``bars`` bars of 4/4, repeated
+    if the chorale is shorter."""
+    from riffd.models.corpus import chorale, corpus_root
+
+    from .demo import DEMO_CHORALE
+    piece = chorale(next((corpus_root() / "bach").glob(f"{DEMO_CHORALE}.*")))
+    named = [(s, recognize(p)) for s, _, p in piece.chords]
+    named = [(s, c) for s, c in named if c is not None]
+    span = piece.length_beats
+    out, offset = [], 0.0
+    while offset < bars * 4:
+        out += [ChordAt(offset + s, c) for s, c in named if offset + s < bars * 4]
+        offset += span
+    return out
+
+
+def _time_16(model, preset, chords, seed) -> tuple[float, int, int]:
+    t0 = time.perf_counter()
+    model.start(Context(preset, seed=seed, chords=chords))
+    notes = list(model.generate(BARS * 4.0))
+    return time.perf_counter() - t0, len(notes), len(getattr(model, "ids", ()))
+
+
+def generate(backends=("rules", "markov", "mlx", "onnx", "onnx-int8"), runs: int = 10, replans: int = 200,
+             preset: str = "folk", as_json: bool = False, echo=print) -> dict:
+    """Run the benchmark and echo a table (and a JSON line with ``as_json``)."""
+    the_preset = load_preset(preset)
+    chords = progression()
+    result = {"bars": BARS, "runs": runs, "chords": len(chords)}
+    for name in backends:
+        model = load_model(name)
+        _time_16(model, the_preset, chords, 0)  # warm: imports, session start, first-call costs
+        times, notes, tokens = zip(*(_time_16(model, the_preset, chords, seed) for seed in range(1, runs + 1)))
+        key = name.replace("-", "_")
+        result[f"{key}_16bar_ms"] = round(1000 * float(np.median(times)), 2)
+        result[f"{key}_notes"] = round(float(np.mean(notes)), 1)
+        if tokens[0]:
+            result[f"{key}_tokens_per_s"] = round(float(np.sum(tokens) / np.sum(times)))
+        echo(f"{name:10s} 16 bars: {result[f'{key}_16bar_ms']:8.2f} ms median of {runs}, "
+             f"{result[f'{key}_notes']:.0f} notes" + (f", {result[f'{key}_tokens_per_s']:,} tokens/s" if tokens[0] else ""))
+    if "onnx" in backends and replans:
+        samples = replan_times(load_model("onnx"), the_preset, chords, replans)
+        result["replan_ms_p50"] = round(float(np.percentile(samples, 50)), 3)
+        result["replan_ms_p99"] = round(float(np.percentile(samples, 99)), 3)
+        echo(f"re-plan one beat after a chord change (onnx): p50 {result['replan_ms_p50']} ms, "
+             f"p99 {result['replan_ms_p99']} ms over {replans}")
+    if as_json:
+        echo(json.dumps(result))
+    return result
+
+
+def replan_times(model, preset, chords, count: int) -> list[float]:
+    """Milliseconds for rollback + new chord + one beat, at ``count`` beats of a long phrase."""
+    rng = np.random.default_rng(0)
+    pool = [c.chord for c in chords]
+    model.start(Context(preset, seed=0, chords=chords[:1]))
+    out, beat = [], 0.0
+    list(model.generate(4.0))
+    while len(out) < count:
+        beat += 1.0
+        list(model.generate(beat + 1.0))  # the plan runs one beat ahead, as in the engine
+        change = ChordAt(beat, pool[int(rng.integers(len(pool)))])
+        t0 = time.perf_counter()
+        model.rollback(beat)
+        model.extend([change])
+        list(model.generate(beat + 1.0))
+        out.append(1000 * (time.perf_counter() - t0))
+    return out

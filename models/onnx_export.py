@@ -1,0 +1,164 @@
+"""``riffd export onnx``: the checkpoint's llama graph, written with the ``onnx`` package.
+
+The graph is built node by node from ``model.safetensors`` (no PyTorch): token
+embedding, per layer RMSNorm, attention with rotary position embedding (RoPE, Su et al.,
+"RoFormer", 2021, in mlx's non-traditional half-split form) and a KV cache, SwiGLU MLP
+(Shazeer, "GLU Variants Improve Transformer", 2020), final RMSNorm and the tied output
+projection. Inputs: ``input_ids`` (int64, shape (1, L)) and ``past_key_i`` /
+``past_value_i`` (float32, (1, kv_heads, P, head_dim)); outputs: ``logits`` (1, L,
+vocab) and ``present_key_i`` / ``present_value_i`` (1, kv_heads, P + L, head_dim).
+``quantize_int8`` writes onnxruntime's dynamically quantized copy (INT8 weights).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import Checkpoint, CheckpointError
+
+OPSET = 17
+
+
+class _Graph:
+    """A small builder: nodes, initializers and fresh names."""
+
+    def __init__(self):
+        self.nodes, self.inits, self._n, self._names = [], [], 0, set()
+
+    def const(self, name: str, value) -> str:
+        """An initializer; a name already given is shared, not added again."""
+        from onnx import numpy_helper
+        if name not in self._names:
+            self._names.add(name)
+            self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, out: str | None = None, **attrs) -> str:
+        from onnx import helper
+        self._n += 1
+        out = out or f"{op_type.lower()}_{self._n}"
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attrs))
+        return out
+
+
+def _rms_norm(g: _Graph, x: str, weight: str, eps: float) -> str:
+    """x / sqrt(mean(x^2) + eps) * weight, in the node pattern onnxruntime fuses into one
+    SimplifiedLayerNormalization."""
+    var = g.op("ReduceMean", g.op("Pow", x, g.const("f2", np.float32(2.0))), axes=[-1], keepdims=1)
+    rms = g.op("Sqrt", g.op("Add", var, g.const(f"{weight}.eps", np.float32(eps))))
+    return g.op("Mul", g.op("Div", x, rms), weight)
+
+
+def _rope(g: _Graph, x: str, cos: str, sin: str, half: int, name: str) -> str:
+    """x: (1, heads, L, head_dim); rotate the two halves by the angles (L, half)."""
+    x1 = g.op("Slice", x, g.const(f"{name}.s0", np.array([0])), g.const(f"{name}.e0", np.array([half])),
+              g.const(f"{name}.ax", np.array([-1])))
+    x2 = g.op("Slice", x, f"{name}.e0", g.const(f"{name}.e1", np.array([2 * half])), f"{name}.ax")
+    r1 = g.op("Sub", g.op("Mul", x1, cos), g.op("Mul", x2, sin))
+    r2 = g.op("Add", g.op("Mul", x1, sin), g.op("Mul", x2, cos))
+    return g.op("Concat", r1, r2, axis=-1)
+
+
+def build_graph(weights: dict[str, np.ndarray], arch: dict):
+    """The ONNX ModelProto for mlx-lm llama ``arch`` with ``weights`` (name -> array)."""
+    from onnx import TensorProto, helper
+    if arch["model_type"] != "llama" or arch.get("rope_traditional") or arch.get("rope_scaling"):
+        raise CheckpointError("the ONNX export supports mlx-lm llama with default RoPE")
+    H = arch["num_attention_heads"]
+    KV = arch.get("num_key_value_heads") or H
+    D = arch.get("head_dim") or arch["hidden_size"] // H
+    n_layers, eps, half = arch["num_hidden_layers"], arch["rms_norm_eps"], D // 2
+    g = _Graph()
+    W = lambda name: g.const(name, weights[name].astype(np.float32))  # noqa: E731
+    WT = lambda name: g.const(name + ".T", np.ascontiguousarray(weights[name].astype(np.float32).T))  # noqa: E731
+
+    # positions P..P+L-1, their rotation angles and the causal mask, shared by all layers
+    past_len = g.op("Gather", g.op("Shape", "past_key_0"), g.const("two", np.array(2)), axis=0)
+    cur_len = g.op("Gather", g.op("Shape", "input_ids"), g.const("one", np.array(1)), axis=0)
+    total = g.op("Add", past_len, cur_len)
+    positions = g.op("Range", past_len, total, "one")
+    inv_freq = g.const("inv_freq", (arch.get("rope_theta", 10000.0) ** (-np.arange(half) * 2.0 / D)).astype(np.float32))
+    angles = g.op("Mul", g.op("Unsqueeze", g.op("Cast", positions, to=TensorProto.FLOAT), g.const("ax1", np.array([1]))), inv_freq)
+    cos, sin = g.op("Cos", angles), g.op("Sin", angles)
+    key_pos = g.op("Range", g.const("zero", np.array(0)), total, "one")
+    allowed = g.op("LessOrEqual", g.op("Unsqueeze", key_pos, g.const("ax0", np.array([0]))),
+                   g.op("Unsqueeze", positions, "ax1"))
+    mask = g.op("Where", allowed, g.const("f0", np.float32(0.0)), g.const("fneg", np.float32(-1e9)))
+    scale = g.const("scale", np.float32(D ** -0.5))
+    heads_shape = g.const("heads_shape", np.array([0, 0, H, D]))
+    kv_shape = g.const("kv_shape", np.array([0, 0, KV, D]))
+    flat_shape = g.const("flat_shape", np.array([0, 0, H * D]))
+
+    h = g.op("Gather", W("model.embed_tokens.weight"), "input_ids", axis=0)
+    outputs = []
+    for i in range(n_layers):
+        p = f"model.layers.{i}"
+        x = _rms_norm(g, h, W(f"{p}.input_layernorm.weight"), eps)
+        q = g.op("Transpose", g.op("Reshape", g.op("MatMul", x, WT(f"{p}.self_attn.q_proj.weight")), heads_shape), perm=[0, 2, 1, 3])
+        k = g.op("Transpose", g.op("Reshape", g.op("MatMul", x, WT(f"{p}.self_attn.k_proj.weight")), kv_shape), perm=[0, 2, 1, 3])
+        v = g.op("Transpose", g.op("Reshape", g.op("MatMul", x, WT(f"{p}.self_attn.v_proj.weight")), kv_shape), perm=[0, 2, 1, 3])
+        q, k = _rope(g, q, cos, sin, half, f"rq{i}"), _rope(g, k, cos, sin, half, f"rk{i}")
+        k_all = g.op("Concat", f"past_key_{i}", k, axis=2, out=f"present_key_{i}")
+        v_all = g.op("Concat", f"past_value_{i}", v, axis=2, out=f"present_value_{i}")
+        outputs += [k_all, v_all]
+        if KV != H:  # grouped-query attention: repeat each kv head for its query heads
+            k_all = g.op("Reshape", g.op("Tile", g.op("Unsqueeze", k_all, g.const(f"u{i}", np.array([2]))), g.const(f"t{i}", np.array([1, 1, H // KV, 1, 1]))), g.const(f"r{i}", np.array([1, H, -1, D])))
+            v_all = g.op("Reshape", g.op("Tile", g.op("Unsqueeze", v_all, f"u{i}"), f"t{i}"), f"r{i}")
+        scores = g.op("Add", g.op("Mul", g.op("MatMul", q, g.op("Transpose", k_all, perm=[0, 1, 3, 2])), scale), mask)
+        attn = g.op("MatMul", g.op("Softmax", scores, axis=-1), v_all)
+        attn = g.op("Reshape", g.op("Transpose", attn, perm=[0, 2, 1, 3]), flat_shape)
+        h = g.op("Add", h, g.op("MatMul", attn, WT(f"{p}.self_attn.o_proj.weight")))
+        x = _rms_norm(g, h, W(f"{p}.post_attention_layernorm.weight"), eps)
+        gate = g.op("MatMul", x, WT(f"{p}.mlp.gate_proj.weight"))
+        up = g.op("MatMul", x, WT(f"{p}.mlp.up_proj.weight"))
+        act = g.op("Mul", g.op("Mul", gate, g.op("Sigmoid", gate)), up)
+        h = g.op("Add", h, g.op("MatMul", act, WT(f"{p}.mlp.down_proj.weight")))
+    h = _rms_norm(g, h, W("model.norm.weight"), eps)
+    head = "lm_head.weight" if "lm_head.weight" in weights else "model.embed_tokens.weight"
+    g.op("MatMul", h, WT(head), out="logits")
+
+    V = arch["vocab_size"]
+    kv_in = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, KV, "past", D])  # noqa: E731
+    kv_out = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, KV, "total", D])  # noqa: E731
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "length"])]
+    inputs += [kv_in(f"past_{kv}_{i}") for i in range(n_layers) for kv in ("key", "value")]
+    outs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "length", V])]
+    outs += [kv_out(f"present_{kv}_{i}") for i in range(n_layers) for kv in ("key", "value")]
+    graph = helper.make_graph(g.nodes, "riffd_llama", inputs, outs, g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="riffd")
+    model.ir_version = 8
+    return model
+
+
+def export(path: str | Path, int8: bool = True) -> list[Path]:
+    """Write ``model.onnx`` (and ``model.int8.onnx``) into the checkpoint folder ``path``.
+    Raises CheckpointError for a folder without weights or an unsupported architecture."""
+    import onnx
+    from safetensors.numpy import load_file
+    check = Checkpoint.load(path)
+    if not check.weights.exists():
+        raise CheckpointError(f"{check.path}: no model.safetensors")
+    model = build_graph(load_file(str(check.weights)), check.arch)
+    onnx.checker.check_model(model)
+    out = check.path / "model.onnx"
+    onnx.save(model, str(out))
+    written = [out]
+    if int8:
+        written.append(quantize_int8(out, check.path / "model.int8.onnx"))
+    return written
+
+
+def quantize_int8(src: Path, dst: Path) -> Path:
+    """onnxruntime's dynamic quantization: INT8 MatMul weights, activations quantized at
+    run time per tensor."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process does not apply here
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    finally:
+        logging.getLogger().setLevel(quiet)
+    return dst

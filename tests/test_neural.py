@@ -1,0 +1,234 @@
+"""The neural melody model: the shipped checkpoint on mlx and onnx, its token stream,
+rollback, fallback, sampling, and training/fine-tuning through the CLI."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from riffd.daemon.benchgen import progression
+from riffd.daemon.chords import parse_chord
+from riffd.daemon.presets import load_preset
+from riffd.models.backends import MlxRunner, OnnxRunner
+from riffd.models.checkpoint import DEFAULT, Checkpoint
+from riffd.models.dataset import encode_piece, estimate_chords
+from riffd.models.neural import NeuralModel
+from riffd.models.protocol import ChordAt, Context
+from riffd.models.remi import QUALITY_INDEX, RemiTokenizer
+from riffd.models.sampling import sample
+
+CKPT = Path(os.environ.get("RIFFD_TEST_CHECKPOINT", DEFAULT))
+
+
+def riffd(*args):
+    return subprocess.run([sys.executable, "-c", "from riffd.daemon.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def check():
+    return Checkpoint.load(CKPT)
+
+
+@pytest.fixture(scope="module")
+def real_sequences(check, chorale_piece):
+    """Token ids of a Bach chorale and an O'Neill tune (estimated chords), one window each."""
+    from riffd.models.corpus import folk_paths, melodies
+    from riffd.models.harmonize import estimate_key
+    tok = RemiTokenizer(check.vocab)
+    tune = melodies(folk_paths("oneill")[0], "oneill")[0]
+    tune.meta["key_pc"] = estimate_key(tune.melody)
+    estimate_chords(tune)
+    return [encode_piece(tok, p, s)[:check.max_context].astype(np.int64)
+            for p, s in ((chorale_piece, "chorale"), (tune, "folk"))]
+
+
+def neural(check, backend="onnx"):
+    runner = OnnxRunner(check) if backend == "onnx" else MlxRunner(check)
+    return NeuralModel(runner, check.vocab, check.max_context, backend)
+
+
+def test_export_onnx_logits_equal_mlx(check, real_sequences, tmp_path):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+        shutil.copy(CKPT / name, folder / name)
+    result = riffd("export", "onnx", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert (folder / "model.onnx").exists() and (folder / "model.int8.onnx").exists()
+    mlx = MlxRunner(check)
+    for file_check in (Checkpoint.load(folder), check):  # a fresh export, and the shipped file
+        onnx = OnnxRunner(file_check)
+        for ids in real_sequences:
+            expected = mlx.logits(ids)
+            assert np.abs(onnx.logits(ids) - expected).max() < 1e-3
+            # with the KV cache: chunks, then a trim and the same tokens again
+            half = len(ids) // 2
+            onnx.reset()
+            onnx.feed(ids[:half].tolist())
+            onnx.feed(ids[half:half + 1].tolist())
+            onnx.trim(11)
+            assert onnx.length == half - 10
+            got = onnx.feed(ids[half - 10:].tolist())
+            assert np.abs(got - expected[-1]).max() < 1e-3
+    int8 = OnnxRunner(check, "model.int8.onnx").logits(real_sequences[0])
+    same_top = (int8.argmax(-1) == mlx.logits(real_sequences[0]).argmax(-1)).mean()
+    assert same_top > 0.8
+
+
+def decoded(model):
+    """(start beat, pitch) of the notes in the model's token stream, decoded by the tokenizer."""
+    events = RemiTokenizer(model.vocab).decode(model.prefix + model.ids)
+    tpq = 12 * model.den / 4
+    return [(e[1] / tpq, e[3]) for e in events if e[0] == "note"], \
+           [(e[1] / tpq, e[2], e[3]) for e in events if e[0] == "chord"]
+
+
+def test_stream_is_valid_remi_and_follows_the_chords(check):
+    preset = load_preset("folk")
+    chords = progression(8)
+    model = neural(check)
+    model.start(Context(preset, seed=4, chords=chords))
+    notes = list(model.generate(32.0))
+    assert len(notes) >= 16
+    low, high = preset.register
+    assert all(low <= n.pitch <= high for n in notes)
+    starts = [n.start for n in notes]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+    chord_beats = {c.beat for c in chords}
+    # on the preset's grid (eighths), or where a chord changes
+    assert all(abs(s * preset.grid - round(s * preset.grid)) < 1e-6 or s in chord_beats for s in starts)
+    got_notes, got_chords = decoded(model)
+    assert got_notes == [(n.start, n.pitch) for n in notes]
+    expected = [(c.beat, c.chord.root, QUALITY_INDEX[c.chord.quality]) for c in chords if c.beat < 32]
+    assert got_chords[:len(expected)] == expected  # every chord change, forced at its beat
+    # chord tones on strong beats, pushed by the preset's chord-tone bias
+    strong = [n for n in notes if abs(n.start % 2) < 1e-6 and model.chord_at(n.start)]
+    assert np.mean([n.pitch % 12 in model.chord_at(n.start).tones for n in strong]) >= 0.6
+
+
+def test_rollback_truncates_the_kv_cache(check):
+    model = neural(check)
+    preset = load_preset("pop")
+    chords = [ChordAt(4.0 * i, parse_chord(n)) for i, n in enumerate(["C", "Am", "F", "G"])]
+    model.start(Context(preset, seed=2, chords=chords))
+    list(model.generate(16.0))
+    before = list(model.ids)
+    kept = sum(t < 6.0 for t in model.times)
+    model.rollback(6.0)
+    assert model.ids == before[:kept] and all(t < 6.0 for t in model.times)
+    assert model.runner.length <= len(model.prefix) + kept
+    model.extend([ChordAt(6.0, parse_chord("E7"))])
+    notes = list(model.generate(12.0))
+    assert notes and notes[0].start >= 6.0
+    e7 = parse_chord("E7")
+    assert (6.0, e7.root, QUALITY_INDEX[e7.quality]) in decoded(model)[1]
+    # the cache holds exactly the stream: its next logits equal a fresh pass over the ids
+    fresh = OnnxRunner(check).logits(np.array(model.prefix + model.ids))[-1]
+    assert np.abs(model._logits() - fresh).max() < 1e-3
+
+
+def test_long_sessions_slide_the_window(check):
+    model = neural(check)
+    model.start(Context(load_preset("pop"), seed=1, chords=progression(64)))
+    notes = list(model.generate(256.0))
+    assert model.runner.length <= check.max_context
+    assert notes[-1].start > 240.0  # still playing at the end
+
+
+def test_missed_deadline_falls_back_to_rules_and_is_counted(check):
+    model = neural(check)
+    model.start(Context(load_preset("pop"), seed=1, chords=progression(4)))
+    late = list(model.generate(4.0, deadline_s=time.monotonic() - 1.0))
+    assert model.fallbacks == 1 and late and model.cursor >= 4.0
+    later = list(model.generate(12.0))
+    assert later and model.fallbacks == 1
+    # the rules model's notes entered the stream, so the model hears what was played
+    assert [p for _, p in decoded(model)[0]] == [n.pitch for n in late + later]
+
+
+def test_sampling_masks_temperature_and_top_p():
+    rng = np.random.default_rng(0)
+    logits = np.array([0.0, 5.0, 4.0, 3.0, -1.0])
+    allowed = np.array([0, 2, 3, 4])
+    draws = [sample(logits, allowed, rng, 1.0, 1.0) for _ in range(300)]
+    assert set(draws) <= {0, 2, 3, 4} and 1 not in draws
+    assert {sample(logits, allowed, rng, 0.01) for _ in range(20)} == {2}
+    assert {sample(logits, allowed, rng, 1.0, top_p=0.5) for _ in range(50)} == {2}
+    biased = [sample(logits, allowed, rng, 1.0, 1.0, bias=np.array([10.0, 0, 0, 0])) for _ in range(50)]
+    assert np.mean(np.array(biased) == 0) > 0.9
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from riffd.models.dataset import build
+    out = tmp_path_factory.mktemp("tiny") / "data"
+    build(out, sources=(), synthetic=40, keys=[0], log=lambda *a: None)
+    return out
+
+
+TRAIN = ("--epoch-steps", "3", "--batch-size", "2", "--seq-len", "32", "--warmup", "2", "--seed", "3")
+
+
+def test_train_is_deterministic_resumable_and_writes_a_card(tiny_data, tmp_path):
+    import mlx.core as mx
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert riffd("train", "--data", str(tiny_data), "-o", str(a), "--epochs", "2", *TRAIN).returncode == 0
+    first = riffd("train", "--data", str(tiny_data), "-o", str(b), "--epochs", "2", "--stop-after", "1", *TRAIN)
+    assert first.returncode == 0 and "stopped after 1 epochs" in first.stdout
+    result = riffd("train", "--data", str(tiny_data), "-o", str(b), "--epochs", "2", "--resume", *TRAIN)
+    assert result.returncode == 0, result.stderr
+    assert "resuming after epoch 1" in result.stdout
+    wa, wb = mx.load(str(a / "train_state" / "weights.safetensors")), mx.load(str(b / "train_state" / "weights.safetensors"))
+    assert all(np.array_equal(np.array(wa[k]), np.array(wb[k])) for k in wa)
+    config = Checkpoint.load(a).config
+    assert config["training"]["steps"] == 6 and len(config["training"]["history"]) == 2
+    assert config["metrics"]["test_perplexity"] > 1.0
+    assert (a / "loss.png").stat().st_size > 1000 and "perplexity" in (a / "README.md").read_text()
+    assert riffd("train", "--data", str(tmp_path / "nothing"), "-o", str(a)).returncode == 2
+
+
+def test_finetune_lora_changes_only_adapted_layers(tiny_data, tmp_path):
+    import mlx.core as mx
+    out = tmp_path / "genre"
+    result = riffd("finetune", "--init", str(CKPT), "--data", str(tiny_data), "-o", str(out),
+                   "--lora-rank", "4", "--lora-layers", "2", "--epochs", "1", *TRAIN)
+    assert result.returncode == 0, result.stderr
+    base, tuned = mx.load(str(CKPT / "model.safetensors")), mx.load(str(out / "model.safetensors"))
+    assert set(base) == set(tuned)  # LoRA folded back in: the same plain architecture
+    changed = {k for k in base if not np.array_equal(np.array(base[k]), np.array(tuned[k]))}
+    n = Checkpoint.load(CKPT).arch["num_hidden_layers"]
+    assert changed and all(f"layers.{n - 1}." in k or f"layers.{n - 2}." in k for k in changed), changed
+    assert "model.embed_tokens.weight" not in changed
+    assert riffd("export", "onnx", str(out), "--no-int8").returncode == 0
+
+
+def test_render_cli_with_the_shipped_model(tmp_path, chorale_piece):
+    src = tmp_path / "chords.mid"
+    chorale_piece.to_midi(with_melody=False).save(src)
+    for backend in ("onnx", "mlx"):
+        result = riffd("render", str(src), "-o", str(tmp_path / f"{backend}.mid"), "--model", backend,
+                       "--preset", "chorale", "--seed", "5")
+        assert result.returncode == 0, result.stderr
+        assert "riffd melody" in result.stdout
+    again = riffd("render", str(src), "-o", str(tmp_path / "again.mid"), "--model", "onnx",
+                  "--preset", "chorale", "--seed", "5")
+    assert again.returncode == 0
+    assert (tmp_path / "again.mid").read_bytes() == (tmp_path / "onnx.mid").read_bytes()
+
+
+def test_mlx_binds_cblas_to_openblas():
+    """The dynamic loader's own record: MLX's sgemm calls go to OpenBLAS, not the wheel's BLAS."""
+    code = ("from riffd.models.blas import use_fast_blas; print(use_fast_blas()); import mlx.core as mx; "
+            "a = mx.ones((64, 64)); print((a @ a).sum().item())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "LD_DEBUG": "bindings"}, timeout=120)
+    assert out.returncode == 0
+    path, total = out.stdout.split()
+    assert "openblas" in path and float(total) == 64 ** 3
+    sgemm = [line for line in out.stderr.splitlines() if "libmlx" in line and "cblas_sgemm" in line]
+    assert sgemm and all("openblas" in line for line in sgemm), sgemm[:3]
