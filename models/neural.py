@@ -3,9 +3,10 @@ transformer behind a runner (mlx or onnx), spoken through the melody model proto
 
 The stream is what the model was trained on (riffd.models.dataset): BOS, Style, then per
 bar ``Bar TimeSig``, and per event ``Position [Tempo] [Chord] [Pitch Velocity Duration]``.
-Bar, TimeSig, Tempo and Chord tokens are forced from the preset and the chord timeline;
-the model samples Position, Bar, Pitch, Velocity and Duration, each from the ids the
-grammar allows there (riffd.models.sampling), so every output decodes to notes.
+Bar, TimeSig, Tempo and Chord tokens are forced from the preset and the chord timeline,
+Velocity from the preset's velocity and the metric accent; the model samples Position,
+Bar, Pitch and Duration, each from the ids the grammar allows there
+(riffd.models.sampling), so every output decodes to notes.
 
 A runner keeps the KV cache: ``feed(ids)`` appends ids and returns the logits after the
 last one (shape (vocab,)); ``trim(n)`` drops the last ``n``; ``reset()`` empties it;
@@ -39,7 +40,7 @@ class StreamState:
     bar: int = -1
     pos: int = -1
     chord_beat: float = -math.inf
-    expect: str = "event"  # event | pitch | pitch_or_event | velocity | duration
+    expect: str = "event"  # event | pitch | pitch_or_event | duration
 
 
 class NeuralModel(MelodyModel):
@@ -93,7 +94,9 @@ class NeuralModel(MelodyModel):
             return
         del self.ids[k:], self.times[k:], self.states[k:]
         self.state = self.states[-1] if self.states else StreamState()
-        if k - 1 >= self.ws and self.runner.length > 0 and self.fed >= k:
+        if self.fed < k:
+            return  # none of the dropped tokens reached the cache
+        if k - 1 >= self.ws and self.runner.length > 0:
             # drop one more and feed it again: its logits are the ones to sample from next
             self.runner.trim(self.fed - k + 1)
             self.fed = k - 1
@@ -136,11 +139,22 @@ class NeuralModel(MelodyModel):
         return self._bar_start(bar) + pos / self.qpb
 
     def _pending_chord(self):
-        """(beat, Chord) of the first chord change not yet in the stream, or None."""
+        """(beat, Chord) of the first chord change not yet in the stream, or None; of the
+        changes already behind the cursor only the last one counts."""
         i = bisect.bisect_right(self._chord_beats, self.state.chord_beat + 1e-9)
+        i = max(i, bisect.bisect_right(self._chord_beats, self.cursor + 1e-9) - 1)
         while i < len(self._chords) and self._chords[i] is None:
             i += 1
         return (self._chord_beats[i], self._chords[i]) if i < len(self._chords) else None
+
+    def _restart_stream(self) -> None:
+        self.ids.clear()
+        self.times.clear()
+        self.states.clear()
+        self.state = StreamState()
+        self.ws = self.fed = 0
+        self._last = None
+        self.runner.reset()
 
     def _open_bar(self, bar: int) -> None:
         g, s = self.groups, self.state
@@ -174,10 +188,6 @@ class NeuralModel(MelodyModel):
         if s.bar < 0:
             self._begin()
             return None
-        if s.expect == "velocity":
-            self._push(sample(self._logits(), g.velocities, self.rng, self.preset.temperature,
-                              self.preset.top_p), self.times[-1], replace(s, expect="duration"))
-            return None
         if s.expect == "duration":
             return self._finish_note()
         if s.expect == "pitch":
@@ -187,6 +197,10 @@ class NeuralModel(MelodyModel):
 
     def _event(self) -> None:
         s, g = self.state, self.groups
+        if self.cursor >= self._bar_start(s.bar + 3):
+            # the song jumped ahead (song position, a long pause): start a fresh stream there
+            self._restart_stream()
+            return None
         bar_start = self._bar_start(s.bar)
         pending = self._pending_chord()
         qf = None
@@ -232,7 +246,7 @@ class NeuralModel(MelodyModel):
                 self._push(self._chord_token(*pending), beat,
                            replace(self.state, chord_beat=pending[0], expect="pitch_or_event"))
             return None
-        self._push(token, self._beat_of(s.bar, s.pos), replace(s, expect="velocity"))  # a Pitch
+        self._push_pitch(token, self._beat_of(s.bar, s.pos))
         return None
 
     def _pitch_ids(self) -> np.ndarray:
@@ -255,7 +269,20 @@ class NeuralModel(MelodyModel):
         allowed = self._pitch_ids()
         token = sample(self._logits(), allowed, self.rng, self.preset.temperature, self.preset.top_p,
                        self._pitch_bias(beat, allowed))
-        self._push(token, beat, replace(s, expect="velocity"))
+        self._push_pitch(token, beat)
+
+    def _velocity(self, beat: float) -> int:
+        """The preset's velocity with a metric accent, as the rules model plays it."""
+        accent = (12, 0, 4, 8)[strength(beat, self.bar_beats)]
+        return int(np.clip(self.preset.velocity - 8 + accent, 1, 127))
+
+    def _push_pitch(self, token: int, beat: float) -> None:
+        """A Pitch and its Velocity. The velocity is forced, not sampled: the corpus has no
+        dynamics (one velocity per piece, plus augmentation jitter), and feeding the two
+        together saves one model call per note."""
+        s = replace(self.state, expect="duration")
+        self._push(token, beat, s)
+        self._push(self.groups.velocity(self._velocity(beat)), beat, s)
 
     def _finish_note(self) -> MelodyNote:
         s, g = self.state, self.groups
@@ -263,12 +290,10 @@ class NeuralModel(MelodyModel):
         token = sample(self._logits(), g.durations, self.rng, self.preset.temperature, self.preset.top_p)
         self._push(token, beat, replace(s, expect="event"))
         pitch = int(self._pitch_of[self.ids[-3]])
-        velocity = int(g.velocity_values[np.nonzero(g.velocities == self.ids[-2])[0][0]])
         duration = float(g.duration_beats[np.nonzero(g.durations == token)[0][0]]) * 4 / self.den
         self.cursor = max(self.cursor, beat + 1 / self.qpb)
         shift = swing_offset(beat, self.preset.grid, self.preset.swing)
-        velocity = int(np.clip(velocity + self.preset.velocity - 79, 1, 127))
-        return MelodyNote(beat + shift, max(duration - shift, 1 / self.qpb), pitch, velocity)
+        return MelodyNote(beat + shift, max(duration - shift, 1 / self.qpb), pitch, self._velocity(beat))
 
     # -- the rules model takes over a missed deadline ---------------------------------
     def _fallback(self, until_beat: float) -> Iterator[MelodyNote]:

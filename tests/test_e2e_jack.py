@@ -50,7 +50,7 @@ def assert_balanced(messages):
     assert not sounding, f"left sounding: {sorted(sounding)}"
 
 
-@pytest.mark.parametrize("model", ["rules", "markov"])
+@pytest.mark.parametrize("model", ["rules", "markov", "onnx"])
 def test_serve_accompanies_a_chorale(jack, chorale_piece, model):
     preset = load_preset("chorale")
     proc = start_serve("--preset", "chorale", "--model", model, "--tempo", "240", "--seed", "1")

@@ -84,8 +84,9 @@ def decoded(model):
     """(start beat, pitch) of the notes in the model's token stream, decoded by the tokenizer."""
     events = RemiTokenizer(model.vocab).decode(model.prefix + model.ids)
     tpq = 12 * model.den / 4
-    return [(e[1] / tpq, e[3]) for e in events if e[0] == "note"], \
-           [(e[1] / tpq, e[2], e[3]) for e in events if e[0] == "chord"]
+    first_bar = model.times[0]  # the decoder counts bars from the stream's first Bar
+    return [(first_bar + e[1] / tpq, e[3]) for e in events if e[0] == "note"], \
+           [(first_bar + e[1] / tpq, e[2], e[3]) for e in events if e[0] == "chord"]
 
 
 def test_stream_is_valid_remi_and_follows_the_chords(check):
@@ -232,3 +233,19 @@ def test_mlx_binds_cblas_to_openblas():
     assert "openblas" in path and float(total) == 64 ** 3
     sgemm = [line for line in out.stderr.splitlines() if "libmlx" in line and "cblas_sgemm" in line]
     assert sgemm and all("openblas" in line for line in sgemm), sgemm[:3]
+
+
+def test_a_jump_ahead_starts_a_fresh_stream_with_the_current_chord(check):
+    model = neural(check)
+    chords = [ChordAt(4.0 * i, parse_chord(n)) for i, n in enumerate(["C", "Am", "F", "G"] * 25)]
+    model.start(Context(load_preset("pop"), seed=1, chords=chords[:2]))
+    list(model.generate(8.0))
+    model.rollback(200.0)  # the DAW's song position jumped to bar 50
+    model.extend(chords[2:])
+    notes = list(model.generate(208.0))
+    assert notes and all(n.start >= 200.0 for n in notes)
+    stream_chords = decoded(model)[1]
+    f, g = parse_chord("F"), parse_chord("G")  # bar 50 holds F, bar 51 G; nothing older
+    assert stream_chords[:2] == [(200.0, f.root, QUALITY_INDEX[f.quality]), (204.0, g.root, QUALITY_INDEX[g.quality])]
+    assert len(stream_chords) <= 3
+    assert len(model.ids) < 80
