@@ -128,7 +128,6 @@ def check(piece: Piece, filters: Filters) -> str | None:
 
 def estimate_chords(piece: Piece) -> None:
     """Give a melody-only piece estimated chords (riffd.models.harmonize), in place."""
-    from riffd.daemon.chords import Chord
     from .harmonize import harmonize
     _, num, den = piece.time_signatures[0]
     bar = num * 4 / den

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import sys
 import time
 from dataclasses import dataclass, replace
 from typing import Iterator
@@ -55,6 +56,7 @@ class NeuralModel(MelodyModel):
         valid = self.groups.pitches >= 0
         self._pitch_of[self.groups.pitches[valid]] = np.arange(128)[valid]
         self.fallbacks = 0
+        self.errors = 0
 
     # -- protocol ---------------------------------------------------------------------
     def start(self, context: Context) -> None:
@@ -79,12 +81,24 @@ class NeuralModel(MelodyModel):
         self._rules.start(Context(context.preset, seed=context.seed, start_beat=context.start_beat))
 
     def generate(self, until_beat: float, deadline_s: float | None = None) -> Iterator[MelodyNote]:
-        """As MelodyModel.generate; past ``deadline_s`` the rules model plays the rest."""
+        """As MelodyModel.generate; past ``deadline_s`` the rules model plays the rest.
+        A failure of the runner (an onnxruntime error, say) is reported once on stderr,
+        counted in ``errors``, and the rules model plays the rest from a fresh stream."""
         while self.cursor < until_beat - 1e-9:
             if deadline_s is not None and time.monotonic() > deadline_s:
                 yield from self._fallback(until_beat)
                 return
-            for note in self._next_notes():
+            try:
+                notes = self._next_notes()
+            except Exception as exc:  # keep playing: the daemon must not stop on a model fault
+                self.errors += 1
+                if self.errors == 1:
+                    print(f"riffd: {self.name} model failed ({type(exc).__name__}: {exc}); "
+                          "the rules model plays on", file=sys.stderr)
+                self._restart_stream()
+                yield from self._fallback(until_beat)
+                return
+            for note in notes:
                 self.generated.append(note)
                 yield note
 
@@ -184,7 +198,7 @@ class NeuralModel(MelodyModel):
         raise RuntimeError("the token stream made no progress")  # the grammar rules this out
 
     def _step(self) -> MelodyNote | None:
-        s, g = self.state, self.groups
+        s = self.state
         if s.bar < 0:
             self._begin()
             return None

@@ -50,26 +50,16 @@ def _rms_norm(g: _Graph, x: str, weight: str, eps: float) -> str:
     return g.op("Mul", g.op("Div", x, rms), weight)
 
 
-def _rope(g: _Graph, x: str, cos: str, sin: str, half: int, name: str) -> str:
-    """x: (1, heads, L, head_dim); rotate the two halves by the angles (L, half)."""
-    x1 = g.op("Slice", x, g.const(f"{name}.s0", np.array([0])), g.const(f"{name}.e0", np.array([half])),
-              g.const(f"{name}.ax", np.array([-1])))
-    x2 = g.op("Slice", x, f"{name}.e0", g.const(f"{name}.e1", np.array([2 * half])), f"{name}.ax")
-    r1 = g.op("Sub", g.op("Mul", x1, cos), g.op("Mul", x2, sin))
-    r2 = g.op("Add", g.op("Mul", x1, sin), g.op("Mul", x2, cos))
-    return g.op("Concat", r1, r2, axis=-1)
-
-
 def build_graph(weights: dict[str, np.ndarray], arch: dict):
     """The ONNX ModelProto for mlx-lm llama ``arch`` with ``weights`` (name -> array)."""
     from onnx import TensorProto, helper
     if arch["model_type"] != "llama" or arch.get("rope_traditional") or arch.get("rope_scaling"):
         raise CheckpointError("the ONNX export supports mlx-lm llama with default RoPE")
     H = arch["num_attention_heads"]
-    KV = arch.get("num_key_value_heads") or H
+    if (arch.get("num_key_value_heads") or H) != H:
+        raise CheckpointError("the ONNX export supports as many key/value heads as query heads")
     D = arch.get("head_dim") or arch["hidden_size"] // H
     n_layers, eps, half = arch["num_hidden_layers"], arch["rms_norm_eps"], D // 2
-    I = arch["intermediate_size"]  # noqa: E741
     g = _Graph()
     W = lambda name: g.const(name, weights[name].astype(np.float32))  # noqa: E731
     WT = lambda name: g.const(name + ".T", np.ascontiguousarray(weights[name].astype(np.float32).T))  # noqa: E731
@@ -81,46 +71,50 @@ def build_graph(weights: dict[str, np.ndarray], arch: dict):
     positions = g.op("Range", past_len, total, "one")
     inv_freq = g.const("inv_freq", (arch.get("rope_theta", 10000.0) ** (-np.arange(half) * 2.0 / D)).astype(np.float32))
     angles = g.op("Mul", g.op("Unsqueeze", g.op("Cast", positions, to=TensorProto.FLOAT), g.const("ax1", np.array([1]))), inv_freq)
+    angles = g.op("Unsqueeze", g.op("Concat", angles, angles, axis=-1), "ax1")  # (L, 1, D): over heads
     cos, sin = g.op("Cos", angles), g.op("Sin", angles)
+    # rope(x) = x cos + (x R) sin, where x R = [-x2, x1] for the halves x1, x2 of each head
+    rotate = np.zeros((D, D), dtype=np.float32)
+    rotate[np.arange(half) + half, np.arange(half)] = -1.0
+    rotate[np.arange(half), np.arange(half) + half] = 1.0
+    rotate = g.const("rotate_half", rotate)
     key_pos = g.op("Range", g.const("zero", np.array(0)), total, "one")
     allowed = g.op("LessOrEqual", g.op("Unsqueeze", key_pos, g.const("ax0", np.array([0]))),
                    g.op("Unsqueeze", positions, "ax1"))
     mask = g.op("Where", allowed, g.const("f0", np.float32(0.0)), g.const("fneg", np.float32(-1e9)))
-    scale = g.const("scale", np.float32(D ** -0.5))
-    heads_shape = g.const("heads_shape", np.array([0, 0, H, D]))
-    kv_shape = g.const("kv_shape", np.array([0, 0, KV, D]))
+    qkv_shape = g.const("qkv_shape", np.array([0, 0, 3 * H, D]))
     flat_shape = g.const("flat_shape", np.array([0, 0, H * D]))
 
+    def split(x: str, sizes: list[int], axis: int, names: list[str]) -> list[str]:
+        g.nodes.append(helper.make_node("Split", [x, g.const(f"sizes_{'_'.join(map(str, sizes))}", np.array(sizes))],
+                                        names, axis=axis))
+        return names
+
     h = g.op("Gather", W("model.embed_tokens.weight"), "input_ids", axis=0)
-    outputs = []
     for i in range(n_layers):
         p = f"model.layers.{i}"
         x = _rms_norm(g, h, W(f"{p}.input_layernorm.weight"), eps)
-        # one product for q, k and v (fewer operators: at batch 1 their count sets the time)
-        qkv_w = np.concatenate([weights[f"{p}.self_attn.{n}_proj.weight"].T for n in "qkv"], axis=1)
+        # one product for q, k and v, with the attention scale 1/sqrt(D) folded into q
+        # (few, larger operators: at batch 1 their count, not arithmetic, sets the time)
+        qkv_w = np.concatenate([weights[f"{p}.self_attn.q_proj.weight"].T * D ** -0.5,
+                                weights[f"{p}.self_attn.k_proj.weight"].T,
+                                weights[f"{p}.self_attn.v_proj.weight"].T], axis=1)
         qkv = g.op("MatMul", x, g.const(f"{p}.qkv.T", np.ascontiguousarray(qkv_w.astype(np.float32))))
-        q, k, v = (f"{p}.{n}" for n in "qkv")
-        g.nodes.append(helper.make_node("Split", [qkv, g.const("qkv_sizes", np.array([H * D, KV * D, KV * D]))],
-                                        [q, k, v], axis=-1))
-        q = g.op("Transpose", g.op("Reshape", q, heads_shape), perm=[0, 2, 1, 3])
-        k = g.op("Transpose", g.op("Reshape", k, kv_shape), perm=[0, 2, 1, 3])
-        v = g.op("Transpose", g.op("Reshape", v, kv_shape), perm=[0, 2, 1, 3])
-        q, k = _rope(g, q, cos, sin, half, f"rq{i}"), _rope(g, k, cos, sin, half, f"rk{i}")
+        qk, v = split(g.op("Reshape", qkv, qkv_shape), [2 * H, H], 2, [f"{p}.qk", f"{p}.v"])
+        qk = g.op("Add", g.op("Mul", qk, cos), g.op("Mul", g.op("MatMul", qk, rotate), sin))
+        q, k = split(g.op("Transpose", qk, perm=[0, 2, 1, 3]), [H, H], 1, [f"{p}.q", f"{p}.k"])
+        v = g.op("Transpose", v, perm=[0, 2, 1, 3])
         k_all = g.op("Concat", f"past_key_{i}", k, axis=2, out=f"present_key_{i}")
         v_all = g.op("Concat", f"past_value_{i}", v, axis=2, out=f"present_value_{i}")
-        outputs += [k_all, v_all]
-        if KV != H:  # grouped-query attention: repeat each kv head for its query heads
-            k_all = g.op("Reshape", g.op("Tile", g.op("Unsqueeze", k_all, g.const(f"u{i}", np.array([2]))), g.const(f"t{i}", np.array([1, 1, H // KV, 1, 1]))), g.const(f"r{i}", np.array([1, H, -1, D])))
-            v_all = g.op("Reshape", g.op("Tile", g.op("Unsqueeze", v_all, f"u{i}"), f"t{i}"), f"r{i}")
-        scores = g.op("Add", g.op("Mul", g.op("MatMul", q, g.op("Transpose", k_all, perm=[0, 1, 3, 2])), scale), mask)
+        scores = g.op("Add", g.op("MatMul", q, g.op("Transpose", k_all, perm=[0, 1, 3, 2])), mask)
         attn = g.op("MatMul", g.op("Softmax", scores, axis=-1), v_all)
         attn = g.op("Reshape", g.op("Transpose", attn, perm=[0, 2, 1, 3]), flat_shape)
         h = g.op("Add", h, g.op("MatMul", attn, WT(f"{p}.self_attn.o_proj.weight")))
         x = _rms_norm(g, h, W(f"{p}.post_attention_layernorm.weight"), eps)
         gu_w = np.concatenate([weights[f"{p}.mlp.{n}_proj.weight"].T for n in ("gate", "up")], axis=1)
         gu = g.op("MatMul", x, g.const(f"{p}.gate_up.T", np.ascontiguousarray(gu_w.astype(np.float32))))
-        gate, up = f"{p}.gate", f"{p}.up"
-        g.nodes.append(helper.make_node("Split", [gu, g.const("gu_sizes", np.array([I, I]))], [gate, up], axis=-1))
+        n_mid = arch["intermediate_size"]
+        gate, up = split(gu, [n_mid, n_mid], -1, [f"{p}.gate", f"{p}.up"])
         act = g.op("Mul", g.op("Mul", gate, g.op("Sigmoid", gate)), up)
         h = g.op("Add", h, g.op("MatMul", act, WT(f"{p}.mlp.down_proj.weight")))
     h = _rms_norm(g, h, W("model.norm.weight"), eps)
@@ -128,8 +122,8 @@ def build_graph(weights: dict[str, np.ndarray], arch: dict):
     g.op("MatMul", h, WT(head), out="logits")
 
     V = arch["vocab_size"]
-    kv_in = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, KV, "past", D])  # noqa: E731
-    kv_out = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, KV, "total", D])  # noqa: E731
+    kv_in = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, H, "past", D])  # noqa: E731
+    kv_out = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, H, "total", D])  # noqa: E731
     inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "length"])]
     inputs += [kv_in(f"past_{kv}_{i}") for i in range(n_layers) for kv in ("key", "value")]
     outs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "length", V])]

@@ -249,3 +249,16 @@ def test_a_jump_ahead_starts_a_fresh_stream_with_the_current_chord(check):
     assert stream_chords[:2] == [(200.0, f.root, QUALITY_INDEX[f.quality]), (204.0, g.root, QUALITY_INDEX[g.quality])]
     assert len(stream_chords) <= 3
     assert len(model.ids) < 80
+
+
+def test_a_failing_runner_hands_over_to_rules(check, capsys):
+    model = neural(check)
+    model.start(Context(load_preset("pop"), seed=1, chords=progression(4)))
+    list(model.generate(4.0))
+
+    def broken(ids):
+        raise RuntimeError("session lost")
+    model.runner.feed = broken
+    notes = list(model.generate(12.0))
+    assert notes and notes[-1].start >= 8.0 and model.cursor >= 12.0
+    assert model.errors == 1 and "rules model plays on" in capsys.readouterr().err
