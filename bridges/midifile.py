@@ -103,6 +103,31 @@ def max_polyphony(notes: list[TrackNote]) -> int:
     return best
 
 
+def block_chords(notes) -> list[tuple[int, int, tuple[int, ...]]]:
+    """The pitches sounding at each onset of a chord track, as (start, end, pitches) in
+    ticks, ``end`` the next onset (or the last note-off). One sweep over note-on and
+    note-off events: O(n log n) in notes."""
+    notes = list(notes)
+    if not notes:
+        return []
+    events = sorted([(n.start, 1, n.pitch) for n in notes] + [(n.end, 0, n.pitch) for n in notes])
+    sounding: dict[int, int] = {}  # pitch -> how many of its notes sound
+    onsets: list[tuple[int, tuple[int, ...]]] = []
+    i = 0
+    while i < len(events):
+        tick, started = events[i][0], False
+        while i < len(events) and events[i][0] == tick:  # offs sort before ons at one tick
+            _, on, pitch = events[i]
+            sounding[pitch] = sounding.get(pitch, 0) + (1 if on else -1)
+            started |= bool(on)
+            i += 1
+        if started:
+            onsets.append((tick, tuple(sorted(p for p, n in sounding.items() if n > 0))))
+    last = max(n.end for n in notes)
+    ends = [t for t, _ in onsets[1:]] + [last]
+    return [(t, end, pitches) for (t, pitches), end in zip(onsets, ends) if pitches]
+
+
 def find_chord_track(song: Song, index: int | None = None, path: str = "") -> int:
     """Index of the chord track: ``index`` if given, else the most polyphonic track
     (ties: more notes). Raises MidiInputError if none plays two notes at once."""

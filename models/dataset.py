@@ -93,7 +93,7 @@ def load_file(source: str, path: Path) -> list[Piece | BadPiece]:
 
 
 def _user_piece(path: Path) -> Piece | BadPiece:
-    from riffd.bridges.midifile import MidiInputError, find_chord_track, read_song
+    from riffd.bridges.midifile import MidiInputError, block_chords, find_chord_track, read_song
     from riffd.models.protocol import MelodyNote
     try:
         song = read_song(path)
@@ -106,8 +106,7 @@ def _user_piece(path: Path) -> Piece | BadPiece:
     melody_index = max(others)[1]
     q = song.ppqn
     melody = [MelodyNote(n.start / q, (n.end - n.start) / q, n.pitch, n.velocity) for n in song.tracks[melody_index]]
-    from riffd.models.remi import _blocks
-    chords = [(s / q, e / q, p) for s, e, p in _blocks(song.tracks[chord_track])]
+    chords = [(s / q, e / q, p) for s, e, p in block_chords(song.tracks[chord_track])]
     sigs = [(t / q, n, d) for t, n, d in song.time_signatures] or [(0.0, 4, 4)]
     return Piece(path.stem, "user", song.tempo, sigs[0][1:], chords, melody, sigs)
 

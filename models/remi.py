@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from riffd.bridges.midifile import block_chords
 from riffd.cython_ext import kernel
 from riffd.daemon.chords import QUALITIES, recognize
 
@@ -83,7 +84,7 @@ class RemiTokenizer:
         chords recognized in ``chord_track`` at each onset."""
         chords = ()
         if chord_track is not None:
-            chords = chord_events(_blocks(song.tracks[chord_track]), song.ppqn)
+            chords = chord_events(block_chords(song.tracks[chord_track]), song.ppqn)
         return self.encode(Notes.of(song.tracks[melody]), song.ppqn, song.time_signatures,
                            song.tempos, chords)
 
@@ -121,14 +122,3 @@ class RemiTokenizer:
         """An incremental decoder (kernel ``Decoder``)."""
         return self.k.Decoder(self.tables)
 
-
-def _blocks(notes) -> list[tuple[int, int, tuple[int, ...]]]:
-    """Block chords of a chord track: the pitches sounding at each onset, (start, end, pitches)."""
-    onsets = sorted({n.start for n in notes})
-    blocks = []
-    for i, tick in enumerate(onsets):
-        end = onsets[i + 1] if i + 1 < len(onsets) else max(n.end for n in notes)
-        sounding = tuple(sorted({n.pitch for n in notes if n.start <= tick < n.end}))
-        if sounding:
-            blocks.append((tick, end, sounding))
-    return blocks

@@ -10,7 +10,8 @@ import symusic
 from riffd.bridges.midifile import read_song
 from riffd.cython_ext import is_compiled, twin
 from riffd.daemon.chords import recognize
-from riffd.models.remi import Notes, RemiTokenizer, _blocks, chord_events
+from riffd.bridges.midifile import block_chords
+from riffd.models.remi import Notes, RemiTokenizer, chord_events
 from riffd.models.testset import corpus_melody_files
 from riffd.models.tokens import miditok_tokenizer
 
@@ -134,13 +135,13 @@ def test_chord_tokens_come_from_riffd_recognizer_on_a_chorale(tok, reference, ch
     song = read_song(path)
     ids = tok.encode_song(song, 2, chord_track=1)
     chords = [e for e in tok.decode(ids) if e[0] == "chord"]
-    expected = chord_events(_blocks(song.tracks[1]), song.ppqn)
+    expected = chord_events(block_chords(song.tracks[1]), song.ppqn)
     assert len(chords) >= 0.8 * len({(r, q) for _, r, q in expected}) and len(chords) > 20
     tpq = tok.pos_per_beat  # 4/4: tokenizer ticks per quarter
     by_tick = {round(t * tpq / song.ppqn): (r, q) for t, r, q in expected}
     for _, tick, root, quality in chords:
         assert by_tick[tick] == (root, quality)
-    inverted = [b for b in _blocks(song.tracks[1]) if (c := recognize(b[2])) and c.bass != c.root]
+    inverted = [b for b in block_chords(song.tracks[1]) if (c := recognize(b[2])) and c.bass != c.root]
     assert inverted, "the chorale should contain inversions"
 
 
