@@ -136,3 +136,24 @@ def play_chords(player: Player, chords, seconds_per_beat: float, t0: float, chan
     for p in sounding:
         player.send([0x80 | channel, p, 0])
     return struck
+
+
+def play_clocked(player: Player, strikes: dict[int, tuple[int, ...]], ticks: int, seconds_per_tick: float,
+                 t0: float, velocity: int = 80) -> tuple[list[tuple[float, tuple[int, ...]]], tuple[int, ...]]:
+    """Send MIDI start (0xFA), then ``ticks`` clocks (0xF8) from monotonic time ``t0``; on
+    each tick in ``strikes`` release the chord held and strike that one. Returns
+    (sent time, pitches) per strike, and the chord still held (the caller releases it)."""
+    struck, held = [], ()
+    player.send([0xFA])
+    for i in range(ticks):
+        sleep_until(t0 + i * seconds_per_tick)
+        player.send([0xF8])
+        if i in strikes:
+            for p in held:
+                player.send([0x80, p, 0])
+            held = tuple(strikes[i])
+            t = time.monotonic()
+            for p in held:
+                player.send([0x90, p, velocity])
+            struck.append((t, held))
+    return struck, held

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from riffd.bridges.jackrig import Player, jack_server, sleep_until
+from riffd.bridges.jackrig import Player, jack_server, play_clocked, sleep_until
 
 from .chords import recognize
 from .clock import PPQN
@@ -34,19 +34,7 @@ def _play(player: Player, chords, bpm: float, t0: float) -> tuple[list, float]:
     spc = 60.0 / bpm / PPQN
     starts = {int(round(start * PPQN)): pitches for start, _, pitches in chords}
     end = int(round(chords[-1][1] * PPQN))
-    strikes, held = [], ()
-    player.send([0xFA])
-    for i in range(end + 1):
-        sleep_until(t0 + i * spc)
-        player.send([0xF8])
-        if i in starts:
-            for p in held:
-                player.send([0x80, p, 0])
-            held = starts[i]
-            t = time.monotonic()
-            for p in held:
-                player.send([0x90, p, 80])
-            strikes.append((t, held))
+    strikes, held = play_clocked(player, starts, end + 1, spc, t0)
     for p in held:
         player.send([0x80, p, 0])
     player.send([0xFC])

@@ -4,10 +4,11 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import pytest
 
-from riffd.bridges.jackrig import Player, play_chords, sleep_until
+from riffd.bridges.jackrig import Player, play_chords, play_clocked
 from riffd.daemon.chords import recognize
 from riffd.daemon.presets import load_preset
 
@@ -21,6 +22,20 @@ def start_serve(*args):
     line = proc.stderr.readline()
     assert "ready" in line, line + proc.stderr.read()
     return proc
+
+
+@contextmanager
+def serving(*args):
+    """``riffd serve`` with a player on its ports; killed if still running at the end."""
+    proc = start_serve(*args)
+    player = Player()
+    try:
+        time.sleep(0.3)
+        yield proc, player
+    finally:
+        player.close()
+        if proc.poll() is None:
+            proc.kill()
 
 
 def stop_serve(proc):
@@ -53,10 +68,7 @@ def assert_balanced(messages):
 @pytest.mark.parametrize("model", ["rules", "markov", "onnx"])
 def test_serve_accompanies_a_chorale(jack, chorale_piece, model):
     preset = load_preset("chorale")
-    proc = start_serve("--preset", "chorale", "--model", model, "--tempo", "240", "--seed", "1")
-    player = Player()
-    try:
-        time.sleep(0.3)
+    with serving("--preset", "chorale", "--model", model, "--tempo", "240", "--seed", "1") as (proc, player):
         seconds_per_beat = 0.25
         t0 = time.monotonic() + 0.2
         struck = play_chords(player, chorale_piece.chords[:48], seconds_per_beat, t0)
@@ -64,10 +76,6 @@ def test_serve_accompanies_a_chorale(jack, chorale_piece, model):
         code, err = stop_serve(proc)
         time.sleep(0.2)
         messages = player.messages()
-    finally:
-        player.close()
-        if proc.poll() is None:
-            proc.kill()
     assert code == 0, err
     assert "stopped after panic" in err
     assert_balanced(messages)
@@ -97,25 +105,12 @@ def test_serve_accompanies_a_chorale(jack, chorale_piece, model):
 
 
 def test_serve_follows_midi_clock_and_stop_silences(jack):
-    proc = start_serve("--preset", "pop", "--model", "rules", "--clock", "midi", "--seed", "2")
-    player = Player()
-    try:
-        time.sleep(0.3)
+    with serving("--preset", "pop", "--model", "rules", "--clock", "midi", "--seed", "2") as (proc, player):
         bpm, ppqn = 150.0, 24
         spc = 60.0 / bpm / ppqn
-        player.send([0xFA])
         t0 = time.monotonic() + 0.05
-        chords = {0: [48, 52, 55], 4 * ppqn: [45, 48, 52], 8 * ppqn: [41, 45, 48]}
-        held = []
-        for i in range(10 * ppqn):
-            sleep_until(t0 + i * spc)
-            player.send([0xF8])
-            if i in chords:
-                for p in held:
-                    player.send([0x80, p, 0])
-                held = chords[i]
-                for p in held:
-                    player.send([0x90, p, 90])
+        chords = {0: (48, 52, 55), 4 * ppqn: (45, 48, 52), 8 * ppqn: (41, 45, 48)}
+        _, held = play_clocked(player, chords, 10 * ppqn, spc, t0, velocity=90)
         stop_at = player.send([0xFC])
         time.sleep(0.3)
         during = [(t, m) for t, m in player.messages() if t < stop_at]
@@ -124,10 +119,6 @@ def test_serve_follows_midi_clock_and_stop_silences(jack):
             player.send([0x80, p, 0])
         code, err = stop_serve(proc)
         messages = player.messages()
-    finally:
-        player.close()
-        if proc.poll() is None:
-            proc.kill()
     assert code == 0, err
     ons = [(t, m) for t, m in during if is_on(m)]
     assert len(ons) >= 8
