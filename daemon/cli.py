@@ -249,19 +249,22 @@ def export_onnx(checkpoint, int8):
 @click.option("--stats-pieces", type=click.IntRange(1), default=60, show_default=True,
               help="Test pieces whose chords each model plays over.")
 @click.option("--models", default="rules,markov,onnx", show_default=True)
+@click.option("--card", is_flag=True, help="Write the figures into the checkpoint's model card (README.md).")
 @click.option("--json", "as_json", is_flag=True)
-def eval_(data, checkpoint, pieces, stats_pieces, models, as_json):
+def eval_(data, checkpoint, pieces, stats_pieces, models, card, as_json):
     """Test-split perplexity and accuracy against markov, and melody statistics per model."""
     import json
 
     from riffd.models.checkpoint import CheckpointError
-    from riffd.models.evaluate import evaluate
+    from riffd.models.evaluate import card_section, evaluate, update_card
     if not (data / "test.npy").exists():
         raise BadInput(f"--data {data}: not a dataset folder (build one with 'riffd dataset build')")
     try:
         result = evaluate(data, checkpoint, pieces, stats_pieces, models.split(","), echo=click.echo)
     except CheckpointError as exc:
         raise BadInput(str(exc)) from None
+    if card:
+        update_card(checkpoint, card_section(result, data))
     if as_json:
         click.echo(json.dumps(result))
 

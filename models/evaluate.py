@@ -181,3 +181,31 @@ def evaluate(data, checkpoint, pieces: int = 200, stats_pieces: int = 60,
         echo(f"  {name:12s} {r['chord_tone_ratio']:11.1%} {r['pc_entropy']:11.2f} {r['notes_per_bar']:10.2f}")
     result["melody_stats"] = {k: {m: round(v, 4) for m, v in r.items()} for k, r in rows.items()}
     return result
+
+
+def card_section(result: dict, data) -> str:
+    """The model card's evaluation section (markdown) for ``evaluate``'s result."""
+    rows = result["melody_stats"]
+    lines = [
+        "## Evaluation (`riffd eval`)", "",
+        f"On the test split of `{data}`: melody-token perplexity {result['test_token_perplexity']}, "
+        f"accuracy {result['test_token_accuracy']:.1%} over {result['test_tokens']:,} tokens.", "",
+        f"Next pitch of {result['pitch_notes']:,} melody notes (given the notes before and the chord):", "",
+        "| model | perplexity | accuracy |", "| --- | ---: | ---: |",
+        f"| this model | {result['transformer_pitch_perplexity']} | {result['transformer_pitch_accuracy']:.1%} |",
+        f"| markov baseline | {result['markov_pitch_perplexity']} | {result['markov_pitch_accuracy']:.1%} |", "",
+        "Melodies over the test pieces' chords:", "",
+        "| melody | chord-tone ratio | pitch-class entropy (bits) | notes per bar |", "| --- | ---: | ---: | ---: |",
+    ]
+    lines += [f"| {name} | {r['chord_tone_ratio']:.1%} | {r['pc_entropy']:.2f} | {r['notes_per_bar']:.2f} |"
+              for name, r in rows.items()]
+    return "\n".join(lines) + "\n"
+
+
+def update_card(checkpoint, section: str) -> None:
+    """Replace (or add) the evaluation section of the checkpoint's README.md."""
+    from pathlib import Path
+    card = Path(checkpoint) / "README.md"
+    text = card.read_text() if card.exists() else f"# {Path(checkpoint).name}\n"
+    head = text.split("## Evaluation", 1)[0].rstrip() + "\n\n"
+    card.write_text(head + section)
