@@ -41,7 +41,7 @@ class StreamState:
     bar: int = -1
     pos: int = -1
     chord_beat: float = -math.inf
-    expect: str = "event"  # event | pitch | pitch_or_event | duration
+    expect: str = "event"  # event | pitch | duration
 
 
 class NeuralModel(MelodyModel):
@@ -205,8 +205,10 @@ class NeuralModel(MelodyModel):
         if s.expect == "duration":
             return self._finish_note()
         if s.expect == "pitch":
-            self._sample_pitch()
-            return None
+            if self._beat_of(s.bar, s.pos) >= self.cursor - 1e-9:
+                self._sample_pitch()
+                return None
+            self.state = replace(s, expect="event")  # a position a rollback left behind
         return self._event()
 
     def _event(self) -> None:
@@ -222,7 +224,7 @@ class NeuralModel(MelodyModel):
             qf = math.ceil((max(pending[0], self.cursor, bar_start) - bar_start) * self.qpb - 1e-6)
             if qf == s.pos:  # the chord starts where the stream already is
                 self._push(self._chord_token(*pending), self._beat_of(s.bar, qf),
-                           replace(s, chord_beat=pending[0], expect="pitch_or_event"))
+                           replace(s, chord_beat=pending[0], expect="pitch"))
                 return None
             qf = max(qf, s.pos + 1)
         q_lo = max(s.pos + 1, math.ceil((self.cursor - bar_start) * self.qpb - 1e-6))
@@ -236,31 +238,22 @@ class NeuralModel(MelodyModel):
         allowed = list(g.positions[qs[on_grid]]) if len(qs) else []
         if not in_bar:
             allowed.append(g.bar)
-        bias = np.zeros(len(allowed))
-        here = self._beat_of(s.bar, s.pos)
-        if s.expect == "pitch_or_event" and here >= self.cursor - 1e-9:  # a note on the new chord, or a rest
-            pitch_ids = self._pitch_ids()
-            allowed += list(pitch_ids)
-            bias = np.concatenate([bias, self._pitch_bias(here, pitch_ids)])
         if len(allowed) == 1 and allowed[0] == g.bar or not len(qs) and not in_bar:
             token = g.bar
         else:
             token = sample(self._logits(), np.array(allowed), self.rng, self.preset.temperature,
-                           self.preset.top_p, bias)
+                           self.preset.top_p)
         if token == g.bar:
             self._open_bar(s.bar + 1)
             self.cursor = max(self.cursor, self._bar_start(s.bar + 1))
             return None
-        if token in g.positions:
-            q = int(np.nonzero(g.positions == token)[0][0])
-            beat = self._beat_of(s.bar, q)
-            self.cursor = max(self.cursor, beat)
-            self._push(token, beat, replace(s, pos=q, expect="pitch"))
-            if in_bar and q == qf:
-                self._push(self._chord_token(*pending), beat,
-                           replace(self.state, chord_beat=pending[0], expect="pitch_or_event"))
-            return None
-        self._push_pitch(token, self._beat_of(s.bar, s.pos))
+        q = int(np.nonzero(g.positions == token)[0][0])  # a Position
+        beat = self._beat_of(s.bar, q)
+        self.cursor = max(self.cursor, beat)
+        self._push(token, beat, replace(s, pos=q, expect="pitch"))
+        if in_bar and q == qf:
+            self._push(self._chord_token(*pending), beat,
+                       replace(self.state, chord_beat=pending[0], expect="pitch"))
         return None
 
     def _pitch_ids(self) -> np.ndarray:
