@@ -51,7 +51,6 @@ class NeuralModel(MelodyModel):
     def __init__(self, runner, vocab: Vocab, max_context: int = 256, name: str = "neural"):
         self.runner, self.vocab, self.max_context, self.name = runner, vocab, max_context, name
         self.groups = Groups.of(vocab)
-        self._chord_ids = {i for t, i in vocab.ids.items() if t.startswith("Chord_")}
         self._pitch_of = np.full(len(vocab), -1, dtype=np.int64)  # id -> MIDI pitch
         valid = self.groups.pitches >= 0
         self._pitch_of[self.groups.pitches[valid]] = np.arange(128)[valid]
@@ -321,8 +320,6 @@ class NeuralModel(MelodyModel):
         """Append a note the model did not choose (a fallback) as tokens."""
         g = self.groups
         beat = note.start - swing_offset(note.start, self.preset.grid, self.preset.swing)
-        if self.state.expect != "event":
-            return  # a note was half sampled when time ran out: leave the stream as it is
         while math.floor(beat / self.bar_beats + 1e-9) > self.state.bar:
             self._open_bar(self.state.bar + 1)
         bar_start = self._bar_start(self.state.bar)
@@ -330,16 +327,17 @@ class NeuralModel(MelodyModel):
         while (pending := self._pending_chord()) is not None and pending[0] <= beat + 1e-9:
             qc = min(max(math.ceil((pending[0] - bar_start) * self.qpb - 1e-6), self.state.pos), q)
             if qc > self.state.pos:
-                self._push(g.positions[qc], self._beat_of(self.state.bar, qc), replace(self.state, pos=qc))
+                self._push(g.positions[qc], self._beat_of(self.state.bar, qc),
+                           replace(self.state, pos=qc, expect="pitch"))
             self._push(self._chord_token(*pending), self._beat_of(self.state.bar, self.state.pos),
-                       replace(self.state, chord_beat=pending[0]))
+                       replace(self.state, chord_beat=pending[0], expect="pitch"))
         s = self.state
-        if q < s.pos or (q == s.pos and self.ids[-1] not in self._chord_ids):
+        if q < s.pos or (q == s.pos and s.expect != "pitch"):
             return  # no room for it at the tokenizer's resolution
         at = self._beat_of(s.bar, q)
         if q > s.pos:
-            self._push(g.positions[q], at, replace(s, pos=q))
-        s = self.state
+            self._push(g.positions[q], at, replace(s, pos=q, expect="pitch"))
+        s = replace(self.state, expect="duration")
         self._push(g.pitches[min(max(note.pitch, 21), 108)], at, s)
         self._push(g.velocity(note.velocity), at, s)
         self._push(g.duration(note.duration * self.den / 4), at, replace(s, expect="event"))
