@@ -30,17 +30,17 @@ def sample(logits: np.ndarray, allowed: np.ndarray, rng: np.random.Generator,
         z = z + bias
     if temperature <= 0.05 or len(allowed) == 1:
         return int(allowed[int(np.argmax(z))])
-    z = (z - z.max()) / temperature
-    p = np.exp(z)
+    p = np.exp((z - z.max()) / temperature)
     p /= p.sum()
+    order = np.arange(len(p))
     if top_p < 1.0:
         order = np.argsort(-p)
-        cum = np.cumsum(p[order])
-        keep = order[:int(np.searchsorted(cum, top_p)) + 1]  # the smallest set holding top_p
-        q = np.zeros_like(p)
-        q[keep] = p[keep]
-        p = q / q.sum()
-    return int(allowed[rng.choice(len(p), p=p)])
+        cut = int(np.searchsorted(np.cumsum(p[order]), top_p)) + 1  # the smallest set holding top_p
+        order = order[:cut]
+    cum = np.cumsum(p[order])
+    # inverse-CDF draw: one uniform number (rng.choice with p= checks p on every call)
+    k = min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), len(order) - 1)
+    return int(allowed[order[k]])
 
 
 @dataclass(frozen=True)

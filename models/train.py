@@ -99,9 +99,10 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, init: str | Path 
 
     ``init``: a checkpoint to start from (fine-tuning); ``resume``: carry on from
     ``out/train_state``; ``stop_after``: run at most this many epochs now (the schedule
-    is still the one of ``cfg.max_epochs``; resume later). Returns the config written to ``out/config.json``. Raises
-    CheckpointError or FileNotFoundError (no dataset there) or ValueError (a split too
-    small for one window, or a vocabulary that differs from ``init``'s).
+    is still the one of ``cfg.max_epochs``; resume later). Returns the config written to
+    ``out/config.json``. Raises CheckpointError or FileNotFoundError (no dataset there)
+    or ValueError (a split too small for one window, or a vocabulary that differs from
+    ``init``'s).
     """
     from .blas import use_fast_blas
     use_fast_blas()

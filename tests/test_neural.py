@@ -262,3 +262,15 @@ def test_a_failing_runner_hands_over_to_rules(check, capsys):
     notes = list(model.generate(12.0))
     assert notes and notes[-1].start >= 8.0 and model.cursor >= 12.0
     assert model.errors == 1 and "rules model plays on" in capsys.readouterr().err
+
+
+def test_bench_generate_reports_every_figure():
+    import json
+    result = riffd("bench", "generate", "--models", "rules,mlx,onnx,onnx-int8", "--runs", "1",
+                   "--replans", "5", "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("mlx_16bar_ms", "onnx_16bar_ms", "onnx_int8_16bar_ms", "onnx_tokens_per_s", "replan_ms_p99"):
+        assert figures[key] > 0, key
+    assert figures["onnx_notes"] >= 16 * 2  # 16 bars of melody, not a few notes
+    assert riffd("bench", "generate", "--models", "banjo").returncode == 2
