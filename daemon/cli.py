@@ -229,12 +229,14 @@ def export():
                 default=Path("models/checkpoints/riff-small"))
 @click.option("--int8/--no-int8", default=True, show_default=True,
               help="Also write model.int8.onnx (onnxruntime dynamic quantization).")
-def export_onnx(checkpoint, int8):
+@click.option("--portable", is_flag=True,
+              help="Standard ONNX operators only, instead of onnxruntime's fused GroupQueryAttention.")
+def export_onnx(checkpoint, int8, portable):
     """Write CHECKPOINT/model.onnx (KV cache in and out) from its model.safetensors."""
     from riffd.models.checkpoint import CheckpointError
     from riffd.models.onnx_export import export as run
     try:
-        for path in run(checkpoint, int8=int8):
+        for path in run(checkpoint, int8=int8, fused=not portable):
             click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     except CheckpointError as exc:
         raise BadInput(str(exc)) from None

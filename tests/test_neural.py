@@ -52,13 +52,17 @@ def neural(check, backend="onnx"):
     return NeuralModel(runner, check.vocab, check.max_context, backend)
 
 
-def test_export_onnx_logits_equal_mlx(check, real_sequences, tmp_path):
+@pytest.mark.parametrize("flags", [[], ["--portable"]])
+def test_export_onnx_logits_equal_mlx(check, real_sequences, tmp_path, flags):
     folder = tmp_path / "ckpt"
     folder.mkdir()
     for name in ("config.json", "tokenizer.json", "model.safetensors"):
         shutil.copy(CKPT / name, folder / name)
-    result = riffd("export", "onnx", str(folder))
+    result = riffd("export", "onnx", str(folder), *flags)
     assert result.returncode == 0, result.stderr
+    import onnx
+    ops = {n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node}
+    assert ("GroupQueryAttention" in ops) == (not flags)
     assert (folder / "model.onnx").exists() and (folder / "model.int8.onnx").exists()
     mlx = MlxRunner(check)
     for file_check in (Checkpoint.load(folder), check):  # a fresh export, and the shipped file
