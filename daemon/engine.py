@@ -166,6 +166,10 @@ class Engine:
             elif abs(start - round(start)) < 1e-6 and start > self.chord_beat + 1e-6:
                 start = min(start + hold, note.end - 1e-3)  # this beat's chord is not known yet
             self.scheduler.add(Note(start, note.end, note.pitch, note.velocity, self.channel))
+            if start <= now_beat:
+                # send a reaction from here: the scheduler's thread would wait for the GIL
+                # while the model goes on generating the rest of the plan
+                self.scheduler.run_due()
         if self.model.cursor < until - 1e-9:
             self.stats["deadline_misses"] += 1
         # a neural model hands a missed deadline to the rules model and counts it

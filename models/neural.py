@@ -237,8 +237,8 @@ class NeuralModel(MelodyModel):
         allowed = list(g.positions[qs[on_grid]]) if len(qs) else []
         if not in_bar:
             allowed.append(g.bar)
-        if len(allowed) == 1 and allowed[0] == g.bar or not len(qs) and not in_bar:
-            token = g.bar
+        if len(allowed) == 1:  # forced (a chord to reach, or the bar is over): no model call
+            token = allowed[0]
         else:
             token = sample(self._logits(), np.array(allowed), self.rng, self.preset.temperature,
                            self.preset.top_p)
