@@ -257,13 +257,12 @@ def eval_(data, checkpoint, pieces, stats_pieces, models, card, as_json):
     """Test-split perplexity and accuracy against markov, and melody statistics per model."""
     import json
 
-    from riffd.models.checkpoint import CheckpointError
     from riffd.models.evaluate import card_section, evaluate, update_card
     if not (data / "test.npy").exists():
         raise BadInput(f"--data {data}: not a dataset folder (build one with 'riffd dataset build')")
     try:
         result = evaluate(data, checkpoint, pieces, stats_pieces, models.split(","), echo=click.echo)
-    except CheckpointError as exc:
+    except ValueError as exc:  # CheckpointError, or an unknown model name
         raise BadInput(str(exc)) from None
     if card:
         update_card(checkpoint, card_section(result, data))
