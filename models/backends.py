@@ -49,8 +49,8 @@ class MlxRunner:
 class OnnxRunner:
     """``model.onnx`` (or ``model.int8.onnx``) of a checkpoint on onnxruntime's CPU provider.
 
-    ``threads``: intra-op threads; one is fastest for a model this small at batch 1,
-    where the per-operator cost, not arithmetic, dominates.
+    ``threads``: intra-op threads; at batch 1 every operator is too small to split, so
+    one thread is fastest (the time goes to reading the weights, once per call).
     """
 
     def __init__(self, checkpoint: Checkpoint, file: str = "model.onnx", threads: int = 1):

@@ -46,10 +46,3 @@ def use_fast_blas() -> str | None:
             _loaded = path
             return path
     return None
-
-
-def mlx_core():
-    """``mlx.core``, imported after ``use_fast_blas()``."""
-    use_fast_blas()
-    import mlx.core as mx
-    return mx

@@ -51,9 +51,6 @@ class NeuralModel(MelodyModel):
     def __init__(self, runner, vocab: Vocab, max_context: int = 256, name: str = "neural"):
         self.runner, self.vocab, self.max_context, self.name = runner, vocab, max_context, name
         self.groups = Groups.of(vocab)
-        self._pitch_of = np.full(len(vocab), -1, dtype=np.int64)  # id -> MIDI pitch
-        valid = self.groups.pitches >= 0
-        self._pitch_of[self.groups.pitches[valid]] = np.arange(128)[valid]
         self.fallbacks = 0
         self.errors = 0
 
@@ -266,7 +263,7 @@ class NeuralModel(MelodyModel):
         chord = self.chord_at(beat)
         if chord is None or not (self.changes_at(beat) or strength(beat, self.bar_beats) >= 2):
             return np.zeros(len(pitch_ids))
-        pcs = self._pitch_of[pitch_ids] % 12
+        pcs = self.groups.pitch_of[pitch_ids] % 12
         return CHORD_TONE_NATS * self.preset.chord_tone_bias * np.isin(pcs, list(chord.tones))
 
     def _sample_pitch(self) -> None:
@@ -295,7 +292,7 @@ class NeuralModel(MelodyModel):
         beat = self._beat_of(s.bar, s.pos)
         token = sample(self._logits(), g.durations, self.rng, self.preset.temperature, self.preset.top_p)
         self._push(token, beat, replace(s, expect="event"))
-        pitch = int(self._pitch_of[self.ids[-3]])
+        pitch = int(self.groups.pitch_of[self.ids[-3]])
         duration = float(g.duration_beats[np.nonzero(g.durations == token)[0][0]]) * 4 / self.den
         self.cursor = max(self.cursor, beat + 1 / self.qpb)
         shift = swing_offset(beat, self.preset.grid, self.preset.swing)

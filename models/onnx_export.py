@@ -157,8 +157,7 @@ def build_graph(weights: dict[str, np.ndarray], arch: dict, fused: bool = True):
     for i in range(n_layers):
         p = f"model.layers.{i}"
         x = _rms_norm(g, h, W(f"{p}.input_layernorm.weight"), eps)
-        # one product for q, k and v (few, larger operators: at batch 1 their count, not
-        # the arithmetic, sets the time)
+        # one product for q, k and v: one operator and one pass over x instead of three
         qkv_w = np.concatenate([weights[f"{p}.self_attn.{n}_proj.weight"].T for n in "qkv"], axis=1)
         if not fused:
             qkv_w[:, :H * D] *= D ** -0.5  # the attention scale, folded into q

@@ -1,7 +1,7 @@
 """Sampling shared by the neural backends (mlx and onnx): the same numpy code on their logits.
 
-A token is drawn from the ids the REMI grammar allows at that point (so every output
-decodes to valid notes), after a bias (register, chord tones) is added to the logits:
+A token is drawn from the ids the REMI grammar and the register allow at that point (so
+every output decodes to valid notes), after a bias (chord tones) is added to the logits:
 temperature scaling, then nucleus (top-p) sampling (Holtzman et al., "The Curious Case
 of Neural Text Degeneration", ICLR 2020).
 """
@@ -51,6 +51,7 @@ class Groups:
     eos: int
     positions: np.ndarray     # shape (144,): id of Position_q
     pitches: np.ndarray       # shape (128,): id of Pitch_p, -1 outside the vocabulary's range
+    pitch_of: np.ndarray      # shape (vocab,): the MIDI pitch of a Pitch id, -1 for other ids
     velocities: np.ndarray    # ids of the Velocity bins, in bin order
     velocity_values: np.ndarray
     durations: np.ndarray     # ids of the Duration bins
@@ -66,6 +67,8 @@ class Groups:
         pitches = np.full(128, -1, dtype=np.int64)
         for p in range(128):
             pitches[p] = ids.get(f"Pitch_{p}", -1)
+        pitch_of = np.full(len(vocab), -1, dtype=np.int64)
+        pitch_of[pitches[pitches >= 0]] = np.nonzero(pitches >= 0)[0]
         vels = vocab.data["velocities"]
         durs = vocab.data["durations"]
         tempos = [t for t in ids if t.startswith("Tempo_")]
@@ -73,6 +76,7 @@ class Groups:
             bar=ids["Bar_None"], bos=ids["BOS_None"], eos=ids["EOS_None"],
             positions=np.array([ids[f"Position_{q}"] for q in range(npos)]),
             pitches=pitches,
+            pitch_of=pitch_of,
             velocities=np.array([ids[f"Velocity_{v}"] for v in vels]),
             velocity_values=np.array(vels),
             durations=np.array([ids[f"Duration_{b}.{p}.{r}"] for b, p, r in durs]),

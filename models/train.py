@@ -249,6 +249,7 @@ def _masked_loss(model, x, y, w):
 def finish(data: Path, out: Path, cfg: TrainConfig, st: dict, init, log=print) -> dict:
     """Measure the best weights on the test split; write config.json, loss.png and the
     model card (README.md). Returns the config."""
+    from mlx.utils import tree_flatten
     check = ckpt.Checkpoint.load(out)
     model = check.mlx_model()
     vocab = check.vocab
@@ -258,7 +259,7 @@ def finish(data: Path, out: Path, cfg: TrainConfig, st: dict, init, log=print) -
     else:  # a tiny dataset without a usable test split
         test = {"loss": float("nan"), "perplexity": float("nan"), "accuracy": float("nan"), "tokens": 0}
     build = json.loads((data / "build.json").read_text()) if (data / "build.json").exists() else {}
-    n_params = sum(v.size for _, v in _flat(model.parameters()))
+    n_params = sum(v.size for _, v in tree_flatten(model.parameters()))
     config = {
         "architecture": check.arch,
         "max_context": cfg.seq_len,
@@ -280,11 +281,6 @@ def finish(data: Path, out: Path, cfg: TrainConfig, st: dict, init, log=print) -
     log(f"test split: perplexity {test['perplexity']:.3f}, accuracy {test['accuracy']:.3f} "
         f"over {test['tokens']} melody tokens; wrote {out}")
     return config
-
-
-def _flat(tree):
-    from mlx.utils import tree_flatten
-    return tree_flatten(tree)
 
 
 def plot_losses(st: dict, path: Path) -> None:
