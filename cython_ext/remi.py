@@ -1,74 +1,68 @@
 # cython: language_level=3, boundscheck=False, initializedcheck=False
-"""REMI encoder and decoder: note and chord events <-> token ids, as miditok's REMI does it.
+"""REMI encoder: note and chord events -> token ids, as miditok's REMI does it.
 
-This file is Cython in pure-Python mode. ``setup.py`` compiles it to C (the kernel the
-live engine calls on every chord); run by the interpreter it is the kernel's pure-Python
-twin, and the tests prove the two agree (``riffd.cython_ext.twin("remi")``).
-
-The order of steps follows miditok 3.x ``MusicTokenizer.preprocess_score`` and
-``REMI._add_time_events`` (the test oracle): time signatures filtered and moved to bar
-starts, times resampled to ``pos_per_beat`` ticks per beat, velocities and durations
-snapped to the vocabulary's bins, notes sorted by (onset, pitch, duration, velocity) with
-duplicates dropped, then Bar/TimeSig/Position tokens inserted before each new onset.
-
-Units: ticks at the caller's PPQN in, tokenizer ticks out (``tpq = pos_per_beat *
-denominator / 4`` ticks per quarter note, so one tick is one Position).
+Cython in pure-Python mode: ``setup.py`` compiles it; run by the interpreter it is its own
+pure-Python twin (``riffd.cython_ext.twin("remi")``), and the tests prove the two agree.
+One encoder serves both jobs: ``encode`` writes a whole piece for the dataset, and
+``Stream``'s token-level calls write the neural model's live stream with rollback, so the
+model hears live the stream it was trained on. Steps follow miditok 3.x
+``preprocess_score`` and ``REMI._add_time_events`` (the test oracle): meters, tempos and
+chords prepared (``remi_prepare``), times resampled to ``pos_per_beat`` ticks per beat,
+velocities and durations snapped to bins, notes sorted by (onset, pitch, duration,
+velocity) without duplicates, Bar/TimeSig/Position tokens before each new onset. Ticks
+at the caller's PPQN in; tokenizer ticks (one per Position) out. Decoding: ``remi_decode``.
 """
 import cython
 import numpy as np
 
+from .remi_prepare import UnsupportedMeter, closest_index, prepare_chords, prepare_meter, prepare_tempos  # noqa: F401
+
 # Token kinds, for decoding (Tables.kind).
 OTHER, BAR, POSITION, PITCH, VELOCITY, DURATION, TIMESIG, TEMPO, CHORD = range(9)
-_KINDS = {"Bar": BAR, "Position": POSITION, "Pitch": PITCH, "Velocity": VELOCITY,
-          "Duration": DURATION, "TimeSig": TIMESIG, "Tempo": TEMPO, "Chord": CHORD}
-_ROOTS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+KINDS = {"Bar": BAR, "Position": POSITION, "Pitch": PITCH, "Velocity": VELOCITY,
+         "Duration": DURATION, "TimeSig": TIMESIG, "Tempo": TEMPO, "Chord": CHORD}
 
 
-class UnsupportedMeter(ValueError):
-    """A piece whose meters cannot share one tick grid (e.g. 3/4 then 6/8)."""
-
-
-def closest_index(bins, values):
-    """Index of the nearest bin for each value, ties going to the upper bin, exactly as
-    miditok's ``np_get_closest`` (after https://stackoverflow.com/a/46184652).
-    ``bins`` ascending; returns an int64 array shaped like ``values``."""
-    bins = np.asarray(bins, dtype=np.float64)
-    values = np.asarray(values, dtype=np.float64)
-    idx = np.searchsorted(bins, values, side="left")
-    lower = np.fabs(values - bins[np.maximum(idx - 1, 0)]) < np.fabs(values - bins[np.minimum(idx, len(bins) - 1)])
-    idx[(idx == len(bins)) | lower] -= 1
-    return idx
+@cython.cfunc
+@cython.inline
+def _round_half_up(x: cython.double) -> cython.longlong:
+    # symusic's Score.resample rounds times this way (times are never negative here).
+    return cython.cast(cython.longlong, x + 0.5)
 
 
 @cython.cclass
 class Tables:
     """Lookup arrays built once from ``tokenizer.json`` data (riffd.models.tokens.build_vocab)."""
-    P: cython.int
-    bar_id: cython.int
+    # readonly: remi_prepare, remi_decode and riffd.models read these from Python
+    P = cython.declare(cython.int, visibility="readonly")
+    bar_id = cython.declare(cython.int, visibility="readonly")
+    n_qualities = cython.declare(cython.int, visibility="readonly")
+    default_tempo_id = cython.declare(cython.int, visibility="readonly")
+    pos_ids = cython.declare(cython.int[:], visibility="readonly")
+    pitch_ids = cython.declare(cython.int[:], visibility="readonly")
+    vel_ids = cython.declare(cython.int[:], visibility="readonly")
+    vel_bin = cython.declare(cython.int[:], visibility="readonly")
+    dur_ids = cython.declare(cython.int[:], visibility="readonly")
+    dur_ticks = cython.declare(cython.longlong[:], visibility="readonly")
+    chord_ids = cython.declare(cython.int[:], visibility="readonly")
+    kind = cython.declare(cython.int[:], visibility="readonly")
+    value = cython.declare(cython.longlong[:], visibility="readonly")
+    value2 = cython.declare(cython.int[:], visibility="readonly")
+    ts_ids = cython.declare(dict, visibility="readonly")
+    tempo_mspq = cython.declare(object, visibility="readonly")
+    tempo_ids = cython.declare(list, visibility="readonly")
     pitch_lo: cython.int
     pitch_hi: cython.int
-    n_qualities: cython.int
     dur_max: cython.longlong
-    pos_ids: cython.int[:]
-    pitch_ids: cython.int[:]
-    vel_bin: cython.int[:]
-    vel_ids: cython.int[:]
-    dur_ticks: cython.longlong[:]
-    dur_ids: cython.int[:]
     dur_bin: cython.int[:]
-    chord_ids: cython.int[:]
-    kind: cython.int[:]
-    value: cython.longlong[:]
-    value2: cython.int[:]
-    ts_ids: dict
-    ts_of_id: dict
-    tempo_mspq: object
-    tempo_ids: list
-    default_tempo_id: cython.int
     qualities: list
+    roots: tuple
 
-    def __init__(self, data: dict):
+    def __init__(self, data: dict, roots: tuple):
+        """``data``: tokenizer.json's dict; ``roots``: the 12 root names of its Chord
+        tokens, C first (riffd.music.chords.MIDITOK_ROOTS)."""
         ids = data["vocab"]
+        self.roots = tuple(roots)
         self.P = data["pos_per_beat"]
         self.bar_id = ids["Bar_None"]
         n_pos = sum(1 for t in ids if t.startswith("Position_"))
@@ -86,9 +80,8 @@ class Tables:
         self.dur_bin = closest_index(ticks, np.arange(self.dur_max + 1)).astype(np.intc)
         self.qualities = list(data["chord_qualities"])
         self.n_qualities = len(self.qualities)
-        self.chord_ids = np.array([ids[f"Chord_{r}:{q}"] for r in _ROOTS for q in self.qualities], dtype=np.intc)
+        self.chord_ids = np.array([ids[f"Chord_{r}:{q}"] for r in self.roots for q in self.qualities], dtype=np.intc)
         self.ts_ids = {(n, d): ids[f"TimeSig_{n}/{d}"] for n, d in data["time_signatures"]}
-        self.ts_of_id = {i: ts for ts, i in self.ts_ids.items()}
         self.tempo_mspq = np.array(data["tempo_mspq"], dtype=np.float64)
         self.tempo_ids = [ids[t] for t in data["tempo_tokens"]]
         self.default_tempo_id = ids[data["default_tempo_token"]]
@@ -98,7 +91,7 @@ class Tables:
         value2 = np.zeros(len(ids), dtype=np.intc)
         for token, i in ids.items():
             name, _, arg = token.partition("_")
-            kind[i] = _KINDS.get(name, OTHER)
+            kind[i] = KINDS.get(name, OTHER)
             if name in ("Position", "Pitch", "Velocity"):
                 value[i] = int(arg)
             elif name == "Duration":
@@ -111,7 +104,7 @@ class Tables:
                 value[i] = round(float(arg) * 100)  # qpm x 100
             elif name == "Chord":
                 root, quality = arg.split(":")
-                value[i], value2[i] = _ROOTS.index(root), self.qualities.index(quality)
+                value[i], value2[i] = self.roots.index(root), self.qualities.index(quality)
         self.kind, self.value, self.value2 = kind, value, value2
 
     @cython.ccall
@@ -125,12 +118,9 @@ class Tables:
         """Tempo token id for a tempo in microseconds per quarter note."""
         return self.tempo_ids[int(closest_index(self.tempo_mspq, [mspq])[0])]
 
-
-@cython.cfunc
-@cython.inline
-def _round_half_up(x: cython.double) -> cython.longlong:
-    # symusic's Score.resample rounds times this way (times are never negative here).
-    return cython.cast(cython.longlong, x + 0.5)
+    def chord_id(self, root: int, quality: int) -> int:
+        """Chord token id: ``root`` 0-11 (C=0), ``quality`` an index into the qualities."""
+        return self.chord_ids[root * self.n_qualities + quality]
 
 
 @cython.cclass
@@ -231,9 +221,47 @@ class Stream:
     def note_bins(self, tick: cython.longlong, pitch: cython.int, vel_bin: cython.int, dur_bin: cython.int):
         """A note whose velocity and duration are already bin indices."""
         self._advance(tick, False)
+        self.pitch_velocity(pitch, vel_bin)
+        self.duration(dur_bin)
+
+    @cython.ccall
+    def position(self, tick: cython.longlong):
+        """Bar (+TimeSig) tokens up to ``tick``'s bar, then its Position (none if the
+        stream is already at ``tick``): the start of an event, token by token."""
+        self._advance(tick, False)
+
+    @cython.ccall
+    def bar(self):
+        """Close the bar being written: Bar and TimeSig of the next one (an empty bar, or
+        the bar a model chose to move on to)."""
+        self.current_bar += 1
+        self.tick_at_bar = self.tick_at_ts + (self.current_bar - self.bar_at_ts) * self.ticks_per_bar
+        self._emit(self.t.bar_id)
+        self._emit(self.ts_id)
+
+    @cython.ccall
+    @cython.wraparound(False)  # every index here is >= 0
+    def pitch_velocity(self, pitch: cython.int, vel_bin: cython.int):
+        """The Pitch and Velocity tokens of a note at the current position."""
         self._emit(self.t.pitch_ids[pitch])
         self._emit(self.t.vel_ids[vel_bin])
+
+    @cython.ccall
+    @cython.wraparound(False)  # every index here is >= 0
+    def duration(self, dur_bin: cython.int):
+        """The Duration token that ends a note begun by ``pitch_velocity``."""
         self._emit(self.t.dur_ids[dur_bin])
+
+    def state(self) -> tuple:
+        """Everything needed to come back to this point (``restore``)."""
+        return (self.n, self.current_bar, self.bar_at_ts, self.tick_at_ts, self.tick_at_bar,
+                self.previous_tick, self.ts_id, self.ticks_per_bar, self.ticks_per_pos)
+
+    def restore(self, state: tuple):
+        """Go back to a ``state()``: the ids emitted after it are forgotten (a rollback)."""
+        (self.n, self.current_bar, self.bar_at_ts, self.tick_at_ts, self.tick_at_bar,
+         self.previous_tick, self.ts_id, self.ticks_per_bar, self.ticks_per_pos) = state
+        self.taken = min(self.taken, self.n)
 
     def note(self, tick: cython.longlong, pitch: cython.int, velocity: cython.int, duration: cython.longlong):
         """A note: ``duration`` in tokenizer ticks, ``velocity`` 0-127, snapped to the bins.
@@ -244,7 +272,7 @@ class Stream:
 
     def chord(self, tick: cython.longlong, root: cython.int, quality: cython.int):
         """A chord: ``root`` 0-11 (C=0), ``quality`` an index into the vocabulary's qualities."""
-        self.token_at(tick, self.t.chord_ids[root * self.t.n_qualities + quality])
+        self.token_at(tick, self.t.chord_id(root, quality))
 
     def take(self):
         """The ids emitted since the last ``take`` (int32 array)."""
@@ -255,86 +283,6 @@ class Stream:
     def ids(self):
         """Every id emitted so far (int32 array)."""
         return np.array(self._arr[:self.n], dtype=np.int32)
-
-
-def prepare_meter(t: Tables, time_sigs, ppqn):
-    """(tpq, [(tick, num, den)]): miditok's time-signature steps, in tokenizer ticks.
-
-    ``time_sigs``: (tick, numerator, denominator) at ``ppqn``. Unsupported meters are
-    dropped, a 4/4 is assumed at tick 0 if none is there, each change is moved to the
-    next bar start and repeats are dropped. Raises UnsupportedMeter when the meters
-    left have different denominators.
-    """
-    sigs = sorted(((int(a), int(b), int(c)) for a, b, c in time_sigs if (b, c) in t.ts_ids), key=lambda s: s[0])
-    if not sigs or sigs[0][0] != 0:
-        sigs.insert(0, (0, 4, 4))
-    tpq = int(t.P * max(s[2] for s in sigs) / 4)
-    if ppqn != tpq:
-        ratio = tpq / ppqn
-        sigs = [(int(tick * ratio), num, den) for tick, num, den in sigs]  # truncated, as miditok
-    sigs = [list(s) for s in sigs]
-
-    def bar(s):
-        return int(tpq * 4 / s[2]) * s[1]
-
-    i, ticks_per_bar, previous = 0, bar(sigs[0]), 0
-    while i < len(sigs):
-        if i >= 1 and sigs[i][1:] == sigs[i - 1][1:]:
-            del sigs[i]
-            continue
-        if i >= 1 and sigs[i][0] < sigs[i - 1][0]:
-            sigs[i][0] = sigs[i - 1][0]
-        bars, rest = divmod(sigs[i][0] - previous, ticks_per_bar)
-        if rest > 0:
-            sigs[i][0] = previous + (bars + 1) * ticks_per_bar
-        ticks_per_bar, previous = bar(sigs[i]), sigs[i][0]
-        if i >= 1 and sigs[i][0] == sigs[i - 1][0]:
-            del sigs[i - 1]
-            if i >= 2 and sigs[i - 1][1:] == sigs[i - 2][1:]:
-                del sigs[i - 1]
-                ticks_per_bar, previous = bar(sigs[i - 2]), sigs[i - 2][0]
-                i -= 1
-            continue
-        i += 1
-    if sigs[0][0] != 0:
-        sigs.insert(0, [0, 4, 4])
-    dens = {s[2] for s in sigs}
-    if len(dens) > 1 or int(tpq * 4 / dens.pop()) != t.P:
-        raise UnsupportedMeter("meters " + ", ".join(f"{n}/{d}" for _, n, d in sigs) + " do not share one beat unit")
-    return tpq, [tuple(s) for s in sigs]
-
-
-def _resampled(events, ppqn, tpq):
-    if ppqn == tpq:
-        return [(int(e[0]), *e[1:]) for e in events]
-    f = tpq / ppqn
-    return [(int(e[0] * f + 0.5), *e[1:]) for e in events]
-
-
-def prepare_tempos(t: Tables, tempos, ppqn, tpq):
-    """[(tick, Tempo id)]: ``tempos`` as (tick, microseconds per quarter) at ``ppqn``,
-    snapped to the bins, the last kept where several share a tick, a default at 0."""
-    out = []
-    for tick, mspq in sorted(_resampled(tempos, ppqn, tpq), key=lambda e: e[0]):
-        if out and out[-1][0] == tick:
-            out.pop()
-        out.append((tick, t.tempo_id(mspq)))
-    if not out or out[0][0] != 0:
-        out.insert(0, (0, t.default_tempo_id))
-    return out
-
-
-def prepare_chords(t: Tables, chords, ppqn, tpq):
-    """[(tick, Chord id)]: ``chords`` as (tick, root 0-11, quality index) at ``ppqn``; the
-    last of several at one tick wins, and a chord equal to the one before is dropped."""
-    out = []
-    for tick, root, quality in sorted(_resampled(chords, ppqn, tpq), key=lambda e: e[0]):
-        token = t.chord_ids[root * t.n_qualities + quality]
-        if out and out[-1][0] == tick:
-            out.pop()
-        if not out or out[-1][1] != token:
-            out.append((tick, token))
-    return out
 
 
 @cython.wraparound(False)  # every index here is >= 0
@@ -446,76 +394,3 @@ def unpack(keys_arr):
     keep = np.ones(len(keys), dtype=bool)
     keep[1:] = (ticks[1:] != ticks[:-1]) | (pitches[1:] != pitches[:-1])
     return ticks[keep], pitches[keep], ((keys >> 4) & 127)[keep], (keys & 15)[keep]
-
-
-@cython.cclass
-class Decoder:
-    """Incremental REMI decoder: ``feed`` one id at a time, get an event when one completes.
-
-    Events: ("note", tick, duration, pitch, velocity), ("chord", tick, root, quality
-    index), ("timesig", tick, num, den), ("tempo", tick, qpm). Ticks are tokenizer ticks,
-    ``pos_per_beat`` per beat. Tokens out of grammar (a Velocity with no Pitch before it,
-    say) are skipped, so any id sequence decodes to valid notes.
-    """
-    t: Tables
-    bar: cython.longlong
-    tick_at_bar: cython.longlong
-    tick: cython.longlong
-    ticks_per_bar: cython.longlong
-    pitch: cython.int
-    velocity: cython.int
-    num: cython.int
-    den: cython.int
-
-    def __init__(self, tables: Tables):
-        self.t = tables
-        self.bar = -1
-        self.tick_at_bar = 0
-        self.tick = 0
-        self.num, self.den = 4, 4
-        self.ticks_per_bar = 4 * tables.P
-        self.pitch = -1
-        self.velocity = -1
-
-    @cython.ccall
-    @cython.wraparound(False)  # every index here is >= 0
-    def feed(self, token: cython.int):
-        kind: cython.int = self.t.kind[token]
-        if kind == PITCH:
-            self.pitch, self.velocity = self.t.value[token], -1
-            return None
-        if kind == VELOCITY and self.pitch >= 0:
-            self.velocity = self.t.value[token]
-            return None
-        if kind == DURATION and self.pitch >= 0 and self.velocity >= 0:
-            note = ("note", self.tick, self.t.value[token], self.pitch, self.velocity)
-            self.pitch = -1
-            return note
-        self.pitch = -1
-        if kind == BAR:
-            if self.bar >= 0:
-                self.tick_at_bar += self.ticks_per_bar
-            self.bar += 1
-            self.tick = self.tick_at_bar
-        elif kind == POSITION:
-            self.tick = self.tick_at_bar + self.t.value[token]
-        elif kind == TIMESIG:
-            self.num, self.den = self.t.value[token], self.t.value2[token]
-            self.ticks_per_bar = self.num * self.t.P
-            return ("timesig", self.tick, self.num, self.den)
-        elif kind == TEMPO:
-            return ("tempo", self.tick, self.t.value[token] / 100.0)
-        elif kind == CHORD:
-            return ("chord", self.tick, self.t.value[token], self.t.value2[token])
-        return None
-
-
-def decode(t: Tables, ids):
-    """Every event of an id sequence, in order (see ``Decoder``)."""
-    decoder = Decoder(t)
-    events = []
-    for token in ids:
-        event = decoder.feed(int(token))
-        if event is not None:
-            events.append(event)
-    return events

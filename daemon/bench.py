@@ -23,7 +23,7 @@ import numpy as np
 
 from riffd.bridges.jackrig import Player, jack_server, play_clocked, sleep_until
 
-from .chords import recognize
+from riffd.music.chords import recognize
 from .clock import PPQN
 
 MAX_BEATS = 64
@@ -74,7 +74,7 @@ def _measure(messages, strikes, bpm: float, t0: float) -> dict:
 def latency(min_chords: int = 215, tempo: float = 100.0, models=("rules", "markov"), period: int = 128,
             preset: str = "pop", as_json: bool = False, echo=print) -> dict:
     """Run the benchmark; prints a table, and with ``as_json`` one JSON object last."""
-    from riffd.models.corpus import chorale, chorale_paths
+    from riffd.models.training.corpus import chorale, chorale_paths
 
     chords, offset = [], 0.0
     for path in chorale_paths():
@@ -135,7 +135,7 @@ def tokenize(files=(), repeat: int = 3, as_json: bool = False, echo=print) -> di
 
     from riffd.bridges.midifile import read_song
     from riffd.models.remi import Notes, RemiTokenizer
-    from riffd.models.testset import corpus_melody_files
+    from riffd.models.training.testset import corpus_melody_files
     from riffd.models.tokens import miditok_tokenizer
 
     paths = [Path(f) for f in files] or corpus_melody_files()

@@ -17,8 +17,8 @@ import numpy as np
 from riffd.models import load_model
 from riffd.models.protocol import ChordAt, Context
 
-from .chords import recognize
-from .presets import load_preset
+from riffd.music.chords import recognize
+from riffd.presets import load_preset
 
 BARS = 16
 
@@ -26,7 +26,7 @@ BARS = 16
 def progression(bars: int = BARS) -> list[ChordAt]:
     """The demo chorale's chords (riffd.daemon.demo) over ``bars`` bars of 4/4, repeated
     if the chorale is shorter."""
-    from riffd.models.corpus import chorale, corpus_root
+    from riffd.models.training.corpus import chorale, corpus_root
 
     from .demo import DEMO_CHORALE
     piece = chorale(next((corpus_root() / "bach").glob(f"{DEMO_CHORALE}.*")))

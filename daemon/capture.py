@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .chords import Chord, recognize
+from riffd.music.chords import Chord, recognize
 
 SUSTAIN_CC = 64
 
@@ -74,6 +74,10 @@ class ChordCapture:
         self.pedal = value >= 64
         if not self.pedal:
             self.sustained.clear()
+
+    def forget_chord(self) -> None:
+        """Forget the last chord (keys and pedal stay): the next strike is a change."""
+        self.chord = None
 
     def reset(self) -> None:
         """Forget keys, pedal and chord (after a panic or a song restart)."""

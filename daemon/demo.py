@@ -5,9 +5,9 @@ from pathlib import Path
 
 from riffd.bridges.midifile import read_song, write_atomic
 from riffd.models import load_or_fallback
-from riffd.models.corpus import chord_symbol_paths, chord_symbol_tunes, chorale, corpus_root
+from riffd.models.training.corpus import chord_symbol_paths, chord_symbol_tunes, chorale, corpus_root
 
-from .presets import load_preset
+from riffd.presets import load_preset
 from .render import render_file
 
 DEMO_CHORALE = "bwv269"  # "Aus meines Herzens Grunde"

@@ -17,7 +17,7 @@ from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
 
 from .capture import ChordCapture, ChordChange, snap_to_beat
 from .clock import InternalClock, MidiClock
-from .presets import Preset
+from riffd.presets import Preset
 from .scheduler import Note, Scheduler
 
 HOLD_MS = 15.0
@@ -192,7 +192,8 @@ class Engine:
         if not held and silent_beats > IDLE_BARS * self.preset.beats_per_bar:
             if isinstance(self.clock, InternalClock):
                 self.clock.stop(now)  # the next chord starts a new phrase on beat 0
-                self.capture.chord = self.chord = None
+                self.capture.forget_chord()
+                self.chord = None
             return
         if self.planned_until is None or self.planned_until < beat:
             start = math.ceil(beat * self.preset.grid) / self.preset.grid

@@ -9,7 +9,7 @@ from riffd.bridges.midifile import (Song, find_chord_track, free_channel, read_s
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
 
 from .capture import ChordCapture, snap_to_beat
-from .presets import Preset
+from riffd.presets import Preset
 
 
 @dataclass

@@ -17,7 +17,7 @@ from riffd.bridges.midi import MidiInput, MidiOutput
 
 from .clock import InternalClock, MidiClock
 from .engine import Engine
-from .presets import Preset
+from riffd.presets import Preset
 from .scheduler import Scheduler
 
 POLL_S = 0.002  # how often the engine looks ahead when no event arrives

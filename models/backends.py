@@ -2,7 +2,7 @@
 
 ``feed(ids) -> logits`` (shape (vocab,), float32, after the last id), ``trim(n)``,
 ``reset()``, ``length``. ``MlxRunner`` uses mlx-lm's model and KV cache;
-``OnnxRunner`` runs ``model.onnx`` (riffd.models.onnx_export) on onnxruntime's CPU
+``OnnxRunner`` runs ``model.onnx`` (riffd.models.training.onnx_export) on onnxruntime's CPU
 provider, passing the past keys and values in and out.
 """
 from __future__ import annotations

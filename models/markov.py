@@ -16,28 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from riffd.daemon.chords import Chord, recognize
 
 from .protocol import MelodyModel, MelodyNote
-from .theory import strength, swing_offset
+from riffd.music.theory import chord_family, strength, swing_offset
+from riffd.music.theory import velocity as note_velocity
 
 DEFAULT_PATH = Path(__file__).parent / "checkpoints" / "markov" / "model.json"
 SIXTEENTH = 0.25  # beats
 
 
-def chord_family(chord: Chord | None) -> str:
-    """maj, dom, min or dim: the four families the chord expert is trained on."""
-    if chord is None:
-        return "none"
-    q = chord.quality
-    if q in ("min", "m7", "m9"):
-        return "min"
-    if q in ("dim", "dim7", "m7b5"):
-        return "dim"
-    return "dom" if q in ("7", "9", "aug7") else "maj"
-
-
-def _phase(beat: float) -> int:
+def onset_phase(beat: float) -> int:
+    """The sixteenth of the beat an onset at ``beat`` (beats) falls on: 0-3."""
     return int(round((beat % 1.0) / SIXTEENTH)) % 4
 
 
@@ -69,7 +58,7 @@ class MarkovTable:
                 symbols = []  # a leap or a long gap ends the phrase
                 continue
             symbol = (interval, ioi16)
-            phase = _phase(note.start)
+            phase = onset_phase(note.start)
             for k in range(0, min(self.max_order, len(symbols)) + 1):
                 self.transitions[self._key(phase, symbols[len(symbols) - k:])][symbol] += 1
             symbols.append(symbol)
@@ -117,23 +106,6 @@ class MarkovTable:
         return table
 
 
-def train_table(pieces, max_order: int = 4) -> MarkovTable:
-    """A table learned from corpus Pieces (their melodies over their chord tracks)."""
-    import bisect
-
-    table = MarkovTable(max_order=max_order)
-    for piece in pieces:
-        starts = [c[0] for c in piece.chords]
-        named = [recognize(c[2]) for c in piece.chords]
-
-        def chord_at(beat, starts=starts, named=named):
-            i = bisect.bisect_right(starts, beat + 1e-9) - 1
-            return named[i] if i >= 0 else None
-
-        table.add_melody(piece.melody, chord_at)
-    return table
-
-
 _DEFAULT_TABLE: MarkovTable | None = None
 
 
@@ -162,7 +134,7 @@ class MarkovModel(MelodyModel):
         hist, prev = self._history()
         if prev is None:
             prev = (low + high) // 2
-        counts = self.table.distribution(_phase(pos), hist)
+        counts = self.table.distribution(onset_phase(pos), hist)
         symbols = list(counts)
         weights = np.array([counts[s] for s in symbols], dtype=float) ** (1.0 / p.temperature)
         pitches = np.array([prev + i for i, _ in symbols])
@@ -189,27 +161,8 @@ class MarkovModel(MelodyModel):
         if chord is None:
             return []
         swing = swing_offset(pos, p.grid, p.swing)
-        velocity = int(np.clip(p.velocity - 6 + (10 if strong else 0) + self.rng.integers(-4, 5), 1, 127))
+        velocity = note_velocity(p.velocity, strength(pos, p.beats_per_bar), int(self.rng.integers(-4, 5)))
         return [MelodyNote(pos + swing, max(SIXTEENTH / 2, (end - pos - swing) * 0.92), pitch, velocity)]
-
-
-def corpus_pieces(progress: bool = True):
-    """Every chorale and chord-symbol tune of the music21 corpus, as Pieces."""
-    from tqdm import tqdm
-
-    from .corpus import chord_symbol_paths, chord_symbol_tunes, chorale, chorale_paths
-
-    paths = chorale_paths()
-    for path in tqdm(paths, desc="chorales", unit="file", disable=not progress):
-        try:
-            piece = chorale(path)
-        except Exception as exc:  # a corpus file music21 cannot read: count and skip
-            print(f"skipped {path.name}: {exc}")
-            continue
-        if piece:
-            yield piece
-    for path in chord_symbol_paths():
-        yield from chord_symbol_tunes(path)
 
 
 MODEL = MarkovModel

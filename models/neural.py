@@ -1,11 +1,14 @@
 """The neural melody model: a token stream in riffd's REMI vocabulary, continued by a
 transformer behind a runner (mlx or onnx), spoken through the melody model protocol.
 
-The stream is what the model was trained on (riffd.models.dataset): BOS, Style, then per
-bar ``Bar TimeSig``, and per event ``Position [Tempo] [Chord] [Pitch Velocity Duration]``.
-Bar, TimeSig, Tempo and Chord tokens are forced from the preset and the chord timeline,
-Velocity from the preset's velocity and the metric accent; the model samples Position,
-Bar, Pitch and Duration, each from the ids the grammar allows there
+The stream is what the model was trained on (riffd.models.training.dataset): BOS, Style,
+then per bar ``Bar TimeSig``, and per event ``Position [Tempo] [Chord] [Pitch Velocity
+Duration]``. Its tokens are written by the same REMI kernel that encodes the dataset
+(``cython_ext/remi.py``'s ``Stream``, token by token), so live and batch streams of the
+same notes and chords are equal. Bar, TimeSig, Tempo and Chord tokens are forced from the
+preset and the chord timeline (a chord equal to the one before adds no token, as in the
+dataset), Velocity from the preset's velocity and the metric accent; the model samples
+Position, Bar, Pitch and Duration, each from the ids the grammar allows there
 (riffd.models.sampling), so every output decodes to notes.
 
 A runner keeps the KV cache: ``feed(ids)`` appends ids and returns the logits after the
@@ -25,10 +28,13 @@ from typing import Iterator
 
 import numpy as np
 
+from riffd.music.theory import strength, swing_offset
+from riffd.music.theory import velocity as note_velocity
+
 from .protocol import Context, MelodyModel, MelodyNote
+from .remi import QUALITY_INDEX, RemiTokenizer
 from .rules import RulesModel
 from .sampling import CHORD_TONE_NATS, Groups, sample
-from .theory import strength, swing_offset
 from .tokens import STYLES, Vocab
 
 POS_PER_BEAT = 12  # Position steps per beat of the meter's denominator (tokens.CONFIG)
@@ -37,11 +43,13 @@ POS_PER_BEAT = 12  # Position steps per beat of the meter's denominator (tokens.
 @dataclass(frozen=True)
 class StreamState:
     """Where the stream is: ``bar`` index (-1 before the first), last ``pos`` in the bar
-    (-1 none), the beat of the last Chord token, and what the grammar ``expect``s next."""
+    (-1 none), the beat and id of the last chord reached, and what the grammar
+    ``expect``s next."""
     bar: int = -1
     pos: int = -1
     chord_beat: float = -math.inf
     expect: str = "event"  # event | pitch | duration
+    chord_id: int = -1
 
 
 class NeuralModel(MelodyModel):
@@ -50,7 +58,11 @@ class NeuralModel(MelodyModel):
 
     def __init__(self, runner, vocab: Vocab, max_context: int = 256, name: str = "neural"):
         self.runner, self.vocab, self.max_context, self.name = runner, vocab, max_context, name
-        self.groups = Groups.of(vocab)
+        self.tok = RemiTokenizer(vocab)
+        self.tables = self.tok.tables
+        self.groups = Groups.of(self.tables, vocab)
+        self._duration_ids = set(int(i) for i in self.groups.durations)
+        self._position_ids = set(int(i) for i in self.groups.positions)
         self.fallbacks = 0
         self.errors = 0
 
@@ -65,13 +77,7 @@ class NeuralModel(MelodyModel):
         self.bar_positions = num * POS_PER_BEAT
         style = context.preset.style if context.preset.style in STYLES else "user"
         self.prefix = [self.groups.bos, self.vocab.style_id(style)]
-        self.ids: list[int] = []
-        self.times: list[float] = []
-        self.states: list[StreamState] = []
-        self.state = StreamState()
-        self.ws = self.fed = 0  # the cache holds prefix + ids[ws:fed]
-        self._last = None
-        self.runner.reset()
+        self._restart_stream()
         self._rules = RulesModel()
         super().start(context)
         self._rules.start(Context(context.preset, seed=context.seed, start_beat=context.start_beat))
@@ -100,12 +106,40 @@ class NeuralModel(MelodyModel):
 
     def _after_rollback(self) -> None:
         k = bisect.bisect_left(self.times, self.cursor - 1e-9)
-        if k == len(self.ids):
-            return
-        del self.ids[k:], self.times[k:], self.states[k:]
-        self.state = self.states[-1] if self.states else StreamState()
-        if self.fed < k:
-            return  # none of the dropped tokens reached the cache
+        while k > 0 and (self.enc_states[k - 1] is None or self.ids[k - 1] in self._position_ids):
+            # not a point the encoder can return to (drop its whole call), or a Position
+            # whose note never came (the plan stopped there): a batch stream has neither
+            k -= 1
+        if k < len(self.ids):
+            if k == 0:
+                self._restart_stream()
+                return
+            del self.ids[k:], self.times[k:], self.states[k:], self.enc_states[k:]
+            self.state = self.states[-1]
+            self.enc.restore(self.enc_states[-1])
+        self._uncache_from(min(k, self._shorten_last_note()))
+
+    def _shorten_last_note(self) -> int:
+        """Rewrite the Duration token of the last kept note when the rollback shortened
+        it, so the stream says what was played; returns its index (else len(ids))."""
+        j = len(self.ids) - 1
+        while j >= 0 and self.groups.pitch_of[self.ids[j]] < 0 and self.ids[j] not in self._duration_ids:
+            j -= 1
+        if j < 0 or self.ids[j] not in self._duration_ids or not self.generated:
+            return len(self.ids)
+        last, beat = self.generated[-1], self.times[j]
+        if abs(beat + swing_offset(beat, self.preset.grid, self.preset.swing) - last.start) > 1e-6:
+            return len(self.ids)  # that note never made it into the stream
+        token = int(self.tables.dur_ids[self.tables.duration_bin(round((last.end - beat) * self.qpb))])
+        if token == self.ids[j]:
+            return len(self.ids)
+        self.ids[j] = token
+        return j
+
+    def _uncache_from(self, k: int) -> None:
+        """Make the KV cache forget ids[k:] (changed or dropped)."""
+        if self.fed <= k:
+            return  # none of them reached the cache
         if k - 1 >= self.ws and self.runner.length > 0:
             # drop one more and feed it again: its logits are the ones to sample from next
             self.runner.trim(self.fed - k + 1)
@@ -116,11 +150,20 @@ class NeuralModel(MelodyModel):
         self._last = None
 
     # -- the stream -------------------------------------------------------------------
-    def _push(self, token: int, beat: float, state: StreamState) -> None:
-        self.ids.append(int(token))
-        self.times.append(beat)
-        self.states.append(state)
+    def _take(self, beat: float, state: StreamState) -> None:
+        """Append the ids the encoder wrote since the last call, at ``beat`` in ``state``;
+        only the last of them is a point a rollback can return the encoder to."""
+        new = self.enc.take()
+        for i, token in enumerate(new):
+            self.ids.append(int(token))
+            self.times.append(beat)
+            self.states.append(state)
+            self.enc_states.append(self.enc.state() if i == len(new) - 1 else None)
         self.state = state
+
+    def _tick(self, bar: int, pos: int) -> int:
+        """The encoder's tick (one per Position) of ``pos`` in ``bar``."""
+        return (bar - self.bar0) * self.bar_positions + pos
 
     def _logits(self) -> np.ndarray:
         if len(self.prefix) + len(self.ids) - self.ws > self.max_context:
@@ -153,35 +196,48 @@ class NeuralModel(MelodyModel):
         changes already behind the cursor only the last one counts."""
         i = bisect.bisect_right(self._chord_beats, self.state.chord_beat + 1e-9)
         i = max(i, bisect.bisect_right(self._chord_beats, self.cursor + 1e-9) - 1)
-        while i < len(self._chords) and self._chords[i] is None:
+        # no chord, or the chord already sounding (no token: the dataset drops repeats)
+        while i < len(self._chords) and (self._chords[i] is None
+                                         or self._chord_id(self._chords[i]) == self.state.chord_id):
             i += 1
         return (self._chord_beats[i], self._chords[i]) if i < len(self._chords) else None
 
     def _restart_stream(self) -> None:
-        self.ids.clear()
-        self.times.clear()
-        self.states.clear()
+        self.ids: list[int] = []
+        self.times: list[float] = []
+        self.states: list[StreamState] = []
+        self.enc_states: list[tuple | None] = []
         self.state = StreamState()
-        self.ws = self.fed = 0
+        self.enc = self.tok.stream(self.num, self.den)
+        self.bar0 = 0
+        self.ws = self.fed = 0  # the cache holds prefix + ids[ws:fed]
         self._last = None
         self.runner.reset()
 
     def _open_bar(self, bar: int) -> None:
-        g, s = self.groups, self.state
-        beat = self._bar_start(bar)
-        self._push(g.bar, beat, replace(s, bar=bar, pos=-1, expect="event"))
-        self._push(g.time_signatures[(self.num, self.den)], beat, self.state)
+        self.enc.bar()
+        self._take(self._bar_start(bar), replace(self.state, bar=bar, pos=-1, expect="event"))
 
     def _begin(self) -> None:
         """Bar, TimeSig, Position_0 and the preset's Tempo open the stream."""
         bar = int(math.floor(self.cursor / self.bar_beats + 1e-9))
-        self._open_bar(bar)
+        self.bar0 = bar
         beat = self._bar_start(bar)
-        self._push(self.groups.positions[0], beat, replace(self.state, pos=0))
-        self._push(self.groups.tempo(self.preset.tempo), beat, self.state)
+        self.enc.time_signature(0, self.num, self.den)
+        self._take(beat, replace(self.state, bar=bar, pos=-1, expect="event"))
+        self.enc.token_at(0, self.tables.tempo_id(60e6 / self.preset.tempo))
+        self._take(beat, replace(self.state, pos=0))
 
-    def _chord_token(self, beat: float, chord) -> int:
-        return self.vocab.chord_id(chord.root, chord.quality)
+    def _chord_id(self, chord) -> int:
+        return self.tables.chord_id(chord.root, QUALITY_INDEX[chord.quality])
+
+    def _reach_chord(self, pos: int, pending) -> None:
+        """The Chord token of ``pending`` (beat, Chord) at ``pos`` of the current bar."""
+        beat, chord = pending
+        token = self._chord_id(chord)
+        self.enc.token_at(self._tick(self.state.bar, pos), token)
+        self._take(self._beat_of(self.state.bar, pos),
+                   replace(self.state, chord_beat=beat, chord_id=token, expect="pitch"))
 
     def _next_notes(self) -> list[MelodyNote]:
         start = self.cursor
@@ -219,8 +275,7 @@ class NeuralModel(MelodyModel):
         if pending is not None:
             qf = math.ceil((max(pending[0], self.cursor, bar_start) - bar_start) * self.qpb - 1e-6)
             if qf == s.pos:  # the chord starts where the stream already is
-                self._push(self._chord_token(*pending), self._beat_of(s.bar, qf),
-                           replace(s, chord_beat=pending[0], expect="pitch"))
+                self._reach_chord(qf, pending)
                 return None
             qf = max(qf, s.pos + 1)
         q_lo = max(s.pos + 1, math.ceil((self.cursor - bar_start) * self.qpb - 1e-6))
@@ -246,10 +301,9 @@ class NeuralModel(MelodyModel):
         q = int(np.nonzero(g.positions == token)[0][0])  # a Position
         beat = self._beat_of(s.bar, q)
         self.cursor = max(self.cursor, beat)
-        self._push(token, beat, replace(s, pos=q, expect="pitch"))
+        self._position(q)
         if in_bar and q == qf:
-            self._push(self._chord_token(*pending), beat,
-                       replace(self.state, chord_beat=pending[0], expect="pitch"))
+            self._reach_chord(q, pending)
         return None
 
     def _pitch_ids(self) -> np.ndarray:
@@ -275,23 +329,29 @@ class NeuralModel(MelodyModel):
         self._push_pitch(token, beat)
 
     def _velocity(self, beat: float) -> int:
-        """The preset's velocity with a metric accent, as the rules model plays it."""
-        accent = (12, 0, 4, 8)[strength(beat, self.bar_beats)]
-        return int(np.clip(self.preset.velocity - 8 + accent, 1, 127))
+        """The preset's velocity with a metric accent, as every model plays it."""
+        return note_velocity(self.preset.velocity, strength(beat, self.bar_beats))
 
     def _push_pitch(self, token: int, beat: float) -> None:
         """A Pitch and its Velocity. The velocity is forced, not sampled: the corpus has no
         dynamics (one velocity per piece, plus augmentation jitter), and feeding the two
         together saves one model call per note."""
-        s = replace(self.state, expect="duration")
-        self._push(token, beat, s)
-        self._push(self.groups.velocity(self._velocity(beat)), beat, s)
+        self._note_tokens(int(self.groups.pitch_of[token]), self._velocity(beat), beat)
+
+    def _note_tokens(self, pitch: int, velocity: int, beat: float) -> None:
+        self.enc.pitch_velocity(pitch, self.tables.vel_bin[min(max(velocity, 0), 127)])
+        self._take(beat, replace(self.state, expect="duration"))
+
+    def _position(self, q: int) -> None:
+        self.enc.position(self._tick(self.state.bar, q))
+        self._take(self._beat_of(self.state.bar, q), replace(self.state, pos=q, expect="pitch"))
 
     def _finish_note(self) -> MelodyNote:
         s, g = self.state, self.groups
         beat = self._beat_of(s.bar, s.pos)
         token = sample(self._logits(), g.durations, self.rng, self.preset.temperature, self.preset.top_p)
-        self._push(token, beat, replace(s, expect="event"))
+        self.enc.duration(int(np.nonzero(g.durations == token)[0][0]))
+        self._take(beat, replace(s, expect="event"))
         pitch = int(self.groups.pitch_of[self.ids[-3]])
         duration = float(g.duration_beats[np.nonzero(g.durations == token)[0][0]]) * 4 / self.den
         self.cursor = max(self.cursor, beat + 1 / self.qpb)
@@ -302,20 +362,18 @@ class NeuralModel(MelodyModel):
     def _fallback(self, until_beat: float) -> Iterator[MelodyNote]:
         self.fallbacks += 1
         r = self._rules
-        r.preset, r.rng, r.cursor = self.preset, self.rng, self.cursor
-        r._chord_beats, r._chords = self._chord_beats, self._chords
-        r.generated, r.player_notes = self.generated, self.player_notes
+        r.follow(self)
         if self.state.bar < 0:
             self._begin()
         while r.cursor < until_beat - 1e-9:
-            for note in r._next_notes():
+            for note in r.step():
                 self._force_note(note)
+                self.generated.append(note)
                 yield note
         self.cursor = r.cursor
 
     def _force_note(self, note: MelodyNote) -> None:
         """Append a note the model did not choose (a fallback) as tokens."""
-        g = self.groups
         beat = note.start - swing_offset(note.start, self.preset.grid, self.preset.swing)
         while math.floor(beat / self.bar_beats + 1e-9) > self.state.bar:
             self._open_bar(self.state.bar + 1)
@@ -324,17 +382,14 @@ class NeuralModel(MelodyModel):
         while (pending := self._pending_chord()) is not None and pending[0] <= beat + 1e-9:
             qc = min(max(math.ceil((pending[0] - bar_start) * self.qpb - 1e-6), self.state.pos), q)
             if qc > self.state.pos:
-                self._push(g.positions[qc], self._beat_of(self.state.bar, qc),
-                           replace(self.state, pos=qc, expect="pitch"))
-            self._push(self._chord_token(*pending), self._beat_of(self.state.bar, self.state.pos),
-                       replace(self.state, chord_beat=pending[0], expect="pitch"))
+                self._position(qc)
+            self._reach_chord(self.state.pos, pending)
         s = self.state
         if q < s.pos or (q == s.pos and s.expect != "pitch"):
             return  # no room for it at the tokenizer's resolution
         at = self._beat_of(s.bar, q)
         if q > s.pos:
-            self._push(g.positions[q], at, replace(s, pos=q, expect="pitch"))
-        s = replace(self.state, expect="duration")
-        self._push(g.pitches[min(max(note.pitch, 21), 108)], at, s)
-        self._push(g.velocity(note.velocity), at, s)
-        self._push(g.duration(note.duration * self.den / 4), at, replace(s, expect="event"))
+            self._position(q)
+        self._note_tokens(min(max(note.pitch, 21), 108), note.velocity, at)
+        self.enc.duration(self.tables.duration_bin(round((note.end - at) * self.qpb)))
+        self._take(at, replace(self.state, expect="event"))

@@ -22,8 +22,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from riffd.daemon.chords import Chord
-from riffd.daemon.presets import Preset
+from riffd.music.chords import Chord
+from riffd.presets import Preset
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +117,18 @@ class MelodyModel:
             for note in self._next_notes():
                 self.generated.append(note)
                 yield note
+
+    def step(self) -> list[MelodyNote]:
+        """The next notes from ``cursor`` (possibly none, a rest), advancing the cursor by
+        at least one grid step; not recorded in ``generated`` (``generate`` does that)."""
+        return self._next_notes()
+
+    def follow(self, leader: "MelodyModel") -> None:
+        """Play on from ``leader``'s state, as a fallback does: its preset, random
+        generator and cursor, and its chord timeline and notes (shared, not copied)."""
+        self.preset, self.rng, self.cursor = leader.preset, leader.rng, leader.cursor
+        self._chord_beats, self._chords = leader._chord_beats, leader._chords
+        self.generated, self.player_notes = leader.generated, leader.player_notes
 
     def rollback(self, beat: float) -> None:
         """Forget generated notes that start at or after ``beat``; a kept note that

@@ -1,6 +1,6 @@
 """riffd's REMI tokenizer: melody notes and chords <-> token ids, through the Cython kernel.
 
-Chord tokens come from riffd's own recognizer (riffd.daemon.chords), the one live capture
+Chord tokens come from riffd's own recognizer (riffd.music.chords), the one live capture
 uses, applied to the chord part; Pitch/Velocity/Duration from the melody. The ids equal
 miditok REMI's for the same notes (tests/test_remi.py proves it on corpus files).
 """
@@ -12,7 +12,7 @@ import numpy as np
 
 from riffd.bridges.midifile import block_chords
 from riffd.cython_ext import kernel
-from riffd.daemon.chords import QUALITIES, recognize
+from riffd.music.chords import MIDITOK_ROOTS, QUALITIES, recognize
 
 from .tokens import Vocab
 
@@ -66,7 +66,8 @@ class RemiTokenizer:
     def __init__(self, vocab: Vocab | None = None, backend=None):
         self.vocab = vocab or Vocab.default()
         self.k = backend or kernel("remi")
-        self.tables = self.k.Tables(self.vocab.data)
+        self.tables = self.k.Tables(self.vocab.data, MIDITOK_ROOTS)
+        self.d = kernel("remi_decode")
 
     @property
     def pos_per_beat(self) -> int:
@@ -104,7 +105,7 @@ class RemiTokenizer:
         """Events of an id sequence: ("note", tick, duration, pitch, velocity),
         ("chord", tick, root, quality index), ("timesig", tick, num, den),
         ("tempo", tick, qpm); ticks at ``pos_per_beat`` per beat."""
-        return self.k.decode(self.tables, np.asarray(ids, dtype=np.int64).tolist())
+        return self.d.decode(self.tables, np.asarray(ids, dtype=np.int64).tolist())
 
     def decode_notes(self, ids) -> Notes:
         """Only the notes of ``decode``, as arrays."""
@@ -119,6 +120,6 @@ class RemiTokenizer:
         return self.k.Stream(self.tables, tpq, num, den)
 
     def decoder(self):
-        """An incremental decoder (kernel ``Decoder``)."""
-        return self.k.Decoder(self.tables)
+        """An incremental decoder (kernel ``remi_decode.Decoder``)."""
+        return self.d.Decoder(self.tables)
 

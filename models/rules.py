@@ -10,7 +10,8 @@ import math
 import numpy as np
 
 from .protocol import MelodyModel, MelodyNote
-from .theory import chord_scale, pitches_in, strength, swing_offset
+from riffd.music.theory import chord_scale, pitches_in, strength, swing_offset
+from riffd.music.theory import velocity as note_velocity
 
 
 class RulesModel(MelodyModel):
@@ -63,8 +64,7 @@ class RulesModel(MelodyModel):
                                           and self.rng.random() < 0.08):
             return []  # no chord yet, or an occasional rest on a weak position
         shift = swing_offset(pos, p.grid, p.swing)
-        accent = (12, 0, 4, 8)[strength(pos, p.beats_per_bar)]
-        velocity = int(np.clip(p.velocity - 8 + accent + self.rng.integers(-4, 5), 1, 127))
+        velocity = note_velocity(p.velocity, strength(pos, p.beats_per_bar), int(self.rng.integers(-4, 5)))
         duration = max(step * 0.25, (end - pos - shift) * 0.92)
         return [MelodyNote(pos + shift, duration, self._pick_pitch(pos), velocity)]
 

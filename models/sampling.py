@@ -45,54 +45,30 @@ def sample(logits: np.ndarray, allowed: np.ndarray, rng: np.random.Generator,
 
 @dataclass(frozen=True)
 class Groups:
-    """Token ids of riffd's REMI vocabulary by kind, for building grammar masks."""
+    """Token ids of riffd's REMI vocabulary by kind, for building grammar masks. Read off
+    the REMI kernel's lookup tables (``RemiTokenizer.tables``): one table of ids."""
     bar: int
     bos: int
     eos: int
-    positions: np.ndarray     # shape (144,): id of Position_q
+    positions: np.ndarray     # shape (positions,): id of Position_q
     pitches: np.ndarray       # shape (128,): id of Pitch_p, -1 outside the vocabulary's range
     pitch_of: np.ndarray      # shape (vocab,): the MIDI pitch of a Pitch id, -1 for other ids
-    velocities: np.ndarray    # ids of the Velocity bins, in bin order
-    velocity_values: np.ndarray
-    durations: np.ndarray     # ids of the Duration bins
+    durations: np.ndarray     # ids of the Duration bins, in bin order
     duration_beats: np.ndarray  # their lengths in beats of the meter's denominator
-    time_signatures: dict
-    tempo_ids: np.ndarray
-    tempo_qpm: np.ndarray
+    time_signatures: dict     # (num, den) -> id of TimeSig_num/den
 
     @classmethod
-    def of(cls, vocab: Vocab) -> Groups:
-        ids = vocab.ids
-        npos = sum(t.startswith("Position_") for t in ids)
-        pitches = np.full(128, -1, dtype=np.int64)
-        for p in range(128):
-            pitches[p] = ids.get(f"Pitch_{p}", -1)
+    def of(cls, tables, vocab: Vocab) -> Groups:
+        """From a kernel ``Tables`` (riffd.cython_ext.remi) and its vocabulary."""
+        pitches = np.asarray(tables.pitch_ids, dtype=np.int64)
         pitch_of = np.full(len(vocab), -1, dtype=np.int64)
         pitch_of[pitches[pitches >= 0]] = np.nonzero(pitches >= 0)[0]
-        vels = vocab.data["velocities"]
-        durs = vocab.data["durations"]
-        tempos = [t for t in ids if t.startswith("Tempo_")]
         return cls(
-            bar=ids["Bar_None"], bos=ids["BOS_None"], eos=ids["EOS_None"],
-            positions=np.array([ids[f"Position_{q}"] for q in range(npos)]),
+            bar=tables.bar_id, bos=vocab.ids["BOS_None"], eos=vocab.ids["EOS_None"],
+            positions=np.asarray(tables.pos_ids, dtype=np.int64),
             pitches=pitches,
             pitch_of=pitch_of,
-            velocities=np.array([ids[f"Velocity_{v}"] for v in vels]),
-            velocity_values=np.array(vels),
-            durations=np.array([ids[f"Duration_{b}.{p}.{r}"] for b, p, r in durs]),
-            duration_beats=np.array([b + p / r for b, p, r in durs]),
-            time_signatures={(n, d): ids[f"TimeSig_{n}/{d}"] for n, d in vocab.data["time_signatures"]},
-            tempo_ids=np.array([ids[t] for t in tempos]),
-            tempo_qpm=np.array([float(t.split("_")[1]) for t in tempos]),
+            durations=np.asarray(tables.dur_ids, dtype=np.int64),
+            duration_beats=np.asarray(tables.dur_ticks, dtype=np.float64) / tables.P,
+            time_signatures=dict(tables.ts_ids),
         )
-
-    def tempo(self, qpm: float) -> int:
-        """The Tempo id nearest to ``qpm`` on a log scale."""
-        return int(self.tempo_ids[np.argmin(np.abs(np.log(self.tempo_qpm / qpm)))])
-
-    def velocity(self, value: int) -> int:
-        return int(self.velocities[np.argmin(np.abs(self.velocity_values - value))])
-
-    def duration(self, beats: float) -> int:
-        """The Duration id nearest to ``beats`` (in beats of the denominator)."""
-        return int(self.durations[np.argmin(np.abs(self.duration_beats - beats))])

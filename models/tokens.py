@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from riffd.daemon.chords import MIDITOK_ROOTS, QUALITIES
+from riffd.music.chords import MIDITOK_ROOTS, QUALITIES
 
 # Style tokens: one per corpus source and preset, so a model can be told what to play.
 STYLES = ("chorale", "folk", "tune", "user", "synthetic",

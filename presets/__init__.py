@@ -1,1 +1,4 @@
-"""Bundled presets (TOML data only); loaded by riffd.daemon.presets."""
+"""Presets: the TOML files beside this module, and their schema and loader (schema.py)."""
+from .schema import SPEC, Preset, PresetError, bundled_names, load_preset, markdown_table
+
+__all__ = ["SPEC", "Preset", "PresetError", "bundled_names", "load_preset", "markdown_table"]

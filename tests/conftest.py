@@ -1,14 +1,32 @@
-"""Shared fixtures: a real JACK server, and a check that no test leaks a thread
+"""Shared fixtures and helpers: the riffd command line in a subprocess, a real JACK
+server, a corpus cache that is never $HOME, and a check that no test leaks a thread
 (after watchdog's tests/conftest.py)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 from riffd.bridges.jackrig import jack_server
+
+
+RIFFD = [sys.executable, "-c", "from riffd.daemon.cli import main; main()"]
+
+
+def run_riffd(*args, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+    """Run ``riffd ARGS`` in a subprocess of this interpreter; output captured as text."""
+    return subprocess.run([*RIFFD, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def pytest_configure(config):
+    """Generated corpus files go to RIFFD_CACHE, else to pytest's cache folder in the
+    checkout: tests never read or write $HOME. Subprocesses inherit the setting."""
+    if not os.environ.get("RIFFD_CACHE"):
+        os.environ["RIFFD_CACHE"] = str(config.cache.mkdir("riffd"))
 
 
 @pytest.fixture(autouse=True)
@@ -34,5 +52,5 @@ def jack():
 @pytest.fixture(scope="session")
 def chorale_piece():
     """Bach chorale BWV 269 from the music21 corpus, as a Piece."""
-    from riffd.models.corpus import chorale, corpus_root
+    from riffd.models.training.corpus import chorale, corpus_root
     return chorale(next((corpus_root() / "bach").glob("bwv269.*")))

@@ -1,4 +1,4 @@
-from riffd.daemon.chords import QUALITIES, Chord, parse_chord, recognize
+from riffd.music.chords import QUALITIES, Chord, parse_chord, recognize
 
 
 def test_every_quality_named_in_root_position_and_inversions():

@@ -1,22 +1,19 @@
 """riffd dataset build|stats|export through the CLI, on real corpus files and a user folder."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from riffd.models.corpus import Piece, folk_paths, melodies
-from riffd.models.dataset import Filters, check, load_split, split_of
-from riffd.models.datatext import from_text, to_text
-from riffd.models.harmonize import harmonize
+from riffd.models.training.corpus import Piece, folk_paths, melodies
+from riffd.models.training.dataset import Filters, check, load_split, split_of
+from riffd.models.training.datatext import from_text, to_text
+from riffd.models.training.harmonize import harmonize
 from riffd.models.protocol import MelodyNote
 from riffd.models.tokens import Vocab
 
+from conftest import run_riffd
 
-def riffd(*args):
-    return subprocess.run([sys.executable, "-c", "from riffd.daemon.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=600)
+
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +28,7 @@ def user_folder(tmp_path_factory, chorale_piece):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, user_folder):
     out = tmp_path_factory.mktemp("ds") / "data"
-    result = riffd("dataset", "build", "-o", str(out), "--sources", "tunes", "--limit", "2",
+    result = run_riffd("dataset", "build", "-o", str(out), "--sources", "tunes", "--limit", "2",
                    "--midi", str(user_folder), "--synthetic", "8", "--keys", "-1,0,1,2",
                    "--min-range", "5")
     assert result.returncode == 0, result.stderr
@@ -87,7 +84,7 @@ def test_transposed_copies_move_pitch_and_chord_root(built):
 
 def test_split_is_stable_when_files_are_added(tmp_path, user_folder, chorale_piece):
     first = tmp_path / "a"
-    assert riffd("dataset", "build", "-o", str(first), "--sources", "none", "--midi", str(user_folder),
+    assert run_riffd("dataset", "build", "-o", str(first), "--sources", "none", "--midi", str(user_folder),
                  "--synthetic", "6", "--keys", "none", "--min-range", "5").returncode == 0
     more = tmp_path / "more"
     more.mkdir()
@@ -95,7 +92,7 @@ def test_split_is_stable_when_files_are_added(tmp_path, user_folder, chorale_pie
         (more / f.name).write_bytes(f.read_bytes())
     Piece("extra", "user", 100.0, (4, 4), chorale_piece.chords, chorale_piece.melody[::-1][:40][::-1]).to_midi().save(more / "extra.mid")
     second = tmp_path / "b"
-    assert riffd("dataset", "build", "-o", str(second), "--sources", "none", "--midi", str(more),
+    assert run_riffd("dataset", "build", "-o", str(second), "--sources", "none", "--midi", str(more),
                  "--synthetic", "6", "--keys", "none", "--min-range", "5").returncode == 0
     a = {m["id"]: m["split"] for m in map(json.loads, (first / "pieces.jsonl").read_text().splitlines())}
     b = {m["id"]: m["split"] for m in map(json.loads, (second / "pieces.jsonl").read_text().splitlines())}
@@ -103,7 +100,7 @@ def test_split_is_stable_when_files_are_added(tmp_path, user_folder, chorale_pie
 
 
 def test_stats_and_plot(built):
-    result = riffd("dataset", "stats", str(built), "--json")
+    result = run_riffd("dataset", "stats", str(built), "--json")
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout.strip().splitlines()[-1])
     ids, _ = load_split(built, "train")
@@ -116,7 +113,7 @@ def test_stats_and_plot(built):
 @pytest.mark.parametrize("fmt", ["text", "mlx-chat"])
 def test_export_round_trips(built, fmt, tmp_path):
     out = tmp_path / fmt
-    result = riffd("dataset", "export", str(built), "--format", fmt, "-o", str(out))
+    result = run_riffd("dataset", "export", str(built), "--format", fmt, "-o", str(out))
     assert result.returncode == 0, result.stderr
     vocab = Vocab.load(built / "tokenizer.json")
     for split in ("train", "valid", "test"):
@@ -133,8 +130,8 @@ def test_export_round_trips(built, fmt, tmp_path):
 
 
 def test_bad_dataset_commands_exit_2(tmp_path):
-    assert riffd("dataset", "build", "-o", str(tmp_path / "x"), "--sources", "nope").returncode == 2
-    assert riffd("dataset", "stats", str(tmp_path)).returncode == 2
+    assert run_riffd("dataset", "build", "-o", str(tmp_path / "x"), "--sources", "nope").returncode == 2
+    assert run_riffd("dataset", "stats", str(tmp_path)).returncode == 2
 
 
 def test_estimated_chords_fit_a_real_folk_tune():

@@ -1,9 +1,9 @@
 """The engine in one room: a real clock and scheduler, time driven by hand."""
 from riffd.bridges.events import ClockTick, NoteOff, NoteOn, Transport
-from riffd.daemon.chords import parse_chord
+from riffd.music.chords import parse_chord
 from riffd.daemon.clock import PPQN, InternalClock, MidiClock
 from riffd.daemon.engine import Engine
-from riffd.daemon.presets import load_preset
+from riffd.presets import load_preset
 from riffd.daemon.scheduler import Scheduler
 from riffd.models import load_model
 

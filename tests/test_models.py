@@ -2,8 +2,8 @@ import time
 
 import pytest
 
-from riffd.daemon.chords import parse_chord
-from riffd.daemon.presets import load_preset
+from riffd.music.chords import parse_chord
+from riffd.presets import load_preset
 from riffd.models import load_model
 from riffd.models.protocol import ChordAt, Context
 

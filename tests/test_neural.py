@@ -11,22 +11,21 @@ import numpy as np
 import pytest
 
 from riffd.daemon.benchgen import progression
-from riffd.daemon.chords import parse_chord
-from riffd.daemon.presets import load_preset
+from riffd.music.chords import parse_chord
+from riffd.presets import load_preset
 from riffd.models.backends import MlxRunner, OnnxRunner
 from riffd.models.checkpoint import DEFAULT, Checkpoint
-from riffd.models.dataset import encode_piece, estimate_chords
+from riffd.models.training.dataset import encode_piece, estimate_chords
 from riffd.models.neural import NeuralModel
 from riffd.models.protocol import ChordAt, Context
-from riffd.models.remi import QUALITY_INDEX, RemiTokenizer
+from riffd.models.remi import QUALITY_INDEX, Notes, RemiTokenizer
 from riffd.models.sampling import sample
+
+from conftest import run_riffd
 
 CKPT = Path(os.environ.get("RIFFD_TEST_CHECKPOINT", DEFAULT))
 
 
-def riffd(*args):
-    return subprocess.run([sys.executable, "-c", "from riffd.daemon.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +36,8 @@ def check():
 @pytest.fixture(scope="module")
 def real_sequences(check, chorale_piece):
     """Token ids of a Bach chorale and an O'Neill tune (estimated chords), one window each."""
-    from riffd.models.corpus import folk_paths, melodies
-    from riffd.models.harmonize import estimate_key
+    from riffd.models.training.corpus import folk_paths, melodies
+    from riffd.models.training.harmonize import estimate_key
     tok = RemiTokenizer(check.vocab)
     tune = melodies(folk_paths("oneill")[0], "oneill")[0]
     tune.meta["key_pc"] = estimate_key(tune.melody)
@@ -58,7 +57,7 @@ def test_export_onnx_logits_equal_mlx(check, real_sequences, tmp_path, flags):
     folder.mkdir()
     for name in ("config.json", "tokenizer.json", "model.safetensors"):
         shutil.copy(CKPT / name, folder / name)
-    result = riffd("export", "onnx", str(folder), *flags)
+    result = run_riffd("export", "onnx", str(folder), *flags)
     assert result.returncode == 0, result.stderr
     import onnx
     ops = {n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node}
@@ -109,11 +108,51 @@ def test_stream_is_valid_remi_and_follows_the_chords(check):
     assert all(abs(s * preset.grid - round(s * preset.grid)) < 1e-6 or s in chord_beats for s in starts)
     got_notes, got_chords = decoded(model)
     assert got_notes == [(n.start, n.pitch) for n in notes]
-    expected = [(c.beat, c.chord.root, QUALITY_INDEX[c.chord.quality]) for c in chords if c.beat < 32]
-    assert got_chords[:len(expected)] == expected  # every chord change, forced at its beat
+    expected = []
+    for c in chords:  # every chord change, forced at its beat; a repeat adds no token (as in the dataset)
+        token = (c.beat, c.chord.root, QUALITY_INDEX[c.chord.quality])
+        if c.beat < 32 and (not expected or expected[-1][1:] != token[1:]):
+            expected.append(token)
+    assert len(expected) < len([c for c in chords if c.beat < 32])  # the progression has repeats
+    assert got_chords[:len(expected)] == expected
     # chord tones on strong beats, pushed by the preset's chord-tone bias
     strong = [n for n in notes if abs(n.start % 2) < 1e-6 and model.chord_at(n.start)]
     assert np.mean([n.pitch % 12 in model.chord_at(n.start).tones for n in strong]) >= 0.6
+
+
+def until_last_note(ids, tok):
+    """``ids`` up to and including the Duration token of the last note."""
+    kinds = [tok.vocab.tokens[int(i)].split("_")[0] for i in ids]
+    last = max((i for i, k in enumerate(kinds) if k == "Duration"), default=-1)
+    return [int(i) for i in ids[:last + 1]]
+
+
+@pytest.mark.parametrize("preset_name", ["folk", "trance"])
+def test_live_stream_equals_the_batch_encoding(check, preset_name):
+    """Played as the engine plays it (each chord on its own, a rollback to its beat, a plan
+    past the next change that the next chord cuts), the stream the model heard equals the
+    dataset encoder's batch encoding of the notes it played over the same chords."""
+    preset = load_preset(preset_name).with_values(swing=0.0)
+    chords = progression(8)
+    model = neural(check)
+    model.start(Context(preset, seed=11))
+    cut = 0
+    for chord in chords:
+        before = len(model.generated)
+        model.rollback(chord.beat)
+        cut += len(model.generated) < before
+        model.extend([chord])
+        list(model.generate(chord.beat + 1.5))  # beyond the next chord change
+    list(model.generate(chords[-1].beat + 4))
+    assert cut > 5  # rollbacks really dropped planned notes
+    tok = model.tok
+    P = tok.pos_per_beat
+    notes = Notes.of(model.generated, ppqn=P)
+    batch = tok.encode(notes, P, [(0, 4, 4)], [(0, round(60e6 / preset.tempo))],
+                       [(round(c.beat * P), c.chord.root, QUALITY_INDEX[c.chord.quality]) for c in chords])
+    live = model.ids
+    assert until_last_note(live, tok) == until_last_note(batch, tok)
+    assert len(until_last_note(batch, tok)) > 100
 
 
 def test_rollback_truncates_the_kv_cache(check):
@@ -170,7 +209,7 @@ def test_sampling_masks_temperature_and_top_p():
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    from riffd.models.dataset import build
+    from riffd.models.training.dataset import build
     out = tmp_path_factory.mktemp("tiny") / "data"
     build(out, sources=(), synthetic=40, keys=[0], log=lambda *a: None)
     return out
@@ -182,10 +221,10 @@ TRAIN = ("--epoch-steps", "3", "--batch-size", "2", "--seq-len", "32", "--warmup
 def test_train_is_deterministic_resumable_and_writes_a_card(tiny_data, tmp_path):
     import mlx.core as mx
     a, b = tmp_path / "a", tmp_path / "b"
-    assert riffd("train", "--data", str(tiny_data), "-o", str(a), "--epochs", "2", *TRAIN).returncode == 0
-    first = riffd("train", "--data", str(tiny_data), "-o", str(b), "--epochs", "2", "--stop-after", "1", *TRAIN)
+    assert run_riffd("train", "--data", str(tiny_data), "-o", str(a), "--epochs", "2", *TRAIN).returncode == 0
+    first = run_riffd("train", "--data", str(tiny_data), "-o", str(b), "--epochs", "2", "--stop-after", "1", *TRAIN)
     assert first.returncode == 0 and "stopped after 1 epochs" in first.stdout
-    result = riffd("train", "--data", str(tiny_data), "-o", str(b), "--epochs", "2", "--resume", *TRAIN)
+    result = run_riffd("train", "--data", str(tiny_data), "-o", str(b), "--epochs", "2", "--resume", *TRAIN)
     assert result.returncode == 0, result.stderr
     assert "resuming after epoch 1" in result.stdout
     wa, wb = mx.load(str(a / "train_state" / "weights.safetensors")), mx.load(str(b / "train_state" / "weights.safetensors"))
@@ -194,13 +233,13 @@ def test_train_is_deterministic_resumable_and_writes_a_card(tiny_data, tmp_path)
     assert config["training"]["steps"] == 6 and len(config["training"]["history"]) == 2
     assert config["metrics"]["test_perplexity"] > 1.0
     assert (a / "loss.png").stat().st_size > 1000 and "perplexity" in (a / "README.md").read_text()
-    assert riffd("train", "--data", str(tmp_path / "nothing"), "-o", str(a)).returncode == 2
+    assert run_riffd("train", "--data", str(tmp_path / "nothing"), "-o", str(a)).returncode == 2
 
 
 def test_finetune_lora_changes_only_adapted_layers(tiny_data, tmp_path):
     import mlx.core as mx
     out = tmp_path / "genre"
-    result = riffd("finetune", "--init", str(CKPT), "--data", str(tiny_data), "-o", str(out),
+    result = run_riffd("finetune", "--init", str(CKPT), "--data", str(tiny_data), "-o", str(out),
                    "--lora-rank", "4", "--lora-layers", "2", "--epochs", "1", *TRAIN)
     assert result.returncode == 0, result.stderr
     base, tuned = mx.load(str(CKPT / "model.safetensors")), mx.load(str(out / "model.safetensors"))
@@ -209,18 +248,18 @@ def test_finetune_lora_changes_only_adapted_layers(tiny_data, tmp_path):
     n = Checkpoint.load(CKPT).arch["num_hidden_layers"]
     assert changed and all(f"layers.{n - 1}." in k or f"layers.{n - 2}." in k for k in changed), changed
     assert "model.embed_tokens.weight" not in changed
-    assert riffd("export", "onnx", str(out), "--no-int8").returncode == 0
+    assert run_riffd("export", "onnx", str(out), "--no-int8").returncode == 0
 
 
 def test_render_cli_with_the_shipped_model(tmp_path, chorale_piece):
     src = tmp_path / "chords.mid"
     chorale_piece.to_midi(with_melody=False).save(src)
     for backend in ("onnx", "mlx"):
-        result = riffd("render", str(src), "-o", str(tmp_path / f"{backend}.mid"), "--model", backend,
+        result = run_riffd("render", str(src), "-o", str(tmp_path / f"{backend}.mid"), "--model", backend,
                        "--preset", "chorale", "--seed", "5")
         assert result.returncode == 0, result.stderr
         assert "riffd melody" in result.stdout
-    again = riffd("render", str(src), "-o", str(tmp_path / "again.mid"), "--model", "onnx",
+    again = run_riffd("render", str(src), "-o", str(tmp_path / "again.mid"), "--model", "onnx",
                   "--preset", "chorale", "--seed", "5")
     assert again.returncode == 0
     assert (tmp_path / "again.mid").read_bytes() == (tmp_path / "onnx.mid").read_bytes()
@@ -270,11 +309,11 @@ def test_a_failing_runner_hands_over_to_rules(check, capsys):
 
 def test_bench_generate_reports_every_figure():
     import json
-    result = riffd("bench", "generate", "--models", "rules,mlx,onnx,onnx-int8", "--runs", "1",
+    result = run_riffd("bench", "generate", "--models", "rules,mlx,onnx,onnx-int8", "--runs", "1",
                    "--replans", "5", "--json")
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     for key in ("mlx_16bar_ms", "onnx_16bar_ms", "onnx_int8_16bar_ms", "onnx_tokens_per_s", "replan_ms_p99"):
         assert figures[key] > 0, key
     assert figures["onnx_notes"] >= 16 * 2  # 16 bars of melody, not a few notes
-    assert riffd("bench", "generate", "--models", "banjo").returncode == 2
+    assert run_riffd("bench", "generate", "--models", "banjo").returncode == 2

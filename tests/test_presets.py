@@ -1,6 +1,6 @@
 import pytest
 
-from riffd.daemon.presets import PresetError, bundled_names, load_preset
+from riffd.presets import PresetError, bundled_names, load_preset
 
 
 def test_bundled_presets_load():
@@ -46,3 +46,21 @@ def test_partial_preset_takes_defaults(tmp_path):
     path.write_text("tempo = 90\n")
     preset = load_preset(path)
     assert preset.tempo == 90 and preset.name == "small" and preset.meter == (4, 4)
+
+
+def test_readme_preset_table_is_the_schema():
+    """The README's preset table is made from SPEC; regenerate it if this fails."""
+    from pathlib import Path
+
+    from riffd.presets import markdown_table
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert markdown_table() in readme
+
+
+def test_dataclass_defaults_are_the_spec_defaults():
+    from riffd.presets import SPEC, Preset
+    default = Preset()
+    for key, spec in SPEC.items():
+        value = getattr(default, key)
+        assert (list(value) if isinstance(value, tuple) else value) == spec[3], key
+    assert default.model == "onnx"  # the shipped transformer, as the README says

@@ -9,10 +9,10 @@ import symusic
 
 from riffd.bridges.midifile import read_song
 from riffd.cython_ext import is_compiled, twin
-from riffd.daemon.chords import recognize
+from riffd.music.chords import recognize
 from riffd.bridges.midifile import block_chords
 from riffd.models.remi import Notes, RemiTokenizer, chord_events
-from riffd.models.testset import corpus_melody_files
+from riffd.models.training.testset import corpus_melody_files
 from riffd.models.tokens import miditok_tokenizer
 
 
@@ -48,6 +48,8 @@ def test_ids_equal_miditok_on_200_corpus_melodies(tok, reference, melody_files):
             ids = tok.encode_song(song, 1)
         except ValueError as exc:  # only meters of different beat units are refused
             assert "beat unit" in str(exc)
+            # and only where the file really mixes them (a 3/4 then 6/8 tune, say)
+            assert len({den for _, _, den in song.time_signatures}) > 1, path.name
             rejected.append(path.name)
             continue
         assert list(ids) == melody_stream(reference, path), path.name
@@ -58,7 +60,6 @@ def test_ids_equal_miditok_on_200_corpus_melodies(tok, reference, melody_files):
         for field in ("onsets", "durations", "pitches", "velocities"):
             assert np.array_equal(getattr(quantized, field), getattr(decoded, field)), (path.name, field)
     assert identical >= 200, f"only {identical} files compared ({len(rejected)} refused)"
-    assert len(rejected) < 0.1 * len(melody_files)
 
 
 def random_midi(rng, path):

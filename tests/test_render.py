@@ -1,19 +1,16 @@
-import subprocess
-import sys
 
 import mido
 import pytest
 
 from riffd.bridges.midifile import MidiInputError, read_song
-from riffd.daemon.presets import load_preset
+from riffd.presets import load_preset
 from riffd.daemon.render import render_file
 from riffd.models import load_model
 
+from conftest import run_riffd
 
 
-def riffd(*args, **kw):
-    return subprocess.run([sys.executable, "-c", "from riffd.daemon.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=120, **kw)
+
 
 
 @pytest.fixture
@@ -59,11 +56,11 @@ def test_cli_render_type0_input_and_chord_track_option(tmp_path, chorale_piece):
     type0.tracks.append(merged)
     src = tmp_path / "type0.mid"
     type0.save(src)
-    result = riffd("render", str(src), "-o", str(tmp_path / "o.mid"), "--seed", "2", "--model", "rules")
+    result = run_riffd("render", str(src), "-o", str(tmp_path / "o.mid"), "--seed", "2", "--model", "rules")
     assert result.returncode == 0, result.stderr
     assert "riffd melody" in result.stdout
     assert len(mido.MidiFile(tmp_path / "o.mid").tracks) == 2
-    bad = riffd("render", str(src), "-o", str(tmp_path / "p.mid"), "--chord-track", "5")
+    bad = run_riffd("render", str(src), "-o", str(tmp_path / "p.mid"), "--chord-track", "5")
     assert bad.returncode == 2 and "track 5 does not exist" in bad.stderr
     assert not (tmp_path / "p.mid").exists()
 
@@ -82,7 +79,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, content, reason):
     else:
         src.write_bytes(content)
     out = tmp_path / "out.mid"
-    result = riffd("render", str(src), "-o", str(out))
+    result = run_riffd("render", str(src), "-o", str(out))
     assert result.returncode == 2
     assert reason in result.stderr and result.stderr.count("\n") == 1
     assert not out.exists() and not list(tmp_path.glob(".out.mid*"))
@@ -102,7 +99,7 @@ def test_melody_only_file_has_no_chord_track(tmp_path):
 
 
 def test_demo_renders_real_corpus(tmp_path):
-    result = riffd("demo", "-o", str(tmp_path / "demo"))
+    result = run_riffd("demo", "-o", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
     outputs = sorted((tmp_path / "demo").glob("*-riffd.mid"))
     assert len(outputs) == 2

@@ -1,12 +1,14 @@
 """Presets: TOML files of musical settings, validated against one spec table.
 
-A preset file holds any subset of the keys in SPEC; missing keys take the default.
+SPEC is the one table of keys, types, ranges, defaults and meanings: the Preset dataclass,
+the validation and the README's preset table (``markdown_table``) are all made from it.
+A preset file holds any subset of its keys; missing keys take the default.
 A bad file raises PresetError naming the file and the key, and loses nothing else.
 """
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import field, make_dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -42,37 +44,44 @@ SPEC: dict[str, tuple] = {
 }
 
 
-@dataclass(frozen=True)
-class Preset:
-    """Validated preset values; see SPEC for units and ranges."""
-    name: str = "default"
-    tempo: float = 110.0
-    meter: tuple[int, int] = (4, 4)
-    swing: float = 0.0
-    scale: str = "major"
-    register: tuple[int, int] = (60, 84)
-    density: float = 6.0
-    grid: int = 2
-    temperature: float = 1.0
-    top_p: float = 0.95
-    chord_tone_bias: float = 0.85
-    phrase_bars: int = 2
-    response_wait_beats: float = 2.0
-    strike_tolerance_beats: float = 0.25
-    mode: str = "accompany"
-    model: str = "rules"
-    style: str = "pop"
-    velocity: int = 90
-    channel: int = 2
+def _default(key):
+    value = SPEC[key][3]
+    return tuple(value) if isinstance(value, list) else value
 
-    @property
-    def beats_per_bar(self) -> float:
-        """Quarter-note beats per bar: numerator * 4 / denominator."""
-        return self.meter[0] * 4.0 / self.meter[1]
 
-    def with_values(self, **values) -> "Preset":
-        """A copy with ``values`` validated as if they came from a file."""
-        return replace(self, **_validate(dict(values), "<override>"))
+def _beats_per_bar(self) -> float:
+    """Quarter-note beats per bar: numerator * 4 / denominator."""
+    return self.meter[0] * 4.0 / self.meter[1]
+
+
+def _with_values(self, **values):
+    """A copy with ``values`` validated as if they came from a file (PresetError if bad)."""
+    return replace(self, **_validate(dict(values), "<override>"))
+
+
+_TYPES = {str: str, float: float, int: int, list: tuple[int, int]}
+# The dataclass is made from SPEC, so a key, its type and its default live in one place.
+Preset = make_dataclass(
+    "Preset", [(key, _TYPES[spec[0]], field(default=_default(key))) for key, spec in SPEC.items()],
+    frozen=True, namespace={"beats_per_bar": property(_beats_per_bar), "with_values": _with_values,
+                            "__doc__": "Validated preset values, one field per key of SPEC (units and "
+                                       "ranges there)."})
+Preset.__module__ = __name__
+
+
+def markdown_table() -> str:
+    """The README's preset table (key, type, range, default, meaning), made from SPEC."""
+    rows = ["| key | type | range | default | meaning |", "| --- | --- | --- | --- | --- |"]
+    for key, (kind, low, high, default, text) in SPEC.items():
+        if kind in (int, float):
+            allowed = f"{low:g} to {high:g}"
+        elif kind is str:
+            allowed = ", ".join(low) if low else "any"
+        else:
+            allowed = "two whole numbers"
+        shown = f"[{default[0]}, {default[1]}]" if isinstance(default, list) else f"{default!r}".replace("'", '"')
+        rows.append(f"| `{key}` | {'list' if kind is list else kind.__name__} | {allowed} | `{shown}` | {text} |")
+    return "\n".join(rows) + "\n"
 
 
 def _check_number(key, value, kind, low, high, where):
@@ -119,7 +128,7 @@ def bundled_names() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
-def load_preset(name_or_path: str | Path = "pop") -> Preset:
+def load_preset(name_or_path: str | Path = "pop"):
     """Load a bundled preset by name, or a TOML file by path.
 
     Raises PresetError: unknown name, unreadable or malformed TOML, or a bad key/value;
@@ -144,5 +153,3 @@ def load_preset(name_or_path: str | Path = "pop") -> Preset:
     values.setdefault("name", path.stem)
     return Preset(**values)
 
-
-assert {f.name for f in fields(Preset)} == set(SPEC), "Preset and SPEC must list the same keys"

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .dataset import SPLITS, load_split
-from .tokens import Vocab
+from riffd.models.tokens import Vocab
 
 CHORD_PROMPT_KINDS = ("BOS", "Style", "Bar", "TimeSig", "Tempo", "Position", "Chord")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from riffd.daemon.chords import NOTE_NAMES
+from riffd.music.chords import NOTE_NAMES
 
 from .corpus import BadPiece, Piece
 from .harmonize import estimate_key
@@ -49,6 +49,37 @@ class Filters:
     max_polyphony: int = 1
     min_range: int = 12
     max_range: int = 36
+
+
+def parse_keys(text: str) -> list[int]:
+    """Transpositions (semitones) from ``--keys``: ``all`` (-5..6, the 12 keys), ``none``
+    (0), or a comma-separated list such as ``-2,0,2``. Raises ValueError."""
+    if text == "all":
+        return list(range(-5, 7))
+    if text == "none":
+        return [0]
+    try:
+        return sorted({int(k) for k in text.split(",")})
+    except ValueError:
+        raise ValueError(f"--keys {text!r}: use all, none, or semitones like -2,0,2") from None
+
+
+def parse_sources(text: str) -> list[str]:
+    """Corpus source names from ``--sources`` (``none`` for no corpus source). Raises
+    ValueError naming an unknown source."""
+    names = [] if text == "none" else [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in names if s not in CORPUS_SOURCES]
+    if unknown:
+        raise ValueError(f"unknown source {unknown[0]!r} (choose from {', '.join(CORPUS_SOURCES)})")
+    return names
+
+
+def summary_line(output, summary: dict) -> str:
+    """One line describing a finished build (``build``'s returned dict)."""
+    return (f"{output}: {sum(summary['sequences'].values())} sequences "
+            f"({', '.join(f'{k} {v}' for k, v in summary['sequences'].items())}), "
+            f"{sum(summary['tokens'].values()):,} tokens in {summary['seconds']} s; "
+            f"rejected: {summary['rejected'] or 'none'}")
 
 
 def split_of(identity: str) -> str:
@@ -126,7 +157,7 @@ def check(piece: Piece, filters: Filters) -> str | None:
 
 
 def estimate_chords(piece: Piece) -> None:
-    """Give a melody-only piece estimated chords (riffd.models.harmonize), in place."""
+    """Give a melody-only piece estimated chords (riffd.models.training.harmonize), in place."""
     from .harmonize import harmonize
     _, num, den = piece.time_signatures[0]
     bar = num * 4 / den
@@ -154,7 +185,7 @@ def augmentations(piece: Piece, keys: list[int], rng: np.random.Generator) -> li
 
 def encode_piece(tok, piece: Piece, style: str, aug: dict | None = None) -> np.ndarray:
     """BOS, Style, REMI stream, EOS of ``piece`` (optionally augmented) as uint16 ids."""
-    from .remi import Notes, chord_events
+    from riffd.models.remi import Notes, chord_events
     ppqn = 480
     aug = aug or {"transpose": 0, "tempo": 1.0, "velocity": 0, "octave": 0}
     shift = aug["transpose"] + aug["octave"]
@@ -180,8 +211,8 @@ def build(out: str | Path, sources=CORPUS_SOURCES, midi_dir: str | None = None, 
           keys: list[int] | None = None, filters: Filters | None = None, limit: int | None = None,
           jobs: int | None = None, seed: int = 0, log=print) -> dict:
     """Build a dataset folder (layout in the module docstring); returns build.json's dict."""
-    from .remi import RemiTokenizer
-    from .tokens import Vocab, build_vocab, miditok_tokenizer
+    from riffd.models.remi import RemiTokenizer
+    from riffd.models.tokens import Vocab, build_vocab, miditok_tokenizer
     t0 = time.monotonic()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

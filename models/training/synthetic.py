@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from riffd.daemon.chords import Chord, parse_chord
+from riffd.music.chords import Chord, parse_chord
 
 from .corpus import Piece
-from .protocol import ChordAt, Context
+from riffd.models.protocol import ChordAt, Context
 
 # Roman-numeral-free progressions in C, one chord per bar (or two where listed twice).
 PROGRESSIONS = {
@@ -30,8 +30,8 @@ def _transpose(chord: Chord, k: int) -> Chord:
 def generate(index: int, seed: int = 0) -> Piece:
     """Synthetic piece number ``index``: a style, a progression in a random key, 8 or 16
     bars of 4/4 at the preset's tempo +-15%, melody by the rules model."""
-    from riffd.daemon.presets import load_preset
-    from .rules import RulesModel
+    from riffd.presets import load_preset
+    from riffd.models.rules import RulesModel
 
     rng = np.random.default_rng([seed, index])
     style = list(PROGRESSIONS)[index % len(PROGRESSIONS)]

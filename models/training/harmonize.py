@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from riffd.daemon.chords import Chord
+from riffd.music.chords import Chord
 
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dataset import load_split
-from .protocol import ChordAt, Context, MelodyNote
-from .remi import QUALITY_INDEX, RemiTokenizer
-from .tokens import Vocab
+from riffd.models.protocol import ChordAt, Context, MelodyNote
+from riffd.models.remi import QUALITY_INDEX, RemiTokenizer
+from riffd.models.tokens import Vocab
 
 QUALITY_NAMES = {i: q for q, i in QUALITY_INDEX.items()}
 
@@ -46,7 +46,7 @@ class TestPiece:
 
 def test_pieces(data, vocab: Vocab, max_tokens: int, limit: int | None = None) -> list[TestPiece]:
     """The test split's sequences, cut to ``max_tokens`` (the model's window), decoded."""
-    from riffd.daemon.chords import Chord
+    from riffd.music.chords import Chord
     ids, offsets = load_split(data, "test")
     tok = RemiTokenizer(vocab)
     out = []
@@ -90,8 +90,9 @@ def transformer_pitch(model_logits, vocab: Vocab, pieces: list[TestPiece]) -> tu
 
 def markov_pitch(table, pieces: list[TestPiece]) -> tuple[float, float, int]:
     """(next-pitch perplexity, accuracy, notes) of the markov model on the same notes."""
-    from .markov import SIXTEENTH, _phase, chord_family
-    from .theory import strength
+    from riffd.models.markov import SIXTEENTH, onset_phase
+    from riffd.music.theory import chord_family
+    from riffd.music.theory import strength
     pitches = np.arange(21, 109)
     nll, hits, n = 0.0, 0, 0
     for piece in pieces:
@@ -102,7 +103,7 @@ def markov_pitch(table, pieces: list[TestPiece]) -> tuple[float, float, int]:
                     for a, b in zip(prev, prev[1:])]
             w = np.zeros(len(pitches))
             if prev:
-                for (interval, _), count in table.distribution(_phase(note.start), hist).items():
+                for (interval, _), count in table.distribution(onset_phase(note.start), hist).items():
                     k = prev[-1].pitch + interval - 21
                     if 0 <= k < len(w):
                         w[k] += count
@@ -131,9 +132,9 @@ def melody_stats(notes: list[MelodyNote], chords: list[ChordAt], bars: float) ->
 
 def generated_stats(model_name: str, pieces: list[TestPiece], seed: int = 0) -> dict:
     """Mean melody statistics of ``model_name``'s melodies over the pieces' chords."""
-    from riffd.daemon.presets import load_preset
+    from riffd.presets import load_preset
 
-    from . import load_model
+    from riffd.models import load_model
     model = load_model(model_name)
     rows = []
     for i, piece in enumerate(pieces):
@@ -149,9 +150,9 @@ def generated_stats(model_name: str, pieces: list[TestPiece], seed: int = 0) -> 
 def evaluate(data, checkpoint, pieces: int = 200, stats_pieces: int = 60,
              models=("rules", "markov", "onnx"), echo=print) -> dict:
     """Everything in the module docstring; returns the figures as a dict."""
-    from .backends import MlxRunner
-    from .checkpoint import Checkpoint
-    from .markov import DEFAULT_PATH, MarkovTable
+    from riffd.models.backends import MlxRunner
+    from riffd.models.checkpoint import Checkpoint
+    from riffd.models.markov import DEFAULT_PATH, MarkovTable
     from .train import evaluate as token_metrics
     from .train import melody_mask
     check = Checkpoint.load(checkpoint)

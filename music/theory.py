@@ -1,4 +1,5 @@
-"""Music-theory helpers shared by the models: chord scales, metric strength, register.
+"""Music-theory helpers every room may use: chord families and scales, metric strength,
+register, swing and the velocity rule.
 
 Chord-scale choices follow common jazz-pedagogy pairings (e.g. Levine, "The Jazz Theory
 Book", 1995, ch. 2-3): dominant chords take mixolydian, half-diminished locrian,
@@ -6,7 +7,7 @@ diminished the whole-half scale, augmented the whole-tone scale.
 """
 from __future__ import annotations
 
-from riffd.daemon.chords import Chord
+from .chords import Chord
 
 # Intervals above the chord root.
 SCALES = {
@@ -23,13 +24,30 @@ SCALES = {
     "whole_half": (0, 2, 3, 5, 6, 8, 9, 11),
     "whole_tone": (0, 2, 4, 6, 8, 10),
 }
-_MINOR = {"min", "m7", "m9"}
-_DOMINANT = {"7", "9", "aug7"}
+def chord_family(chord: Chord | None) -> str:
+    """maj, dom, min, dim, or none for no chord: the families that share a scale and a
+    melodic behaviour (dom: 7, 9, aug7; min: min, m7, m9; dim: dim, dim7, m7b5)."""
+    if chord is None:
+        return "none"
+    q = chord.quality
+    if q in ("min", "m7", "m9"):
+        return "min"
+    if q in ("dim", "dim7", "m7b5"):
+        return "dim"
+    return "dom" if q in ("7", "9", "aug7") else "maj"
+
+
+def velocity(base: int, strength_: int, jitter: int = 0) -> int:
+    """Note-on velocity (1-127): the preset's ``base`` plus a metric accent by
+    ``strength_`` (see ``strength``; 3 downbeat 0, 2 beat -4, 1 half beat -8, 0 other +4)
+    plus ``jitter``. One rule for every model, so a neural model's forced Velocity tokens
+    and a fallback's notes sound alike."""
+    return int(min(127, max(1, base + (4, -8, -4, 0)[strength_] + jitter)))
 
 
 def chord_scale(chord: Chord | None, preference: str) -> frozenset[int]:
     """Pitch classes (0-11) of the scale to play over ``chord`` given the preset's scale
-    preference (a name in riffd.daemon.presets.SCALES); chord tones always belong."""
+    preference (a name in riffd.presets.SCALES); chord tones always belong."""
     if chord is None:
         return frozenset(range(12))
     q = chord.quality
@@ -39,11 +57,11 @@ def chord_scale(chord: Chord | None, preference: str) -> frozenset[int]:
         name = "locrian"
     elif q in ("aug", "aug7"):
         name = "whole_tone"
-    elif q in _MINOR:
+    elif chord_family(chord) == "min":
         name = {"pentatonic": "minor_pentatonic", "blues": "blues", "dorian": "dorian",
                 "harmonic_minor": "harmonic_minor"}.get(preference, "dorian" if q != "min" else "minor")
     else:
-        dominant = q in _DOMINANT or q.startswith("sus")
+        dominant = chord_family(chord) == "dom" or q.startswith("sus")
         name = {"pentatonic": "major_pentatonic", "blues": "major_blues",
                 "minor": "mixolydian" if dominant else "major"}.get(
             preference, "mixolydian" if dominant else "major")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import SPLITS, load_split
-from .tokens import Vocab
+from riffd.models.tokens import Vocab
 
 
 def stats(folder: str | Path, png: str | Path | None = None) -> dict:
@@ -56,3 +56,13 @@ def _plot(result: dict, png: Path) -> None:
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
+
+
+def summary_lines(result: dict, png) -> list[str]:
+    """The lines ``riffd dataset stats`` prints for ``stats``'s result."""
+    lines = [f"{split:>6}: {c['sequences']:6d} sequences {c['tokens']:10,d} tokens"
+             for split, c in result["splits"].items()]
+    lines.append("tokens by type: " + ", ".join(f"{k} {v:,}" for k, v in result["tokens_by_type"].items() if v))
+    lines.append("chord qualities: " + ", ".join(f"{k} {v:,}" for k, v in result["chord_qualities"].items()))
+    lines.append(f"rejected: {result['rejected'] or 'none'}; plot: {png}")
+    return lines

@@ -1,6 +1,6 @@
 """Training the neural melody models with MLX: ``riffd train`` and ``riffd finetune``.
 
-A language model over the dataset's REMI ids (riffd.models.dataset): windows of
+A language model over the dataset's REMI ids (riffd.models.training.dataset): windows of
 ``seq_len + 1`` tokens drawn at random offsets from a split's concatenated sequences;
 cross-entropy counted on melody targets only (Bar, Position, Pitch, Velocity, Duration,
 EOS), since Chord, TimeSig and Tempo come from the player at play time. AdamW with a
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import checkpoint as ckpt
+from riffd.models import checkpoint as ckpt
 from .dataset import load_split
-from .tokens import Vocab
+from riffd.models.tokens import Vocab
 
 MELODY_PREFIXES = ("Bar_", "Position_", "Pitch_", "Velocity_", "Duration_", "EOS_")
 
@@ -104,7 +104,7 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, init: str | Path 
     or ValueError (a split too small for one window, or a vocabulary that differs from
     ``init``'s).
     """
-    from .blas import use_fast_blas
+    from riffd.models.blas import use_fast_blas
     use_fast_blas()
     import mlx.core as mx
     import mlx.nn as nn

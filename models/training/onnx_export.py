@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import Checkpoint, CheckpointError
+from riffd.models.checkpoint import Checkpoint, CheckpointError
 
 OPSET = 17
 ROPE_TABLE = 1024  # positions in GroupQueryAttention's rotation tables, at least 2x the window

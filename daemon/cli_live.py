@@ -1,0 +1,93 @@
+"""Commands of the live and batch jobs: serve, ports, render, demo."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from riffd.bridges.midi import PortError
+from riffd.bridges.midifile import MidiInputError
+
+from .cli_common import BadInput, api_option, model_or_exit, preset_or_exit
+
+MODEL_HELP = "rules, markov, mlx, onnx, onnx-int8 or a model path [preset's]."
+
+
+@click.command()
+@click.option("--preset", default="pop", show_default=True, help="Bundled preset name or TOML path.")
+@click.option("--model", "model_name", default=None, help=MODEL_HELP)
+@click.option("--mode", type=click.Choice(["accompany", "call-response"]), default=None, help="[preset's]")
+@api_option
+@click.option("--in", "in_port", default=None, help="Existing input port (name or unique part) [virtual 'riffd in'].")
+@click.option("--out", "out_port", default=None, help="Existing output port [virtual 'riffd out'].")
+@click.option("--clock", type=click.Choice(["internal", "midi"]), default="internal", show_default=True,
+              help="Keep time by --tempo, or follow MIDI clock on the input.")
+@click.option("--tempo", type=click.FloatRange(20, 400), default=None, help="BPM for the internal clock [preset's].")
+@click.option("--channel", type=click.IntRange(1, 16), default=None, help="Melody MIDI channel [preset's].")
+@click.option("--seed", type=int, default=None, help="Random seed for repeatable answers.")
+def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, channel, seed):
+    """Answer chords played on the input with melody on the output, live."""
+    from .serve import serve as run
+    the_preset = preset_or_exit(preset)
+    try:
+        run(the_preset, model_or_exit(model_name or the_preset.model), mode=mode, midi_api=midi_api,
+            in_port=in_port, out_port=out_port, clock=clock, tempo=tempo, channel=channel, seed=seed)
+    except PortError as exc:
+        raise BadInput(str(exc)) from None
+    # The panic is sent and the ports are closed. Skip interpreter teardown: garbage-collecting
+    # RtMidi/JACK objects at exit crashed about 1 run in 20 (SIGSEGV in the final GC pass).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+@click.command()
+@api_option
+def ports(midi_api):
+    """List MIDI input and output ports."""
+    from riffd.bridges.midi import list_ports
+    try:
+        inputs, outputs = list_ports(midi_api)
+    except PortError as exc:
+        raise BadInput(str(exc)) from None
+    for label, names in (("inputs", inputs), ("outputs", outputs)):
+        click.echo(f"{label}:")
+        for name in names or ["(none)"]:
+            click.echo(f"  {name}")
+
+
+@click.command()
+@click.argument("in_path", metavar="IN.mid", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output MIDI [IN-riffd.mid].")
+@click.option("--preset", default="pop", show_default=True)
+@click.option("--model", "model_name", default=None, help=MODEL_HELP)
+@click.option("--seed", type=int, default=None, help="Random seed: the same seed gives the same file.")
+@click.option("--chord-track", type=int, default=None, help="Index of the chord track [most polyphonic].")
+def render(in_path, output, preset, model_name, seed, chord_track):
+    """Write IN.mid plus a melody track 'riffd melody' to a type-1 MIDI file."""
+    from .render import render_file
+    the_preset = preset_or_exit(preset)
+    output = output or in_path.with_name(in_path.stem + "-riffd.mid")
+    try:
+        report = render_file(in_path, output, the_preset, model_or_exit(model_name or the_preset.model),
+                             seed=seed, chord_track=chord_track)
+    except MidiInputError as exc:
+        raise BadInput(str(exc)) from None
+    click.echo(report.summary())
+
+
+@click.command()
+@click.option("-o", "--out-dir", default="demo-out", show_default=True, type=click.Path(file_okay=False))
+@click.option("--model", "model_name", default="onnx", show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(out_dir, model_name, seed):
+    """Render real corpus progressions (a Bach chorale, a folk tune) to demo-out/."""
+    from .demo import run_demo
+    model_or_exit(model_name)  # a bad name fails here, before any work
+    run_demo(out_dir, model_name, seed, echo=click.echo)
+
+
+COMMANDS = (serve, ports, render, demo)

@@ -1,0 +1,199 @@
+"""Commands of the model pipeline: dataset, train, finetune, export, eval."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .cli_common import BadInput, json_option, require_dataset
+
+RIFF_SMALL = Path("models/checkpoints/riff-small")
+
+
+def train_options(f):
+    """Options shared by train and finetune (riffd.models.training.train.TrainConfig)."""
+    options = [
+        click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Dataset folder from 'riffd dataset build'."),
+        click.option("--resume", is_flag=True, help="Carry on from OUTPUT/train_state."),
+        click.option("--stop-after", type=click.IntRange(1), default=None,
+                     help="Run at most this many epochs now (same schedule; carry on with --resume)."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Most epochs."),
+        click.option("--epoch-steps", type=click.IntRange(1), default=None,
+                     help="Steps per epoch [one pass over the training tokens]."),
+        click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True),
+        click.option("--seq-len", type=click.IntRange(16, 4096), default=256, show_default=True,
+                     help="Window length in tokens (the model's context)."),
+        click.option("--lr", type=float, default=1.5e-3, show_default=True, help="Peak learning rate."),
+        click.option("--warmup", type=click.IntRange(0), default=200, show_default=True, help="Warmup steps."),
+        click.option("--patience", type=click.IntRange(1), default=3, show_default=True,
+                     help="Epochs without a better validation loss before stopping."),
+        click.option("--max-minutes", type=float, default=None, help="Stop after this much training time."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def run_training(data, output, init, resume, stop_after, **kw):
+    """Train or fine-tune with the CLI's options ``kw``; bad data or a bad checkpoint is BadInput."""
+    from riffd.models.checkpoint import CheckpointError
+    from riffd.models.training.train import TrainConfig, train
+    require_dataset(data)
+    cfg = TrainConfig(seq_len=kw["seq_len"], batch_size=kw["batch_size"], learning_rate=kw["lr"],
+                      warmup_steps=kw["warmup"], max_epochs=kw["epochs"], epoch_steps=kw["epoch_steps"],
+                      patience=kw["patience"], max_minutes=kw["max_minutes"], seed=kw["seed"],
+                      lora_rank=kw.get("lora_rank", 0), lora_layers=kw.get("lora_layers", 4))
+    try:
+        train(data, output, cfg, init=init, resume=resume, stop_after=stop_after, log=click.echo)
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        raise BadInput(str(exc)) from None
+
+
+@click.command()
+@click.option("--arch", type=click.Choice(["llama", "markov"]), default="llama", show_default=True,
+              help="llama: the transformer (mlx-lm) on --data; markov: the Continuator table on the corpus.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Checkpoint folder [models/checkpoints/riff-small, or .../markov].")
+@click.option("--max-order", type=click.IntRange(1, 8), default=4, show_default=True, help="markov only.")
+@train_options
+def train(arch, output, max_order, data, resume, stop_after, **kw):
+    """Train a melody model: the transformer on a dataset folder, or the markov table."""
+    if arch == "llama":
+        run_training(data, output or RIFF_SMALL, None, resume, stop_after, **kw)
+        return
+    from riffd.models.training.markov_train import train_markov
+    output = output or Path("models/checkpoints/markov")
+    meta = train_markov(output, max_order)
+    click.echo(f"trained markov on {meta['pieces']} pieces ({meta['notes']} notes) -> {output}")
+
+
+@click.command()
+@click.option("--init", "init", type=click.Path(file_okay=False, path_type=Path), default=RIFF_SMALL,
+              show_default=True, help="Checkpoint to start from.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="New checkpoint folder.")
+@click.option("--lora-rank", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="0: train every weight; N: mlx-lm LoRA layers of rank N (folded in when saved).")
+@click.option("--lora-layers", type=click.IntRange(1), default=4, show_default=True,
+              help="LoRA: how many of the last layers get adapters.")
+@train_options
+def finetune(init, output, data, resume, stop_after, **kw):
+    """Fine-tune a checkpoint on a genre dataset (riffd dataset build --midi DIR)."""
+    run_training(data, output, init, resume, stop_after, **kw)
+
+
+@click.group()
+def export():
+    """Export a checkpoint for another runtime."""
+
+
+@export.command("onnx")
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=RIFF_SMALL)
+@click.option("--int8/--no-int8", default=True, show_default=True,
+              help="Also write model.int8.onnx (onnxruntime dynamic quantization).")
+@click.option("--portable", is_flag=True,
+              help="Standard ONNX operators only, instead of onnxruntime's fused GroupQueryAttention.")
+def export_onnx(checkpoint, int8, portable):
+    """Write CHECKPOINT/model.onnx (KV cache in and out) from its model.safetensors."""
+    from riffd.models.checkpoint import CheckpointError
+    from riffd.models.training.onnx_export import export as run
+    try:
+        for path in run(checkpoint, int8=int8, fused=not portable):
+            click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    except CheckpointError as exc:
+        raise BadInput(str(exc)) from None
+
+
+@click.command("eval")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("data/corpus"),
+              show_default=True, help="Dataset folder (its test split is used).")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=RIFF_SMALL, show_default=True)
+@click.option("--pieces", type=click.IntRange(1), default=200, show_default=True, help="Test pieces for pitch metrics.")
+@click.option("--stats-pieces", type=click.IntRange(1), default=60, show_default=True,
+              help="Test pieces whose chords each model plays over.")
+@click.option("--models", default="rules,markov,onnx", show_default=True)
+@click.option("--card", is_flag=True, help="Write the figures into the checkpoint's model card (README.md).")
+@json_option
+def eval_(data, checkpoint, pieces, stats_pieces, models, card, as_json):
+    """Test-split perplexity and accuracy against markov, and melody statistics per model."""
+    from riffd.models.training.evaluate import card_section, evaluate, update_card
+    require_dataset(data, "test.npy")
+    try:
+        result = evaluate(data, checkpoint, pieces, stats_pieces, models.split(","), echo=click.echo)
+    except ValueError as exc:  # CheckpointError, or an unknown model name
+        raise BadInput(str(exc)) from None
+    if card:
+        update_card(checkpoint, card_section(result, data))
+    if as_json:
+        click.echo(json.dumps(result))
+
+
+@click.group()
+def dataset():
+    """Build, inspect and export the token dataset the melody models learn from."""
+
+
+@dataset.command("build")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("data/corpus"),
+              show_default=True)
+@click.option("--sources", default="chorales,tunes,essen,oneill,ryans", show_default=True,
+              help="Corpus sources, comma-separated; 'none' for only --midi/--synthetic.")
+@click.option("--midi", "midi_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Also a folder of your MIDI files (chord and melody tracks found as in render).")
+@click.option("--synthetic", type=click.IntRange(0, 100000), default=0, show_default=True,
+              help="Pieces from the rules model in random keys, tempos and styles.")
+@click.option("--keys", default="all", show_default=True,
+              help="Transpositions for the training split: all (12 keys), none, or semitones like -2,0,2.")
+@click.option("--max-polyphony", type=click.IntRange(1, 16), default=1, show_default=True)
+@click.option("--min-range", type=int, default=12, show_default=True, help="Smallest melody range, semitones.")
+@click.option("--max-range", type=int, default=36, show_default=True, help="Largest melody range, semitones.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many files per source.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=None, help="Worker processes [cores].")
+@click.option("--seed", type=int, default=0, show_default=True)
+def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min_range, max_range, limit, jobs, seed):
+    """Read, filter, split (80/10/10 by piece), augment and tokenize."""
+    from riffd.models.training.dataset import Filters, build, parse_keys, parse_sources, summary_line
+    try:
+        names, shifts = parse_sources(sources), parse_keys(keys)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    summary = build(output, names, midi_dir, synthetic, shifts, Filters(max_polyphony, min_range, max_range),
+                    limit, jobs, seed)
+    click.echo(summary_line(output, summary))
+
+
+@dataset.command("stats")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to draw pitches and chord qualities [FOLDER/stats.png].")
+@json_option
+def dataset_stats(folder, png, as_json):
+    """Counts, token histogram by type, and a plot of pitch and chord-quality distributions."""
+    from riffd.models.training.datastats import stats, summary_lines
+    require_dataset(folder, "tokenizer.json")
+    result = stats(folder, png)
+    for line in summary_lines(result, png or folder / "stats.png"):
+        click.echo(line)
+    if as_json:
+        click.echo(json.dumps(result))
+
+
+@dataset.command("export")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "mlx-chat"]), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for train/valid/test.jsonl [FOLDER/FORMAT].")
+def dataset_export(folder, fmt, output):
+    """JSONL for mlx-lm (text or chat), each line read back and checked against the ids."""
+    from riffd.models.training.datatext import export as run
+    require_dataset(folder, "tokenizer.json")
+    out = output or folder / fmt
+    written = run(folder, out, fmt)
+    click.echo(f"{out}: " + ", ".join(f"{k}.jsonl {v} lines" for k, v in written.items()) + "; round trip checked")
+
+
+COMMANDS = (dataset, train, finetune, export, eval_)
