@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all demo test install build clean jackd blas
+.PHONY: all demo test install build clean jackd blas lock
 
 all: build
 
@@ -12,9 +12,18 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml setup.py
-	$(BIN)/pip install -q -e '.[test]'
+# requirements.lock pins every package at the version the tests passed with (pip
+# constraints); `make lock` refreshes it from a fresh, unpinned install.
+$(STAMP): $(BIN)/python pyproject.toml setup.py requirements.lock
+	$(BIN)/pip install -q -c requirements.lock -e '.[test]'
 	touch $(STAMP)
+
+lock:
+	rm -rf .lock-venv && $(PY) -m venv .lock-venv && .lock-venv/bin/pip install -q --upgrade pip
+	.lock-venv/bin/pip install -q -e '.[test]'
+	{ echo "# pip constraints: the versions 'make test' passed with. Refresh: make lock"; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^riffd'; } > requirements.lock
+	rm -rf .lock-venv
 
 install: $(STAMP)
 
