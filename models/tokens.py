@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from riffd.music.chords import MIDITOK_ROOTS, QUALITIES
+from riffd.music.chords import QUALITIES
 
 # Style tokens: one per corpus source and preset, so a model can be told what to play.
 STYLES = ("chorale", "folk", "tune", "user", "synthetic",
@@ -113,10 +113,6 @@ class Vocab:
         for token, i in self.ids.items():
             out[i] = token
         return out
-
-    def chord_id(self, root: int, quality: str) -> int:
-        """Id of ``Chord_<root>:<quality>``; ``root`` 0-11 (C=0), ``quality`` a QUALITIES key."""
-        return self.ids[f"Chord_{MIDITOK_ROOTS[root]}:{QUALITIES[quality][2]}"]
 
     def style_id(self, style: str) -> int:
         """Id of ``Style_<style>``; raises KeyError for a style not in STYLES."""
