@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -26,7 +27,8 @@ def pytest_configure(config):
     """Generated corpus files go to RIFFD_CACHE, else to pytest's cache folder in the
     checkout: tests never read or write $HOME. Subprocesses inherit the setting."""
     if not os.environ.get("RIFFD_CACHE"):
-        os.environ["RIFFD_CACHE"] = str(config.cache.mkdir("riffd"))
+        cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+        os.environ["RIFFD_CACHE"] = str(cache.mkdir("riffd") if cache else tempfile.mkdtemp(prefix="riffd-"))
 
 
 @pytest.fixture(autouse=True)
