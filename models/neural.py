@@ -28,8 +28,7 @@ from typing import Iterator
 
 import numpy as np
 
-from riffd.music.theory import strength, swing_offset
-from riffd.music.theory import velocity as note_velocity
+from riffd.music.theory import strength, swing_offset, velocity as note_velocity
 
 from .protocol import Context, MelodyModel, MelodyNote
 from .remi import QUALITY_INDEX, RemiTokenizer
@@ -130,7 +129,7 @@ class NeuralModel(MelodyModel):
         last, beat = self.generated[-1], self.times[j]
         if abs(beat + swing_offset(beat, self.preset.grid, self.preset.swing) - last.start) > 1e-6:
             return len(self.ids)  # that note never made it into the stream
-        token = int(self.tables.dur_ids[self.tables.duration_bin(round((last.end - beat) * self.qpb))])
+        token = int(self.tables.dur_ids[self._duration_bin(beat, last.end)])
         if token == self.ids[j]:
             return len(self.ids)
         self.ids[j] = token
@@ -350,10 +349,11 @@ class NeuralModel(MelodyModel):
         s, g = self.state, self.groups
         beat = self._beat_of(s.bar, s.pos)
         token = sample(self._logits(), g.durations, self.rng, self.preset.temperature, self.preset.top_p)
-        self.enc.duration(int(np.nonzero(g.durations == token)[0][0]))
+        k = int(np.nonzero(g.durations == token)[0][0])  # the Duration bin
+        self.enc.duration(k)
         self._take(beat, replace(s, expect="event"))
         pitch = int(self.groups.pitch_of[self.ids[-3]])
-        duration = float(g.duration_beats[np.nonzero(g.durations == token)[0][0]]) * 4 / self.den
+        duration = float(g.duration_beats[k]) * 4 / self.den
         self.cursor = max(self.cursor, beat + 1 / self.qpb)
         shift = swing_offset(beat, self.preset.grid, self.preset.swing)
         return MelodyNote(beat + shift, max(duration - shift, 1 / self.qpb), pitch, self._velocity(beat))
@@ -391,5 +391,10 @@ class NeuralModel(MelodyModel):
         if q > s.pos:
             self._position(q)
         self._note_tokens(min(max(note.pitch, 21), 108), note.velocity, at)
-        self.enc.duration(self.tables.duration_bin(round((note.end - at) * self.qpb)))
+        self.enc.duration(self._duration_bin(at, note.end))
         self._take(at, replace(self.state, expect="event"))
+
+    def _duration_bin(self, beat: float, end: float) -> int:
+        """The Duration bin of a note whose token sits at ``beat`` (unswung) and which ends
+        at ``end`` (beats; a swung note's end is unchanged, so the token holds the delay)."""
+        return self.tables.duration_bin(round((end - beat) * self.qpb))
