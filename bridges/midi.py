@@ -1,10 +1,15 @@
 """MIDI ports through python-rtmidi: virtual ports or existing ones by name.
 
-The input callback runs on RtMidi's own thread; it only stamps ``time.monotonic()``,
-builds an immutable event and enqueues it (STYLE.md 1).
+Input uses no callback: a callback runs inside the driver's thread (JACK's process
+thread), where it must take the GIL, and a late GIL makes JACK cycles late and loses
+events. RtMidi's own queue is read instead, from a reader thread that polls every
+millisecond, and each event is stamped from RtMidi's delta times, so an event read late
+keeps the time it arrived (RtMidi's queue is single-producer, single-consumer: only
+the reader thread reads it).
 """
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import sys
@@ -23,6 +28,9 @@ APIS = {
     "winmm": rtmidi.API_WINDOWS_MM,
 }
 DEFAULT_IN, DEFAULT_OUT = "riffd in", "riffd out"
+POLL_S = 0.001  # how often the reader looks at RtMidi's queue
+QUEUE_SIZE = 4096  # RtMidi's input queue, in messages (a second of dense MIDI)
+log = logging.getLogger("riffd.bridges")
 
 
 class PortError(RuntimeError):
@@ -44,9 +52,9 @@ def resolve_api(name: str) -> int:
     return api
 
 
-def _client(cls, api: int, client_name: str):
+def _client(cls, api: int, client_name: str, **kw):
     try:
-        return cls(api, name=client_name)
+        return cls(api, name=client_name, **kw)
     except (rtmidi.SystemError, rtmidi.RtMidiError, RuntimeError) as exc:
         hint = ""
         if api == rtmidi.API_UNIX_JACK:
@@ -101,39 +109,164 @@ def _open(port, api: int, name: str | None, default: str, direction: str) -> str
     return port.get_ports()[index]
 
 
-class MidiInput:
-    """Receives MIDI into ``events`` (a queue.Queue of riffd.bridges.events values)."""
+class Stamper:
+    """Turns RtMidi's delta times (seconds since the previous message) into
+    ``time.monotonic()`` seconds of arrival.
+
+    The offset between RtMidi's running time and the monotonic clock is the smallest
+    ``read_t - running`` seen: a message can only be read after it arrived, so the
+    smallest gap is the one read without delay. Stamps are then as exact as RtMidi's
+    own (a JACK period), however late the reader runs.
+    """
+
+    def __init__(self):
+        self.running = 0.0
+        self.offset: float | None = None
+
+    def stamp(self, delta: float, read_t: float) -> float:
+        """Arrival time (s) of a message with RtMidi ``delta`` (s) read at ``read_t`` (s)."""
+        self.running += max(0.0, delta)
+        gap = read_t - self.running
+        if self.offset is None or gap < self.offset:
+            self.offset = gap
+        return self.running + self.offset
+
+
+class Lateness:
+    """A histogram of how late the reader's polls woke, in 0.25 ms bins up to 50 ms:
+    constant memory however long the daemon runs."""
+    BIN_MS, BINS = 0.25, 200
+
+    def __init__(self):
+        self.counts = [0] * (self.BINS + 1)
+        self.max_ms = 0.0
+
+    def add(self, seconds: float) -> None:
+        ms = seconds * 1000.0
+        self.counts[min(self.BINS, int(ms / self.BIN_MS))] += 1
+        self.max_ms = max(self.max_ms, ms)
+
+    def percentile(self, q: float) -> float:
+        """Upper edge (ms) of the bin holding the ``q``-th percentile (0-100)."""
+        total, seen = sum(self.counts), 0
+        for i, n in enumerate(self.counts):
+            seen += n
+            if total and seen >= q / 100.0 * total:
+                return (i + 1) * self.BIN_MS if i < self.BINS else self.max_ms
+        return 0.0
+
+
+class _Port:
+    """What an input and an output share: the RtMidi object, the name asked for, and
+    reopening after the port or the whole MIDI server went away."""
+
+    cls, default, direction = None, "", ""
+
+    def __init__(self, api_name: str, port: str | None, client_name: str, **kw):
+        self._api, self._wanted, self._client_name, self._kw = resolve_api(api_name), port, client_name, kw
+        self._midi = _client(self.cls, self._api, client_name, **kw)
+        self.port_name = _open(self._midi, self._api, port, self.default, self.direction)
+        self.virtual = port is None  # a port of riffd's own, not one found by name
+        self._abandoned: list = []
+
+    def sees(self, name: str) -> bool:
+        """Whether this client lists a port of the other direction whose name contains
+        ``name``. False when the server is gone or restarted (a dead client lists none)."""
+        try:
+            return any(name in p for p in self._midi.get_ports())
+        except (rtmidi.RtMidiError, rtmidi.SystemError):
+            return False
+
+    def _reopen(self, fresh_client: bool) -> None:
+        """Open the port again by the name first asked for. ``fresh_client``: the MIDI
+        server restarted, so the old client is left as it is (deleting a client of a dead
+        JACK server crashes libjack) and a new one is made. Raises PortError."""
+        if fresh_client:
+            self._abandoned.append(self._midi)
+            self._midi = _client(self.cls, self._api, self._client_name, **self._kw)
+        else:
+            try:
+                self._midi.close_port()
+            except (rtmidi.RtMidiError, rtmidi.SystemError):
+                pass
+        self.port_name = _open(self._midi, self._api, self._wanted, self.default, self.direction)
+
+
+class MidiInput(_Port):
+    """Receives MIDI into ``events`` (a queue.Queue of riffd.bridges.events values).
+
+    A reader thread polls RtMidi's queue every ``POLL_S``; ``lateness`` (a Lateness)
+    keeps how late each poll woke, which measures how long other threads held the GIL.
+    ``received`` counts the raw messages read. Raises PortError if the port cannot open.
+    """
+
+    cls, default, direction = rtmidi.MidiIn, DEFAULT_IN, "input"
 
     def __init__(self, events: queue.Queue, api_name: str = "auto", port: str | None = None,
                  client_name: str = "riffd-in"):
+        super().__init__(api_name, port, client_name, queue_size_limit=QUEUE_SIZE)
         self._events = events
-        self._midi = _client(rtmidi.MidiIn, resolve_api(api_name), client_name)
-        self.port_name = _open(self._midi, resolve_api(api_name), port, DEFAULT_IN, "input")
-        self._midi.ignore_types(sysex=True, timing=False, active_sense=True)
-        self._midi.set_callback(self._callback)
+        self.received = 0
+        self.lateness = Lateness()
+        self._start_reader()
 
-    def _callback(self, message_and_delta, _data=None) -> None:
-        event = from_midi_bytes(message_and_delta[0], time.monotonic())
-        if event is not None:
-            self._events.put(event)
+    def _start_reader(self) -> None:
+        self._midi.ignore_types(sysex=True, timing=False, active_sense=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(self._midi,), name="riffd-midi-in", daemon=True)
+        self._thread.start()
+
+    def _read(self, midi) -> None:
+        stamper = Stamper()
+        due = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            self.lateness.add(max(0.0, now - due))
+            while (item := midi.get_message()) is not None:
+                message, delta = item
+                self.received += 1
+                event = from_midi_bytes(message, stamper.stamp(delta, now))
+                if event is not None:
+                    self._events.put(event)
+            due = time.monotonic() + POLL_S
+            self._stop.wait(POLL_S)
+
+    def _stop_reader(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def reopen(self, fresh_client: bool = False) -> None:
+        """Open the input again by name (see _Port); the reader restarts on it."""
+        self._stop_reader()
+        try:
+            self._reopen(fresh_client)
+        finally:
+            self._start_reader()
 
     def close(self) -> None:
-        self._midi.cancel_callback()
+        self._stop_reader()
         self._midi.close_port()
         self._midi.delete()
 
 
-class MidiOutput:
-    """Sends raw MIDI messages; ``send`` may be called from any thread."""
+class MidiOutput(_Port):
+    """Sends raw MIDI messages; ``send`` may be called from any thread.
+    Raises PortError if the port cannot open."""
+
+    cls, default, direction = rtmidi.MidiOut, DEFAULT_OUT, "output"
 
     def __init__(self, api_name: str = "auto", port: str | None = None, client_name: str = "riffd-out"):
-        self._midi = _client(rtmidi.MidiOut, resolve_api(api_name), client_name)
-        self.port_name = _open(self._midi, resolve_api(api_name), port, DEFAULT_OUT, "output")
+        super().__init__(api_name, port, client_name)
         self._lock = threading.Lock()
 
     def send(self, message: list[int]) -> None:
         with self._lock:
             self._midi.send_message(message)
+
+    def reopen(self, fresh_client: bool = False) -> None:
+        """Open the output again by name (see _Port)."""
+        with self._lock:
+            self._reopen(fresh_client)
 
     def close(self) -> None:
         with self._lock:

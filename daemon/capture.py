@@ -1,10 +1,19 @@
-"""Chord capture: held keys plus the sustain pedal, named as chords.
+"""Chord capture: held keys plus the sustain pedal, named as chords, one strike at a time.
 
-Keys struck within ``strum_s`` of each other form one strike. A strike of at least
-``min_strike`` pitch classes names the chord by itself, so a legato change (new keys down
-before the old ones are up) or a pedalled change is not blurred by the previous chord;
-a smaller strike (a new bass note under held keys) is named with everything sounding.
-Releasing keys never changes the chord: silence keeps the last one.
+Keys are gathered into a strike first: a strike opens with a key and closes when its
+window (``window_s`` after the first key, the preset's ``strike_window_ms``) is over, or,
+once it holds ``min_strike`` pitch classes, after no key has come for ``max(settle_s,
+2 x the widest gap between its keys)`` (a DAW's block chord arrives at once and closes
+after ``settle_s``; a hand's rolled chord waits for its slower keys). Only then is it named, so one strike is one chord
+change and one re-plan, and an Am struck A-E-C is never "A major" on the way.
+
+A strike of at least ``min_strike`` pitch classes names the chord by itself, so a legato
+change (new keys down before the old ones are up) or a pedalled change is not blurred by
+the previous chord; a smaller strike (a new bass note under held keys) is named with
+everything sounding. A name is given only where it is sure: a bare fifth keeps the
+previous chord's quality on its root; a second, a tritone or a cluster keeps the
+previous chord. A lone key that changes no chord is melody. Releasing keys never
+changes the chord: silence keeps the last one.
 """
 from __future__ import annotations
 
@@ -13,29 +22,76 @@ from dataclasses import dataclass
 from riffd.music.chords import Chord, recognize
 
 SUSTAIN_CC = 64
+SETTLE_S = 0.002  # a block chord's keys come within one driver period of each other
 
 
 @dataclass(frozen=True, slots=True)
 class ChordChange:
-    """A new chord. ``t``: monotonic seconds of the strike's first key; ``strike``: an id
-    shared by the changes of one strike (later keys of a strum refine the same change)."""
+    """A new chord. ``t``: monotonic seconds of the strike's first key; ``strike``: the
+    strike's id; ``pitches``: the MIDI pitches it was named from."""
     t: float
     chord: Chord
     pitches: tuple[int, ...]
     strike: int
 
 
-class ChordCapture:
-    """Tracks keys and pedal of one player; ``note_on`` returns a ChordChange or None."""
+@dataclass(frozen=True, slots=True)
+class MelodyKey:
+    """A lone key that changed no chord: the player's melody. ``t`` in seconds."""
+    t: float
+    pitch: int
+    velocity: int
 
-    def __init__(self, strum_s: float = 0.06, min_strike: int = 3):
-        self.strum_s, self.min_strike = strum_s, min_strike
+
+def is_cluster(pcs: set[int]) -> bool:
+    """Three or more pitch classes packed within a major third (4 semitones, circularly):
+    C-D-E, C-C#-D. No chord template names them surely."""
+    if len(pcs) < 3:
+        return False
+    ordered = sorted(pcs)
+    gaps = [(ordered[(i + 1) % len(ordered)] - p) % 12 for i, p in enumerate(ordered)]
+    return 12 - max(gaps) <= 4
+
+
+def name_chord(pitches, previous: Chord | None) -> Chord | None:
+    """The chord of ``pitches`` (MIDI numbers) when the naming is sure; else ``previous``.
+
+    Two pitch classes: a third or a sixth is named by its template (C-E: C, A-C: Am); a
+    fifth (or fourth) is its root with ``previous``'s quality (major without one); a
+    second or a tritone keeps ``previous``. A cluster keeps ``previous``.
+    """
+    pitches = list(pitches)
+    pcs = {p % 12 for p in pitches}
+    if len(pcs) < 2 or is_cluster(pcs):
+        return previous
+    if len(pcs) == 2:
+        low, high = sorted(pcs)
+        interval = high - low
+        if interval in (1, 2, 6, 10, 11):
+            return previous
+        if interval in (5, 7):
+            root = low if interval == 7 else high
+            quality = previous.quality if previous else "maj"
+            bass = min(pitches) % 12
+            return Chord(root, quality, bass)
+    return recognize(pitches) or previous
+
+
+class ChordCapture:
+    """Tracks keys and pedal of one player. ``note_on`` and ``poll`` return the outcome
+    of a strike that closed (a ChordChange, a MelodyKey) or None.
+
+    Times ``t`` and ``now`` are seconds (or any one unit, such as beats, used
+    throughout); ``window_s`` and ``settle_s`` are in that unit.
+    """
+
+    def __init__(self, window_s: float = 0.03, min_strike: int = 3, settle_s: float = SETTLE_S):
+        self.window_s, self.min_strike, self.settle_s = window_s, min_strike, settle_s
         self.held: set[int] = set()        # keys down
         self.sustained: set[int] = set()   # keys up but held by the pedal
         self.pedal = False
         self.chord: Chord | None = None
-        self._strike: list[int] = []
-        self._strike_t = float("-inf")
+        self._strike: list[tuple[float, int, int]] = []  # (t, pitch, velocity) of the open strike
         self._strike_id = 0
 
     @property
@@ -43,23 +99,54 @@ class ChordCapture:
         """Pitches sounding now: keys down plus pedal-held ones."""
         return self.held | self.sustained
 
-    def note_on(self, pitch: int, t: float) -> ChordChange | None:
+    @property
+    def open_strike(self) -> bool:
+        """Whether keys are being gathered."""
+        return bool(self._strike)
+
+    def closes_at(self) -> float | None:
+        """When the open strike closes if no key comes, or None."""
+        if not self._strike:
+            return None
+        times = [t for t, _, _ in self._strike]
+        end = times[0] + self.window_s
+        if len({p % 12 for _, p, _ in self._strike}) < self.min_strike:
+            return end  # a key or two may be the start of a rolled chord: wait
+        widest = max((b - a for a, b in zip(times, times[1:])), default=0.0)
+        return min(end, times[-1] + max(self.settle_s, 2.0 * widest))
+
+    def note_on(self, pitch: int, t: float, velocity: int = 64):
+        """A key at ``t``. Returns the outcome of the previous strike if this key is
+        outside its window, else None (the key joins the open strike)."""
+        outcome = None
+        if self._strike and t > self.closes_at():
+            outcome = self._close()
         self.sustained.discard(pitch)
         self.held.add(pitch)
-        if t - self._strike_t > self.strum_s:
-            self._strike, self._strike_t = [], t
-            self._strike_id += 1
-        self._strike.append(pitch)
-        strike = [p for p in self._strike if p in self.held]
-        if len({p % 12 for p in strike}) >= self.min_strike:
-            pitches = strike
+        self._strike.append((t, pitch, velocity))
+        return outcome
+
+    def poll(self, now: float):
+        """Close the open strike if its time is over; returns its outcome or None."""
+        if self._strike and now >= self.closes_at():
+            return self._close()
+        return None
+
+    def _close(self):
+        strike, self._strike = self._strike, []
+        self._strike_id += 1
+        keys = [p for _, p, _ in strike]
+        if len({p % 12 for p in keys}) >= self.min_strike:
+            pitches = keys
         else:
-            pitches = sorted(self.sounding)
-        chord = recognize(pitches)
-        if chord is None or chord == self.chord:
-            return None
-        self.chord = chord
-        return ChordChange(self._strike_t, chord, tuple(sorted(pitches)), self._strike_id)
+            pitches = sorted(self.sounding | set(keys))
+        chord = name_chord(pitches, self.chord)
+        if chord is not None and chord != self.chord:
+            self.chord = chord
+            return ChordChange(strike[0][0], chord, tuple(sorted(pitches)), self._strike_id)
+        if len(strike) == 1:
+            return MelodyKey(*strike[0])
+        return None
 
     def note_off(self, pitch: int) -> None:
         if pitch in self.held:
@@ -80,12 +167,12 @@ class ChordCapture:
         self.chord = None
 
     def reset(self) -> None:
-        """Forget keys, pedal and chord (after a panic or a song restart)."""
+        """Forget keys, pedal, chord and any open strike (after a panic or a song restart)."""
         self.held.clear()
         self.sustained.clear()
         self.pedal = False
         self.chord = None
-        self._strike, self._strike_t = [], float("-inf")
+        self._strike = []
 
 
 def snap_to_beat(beat: float, tolerance: float, grid: float = 0.25) -> float:

@@ -39,6 +39,42 @@ def model_or_exit(name):
         raise BadInput(str(exc)) from None
 
 
+def model_or_rules(name, warn):
+    """For the live daemon: the model by name, or the rules model when a model file is
+    missing or corrupt (``warn`` gets one line saying so). An unknown name that is not a
+    path is still bad input (BadInput)."""
+    from pathlib import Path
+
+    from riffd.models import BUILTIN, NEURAL, load_model
+    try:
+        return load_model(name)
+    except Exception as exc:
+        if name in BUILTIN or (name not in NEURAL and not Path(name).suffix and "/" not in name):
+            raise BadInput(str(exc)) from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        warn(f"model {name!r} cannot be used ({reason}); the rules model plays instead")
+        return load_model("rules")
+
+
+def parse_channels(text: str) -> set[int] | None:
+    """``--in-channel``: "all", or channels 1-16 as "1", "1,2" or "1-4". None for the
+    default (all but 10). Raises BadInput."""
+    if text in ("", "default"):
+        return None
+    if text == "all":
+        return set(range(1, 17))
+    channels: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            channels.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise BadInput(f"--in-channel {text!r}: give 'all', or channels 1-16 such as 1,2 or 1-4") from None
+    if not channels or min(channels) < 1 or max(channels) > 16:
+        raise BadInput(f"--in-channel {text!r}: channels are 1-16")
+    return channels
+
+
 def check_models(names):
     """Load each model once so that a bad name or a missing checkpoint fails before any
     work; raises BadInput."""

@@ -10,7 +10,8 @@ import click
 from riffd.bridges.midi import PortError
 from riffd.bridges.midifile import MidiInputError
 
-from .cli_common import BadInput, api_option, model_or_exit, preset_or_exit
+from .logs import LEVELS
+from .cli_common import BadInput, api_option, model_or_exit, model_or_rules, parse_channels, preset_or_exit
 
 MODEL_HELP = "rules, markov, mlx, onnx, onnx-int8 or a model path [preset's]."
 
@@ -26,14 +27,25 @@ MODEL_HELP = "rules, markov, mlx, onnx, onnx-int8 or a model path [preset's]."
               help="Keep time by --tempo, or follow MIDI clock on the input.")
 @click.option("--tempo", type=click.FloatRange(20, 400), default=None, help="BPM for the internal clock [preset's].")
 @click.option("--channel", type=click.IntRange(1, 16), default=None, help="Melody MIDI channel [preset's].")
+@click.option("--in-channel", "in_channel", default="default", show_default=True,
+              help="Input channels that count: 'all', 1-16 as 1,2 or 1-4 [all but 10, the drums].")
 @click.option("--seed", type=int, default=None, help="Random seed for repeatable answers.")
-def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, channel, seed):
+@click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True,
+              help="One-line logs on stderr: time, level, room, message.")
+def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, channel, in_channel, seed,
+          log_level):
     """Answer chords played on the input with melody on the output, live."""
+    import logging
+
+    from . import logs
     from .serve import serve as run
+    logs.setup(log_level)
     the_preset = preset_or_exit(preset)
+    in_channels = parse_channels(in_channel)
+    model = model_or_rules(model_name or the_preset.model, logging.getLogger("riffd.daemon").warning)
     try:
-        run(the_preset, model_or_exit(model_name or the_preset.model), mode=mode, midi_api=midi_api,
-            in_port=in_port, out_port=out_port, clock=clock, tempo=tempo, channel=channel, seed=seed)
+        run(the_preset, model, mode=mode, midi_api=midi_api, in_port=in_port, out_port=out_port,
+            clock=clock, tempo=tempo, channel=channel, seed=seed, in_channels=in_channels)
     except PortError as exc:
         raise BadInput(str(exc)) from None
     # The panic is sent and the ports are closed. Skip interpreter teardown: garbage-collecting

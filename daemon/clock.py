@@ -12,6 +12,9 @@ from collections import deque
 
 PPQN = 24  # MIDI timing clocks per quarter note
 CLOCKS_PER_SIXTEENTH = 6
+PAUSE_CLOCKS = 24  # a silence this long (in clocks) without 0xFC: the sender paused
+LONG_GAP = 1.4     # a gap this many clocks long twice running is a slower tempo, not a loss
+TEMPO_JUMP = 0.2   # three gaps this far (share of a clock) off one side: a new tempo
 
 
 class InternalClock:
@@ -72,6 +75,11 @@ class MidiClock:
     """Follows MIDI clock. Tempo and phase come from a least-squares line through the
     arrival times of the last ``window`` clocks, which smooths the jitter of a MIDI
     driver (JACK delivers a period's messages at once).
+
+    Clocks get lost (USB and network MIDI drop messages): a gap of about n clocks counts
+    as n clocks, so the beat never slips by whole clocks. A long gap followed by another
+    is a slower tempo instead, and the count is corrected. A song position pointer
+    re-anchors the count.
     """
 
     def __init__(self, window: int = 24, initial_tempo: float = 120.0):
@@ -82,6 +90,10 @@ class MidiClock:
         self._position = 0          # clocks since song start of the last tick
         self._await_first = False   # the first 0xF8 after start/continue sits on _position
         self._running = False
+        self._skipped = 0           # clocks counted as lost at the last tick (tentative)
+        self._off = 0               # consecutive gaps off the fitted period, signed
+        self.received = 0           # 0xF8 messages taken
+        self.inferred = 0           # clocks counted as lost
         # the fitted line t = a + s * clocks; s is seconds per clock
         self._line = (0.0, 60.0 / (initial_tempo * PPQN), False)
 
@@ -121,6 +133,7 @@ class MidiClock:
         with self._lock:
             self._ticks.clear()
             self._position = position
+            self._skipped = self._off = 0
             self._await_first = True
             self._running = running
             a, s, _ = self._line
@@ -129,17 +142,48 @@ class MidiClock:
     def tick(self, t: float) -> None:
         """0xF8 received at monotonic time ``t``."""
         with self._lock:
+            self.received += 1
             if not self._running:
                 return
             if self._await_first:
                 self._await_first = False
             else:
-                self._position += 1
-            s = self._line[1]
-            if self._ticks and t - self._ticks[-1][1] > 8 * s:
-                self._ticks.clear()  # clock paused without a stop: the old phase is gone
+                step = self._step(t)  # may correct _position first
+                self._position += step
             self._ticks.append((self._position, t))
-            self._line = self._fit(s)
+            self._line = self._fit(self._line[1])
+
+    def _step(self, t: float) -> int:
+        """Clocks since the last one (lock held): 1, or n after n - 1 lost ones."""
+        if not self._ticks:
+            return 1
+        last_pos, last_t = self._ticks[-1]
+        gap = (t - last_t) / self._line[1]
+        if gap > PAUSE_CLOCKS:
+            self._ticks.clear()  # paused without a stop: the old phase is gone
+            self._skipped = self._off = 0
+            return 1
+        if self._skipped and gap > LONG_GAP:
+            # two long gaps running: the tempo fell and nothing was lost; undo the count
+            self._position -= self._skipped
+            self.inferred -= self._skipped
+            self._ticks.clear()
+            self._ticks.append((self._position, last_t))
+            self._skipped = self._off = 0
+            return 1
+        step = max(1, round(gap))
+        self._skipped = step - 1
+        self.inferred += step - 1
+        off = gap / step - 1.0
+        side = 1 if off > TEMPO_JUMP else -1 if off < -TEMPO_JUMP else 0
+        self._off = self._off + side if side and (self._off * side) >= 0 else side
+        if abs(self._off) >= 3:
+            # a new tempo: keep only the clocks played at it
+            recent = list(self._ticks)[-2:]
+            self._ticks.clear()
+            self._ticks.extend(recent)
+            self._off = 0
+        return step
 
     def _fit(self, s_prev: float) -> tuple[float, float, bool]:
         n = len(self._ticks)

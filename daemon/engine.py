@@ -4,9 +4,14 @@ The engine runs on one thread: ``handle(event)`` for each event from the bridges
 ``poll(now)`` in between. It keeps the model's plan ``lookahead`` beats ahead of the
 clock; what is scheduled but not yet sounding is "not committed" and is rolled back on a
 chord change, and a sounding note that clashes with the new chord is cut.
+
+A step that raises (a model fault, a bug) is logged in one line and counted in
+``stats["faults"]``; the rules model plays the next ``lookahead`` beats in its place,
+and the model picks up again after them. The daemon never stops on a fault.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import Counter
@@ -14,8 +19,9 @@ from dataclasses import dataclass, field
 
 from riffd.bridges import events as ev
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
+from riffd.models.rules import RulesModel
 
-from .capture import ChordCapture, ChordChange, snap_to_beat
+from .capture import ChordCapture, ChordChange, MelodyKey, snap_to_beat
 from .clock import InternalClock, MidiClock
 from riffd.presets import Preset
 from .scheduler import Note, Scheduler
@@ -23,6 +29,9 @@ from .scheduler import Note, Scheduler
 HOLD_MS = 15.0
 PHASE_GAIN = 0.5  # share of a strike's timing error the internal clock follows
 IDLE_BARS = 2.0  # the player silent this long: accompaniment rests (internal clock: re-anchors)
+DRUM_CHANNEL = 9  # MIDI channel 10: drums are never chords
+ALL_BUT_DRUMS = frozenset(range(16)) - {DRUM_CHANNEL}
+log = logging.getLogger("riffd.daemon")
 
 
 @dataclass
@@ -35,14 +44,16 @@ class Call:
 class Engine:
     """Drives ``model`` from played chords and sends its notes through ``scheduler``.
 
-    ``clock`` is an InternalClock or a MidiClock; ``channel`` is 0-15; ``now`` returns
-    monotonic seconds. ``stats`` counts chord changes, re-plans and missed deadlines.
+    ``clock`` is an InternalClock or a MidiClock; ``channel`` is 0-15; ``in_channels``
+    the input channels (0-15) whose keys and pedal count, by default all but channel 10;
+    ``now`` returns monotonic seconds. ``stats`` counts chord changes, re-plans, missed
+    deadlines, clock ticks received and faults.
     """
 
     def __init__(self, model: MelodyModel, preset: Preset, clock: InternalClock | MidiClock,
                  scheduler: Scheduler, channel: int | None = None, mode: str | None = None,
                  lookahead: float = 1.0, seed: int | None = None, hold_ms: float = HOLD_MS,
-                 now=time.monotonic):
+                 in_channels=ALL_BUT_DRUMS, now=time.monotonic):
         self.model, self.preset, self.clock, self.scheduler = model, preset, clock, scheduler
         self.channel = preset.channel - 1 if channel is None else channel
         self.mode = mode or preset.mode
@@ -50,36 +61,43 @@ class Engine:
         # A planned note on a beat waits this long for a chord that may be struck on that
         # beat, so the player's change replaces it instead of following a wrong note.
         self.hold_s = hold_ms / 1000.0
-        self.capture = ChordCapture()
+        self.capture = ChordCapture(window_s=preset.strike_window_ms / 1000.0)
+        self.in_channels = frozenset(in_channels)
         self.chord = None
         self.planned_until: float | None = None  # None: nothing planned yet
         self.chord_beat = float("-inf")  # where the last known chord starts
         self.last_activity = float("-inf")
         self.call = Call()
         self.responding_until: float | None = None
-        self._strike_beat: dict[int, float] = {}
         self.stats = Counter()
+        self._resync = False  # the rules model played the last step: the model re-plans after it
         model.start(Context(preset, seed=seed))
+        self._spare = RulesModel()
+        self._spare.start(Context(preset, seed=seed))
 
     # -- events ---------------------------------------------------------------------
     def handle(self, event) -> None:
-        """Apply one event from a bridge."""
+        """Apply one event from a bridge. Never raises: a fault is logged and the rules
+        model plays on (see the module's docstring)."""
+        try:
+            self._handle(event)
+        except Exception as exc:
+            self._fault(exc)
+
+    def _handle(self, event) -> None:
+        if isinstance(event, (ev.NoteOn, ev.NoteOff, ev.Control)) and event.channel not in self.in_channels:
+            return
         if isinstance(event, ev.NoteOn):
             self.last_activity = event.t
             self._interrupt_response(event.t)
-            change = self.capture.note_on(event.pitch, event.t)
-            if change is not None:
-                self._on_chord(change)
-            elif len(self.capture.held) == 1 and self.clock.running:
-                beat = self.clock.beat_at(event.t)
-                self.model.extend([MelodyNote(beat, 0.5, event.pitch, event.velocity)])
-                self.call.notes += 1
+            self._take(self.capture.note_on(event.pitch, event.t, event.velocity))
         elif isinstance(event, ev.NoteOff):
             self.last_activity = event.t
             self.capture.note_off(event.pitch)
         elif isinstance(event, ev.Control):
             self.capture.control(event.control, event.value)
         elif isinstance(event, ev.ClockTick):
+            self.stats["clock_ticks"] += 1
             if isinstance(self.clock, MidiClock):
                 self.clock.tick(event.t)
         elif isinstance(event, ev.Transport):
@@ -90,6 +108,35 @@ class Engine:
                 self._restart()
         elif isinstance(event, ev.Command) and event.name == "panic":
             self.panic()
+
+    def _take(self, outcome) -> None:
+        """Act on a closed strike: a chord change re-plans; a lone key is melody."""
+        if isinstance(outcome, ChordChange):
+            self._on_chord(outcome)
+        elif isinstance(outcome, MelodyKey) and self.clock.running:
+            beat = self.clock.beat_at(outcome.t)
+            self.model.extend([MelodyNote(beat, 0.5, outcome.pitch, outcome.velocity)])
+            self.call.notes += 1
+
+    def _fault(self, exc: Exception) -> None:
+        """Log one line; the rules model plays the next ``lookahead`` beats."""
+        self.stats["faults"] += 1
+        log.error("engine step failed (%s: %s); the rules model plays on",
+                  type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        try:
+            if self.chord is None or not self.clock.running:
+                return
+            beat = self.clock.beat_at(self._now())
+            start = math.ceil(beat * self.preset.grid) / self.preset.grid
+            self.scheduler.cancel_from(start)
+            self._spare.rollback(start)
+            self._spare.extend([ChordAt(start, self.chord)])
+            for note in self._spare.generate(start + self.lookahead):
+                self.scheduler.add(Note(note.start, note.end, note.pitch, note.velocity, self.channel))
+            self.planned_until, self._resync = start + self.lookahead, True
+        except Exception as again:  # the rescue failed too: silence is better than a stuck note
+            log.error("the rules model failed as well (%s); waiting for the next chord", again)
+            self.planned_until = None
 
     def _transport(self, event: ev.Transport) -> None:
         if event.kind == "stop":
@@ -107,7 +154,6 @@ class Engine:
         self.scheduler.cut()
         self.planned_until = None
         self.responding_until = None
-        self._strike_beat.clear()
 
     def panic(self) -> None:
         """Silence everything and forget the plan (keys still held are kept)."""
@@ -123,14 +169,11 @@ class Engine:
             self.clock.start(change.t, 0.0)  # the first chord is beat 0
         if not self.clock.running:
             return  # MIDI clock stopped: remembered, played once it runs
-        beat = self._strike_beat.get(change.strike)
-        if beat is None:
-            heard = self.clock.beat_at(change.t)
-            beat = snap_to_beat(heard, self.preset.strike_tolerance_beats)
-            self._strike_beat = {change.strike: beat}
-            if isinstance(self.clock, InternalClock) and abs(heard - beat) <= self.preset.strike_tolerance_beats:
-                # the player keeps the time: pull our phase halfway towards the strike
-                self.clock.nudge((beat - heard) * PHASE_GAIN)
+        heard = self.clock.beat_at(change.t)
+        beat = snap_to_beat(heard, self.preset.strike_tolerance_beats)
+        if isinstance(self.clock, InternalClock) and abs(heard - beat) <= self.preset.strike_tolerance_beats:
+            # the player keeps the time: pull our phase halfway towards the strike
+            self.clock.nudge((beat - heard) * PHASE_GAIN)
         if self.mode == "call-response":
             self.call.chords.append((beat, change.chord))
             return
@@ -139,6 +182,7 @@ class Engine:
     def _replan(self, beat: float, chords: list[ChordAt], until: float | None = None) -> None:
         """Roll back everything from ``beat``, set ``chords``, and plan again."""
         self.stats["replans"] += 1
+        self._resync = False
         self.model.rollback(beat)
         self.scheduler.cancel_from(beat)
         tones = chords[0].chord.tones if chords[0].chord else frozenset()
@@ -167,9 +211,7 @@ class Engine:
                 start = min(start + hold, note.end - 1e-3)  # this beat's chord is not known yet
             self.scheduler.add(Note(start, note.end, note.pitch, note.velocity, self.channel))
             if start <= now_beat:
-                # send a reaction from here: the scheduler's thread would wait for the GIL
-                # while the model goes on generating the rest of the plan
-                self.scheduler.run_due()
+                time.sleep(0)  # a reaction: let the sending thread take the GIL and send it now
         if self.model.cursor < until - 1e-9:
             self.stats["deadline_misses"] += 1
         # a neural model hands a missed deadline to the rules model and counts it
@@ -178,8 +220,16 @@ class Engine:
 
     # -- time passing -----------------------------------------------------------------
     def poll(self, now: float | None = None) -> None:
-        """Keep the plan ahead of the clock; answer in call-response mode."""
+        """Close a gathered strike when its time is over, keep the plan ahead of the
+        clock, answer in call-response mode. Never raises (see handle)."""
         now = self._now() if now is None else now
+        try:
+            self._take(self.capture.poll(now))
+            self._poll(now)
+        except Exception as exc:
+            self._fault(exc)
+
+    def _poll(self, now: float) -> None:
         if not self.clock.running or self.chord is None:
             return
         beat = self.clock.beat_at(now)
@@ -198,6 +248,9 @@ class Engine:
         if self.planned_until is None or self.planned_until < beat:
             start = math.ceil(beat * self.preset.grid) / self.preset.grid
             self._replan(start, [ChordAt(start, self.chord)])
+        elif self._resync and self.planned_until < beat + self.lookahead:
+            self._resync = False  # after the rules model's step, the model plans again from there
+            self._replan(self.planned_until, [ChordAt(self.planned_until, self.chord)])
         elif self.planned_until < beat + self.lookahead:
             self._plan(beat + self.lookahead + 1.0)
 

@@ -8,7 +8,7 @@ from riffd.bridges.midifile import (Song, find_chord_track, free_channel, read_s
                                     write_atomic)
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
 
-from .capture import ChordCapture, snap_to_beat
+from .capture import ChordCapture, ChordChange, snap_to_beat
 from riffd.presets import Preset
 
 
@@ -32,21 +32,27 @@ class RenderReport:
 
 def chord_timeline(notes, ppqn: int, tolerance: float) -> list[ChordAt]:
     """Chords of a track's notes (ticks) as ChordAt in beats, named as live capture does."""
-    capture = ChordCapture(strum_s=1 / 16)  # times here are beats: a strum is a 64th note
+    # times here are beats: a strike gathers keys within a 64th note
+    capture = ChordCapture(window_s=1 / 16, settle_s=1e-6)
     events = sorted([(n.start / ppqn, 1, n.pitch) for n in notes] + [(n.end / ppqn, 0, n.pitch) for n in notes])
     timeline: list[ChordAt] = []
-    for beat, is_on, pitch in events:
-        if not is_on:
-            capture.note_off(pitch)
-            continue
-        change = capture.note_on(pitch, beat)
-        if change is None:
-            continue
-        at = snap_to_beat(change.t, tolerance)
+
+    def take(outcome) -> None:
+        if not isinstance(outcome, ChordChange):
+            return
+        at = snap_to_beat(outcome.t, tolerance)
         if timeline and timeline[-1].beat >= at - 1e-9:
-            timeline[-1] = ChordAt(timeline[-1].beat, change.chord)  # the same strike, refined
+            timeline[-1] = ChordAt(timeline[-1].beat, outcome.chord)  # two strikes on one beat: the later
         else:
-            timeline.append(ChordAt(at, change.chord))
+            timeline.append(ChordAt(at, outcome.chord))
+
+    for beat, is_on, pitch in events:
+        take(capture.poll(beat))
+        if is_on:
+            take(capture.note_on(pitch, beat))
+        else:
+            capture.note_off(pitch)
+    take(capture.poll(float("inf")))
     return timeline
 
 

@@ -5,15 +5,23 @@ the clock and sends them on a monotonic clock (Condition.wait, never sleep). The
 records every sounding (port, channel, pitch), so a re-planned or stopped melody never
 leaves a note hanging; panic sends note-offs, CC123 (all notes off) and CC64=0 on every
 channel used.
+
+Every message leaves from that one thread, in the order the ledger decided it: a cut or
+a panic on another thread only queues its note-offs in the outbox, so a note-off can
+never overtake its note-on. A failed send is logged and counted; the thread goes on.
 """
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Callable
+
+log = logging.getLogger("riffd.daemon")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +39,8 @@ class Scheduler:
 
     ``clock`` has ``running``, ``time_at(beat)`` and ``beat_at(t)``; ``now`` returns
     monotonic seconds (replaceable in tests). Call ``start()`` for the sending thread,
-    or ``run_due(now)`` to send what is due by hand.
+    or ``run_due(now)`` to send what is due by hand (then messages leave from the
+    caller's thread, still in ledger order). ``stats`` counts ``sent`` and ``send_errors``.
     """
 
     def __init__(self, clock, send: Callable[[list[int]], None], now=time.monotonic,
@@ -45,6 +54,9 @@ class Scheduler:
         self._ledger: dict[tuple[str, int, int], int] = {}  # key -> id of the sounding note
         self._notes: dict[int, Note] = {}                   # id -> note, pending or sounding
         self._used_channels: set[int] = set()
+        self._outbox: deque[list[int]] = deque()  # decided, not yet sent, in order
+        self._busy = False                         # the thread is sending a batch
+        self.stats: Counter = Counter()
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -78,7 +90,8 @@ class Scheduler:
             for nid in cut:
                 self._note_off(nid)
             self._forget(cut)
-            return len(cut)
+        self._deliver_here()
+        return len(cut)
 
     def _forget(self, ids: set[int]) -> None:
         """Drop the heap events and records of notes ``ids`` (lock held)."""
@@ -107,10 +120,47 @@ class Scheduler:
                 self._note_off(nid)
             self._notes.clear()
             for ch in sorted(self._used_channels):
-                self._send([0xB0 | ch, 123, 0])
-                self._send([0xB0 | ch, 64, 0])
+                self._emit([0xB0 | ch, 123, 0])
+                self._emit([0xB0 | ch, 64, 0])
+        self._deliver_here()
 
     # -- sending ------------------------------------------------------------------
+    def _emit(self, message: list[int]) -> None:
+        """Queue one message for the sending thread (lock held)."""
+        self._outbox.append(message)
+        self._cond.notify()
+
+    def _deliver(self, batch: list[list[int]]) -> None:
+        for message in batch:
+            try:
+                self._send(message)
+                self.stats["sent"] += 1
+            except Exception as exc:  # a vanished port: log, count, keep the ledger going
+                if not self.stats["send_errors"]:
+                    log.error("sending MIDI failed: %s (later failures are only counted)", exc)
+                self.stats["send_errors"] += 1
+
+    def _deliver_here(self) -> None:
+        """Without a sending thread, send the outbox from the caller's thread."""
+        if self._thread is None:
+            with self._cond:
+                batch = list(self._outbox)
+                self._outbox.clear()
+            self._deliver(batch)
+
+    def flush(self, timeout: float = 1.0) -> bool:
+        """Wait until everything decided so far has been sent; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (self._outbox or self._busy) and self._thread is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.notify()
+                self._cond.wait(min(left, 0.01))
+        self._deliver_here()
+        return True
+
     def _note_off(self, nid: int) -> None:
         note = self._notes.get(nid)
         if note is None:
@@ -118,7 +168,7 @@ class Scheduler:
         key = (self.port, note.channel, note.pitch)
         if self._ledger.get(key) == nid:
             del self._ledger[key]
-            self._send([0x80 | note.channel, note.pitch, 0])
+            self._emit([0x80 | note.channel, note.pitch, 0])
             if self._on_note:
                 self._on_note("off", note, self._now())
 
@@ -135,12 +185,17 @@ class Scheduler:
             self._note_off(self._ledger[key])  # re-strike: end the old one first
         self._ledger[key] = nid
         self._used_channels.add(note.channel)
-        self._send([0x90 | note.channel, note.pitch, note.velocity])
+        self._emit([0x90 | note.channel, note.pitch, note.velocity])
         if self._on_note:
             self._on_note("on", note, self._now())
 
     def run_due(self, now: float | None = None) -> float | None:
         """Send every event due by ``now``; returns seconds until the next, or None."""
+        wait = self._decide_due(now)
+        self._deliver_here()
+        return wait
+
+    def _decide_due(self, now: float | None = None) -> float | None:
         with self._cond:
             now = self._now() if now is None else now
             while self._heap and self.clock.running:
@@ -154,11 +209,19 @@ class Scheduler:
     def _run(self) -> None:
         while True:
             with self._cond:
-                if self._stopping:
+                self._busy = False
+                self._cond.notify_all()  # flush() waits for an empty outbox
+                if self._stopping and not self._outbox:
                     return
-                wait = self.run_due()
-                # clock-driven times move with the tempo: re-check at least every 50 ms
-                self._cond.wait(0.05 if wait is None else min(wait, 0.05))
+                wait = self._decide_due()
+                if not self._outbox:
+                    # clock-driven times move with the tempo: re-check at least every 50 ms
+                    self._cond.wait(0.05 if wait is None else min(wait, 0.05))
+                    continue
+                batch = list(self._outbox)
+                self._outbox.clear()
+                self._busy = True
+            self._deliver(batch)  # outside the lock: planning never waits for the driver
 
     def start(self) -> None:
         """Start the sending thread."""
@@ -171,10 +234,12 @@ class Scheduler:
             self._cond.notify()
 
     def stop(self) -> None:
-        """Stop and join the sending thread (call panic() first to silence)."""
+        """Send what is queued, then stop and join the sending thread (call panic()
+        first to silence)."""
         with self._cond:
             self._stopping = True
-            self._cond.notify()
+            self._cond.notify_all()
         if self._thread:
             self._thread.join()
             self._thread = None
+        self._deliver_here()

@@ -1,38 +1,41 @@
 """`riffd serve`: wire MIDI ports, clock, engine and scheduler, and run until a signal.
 
-The engine runs on the main thread (so SIGINT/SIGTERM land between events), the
-scheduler on its own. Whatever ends the loop, the finally-block sends a panic before
-the ports close, so no note is left sounding.
+Threads: the MIDI input's reader (bridges/midi.py), the engine on the main thread (so
+SIGINT/SIGTERM land between events), the scheduler's sending thread, and the port
+watch. Whatever ends the loop, the finally-block sends a panic before the ports close,
+so no note is left sounding. The last log line gives the session's counts.
 """
 from __future__ import annotations
 
+import logging
 import queue
 import signal
 import sys
 import threading
 import time
 
-from riffd.bridges.events import NoteOn
 from riffd.bridges.midi import MidiInput, MidiOutput
+from riffd.presets import Preset
 
 from .clock import InternalClock, MidiClock
-from .engine import Engine
-from riffd.presets import Preset
+from .engine import ALL_BUT_DRUMS, Engine
+from .portwatch import PortWatch
 from .scheduler import Scheduler
 
-POLL_S = 0.002  # how often the engine looks ahead when no event arrives
-STRIKE_SETTLE_S = 0.0015  # after a key, wait this long for the chord's other keys
-STRIKE_SETTLE_MAX_S = 0.006
+POLL_S = 0.001  # how often the engine looks ahead when no event arrives
+log = logging.getLogger("riffd.daemon")
 
 
 def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "auto",
           in_port: str | None = None, out_port: str | None = None, clock: str = "internal",
           tempo: float | None = None, channel: int | None = None, seed: int | None = None,
-          stop: threading.Event | None = None, log=sys.stderr) -> Engine:
+          in_channels=None, stop: threading.Event | None = None, watch_s: float = 1.0) -> Engine:
     """Run the live daemon until ``stop`` is set or SIGINT/SIGTERM arrives.
 
-    ``channel`` is 1-16. Raises PortError (before anything runs) for ports that cannot
-    be opened. Returns the engine (its ``stats``) after the final panic.
+    ``channel`` is 1-16; ``in_channels`` the input channels (1-16) that count, by
+    default all but 10 (drums); ``watch_s`` how often the ports are checked (s). Raises
+    PortError (before anything runs) for ports that cannot be opened. Returns the
+    engine (its ``stats``) after the final panic.
     """
     # Shorter GIL turns let the scheduler thread send on time while the engine generates.
     sys.setswitchinterval(0.0005)
@@ -47,7 +50,9 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
     the_clock = InternalClock(tempo or preset.tempo) if clock == "internal" else MidiClock()
     scheduler = Scheduler(the_clock, output.send)
     engine = Engine(model, preset, the_clock, scheduler,
-                    channel=None if channel is None else channel - 1, mode=mode, seed=seed)
+                    channel=None if channel is None else channel - 1, mode=mode, seed=seed,
+                    in_channels=ALL_BUT_DRUMS if in_channels is None else {c - 1 for c in in_channels})
+    watch = PortWatch(midi_in, output, events, period_s=watch_s)
 
     def on_signal(signum, _frame):
         stop.set()
@@ -57,34 +62,45 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
     scheduler.start()
-    print(f"riffd: ready: in {midi_in.port_name!r}, out {output.port_name!r} ({midi_api}); "
-          f"preset {preset.name}, model {model.name}, mode {engine.mode}, clock {clock}"
-          f"{'' if clock == 'midi' else f' {the_clock.tempo:g} BPM'}. Ctrl-C stops.", file=log, flush=True)
+    watch.start()
+    log.info("ready: in %r, out %r (%s); preset %s, model %s, mode %s, clock %s%s. Ctrl-C stops.",
+             midi_in.port_name, output.port_name, midi_api, preset.name, model.name, engine.mode, clock,
+             "" if clock == "midi" else f" {the_clock.tempo:g} BPM")
     try:
         while not stop.is_set():
             try:
                 event = events.get(timeout=POLL_S)
             except queue.Empty:
                 event = None
-            # Take the whole burst (a chord's keys arrive as separate messages) before
-            # acting, so one chord gives one re-plan, not one per key.
-            settle_until = time.monotonic() + STRIKE_SETTLE_MAX_S
-            while event is not None:
+            while event is not None:  # the whole burst first: a chord's keys come together
                 engine.handle(event)
-                wait = STRIKE_SETTLE_S if isinstance(event, NoteOn) else 0.0
-                wait = max(0.0, min(wait, settle_until - time.monotonic()))
                 try:
-                    event = events.get(timeout=wait) if wait else events.get_nowait()
+                    event = events.get_nowait()
                 except queue.Empty:
                     event = None
             engine.poll(time.monotonic())
-            scheduler.wake()
     finally:
+        watch.stop()
         scheduler.panic()
         scheduler.stop()
         midi_in.close()
         output.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        print(f"riffd: stopped after panic; {dict(engine.stats)}", file=log, flush=True)
+        stats = session_stats(engine, scheduler, midi_in, watch)
+        log.info("stopped after panic; %s", stats)
     return engine
+
+
+def session_stats(engine: Engine, scheduler: Scheduler, midi_in: MidiInput, watch: PortWatch) -> dict:
+    """The session's counts: the engine's stats, clock ticks received and inferred as
+    lost, messages sent and failed, reconnects, and how late the input reader woke (ms:
+    the longest the GIL was held elsewhere)."""
+    stats = dict(engine.stats)
+    if isinstance(engine.clock, MidiClock):
+        stats["clock_ticks_inferred"] = engine.clock.inferred
+    stats.update(midi_messages_in=midi_in.received, sent=scheduler.stats["sent"],
+                 send_errors=scheduler.stats["send_errors"], reconnects=watch.reconnects,
+                 reader_late_ms_p99=midi_in.lateness.percentile(99),
+                 reader_late_ms_max=round(midi_in.lateness.max_ms, 2))
+    return stats

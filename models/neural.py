@@ -20,8 +20,8 @@ whose notes enter the stream as forced tokens (counted in ``fallbacks``).
 from __future__ import annotations
 
 import bisect
+import logging
 import math
-import sys
 import time
 from dataclasses import dataclass, replace
 from typing import Iterator
@@ -94,8 +94,8 @@ class NeuralModel(MelodyModel):
             except Exception as exc:  # keep playing: the daemon must not stop on a model fault
                 self.errors += 1
                 if self.errors == 1:
-                    print(f"riffd: {self.name} model failed ({type(exc).__name__}: {exc}); "
-                          "the rules model plays on", file=sys.stderr)
+                    logging.getLogger("riffd.models").error(
+                        "%s model failed (%s: %s); the rules model plays on", self.name, type(exc).__name__, exc)
                 self._restart_stream()
                 yield from self._fallback(until_beat)
                 return

@@ -36,6 +36,7 @@ SPEC: dict[str, tuple] = {
     "phrase_bars": (int, 1, 64, 2, "length of an answer phrase in call-response mode (bars)"),
     "response_wait_beats": (float, 0.5, 16.0, 2.0, "silence before an answer (beats)"),
     "strike_tolerance_beats": (float, 0.0, 0.5, 0.25, "a chord this early counts on the next beat"),
+    "strike_window_ms": (float, 5.0, 200.0, 30.0, "keys this close to a strike's first key are one chord (ms)"),
     "mode": (str, MODES, None, "accompany", "accompany or call-response"),
     "model": (str, None, None, "onnx", "melody model: rules, markov, mlx, onnx, onnx-int8 or a path"),
     "style": (str, None, None, "pop", "style token given to the model"),

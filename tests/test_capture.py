@@ -1,23 +1,45 @@
-from riffd.daemon.capture import ChordCapture, snap_to_beat
+import pytest
+
+from riffd.daemon.capture import ChordCapture, ChordChange, MelodyKey, name_chord, snap_to_beat
+from riffd.music.chords import parse_chord
 
 
-def strike(capture, pitches, t):
-    changes = [capture.note_on(p, t + i * 0.005) for i, p in enumerate(pitches)]
-    return [c for c in changes if c]
+def strike(capture, pitches, t, spacing=0.005):
+    """Keys ``spacing`` s apart from ``t``; returns every outcome up to the strike's close."""
+    outcomes = [capture.note_on(p, t + i * spacing) for i, p in enumerate(pitches)]
+    outcomes.append(capture.poll(t + 1.0))
+    return [o for o in outcomes if o]
 
 
 def test_inversion_named_by_root():
     capture = ChordCapture()
     changes = strike(capture, [52, 55, 60], 0.0)
-    assert changes[-1].chord.name == "C/E"
+    assert [c.chord.name for c in changes] == ["C/E"]
+
+
+@pytest.mark.parametrize("keys, name", [([57, 64, 60], "Am"), ([55, 59, 62, 65], "G7"),
+                                         ([53, 55, 62, 59], "G7/F")])
+def test_one_strike_key_by_key_is_one_change(keys, name):
+    """Struck one key every 8 ms: gathered first, then named once (Am never 'A')."""
+    capture = ChordCapture(window_s=0.03)
+    outcomes = strike(capture, keys, 0.0, spacing=0.008)
+    assert [o.chord.name for o in outcomes] == [name]
+
+
+def test_a_block_chord_closes_after_the_settle_time():
+    capture = ChordCapture(window_s=0.03, settle_s=0.002)
+    for p in (48, 52, 55):
+        assert capture.note_on(p, 1.0) is None
+    assert capture.poll(1.001) is None            # still gathering
+    change = capture.poll(1.0025)                 # 2 ms of quiet: the strike is whole
+    assert isinstance(change, ChordChange) and change.chord.name == "C" and change.t == 1.0
 
 
 def test_legato_change_names_the_new_strike():
     capture = ChordCapture()
     strike(capture, [48, 52, 55], 0.0)                   # C, still held
     changes = strike(capture, [53, 57, 60], 0.5)         # F pressed before C is released
-    assert changes[-1].chord.name == "F"
-    assert len({c.strike for c in changes}) == 1          # one strike, refined
+    assert [c.chord.name for c in changes] == ["F"]
 
 
 def test_sustain_pedal_holds_released_keys():
@@ -28,10 +50,19 @@ def test_sustain_pedal_holds_released_keys():
         capture.note_off(p)
     assert capture.sounding == {48, 52, 55}
     # a single new key under the pedal is named with what the pedal holds: C7
-    change = capture.note_on(58, 1.0)
-    assert change.chord.name == "C7"
+    assert [c.chord.name for c in strike(capture, [58], 1.0)] == ["C7"]
     capture.control(64, 0)
     assert capture.sounding == {58}
+
+
+def test_a_lone_key_that_changes_nothing_is_melody():
+    capture = ChordCapture()
+    strike(capture, [48, 52, 55], 0.0)
+    for p in (48, 52, 55):
+        capture.note_off(p)
+    outcomes = strike(capture, [72], 1.0)
+    assert outcomes == [MelodyKey(1.0, 72, 64)]
+    assert capture.chord.name == "C"
 
 
 def test_release_keeps_the_chord():
@@ -40,6 +71,19 @@ def test_release_keeps_the_chord():
     for p in (57, 60, 64):
         capture.note_off(p)
     assert capture.chord.name == "Am" and not capture.sounding
+
+
+def test_dyads_and_clusters_are_named_only_when_sure():
+    am = parse_chord("Am")
+    assert name_chord([50, 57], am).name == "Dm"          # a fifth keeps the quality: D-A after Am
+    assert name_chord([57, 62], am).name == "Dm/A"        # a fourth is an inverted fifth
+    assert name_chord([50, 57], None).name == "D"         # no previous chord: major
+    assert name_chord([60, 64], am).name == "C"           # a major third is sure
+    assert name_chord([60, 62], am) is am                 # a second: unsure
+    assert name_chord([60, 66], am) is am                 # a tritone: unsure
+    assert name_chord([60, 62, 64], am) is am             # a cluster keeps the chord
+    assert name_chord([60, 61, 62, 63], am) is am
+    assert name_chord([60, 62, 67], am).name != "Am"      # sus2 is no cluster
 
 
 def test_near_beat_strikes_count_on_the_beat():

@@ -66,3 +66,50 @@ def test_internal_clock_tempo_change_keeps_position():
     assert clock.time_at(4.0) == pytest.approx(13.0)
     with pytest.raises(ValueError):
         clock.set_tempo(0, 12.0)
+
+
+@pytest.mark.parametrize("bpm", [90.0, 120.0, 160.0])
+def test_lost_clocks_count_and_the_beat_stays_within_2_ms(bpm):
+    """One clock in 50 dropped (and a JACK period of jitter): riffd's beat stays within
+    2 ms of the sender's for 64 beats, and no clock is lost from the count."""
+    rng = random.Random(7)
+    spc = 60.0 / bpm / PPQN
+    clock = MidiClock()
+    clock.start(0.0)
+    worst = 0.0
+    for i in range(64 * PPQN):
+        t = 1.0 + i * spc
+        if i % 50 != 25:
+            clock.tick(t + rng.uniform(-0.00135, 0.00135))  # a 128-frame JACK period of jitter
+        if i > 2 * PPQN:
+            probe = t + spc / 2
+            sender_beat = (probe - 1.0) / (spc * PPQN)
+            worst = max(worst, abs(clock.beat_at(probe) - sender_beat) * 60.0 / bpm)
+    assert worst < 0.002, worst
+    assert clock.position_beats == pytest.approx((64 * PPQN - 1) / PPQN)
+    assert clock.inferred == len([i for i in range(64 * PPQN) if i % 50 == 25])
+
+
+def test_a_slower_tempo_is_not_taken_for_lost_clocks():
+    clock = MidiClock()
+    clock.start(0.0)
+    last = feed(clock, 160.0, 4, t0=1.0)
+    spc = 60.0 / 90.0 / PPQN               # 160 -> 90 BPM: each gap is 1.78 old clocks
+    for i in range(1, 4 * PPQN + 1):
+        clock.tick(last + i * spc)
+    assert clock.position_beats == pytest.approx(8.0 - 1 / PPQN)
+    assert clock.tempo == pytest.approx(90.0, rel=0.01)
+    assert clock.inferred == 0
+
+
+def test_song_position_while_running_re_anchors():
+    clock = MidiClock()
+    clock.start(0.0)
+    last = feed(clock, 120.0, 2, t0=1.0)
+    clock.song_position(64, last + 0.01)    # a loop jump to beat 16
+    t = last + 60 / 120 / PPQN
+    clock.tick(t)
+    assert clock.beat_at(t) == pytest.approx(16.0)
+    for i in range(1, PPQN + 1):
+        clock.tick(t + i * 60 / 120 / PPQN)
+    assert clock.position_beats == pytest.approx(17.0)

@@ -19,8 +19,10 @@ pytestmark = pytest.mark.jack
 def start_serve(*args):
     proc = subprocess.Popen([*RIFFD, "serve", "--midi-api", "jack", *args],
                             stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()
-    assert "ready" in line, line + proc.stderr.read()
+    proc.early = []  # log lines before "ready" (a model fallback, say)
+    while "ready" not in (line := proc.stderr.readline()):
+        assert line, "".join(proc.early) + proc.stderr.read()
+        proc.early.append(line)
     return proc
 
 

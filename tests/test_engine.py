@@ -118,3 +118,55 @@ def test_midi_stop_sends_panic():
     rig.engine.handle(Transport(rig.t, "stop"))
     assert not rig.scheduler.sounding() and rig.scheduler.pending() == 0
     assert [0xB1, 123, 0] in rig.sent
+
+
+class Faulty:
+    """A model that raises on chosen generate calls (a unit-test fake of one room)."""
+
+    def __init__(self, fail_on):
+        from riffd.models.rules import RulesModel
+        self.inner, self.calls, self.fail_on = RulesModel(), 0, set(fail_on)
+        self.name = "faulty"
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def generate(self, until_beat, deadline_s=None):
+        self.calls += 1
+        if self.calls in self.fail_on:
+            raise RuntimeError("model blew up\nsecond line")
+        return self.inner.generate(until_beat, deadline_s)
+
+
+def test_a_model_fault_is_one_log_line_and_rules_plays_on(caplog):
+    rig = Rig()
+    model = Faulty(fail_on={1, 2})
+    rig.engine = Engine(model, rig.preset, rig.clock, rig.scheduler, seed=4, now=lambda: rig.t)
+    with caplog.at_level("ERROR", logger="riffd.daemon"):
+        rig.strike("G")
+        rig.advance(104.0)
+    assert rig.engine.stats["faults"] >= 1
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines and all("\n" not in line for line in lines)
+    assert "model blew up" in lines[0]
+    ons = rig.ons()
+    assert len(ons) >= 3                          # rules played through the fault
+    assert model.calls > 2                        # and the model took over again after it
+    rig.scheduler.panic()
+    assert not rig.scheduler.sounding()
+
+
+def test_drum_channel_and_chosen_channels_are_not_chords():
+    rig = Rig()
+    for p in parse_chord("C").voicing():
+        rig.engine.handle(NoteOn(rig.t, 9, p, 90))    # channel 10: drums
+    rig.advance(100.5)
+    assert rig.engine.chord is None and not rig.ons()
+    rig.engine.in_channels = frozenset({3})
+    rig.strike("C")                                    # channel 1: not chosen
+    rig.advance(101.0)
+    assert rig.engine.chord is None
+    for p in parse_chord("C").voicing():
+        rig.engine.handle(NoteOn(rig.t, 3, p, 90))
+    rig.advance(101.5)
+    assert rig.engine.chord.name == "C" and rig.ons()

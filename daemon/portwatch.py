@@ -1,0 +1,76 @@
+"""Watches riffd's MIDI ports: a port that vanishes (a device unplugged, a JACK client
+gone, the JACK server restarted) is logged, reopened by name once it is back, and a
+panic follows on the reopened output.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+from riffd.bridges.events import Command
+from riffd.bridges.midi import MidiInput, MidiOutput, PortError
+
+log = logging.getLogger("riffd.daemon")
+
+
+class PortWatch:
+    """Checks the ports every ``period_s`` seconds on its own thread.
+
+    A virtual port is seen through the other riffd client (riffd's output client lists
+    'riffd in'); a named port through its own client. When neither client sees anything
+    the server restarted, and both clients are made anew. After a reopen, a
+    ``Command("panic")`` goes on ``events`` for the engine. ``reconnects`` counts them.
+    """
+
+    def __init__(self, midi_in: MidiInput, midi_out: MidiOutput, events: queue.Queue, period_s: float = 1.0):
+        self.midi_in, self.midi_out, self.events, self.period_s = midi_in, midi_out, events, period_s
+        self.reconnects = 0
+        self._lost: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="riffd-ports", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            try:
+                self.check()
+            except Exception as exc:  # a watcher fault must not end the watching
+                log.error("port check failed: %s", exc)
+
+    def _alive(self, port, other) -> bool:
+        return (other if port.virtual else port).sees(port.port_name)
+
+    def check(self) -> None:
+        """One round: note vanished ports, reopen those that are back."""
+        ports = {"input": (self.midi_in, self.midi_out), "output": (self.midi_out, self.midi_in)}
+        dead = [d for d, (port, other) in ports.items() if not self._alive(port, other)]
+        for direction in dead:
+            if direction not in self._lost:
+                self._lost.add(direction)
+                log.warning("MIDI %s port %r is gone; reconnecting when it is back", direction,
+                            ports[direction][0].port_name)
+        if not dead:
+            return
+        # a dead client lists nothing, not even riffd's own other port
+        fresh = not self.midi_in.sees("") and not self.midi_out.sees("")
+        for direction in dead:
+            port = ports[direction][0]
+            try:
+                port.reopen(fresh_client=fresh)
+            except PortError as exc:
+                log.debug("MIDI %s not back yet: %s", direction, exc)
+                continue
+            self._lost.discard(direction)
+            self.reconnects += 1
+            log.info("MIDI %s port %r reconnected", direction, port.port_name)
+            if direction == "output":
+                self.events.put(Command(time.monotonic(), "panic"))
