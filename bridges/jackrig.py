@@ -6,32 +6,61 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import rtmidi
 
 
+class JackServer:
+    """A running ``jackd``: its ``name``, whether it runs ``realtime``, its log (stderr)."""
+
+    def __init__(self, name: str, log_path: str, realtime: bool):
+        self.name, self.log_path, self.realtime = name, log_path, realtime
+
+    def xruns(self) -> dict[str, int]:
+        """xruns jackd logged so far: ``clients``, a client that did not finish its cycle
+        (the fault this project guards against), and ``driver``, the dummy driver's own
+        timer woken late (a loaded machine)."""
+        with open(self.log_path, errors="replace") as log:
+            lines = log.readlines()
+        return {"clients": sum("was not finished" in line for line in lines),
+                "driver": sum("Driver::Process XRun" in line for line in lines)}
+
+    def __str__(self) -> str:
+        return self.name
+
+
 @contextmanager
-def jack_server(name: str, period: int = 128, rate: int = 48000):
-    """Run ``jackd -d dummy`` as server ``name``; sets JACK_DEFAULT_SERVER while it runs.
+def jack_server(name: str, period: int = 128, rate: int = 48000, realtime: bool = False):
+    """Run ``jackd -d dummy`` as server ``name``; sets JACK_DEFAULT_SERVER while it runs
+    and yields a JackServer. ``realtime`` asks for SCHED_FIFO threads (-R), as musicians
+    run JACK, and falls back to --no-realtime where the system refuses it.
 
     Synchronous mode (-S): the server waits for every client each period, so a client
-    late by a period (Python waiting for the GIL) delays the cycle instead of losing its
-    events. Raises RuntimeError if jackd is missing or does not come up."""
+    late by a period delays the cycle instead of losing its events, and jackd logs it.
+    Raises RuntimeError if jackd is missing or does not come up."""
     if not shutil.which("jackd"):
         raise RuntimeError("jackd is not installed (make test installs jackd2)")
     env = dict(os.environ, JACK_NO_START_SERVER="1")
-    proc = subprocess.Popen(["jackd", "--no-realtime", "-S", "-n", name, "-d", "dummy", "-r", str(rate),
-                             "-p", str(period)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    log = tempfile.NamedTemporaryFile("w+b", prefix=f"jackd-{name}-", suffix=".log", delete=False)
+
+    def launch(rt: bool):
+        return subprocess.Popen(["jackd", "-R" if rt else "--no-realtime", "-S", "-n", name, "-d", "dummy",
+                                 "-r", str(rate), "-p", str(period)], stdout=subprocess.DEVNULL, stderr=log, env=env)
+    proc = launch(realtime)
     saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
     os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
     try:
         deadline = time.monotonic() + 10
         while True:
+            if proc.poll() is not None and realtime:
+                realtime, proc = False, launch(False)  # no realtime rights here
             if proc.poll() is not None:
-                raise RuntimeError(f"jackd exited: {proc.stderr.read().decode(errors='replace')[-500:]}")
+                raise RuntimeError(f"jackd exited: {Path(log.name).read_text(errors='replace')[-500:]}")
             try:
                 probe = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="probe")
                 probe.delete()
@@ -40,7 +69,7 @@ def jack_server(name: str, period: int = 128, rate: int = 48000):
                 if time.monotonic() > deadline:
                     raise RuntimeError("jackd did not start within 10 s")
                 time.sleep(0.1)
-        yield name
+        yield JackServer(name, log.name, realtime)
     finally:
         proc.terminate()
         try:
@@ -48,6 +77,8 @@ def jack_server(name: str, period: int = 128, rate: int = 48000):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -157,3 +188,13 @@ def play_clocked(player: Player, strikes: dict[int, tuple[int, ...]], ticks: int
                 player.send([0x90, p, velocity])
             struck.append((t, held))
     return struck, held
+
+
+def play_timeline(player: Player, timeline: list[tuple[float, list[int]]], t0: float) -> list[float]:
+    """Send ``timeline`` ((seconds after ``t0``, message), sorted) at its times; returns
+    the monotonic time each message left."""
+    sent = []
+    for at, message in timeline:
+        sleep_until(t0 + at)
+        sent.append(player.send(message))
+    return sent

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from riffd.music.chords import Chord, recognize
 
 SUSTAIN_CC = 64
-SETTLE_S = 0.002  # a block chord's keys come within one driver period of each other
+SETTLE_S = 0.001  # a block chord's keys come in one driver period, read at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,13 @@ class ChordChange:
     chord: Chord
     pitches: tuple[int, ...]
     strike: int
+
+
+@dataclass(frozen=True, slots=True)
+class Restrike:
+    """A strike of the chord already sounding: no change, but the player's beat. ``t`` in
+    seconds of its first key."""
+    t: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +86,7 @@ def name_chord(pitches, previous: Chord | None) -> Chord | None:
 
 class ChordCapture:
     """Tracks keys and pedal of one player. ``note_on`` and ``poll`` return the outcome
-    of a strike that closed (a ChordChange, a MelodyKey) or None.
+    of a strike that closed (a ChordChange, a Restrike or a MelodyKey) or None.
 
     Times ``t`` and ``now`` are seconds (or any one unit, such as beats, used
     throughout); ``window_s`` and ``settle_s`` are in that unit.
@@ -146,7 +153,7 @@ class ChordCapture:
             return ChordChange(strike[0][0], chord, tuple(sorted(pitches)), self._strike_id)
         if len(strike) == 1:
             return MelodyKey(*strike[0])
-        return None
+        return Restrike(strike[0][0])
 
     def note_off(self, pitch: int) -> None:
         if pitch in self.held:

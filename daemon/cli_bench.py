@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .cli_common import check_models, json_option, preset_or_exit
+from .cli_common import BadInput, check_models, json_option, preset_or_exit
 
 
 @click.group()
@@ -12,19 +12,42 @@ def bench():
 
 
 @bench.command("latency")
-@click.option("--chords", type=click.IntRange(10, 5000), default=215, show_default=True,
-              help="Chords to strike (corpus chorales, 64 beats of each at most).")
-@click.option("--tempo", type=float, default=100.0, show_default=True)
-@click.option("--models", default="rules,markov", show_default=True)
+@click.option("--minutes", type=click.FloatRange(0.2, 120), default=5.0, show_default=True,
+              help="Length of each continuous session (one per model and tempo).")
+@click.option("--tempos", default="90,120,160", show_default=True, help="MIDI clock tempos (BPM).")
+@click.option("--models", default="rules,markov,onnx", show_default=True)
 @click.option("--period", type=int, default=128, show_default=True, help="JACK period (frames at 48 kHz).")
 @click.option("--preset", default="pop", show_default=True)
 @json_option
-def bench_latency(chords, tempo, models, period, preset, as_json):
-    """Reaction time and timing error of riffd serve over JACK, following MIDI clock."""
-    from .bench import latency
+def bench_latency(minutes, tempos, models, period, preset, as_json):
+    """Reaction, timing, stuck notes, lost clocks and xruns of riffd serve over JACK."""
+    from .benchlive import latency
     preset_or_exit(preset)
-    latency(min_chords=chords, tempo=tempo, models=models.split(","), period=period, preset=preset,
+    check_models(models.split(","))
+    try:
+        bpms = [float(t) for t in tempos.split(",")]
+    except ValueError:
+        raise BadInput(f"--tempos {tempos!r}: give BPM numbers such as 90,120,160") from None
+    latency(minutes=minutes, tempos=bpms, models=models.split(","), period=period, preset=preset,
             as_json=as_json, echo=click.echo)
+
+
+@bench.command("soak")
+@click.option("--minutes", type=click.FloatRange(0.2, 600), default=10.0, show_default=True)
+@click.option("--rate", type=click.FloatRange(0.5, 100), default=20.0, show_default=True,
+              help="Chord changes per second.")
+@click.option("--model", default="onnx", show_default=True)
+@click.option("--preset", default="pop", show_default=True)
+@click.option("--period", type=int, default=128, show_default=True, help="JACK period (frames at 48 kHz).")
+@click.option("--seed", type=int, default=1, show_default=True)
+@json_option
+def bench_soak(minutes, rate, model, preset, period, seed, as_json):
+    """Load over JACK with MIDI clock: stuck notes, crashes, memory growth, reaction."""
+    from .benchsoak import soak
+    preset_or_exit(preset)
+    check_models([model])
+    soak(minutes=minutes, rate=rate, model=model, preset=preset, period=period, seed=seed,
+         as_json=as_json, echo=click.echo)
 
 
 @bench.command("tokenize")

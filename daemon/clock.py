@@ -14,6 +14,7 @@ PPQN = 24  # MIDI timing clocks per quarter note
 CLOCKS_PER_SIXTEENTH = 6
 PAUSE_CLOCKS = 24  # a silence this long (in clocks) without 0xFC: the sender paused
 LONG_GAP = 1.4     # a gap this many clocks long twice running is a slower tempo, not a loss
+SHORT_GAP = 0.6    # a short gap right after a long one: that clock came late, none was lost
 TEMPO_JUMP = 0.2   # three gaps this far (share of a clock) off one side: a new tempo
 
 
@@ -78,8 +79,8 @@ class MidiClock:
 
     Clocks get lost (USB and network MIDI drop messages): a gap of about n clocks counts
     as n clocks, so the beat never slips by whole clocks. A long gap followed by another
-    is a slower tempo instead, and the count is corrected. A song position pointer
-    re-anchors the count.
+    is a slower tempo instead, and a long gap followed by a short one a late clock; either
+    way the count is corrected at the next clock. A song position pointer re-anchors.
     """
 
     def __init__(self, window: int = 24, initial_tempo: float = 120.0):
@@ -161,6 +162,13 @@ class MidiClock:
         gap = (t - last_t) / self._line[1]
         if gap > PAUSE_CLOCKS:
             self._ticks.clear()  # paused without a stop: the old phase is gone
+            self._skipped = self._off = 0
+            return 1
+        if self._skipped and gap < SHORT_GAP:
+            # the clock before came late (long gap, then this short one): none was lost
+            self._position -= self._skipped
+            self.inferred -= self._skipped
+            self._ticks[-1] = (self._position, last_t)
             self._skipped = self._off = 0
             return 1
         if self._skipped and gap > LONG_GAP:

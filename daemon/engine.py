@@ -14,14 +14,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from riffd.bridges import events as ev
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
 from riffd.models.rules import RulesModel
 
-from .capture import ChordCapture, ChordChange, MelodyKey, snap_to_beat
+from .capture import ChordCapture, ChordChange, MelodyKey, Restrike, snap_to_beat
 from .clock import InternalClock, MidiClock
 from riffd.presets import Preset
 from .scheduler import Note, Scheduler
@@ -60,7 +60,10 @@ class Engine:
         self.lookahead, self._now = lookahead, now
         # A planned note on a beat waits this long for a chord that may be struck on that
         # beat, so the player's change replaces it instead of following a wrong note.
+        # Only beats where the player has been striking wait (the bar positions of the
+        # last strikes), and a strike of the same chord releases the wait at once.
         self.hold_s = hold_ms / 1000.0
+        self._strike_phases: deque[float] = deque(maxlen=8)
         self.capture = ChordCapture(window_s=preset.strike_window_ms / 1000.0)
         self.in_channels = frozenset(in_channels)
         self.chord = None
@@ -111,6 +114,12 @@ class Engine:
 
     def _take(self, outcome) -> None:
         """Act on a closed strike: a chord change re-plans; a lone key is melody."""
+        if isinstance(outcome, (ChordChange, Restrike)) and self.clock.running:
+            beat = snap_to_beat(self.clock.beat_at(outcome.t), self.preset.strike_tolerance_beats)
+            self._strike_phases.append(round(beat % self.preset.beats_per_bar, 3))
+            if isinstance(outcome, Restrike):  # the beat's chord is known: held notes go now
+                hold = self.hold_s * self.clock.tempo / 60.0
+                self.scheduler.move_pending(beat, beat + hold, self.clock.beat_at(self._now()))
         if isinstance(outcome, ChordChange):
             self._on_chord(outcome)
         elif isinstance(outcome, MelodyKey) and self.clock.running:
@@ -207,8 +216,9 @@ class Engine:
                 if note.end - now_beat < 0.1:
                     continue
                 start = now_beat
-            elif abs(start - round(start)) < 1e-6 and start > self.chord_beat + 1e-6:
-                start = min(start + hold, note.end - 1e-3)  # this beat's chord is not known yet
+            elif abs(start - round(start)) < 1e-6 and start > self.chord_beat + 1e-6 \
+                    and round(start % self.preset.beats_per_bar, 3) in self._strike_phases:
+                start = min(start + hold, note.end - 1e-3)  # a chord may be struck on this beat
             self.scheduler.add(Note(start, note.end, note.pitch, note.velocity, self.channel))
             if start <= now_beat:
                 time.sleep(0)  # a reaction: let the sending thread take the GIL and send it now

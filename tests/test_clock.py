@@ -113,3 +113,15 @@ def test_song_position_while_running_re_anchors():
     for i in range(1, PPQN + 1):
         clock.tick(t + i * 60 / 120 / PPQN)
     assert clock.position_beats == pytest.approx(17.0)
+
+
+def test_a_late_clock_is_not_taken_for_a_lost_one():
+    clock = MidiClock()
+    clock.start(0.0)
+    spc = 60.0 / 160.0 / PPQN
+    for i in range(4 * PPQN):
+        late = 0.6 * spc if i in (30, 61) else 0.0    # two clocks 9 ms late: long gap, then short
+        clock.tick(1.0 + i * spc + late)
+    assert clock.inferred == 0
+    assert clock.position_beats == pytest.approx(4 - 1 / PPQN)
+    assert clock.beat_at(1.0 + 4 * PPQN * spc) == pytest.approx(4.0, abs=0.002 / (60 / 160))

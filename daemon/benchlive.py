@@ -1,0 +1,157 @@
+"""`riffd bench latency`: riffd serve measured over real JACK MIDI, as a DAW drives it.
+
+The benchmark is the DAW: it runs a `jackd -d dummy` server, starts `riffd serve --clock
+midi`, and plays one continuous session per model and tempo: MIDI clock (24 PPQN) and
+the chords of real tunes from the music21 corpus, folk tunes with chord symbols struck
+as block chords every two beats and Bach chorales rolled (keys ``ROLL_S`` apart). It
+records what riffd sends back and reports, per minute and overall:
+
+- reaction: from a chord change's first key (block) or last key (rolled) to riffd's
+  first note-on after it, within a beat and before the next strike;
+- timing: every other note-on against the nearest sixteenth of the benchmark's clock;
+- stuck notes: note-ons without an explicit note-off once riffd has exited;
+- clock ticks riffd received against those sent, and jackd's xruns.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from riffd.bridges.jackrig import jack_server
+from riffd.music.chords import recognize
+
+from .liverig import TICK, count_stuck, note_ons, percentile, run_session
+
+ROLL_S = 0.006      # a rolled chord: one key every 6 ms, as a hand or a strum plays it
+RESTRIKE_BEATS = 2  # block chords are struck again every two beats while they last
+MAX_BEATS = 64      # of each piece, so that the session cycles through several
+
+
+def session_chords(beats: float) -> list[tuple[float, float, tuple[int, ...], bool]]:
+    """(start_beat, end_beat, pitches, rolled) for at least ``beats`` beats: chord-symbol
+    tunes (block) and chorales (rolled) in turn, transposed by a fourth each round."""
+    from riffd.models.training.corpus import chord_symbol_paths, chord_symbol_tunes, chorale, chorale_paths
+
+    tunes = [t for p in chord_symbol_paths() for t in chord_symbol_tunes(p)]
+    chorales = [c for c in (chorale(p) for p in chorale_paths()[:12]) if c is not None and c.chords]
+    pieces = [(t, False) for t in tunes]
+    for i, c in enumerate(chorales):
+        pieces.insert(min(len(pieces), 2 * i + 1), (c, True))
+    out, offset, round_ = [], 0.0, 0
+    while offset < beats:
+        for piece, rolled in pieces:
+            shift = (5 * round_) % 12 - (6 if (5 * round_) % 12 > 6 else 0)
+            first = piece.chords[0][0]
+            for s, e, pitches in piece.chords:
+                if s - first >= MAX_BEATS:
+                    break
+                s, e = s - first + offset, min(e, first + MAX_BEATS) - first + offset
+                step = e - s if rolled else RESTRIKE_BEATS
+                while s < e - 1e-9:
+                    out.append((s, min(s + step, e), tuple(p + shift for p in pitches), rolled))
+                    s += step
+            offset = out[-1][1] + 2.0  # two beats' rest between pieces
+            if offset >= beats:
+                break
+        round_ += 1
+    return [c for c in out if c[1] <= beats]
+
+
+def timeline(chords, bpm: float, minutes: float) -> tuple[list, list, int]:
+    """(time s, message) events from 0xFA to 0xFC; the strikes as (first key s, last key
+    s, pitches, rolled); and the number of clocks sent."""
+    spc = 60.0 / bpm / TICK
+    ticks = int(minutes * 60.0 / spc)
+    events = [(0.0, 0, [0xFA])] + [(i * spc, 1, [0xF8]) for i in range(ticks)]
+    strikes, held = [], ()
+    for start, _, pitches, rolled in chords:
+        at = start * 60.0 / bpm
+        events += [(at - 0.001, 2, [0x80, p, 0]) for p in held]
+        keys = [(at + (i * ROLL_S if rolled else 0.0), 3, [0x90, p, 80]) for i, p in enumerate(pitches)]
+        events += keys
+        strikes.append((keys[0][0], keys[-1][0], pitches, rolled))
+        held = pitches
+    end = ticks * spc
+    events += [(end, 2, [0x80, p, 0]) for p in held] + [(end + 0.001, 4, [0xFC])]
+    events.sort(key=lambda e: (e[0], e[1]))
+    return [(t, m) for t, _, m in events], strikes, ticks
+
+
+def measure(messages, strikes, bpm: float, t0: float, minutes: float) -> dict:
+    """Reaction and timing per minute, and over the whole session."""
+    spb = 60.0 / bpm
+    ons = note_ons(messages)
+    on_times = np.array([t for t, _ in ons])
+    reactions, rolled_reactions, tones_ok, used = [], [], [], set()
+    previous = None
+    for k, (first, last, pitches, rolled) in enumerate(strikes):
+        chord = recognize(pitches)
+        if chord is None or chord == previous:
+            continue
+        previous = chord
+        start = t0 + (last if rolled else first)
+        limit = min(start + spb, t0 + strikes[k + 1][0]) if k + 1 < len(strikes) else start + spb
+        i = int(np.searchsorted(on_times, start))
+        if i < len(ons) and ons[i][0] < limit:
+            ms = (ons[i][0] - start) * 1000
+            (rolled_reactions if rolled else reactions).append((first / 60.0, ms))
+            tones_ok.append(ons[i][1] % 12 in (chord.tones | {p % 12 for p in pitches}))
+            used.add(i)
+    sixteenth = spb / 4
+    timing = [((t - t0) / 60.0, abs((t - t0) / sixteenth - round((t - t0) / sixteenth)) * sixteenth * 1000)
+              for i, (t, _) in enumerate(ons) if i not in used]
+    whole = max(1, int(minutes))
+
+    def by_minute(pairs, q):
+        return [percentile([v for m, v in pairs if int(m) == minute], q) for minute in range(whole)]
+
+    react_p99 = by_minute(reactions, 99)
+    return {"chord_changes": len(reactions) + len(rolled_reactions), "notes": len(ons),
+            "reaction_ms_p50": percentile([v for _, v in reactions], 50),
+            "reaction_ms_p99": percentile([v for _, v in reactions], 99),
+            "reaction_ms_p99_first_minute": react_p99[0], "reaction_ms_p99_last_minute": react_p99[-1],
+            "reaction_ms_p99_by_minute": react_p99,
+            "rolled_reaction_ms_p50": percentile([v for _, v in rolled_reactions], 50),
+            "rolled_reaction_ms_p99": percentile([v for _, v in rolled_reactions], 99),
+            "timing_ms_p50": percentile([v for _, v in timing], 50),
+            "timing_ms_p50_by_minute": by_minute(timing, 50),
+            "chord_tone_share": round(float(np.mean(tones_ok)), 3) if tones_ok else None}
+
+
+def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", "markov", "onnx"),
+            period: int = 128, preset: str = "pop", as_json: bool = False, echo=print) -> dict:
+    """Run one session per model and tempo; prints a table, and with ``as_json`` one JSON
+    object last. Raises RuntimeError if jackd or riffd serve cannot start."""
+    results = {"period_frames": period, "period_ms": round(period / 48.0, 2), "minutes": minutes,
+               "preset": preset, "sessions": []}
+    with jack_server(f"riffd-bench-{id(results)}", period=period, realtime=True) as server:
+        results["jack_realtime"] = server.realtime
+        for bpm in tempos:
+            chords = session_chords(minutes * bpm)
+            events, strikes, ticks = timeline(chords, bpm, minutes)
+            for model in models:
+                before = server.xruns()
+                run = run_session(["--preset", preset, "--model", model, "--seed", "1"], events)
+                row = {"model": model, "tempo_bpm": bpm, "strikes": len(strikes),
+                       **measure(run.messages, strikes, bpm, run.t0, minutes),
+                       "stuck_notes": count_stuck(run.messages), "ticks_sent": ticks,
+                       "ticks_received": run.stats.get("clock_ticks"),
+                       **{f"xruns_{k}": v - before[k] for k, v in server.xruns().items()},
+                       "faults": run.stats.get("faults", 0), "exit_code": run.returncode,
+                       "reader_late_ms_p99": run.stats.get("reader_late_ms_p99"),
+                       "reader_late_ms_max": run.stats.get("reader_late_ms_max")}
+                results["sessions"].append(row)
+                echo(format_row(row))
+    if as_json:
+        echo(json.dumps(results))
+    return results
+
+
+def format_row(r: dict) -> str:
+    """One line of the latency table."""
+    return (f"{r['model']:9} {r['tempo_bpm']:>4g} BPM: reaction p50 {r['reaction_ms_p50']} ms, p99 "
+            f"{r['reaction_ms_p99']} ms (minute 1 {r['reaction_ms_p99_first_minute']}, last "
+            f"{r['reaction_ms_p99_last_minute']}); rolled p50 {r['rolled_reaction_ms_p50']} ms; timing p50 "
+            f"{r['timing_ms_p50']} ms; stuck {r['stuck_notes']}; ticks {r['ticks_received']}/{r['ticks_sent']}; "
+            f"xruns {r['xruns_clients']} (driver {r['xruns_driver']}); reader late p99 {r['reader_late_ms_p99']} ms")
