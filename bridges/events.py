@@ -69,9 +69,10 @@ def from_midi_bytes(message: list[int] | tuple[int, ...], t: float) -> Event | N
     """Translate one raw MIDI message into an event, or None for the ones riffd ignores.
 
     ``message``: status byte then data bytes, as python-rtmidi delivers them.
-    Raises nothing: a malformed message (wrong length) is ignored, returning None.
+    Raises nothing: a malformed message (wrong length, no status byte, a data byte above
+    127) is ignored, returning None.
     """
-    if not message:
+    if not message or message[0] < 0x80 or any(b > 127 for b in message[1:3]):
         return None
     status = message[0]
     kind, channel = status & 0xF0, status & 0x0F

@@ -46,7 +46,12 @@ class Song:
 
 
 def read_song(path: str | Path) -> Song:
-    """Read ``path``. Raises MidiInputError for unreadable, malformed or note-less files."""
+    """Read ``path``. Raises MidiInputError for unreadable, malformed or note-less files.
+
+    Notes are paired as symusic (so miditok) pairs them: a note-off ends the earliest
+    open note of its channel and pitch (a repeated pitch played legato overlaps), and a
+    note never turned off is dropped.
+    """
     try:
         midi = mido.MidiFile(path)
     except FileNotFoundError:
@@ -72,16 +77,12 @@ def read_song(path: str | Path) -> Song:
                 if not seen_meter:
                     meter, seen_meter = (msg.numerator, msg.denominator), True
             elif msg.type == "note_on" and msg.velocity > 0:
-                key = (msg.channel, msg.note)
-                if key in open_notes:  # a re-strike ends the sounding one
-                    notes.append(_close(open_notes.pop(key), tick))
-                open_notes[key] = (tick, msg.note, msg.velocity, msg.channel)
+                open_notes.setdefault((msg.channel, msg.note), []).append((tick, msg.note, msg.velocity, msg.channel))
             elif msg.type in ("note_off", "note_on"):
-                opened = open_notes.pop((msg.channel, msg.note), None)
+                opened = open_notes.get((msg.channel, msg.note))
                 if opened:
-                    notes.append(_close(opened, tick))
-        notes.extend(_close(o, tick) for o in open_notes.values())  # unterminated: end of track
-        tracks.append(sorted(n for n in notes if n.end > n.start) if notes else [])
+                    notes.append(_close(opened.pop(0), tick))
+        tracks.append(sorted(notes))  # zero-length notes stay: miditok gives them the shortest Duration
     if not any(tracks):
         raise MidiInputError(f"{path}: the file has no notes")
     return Song(midi, midi.ticks_per_beat, tempo, meter, tracks,

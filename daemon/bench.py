@@ -27,14 +27,15 @@ def tokenize(files=(), repeat: int = 3, as_json: bool = False, echo=print) -> di
     items, rejected, identical = [], 0, 0
     for path in paths:
         song = read_song(path)
-        melody = max(range(len(song.tracks)), key=lambda i: len(song.tracks[i]))
+        melody = melody_track_index(song)
         args = (Notes.of(song.tracks[melody]), song.ppqn, song.time_signatures, song.tempos)
         try:
             ids = ours.encode(*args)
         except ValueError:
             rejected += 1
             continue
-        score = symusic.Score(str(path))
+        # miditok encodes the melody track alone (with the tempo and meter events)
+        score = symusic.Score.from_midi(melody_only(song, melody))
         ref = [i for seq in reference.encode(score) for i in seq.ids if i not in chord_ids]
         identical += list(ids) == ref
         items.append((args, score))
@@ -60,6 +61,36 @@ def tokenize(files=(), repeat: int = 3, as_json: bool = False, echo=print) -> di
     if as_json:
         echo(json.dumps(result))
     return result
+
+
+def melody_track_index(song) -> int:
+    """The melody track: the one-voice track with the most notes, else the track with
+    the most notes."""
+    from riffd.bridges.midifile import max_polyphony
+    candidates = [i for i, t in enumerate(song.tracks) if t and max_polyphony(t) == 1] or \
+        [i for i, t in enumerate(song.tracks) if t]
+    return max(candidates, key=lambda i: len(song.tracks[i]))
+
+
+def melody_only(song, melody: int) -> bytes:
+    """The file's bytes with its note events kept only on track ``melody`` (every
+    track's tempo and meter events stay)."""
+    import io
+
+    import mido
+    out = mido.MidiFile(type=1, ticks_per_beat=song.ppqn)
+    for i, track in enumerate(song.midi.tracks):
+        kept, carry = mido.MidiTrack(), 0
+        for msg in track:
+            if i != melody and not msg.is_meta and msg.type in ("note_on", "note_off"):
+                carry += msg.time
+                continue
+            kept.append(msg.copy(time=msg.time + carry))
+            carry = 0
+        out.tracks.append(kept)
+    buffer = io.BytesIO()
+    out.save(file=buffer)
+    return buffer.getvalue()
 
 
 def _compiled() -> bool:

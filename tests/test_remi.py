@@ -224,3 +224,74 @@ def test_token_level_stream_twin_agrees_with_cython_through_rollbacks(tok):
     streams[0].position(tick + 1)
     streams[0].restore(state)
     assert np.array_equal(streams[0].ids(), point_ids)
+
+
+def performance_file(source, out, seed):
+    """A corpus melody played like a person records it (480 PPQN): onsets off the grid,
+    legato that overlaps a repeated pitch (the next note-on comes before the note-off),
+    a doubled note-on, and a few notes never turned off."""
+    rng = random.Random(seed)
+    midi = mido.MidiFile(source)
+    scale = 480 // midi.ticks_per_beat if 480 % midi.ticks_per_beat == 0 else 1
+    out_midi = mido.MidiFile(type=1, ticks_per_beat=midi.ticks_per_beat * scale)
+    for track in midi.tracks:
+        events, tick = [], 0
+        for msg in track:
+            tick += msg.time
+            events.append([tick * scale, msg])
+        notes = [e for e in events if e[1].type in ("note_on", "note_off")]
+        for e in notes:
+            if e[1].type == "note_on" and e[1].velocity > 0:
+                e[0] = max(0, e[0] + rng.randint(-15, 15))
+            elif rng.random() < 0.3:
+                e[0] += rng.randint(60, 400)              # legato: held into the next note
+        ons = [e for e in notes if e[1].type == "note_on" and e[1].velocity > 0]
+        for e in rng.sample(ons, min(2, len(ons))):       # a doubled strike
+            events.append([e[0], e[1].copy()])
+        offs = [e for e in notes if not (e[1].type == "note_on" and e[1].velocity > 0)]
+        for e in rng.sample(offs, min(2, len(offs))):     # never turned off
+            events.remove(e)
+        if ons:                                           # a note-on and note-off at one tick
+            at, msg = ons[len(ons) // 2][0] + 7, ons[len(ons) // 2][1]
+            events += [[at, mido.Message("note_on", channel=msg.channel, note=msg.note, velocity=70)],
+                       [at, mido.Message("note_off", channel=msg.channel, note=msg.note, velocity=0)]]
+        events = sorted((e for e in events if e[1].type != "end_of_track"), key=lambda e: e[0])
+        new, now = mido.MidiTrack(), 0
+        for t, msg in events:
+            new.append(msg.copy(time=t - now))
+            now = t
+        new.append(mido.MetaMessage("end_of_track", time=0))
+        out_midi.tracks.append(new)
+    out_midi.save(out)
+
+
+def test_ids_equal_miditok_on_performance_files(tok, reference, melody_files, tmp_path):
+    """Overlapping notes of one pitch and notes never turned off: read and encoded as
+    miditok (through symusic) does."""
+    compared = 0
+    for i, source in enumerate(melody_files[:60]):
+        path = tmp_path / f"performed-{i}.mid"
+        performance_file(source, path, seed=i)
+        song = read_song(path)
+        try:
+            ids = tok.encode_song(song, 1)
+        except ValueError:
+            continue
+        assert list(ids) == melody_stream(reference, path), path.name
+        compared += 1
+    assert compared >= 50
+
+
+def test_bench_tokenize_compares_the_melody_track_of_multitrack_files(chorale_piece, tmp_path):
+    """A chorale with its chord track and its melody: the melody track, alone, is what
+    miditok encodes; riffd's ids equal those."""
+    import json
+
+    from conftest import run_riffd
+    path = tmp_path / "chorale.mid"
+    chorale_piece.to_midi().save(path)
+    result = run_riffd("bench", "tokenize", str(path), "--repeat", "1", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["files"] == 1 and figures["identical_to_miditok"] == 1
+    assert figures["notes"] == len(chorale_piece.melody)

@@ -1,0 +1,168 @@
+"""Fuzzing with hypothesis: random MIDI messages into the input bridge and the engine,
+random and truncated MIDI files into `riffd render`, random preset TOML.
+
+The number of cases per test is EXAMPLES (the README quotes them)."""
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from riffd.bridges.events import from_midi_bytes
+from riffd.bridges.midi import Stamper
+from riffd.daemon.clock import MidiClock
+from riffd.daemon.engine import Engine
+from riffd.daemon.scheduler import Scheduler
+from riffd.models import load_model
+from riffd.presets import PresetError, load_preset
+
+EXAMPLES = {"messages": 300, "files": 150, "presets": 300}
+FUZZ = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+
+byte = st.integers(0, 255)
+data = st.integers(0, 127)
+channel_message = st.builds(lambda kind, ch, a, b: [kind | ch, a, b], st.sampled_from([0x80, 0x90, 0xA0, 0xB0, 0xE0]),
+                            st.sampled_from([0, 1, 9, 15]), data, data)
+realtime = st.sampled_from([[0xF8], [0xFA], [0xFB], [0xFC], [0xFE], [0xFF]])
+song_position = st.builds(lambda a, b: [0xF2, a, b], data, data)
+sysex = st.lists(data, max_size=20).map(lambda body: [0xF0, *body, 0xF7])
+running_status = st.lists(data, min_size=1, max_size=4)          # data bytes without a status
+truncated = channel_message.flatmap(lambda m: st.integers(0, 2).map(lambda n: m[:n]))
+garbage = st.lists(byte, max_size=8)
+message = st.one_of(channel_message, realtime, song_position, sysex, running_status, truncated, garbage)
+
+
+def balanced(sent) -> bool:
+    sounding = set()
+    for m in sent:
+        if m[0] & 0xF0 == 0x90 and m[2] > 0:
+            if (m[0] & 0x0F, m[1]) in sounding:
+                return False
+            sounding.add((m[0] & 0x0F, m[1]))
+        elif m[0] & 0xF0 == 0x80:
+            sounding.discard((m[0] & 0x0F, m[1]))
+    return not sounding
+
+
+@settings(max_examples=EXAMPLES["messages"], **FUZZ)
+@given(st.lists(st.tuples(message, st.floats(0.0, 0.05)), max_size=120))
+def test_random_midi_messages_never_break_the_bridge_or_the_engine(stream):
+    """Running status, SysEx, truncated messages, channel 10, clocks and song positions in
+    any order: the bridge translates or drops each; the engine never raises, and after
+    the final panic no note is left sounding."""
+    t = [100.0]
+    clock = MidiClock()
+    sent: list[list[int]] = []
+    scheduler = Scheduler(clock, sent.append, now=lambda: t[0])
+    engine = Engine(load_model("rules"), load_preset("pop"), clock, scheduler, seed=1, now=lambda: t[0])
+    stamper = Stamper()
+    for raw, gap in stream:
+        t[0] += gap
+        event = from_midi_bytes(raw, stamper.stamp(gap, t[0]))
+        if event is not None:
+            engine.handle(event)
+        engine.poll(t[0])
+        scheduler.run_due(t[0])
+    assert engine.stats["faults"] == 0
+    scheduler.panic()
+    assert not scheduler.sounding() and balanced(sent)
+
+
+@pytest.fixture(scope="module")
+def good_file(chorale_piece, tmp_path_factory):
+    path = tmp_path_factory.mktemp("fuzz") / "chorale.mid"
+    chorale_piece.to_midi(with_melody=False).save(path)
+    return path.read_bytes()
+
+
+def render_in_process(path: Path, out: Path) -> tuple[int, str]:
+    """`riffd render` through its real entry point, in this process (hypothesis runs it
+    hundreds of times); returns (exit code, stderr)."""
+    from riffd.daemon.cli import main
+    err = io.StringIO()
+    argv = sys.argv
+    sys.argv = ["riffd", "render", str(path), "-o", str(out), "--model", "rules", "--seed", "1"]
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                main()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code or 0
+    finally:
+        sys.argv = argv
+    return code, err.getvalue()
+
+
+@settings(max_examples=EXAMPLES["files"], **FUZZ)
+@given(st.data())
+def test_random_and_truncated_midi_files_exit_2_with_one_line(good_file, data):
+    kind = data.draw(st.sampled_from(["random", "truncated", "corrupted"]))
+    if kind == "random":
+        blob = data.draw(st.binary(max_size=300))
+    elif kind == "truncated":
+        blob = good_file[:data.draw(st.integers(0, len(good_file) - 1))]
+    else:
+        blob = bytearray(good_file)
+        for _ in range(data.draw(st.integers(1, 8))):
+            blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+        blob = bytes(blob)
+    with tempfile.TemporaryDirectory() as folder:
+        path, out = Path(folder) / "in.mid", Path(folder) / "out.mid"
+        path.write_bytes(blob)
+        code, err = render_in_process(path, out)
+        written = sorted(p.name for p in Path(folder).iterdir())
+    assert "Traceback" not in err
+    if code == 0:                       # corrupted yet readable: a full file is written
+        assert written == ["in.mid", "out.mid"]
+    else:
+        assert code == 2, err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("riffd: error:") and "in.mid" in lines[0], err
+        assert written == ["in.mid"]    # nothing written, not even a temporary file
+
+
+toml_key = st.one_of(st.sampled_from(["tempo", "meter", "swing", "scale", "register", "density", "grid",
+                                      "temperature", "top_p", "mode", "model", "channel", "velocity",
+                                      "strike_window_ms", "name"]),
+                     st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12))
+toml_value = st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6, allow_nan=False), st.booleans(),
+                       st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=10), st.lists(st.integers(-200, 200), max_size=3))
+
+
+def toml_line(key, value) -> str:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    elif isinstance(value, list):
+        text = "[" + ", ".join(str(v) for v in value) + "]"
+    else:
+        text = repr(value)
+    return f"{key} = {text}"
+
+
+@settings(max_examples=EXAMPLES["presets"], **FUZZ)
+@given(st.dictionaries(toml_key, toml_value, max_size=6), st.booleans(), st.integers(0, 200))
+def test_random_preset_toml_is_loaded_or_named_by_file_and_key(values, break_it, cut):
+    text = "\n".join(toml_line(k, v) for k, v in values.items()) + "\n"
+    if break_it:
+        text = text[:cut] + "\n= [\n" + text[cut:]      # malformed TOML, wherever it lands
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzzed.toml"
+        path.write_text(text)
+        try:
+            preset = load_preset(path)
+        except PresetError as exc:
+            message = str(exc)
+            assert str(path) in message and "\n" not in message.strip()
+            assert break_it or any(f"'{k}'" in message for k in values), message
+            return
+    assert not break_it                                 # a broken file never loads
+    for key, value in values.items():
+        assert getattr(preset, key) in (value, tuple(value) if isinstance(value, list) else value)
