@@ -104,7 +104,7 @@ class Player:
     from another thread instead races with that thread (thestk/rtmidi issue 352).
     """
 
-    def __init__(self, into: str = "riffd in", record: str = "riffd out"):
+    def __init__(self, into: str = "riffd in", record: str | None = "riffd out"):
         self.received: list[tuple[float, list[int]]] = []
         self._lock = threading.Lock()
         # short GIL turns, so the callback never waits longer than a JACK period
@@ -112,10 +112,12 @@ class Player:
         sys.setswitchinterval(0.0002)
         self.out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="riffd-test-player")
         self.out.open_port(wait_for_port(self.out, into))
-        self.inp = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="riffd-test-recorder")
-        self.inp.open_port(wait_for_port(self.inp, record))
-        self.inp.ignore_types(sysex=True, timing=True, active_sense=True)
-        self.inp.set_callback(self._on_message)
+        self.inp = None
+        if record is not None:  # None: a player that only plays
+            self.inp = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="riffd-test-recorder")
+            self.inp.open_port(wait_for_port(self.inp, record))
+            self.inp.ignore_types(sysex=True, timing=True, active_sense=True)
+            self.inp.set_callback(self._on_message)
 
     def _on_message(self, message_and_delta, _data=None):
         t = time.monotonic()
@@ -133,10 +135,11 @@ class Player:
             return list(self.received)
 
     def close(self):
-        self.inp.cancel_callback()
-        self.inp.close_port()
+        if self.inp is not None:
+            self.inp.cancel_callback()
+            self.inp.close_port()
+            self.inp.delete()
         self.out.close_port()
-        self.inp.delete()
         self.out.delete()
         sys.setswitchinterval(self._switch)
 

@@ -156,6 +156,20 @@ class Lateness:
         return 0.0
 
 
+def jack_server_stamp() -> int | None:
+    """An identity of the running JACK server, or None (no server, or not jack2 on Linux).
+
+    jack2 keeps its engine in the shared-memory segment /dev/shm/jack_<server>_<uid>_0;
+    a restarted server makes a new one, so its inode changes. A client of the old server
+    cannot tell: libjack keeps answering from the stale segment.
+    """
+    name = os.environ.get("JACK_DEFAULT_SERVER", "default")
+    try:
+        return os.stat(f"/dev/shm/jack_{name}_{os.getuid()}_0").st_ino
+    except (OSError, AttributeError):
+        return None
+
+
 class _Port:
     """What an input and an output share: the RtMidi object, the name asked for, and
     reopening after the port or the whole MIDI server went away."""
@@ -167,7 +181,13 @@ class _Port:
         self._midi = _client(self.cls, self._api, client_name, **kw)
         self.port_name = _open(self._midi, self._api, port, self.default, self.direction)
         self.virtual = port is None  # a port of riffd's own, not one found by name
+        self._server = jack_server_stamp() if self._api == rtmidi.API_UNIX_JACK else None
         self._abandoned: list = []
+
+    def server_gone(self) -> bool:
+        """Whether the JACK server this port lives on stopped or restarted (False for
+        other APIs, which survive their server or have none)."""
+        return self._server is not None and jack_server_stamp() != self._server
 
     def sees(self, name: str) -> bool:
         """Whether this client lists a port of the other direction whose name contains
@@ -184,7 +204,11 @@ class _Port:
         if fresh_client:
             self._abandoned.append(self._midi)
             self._midi = _client(self.cls, self._api, self._client_name, **self._kw)
+            if self._server is not None:
+                self._server = jack_server_stamp()
         else:
+            if self._wanted is not None:  # the port must be back before ours is closed
+                _find_port(self._midi.get_ports(), self._wanted, self.direction, "")
             try:
                 self._midi.close_port()
             except (rtmidi.RtMidiError, rtmidi.SystemError):
@@ -258,15 +282,27 @@ class MidiOutput(_Port):
     def __init__(self, api_name: str = "auto", port: str | None = None, client_name: str = "riffd-out"):
         super().__init__(api_name, port, client_name)
         self._lock = threading.Lock()
+        self.suspended = False  # the port is gone: messages are dropped, not queued
+        self.dropped = 0
 
     def send(self, message: list[int]) -> None:
         with self._lock:
+            if self.suspended:
+                self.dropped += 1
+                return
             self._midi.send_message(message)
 
+    def suspend(self) -> None:
+        """Drop messages until ``reopen`` succeeds: with its port or its server gone,
+        RtMidi's JACK output waits for room in a buffer no one drains, forever."""
+        with self._lock:
+            self.suspended = True
+
     def reopen(self, fresh_client: bool = False) -> None:
-        """Open the output again by name (see _Port)."""
+        """Open the output again by name (see _Port); sending resumes."""
         with self._lock:
             self._reopen(fresh_client)
+            self.suspended = False
 
     def close(self) -> None:
         with self._lock:

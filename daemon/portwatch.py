@@ -19,8 +19,9 @@ class PortWatch:
     """Checks the ports every ``period_s`` seconds on its own thread.
 
     A virtual port is seen through the other riffd client (riffd's output client lists
-    'riffd in'); a named port through its own client. When neither client sees anything
-    the server restarted, and both clients are made anew. After a reopen, a
+    'riffd in'); a named port through its own client. When the JACK server stopped or
+    restarted (bridges.midi.jack_server_stamp), or neither client sees anything, the
+    clients are made anew once a server is there. After a reopen, a
     ``Command("panic")`` goes on ``events`` for the engine. ``reconnects`` counts them.
     """
 
@@ -47,21 +48,25 @@ class PortWatch:
                 log.error("port check failed: %s", exc)
 
     def _alive(self, port, other) -> bool:
-        return (other if port.virtual else port).sees(port.port_name)
+        return not port.server_gone() and (other if port.virtual else port).sees(port.port_name)
 
     def check(self) -> None:
         """One round: note vanished ports, reopen those that are back."""
         ports = {"input": (self.midi_in, self.midi_out), "output": (self.midi_out, self.midi_in)}
-        dead = [d for d, (port, other) in ports.items() if not self._alive(port, other)]
+        # a port once lost stays lost until reopened: its name coming back is no connection
+        dead = [d for d, (port, other) in ports.items() if d in self._lost or not self._alive(port, other)]
         for direction in dead:
+            if direction == "output":
+                self.midi_out.suspend()
             if direction not in self._lost:
                 self._lost.add(direction)
                 log.warning("MIDI %s port %r is gone; reconnecting when it is back", direction,
                             ports[direction][0].port_name)
         if not dead:
             return
-        # a dead client lists nothing, not even riffd's own other port
-        fresh = not self.midi_in.sees("") and not self.midi_out.sees("")
+        # the server restarted, or a dead client lists nothing, not even riffd's own port
+        fresh = self.midi_in.server_gone() or self.midi_out.server_gone() or \
+            (not self.midi_in.sees("") and not self.midi_out.sees(""))
         for direction in dead:
             port = ports[direction][0]
             try:

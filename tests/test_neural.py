@@ -265,6 +265,7 @@ def test_render_cli_with_the_shipped_model(tmp_path, chorale_piece):
     assert (tmp_path / "again.mid").read_bytes() == (tmp_path / "onnx.mid").read_bytes()
 
 
+@pytest.mark.openblas
 def test_mlx_binds_cblas_to_openblas():
     """The dynamic loader's own record: MLX's sgemm calls go to OpenBLAS, not the wheel's BLAS."""
     code = ("from riffd.models.blas import use_fast_blas; print(use_fast_blas()); import mlx.core as mx; "

@@ -1,0 +1,161 @@
+"""The daemon keeps playing through faults, over real JACK: a vanished output port, a
+JACK server restart, a corrupt model file, a long fast session with the transformer,
+and a one-minute soak."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+import rtmidi
+
+from riffd.bridges.jackrig import Player, jack_server, play_chords, wait_for_port
+from riffd.daemon.liverig import count_stuck
+
+from conftest import RIFFD, run_riffd
+
+pytestmark = pytest.mark.jack
+C, F, G = (48, 52, 55), (53, 57, 60), (55, 59, 62)
+
+
+class Serve:
+    """`riffd serve` with its log lines collected as they come."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([*RIFFD, "serve", "--midi-api", "jack", *args],
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.wait_for("ready", 60)
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float, count: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while sum(text in line for line in self.lines) < count:
+            assert self.proc.poll() is None or self._reader.is_alive(), "".join(self.lines)
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{''.join(self.lines)}"
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        code = self.proc.wait(15)
+        self._reader.join(5)
+        return code
+
+
+class Synth:
+    """A JACK client with a MIDI input port named like a synth's, recording what comes."""
+
+    def __init__(self, name="riffd-test-synth"):
+        self.received: list[list[int]] = []
+        self.midi = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=name)
+        self.midi.open_virtual_port("synth in")
+        self.midi.set_callback(lambda md, _=None: self.received.append(md[0]))
+
+    def close(self):
+        self.midi.cancel_callback()
+        self.midi.close_port()
+        self.midi.delete()
+
+
+def strike(player, pitches, hold=0.6):
+    for p in pitches:
+        player.send([0x90, p, 90])
+    time.sleep(hold)
+    for p in pitches:
+        player.send([0x80, p, 0])
+
+
+def test_output_port_vanishing_is_logged_and_reconnected_with_a_panic(jack):
+    synth = Synth()
+    serve = Serve("--model", "rules", "--out", "synth in", "--tempo", "200")
+    player = Player(record=None)
+    try:
+        strike(player, C)
+        assert any(m[0] & 0xF0 == 0x90 for m in synth.received)
+        synth.close()                                   # the synth is unplugged
+        serve.wait_for("is gone", 10)
+        strike(player, F, hold=0.3)                     # played while it is away: no crash
+        synth = Synth()                                 # and plugged in again
+        serve.wait_for("reconnected", 10)
+        time.sleep(0.3)
+        assert [0xB1, 123, 0] in synth.received         # the panic on the new connection
+        strike(player, G)
+        assert any(m[0] & 0xF0 == 0x90 for m in synth.received)
+    finally:
+        player.close()
+        code = serve.stop()
+        synth.close()
+    assert code == 0, "".join(serve.lines)
+    log = [line for line in serve.lines if " daemon: " in line]
+    assert all(line.count("\n") == 1 for line in log)
+
+
+def test_jack_server_restart_is_survived():
+    name = f"riffd-restart-{os.getpid()}"
+    with jack_server(name):
+        serve = Serve("--model", "rules", "--tempo", "200")
+        player = Player()
+        strike(player, C, hold=0.3)
+        player.close()
+    try:
+        time.sleep(1.5)                                  # the server is gone for a while
+        with jack_server(name):
+            serve.wait_for("reconnected", 15, count=2)   # input and output
+            player = Player()
+            try:
+                time.sleep(0.3)
+                strike(player, G)
+                messages = player.messages()
+            finally:
+                player.close()
+            assert any(m[0] & 0xF0 == 0x90 for _, m in messages), "".join(serve.lines)
+    finally:
+        code = serve.stop()
+    assert code == 0, "".join(serve.lines)
+
+
+def test_a_corrupt_model_file_falls_back_to_rules_in_one_line(jack, tmp_path):
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(b"not an onnx graph")
+    serve = Serve("--model", str(broken), "--tempo", "200")
+    player = Player()
+    try:
+        strike(player, C)
+        messages = player.messages()
+    finally:
+        player.close()
+        code = serve.stop()
+    warnings = [line for line in serve.lines if "cannot be used" in line]
+    assert len(warnings) == 1 and "model.onnx" in warnings[0] and "rules model plays" in warnings[0]
+    assert any("model rules" in line for line in serve.lines if "ready" in line)
+    assert any(m[0] & 0xF0 == 0x90 for _, m in messages) and code == 0
+
+
+def test_a_minute_at_160_bpm_with_the_transformer_loses_no_clock_and_leaves_nothing_stuck(jack):
+    """Counts, not timings: every clock sent is received, every note-on gets its note-off."""
+    from riffd.daemon.benchlive import session_chords, timeline
+    from riffd.daemon.liverig import run_session
+    events, strikes, ticks = timeline(session_chords(160.0), 160.0, 1.0)
+    run = run_session(["--preset", "pop", "--model", "onnx", "--seed", "1"], events)
+    assert run.returncode == 0, run.log[-2000:]
+    assert run.stats["clock_ticks"] == ticks
+    assert run.stats.get("faults", 0) == 0
+    assert len([m for _, m in run.messages if m[0] & 0xF0 == 0x90]) > 100
+    assert count_stuck(run.messages) == 0
+
+
+def test_a_one_minute_soak_leaves_nothing_stuck_and_never_crashes():
+    result = run_riffd("bench", "soak", "--minutes", "1", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["stuck_notes"] == 0 and figures["crashes"] == 0, figures
+    assert figures["ticks_received"] == figures["ticks_sent"]
+    assert figures["reactions"] > 100
