@@ -225,7 +225,12 @@ class Scheduler:
                 self._cond.notify_all()  # flush() waits for an empty outbox
                 if self._stopping and not self._outbox:
                     return
-                wait = self._decide_due()
+                try:
+                    wait = self._decide_due()
+                except Exception as exc:  # the thread that holds the note-offs must not die
+                    log.error("scheduling failed (%s: %s); going on", type(exc).__name__, exc)
+                    self.stats["faults"] += 1
+                    wait = 0.01
                 if not self._outbox:
                     # clock-driven times move with the tempo: re-check at least every 50 ms
                     self._cond.wait(0.05 if wait is None else min(wait, 0.05))

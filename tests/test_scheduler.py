@@ -90,3 +90,53 @@ def test_thread_sends_and_stops():
         time.sleep(0.01)
     s.stop()
     assert sent == [[0x90, 60, 90], [0x80, 60, 0]]
+
+
+def test_stamps_keep_arrival_times_however_late_the_reader_reads():
+    from riffd.bridges.midi import Stamper
+    stamper = Stamper()
+    # three messages 10 ms apart; the reader reads the first at once, the others 40 ms late
+    assert stamper.stamp(0.0, 5.000) == pytest.approx(5.000)
+    assert stamper.stamp(0.010, 5.050) == pytest.approx(5.010)
+    assert stamper.stamp(0.010, 5.050) == pytest.approx(5.020)
+    # a read with less delay than any before moves the offset (stamps never lie in the future)
+    assert stamper.stamp(0.010, 5.029) == pytest.approx(5.029)
+
+
+def test_one_sending_thread_keeps_ledger_order_and_survives_a_failed_send():
+    import threading
+    import time
+
+    clock = InternalClock(600.0)         # ten beats a second
+    clock.start(time.monotonic())
+    sent, senders, fail = [], set(), [True]
+
+    def send(message):
+        senders.add(threading.current_thread().name)
+        if fail[0] and message[0] & 0xF0 == 0x90:
+            fail[0] = False
+            raise OSError("port vanished")
+        sent.append(message)
+
+    s = Scheduler(clock, send)
+    s.start()
+    try:
+        for i in range(20):
+            s.add(Note(0.5 + i * 0.2, 0.6 + i * 0.2, 60 + i % 3, 90, 0))
+        time.sleep(0.3)
+        s.cut()                          # from this thread: the note-offs still leave from the sender
+        time.sleep(0.5)
+        s.panic()
+        assert s.flush()
+    finally:
+        s.stop()
+    assert senders == {"riffd-scheduler"}
+    assert s.stats["send_errors"] == 1 and s.stats["sent"] == len(sent)
+    sounding = set()
+    for m in sent:                       # never an off before its on, never an on twice
+        if m[0] & 0xF0 == 0x90:
+            assert m[1] not in sounding
+            sounding.add(m[1])
+        elif m[0] & 0xF0 == 0x80:
+            sounding.discard(m[1])
+    assert not sounding and [0xB0, 123, 0] in sent
