@@ -60,7 +60,8 @@ def session_chords(beats: float) -> list[tuple[float, float, tuple[int, ...], bo
 
 def timeline(chords, bpm: float, minutes: float) -> tuple[list, list, int]:
     """(time s, message) events from 0xFA to 0xFC; the strikes as (first key s, last key
-    s, pitches, rolled); and the number of clocks sent."""
+    s, pitches, rolled, index of the first key's event, of the last key's); and the
+    number of clocks sent."""
     spc = 60.0 / bpm / TICK
     ticks = int(minutes * 60.0 / spc)
     events = [(0.0, 0, [0xFA])] + [(i * spc, 1, [0xF8]) for i in range(ticks)]
@@ -68,30 +69,36 @@ def timeline(chords, bpm: float, minutes: float) -> tuple[list, list, int]:
     for start, _, pitches, rolled in chords:
         at = start * 60.0 / bpm
         events += [(at - 0.001, 2, [0x80, p, 0]) for p in held]
-        keys = [(at + (i * ROLL_S if rolled else 0.0), 3, [0x90, p, 80]) for i, p in enumerate(pitches)]
+        # the key's order number rides along, so that its place after sorting is known
+        keys = [(at + (i * ROLL_S if rolled else 0.0), 3, [0x90, p, 80], (len(strikes), i))
+                for i, p in enumerate(pitches)]
         events += keys
         strikes.append((keys[0][0], keys[-1][0], pitches, rolled))
         held = pitches
     end = ticks * spc
     events += [(end, 2, [0x80, p, 0]) for p in held] + [(end + 0.001, 4, [0xFC])]
     events.sort(key=lambda e: (e[0], e[1]))
-    return [(t, m) for t, _, m in events], strikes, ticks
+    where = {e[3]: n for n, e in enumerate(events) if len(e) > 3}
+    strikes = [(f, l, p, r, where[(k, 0)], where[(k, len(p) - 1)]) for k, (f, l, p, r) in enumerate(strikes)]
+    return [(e[0], e[2]) for e in events], strikes, ticks
 
 
-def measure(messages, strikes, bpm: float, t0: float, minutes: float) -> dict:
-    """Reaction and timing per minute, and over the whole session."""
+def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list[float]) -> dict:
+    """Reaction and timing per minute, and over the whole session. Reaction counts from
+    when the key really left (``sent``, monotonic s per timeline event): a benchmark
+    that sends late must not be charged to riffd."""
     spb = 60.0 / bpm
     ons = note_ons(messages)
     on_times = np.array([t for t, _ in ons])
     reactions, rolled_reactions, tones_ok, used = [], [], [], set()
     previous = None
-    for k, (first, last, pitches, rolled) in enumerate(strikes):
+    for k, (first, last, pitches, rolled, first_i, last_i) in enumerate(strikes):
         chord = recognize(pitches)
         if chord is None or chord == previous:
             continue
         previous = chord
-        start = t0 + (last if rolled else first)
-        limit = min(start + spb, t0 + strikes[k + 1][0]) if k + 1 < len(strikes) else start + spb
+        start = sent[last_i if rolled else first_i]
+        limit = min(start + spb, sent[strikes[k + 1][4]]) if k + 1 < len(strikes) else start + spb
         i = int(np.searchsorted(on_times, start))
         if i < len(ons) and ons[i][0] < limit:
             ms = (ons[i][0] - start) * 1000
@@ -134,7 +141,7 @@ def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", 
                 before = server.xruns()
                 run = run_session(["--preset", preset, "--model", model, "--seed", "1"], events)
                 row = {"model": model, "tempo_bpm": bpm, "strikes": len(strikes),
-                       **measure(run.messages, strikes, bpm, run.t0, minutes),
+                       **measure(run.messages, strikes, bpm, run.t0, minutes, run.sent),
                        "stuck_notes": count_stuck(run.messages), "ticks_sent": ticks,
                        "ticks_received": run.stats.get("clock_ticks"),
                        **{f"xruns_{k}": v - before[k] for k, v in server.xruns().items()},

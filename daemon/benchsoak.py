@@ -22,7 +22,8 @@ TEMPO_EVERY_S, STOP_EVERY_S, JUMP_EVERY_S = 20.0, 45.0, 30.0
 
 
 def soak_timeline(minutes: float, rate: float, seed: int) -> tuple[list, list, int]:
-    """(time s, message) events; the strikes as (time s, pitches); clocks sent."""
+    """(time s, message) events; the strikes as (time s, pitches, event index of the
+    first key); clocks sent."""
     rng = random.Random(seed)
     end = minutes * 60.0
     events: list[tuple[float, int, list[int]]] = [(0.0, 0, [0xFA])]
@@ -41,19 +42,22 @@ def soak_timeline(minutes: float, rate: float, seed: int) -> tuple[list, list, i
             events += [(t, 0, [0xFC]), (t + 0.01, 0, [0xF2, sixteenths & 0x7F, sixteenths >> 7]),
                        (t + 0.02, 0, [0xFB])]
             t, next_jump = t + 0.03, next_jump + JUMP_EVERY_S
-    strikes, held, at = [], (), 0.5
+    strikes, held, at = [], (), 0.5  # (time s, pitches); the first key's event index is found below
     qualities = list(QUALITIES)
     while at < end - 0.1:
         root = rng.randrange(12)
         chord = Chord(root, rng.choice(qualities), root)
         pitches = tuple(chord.voicing(48))
         events += [(at - 0.001, 2, [0x80, p, 0]) for p in held]
-        events += [(at, 3, [0x90, p, rng.randrange(40, 120)]) for p in pitches]
+        events += [(at, 3, [0x90, p, rng.randrange(40, 120)], len(strikes)) if i == 0 else
+                   (at, 3, [0x90, p, rng.randrange(40, 120)]) for i, p in enumerate(pitches)]
         strikes.append((at, pitches))
         held, at = pitches, at + rng.expovariate(rate)
     events += [(end, 2, [0x80, p, 0]) for p in held] + [(end + 0.001, 4, [0xFC])]
     events.sort(key=lambda e: (e[0], e[1]))
-    return [(time, m) for time, _, m in events], strikes, ticks
+    where = {e[3]: n for n, e in enumerate(events) if len(e) > 3}
+    strikes = [(at, pitches, where[k]) for k, (at, pitches) in enumerate(strikes)]
+    return [(e[0], e[2]) for e in events], strikes, ticks
 
 
 def soak(minutes: float = 10.0, rate: float = 20.0, model: str = "onnx", preset: str = "pop",
@@ -67,9 +71,9 @@ def soak(minutes: float = 10.0, rate: float = 20.0, model: str = "onnx", preset:
     ons = note_ons(run.messages)
     on_times = np.array([t for t, _ in ons])
     reactions = []
-    for k, (at, _) in enumerate(strikes):
-        start = run.t0 + at
-        limit = run.t0 + strikes[k + 1][0] if k + 1 < len(strikes) else start + 0.5
+    for k, (at, _, index) in enumerate(strikes):
+        start = run.sent[index]  # when the key really left
+        limit = run.sent[strikes[k + 1][2]] if k + 1 < len(strikes) else start + 0.5
         i = int(np.searchsorted(on_times, start))
         if i < len(ons) and ons[i][0] < limit:
             reactions.append((at / 60.0, (ons[i][0] - start) * 1000))

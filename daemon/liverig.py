@@ -25,10 +25,12 @@ STATS_MARK = "stopped after panic; "
 
 @dataclass
 class Run:
-    """One session: what riffd sent (monotonic s, message), when the timeline began, the
-    counts of riffd's last log line, its exit code, and its resident memory (MB) sampled
-    every ``rss_every_s``."""
+    """One session: what riffd sent (monotonic s, message), when each timeline event
+    really left (monotonic s, in timeline order), when the timeline began, the counts of
+    riffd's last log line, its exit code, and its resident memory (MB) sampled every
+    ``rss_every_s``."""
     messages: list
+    sent: list[float]
     t0: float
     stats: dict
     returncode: int | None
@@ -99,7 +101,7 @@ def run_session(serve_args: list[str], events: list[tuple[float, list[int]]], rs
             time.sleep(0.5)
             t0 = time.monotonic() + 0.2
             sampler.start()
-            play_timeline(player, events, t0)
+            sent = play_timeline(player, events, t0)
             sleep_until(t0 + events[-1][0] + 0.5)
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
@@ -121,4 +123,4 @@ def run_session(serve_args: list[str], events: list[tuple[float, list[int]]], rs
     for line in text.splitlines():
         if STATS_MARK in line:
             stats = ast.literal_eval(line.split(STATS_MARK, 1)[1].strip())
-    return Run(messages, t0, stats, proc.returncode, text, samples)
+    return Run(messages, sent, t0, stats, proc.returncode, text, samples)
