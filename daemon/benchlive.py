@@ -15,6 +15,7 @@ records what riffd sends back and reports, per minute and overall:
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def session_chords(beats: float) -> list[tuple[float, float, tuple[int, ...], bo
                 while s < e - 1e-9:
                     out.append((s, min(s + step, e), tuple(p + shift for p in pitches), rolled))
                     s += step
-            offset = out[-1][1] + 2.0  # two beats' rest between pieces
+            offset = math.ceil(out[-1][1]) + 2.0  # two beats' rest; each piece starts on a beat
             if offset >= beats:
                 break
         round_ += 1
