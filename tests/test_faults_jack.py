@@ -43,6 +43,17 @@ class Serve:
             assert time.monotonic() < deadline, f"no {text!r} in:\n{''.join(self.lines)}"
             time.sleep(0.05)
 
+    def settled(self, text: str, quiet: float, timeout: float) -> None:
+        """Wait until no new ``text`` line has come for ``quiet`` seconds."""
+        deadline = time.monotonic() + timeout
+        count, since = -1, time.monotonic()
+        while time.monotonic() - since < quiet:
+            now = sum(text in line for line in self.lines)
+            if now != count:
+                count, since = now, time.monotonic()
+            assert time.monotonic() < deadline, "".join(self.lines)
+            time.sleep(0.05)
+
     def stop(self) -> int:
         self.proc.terminate()
         code = self.proc.wait(15)
@@ -109,6 +120,9 @@ def test_jack_server_restart_is_survived():
         time.sleep(1.5)                                  # the server is gone for a while
         with jack_server(name):
             serve.wait_for("reconnected", 15, count=2)   # input and output
+            # a reconnect made while the old server was still going down is redone
+            # once the new one is seen: play when the ports have settled
+            serve.settled("reconnected", quiet=2.5, timeout=20)
             player = Player()
             try:
                 time.sleep(0.3)
