@@ -22,7 +22,8 @@ import numpy as np
 from riffd.bridges.jackrig import jack_server
 from riffd.music.chords import recognize
 
-from .liverig import TICK, count_stuck, note_ons, percentile, run_session
+from .liverig import (TICK, by_minute, count_stuck, first_on_after, note_ons, percentile, run_session,
+                      sort_timeline)
 
 ROLL_S = 0.006      # a rolled chord: one key every 6 ms, as a hand or a strum plays it
 RESTRIKE_BEATS = 2  # block chords are struck again every two beats while they last
@@ -78,10 +79,9 @@ def timeline(chords, bpm: float, minutes: float) -> tuple[list, list, int]:
         held = pitches
     end = ticks * spc
     events += [(end, 2, [0x80, p, 0]) for p in held] + [(end + 0.001, 4, [0xFC])]
-    events.sort(key=lambda e: (e[0], e[1]))
-    where = {e[3]: n for n, e in enumerate(events) if len(e) > 3}
+    timeline_, where = sort_timeline(events)
     strikes = [(f, l, p, r, where[(k, 0)], where[(k, len(p) - 1)]) for k, (f, l, p, r) in enumerate(strikes)]
-    return [(e[0], e[2]) for e in events], strikes, ticks
+    return timeline_, strikes, ticks
 
 
 def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list[float]) -> dict:
@@ -100,8 +100,8 @@ def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list
         previous = chord
         start = sent[last_i if rolled else first_i]
         limit = min(start + spb, sent[strikes[k + 1][4]]) if k + 1 < len(strikes) else start + spb
-        i = int(np.searchsorted(on_times, start))
-        if i < len(ons) and ons[i][0] < limit:
+        i = first_on_after(on_times, start, limit)
+        if i is not None:
             ms = (ons[i][0] - start) * 1000
             (rolled_reactions if rolled else reactions).append((first / 60.0, ms))
             tones_ok.append(ons[i][1] % 12 in (chord.tones | {p % 12 for p in pitches}))
@@ -109,12 +109,7 @@ def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list
     sixteenth = spb / 4
     timing = [((t - t0) / 60.0, abs((t - t0) / sixteenth - round((t - t0) / sixteenth)) * sixteenth * 1000)
               for i, (t, _) in enumerate(ons) if i not in used]
-    whole = max(1, int(minutes))
-
-    def by_minute(pairs, q):
-        return [percentile([v for m, v in pairs if int(m) == minute], q) for minute in range(whole)]
-
-    react_p99 = by_minute(reactions, 99)
+    react_p99 = by_minute(reactions, 99, minutes)
     return {"chord_changes": len(reactions) + len(rolled_reactions), "notes": len(ons),
             "reaction_ms_p50": percentile([v for _, v in reactions], 50),
             "reaction_ms_p99": percentile([v for _, v in reactions], 99),
@@ -123,7 +118,7 @@ def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list
             "rolled_reaction_ms_p50": percentile([v for _, v in rolled_reactions], 50),
             "rolled_reaction_ms_p99": percentile([v for _, v in rolled_reactions], 99),
             "timing_ms_p50": percentile([v for _, v in timing], 50),
-            "timing_ms_p50_by_minute": by_minute(timing, 50),
+            "timing_ms_p50_by_minute": by_minute(timing, 50, minutes),
             "chord_tone_share": round(float(np.mean(tones_ok)), 3) if tones_ok else None}
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from riffd.bridges.jackrig import jack_server
 from riffd.music.chords import QUALITIES, Chord
 
-from .liverig import TICK, count_stuck, note_ons, percentile, run_session
+from .liverig import TICK, by_minute, count_stuck, first_on_after, note_ons, run_session, sort_timeline
 
 TEMPO_EVERY_S, STOP_EVERY_S, JUMP_EVERY_S = 20.0, 45.0, 30.0
 
@@ -54,10 +54,8 @@ def soak_timeline(minutes: float, rate: float, seed: int) -> tuple[list, list, i
         strikes.append((at, pitches))
         held, at = pitches, at + rng.expovariate(rate)
     events += [(end, 2, [0x80, p, 0]) for p in held] + [(end + 0.001, 4, [0xFC])]
-    events.sort(key=lambda e: (e[0], e[1]))
-    where = {e[3]: n for n, e in enumerate(events) if len(e) > 3}
-    strikes = [(at, pitches, where[k]) for k, (at, pitches) in enumerate(strikes)]
-    return [(e[0], e[2]) for e in events], strikes, ticks
+    timeline, where = sort_timeline(events)
+    return timeline, [(at, pitches, where[k]) for k, (at, pitches) in enumerate(strikes)], ticks
 
 
 def soak(minutes: float = 10.0, rate: float = 20.0, model: str = "onnx", preset: str = "pop",
@@ -74,26 +72,25 @@ def soak(minutes: float = 10.0, rate: float = 20.0, model: str = "onnx", preset:
     for k, (at, _, index) in enumerate(strikes):
         start = run.sent[index]  # when the key really left
         limit = run.sent[strikes[k + 1][2]] if k + 1 < len(strikes) else start + 0.5
-        i = int(np.searchsorted(on_times, start))
-        if i < len(ons) and ons[i][0] < limit:
+        i = first_on_after(on_times, start, limit)
+        if i is not None:
             reactions.append((at / 60.0, (ons[i][0] - start) * 1000))
-    whole = max(1, int(minutes))
-    by_minute = [percentile([v for m, v in reactions if int(m) == k], 99) for k in range(whole)]
+    p99 = by_minute(reactions, 99, minutes)
     after_first = [mb for t, mb in run.rss_mb if t - run.t0 >= 60.0] or [mb for _, mb in run.rss_mb]
     result = {"minutes": minutes, "model": model, "strikes": len(strikes), "strikes_per_s": rate,
               "stuck_notes": count_stuck(run.messages), "crashes": int(run.returncode != 0),
               "exit_code": run.returncode, "faults": run.stats.get("faults", 0),
               "rss_mb_after_first_minute": round(after_first[0], 1) if after_first else None,
               "rss_growth_mb": round(after_first[-1] - after_first[0], 1) if after_first else None,
-              "reaction_ms_p99_first_minute": by_minute[0], "reaction_ms_p99_last_minute": by_minute[-1],
-              "reaction_ms_p99_by_minute": by_minute, "reactions": len(reactions),
+              "reaction_ms_p99_first_minute": p99[0], "reaction_ms_p99_last_minute": p99[-1],
+              "reaction_ms_p99_by_minute": p99, "reactions": len(reactions),
               "ticks_sent": ticks, "ticks_received": run.stats.get("clock_ticks"),
               "xruns_clients": xruns["clients"], "xruns_driver": xruns["driver"], "jack_realtime": server.realtime,
               "reader_late_ms_p99": run.stats.get("reader_late_ms_p99")}
     echo(f"riffd bench soak: {minutes:g} min, {len(strikes)} strikes ({rate:g}/s), model {model}: "
          f"stuck {result['stuck_notes']}, crashes {result['crashes']}, faults {result['faults']}, "
-         f"RSS growth {result['rss_growth_mb']} MB, reaction p99 first minute {by_minute[0]} ms, "
-         f"last {by_minute[-1]} ms; ticks {result['ticks_received']}/{ticks}; xruns {xruns['clients']} (driver {xruns['driver']})")
+         f"RSS growth {result['rss_growth_mb']} MB, reaction p99 first minute {p99[0]} ms, "
+         f"last {p99[-1]} ms; ticks {result['ticks_received']}/{ticks}; xruns {xruns['clients']} (driver {xruns['driver']})")
     if as_json:
         echo(json.dumps(result))
     return result

@@ -93,7 +93,6 @@ class MidiClock:
         self._running = False
         self._skipped = 0           # clocks counted as lost at the last tick (tentative)
         self._off = 0               # consecutive gaps off the fitted period, signed
-        self.received = 0           # 0xF8 messages taken
         self.inferred = 0           # clocks counted as lost
         # the fitted line t = a + s * clocks; s is seconds per clock
         self._line = (0.0, 60.0 / (initial_tempo * PPQN), False)
@@ -143,7 +142,6 @@ class MidiClock:
     def tick(self, t: float) -> None:
         """0xF8 received at monotonic time ``t``."""
         with self._lock:
-            self.received += 1
             if not self._running:
                 return
             if self._await_first:

@@ -63,6 +63,26 @@ def percentile(values, q: float):
     return round(float(np.percentile(values, q)), 2) if len(values) else None
 
 
+def by_minute(pairs, q: float, minutes: float) -> list:
+    """The ``q``-th percentile of the values of each whole minute, from (minute, value)
+    pairs (None for a minute without values)."""
+    return [percentile([v for m, v in pairs if int(m) == k], q) for k in range(max(1, int(minutes)))]
+
+
+def first_on_after(on_times: np.ndarray, start: float, limit: float) -> int | None:
+    """Index of the first note-on at or after ``start`` (s) and before ``limit`` (s)."""
+    i = int(np.searchsorted(on_times, start))
+    return i if i < len(on_times) and on_times[i] < limit else None
+
+
+def sort_timeline(events) -> tuple[list[tuple[float, list[int]]], dict]:
+    """Sort (time s, priority, message[, tag]) events by time, then priority; returns the
+    (time, message) timeline and where each tag landed (tag -> index)."""
+    events = sorted(events, key=lambda e: (e[0], e[1]))
+    where = {e[3]: n for n, e in enumerate(events) if len(e) > 3}
+    return [(e[0], e[2]) for e in events], where
+
+
 def rss_mb(pid: int) -> float | None:
     """Resident memory of process ``pid`` in MB (Linux /proc), or None."""
     try:
