@@ -208,7 +208,8 @@ class _Port:
                 self._server = jack_server_stamp()
         else:
             if self._wanted is not None:  # the port must be back before ours is closed
-                _find_port(self._midi.get_ports(), self._wanted, self.direction, "")
+                label = rtmidi.get_api_display_name(self._midi.get_current_api())
+                _find_port(self._midi.get_ports(), self._wanted, self.direction, label)
             try:
                 self._midi.close_port()
             except (rtmidi.RtMidiError, rtmidi.SystemError):
