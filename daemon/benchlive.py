@@ -115,6 +115,8 @@ def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list
             "reaction_ms_p99": percentile([v for _, v in reactions], 99),
             "reaction_ms_p99_first_minute": react_p99[0], "reaction_ms_p99_last_minute": react_p99[-1],
             "reaction_ms_p99_by_minute": react_p99,
+            # (minute, ms) of the three slowest block-chord answers, to find an outlier's cause
+            "slowest_reactions": [[round(m, 2), round(ms, 2)] for m, ms in sorted(reactions, key=lambda r: r[1])[-3:]],
             "rolled_reaction_ms_p50": percentile([v for _, v in rolled_reactions], 50),
             "rolled_reaction_ms_p99": percentile([v for _, v in rolled_reactions], 99),
             "timing_ms_p50": percentile([v for _, v in timing], 50),

@@ -111,6 +111,11 @@ class ChordCapture:
         """Whether keys are being gathered."""
         return bool(self._strike)
 
+    @property
+    def strike_start(self) -> float | None:
+        """Time of the open strike's first key, or None."""
+        return self._strike[0][0] if self._strike else None
+
     def closes_at(self) -> float | None:
         """When the open strike closes if no key comes, or None."""
         if not self._strike:

@@ -26,7 +26,9 @@ from .clock import InternalClock, MidiClock
 from riffd.presets import Preset
 from .scheduler import Note, Scheduler
 
-HOLD_MS = 15.0
+HOLD_MS = 15.0  # the longest a planned note waits for a strike on its beat
+# A key's way in: one 128-frame JACK period at 48 kHz (2.7 ms) plus the reader's 1 ms poll.
+HOLD_MARGIN_MS = 4.0
 PHASE_GAIN = 0.5  # share of a strike's timing error the internal clock follows
 IDLE_BARS = 2.0  # the player silent this long: accompaniment rests (internal clock: re-anchors)
 DRUM_CHANNEL = 9  # MIDI channel 10: drums are never chords
@@ -46,24 +48,29 @@ class Engine:
 
     ``clock`` is an InternalClock or a MidiClock; ``channel`` is 0-15; ``in_channels``
     the input channels (0-15) whose keys and pedal count, by default all but channel 10;
-    ``now`` returns monotonic seconds. ``stats`` counts chord changes, re-plans, missed
-    deadlines, clock ticks received and faults.
+    ``now`` returns monotonic seconds; ``input_waiting()`` tells whether events wait to
+    be handled (planning ahead then stops between notes). ``stats`` counts chord changes,
+    re-plans, missed deadlines, clock ticks received and faults.
     """
 
     def __init__(self, model: MelodyModel, preset: Preset, clock: InternalClock | MidiClock,
                  scheduler: Scheduler, channel: int | None = None, mode: str | None = None,
                  lookahead: float = 1.0, seed: int | None = None, hold_ms: float = HOLD_MS,
-                 in_channels=ALL_BUT_DRUMS, now=time.monotonic):
+                 in_channels=ALL_BUT_DRUMS, now=time.monotonic, input_waiting=lambda: False):
         self.model, self.preset, self.clock, self.scheduler = model, preset, clock, scheduler
         self.channel = preset.channel - 1 if channel is None else channel
         self.mode = mode or preset.mode
-        self.lookahead, self._now = lookahead, now
-        # A planned note on a beat waits this long for a chord that may be struck on that
-        # beat, so the player's change replaces it instead of following a wrong note.
-        # Only beats where the player has been striking wait (the bar positions of the
-        # last strikes), and a strike of the same chord releases the wait at once.
-        self.hold_s = hold_ms / 1000.0
+        self.lookahead, self._now, self.input_waiting = lookahead, now, input_waiting
+        # A planned note on a beat waits for a chord that may be struck on that beat, so the
+        # player's change replaces it instead of following a wrong note. Only beats where the
+        # player has been striking wait (the bar positions of the last strikes), and only as
+        # long as the player's keys have been coming late (plus their way in), at most
+        # ``hold_ms``. Once a key opens a strike there, notes wait for the strike to close:
+        # a change replaces them, anything else sends them at once.
+        self.max_hold_s = hold_ms / 1000.0
         self._strike_phases: deque[float] = deque(maxlen=8)
+        self._lateness: deque[float] = deque(maxlen=8)  # s after the beat, of the last strikes
+        self._deferred: tuple[float, float] | None = None  # beats whose notes wait for a strike
         self.capture = ChordCapture(window_s=preset.strike_window_ms / 1000.0)
         self.in_channels = frozenset(in_channels)
         self.chord = None
@@ -93,7 +100,10 @@ class Engine:
         if isinstance(event, ev.NoteOn):
             self.last_activity = event.t
             self._interrupt_response(event.t)
+            before = self.capture.strike_start
             self._take(self.capture.note_on(event.pitch, event.t, event.velocity))
+            if self.capture.strike_start != before:
+                self._defer_for_strike(event.t)
         elif isinstance(event, ev.NoteOff):
             self.last_activity = event.t
             self.capture.note_off(event.pitch)
@@ -112,14 +122,45 @@ class Engine:
         elif isinstance(event, ev.Command) and event.name == "panic":
             self.panic()
 
+    def hold_s(self) -> float:
+        """How long (s) a planned note on a striking beat waits: ``HOLD_MARGIN_MS`` plus
+        the 75th percentile of how late the last strikes came, at most ``hold_ms``
+        (``hold_ms`` before any strike)."""
+        if not self._lateness:
+            return self.max_hold_s
+        late = sorted(self._lateness)[(len(self._lateness) - 1) * 3 // 4]
+        return min(self.max_hold_s, HOLD_MARGIN_MS / 1000.0 + late)
+
+    def _beats(self, seconds: float) -> float:
+        return seconds * self.clock.tempo / 60.0
+
+    def _defer_for_strike(self, t: float) -> None:
+        """A key at ``t`` opened a strike near a striking beat: planned notes from there to
+        the end of the strike's window wait for it to close."""
+        if not self.clock.running or self.chord is None:
+            return
+        heard = self.clock.beat_at(t)
+        beat = snap_to_beat(heard, self.preset.strike_tolerance_beats)
+        if beat != round(beat) or round(beat % self.preset.beats_per_bar, 3) not in self._strike_phases:
+            return
+        low, high = heard - self._beats(self.hold_s()), heard + self._beats(self.capture.window_s)
+        self.scheduler.move_pending(low, high, high)
+        self._deferred = (low, high)
+
     def _take(self, outcome) -> None:
-        """Act on a closed strike: a chord change re-plans; a lone key is melody."""
+        """Act on a closed strike: a chord change re-plans; a lone key is melody; notes
+        that waited for the strike go now unless a change replaces them."""
+        if outcome is None:
+            return
+        deferred, self._deferred = self._deferred, None
+        if deferred and not isinstance(outcome, ChordChange) and self.clock.running:
+            self.scheduler.move_pending(*deferred, self.clock.beat_at(self._now()))
         if isinstance(outcome, (ChordChange, Restrike)) and self.clock.running:
-            beat = snap_to_beat(self.clock.beat_at(outcome.t), self.preset.strike_tolerance_beats)
+            heard = self.clock.beat_at(outcome.t)
+            beat = snap_to_beat(heard, self.preset.strike_tolerance_beats)
             self._strike_phases.append(round(beat % self.preset.beats_per_bar, 3))
-            if isinstance(outcome, Restrike):  # the beat's chord is known: held notes go now
-                hold = self.hold_s * self.clock.tempo / 60.0
-                self.scheduler.move_pending(beat, beat + hold, self.clock.beat_at(self._now()))
+            if abs(heard - round(heard)) <= self.preset.strike_tolerance_beats:
+                self._lateness.append(max(0.0, (heard - beat) * 60.0 / self.clock.tempo))
         if isinstance(outcome, ChordChange):
             self._on_chord(outcome)
         elif isinstance(outcome, MelodyKey) and self.clock.running:
@@ -203,30 +244,42 @@ class Engine:
         now_beat = self.clock.beat_at(self._now())
         self._plan(until if until is not None else max(beat, now_beat) + self.lookahead)
 
-    def _plan(self, until: float) -> None:
-        """Generate up to ``until`` (beats) within a sixteenth note's time, and schedule."""
+    def _plan(self, until: float, yielding: bool = False) -> None:
+        """Generate up to ``until`` (beats) within a sixteenth note's time, and schedule.
+        ``yielding``: plan one model step at a time and stop early once events wait, so
+        that planning ahead never delays a key (the next poll plans on)."""
         now = self._now()
         budget = min(0.05, 15.0 / max(self.clock.tempo, 1.0))
         now_beat = self.clock.beat_at(now)
-        hold = self.hold_s * self.clock.tempo / 60.0
         # the budget is compute time, so it is measured on the real monotonic clock
-        for note in self.model.generate(until, deadline_s=time.monotonic() + budget):
-            start = note.start
-            if start < now_beat:  # a reaction to a chord already struck: play it now
-                if note.end - now_beat < 0.1:
-                    continue
-                start = now_beat
-            elif abs(start - round(start)) < 1e-6 and start > self.chord_beat + 1e-6 \
-                    and round(start % self.preset.beats_per_bar, 3) in self._strike_phases:
-                start = min(start + hold, note.end - 1e-3)  # a chord may be struck on this beat
-            self.scheduler.add(Note(start, note.end, note.pitch, note.velocity, self.channel))
-            if start <= now_beat:
-                time.sleep(0)  # a reaction: let the sending thread take the GIL and send it now
-        if self.model.cursor < until - 1e-9:
+        deadline = time.monotonic() + budget
+        while self.model.cursor < until - 1e-9:
+            step = min(until, self.model.cursor + 1e-6) if yielding else until
+            for note in self.model.generate(step, deadline_s=deadline):
+                self._schedule(note, now_beat)
+            if not yielding or self.input_waiting() or time.monotonic() > deadline:
+                break
+        if self.model.cursor < until - 1e-9 and not (yielding and self.input_waiting()):
             self.stats["deadline_misses"] += 1
         # a neural model hands a missed deadline to the rules model and counts it
         self.stats["fallbacks"] = getattr(self.model, "fallbacks", 0)
         self.planned_until = self.model.cursor
+
+    def _schedule(self, note: MelodyNote, now_beat: float) -> None:
+        start = note.start
+        if start < now_beat:  # a reaction to a chord already struck: play it now
+            if note.end - now_beat < 0.1:
+                return
+            start = now_beat
+        elif self._deferred and self._deferred[0] <= start <= self._deferred[1]:
+            start = self._deferred[1]  # a strike is open there: wait for it
+        elif abs(start - round(start)) < 1e-6 and start > self.chord_beat + 1e-6 \
+                and round(start % self.preset.beats_per_bar, 3) in self._strike_phases:
+            # a chord may be struck on this beat
+            start = min(start + self._beats(self.hold_s()), note.end - 1e-3)
+        self.scheduler.add(Note(start, note.end, note.pitch, note.velocity, self.channel))
+        if start <= now_beat:
+            time.sleep(0)  # a reaction: let the sending thread take the GIL and send it now
 
     # -- time passing -----------------------------------------------------------------
     def poll(self, now: float | None = None) -> None:
@@ -262,7 +315,7 @@ class Engine:
             self._resync = False  # after the rules model's step, the model plans again from there
             self._replan(self.planned_until, [ChordAt(self.planned_until, self.chord)])
         elif self.planned_until < beat + self.lookahead:
-            self._plan(beat + self.lookahead + 1.0)
+            self._plan(beat + self.lookahead + 1.0, yielding=True)
 
     def _maybe_answer(self, now: float, beat: float, silent_beats: float, held: bool) -> None:
         if self.responding_until is not None and beat >= self.responding_until:

@@ -51,7 +51,8 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
     scheduler = Scheduler(the_clock, output.send)
     engine = Engine(model, preset, the_clock, scheduler,
                     channel=None if channel is None else channel - 1, mode=mode, seed=seed,
-                    in_channels=ALL_BUT_DRUMS if in_channels is None else {c - 1 for c in in_channels})
+                    in_channels=ALL_BUT_DRUMS if in_channels is None else {c - 1 for c in in_channels},
+                    input_waiting=lambda: not events.empty())
     watch = PortWatch(midi_in, output, events, period_s=watch_s)
 
     def on_signal(signum, _frame):

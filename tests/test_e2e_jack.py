@@ -125,7 +125,7 @@ def test_serve_follows_midi_clock_and_stop_silences(jack):
     ons = [(t, m) for t, m in during if is_on(m)]
     assert len(ons) >= 8
     # notes follow the clock: nine in ten start within 0.3 of a sixteenth (30 ms at 150 BPM)
-    # of the clock's grid, room for the 15 ms hold on beats and two JACK periods; notes
+    # of the clock's grid, room for the hold on beats (at most 15 ms) and two JACK periods; notes
     # placed by a wrong tempo or phase would spread evenly over +-0.5
     errors = sorted(abs((t - t0) / (6 * spc) - round((t - t0) / (6 * spc))) for t, _ in ons)
     assert errors[int(0.9 * len(errors)) - 1] < 0.3, errors

@@ -2,26 +2,32 @@
 from riffd.bridges.events import ClockTick, NoteOff, NoteOn, Transport
 from riffd.music.chords import parse_chord
 from riffd.daemon.clock import PPQN, InternalClock, MidiClock
-from riffd.daemon.engine import Engine
+from riffd.daemon.engine import HOLD_MARGIN_MS, HOLD_MS, Engine
+from riffd.models.protocol import MelodyModel, MelodyNote
 from riffd.presets import load_preset
 from riffd.daemon.scheduler import Scheduler
 from riffd.models import load_model
 
 
 class Rig:
-    def __init__(self, preset="pop", mode=None, clock=None):
-        self.t = 100.0
-        self.sent = []
+    def __init__(self, preset="pop", mode=None, clock=None, model=None, step=0.01, input_waiting=None):
+        self.t, self.step = 100.0, step
+        self.sent, self.started = [], []
         # one beat per second; strong-beat notes always chord tones, so answers are checkable
         self.preset = load_preset(preset).with_values(tempo=60.0, chord_tone_bias=1.0)
         self.clock = clock or InternalClock(60.0)
-        self.scheduler = Scheduler(self.clock, self.sent.append, now=lambda: self.t)
-        self.engine = Engine(load_model("rules"), self.preset, self.clock, self.scheduler,
-                             mode=mode, seed=4, now=lambda: self.t)
+        self.scheduler = Scheduler(self.clock, self.sent.append, now=lambda: self.t, on_note=self._started)
+        self.engine = Engine(model or load_model("rules"), self.preset, self.clock, self.scheduler,
+                             mode=mode, seed=4, now=lambda: self.t,
+                             input_waiting=input_waiting or (lambda: False))
+
+    def _started(self, kind, note, t):
+        if kind == "on":
+            self.started.append((t, note))
 
     def advance(self, to):
-        while self.t < to:
-            self.t = min(to, self.t + 0.01)
+        while self.t < to - 1e-9:
+            self.t = min(to, self.t + self.step)
             self.engine.poll(self.t)
             self.scheduler.run_due(self.t)
 
@@ -170,3 +176,96 @@ def test_drum_channel_and_chosen_channels_are_not_chords():
         rig.engine.handle(NoteOn(rig.t, 3, p, 90))
     rig.advance(101.5)
     assert rig.engine.chord.name == "C" and rig.ons()
+
+
+class EveryBeat(MelodyModel):
+    """A unit-test fake: the chord's root as a quarter note on every beat, one sixteenth
+    per step."""
+    name = "every-beat"
+
+    def _next_notes(self):
+        beat = self.cursor
+        self.cursor += 0.25
+        chord = self.chord_at(beat)
+        on_beat = abs(beat - round(beat)) < 1e-9
+        return [MelodyNote(beat, 1.0, 60 + chord.root, 80)] if chord and on_beat else []
+
+
+def note_ons_between(rig, low, high):
+    """(time s, pitch) of the note-ons riffd sent from ``low`` to ``high`` seconds."""
+    return [(t, n.pitch) for t, n in rig.started if n is not None and low <= t < high]
+
+
+def strike_every_two_beats(rig, name, until_beat):
+    """Strike ``name`` on time on beats 0, 2, ... up to ``until_beat``; returns the keys held."""
+    held = rig.strike(name)
+    for beat in range(2, until_beat + 1, 2):
+        rig.advance(100.0 + beat)
+        held = rig.strike(name, held)
+    rig.advance(100.0 + until_beat + 0.01)
+    return held
+
+
+def test_a_note_on_a_striking_beat_waits_only_for_the_players_strike():
+    rig = Rig(model=EveryBeat(), step=0.001)
+    strike_every_two_beats(rig, "C", 4)  # on time, on beats 0 and 2 of the bar: those wait
+    assert abs(rig.engine.hold_s() - HOLD_MARGIN_MS / 1000) < 1e-6
+    rig.advance(106.0 - 0.002)
+    assert note_ons_between(rig, 105.0, 105.01)       # beat 5: nobody strikes there
+    assert not note_ons_between(rig, 105.5, 106.0)
+    rig.advance(106.002)                # past the note's beat, within the hold: it waits
+    assert not note_ons_between(rig, 106.0, 106.002)
+    rig.t = 106.003                     # the player's first key opens a strike
+    rig.engine.handle(NoteOn(rig.t, 0, 56, 90))
+    rig.advance(106.02)                 # past the hold: the note still waits for the strike
+    assert not note_ons_between(rig, 106.0, 106.02)
+    rig.engine.handle(NoteOn(rig.t, 0, 60, 90))
+    rig.engine.handle(NoteOn(rig.t, 0, 63, 90))
+    rig.advance(106.05)
+    ons = note_ons_between(rig, 106.0, 106.05)
+    assert [p % 12 for _, p in ons] == [8]   # only Ab's root: C's was replaced, never sounded
+
+
+def test_a_restrike_sends_the_waiting_note_at_once():
+    rig = Rig(model=EveryBeat(), step=0.001)
+    held = strike_every_two_beats(rig, "F", 4)
+    rig.advance(106.001)
+    rig.strike("F", held)               # the same chord: the note goes when the strike closes
+    rig.advance(106.01)
+    ons = note_ons_between(rig, 106.0, 106.01)
+    assert [p % 12 for _, p in ons] == [5] and ons[0][0] <= 106.001 + 0.003
+
+
+def test_the_hold_follows_how_late_the_player_strikes():
+    rig = Rig(model=EveryBeat(), step=0.001)
+    held = rig.strike("C")
+    assert rig.engine.hold_s() == HOLD_MS / 1000  # nothing known of the player yet
+    for beat in range(2, 18, 2):        # 8 ms late every time (the internal clock follows half)
+        rig.advance(100.0 + beat + 0.008)
+        held = rig.strike("C", held)
+    assert HOLD_MARGIN_MS / 1000 < rig.engine.hold_s() <= (HOLD_MARGIN_MS + 8.0) / 1000
+    for beat in range(18, 34, 2):       # 100 ms late: the hold stops at its ceiling
+        rig.advance(100.0 + beat + 0.1)
+        held = rig.strike("C", held)
+    assert rig.engine.hold_s() == HOLD_MS / 1000
+
+
+def test_planning_ahead_stops_between_notes_while_events_wait():
+    waiting = [True]                    # keys keep arriving: one model step per poll
+    rig = Rig(model=EveryBeat(), input_waiting=lambda: waiting[0])
+
+    def steps(seconds):
+        grew = []
+        for _ in range(int(seconds / 0.01)):
+            before = rig.engine.planned_until
+            rig.advance(rig.t + 0.01)
+            if before is not None and rig.engine.planned_until != before:
+                grew.append(rig.engine.planned_until - before)
+        return grew
+
+    rig.strike("G")
+    grew = steps(4.0)
+    assert grew and max(grew) == 0.25 and rig.engine.stats["deadline_misses"] == 0
+    assert len(rig.ons()) >= 4          # and the melody plays on
+    waiting[0] = False                  # nothing waits: a poll plans a beat past the lookahead
+    assert max(steps(4.0)) >= 1.0
