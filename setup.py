@@ -10,8 +10,9 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
+# *_np.py files are numpy twins: plain Python, never compiled
 sources = sorted(s for s in glob("cython_ext/*.py") + glob("cython_ext/*.pyx")
-                 if not Path(s).name.startswith("__"))
+                 if not Path(s).name.startswith("__") and not s.endswith("_np.py"))
 extensions = [
     Extension(f"riffd.cython_ext.{Path(src).stem}", [src], include_dirs=[numpy.get_include()],
               extra_compile_args=["-O3"])
