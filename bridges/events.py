@@ -56,10 +56,12 @@ class SongPosition:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A request from a control surface (OSC): ``name`` such as "panic", ``args`` a tuple."""
+    """A request from a control surface (OSC): ``name`` such as "panic" or "param/swing",
+    ``args`` a tuple, ``source`` the (host, port) to answer, or None."""
     t: float
     name: str
     args: tuple = ()
+    source: tuple | None = None
 
 
 Event = NoteOn | NoteOff | Control | ClockTick | Transport | SongPosition | Command

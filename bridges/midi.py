@@ -202,10 +202,16 @@ class _Port:
         server restarted, so the old client is left as it is (deleting a client of a dead
         JACK server crashes libjack) and a new one is made. Raises PortError."""
         if fresh_client:
+            before = jack_server_stamp() if self._server is not None else None
+            if self._server is not None and before is None:
+                raise PortError("the JACK server is not running")
             self._abandoned.append(self._midi)
             self._midi = _client(self.cls, self._api, self._client_name, **self._kw)
             if self._server is not None:
-                self._server = jack_server_stamp()
+                # a server that stopped or restarted while the client was made leaves it dead too
+                if jack_server_stamp() != before:
+                    raise PortError("the JACK server restarted while riffd reconnected")
+                self._server = before
         else:
             if self._wanted is not None:  # the port must be back before ours is closed
                 label = rtmidi.get_api_display_name(self._midi.get_current_api())

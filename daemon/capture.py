@@ -144,6 +144,11 @@ class ChordCapture:
             return self._close()
         return None
 
+    def close(self):
+        """Close the open strike now (its keys are all in: a chord sent whole); returns
+        its outcome or None."""
+        return self._close() if self._strike else None
+
     def _close(self):
         strike, self._strike = self._strike, []
         self._strike_id += 1

@@ -74,6 +74,24 @@ def bench_generate(models, runs, replans, preset, as_json):
     generate(models.split(","), runs=runs, replans=replans, preset=preset, as_json=as_json, echo=click.echo)
 
 
+@bench.command("osc")
+@click.option("--models", default="rules,markov,onnx", show_default=True)
+@click.option("--changes", type=click.IntRange(10, 100000), default=500, show_default=True,
+              help="Chord changes sent per model, one per beat.")
+@click.option("--tempo", type=click.FloatRange(20, 400), default=160.0, show_default=True)
+@click.option("--preset", default="pop", show_default=True)
+@click.option("--runs", type=click.IntRange(0, 200), default=10, show_default=True,
+              help="Timed /riffd/generate 16 round trips (onnx).")
+@json_option
+def bench_osc(models, changes, tempo, preset, runs, as_json):
+    """Reaction over OSC on loopback per model, and the /riffd/generate 16 round trip."""
+    from .benchosc import osc
+    preset_or_exit(preset)
+    check_models(models.split(","))
+    osc(models.split(","), changes=changes, tempo=tempo, preset=preset, runs=runs, as_json=as_json,
+        echo=click.echo)
+
+
 @bench.command("blas")
 @click.option("--steps", type=click.IntRange(1, 1000), default=20, show_default=True, help="Training steps timed.")
 @json_option

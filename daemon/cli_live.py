@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from riffd.bridges.midi import PortError
+from riffd.bridges.midi import APIS, PortError
 from riffd.bridges.midifile import MidiInputError
 
 from .logs import LEVELS
@@ -20,11 +20,12 @@ MODEL_HELP = "rules, markov, mlx, onnx, onnx-int8 or a model path [preset's]."
 @click.option("--preset", default="pop", show_default=True, help="Bundled preset name or TOML path.")
 @click.option("--model", "model_name", default=None, help=MODEL_HELP)
 @click.option("--mode", type=click.Choice(["accompany", "call-response"]), default=None, help="[preset's]")
-@api_option
+@click.option("--midi-api", type=click.Choice([*APIS, "none"]), default="auto", show_default=True,
+              help="MIDI backend of python-rtmidi; none: no MIDI ports (OSC only).")
 @click.option("--in", "in_port", default=None, help="Existing input port (name or unique part) [virtual 'riffd in'].")
 @click.option("--out", "out_port", default=None, help="Existing output port [virtual 'riffd out'].")
-@click.option("--clock", type=click.Choice(["internal", "midi"]), default="internal", show_default=True,
-              help="Keep time by --tempo, or follow MIDI clock on the input.")
+@click.option("--clock", type=click.Choice(["internal", "midi", "link"]), default="internal", show_default=True,
+              help="Keep time by --tempo, follow MIDI clock on the input, or join an Ableton Link session.")
 @click.option("--tempo", type=click.FloatRange(20, 400), default=None, help="BPM for the internal clock [preset's].")
 @click.option("--channel", type=click.IntRange(1, 16), default=None, help="Melody MIDI channel [preset's].")
 @click.option("--in-channel", "in_channel", default="default", show_default=True,
@@ -32,9 +33,17 @@ MODEL_HELP = "rules, markov, mlx, onnx, onnx-int8 or a model path [preset's]."
 @click.option("--seed", type=int, default=None, help="Random seed for repeatable answers.")
 @click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True,
               help="One-line logs on stderr: time, level, room, message.")
+@click.option("--osc-port", type=click.IntRange(0, 65535), default=None,
+              help="Listen for OSC on this UDP port (0: any free one) [no OSC].")
+@click.option("--osc-host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--osc-allow", default=None,
+              help="Senders that may talk to riffd: addresses or networks, comma-separated "
+                   "[127.0.0.0/8 on loopback, everyone otherwise].")
+@click.option("--osc-reply", default=None, help="host:port for every OSC reply [the sender].")
 def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, channel, in_channel, seed,
-          log_level):
-    """Answer chords played on the input with melody on the output, live."""
+          log_level, osc_port, osc_host, osc_allow, osc_reply):
+    """Answer chords played on the input (or sent over OSC) with melody, live."""
     import logging
 
     from . import logs
@@ -42,17 +51,52 @@ def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, c
     logs.setup(log_level)
     the_preset = preset_or_exit(preset)
     in_channels = parse_channels(in_channel)
+    osc = osc_options(osc_port, osc_host, osc_allow, osc_reply)
+    if midi_api == "none" and osc is None:
+        raise BadInput("--midi-api none needs --osc-port: riffd would have no way in")
     model = model_or_rules(model_name or the_preset.model, logging.getLogger("riffd.daemon").warning)
     try:
         run(the_preset, model, mode=mode, midi_api=midi_api, in_port=in_port, out_port=out_port,
-            clock=clock, tempo=tempo, channel=channel, seed=seed, in_channels=in_channels)
+            clock=clock, tempo=tempo, channel=channel, seed=seed, in_channels=in_channels, osc=osc)
     except PortError as exc:
         raise BadInput(str(exc)) from None
+    except OSError as exc:
+        raise BadInput(f"cannot listen for OSC on {osc_host}:{osc_port}: {exc.strerror or exc}") from None
     # The panic is sent and the ports are closed. Skip interpreter teardown: garbage-collecting
     # RtMidi/JACK objects at exit crashed about 1 run in 20 (SIGSEGV in the final GC pass).
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def osc_options(port, host, allow, reply):
+    """serve's OSC settings, or None without --osc-port; raises BadInput for a bad
+    network or host:port."""
+    from riffd.bridges.osc import parse_networks
+    from riffd.models import load_model
+
+    from .serve import OscOptions
+    if port is None:
+        return None
+    try:
+        networks = parse_networks(allow.split(",")) if allow else None
+        target = None
+        if reply:
+            reply_host, _, reply_port = reply.rpartition(":")
+            target = (reply_host or "127.0.0.1", int(reply_port))
+            if not 0 < target[1] < 65536:
+                raise ValueError(f"port {target[1]} is outside 1..65535")
+    except ValueError as exc:
+        raise BadInput(f"bad --osc-allow or --osc-reply: {exc}") from None
+    return OscOptions(port, host, networks, target, load_model)
+
+
+@click.command("osc-help")
+@click.option("--markdown", is_flag=True, help="The README's Markdown table.")
+def osc_help(markdown):
+    """The OSC addresses riffd takes and sends, with their arguments."""
+    from riffd.bridges.osctable import help_table
+    click.echo(help_table(markdown))
 
 
 @click.command()
@@ -102,4 +146,4 @@ def demo(out_dir, model_name, seed):
     run_demo(out_dir, model_name, seed, echo=click.echo)
 
 
-COMMANDS = (serve, ports, render, demo)
+COMMANDS = (serve, ports, render, demo, osc_help)

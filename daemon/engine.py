@@ -81,6 +81,7 @@ class Engine:
         self.responding_until: float | None = None
         self.stats = Counter()
         self._resync = False  # the rules model played the last step: the model re-plans after it
+        self.seed = seed
         model.start(Context(preset, seed=seed))
         self._spare = RulesModel()
         self._spare.start(Context(preset, seed=seed))
@@ -121,6 +122,14 @@ class Engine:
                 self._restart()
         elif isinstance(event, ev.Command) and event.name == "panic":
             self.panic()
+
+    def close_strike(self) -> None:
+        """The open strike's keys are all in (a chord sent whole, over OSC): close it now
+        instead of waiting for more keys. Never raises (see handle)."""
+        try:
+            self._take(self.capture.close())
+        except Exception as exc:
+            self._fault(exc)
 
     def hold_s(self) -> float:
         """How long (s) a planned note on a striking beat waits: ``HOLD_MARGIN_MS`` plus
@@ -210,6 +219,47 @@ class Engine:
         self.scheduler.panic()
         self.planned_until = None
         self.responding_until = None
+
+    # -- control (OSC) ----------------------------------------------------------------
+    def reconfigure(self, preset: Preset | None = None, model: MelodyModel | None = None,
+                    mode: str | None = None) -> None:
+        """Play on with a new preset, model or mode. Parameters that keep the preset's meter
+        and style take effect from the next planned note; anything else starts the model
+        afresh from the next grid step, over the chord sounding."""
+        fresh = model is not None or (preset is not None and (
+            preset.meter != self.preset.meter or preset.style != self.preset.style))
+        if preset is not None:
+            self.preset = preset
+            self.capture.window_s = preset.strike_window_ms / 1000.0
+            if not fresh:
+                self.model.preset = self._spare.preset = preset
+        if mode is not None:
+            self.mode, self.call, self.responding_until = mode, Call(), None
+        if model is not None:
+            self.model = model
+        if fresh:
+            beat = self.clock.beat_at(self._now())
+            start = math.ceil(beat * self.preset.grid) / self.preset.grid
+            chords = [ChordAt(start, self.chord)] if self.chord is not None else []
+            for m in (self.model, self._spare):
+                m.start(Context(self.preset, seed=self.seed, start_beat=start, chords=chords))
+            self.scheduler.cancel_from(start)
+            self.planned_until = None
+
+    def locate(self, kind: str, t: float, beat: float = 0.0) -> None:
+        """Transport of the internal clock at ``t`` (s): "start" runs from beat 0,
+        "continue" from where it stopped, "position" from ``beat``, "stop" stops and
+        silences. Raises ValueError with a MIDI clock (the DAW's transport rules)."""
+        if not isinstance(self.clock, InternalClock):
+            raise ValueError("the clock follows MIDI clock: use the DAW's transport")
+        if kind == "stop":
+            self.panic()
+            self.clock.stop(t)
+            return
+        at = {"start": 0.0, "continue": self.clock.beat_at(t), "position": beat}[kind]
+        self._restart()
+        self.clock.start(t, at)
+        self.last_activity = t  # a started clock is not an idle one
 
     # -- chords ---------------------------------------------------------------------
     def _on_chord(self, change: ChordChange) -> None:

@@ -1,8 +1,9 @@
 """`riffd serve`: wire MIDI ports, clock, engine and scheduler, and run until a signal.
 
-Threads: the MIDI input's reader (bridges/midi.py), the engine on the main thread (so
-SIGINT/SIGTERM land between events), the scheduler's sending thread, and the port
-watch. Whatever ends the loop, the finally-block sends a panic before the ports close,
+Threads: the MIDI input's reader (bridges/midi.py) and the OSC reader (bridges/osc.py),
+the engine on the main thread (so SIGINT/SIGTERM land between events; it also applies
+OSC commands, daemon/control.py), the scheduler's sending thread, the port watch, and
+the OSC phrase worker. Whatever ends the loop, the finally-block sends a panic before the ports close,
 so no note is left sounding. The last log line gives the session's counts.
 """
 from __future__ import annotations
@@ -13,11 +14,17 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
 
+from riffd.bridges.events import Command
 from riffd.bridges.midi import MidiInput, MidiOutput
+from riffd.bridges.osc import OscBridge
 from riffd.presets import Preset
 
 from .clock import InternalClock, MidiClock
+from .control import Control
 from .engine import ALL_BUT_DRUMS, Engine
 from .portwatch import PortWatch
 from .scheduler import Scheduler
@@ -26,34 +33,70 @@ POLL_S = 0.001  # how often the engine looks ahead when no event arrives
 log = logging.getLogger("riffd.daemon")
 
 
+@dataclass
+class OscOptions:
+    """``riffd serve``'s OSC settings: ``allow`` networks (None: the bridge's default),
+    ``reply`` a (host, port) for every reply, ``load(name)`` a model loader for
+    /riffd/model and /riffd/generate."""
+    port: int
+    host: str = "127.0.0.1"
+    allow: list | None = None
+    reply: tuple[str, int] | None = None
+    load: Callable | None = None
+
+
 def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "auto",
           in_port: str | None = None, out_port: str | None = None, clock: str = "internal",
           tempo: float | None = None, channel: int | None = None, seed: int | None = None,
-          in_channels=None, stop: threading.Event | None = None, watch_s: float = 1.0) -> Engine:
+          in_channels=None, stop: threading.Event | None = None, watch_s: float = 1.0,
+          osc: OscOptions | None = None) -> Engine:
     """Run the live daemon until ``stop`` is set or SIGINT/SIGTERM arrives.
 
     ``channel`` is 1-16; ``in_channels`` the input channels (1-16) that count, by
-    default all but 10 (drums); ``watch_s`` how often the ports are checked (s). Raises
-    PortError (before anything runs) for ports that cannot be opened. Returns the
-    engine (its ``stats``) after the final panic.
+    default all but 10 (drums); ``watch_s`` how often the ports are checked (s);
+    ``midi_api`` "none" opens no MIDI port (OSC only). Raises PortError (before anything
+    runs) for ports that cannot be opened, OSError for an OSC port that cannot be bound.
+    Returns the engine (its ``stats``) after the final panic.
     """
     # Shorter GIL turns let the scheduler thread send on time while the engine generates.
     sys.setswitchinterval(0.0005)
     stop = stop or threading.Event()
     events: queue.Queue = queue.Queue()
-    output = MidiOutput(midi_api, out_port)
+    output = midi_in = bridge = None
     try:
-        midi_in = MidiInput(events, midi_api, in_port)
+        if midi_api != "none":
+            output = MidiOutput(midi_api, out_port)
+            midi_in = MidiInput(events, midi_api, in_port)
+        if osc is not None:
+            bridge = OscBridge(events, osc.host, osc.port, osc.allow, osc.reply)
     except Exception:
-        output.close()
+        for port in (midi_in, output):
+            if port is not None:
+                port.close()
         raise
-    the_clock = InternalClock(tempo or preset.tempo) if clock == "internal" else MidiClock()
-    scheduler = Scheduler(the_clock, output.send)
+    if clock == "link":
+        from .linkclock import LinkClock
+        the_clock = LinkClock(tempo or preset.tempo, preset.beats_per_bar)
+    else:
+        the_clock = InternalClock(tempo or preset.tempo) if clock == "internal" else MidiClock()
+    started = Counter()
+
+    def on_note(kind, note, t):
+        if kind == "on":
+            started["notes"] += 1
+            if bridge is not None:  # live notes to OSC as flat tuples makenote takes
+                ms = (the_clock.time_at(note.end) - the_clock.time_at(note.start)) * 1000.0
+                bridge.send("/riffd/note", [note.pitch, note.velocity, max(1, round(ms))])
+
+    scheduler = Scheduler(the_clock, output.send if output else (lambda message: None), on_note=on_note)
     engine = Engine(model, preset, the_clock, scheduler,
                     channel=None if channel is None else channel - 1, mode=mode, seed=seed,
                     in_channels=ALL_BUT_DRUMS if in_channels is None else {c - 1 for c in in_channels},
                     input_waiting=lambda: not events.empty())
-    watch = PortWatch(midi_in, output, events, period_s=watch_s)
+    control = None if bridge is None else Control(
+        engine, bridge, events, clock, osc.load or _no_loader, lambda: started["notes"],
+        propose_tempo=the_clock.set_tempo if clock == "link" else None)
+    watch = PortWatch(midi_in, output, events, period_s=watch_s) if midi_in else None
 
     def on_signal(signum, _frame):
         stop.set()
@@ -63,10 +106,15 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
     scheduler.start()
-    watch.start()
-    log.info("ready: in %r, out %r (%s); preset %s, model %s, mode %s, clock %s%s. Ctrl-C stops.",
-             midi_in.port_name, output.port_name, midi_api, preset.name, model.name, engine.mode, clock,
-             "" if clock == "midi" else f" {the_clock.tempo:g} BPM")
+    if watch:
+        watch.start()
+    where = (f"in {midi_in.port_name!r}, out {output.port_name!r} ({midi_api})" if midi_in else "no MIDI ports")
+    if bridge:
+        where += f"; OSC on {bridge.address[0]}:{bridge.address[1]}"
+    log.info("ready: %s; preset %s, model %s, mode %s, clock %s%s. Ctrl-C stops.", where, preset.name,
+             model.name, engine.mode, clock, "" if clock == "midi" else f" {the_clock.tempo:g} BPM")
+    if clock == "link":
+        log.info("Link: %d other peer(s) in the session, quantum %g beats", the_clock.peers, the_clock.quantum)
     try:
         while not stop.is_set():
             try:
@@ -74,34 +122,47 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
             except queue.Empty:
                 event = None
             while event is not None:  # the whole burst first: a chord's keys come together
-                engine.handle(event)
+                if control is not None and isinstance(event, Command) and event.name != "panic":
+                    control.handle(event)
+                else:
+                    engine.handle(event)
                 try:
                     event = events.get_nowait()
                 except queue.Empty:
                     event = None
             engine.poll(time.monotonic())
     finally:
-        watch.stop()
+        if watch:
+            watch.stop()
         scheduler.panic()
         scheduler.stop()
-        midi_in.close()
-        output.close()
+        for part in (control, bridge, midi_in, output, the_clock if clock == "link" else None):
+            if part is not None:
+                part.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        stats = session_stats(engine, scheduler, midi_in, watch)
+        stats = session_stats(engine, scheduler, midi_in, watch, bridge)
         log.info("stopped after panic; %s", stats)
     return engine
 
 
-def session_stats(engine: Engine, scheduler: Scheduler, midi_in: MidiInput, watch: PortWatch) -> dict:
+def _no_loader(name: str):
+    raise ValueError(f"this riffd cannot load models ({name!r})")
+
+
+def session_stats(engine: Engine, scheduler: Scheduler, midi_in: MidiInput | None, watch: PortWatch | None,
+                  bridge: OscBridge | None = None) -> dict:
     """The session's counts: the engine's stats, clock ticks received and inferred as
-    lost, messages sent and failed, reconnects, and how late the input reader woke (ms:
-    the longest the GIL was held elsewhere)."""
+    lost, messages sent and failed, reconnects, how late the input reader woke (ms: the
+    longest the GIL was held elsewhere), and OSC datagrams received, dropped and refused."""
     stats = dict(engine.stats)
     if isinstance(engine.clock, MidiClock):
         stats["clock_ticks_inferred"] = engine.clock.inferred
-    stats.update(midi_messages_in=midi_in.received, sent=scheduler.stats["sent"],
-                 send_errors=scheduler.stats["send_errors"], reconnects=watch.reconnects,
-                 reader_late_ms_p99=midi_in.lateness.percentile(99),
-                 reader_late_ms_max=round(midi_in.lateness.max_ms, 2))
+    stats.update(sent=scheduler.stats["sent"], send_errors=scheduler.stats["send_errors"])
+    if midi_in is not None:
+        stats.update(midi_messages_in=midi_in.received, reconnects=watch.reconnects,
+                     reader_late_ms_p99=midi_in.lateness.percentile(99),
+                     reader_late_ms_max=round(midi_in.lateness.max_ms, 2))
+    if bridge is not None:
+        stats.update({f"osc_{k}": v for k, v in bridge.counts.items()})
     return stats

@@ -1,0 +1,113 @@
+"""`riffd bench osc`: riffd serve over OSC on loopback, measured from the sender's side.
+
+For each model, one `riffd serve --midi-api none --osc-port ...` plays a session: the
+chords of real tunes (the latency benchmark's folk tunes with chord symbols) sent as
+``/riffd/chord`` datagrams, one on every beat at ``tempo``. Reaction is the time from
+sending a chord's datagram to the first ``/riffd/note`` that arrives after it (before the
+next chord); notes planned on a beat wait for the beat's strike, so the first note after
+a strike is its answer. Then, with onnx, ``/riffd/generate 16`` over the first 16 chord
+names of the demo chorale is timed from sending to ``/riffd/done``, next to `riffd bench
+generate`'s in-process 16-bar onnx time measured in the same run.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from riffd.bridges.jackrig import sleep_until
+from riffd.music.chords import recognize
+
+from .liverig import percentile
+from .oscrig import serve_osc
+
+WARMUP = 8  # chords sent before measuring: imports, first model calls
+
+
+def chord_stream(count: int) -> list[tuple[int, ...]]:
+    """``count`` chords (MIDI pitches) of real tunes, no chord the same as the one before."""
+    from .benchlive import session_chords
+    out: list[tuple[int, ...]] = []
+    beats = 256.0
+    while len(out) < count:
+        for _, _, pitches, _ in session_chords(beats):
+            if recognize(pitches) is not None and (not out or recognize(out[-1]) != recognize(pitches)):
+                out.append(tuple(pitches))
+        beats *= 2
+    return out[:count]
+
+
+def reactions(model: str, chords, tempo: float, preset: str) -> tuple[list[float], int]:
+    """Milliseconds from each chord's datagram to riffd's first note after it; and how
+    many chords got no note before the next one."""
+    spb = 60.0 / tempo
+    with tempfile.TemporaryDirectory() as tmp, \
+            serve_osc(Path(tmp) / "serve.log", "--model", model, "--preset", preset, "--tempo", str(tempo),
+                      "--seed", "1") as (client, inbox, _, _):
+        sent = []
+        t0 = time.monotonic() + 0.3
+        for k, pitches in enumerate(chords):
+            sleep_until(t0 + k * spb)
+            sent.append(time.monotonic())
+            client.send_message("/riffd/chord", list(pitches))
+        sleep_until(t0 + len(chords) * spb + 0.2)
+        with inbox.lock:
+            ons = np.array([t for t, a, _ in inbox.arrivals if a == "/riffd/note"])
+    out, missed = [], 0
+    for k in range(WARMUP, len(sent)):
+        end = sent[k + 1] if k + 1 < len(sent) else sent[k] + spb
+        i = int(np.searchsorted(ons, sent[k]))
+        if i < len(ons) and ons[i] < end:
+            out.append(1000.0 * (ons[i] - sent[k]))
+        else:
+            missed += 1
+    return out, missed
+
+
+def generate_round_trip(names: list[str], runs: int, preset: str) -> list[float]:
+    """Milliseconds from ``/riffd/generate 16 names...`` to ``/riffd/done`` (onnx)."""
+    with tempfile.TemporaryDirectory() as tmp, \
+            serve_osc(Path(tmp) / "serve.log", "--model", "onnx", "--preset", preset, "--seed", "1") \
+            as (client, inbox, _, _):
+        out = []
+        for k in range(runs + 1):  # the first loads the phrase worker's model: not timed
+            done = len(inbox.messages("/riffd/done"))
+            t = time.monotonic()
+            client.send_message("/riffd/generate", [16, *names])
+            if not inbox.wait("/riffd/done", since=done, timeout=30):
+                raise RuntimeError("no /riffd/done within 30 s")
+            with inbox.lock:
+                arrived = [a for a, addr, _ in inbox.arrivals if addr == "/riffd/done"][done]
+            if k:
+                out.append(1000.0 * (arrived - t))
+        return out
+
+
+def osc(models=("rules", "markov", "onnx"), changes: int = 500, tempo: float = 160.0, preset: str = "pop",
+        runs: int = 10, as_json: bool = False, echo=print) -> dict:
+    """Run the benchmark; echo a line per model and, with ``as_json``, one JSON object.
+    Raises RuntimeError if riffd serve does not start."""
+    from .benchgen import generate, progression
+    chords = chord_stream(changes + WARMUP)
+    result = {"changes": changes, "tempo_bpm": tempo, "preset": preset, "models": {}}
+    for model in models:
+        ms, missed = reactions(model, chords, tempo, preset)
+        row = {"osc_reaction_ms_p50": percentile(ms, 50), "osc_reaction_ms_p99": percentile(ms, 99),
+               "osc_reaction_ms_max": percentile(ms, 100), "answered": len(ms), "unanswered": missed}
+        result["models"][model] = row
+        echo(f"{model:9} reaction p50 {row['osc_reaction_ms_p50']} ms, p99 {row['osc_reaction_ms_p99']} ms, "
+             f"max {row['osc_reaction_ms_max']} ms; {len(ms)} answered, {missed} unanswered")
+    if "onnx" in models and runs:
+        names = [c.chord.name for c in progression()][:16]
+        trips = generate_round_trip(names, runs, "folk")
+        result["osc_generate16_ms"] = round(float(np.median(trips)), 2)
+        reference = generate(("onnx",), runs=runs, replans=0, preset="folk", echo=lambda *_: None)
+        result["generate16_ms_in_process"] = reference["onnx_16bar_ms"]
+        echo(f"/riffd/generate 16 round trip (onnx): {result['osc_generate16_ms']} ms median of {runs}; "
+             f"bench generate in-process 16 bars: {result['generate16_ms_in_process']} ms")
+    if as_json:
+        echo(json.dumps(result))
+    return result

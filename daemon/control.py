@@ -1,0 +1,226 @@
+"""OSC control: the Commands of the OSC bridge applied to a live session, and replies.
+
+Runs on the engine's thread (serve's loop hands it every Command but panic). Chords
+sent by pitch or name are struck as keys held until the next chord, so they go through
+the same capture as played ones. ``/riffd/generate`` renders a phrase on the phrase
+worker's thread with a model of its own (loaded once per name), so the live melody never
+waits for it. A command riffd cannot follow (a bad preset name, a parameter out of
+range, a tempo under MIDI clock) is answered with ``/riffd/error`` and changes nothing.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from riffd.bridges import events as ev
+from riffd.bridges.osc import OscBridge
+from riffd.bridges.osctable import OSC_CHANNEL
+from riffd.models.protocol import ChordAt, Context, MelodyModel
+from riffd.music.chords import parse_chord, recognize
+from riffd.presets import Preset, load_preset
+
+from .clock import InternalClock
+
+log = logging.getLogger("riffd.daemon")
+MAX_PHRASE_CHORDS = 256
+
+
+@dataclass
+class PhraseJob:
+    """One ``/riffd/generate``: ``chords`` as (beat, Chord) from beat 0, ``bars`` long."""
+    id: int
+    preset: Preset
+    model: str
+    chords: list
+    bars: int
+    seed: int | None
+    to: tuple | None
+
+
+def progression(names: list[str], bars: int, beats_per_bar: float) -> list[tuple[float, object]]:
+    """(beat, Chord) for chord ``names``: one bar each, repeated to fill ``bars``; more
+    names than bars share the phrase evenly. Raises ValueError for an unknown name."""
+    chords = [parse_chord(n) for n in names]
+    span = beats_per_bar if len(chords) <= bars else bars * beats_per_bar / len(chords)
+    total = bars * beats_per_bar
+    return [(k * span, chords[k % len(chords)]) for k in range(int(math.ceil(total / span - 1e-9)))]
+
+
+def played(chords: list[tuple[float, object]], tempo: float, bars: int, beats_per_bar: float):
+    """(beat, Chord) from chords sent live at times (s): spaced by ``tempo``, snapped to
+    beats, starting at beat 0, repeated to fill ``bars`` bars."""
+    t0 = chords[0][0]
+    timeline = []
+    for t, chord in chords:
+        beat = round((t - t0) * tempo / 60.0)
+        if timeline and timeline[-1][0] >= beat:
+            timeline[-1] = (timeline[-1][0], chord)
+        else:
+            timeline.append((float(beat), chord))
+    total = bars * beats_per_bar
+    span = max(beats_per_bar, math.ceil((timeline[-1][0] + 1) / beats_per_bar) * beats_per_bar)
+    out, offset = [], 0.0
+    while offset < total:
+        out += [(offset + b, c) for b, c in timeline if offset + b < total]
+        offset += span
+    return out
+
+
+class PhraseWorker:
+    """Renders phrases on its own thread and sends them through ``osc``.
+
+    ``load(name)`` returns a started-fresh MelodyModel for a model name (raises on a bad
+    one); models are kept per name.
+    """
+
+    def __init__(self, osc: OscBridge, load: Callable[[str], MelodyModel]):
+        self.osc, self.load = osc, load
+        self.models: dict[str, MelodyModel] = {}
+        self.jobs: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="riffd-phrases", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            try:
+                self.render(job)
+            except Exception as exc:  # a bad model or preset: answer, keep serving
+                self.osc.send("/riffd/error", ["/riffd/generate", f"{type(exc).__name__}: {exc}"], job.to)
+
+    def render(self, job: PhraseJob) -> list:
+        """Generate ``job`` and send it: /riffd/phrase, the notes (bundled), /riffd/done."""
+        model = self.models.get(job.model)
+        if model is None:
+            model = self.models[job.model] = self.load(job.model)
+        end = job.bars * job.preset.beats_per_bar
+        model.start(Context(job.preset, seed=job.seed, chords=[ChordAt(b, c) for b, c in job.chords]))
+        notes = [n for n in model.generate(end) if n.start < end]
+        messages = [("/riffd/phrase", [job.id, len(notes)])]
+        messages += [("/riffd/phrase/note", [job.id, n.pitch, n.velocity, round(n.start, 4),
+                                             round(min(n.end, end) - n.start, 4)]) for n in notes]
+        self.osc.send_many(messages, job.to)
+        self.osc.send("/riffd/done", [job.id], job.to)
+        return notes
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self._thread.join(timeout=5.0)
+
+
+class Control:
+    """Applies OSC Commands to ``engine``; ``clock_name`` is "internal", "midi" or
+    "link"; ``load(name)`` loads a model (raises ValueError or OSError on a bad name) on a
+    thread of its own, which puts a "model/loaded" Command on ``events`` (the engine's
+    queue) when done; ``notes_sent()`` counts melody notes started; ``propose_tempo``
+    takes /riffd/tempo instead of the internal clock (Link)."""
+
+    def __init__(self, engine, osc: OscBridge, events, clock_name: str, load: Callable[[str], MelodyModel],
+                 notes_sent: Callable[[], int], propose_tempo: Callable[[float], None] | None = None):
+        self.engine, self.osc, self.events, self.clock_name, self.load = engine, osc, events, clock_name, load
+        self.notes_sent, self.propose_tempo = notes_sent, propose_tempo
+        self.model_name = engine.model.name
+        self.held: list[int] = []                     # keys of the last OSC chord
+        self.sent_chords: list[tuple[float, object]] = []  # (t, Chord) since the last generate
+        self.phrases = PhraseWorker(osc, load)
+        self._ids = itertools.count(1)
+
+    def handle(self, command: ev.Command) -> None:
+        """Apply one command; a refusal is answered with /riffd/error."""
+        try:
+            self._apply(command)
+        except Exception as exc:  # a bad name or value, or a model that fails to load: answer, play on
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if not isinstance(exc, (ValueError, OSError)):
+                log.error("OSC /riffd/%s failed (%s: %s)", command.name, type(exc).__name__, reason)
+            self.osc.send("/riffd/error", [f"/riffd/{command.name}", reason], command.source)
+
+    def _apply(self, c: ev.Command) -> None:
+        e, name = self.engine, c.name
+        if name in ("chord", "chord/name"):
+            chord = parse_chord(c.args[0]) if name == "chord/name" else recognize(c.args)
+            self.strike(chord.voicing() if name == "chord/name" else list(c.args), c.t)
+            if chord is not None and len(self.sent_chords) < MAX_PHRASE_CHORDS:
+                self.sent_chords.append((c.t, chord))
+        elif name in ("play", "stop", "continue", "position"):
+            e.locate({"play": "start"}.get(name, name), c.t, *(c.args or ()))
+        elif name == "tempo":
+            self.tempo(c.args[0], c.t)
+        elif name == "preset":
+            e.reconfigure(preset=load_preset(c.args[0]))
+        elif name == "model":  # loading takes a while: on a thread, then back through the queue
+            threading.Thread(target=self._load, args=(c,), name="riffd-model-load", daemon=True).start()
+        elif name == "model/loaded":
+            e.reconfigure(model=c.args[1])
+            self.model_name = c.args[0]
+        elif name == "mode":
+            if c.args[0] not in ("accompany", "call-response"):
+                raise ValueError(f"unknown mode {c.args[0]!r}: accompany or call-response")
+            e.reconfigure(mode=c.args[0])
+        elif name.startswith("param/"):
+            key, value = name.split("/", 1)[1], c.args[0]
+            if key in ("register_low", "register_high"):
+                low, high = e.preset.register
+                key, value = "register", [round(value), high] if key == "register_low" else [low, round(value)]
+            e.reconfigure(preset=e.preset.with_values(**{key: value}))
+        elif name == "generate":
+            self.generate(c)
+        elif name == "status":
+            self.osc.send("/riffd/status/reply", self.status(), c.source)
+        elif name == "panic":
+            e.panic()
+        else:
+            raise ValueError(f"no such command {name!r}")
+
+    def _load(self, c: ev.Command) -> None:
+        try:
+            model = self.load(c.args[0])
+        except Exception as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.osc.send("/riffd/error", ["/riffd/model", reason], c.source)
+            return
+        self.events.put(ev.Command(c.t, "model/loaded", (c.args[0], model), c.source))
+
+    def tempo(self, bpm: float, t: float) -> None:
+        """The internal clock's tempo, or a proposal to the Link session; a MIDI clock
+        refuses (ValueError)."""
+        if self.propose_tempo is not None:
+            self.propose_tempo(bpm)
+        elif isinstance(self.engine.clock, InternalClock):
+            self.engine.clock.set_tempo(bpm, t)
+        else:
+            raise ValueError("the clock follows MIDI clock: set the tempo in the DAW")
+
+    def strike(self, pitches: list[int], t: float) -> None:
+        """Release the last OSC chord's keys and strike ``pitches`` at ``t``."""
+        for p in self.held:
+            self.engine.handle(ev.NoteOff(t, OSC_CHANNEL, p))
+        for p in pitches:
+            self.engine.handle(ev.NoteOn(t, OSC_CHANNEL, p, 80))
+        self.engine.close_strike()  # a chord sent whole: no key is still on its way
+        self.held = list(pitches)
+
+    def generate(self, c: ev.Command) -> None:
+        bars, names = c.args[0], list(c.args[1:])
+        preset = self.engine.preset
+        if names:
+            chords = progression(names, bars, preset.beats_per_bar)
+        elif self.sent_chords:
+            chords = played(self.sent_chords, self.engine.clock.tempo, bars, preset.beats_per_bar)
+        else:
+            raise ValueError("no chords: send /riffd/chord first, or give chord names")
+        self.sent_chords = []
+        job = PhraseJob(next(self._ids), preset, self.model_name, chords, bars, self.engine.seed, c.source)
+        self.phrases.jobs.put(job)
+
+    def status(self) -> list:
+        e = self.engine
+        return [self.model_name, e.preset.name, round(float(e.clock.tempo), 3), self.clock_name,
+                int(self.notes_sent()), int(e.stats.get("deadline_misses", 0))]
+
+    def close(self) -> None:
+        self.phrases.close()

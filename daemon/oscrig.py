@@ -1,0 +1,99 @@
+"""What the OSC benchmark and tests share: `riffd serve` on OSC alone as a subprocess,
+and a UDP socket that collects every datagram it sends back, parsed by python-osc."""
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from pythonosc import osc_packet
+from pythonosc.udp_client import SimpleUDPClient
+
+RIFFD = [sys.executable, "-c", "from riffd.daemon.cli import main; main()"]
+
+
+def free_port() -> int:
+    """A UDP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Inbox:
+    """A UDP socket on 127.0.0.1 (``port``) collecting every datagram: ``datagrams`` as
+    (size in bytes, [(address, params)]) and ``arrivals`` as (monotonic s, address, params)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.datagrams: list[tuple[int, list]] = []
+        self.arrivals: list[tuple[float, str, list]] = []
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="osc-inbox", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, _ = self.sock.recvfrom(70000)
+            except socket.timeout:
+                continue
+            t = time.monotonic()
+            messages = [(m.message.address, list(m.message.params)) for m in osc_packet.OscPacket(data).messages]
+            with self.lock:
+                self.datagrams.append((len(data), messages))
+                self.arrivals += [(t, a, p) for a, p in messages]
+
+    def messages(self, address: str | None = None) -> list[tuple[str, list]]:
+        with self.lock:
+            return [(a, p) for _, a, p in self.arrivals if address is None or a == address]
+
+    def wait(self, address: str, count: int = 1, timeout: float = 5.0, since: int = 0) -> list:
+        """Messages to ``address`` after the first ``since``, once ``count`` are there (or
+        the timeout passed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.messages(address)[since:]
+            if len(found) >= count:
+                return found
+            time.sleep(0.002)
+        return self.messages(address)[since:]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@contextlib.contextmanager
+def serve_osc(log: Path, *args, ready_timeout: float = 60.0):
+    """`riffd serve --midi-api none` on a free OSC port with ``args``, replying to an
+    Inbox; yields (python-osc client, inbox, port, process). Raises RuntimeError if it
+    does not start; on leaving, stops it with SIGTERM."""
+    inbox, port = Inbox(), free_port()
+    with open(log, "w") as err:
+        proc = subprocess.Popen([*RIFFD, "serve", "--midi-api", "none", "--osc-port", str(port),
+                                 "--osc-reply", f"127.0.0.1:{inbox.port}", *args], stderr=err)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while "ready" not in Path(log).read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"riffd serve did not start: {Path(log).read_text()[-800:]}")
+            time.sleep(0.05)
+        yield SimpleUDPClient("127.0.0.1", port), inbox, port, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        inbox.close()
