@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all demo test install build clean jackd blas lock
+.PHONY: all demo test install build clean jackd blas lock bench fluidsynth
 
 all: build
 
@@ -52,6 +52,17 @@ jackd:
 
 test: build jackd
 	$(BIN)/python -m pytest -q
+
+# FluidSynth and a General MIDI SoundFont: the reference `riffd bench synth` compares with.
+fluidsynth:
+	@command -v fluidsynth >/dev/null 2>&1 && ls /usr/share/sounds/sf2/*.sf2 >/dev/null 2>&1 || { \
+	  echo "installing fluidsynth and fluid-soundfont-gm (the synth benchmark's reference)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fluidsynth fluid-soundfont-gm >/dev/null; }
+
+bench: build jackd fluidsynth
+	$(BIN)/riffd bench synth --json
+	$(BIN)/riffd bench folder --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info cython_ext/*.so cython_ext/*.c demo-out

@@ -92,6 +92,35 @@ def bench_osc(models, changes, tempo, preset, runs, as_json):
         echo=click.echo)
 
 
+@bench.command("synth")
+@click.option("--minutes", type=click.FloatRange(0.1, 60), default=4.0, show_default=True,
+              help="Length of the piece (real tunes' chords and a melody).")
+@click.option("--repeat", type=click.IntRange(1, 20), default=3, show_default=True, help="Timed runs (best kept).")
+@click.option("--limit", "limit_s", type=click.FloatRange(1, 3600), default=300.0, show_default=True,
+              help="Seconds after which a FluidSynth run is stopped.")
+@json_option
+def bench_synth(minutes, repeat, limit_s, as_json):
+    """Realtime factor of riffd's synthesizer, and of FluidSynth on the same MIDI file."""
+    from .benchsynth import synth
+    synth(minutes, repeat=repeat, limit_s=limit_s, as_json=as_json, echo=click.echo)
+
+
+@bench.command("folder")
+@click.option("--models", default="rules,onnx", show_default=True)
+@click.option("--jobs", "jobs", default="1,2", show_default=True, help="Worker counts to time.")
+@click.option("--files", "count", type=click.IntRange(1, 10000), default=40, show_default=True)
+@json_option
+def bench_folder(models, jobs, count, as_json):
+    """Files per second through the watched folder (MIDI, WAV, PNG, report), per model and --jobs."""
+    from .benchfolder import folder
+    check_models(models.split(","))
+    try:
+        counts = [int(j) for j in jobs.split(",")]
+    except ValueError:
+        raise BadInput(f"--jobs {jobs!r}: give worker counts such as 1,2") from None
+    folder(models.split(","), counts, count, as_json=as_json, echo=click.echo)
+
+
 @bench.command("blas")
 @click.option("--steps", type=click.IntRange(1, 1000), default=20, show_default=True, help="Training steps timed.")
 @json_option

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -41,8 +42,10 @@ MODEL_HELP = "rules, markov, mlx, onnx, onnx-int8 or a model path [preset's]."
               help="Senders that may talk to riffd: addresses or networks, comma-separated "
                    "[127.0.0.0/8 on loopback, everyone otherwise].")
 @click.option("--osc-reply", default=None, help="host:port for every OSC reply [the sender].")
+@click.option("--watch", "watch_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also render chord files dropped into DIR/inbox/ (see riffd watch).")
 def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, channel, in_channel, seed,
-          log_level, osc_port, osc_host, osc_allow, osc_reply):
+          log_level, osc_port, osc_host, osc_allow, osc_reply, watch_dir):
     """Answer chords played on the input (or sent over OSC) with melody, live."""
     import logging
 
@@ -55,13 +58,25 @@ def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, c
     if midi_api == "none" and osc is None:
         raise BadInput("--midi-api none needs --osc-port: riffd would have no way in")
     model = model_or_rules(model_name or the_preset.model, logging.getLogger("riffd.daemon").warning)
+    stop, folder = threading.Event(), None
+    if watch_dir is not None:  # the folder's workers are processes of their own: the live loop never waits
+        from .cli_folder import watch_options
+        from .watch import watch as watch_folder
+        options = watch_options(preset, model_name, seed, False)
+        folder = threading.Thread(target=watch_folder, args=(watch_dir, options), name="riffd-watch", daemon=True,
+                                  kwargs={"stop": stop, "echo": logging.getLogger("riffd.watch").info})
+        folder.start()
     try:
         run(the_preset, model, mode=mode, midi_api=midi_api, in_port=in_port, out_port=out_port,
-            clock=clock, tempo=tempo, channel=channel, seed=seed, in_channels=in_channels, osc=osc)
+            clock=clock, tempo=tempo, channel=channel, seed=seed, in_channels=in_channels, osc=osc, stop=stop)
     except PortError as exc:
         raise BadInput(str(exc)) from None
     except OSError as exc:
         raise BadInput(f"cannot listen for OSC on {osc_host}:{osc_port}: {exc.strerror or exc}") from None
+    finally:
+        stop.set()
+        if folder is not None:
+            folder.join(timeout=30)
     # The panic is sent and the ports are closed. Skip interpreter teardown: garbage-collecting
     # RtMidi/JACK objects at exit crashed about 1 run in 20 (SIGSEGV in the final GC pass).
     sys.stdout.flush()
@@ -122,14 +137,18 @@ def ports(midi_api):
 @click.option("--model", "model_name", default=None, help=MODEL_HELP)
 @click.option("--seed", type=int, default=None, help="Random seed: the same seed gives the same file.")
 @click.option("--chord-track", type=int, default=None, help="Index of the chord track [most polyphonic].")
-def render(in_path, output, preset, model_name, seed, chord_track):
+@click.option("--wav", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a WAV preview of chords and melody (44.1 kHz, the preset's [synth]).")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a piano roll of chords and melody.")
+def render(in_path, output, preset, model_name, seed, chord_track, wav, png):
     """Write IN.mid plus a melody track 'riffd melody' to a type-1 MIDI file."""
     from .render import render_file
     the_preset = preset_or_exit(preset)
     output = output or in_path.with_name(in_path.stem + "-riffd.mid")
     try:
         report = render_file(in_path, output, the_preset, model_or_exit(model_name or the_preset.model),
-                             seed=seed, chord_track=chord_track)
+                             seed=seed, chord_track=chord_track, wav=wav, png=png)
     except MidiInputError as exc:
         raise BadInput(str(exc)) from None
     click.echo(report.summary())

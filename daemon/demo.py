@@ -28,9 +28,11 @@ def run_demo(out_dir: str | Path = "demo-out", model_name: str = "onnx", seed: i
         chords_mid = out / f"{piece.name}-chords.mid"
         write_atomic(piece.to_midi(with_melody=False), chords_mid)
         report = render_file(chords_mid, out / f"{piece.name}-riffd.mid", load_preset(preset_name),
-                             load_or_fallback(model_name, warn=echo), seed=seed)
+                             load_or_fallback(model_name, warn=echo), seed=seed,
+                             wav=out / f"{piece.name}-riffd.wav", png=out / f"{piece.name}-riffd.png")
         reports.append(report)
-        echo(f"{label}\n  input:  {chords_mid}\n  output: {report.summary()}")
+        echo(f"{label}\n  input:  {chords_mid}\n  output: {report.summary()}\n"
+             f"  preview: {out / (piece.name + '-riffd.wav')}, {out / (piece.name + '-riffd.png')}")
         song = read_song(report.output)
         echo(f"  {len(song.tracks)} tracks, {song.ppqn} PPQN, {song.tempo:g} BPM, "
              f"{song.meter[0]}/{song.meter[1]}; preset {preset_name}, model {model_name}, seed {seed}")

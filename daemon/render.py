@@ -1,10 +1,10 @@
 """Batch rendering: a MIDI file's chord track in, the same file plus a melody track out."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from riffd.bridges.midifile import (Song, find_chord_track, free_channel, read_song, with_melody,
+from riffd.bridges.midifile import (MidiInputError, Song, find_chord_track, free_channel, read_song, with_melody,
                                     write_atomic)
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
 
@@ -64,26 +64,58 @@ def chord_tone_share(notes: list[MelodyNote], chord_at) -> float:
 
 
 def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyModel,
-                seed: int | None = None, chord_track: int | None = None, source: str = "") -> RenderReport:
-    """Render ``song`` to ``out_path`` (type-1 MIDI, written atomically).
+                seed: int | None = None, chord_track: int | None = None, source: str = "",
+                wav: str | Path | None = None, png: str | Path | None = None,
+                continue_melody: bool = False) -> RenderReport:
+    """Render ``song`` to ``out_path`` (type-1 MIDI, written atomically), and with
+    ``wav`` / ``png`` a WAV preview (44.1 kHz, the preset's [synth] patches) and a
+    piano roll of chords and melody.
 
-    Raises MidiInputError when the song has no usable chord track.
+    ``continue_melody``: the song's melody track (the one-voice track with the most
+    notes besides the chord track) is the model's context, and riffd's melody starts
+    where it ends. Raises MidiInputError when the song has no usable chord track (or,
+    with ``continue_melody``, no melody track).
     """
     index = find_chord_track(song, chord_track, source)
     preset = preset.with_values(meter=list(song.meter), tempo=min(400.0, max(20.0, song.tempo)))
     chords = chord_timeline(song.tracks[index], song.ppqn, preset.strike_tolerance_beats)
     end = song.length_ticks / song.ppqn
-    model.start(Context(preset, seed=seed, start_beat=chords[0].beat if chords else 0.0, chords=chords))
+    given = given_melody(song, index, source) if continue_melody else []
+    start = max((n.end for n in given), default=chords[0].beat if chords else 0.0)
+    model.start(Context(preset, seed=seed, start_beat=start, chords=chords, notes=given))
     notes = [n if n.end <= end else MelodyNote(n.start, end - n.start, n.pitch, n.velocity)
              for n in model.generate(end) if n.start < end]
     channel = free_channel(song, preset.channel - 1)
     write_atomic(with_melody(song, notes, channel), out_path)
-    return RenderReport(Path(out_path), index, channel,
-                        [(c.beat, c.chord.name) for c in chords if c.chord],
-                        notes, chord_tone_share(notes, model.chord_at))
+    names = [(c.beat, c.chord.name) for c in chords if c.chord]
+    if wav is not None:
+        from .audio import render_parts, song_parts, write_wav
+        write_wav(render_parts(song_parts(song, notes, preset, index)), wav)
+    if png is not None:
+        from .pianoroll import piano_roll
+        tracked = [(n.start / song.ppqn, n.end / song.ppqn, n.pitch) for n in song.tracks[index]]
+        piano_roll(png, tracked, [(n.start, n.end, n.pitch) for n in notes], names, preset.beats_per_bar,
+                   title=f"{Path(source or out_path).name}: {model.name}, preset {preset.name}")
+    return RenderReport(Path(out_path), index, channel, names, notes, chord_tone_share(notes, model.chord_at))
+
+
+def given_melody(song: Song, chord_track: int, source: str = "") -> list[MelodyNote]:
+    """The song's melody as MelodyNotes in beats: the track besides ``chord_track`` that
+    plays one note at a time (overlaps of a few ticks allowed) and has the most notes.
+    Raises MidiInputError if there is none."""
+    from riffd.bridges.midifile import max_polyphony
+    tolerance = song.ppqn // 16  # a sung or played line overlaps itself by a few ticks
+    candidates = [k for k, t in enumerate(song.tracks) if t and k != chord_track
+                  and max_polyphony([replace(n, end=max(n.start, n.end - tolerance)) for n in t]) <= 1]
+    if not candidates:
+        raise MidiInputError(f"{source or 'the file'}: no melody track to continue (one voice, besides the chords)")
+    track = song.tracks[max(candidates, key=lambda k: len(song.tracks[k]))]
+    return [MelodyNote(n.start / song.ppqn, (n.end - n.start) / song.ppqn, n.pitch, n.velocity) for n in track]
 
 
 def render_file(in_path: str | Path, out_path: str | Path, preset: Preset, model: MelodyModel,
-                seed: int | None = None, chord_track: int | None = None) -> RenderReport:
-    """Read ``in_path`` and render it; raises MidiInputError for bad input (no output written)."""
-    return render_song(read_song(in_path), out_path, preset, model, seed, chord_track, str(in_path))
+                seed: int | None = None, chord_track: int | None = None, wav: str | Path | None = None,
+                png: str | Path | None = None) -> RenderReport:
+    """Read ``in_path`` and render it (see render_song); raises MidiInputError for bad
+    input (no output written)."""
+    return render_song(read_song(in_path), out_path, preset, model, seed, chord_track, str(in_path), wav, png)

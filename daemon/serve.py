@@ -8,6 +8,7 @@ so no note is left sounding. The last log line gives the session's counts.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import signal
@@ -105,6 +106,11 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
+    # Everything loaded so far lives as long as the session: move it out of the garbage
+    # collector's reach, so a full collection (20 ms over the ~30,000 objects of a loaded
+    # model) never stalls an answer (gc.freeze, CPython 3.7+).
+    gc.collect()
+    gc.freeze()
     scheduler.start()
     if watch:
         watch.start()

@@ -60,9 +60,9 @@ class RulesModel(MelodyModel):
         # align to the grid (after a rollback the cursor may sit off it)
         end = max(pos + 1e-6, math.floor(end / step + 1e-6) * step) if end - pos > step else end
         self.cursor = end
-        if self.chord_at(pos) is None or (strength(pos, p.beats_per_bar) < 2
+        if self.chord_at(pos) is None or (not self.changes_at(pos) and strength(pos, p.beats_per_bar) < 2
                                           and self.rng.random() < 0.08):
-            return []  # no chord yet, or an occasional rest on a weak position
+            return []  # no chord yet, or an occasional rest on a weak position (never on a change)
         shift = swing_offset(pos, p.grid, p.swing)
         velocity = note_velocity(p.velocity, strength(pos, p.beats_per_bar), int(self.rng.integers(-4, 5)))
         duration = max(step * 0.25, (end - pos - shift) * 0.92)

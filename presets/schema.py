@@ -11,9 +11,33 @@ import tomllib
 from dataclasses import field, make_dataclass, replace
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 
 SCALES = ("major", "minor", "dorian", "mixolydian", "blues", "pentatonic", "harmonic_minor")
 MODES = ("accompany", "call-response")
+TIMBRES = ("sine", "saw", "square", "organ", "epiano")  # cython_ext/synth.py's oscillators
+# [synth.<role>] key -> (type, low, high, help); the roles are the WAV preview's two parts.
+SYNTH_SPEC: dict[str, tuple] = {
+    "timbre": (str, TIMBRES, None, "oscillator"),
+    "attack_ms": (float, 0.1, 5000.0, "attack time (ms)"),
+    "decay_ms": (float, 0.1, 10000.0, "decay time (ms)"),
+    "sustain": (float, 0.0, 1.0, "sustain level (share of the peak)"),
+    "release_ms": (float, 0.1, 10000.0, "release time after the note-off (ms)"),
+    "cutoff_hz": (float, 20.0, 24000.0, "low-pass cutoff (Hz; at 0.45 x the sample rate or above: none)"),
+    "resonance": (float, 0.5, 12.0, "low-pass Q"),
+    "pan": (float, -1.0, 1.0, "stereo position, -1 left to 1 right"),
+    "gain": (float, 0.0, 2.0, "level (linear)"),
+}
+SYNTH_DEFAULTS = {
+    "melody": {"timbre": "saw", "attack_ms": 4.0, "decay_ms": 250.0, "sustain": 0.6, "release_ms": 120.0,
+               "cutoff_hz": 3200.0, "resonance": 1.4, "pan": 0.25, "gain": 0.5},
+    "chords": {"timbre": "epiano", "attack_ms": 3.0, "decay_ms": 900.0, "sustain": 0.45, "release_ms": 300.0,
+               "cutoff_hz": 24000.0, "resonance": 0.707, "pan": -0.25, "gain": 0.3},
+}
+
+
+def _frozen_synth(tables: dict) -> MappingProxyType:
+    return MappingProxyType({role: MappingProxyType(dict(values)) for role, values in tables.items()})
 
 
 class PresetError(ValueError):
@@ -42,12 +66,36 @@ SPEC: dict[str, tuple] = {
     "style": (str, None, None, "pop", "style token given to the model"),
     "velocity": (int, 1, 127, 90, "base note-on velocity"),
     "channel": (int, 1, 16, 2, "MIDI channel of the melody (1-16)"),
+    "synth": (dict, None, None, _frozen_synth(SYNTH_DEFAULTS),
+              "the WAV preview's patches: tables [synth.melody] and [synth.chords] (keys below)"),
 }
 
 
 def _default(key):
     value = SPEC[key][3]
     return tuple(value) if isinstance(value, list) else value
+
+
+def _validate_synth(value, where: str) -> MappingProxyType:
+    """A [synth] table: sub-tables per role, each key checked against SYNTH_SPEC; keys
+    not given keep their defaults."""
+    if not isinstance(value, dict):
+        raise PresetError(f"{where}: key 'synth': expected a table with [synth.melody] and [synth.chords]")
+    tables = {role: dict(defaults) for role, defaults in SYNTH_DEFAULTS.items()}
+    for role, values in value.items():
+        if role not in tables or not isinstance(values, dict):
+            raise PresetError(f"{where}: key 'synth.{role}': expected a table named melody or chords")
+        for key, v in values.items():
+            if key not in SYNTH_SPEC:
+                raise PresetError(f"{where}: unknown key 'synth.{role}.{key}' (known: {', '.join(SYNTH_SPEC)})")
+            kind, low, high, _ = SYNTH_SPEC[key]
+            if kind is str:
+                if v not in low:
+                    raise PresetError(f"{where}: key 'synth.{role}.{key}': bad value {v!r} (one of {', '.join(low)})")
+                tables[role][key] = v
+            else:
+                tables[role][key] = _check_number(f"synth.{role}.{key}", v, kind, low, high, where)
+    return _frozen_synth(tables)
 
 
 def _beats_per_bar(self) -> float:
@@ -60,10 +108,11 @@ def _with_values(self, **values):
     return replace(self, **_validate(dict(values), "<override>"))
 
 
-_TYPES = {str: str, float: float, int: int, list: tuple[int, int]}
+_TYPES = {str: str, float: float, int: int, list: tuple[int, int], dict: MappingProxyType}
 # The dataclass is made from SPEC, so a key, its type and its default live in one place.
 Preset = make_dataclass(
-    "Preset", [(key, _TYPES[spec[0]], field(default=_default(key))) for key, spec in SPEC.items()],
+    "Preset", [(key, _TYPES[spec[0]], field(default_factory=lambda d=spec[3]: d) if spec[0] is dict
+                else field(default=_default(key))) for key, spec in SPEC.items()],
     frozen=True, namespace={"beats_per_bar": property(_beats_per_bar), "with_values": _with_values,
                             "__doc__": "Validated preset values, one field per key of SPEC (units and "
                                        "ranges there)."})
@@ -74,6 +123,9 @@ def markdown_table() -> str:
     """The README's preset table (key, type, range, default, meaning), made from SPEC."""
     rows = ["| key | type | range | default | meaning |", "| --- | --- | --- | --- | --- |"]
     for key, (kind, low, high, default, text) in SPEC.items():
+        if kind is dict:
+            rows.append(f"| `{key}` | table | see below | see below | {text} |")
+            continue
         if kind in (int, float):
             allowed = f"{low:g} to {high:g}"
         elif kind is str:
@@ -82,6 +134,12 @@ def markdown_table() -> str:
             allowed = "two whole numbers"
         shown = f"[{default[0]}, {default[1]}]" if isinstance(default, list) else f"{default!r}".replace("'", '"')
         rows.append(f"| `{key}` | {'list' if kind is list else kind.__name__} | {allowed} | `{shown}` | {text} |")
+    rows += ["", "| `[synth.melody]` / `[synth.chords]` key | type | range | default (melody / chords) | meaning |",
+             "| --- | --- | --- | --- | --- |"]
+    for key, (kind, low, high, text) in SYNTH_SPEC.items():
+        allowed = ", ".join(low) if kind is str else f"{low:g} to {high:g}"
+        shown = " / ".join(f"{SYNTH_DEFAULTS[r][key]!r}".replace("'", '"') for r in ("melody", "chords"))
+        rows.append(f"| `{key}` | {kind.__name__} | {allowed} | `{shown}` | {text} |")
     return "\n".join(rows) + "\n"
 
 
@@ -101,7 +159,9 @@ def _validate(data: dict, where: str) -> dict:
         if key not in SPEC:
             raise PresetError(f"{where}: unknown key '{key}' (known: {', '.join(SPEC)})")
         kind, low, high, _, _ = SPEC[key]
-        if kind in (int, float):
+        if kind is dict:
+            out[key] = _validate_synth(value, where)
+        elif kind in (int, float):
             out[key] = _check_number(key, value, kind, low, high, where)
         elif kind is str:
             if not isinstance(value, str) or (low and value not in low):

@@ -106,3 +106,48 @@ def test_demo_renders_real_corpus(tmp_path):
     assert "bwv269" in result.stdout and "riffd melody" in result.stdout
     for path in outputs:
         assert mido.MidiFile(path).tracks[-1].name == "riffd melody"
+        assert path.with_suffix(".wav").stat().st_size > 44100 and path.with_suffix(".png").exists()
+
+
+def test_render_writes_a_wav_preview_and_a_piano_roll(tmp_path, chorale_mid):
+    import wave
+
+    import matplotlib.image
+    import numpy as np
+
+    out, wav, png = tmp_path / "o.mid", tmp_path / "o.wav", tmp_path / "o.png"
+    result = run_riffd("render", str(chorale_mid), "-o", str(out), "--model", "rules", "--seed", "1",
+                       "--preset", "chorale", "--wav", str(wav), "--png", str(png))
+    assert result.returncode == 0, result.stderr
+    song = read_song(out)
+    with wave.open(str(wav)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, 44100)
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2) / 32768.0
+    seconds = song.length_ticks / song.ppqn * 60.0 / song.tempo
+    assert seconds < len(pcm) / 44100 < seconds + 2.0      # the song, then the last release
+    assert 0.3 < np.abs(pcm).max() <= 10 ** (-1 / 20) + 1e-4  # loud, never clipped
+    # sound where the melody plays: each second with a note-on has signal
+    melody = song.tracks[-1]
+    for n in melody[:10]:
+        at = int(n.start / song.ppqn * 60.0 / song.tempo * 44100)
+        assert np.abs(pcm[at:at + 2000]).max() > 0.01
+    image = matplotlib.image.imread(png)
+    assert image.ndim == 3 and image.shape[1] > 600
+    colours = {tuple(np.round(px[:3] * 255).astype(int)) for px in image.reshape(-1, image.shape[2])[::7]}
+    assert (0x7f, 0x9c, 0xc4) in colours and (0xe0, 0x66, 0x2b) in colours   # chords and melody drawn
+
+
+def test_synth_patch_comes_from_the_preset(tmp_path):
+    import numpy as np
+
+    from riffd.daemon.audio import Part, render_parts
+
+    note = [(0.0, 0.5, 69, 100)]
+    patch = dict(load_preset("pop").synth["melody"])
+    sine = render_parts([Part(note, {**patch, "timbre": "sine", "cutoff_hz": 24000.0})])
+    saw = render_parts([Part(note, {**patch, "timbre": "saw", "cutoff_hz": 24000.0})])
+    spectrum = lambda x: np.abs(np.fft.rfft(x[2000:20000, 0]))
+    harmonics = lambda x: spectrum(x)[int(3 * 440 * 18000 / 44100)] / spectrum(x).max()
+    assert harmonics(saw) > 100 * harmonics(sine)               # a saw has overtones, a sine none
+    hard_left = render_parts([Part(note, {**patch, "pan": -1.0})])
+    assert not hard_left[:, 1].any() and hard_left[:, 0].any()

@@ -1,0 +1,110 @@
+"""WAV previews: a song's chord and melody notes through the synthesizer kernel.
+
+Notes become voices here (times in samples, the preset's ``[synth]`` patch per part,
+voice stealing), ``cython_ext/synth.py`` renders them, and the standard library's
+``wave`` writes 16-bit stereo PCM, to a temporary name then renamed. The mix is scaled
+down only if it would clip (to a peak of -1 dBFS).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from riffd.cython_ext import kernel
+
+RATES = (44100, 48000)
+MAX_VOICES = 32        # per part; the oldest voice is stolen past this
+STEAL_RELEASE_S = 0.005  # a stolen voice fades out this fast (no click)
+PEAK = 10 ** (-1 / 20)   # -1 dBFS
+
+
+@dataclass(frozen=True)
+class Part:
+    """Notes to play with one patch: ``notes`` as (start s, end s, pitch, velocity),
+    ``patch`` a ``[synth.<role>]`` table of the preset (presets/schema.py SYNTH_SPEC)."""
+    notes: list[tuple[float, float, int, int]]
+    patch: dict
+
+
+def voices(part: Part, rate: int, max_voices: int = MAX_VOICES) -> dict:
+    """The kernel's arrays for ``part`` (see synth.render): note-on and note-off in
+    samples, release, frequency (12-TET, A4 = 440 Hz), amplitude (velocity squared x
+    gain), and voice stealing: a note that starts while ``max_voices`` sound ends the
+    oldest one with a 5 ms release."""
+    synth = kernel("synth")
+    p = part.patch
+    notes = sorted(part.notes)
+    count = len(notes)
+    start = np.array([round(n[0] * rate) for n in notes], dtype=np.int64)
+    off = np.array([max(1, round((n[1] - n[0]) * rate)) for n in notes], dtype=np.int64)
+    release = np.full(count, max(1.0, p["release_ms"] * rate / 1000.0))
+    sounding: list[int] = []
+    for k in range(count):
+        sounding = [j for j in sounding if start[j] + off[j] + release[j] > start[k]]
+        if len(sounding) >= max_voices:
+            oldest = min(sounding, key=lambda j: start[j])
+            off[oldest] = max(1, min(off[oldest], start[k] - start[oldest]))
+            release[oldest] = min(release[oldest], STEAL_RELEASE_S * rate)
+            sounding.remove(oldest)
+        sounding.append(k)
+    adsr = np.zeros((count, 4))
+    adsr[:, 0] = max(1.0, p["attack_ms"] * rate / 1000.0)
+    adsr[:, 1] = max(1.0, p["decay_ms"] * rate / 1000.0)
+    adsr[:, 2] = release
+    adsr[:, 3] = p["sustain"]
+    return dict(start=start, off=off, length=off + np.ceil(release).astype(np.int64),
+                freq=440.0 * 2.0 ** ((np.array([n[2] for n in notes], dtype=np.float64) - 69.0) / 12.0),
+                amp=p["gain"] * (np.array([n[3] for n in notes], dtype=np.float64) / 127.0) ** 2,
+                timbre=np.full(count, synth.TIMBRES[p["timbre"]], dtype=np.int32),
+                pan=np.full(count, float(p["pan"])), adsr=adsr,
+                coef=np.tile(np.array(synth.lowpass(p["cutoff_hz"], p["resonance"], rate)), (count, 1)))
+
+
+def render_parts(parts: list[Part], rate: int = 44100) -> np.ndarray:
+    """Stereo float64 PCM, shape (samples, 2), of every part mixed: long enough for the
+    last release. Raises ValueError for a rate other than 44,100 or 48,000 Hz."""
+    if rate not in RATES:
+        raise ValueError(f"sample rate {rate} Hz: riffd renders at 44100 or 48000")
+    synth = kernel("synth")
+    arrays = [voices(part, rate) for part in parts if part.notes]
+    total = max((int((a["start"] + a["length"]).max()) for a in arrays), default=0)
+    out = np.zeros((total, 2))
+    for a in arrays:
+        synth.render(out, a["start"], a["off"], a["length"], a["freq"], a["amp"], a["timbre"], a["pan"],
+                     np.ascontiguousarray(a["adsr"]), np.ascontiguousarray(a["coef"]), float(rate))
+    return out
+
+
+def write_wav(pcm: np.ndarray, path: str | Path, rate: int = 44100) -> None:
+    """16-bit stereo WAV of ``pcm`` (samples, 2), scaled to -1 dBFS if it would clip;
+    written to a temporary name and renamed."""
+    peak = float(np.abs(pcm).max()) if len(pcm) else 0.0
+    scaled = pcm * (PEAK / peak) if peak > PEAK else pcm
+    frames = np.round(np.clip(scaled, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw, wave.open(raw, "wb") as w:
+            w.setnchannels(2)
+            w.setsampwidth(2)
+            w.setframerate(rate)
+            w.writeframes(frames)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def song_parts(song, melody, preset, chord_track: int) -> list[Part]:
+    """The chord track and the melody of a render as Parts, in seconds at the song's
+    tempo; ``melody`` as MelodyNotes in beats."""
+    spb = 60.0 / song.tempo
+    tick = spb / song.ppqn
+    chords = [(n.start * tick, n.end * tick, n.pitch, n.velocity) for n in song.tracks[chord_track]]
+    lead = [(n.start * spb, n.end * spb, n.pitch, n.velocity) for n in melody]
+    return [Part(chords, preset.synth["chords"]), Part(lead, preset.synth["melody"])]

@@ -1,0 +1,56 @@
+"""Piano-roll pictures of a render: chord notes and melody notes in two colours, chord
+names at their changes, bar lines; drawn with matplotlib (Agg), written as PNG to a
+temporary name and renamed."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+CHORD_COLOUR = "#7f9cc4"
+MELODY_COLOUR = "#e0662b"
+
+
+def piano_roll(path: str | Path, chords, melody, chord_names, beats_per_bar: float, title: str = "") -> None:
+    """Draw ``chords`` and ``melody`` as (start beat, end beat, pitch) to ``path``;
+    ``chord_names`` as (beat, name); a bar line every ``beats_per_bar`` beats."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    notes = list(chords) + list(melody)
+    end = max((n[1] for n in notes), default=beats_per_bar)
+    low = min((n[2] for n in notes), default=48) - 2
+    high = max((n[2] for n in notes), default=84) + 3
+    fig, ax = plt.subplots(figsize=(min(40.0, max(8.0, end / 4.0)), 4.5), dpi=100)
+    try:
+        for part, colour in ((chords, CHORD_COLOUR), (melody, MELODY_COLOUR)):
+            for s, e, p in part:
+                ax.add_patch(matplotlib.patches.Rectangle((s, p - 0.4), e - s, 0.8, color=colour, lw=0))
+        bar = 0.0
+        while bar <= end:
+            ax.axvline(bar, color="#999999", lw=0.6, zorder=0)
+            bar += beats_per_bar
+        for beat, name in chord_names:
+            ax.text(beat, high - 0.5, name, fontsize=7, va="top", ha="left", color="#333333")
+        ax.set_xlim(0, end)
+        ax.set_ylim(low, high)
+        ax.set_xlabel("beat")
+        ax.set_ylabel("MIDI pitch")
+        if title:
+            ax.set_title(title, fontsize=9)
+        ax.legend(handles=[Patch(color=CHORD_COLOUR, label="chords"), Patch(color=MELODY_COLOUR, label="melody")],
+                  loc="lower right", fontsize=7)
+        fig.tight_layout()
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format="png")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    finally:
+        plt.close(fig)

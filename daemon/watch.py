@@ -1,0 +1,271 @@
+"""`riffd watch DIR`: chord files dropped into ``DIR/inbox/`` come back as melodies.
+
+For each input (a ``.mid`` with a chord track, or a ``.json`` request such as
+``{"chords": ["Am", "F", "C", "G"], "bars": 8, "tempo": 140, "preset": "trance",
+"seed": 3}``), ``DIR/outbox/`` gets NAME.mid (the input's tracks plus "riffd melody"),
+NAME.wav (chords and melody through the synthesizer), NAME.png (a piano roll) and
+NAME.json (a report), each written under a temporary name and renamed; the input then
+moves to ``DIR/done/``. A bad input moves to ``DIR/failed/`` with NAME.error.json beside
+it: the one-line reason and the exit code `riffd render` would give (2: bad input, 1: a
+failure of riffd).
+
+Crash safety: an input is claimed by an atomic rename into ``DIR/.riffd/work/`` before
+any work, and leaves it only by the rename into done/ or failed/. A restart finishes
+every claimed file first; its outputs replace any a killed run left (same names), so
+nothing is lost and nothing is done twice. A name already used in done/, failed/ or
+outbox/ gets " (2)", " (3)", ... so every done input has exactly one set of outputs.
+
+Work runs in ``jobs`` worker processes (spawned, each loading the model once).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+from riffd.bridges.folder import Inbox
+
+MAX_BARS = 256
+_MODEL = None  # the worker process's model, loaded once by _load
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every job of a watch uses: preset name, model name, seed, and whether a
+    melody in a .mid is continued (``continue_melody``)."""
+    preset: str = "pop"
+    model: str = "onnx"
+    seed: int | None = None
+    continue_melody: bool = False
+
+
+class JobError(Exception):
+    """A file that cannot be rendered: ``code`` 2 for bad input, 1 for riffd's failure."""
+
+    def __init__(self, reason: str, code: int = 2):
+        super().__init__(reason, code)  # both in args: it crosses from a worker by pickling
+        self.reason, self.code = reason, code
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True)
+class Folders:
+    inbox: Path
+    outbox: Path
+    done: Path
+    failed: Path
+    work: Path
+
+    @classmethod
+    def under(cls, root: str | Path) -> "Folders":
+        root = Path(root)
+        folders = cls(root / "inbox", root / "outbox", root / "done", root / "failed", root / ".riffd" / "work")
+        for path in asdict(folders).values():
+            Path(path).mkdir(parents=True, exist_ok=True)
+        return folders
+
+
+def write_json(data: dict, path: Path) -> None:
+    """``data`` as JSON at ``path``, written under a temporary name and renamed."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, ensure_ascii=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def unique_name(name: str, folders: Folders) -> str:
+    """``name``, or "stem (k).ext" if a file of that name or stem is already claimed,
+    done, failed or has outputs."""
+    stem, ext = os.path.splitext(name)
+    k, candidate = 1, name
+    while (any((d / candidate).exists() for d in (folders.work, folders.done, folders.failed))
+           or (folders.outbox / f"{os.path.splitext(candidate)[0]}.mid").exists()):
+        k += 1
+        candidate = f"{stem} ({k}){ext}"
+    return candidate
+
+
+def claim(path: Path, folders: Folders) -> Path | None:
+    """Move ``path`` into work/ by one rename; None if it is gone (another watcher took it)."""
+    target = folders.work / unique_name(path.name, folders)
+    try:
+        os.rename(path, target)
+    except FileNotFoundError:
+        return None
+    return target
+
+
+# -- in the worker process -------------------------------------------------------------
+def _load(model_name: str) -> None:
+    global _MODEL
+    from riffd.models import NEURAL, load_model, load_or_fallback
+    _MODEL = load_or_fallback(model_name, warn=lambda m: None) if model_name in NEURAL else load_model(model_name)
+
+
+def request_song(request: dict, work_dir: Path, stem: str, preset):
+    """The Song of a JSON request's chords (one bar each, repeated to fill ``bars``).
+    Raises JobError for a malformed request."""
+    import mido
+
+    from riffd.bridges.midifile import melody_track, read_song, write_atomic
+    from riffd.models.protocol import MelodyNote
+
+    from .control import progression
+    known = {"chords", "bars", "tempo", "preset", "seed"}
+    if not isinstance(request, dict) or set(request) - known:
+        raise JobError(f"a request is a JSON object with keys {', '.join(sorted(known))}")
+    chords, bars = request.get("chords"), request.get("bars", 8)
+    if not isinstance(chords, list) or not chords or not all(isinstance(c, str) for c in chords):
+        raise JobError("'chords' must be a non-empty list of chord names such as \"Am\"")
+    if not isinstance(bars, int) or isinstance(bars, bool) or not 1 <= bars <= MAX_BARS:
+        raise JobError(f"'bars' must be a whole number from 1 to {MAX_BARS}")
+    try:
+        timeline = progression(chords, bars, preset.beats_per_bar)
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
+    end = bars * preset.beats_per_bar
+    ends = [b for b, _ in timeline[1:]] + [end]
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(mido.MidiTrack([
+        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(preset.tempo), time=0),
+        mido.MetaMessage("time_signature", numerator=preset.meter[0], denominator=preset.meter[1], time=0)]))
+    block = [MelodyNote(b, e - b, p, 70) for (b, c), e in zip(timeline, ends) for p in c.voicing()]
+    midi.tracks.append(melody_track(block, 480, 0, name="chords"))
+    path = work_dir / f".{stem}.chords.mid"
+    write_atomic(midi, path)
+    try:
+        return read_song(path)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def process(work: str, outbox: str, options: Options) -> dict:
+    """Render one claimed file into ``outbox``; returns its report. Raises JobError."""
+    from riffd.bridges.midifile import MidiInputError, read_song
+    from riffd.presets import PresetError, load_preset
+
+    from .render import render_song
+    path, out = Path(work), Path(outbox)
+    stem, t0 = path.stem, time.perf_counter()
+    try:
+        preset, seed, model = load_preset(options.preset), options.seed, _MODEL
+        if path.suffix.lower() == ".json":
+            try:
+                request = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise JobError(f"not valid JSON: {exc}") from None
+            if isinstance(request, dict):
+                preset = load_preset(request.get("preset", options.preset))
+                if "tempo" in request:
+                    preset = preset.with_values(tempo=request["tempo"])
+                seed = request.get("seed", seed)
+                if not (seed is None or isinstance(seed, int)):
+                    raise JobError("'seed' must be a whole number")
+            song = request_song(request, path.parent, stem, preset)
+        elif path.suffix.lower() in (".mid", ".midi", ".smf"):
+            song = read_song(path)
+        else:
+            raise JobError("not a .mid or .json file")
+        report = render_song(song, out / f"{stem}.mid", preset, model, seed, source=path.name,
+                             wav=out / f"{stem}.wav", png=out / f"{stem}.png",
+                             continue_melody=options.continue_melody)
+    except JobError:
+        raise
+    except (MidiInputError, PresetError) as exc:
+        raise JobError(str(exc).replace(str(path), path.name)) from None
+    except Exception as exc:  # riffd's own failure: exit code 1, as render gives
+        raise JobError(f"{type(exc).__name__}: {exc}", code=1) from None
+    result = {"input": path.name, "model": model.name, "preset": preset.name, "seed": seed,
+              "notes": len(report.notes), "chord_changes": len(report.chords),
+              "chords": [[b, n] for b, n in report.chords[:512]],
+              "chord_tone_share": round(report.chord_tone_share, 3),
+              "outputs": [f"{stem}.mid", f"{stem}.wav", f"{stem}.png", f"{stem}.json"],
+              "render_ms": round(1000 * (time.perf_counter() - t0), 1)}
+    write_json(result, out / f"{stem}.json")
+    return result
+
+
+# -- in the watching process ---------------------------------------------------------------
+def watch(root: str | Path, options: Options, jobs: int | None = None, once: bool = False,
+          stop: threading.Event | None = None, echo=print, settle_s: float = 0.3) -> int:
+    """Watch ``root`` until ``stop`` is set (or, with ``once``, until the inbox and the
+    claimed files are done). Returns 1 if ``once`` and anything failed, else 0; one
+    progress line per file goes to ``echo``."""
+    folders = Folders.under(root)
+    stop = stop or threading.Event()
+    jobs = jobs or os.cpu_count() or 1
+    inbox = Inbox(folders.inbox, settle_s=settle_s, observe=not once)
+    failures = 0
+    context = get_context("spawn")  # a clean interpreter per worker: no threads forked
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_load, initargs=(options.model,))
+    running: dict = {}
+
+    def submit(work: Path) -> None:
+        running[pool.submit(process, str(work), str(folders.outbox), options)] = (work, time.monotonic())
+
+    for folder in (folders.outbox, folders.work):  # temporaries of a run that was killed
+        for stale in folder.glob(".*"):
+            stale.unlink(missing_ok=True)
+    try:
+        for work in sorted(folders.work.iterdir()):  # claimed by a run that did not finish
+            if work.is_file() and not work.name.startswith("."):
+                submit(work)
+        while not stop.is_set():
+            for path in inbox.ready():
+                work = claim(path, folders)
+                if work is not None:
+                    submit(work)
+            if running:
+                finished, _ = wait(list(running), timeout=0.1, return_when=FIRST_COMPLETED)
+            else:
+                finished = set()
+                if once and inbox.waiting() == 0:
+                    break
+                time.sleep(0.05)
+            for future in finished:
+                work, began = running.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:  # a worker died (killed, out of memory): riffd's failure
+                    failures += _fail(work, folders, JobError("a worker process died", code=1), echo)
+                    pending = [other for other, _ in running.values()]
+                    running.clear()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_load,
+                                               initargs=(options.model,))
+                    for other in pending:
+                        submit(other)
+                    break
+                except JobError as exc:
+                    failures += _fail(work, folders, exc, echo)
+                else:
+                    os.replace(work, folders.done / work.name)
+                    echo(f"riffd watch: {work.name}: {result['notes']} notes over {result['chord_changes']} "
+                         f"chord changes -> outbox/{work.stem}.mid .wav .png .json "
+                         f"({1000 * (time.monotonic() - began):.0f} ms)")
+    finally:
+        inbox.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+    return 1 if once and failures else 0
+
+
+def _fail(work: Path, folders: Folders, exc: JobError, echo) -> int:
+    reason = str(exc).splitlines()[0] if str(exc) else "failed"
+    write_json({"file": work.name, "error": reason, "exit_code": exc.code},
+               folders.failed / f"{work.name}.error.json")
+    os.replace(work, folders.failed / work.name)
+    echo(f"riffd watch: {work.name}: failed (exit {exc.code}): {reason}")
+    return 1

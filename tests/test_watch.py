@@ -1,0 +1,165 @@
+"""The watched folder with real files in a real folder, through `riffd watch`."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import mido
+import pytest
+
+from conftest import run_riffd
+
+RIFFD = [sys.executable, "-c", "from riffd.daemon.cli import main; main()"]
+OUTPUTS = (".mid", ".wav", ".png", ".json")
+
+
+def request(path: Path, chords=("Am", "F", "C", "G"), bars=4, **extra) -> Path:
+    path.write_text(json.dumps({"chords": list(chords), "bars": bars, **extra}), encoding="utf-8")
+    return path
+
+
+def outputs_of(root: Path, stem: str) -> list[Path]:
+    return [root / "outbox" / f"{stem}{ext}" for ext in OUTPUTS]
+
+
+def assert_one_set_per_done_input(root: Path) -> None:
+    done = sorted(p for p in (root / "done").iterdir())
+    stems = [p.stem for p in done]
+    assert len(set(stems)) == len(stems)
+    for p in done:
+        for out in outputs_of(root, p.stem):
+            assert out.exists(), out
+    made = sorted(p for p in (root / "outbox").iterdir())
+    assert not [p for p in made if p.name.startswith(".")]          # no temporaries left
+    assert len(made) == len(OUTPUTS) * len(done)                      # exactly one set each
+
+
+def watch_once(root: Path, *args, timeout=600):
+    return run_riffd("watch", str(root), "--once", "--model", "rules", "--seed", "1", *args, timeout=timeout)
+
+
+def test_a_burst_of_100_requests_all_come_back(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    names = ["Am", "F", "C", "G", "Dm7", "G7", "Cmaj7", "E7"]
+    for k in range(100):
+        request(inbox / f"req{k:03d}.json", chords=[names[k % 8], names[(k + 3) % 8]], bars=2)
+    result = watch_once(tmp_path, "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "done").iterdir())) == 100 and not list(inbox.iterdir())
+    assert_one_set_per_done_input(tmp_path)
+    assert result.stderr.count("-> outbox/") == 100                  # one progress line per file
+    report = json.loads((tmp_path / "outbox" / "req007.json").read_text())
+    assert report["model"] == "rules" and report["notes"] > 0 and report["chord_changes"] >= 2
+    song = mido.MidiFile(tmp_path / "outbox" / "req007.mid")
+    assert song.tracks[-1].name == "riffd melody"
+    with wave.open(str(tmp_path / "outbox" / "req007.wav")) as w:
+        assert w.getnchannels() == 2 and w.getnframes() > 44100
+
+
+def test_bad_inputs_fail_with_a_reason_and_the_rest_goes_on(tmp_path, chorale_piece):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "noise.mid").write_bytes(os.urandom(3000))
+    whole = tmp_path / "whole.mid"
+    chorale_piece.to_midi(with_melody=False).save(whole)
+    (inbox / "truncated.mid").write_bytes(whole.read_bytes()[:200])
+    request(inbox / "unknown chords.json", chords=["Am", "Xq9", "C"])
+    (inbox / "broken.json").write_text('{"chords": ["Am", "F"', encoding="utf-8")
+    melody_only = mido.MidiFile(type=1)
+    line = []
+    for i in range(8):  # one voice: no chord track to answer
+        line += [mido.Message("note_on", note=60 + i % 5, velocity=80, time=0),
+                 mido.Message("note_off", note=60 + i % 5, time=240)]
+    melody_only.tracks.append(mido.MidiTrack(line))
+    melody_only.save(inbox / "melody only.mid")
+    (inbox / "notes.txt").write_text("chords please")
+    request(inbox / "fine.json")
+    result = watch_once(tmp_path)
+    assert result.returncode == 1                                     # something failed
+    failed = {p.name for p in (tmp_path / "failed").iterdir() if not p.name.endswith(".error.json")}
+    assert failed == {"noise.mid", "truncated.mid", "unknown chords.json", "broken.json", "melody only.mid",
+                      "notes.txt"}
+    for name in failed:
+        error = json.loads((tmp_path / "failed" / f"{name}.error.json").read_text())
+        assert error["exit_code"] == 2 and error["error"] and "\n" not in error["error"]
+    assert "Xq9" in json.loads((tmp_path / "failed" / "unknown chords.json.error.json").read_text())["error"]
+    assert [p.name for p in (tmp_path / "done").iterdir()] == ["fine.json"]
+    assert_one_set_per_done_input(tmp_path)
+
+
+def test_names_with_spaces_and_unicode_and_hidden_files(tmp_path, chorale_piece):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    chorale_piece.to_midi(with_melody=False).save(inbox / "Chorâle für Orgel №1.mid")
+    request(inbox / "ballade à deux.json")
+    request(inbox / ".hidden.json")
+    request(inbox / "draft.json~")
+    request(inbox / "upload.json.part")
+    result = watch_once(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == ["Chorâle für Orgel №1.mid", "ballade à deux.json"]
+    assert sorted(p.name for p in inbox.iterdir()) == [".hidden.json", "draft.json~", "upload.json.part"]
+    assert_one_set_per_done_input(tmp_path)
+    request(inbox / "ballade à deux.json", chords=["D", "G"])         # the same name again: its own outputs
+    assert watch_once(tmp_path).returncode == 0
+    assert (tmp_path / "done" / "ballade à deux (2).json").exists()
+    assert_one_set_per_done_input(tmp_path)
+
+
+def test_a_file_written_slowly_is_waited_for(tmp_path, chorale_piece):
+    root = tmp_path / "w"
+    proc = subprocess.Popen([*RIFFD, "watch", str(root), "--model", "rules", "--jobs", "1"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        whole = tmp_path / "whole.mid"
+        chorale_piece.to_midi(with_melody=False).save(whole)
+        data = whole.read_bytes()
+        deadline = time.monotonic() + 60
+        while not (root / "inbox").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with open(root / "inbox" / "slow.mid", "wb") as f:   # open all along, written in pieces
+            for k in range(0, len(data), len(data) // 6 + 1):
+                f.write(data[k:k + len(data) // 6 + 1])
+                f.flush()
+                time.sleep(0.4)
+                assert not (root / "failed" / "slow.mid").exists()
+        while not (root / "done" / "slow.mid").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (root / "done" / "slow.mid").exists()
+        assert len(mido.MidiFile(root / "outbox" / "slow.mid").tracks) == len(mido.MidiFile(whole).tracks) + 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, proc.stderr.read()
+
+
+def test_sigkill_in_a_batch_then_restart_loses_nothing_and_does_nothing_twice(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for k in range(40):
+        request(inbox / f"job{k:02d}.json", chords=["C", "Am", "F", "G"], bars=8)
+    request(inbox / "bad.json", chords=["Qq"])
+    proc = subprocess.Popen([*RIFFD, "watch", str(tmp_path), "--model", "rules", "--jobs", "2"],
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(list((tmp_path / "done").glob("*"))) < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)                                 # the watcher and its workers
+    proc.wait()
+    claimed = list((tmp_path / ".riffd" / "work").iterdir())
+    assert claimed, "the kill should land mid-batch, with files claimed"
+    result = watch_once(tmp_path, "--jobs", "2")
+    assert result.returncode in (0, 1), result.stderr                   # 1 if bad.json failed in this run
+    assert not list(inbox.iterdir()) and not list((tmp_path / ".riffd" / "work").iterdir())
+    done = {p.name for p in (tmp_path / "done").iterdir()}
+    assert done == {f"job{k:02d}.json" for k in range(40)}
+    assert [p.name for p in (tmp_path / "failed").iterdir() if p.suffix == ".json" and "error" not in p.name] \
+        == ["bad.json"]
+    assert_one_set_per_done_input(tmp_path)
