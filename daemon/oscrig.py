@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -13,7 +12,8 @@ from pathlib import Path
 from pythonosc import osc_packet
 from pythonosc.udp_client import SimpleUDPClient
 
-RIFFD = [sys.executable, "-c", "from riffd.daemon.cli import main; main()"]
+from .liverig import RIFFD
+
 
 
 def free_port() -> int:

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import wave
 from pathlib import Path
@@ -13,9 +12,8 @@ from pathlib import Path
 import mido
 import pytest
 
-from conftest import run_riffd
+from conftest import RIFFD, run_riffd
 
-RIFFD = [sys.executable, "-c", "from riffd.daemon.cli import main; main()"]
 OUTPUTS = (".mid", ".wav", ".png", ".json")
 
 
