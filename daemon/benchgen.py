@@ -40,7 +40,8 @@ def progression(bars: int = BARS) -> list[ChordAt]:
     return out
 
 
-def _time_16(model, preset, chords, seed) -> tuple[float, int, int]:
+def time_phrase(model, preset, chords, seed) -> tuple[float, int, int]:
+    """(seconds, notes, stream tokens) of start + generate over ``BARS`` bars of ``chords``."""
     t0 = time.perf_counter()
     model.start(Context(preset, seed=seed, chords=chords))
     notes = list(model.generate(BARS * 4.0))
@@ -48,21 +49,25 @@ def _time_16(model, preset, chords, seed) -> tuple[float, int, int]:
 
 
 def generate(backends=("rules", "markov", "mlx", "onnx", "onnx-int8"), runs: int = 10, replans: int = 200,
-             preset: str = "folk", as_json: bool = False, echo=print) -> dict:
-    """Run the benchmark and echo a table (and a JSON line with ``as_json``)."""
+             preset: str = "folk", as_json: bool = False, echo=print, chords: list[ChordAt] | None = None,
+             seeds: list[int] | None = None) -> dict:
+    """Run the benchmark and echo a table (and a JSON line with ``as_json``). ``chords``
+    (default: the demo chorale's, ``progression()``) and ``seeds`` (default 1..runs)
+    let another benchmark time the same phrases it asks of riffd serve."""
     the_preset = load_preset(preset)
-    chords = progression()
-    result = {"bars": BARS, "runs": runs, "chords": len(chords)}
+    chords = chords or progression()
+    seeds = seeds or list(range(1, runs + 1))
+    result = {"bars": BARS, "runs": len(seeds), "chords": len(chords)}
     for name in backends:
         model = load_model(name)
-        _time_16(model, the_preset, chords, 0)  # warm: imports, session start, first-call costs
-        times, notes, tokens = zip(*(_time_16(model, the_preset, chords, seed) for seed in range(1, runs + 1)))
+        time_phrase(model, the_preset, chords, 0)  # warm: imports, session start, first-call costs
+        times, notes, tokens = zip(*(time_phrase(model, the_preset, chords, seed) for seed in seeds))
         key = name.replace("-", "_")
         result[f"{key}_16bar_ms"] = round(1000 * float(np.median(times)), 2)
         result[f"{key}_notes"] = round(float(np.mean(notes)), 1)
         if tokens[0]:
             result[f"{key}_tokens_per_s"] = round(float(np.sum(tokens) / np.sum(times)))
-        echo(f"{name:10s} 16 bars: {result[f'{key}_16bar_ms']:8.2f} ms median of {runs}, "
+        echo(f"{name:10s} 16 bars: {result[f'{key}_16bar_ms']:8.2f} ms median of {len(seeds)}, "
              f"{result[f'{key}_notes']:.0f} notes" + (f", {result[f'{key}_tokens_per_s']:,} tokens/s" if tokens[0] else ""))
     if "onnx" in backends and replans:
         samples = replan_times(load_model("onnx"), the_preset, chords, replans)

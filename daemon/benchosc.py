@@ -6,8 +6,9 @@ chords of real tunes (the latency benchmark's folk tunes with chord symbols) sen
 sending a chord's datagram to the first ``/riffd/note`` that arrives after it (before the
 next chord); notes planned on a beat wait for the beat's strike, so the first note after
 a strike is its answer. Then, with onnx, ``/riffd/generate 16`` over the first 16 chord
-names of the demo chorale is timed from sending to ``/riffd/done``, next to `riffd bench
-generate`'s in-process 16-bar onnx time measured in the same run.
+names of the demo chorale (one a bar) is timed from sending to ``/riffd/done``, next to
+`riffd bench generate`'s in-process time of the same phrase (same chords, preset and
+seed) measured in the same run.
 """
 from __future__ import annotations
 
@@ -19,12 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from riffd.bridges.jackrig import sleep_until
+from riffd.models.protocol import ChordAt
 from riffd.music.chords import recognize
+from riffd.presets import load_preset
 
+from .phrases import progression as phrase_chords
 from .liverig import percentile
 from .oscrig import serve_osc
 
 WARMUP = 8  # chords sent before measuring: imports, first model calls
+SEED = 1    # serve's seed: every /riffd/generate of the run renders the same phrase
 
 
 def chord_stream(count: int) -> list[tuple[int, ...]]:
@@ -70,7 +75,7 @@ def reactions(model: str, chords, tempo: float, preset: str) -> tuple[list[float
 def generate_round_trip(names: list[str], runs: int, preset: str) -> list[float]:
     """Milliseconds from ``/riffd/generate 16 names...`` to ``/riffd/done`` (onnx)."""
     with tempfile.TemporaryDirectory() as tmp, \
-            serve_osc(Path(tmp) / "serve.log", "--model", "onnx", "--preset", preset, "--seed", "1") \
+            serve_osc(Path(tmp) / "serve.log", "--model", "onnx", "--preset", preset, "--seed", str(SEED)) \
             as (client, inbox, _, _):
         out = []
         for k in range(runs + 1):  # the first loads the phrase worker's model: not timed
@@ -104,10 +109,16 @@ def osc(models=("rules", "markov", "onnx"), changes: int = 500, tempo: float = 1
         names = [c.chord.name for c in progression()][:16]
         trips = generate_round_trip(names, runs, "folk")
         result["osc_generate16_ms"] = round(float(np.median(trips)), 2)
-        reference = generate(("onnx",), runs=runs, replans=0, preset="folk", echo=lambda *_: None)
+        # bench generate's timing of the very phrase serve was asked for: the same chords
+        # (one name a bar), preset and seed, so the difference is what OSC and serve add
+        same = [ChordAt(b, c) for b, c in phrase_chords(names, 16, load_preset("folk").beats_per_bar)]
+        reference = generate(("onnx",), replans=0, preset="folk", echo=lambda *_: None, chords=same,
+                             seeds=[SEED] * runs)
         result["generate16_ms_in_process"] = reference["onnx_16bar_ms"]
+        result["osc_generate16_overhead_ms"] = round(result["osc_generate16_ms"] - reference["onnx_16bar_ms"], 2)
         echo(f"/riffd/generate 16 round trip (onnx): {result['osc_generate16_ms']} ms median of {runs}; "
-             f"bench generate in-process 16 bars: {result['generate16_ms_in_process']} ms")
+             f"bench generate in-process, same chords and seed: {result['generate16_ms_in_process']} ms "
+             f"({result['osc_generate16_overhead_ms']:+} ms)")
     if as_json:
         echo(json.dumps(result))
     return result

@@ -2,114 +2,29 @@
 
 Runs on the engine's thread (serve's loop hands it every Command but panic). Chords
 sent by pitch or name are struck as keys held until the next chord, so they go through
-the same capture as played ones. ``/riffd/generate`` renders a phrase on the phrase
-worker's thread with a model of its own (loaded once per name), so the live melody never
-waits for it. A command riffd cannot follow (a bad preset name, a parameter out of
+the same capture as played ones. ``/riffd/generate`` renders a phrase in the phrase
+worker's process (daemon/phrases.py) with a model of its own, so the live melody never
+waits for it, not even for the GIL. A command riffd cannot follow (a bad preset name, a parameter out of
 range, a tempo under MIDI clock) is answered with ``/riffd/error`` and changes nothing.
 """
 from __future__ import annotations
 
 import itertools
 import logging
-import math
-import queue
 import threading
-from dataclasses import dataclass
 from typing import Callable
 
 from riffd.bridges import events as ev
 from riffd.bridges.osc import OscBridge
 from riffd.bridges.osctable import OSC_CHANNEL
-from riffd.models.protocol import ChordAt, Context, MelodyModel
+from riffd.models.protocol import MelodyModel
 from riffd.music.chords import parse_chord, recognize
-from riffd.presets import Preset, load_preset
+from riffd.presets import load_preset
 
 from .clock import InternalClock
+from .phrases import MAX_PHRASE_CHORDS, PhraseJob, PhraseWorker, played, progression
 
 log = logging.getLogger("riffd.daemon")
-MAX_PHRASE_CHORDS = 256
-
-
-@dataclass
-class PhraseJob:
-    """One ``/riffd/generate``: ``chords`` as (beat, Chord) from beat 0, ``bars`` long."""
-    id: int
-    preset: Preset
-    model: str
-    chords: list
-    bars: int
-    seed: int | None
-    to: tuple | None
-
-
-def progression(names: list[str], bars: int, beats_per_bar: float) -> list[tuple[float, object]]:
-    """(beat, Chord) for chord ``names``: one bar each, repeated to fill ``bars``; more
-    names than bars share the phrase evenly. Raises ValueError for an unknown name."""
-    chords = [parse_chord(n) for n in names]
-    span = beats_per_bar if len(chords) <= bars else bars * beats_per_bar / len(chords)
-    total = bars * beats_per_bar
-    return [(k * span, chords[k % len(chords)]) for k in range(int(math.ceil(total / span - 1e-9)))]
-
-
-def played(chords: list[tuple[float, object]], tempo: float, bars: int, beats_per_bar: float):
-    """(beat, Chord) from chords sent live at times (s): spaced by ``tempo``, snapped to
-    beats, starting at beat 0, repeated to fill ``bars`` bars."""
-    t0 = chords[0][0]
-    timeline = []
-    for t, chord in chords:
-        beat = round((t - t0) * tempo / 60.0)
-        if timeline and timeline[-1][0] >= beat:
-            timeline[-1] = (timeline[-1][0], chord)
-        else:
-            timeline.append((float(beat), chord))
-    total = bars * beats_per_bar
-    span = max(beats_per_bar, math.ceil((timeline[-1][0] + 1) / beats_per_bar) * beats_per_bar)
-    out, offset = [], 0.0
-    while offset < total:
-        out += [(offset + b, c) for b, c in timeline if offset + b < total]
-        offset += span
-    return out
-
-
-class PhraseWorker:
-    """Renders phrases on its own thread and sends them through ``osc``.
-
-    ``load(name)`` returns a started-fresh MelodyModel for a model name (raises on a bad
-    one); models are kept per name.
-    """
-
-    def __init__(self, osc: OscBridge, load: Callable[[str], MelodyModel]):
-        self.osc, self.load = osc, load
-        self.models: dict[str, MelodyModel] = {}
-        self.jobs: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="riffd-phrases", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (job := self.jobs.get()) is not None:
-            try:
-                self.render(job)
-            except Exception as exc:  # a bad model or preset: answer, keep serving
-                self.osc.send("/riffd/error", ["/riffd/generate", f"{type(exc).__name__}: {exc}"], job.to)
-
-    def render(self, job: PhraseJob) -> list:
-        """Generate ``job`` and send it: /riffd/phrase, the notes (bundled), /riffd/done."""
-        model = self.models.get(job.model)
-        if model is None:
-            model = self.models[job.model] = self.load(job.model)
-        end = job.bars * job.preset.beats_per_bar
-        model.start(Context(job.preset, seed=job.seed, chords=[ChordAt(b, c) for b, c in job.chords]))
-        notes = [n for n in model.generate(end) if n.start < end]
-        messages = [("/riffd/phrase", [job.id, len(notes)])]
-        messages += [("/riffd/phrase/note", [job.id, n.pitch, n.velocity, round(n.start, 4),
-                                             round(min(n.end, end) - n.start, 4)]) for n in notes]
-        self.osc.send_many(messages, job.to)
-        self.osc.send("/riffd/done", [job.id], job.to)
-        return notes
-
-    def close(self) -> None:
-        self.jobs.put(None)
-        self._thread.join(timeout=5.0)
 
 
 class Control:
@@ -126,7 +41,7 @@ class Control:
         self.model_name = engine.model.name
         self.held: list[int] = []                     # keys of the last OSC chord
         self.sent_chords: list[tuple[float, object]] = []  # (t, Chord) since the last generate
-        self.phrases = PhraseWorker(osc, load)
+        self.phrases = PhraseWorker(osc, load, warm=self.model_name)
         self._ids = itertools.count(1)
 
     def handle(self, command: ev.Command) -> None:

@@ -366,6 +366,8 @@ class Engine:
             self._replan(self.planned_until, [ChordAt(self.planned_until, self.chord)])
         elif self.planned_until < beat + self.lookahead:
             self._plan(beat + self.lookahead + 1.0, yielding=True)
+        elif not self.input_waiting():
+            self.model.prepare()  # idle: refill the model's cache now, not on the next change
 
     def _maybe_answer(self, now: float, beat: float, silent_beats: float, held: bool) -> None:
         if self.responding_until is not None and beat >= self.responding_until:
@@ -390,10 +392,7 @@ class Engine:
         self.stats["answers"] += 1
 
     def _interrupt_response(self, t: float) -> None:
-        if self.responding_until is None:
-            return
-        beat = self.clock.beat_at(t)
-        if beat < self.responding_until:
+        if self.responding_until is not None and (beat := self.clock.beat_at(t)) < self.responding_until:
             self.scheduler.cancel_from(float("-inf"))
             self.scheduler.cut()
             self.model.rollback(beat)

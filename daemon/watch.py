@@ -123,7 +123,7 @@ def request_song(request: dict, work_dir: Path, stem: str, preset):
     from riffd.bridges.midifile import melody_track, read_song, write_atomic
     from riffd.models.protocol import MelodyNote
 
-    from .control import progression
+    from .phrases import progression
     known = {"chords", "bars", "tempo", "preset", "seed"}
     if not isinstance(request, dict) or set(request) - known:
         raise JobError(f"a request is a JSON object with keys {', '.join(sorted(known))}")

@@ -35,6 +35,7 @@ from .remi import QUALITY_INDEX, RemiTokenizer
 from .rules import RulesModel
 from .sampling import CHORD_TONE_NATS, Groups, sample
 from .tokens import STYLES, Vocab
+from .window import Window
 
 POS_PER_BEAT = 12  # Position steps per beat of the meter's denominator (tokens.CONFIG)
 
@@ -60,6 +61,7 @@ class NeuralModel(MelodyModel):
         self.tok = RemiTokenizer(vocab)
         self.tables = self.tok.tables
         self.groups = Groups.of(self.tables, vocab)
+        self.window = Window(runner, max_context, self.groups.bar)
         self._duration_ids = set(int(i) for i in self.groups.durations)
         self._position_ids = set(int(i) for i in self.groups.positions)
         self.fallbacks = 0
@@ -116,7 +118,7 @@ class NeuralModel(MelodyModel):
             del self.ids[k:], self.times[k:], self.states[k:], self.enc_states[k:]
             self.state = self.states[-1]
             self.enc.restore(self.enc_states[-1])
-        self._uncache_from(min(k, self._shorten_last_note()))
+        self.window.forget_from(min(k, self._shorten_last_note()))
 
     def _shorten_last_note(self) -> int:
         """Rewrite the Duration token of the last kept note when the rollback shortened
@@ -135,19 +137,6 @@ class NeuralModel(MelodyModel):
         self.ids[j] = token
         return j
 
-    def _uncache_from(self, k: int) -> None:
-        """Make the KV cache forget ids[k:] (changed or dropped)."""
-        if self.fed <= k:
-            return  # none of them reached the cache
-        if k - 1 >= self.ws and self.runner.length > 0:
-            # drop one more and feed it again: its logits are the ones to sample from next
-            self.runner.trim(self.fed - k + 1)
-            self.fed = k - 1
-        else:
-            self.runner.reset()
-            self.ws = self.fed = 0
-        self._last = None
-
     # -- the stream -------------------------------------------------------------------
     def _take(self, beat: float, state: StreamState) -> None:
         """Append the ids the encoder wrote since the last call, at ``beat`` in ``state``;
@@ -165,24 +154,13 @@ class NeuralModel(MelodyModel):
         return (bar - self.bar0) * self.bar_positions + pos
 
     def _logits(self) -> np.ndarray:
-        if len(self.prefix) + len(self.ids) - self.ws > self.max_context:
-            self._slide()
-        if self.runner.length == 0:
-            todo = self.prefix + self.ids[self.ws:]
-        else:
-            todo = self.ids[self.fed:]
-        if todo or self._last is None:
-            self._last = self.runner.feed(todo)
-        self.fed = len(self.ids)
-        return self._last
+        return self.window.logits(self.ids)
 
-    def _slide(self) -> None:
-        """Keep the newest bars (about 3/4 of the window), from a Bar token on."""
-        budget = self.max_context * 3 // 4 - len(self.prefix)
-        first = len(self.ids) - budget
-        bars = [i for i in range(first, len(self.ids)) if self.ids[i] == self.groups.bar]
-        self.ws = bars[0] if bars else first
-        self.runner.reset()
+    def prepare(self) -> bool:
+        """Idle work: slide the window and refill the KV cache in chunks ahead of need
+        (models/window.py), so that a chord change never waits for a full prefill; True
+        while the refill goes on. Batch rendering never calls it."""
+        return self.state.bar >= 0 and bool(self.ids) and self.window.prepare(self.ids)
 
     def _bar_start(self, bar: int) -> float:
         return bar * self.bar_beats
@@ -209,9 +187,7 @@ class NeuralModel(MelodyModel):
         self.state = StreamState()
         self.enc = self.tok.stream(self.num, self.den)
         self.bar0 = 0
-        self.ws = self.fed = 0  # the cache holds prefix + ids[ws:fed]
-        self._last = None
-        self.runner.reset()
+        self.window.reset(self.prefix)
 
     def _open_bar(self, bar: int) -> None:
         self.enc.bar()

@@ -9,6 +9,8 @@ Shaped for live use (after DESIGN.md, "The melody model protocol"):
   cursor reaches ``until_beat`` or ``time.monotonic()`` passes ``deadline_s``.
 - ``rollback(beat)``: forget what was generated from ``beat`` on; the next note starts
   there.
+- ``prepare()``: one bounded piece of idle work that makes the next call cheaper (a
+  neural model refills its KV cache ahead of need); True while more remains.
 
 Batch rendering is the same calls with every chord known in advance. Units: beats are
 quarter notes from the song start; pitches are MIDI numbers; velocities 1-127.
@@ -142,6 +144,12 @@ class MelodyModel:
         i = bisect.bisect_right(self._chord_beats, beat + 1e-9)
         del self._chord_beats[i:], self._chords[i:]
         self._after_rollback()
+
+    def prepare(self) -> bool:
+        """Do one bounded piece of idle work (at most a few ms) so that the next chord
+        change costs less; return True while more remains. The live engine calls it when
+        its plan is ahead and no event waits. The base class has nothing to do."""
+        return False
 
     def _after_rollback(self) -> None:
         """Hook for backends with state of their own (a KV cache, a Markov context)."""

@@ -8,7 +8,7 @@ A bad file raises PresetError naming the file and the key, and loses nothing els
 from __future__ import annotations
 
 import tomllib
-from dataclasses import field, make_dataclass, replace
+from dataclasses import field, fields, make_dataclass, replace
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -108,12 +108,28 @@ def _with_values(self, **values):
     return replace(self, **_validate(dict(values), "<override>"))
 
 
+def _plain(table) -> dict:
+    return {role: dict(values) for role, values in table.items()}
+
+
+def _from_fields(values: dict):
+    """A Preset from its fields with plain dicts for tables (the pickled form)."""
+    return Preset(**{k: _frozen_synth(v) if SPEC[k][0] is dict else v for k, v in values.items()})
+
+
+def _reduce(self):
+    # mappingproxy tables do not pickle: a preset crosses to a worker process as plain dicts
+    return _from_fields, ({f.name: _plain(getattr(self, f.name)) if SPEC[f.name][0] is dict
+                           else getattr(self, f.name) for f in fields(self)},)
+
+
 _TYPES = {str: str, float: float, int: int, list: tuple[int, int], dict: MappingProxyType}
 # The dataclass is made from SPEC, so a key, its type and its default live in one place.
 Preset = make_dataclass(
     "Preset", [(key, _TYPES[spec[0]], field(default_factory=lambda d=spec[3]: d) if spec[0] is dict
                 else field(default=_default(key))) for key, spec in SPEC.items()],
     frozen=True, namespace={"beats_per_bar": property(_beats_per_bar), "with_values": _with_values,
+                                     "__reduce__": _reduce,
                             "__doc__": "Validated preset values, one field per key of SPEC (units and "
                                        "ranges there)."})
 Preset.__module__ = __name__

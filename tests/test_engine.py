@@ -269,3 +269,29 @@ def test_planning_ahead_stops_between_notes_while_events_wait():
     assert len(rig.ons()) >= 4          # and the melody plays on
     waiting[0] = False                  # nothing waits: a poll plans a beat past the lookahead
     assert max(steps(4.0)) >= 1.0
+
+
+class Counting(EveryBeat):
+    """EveryBeat that counts the idle work it is given, and when."""
+
+    def start(self, context):
+        super().start(context)
+        self.prepared = []
+
+    def prepare(self):
+        self.prepared.append(self.cursor)
+        return False
+
+
+def test_idle_work_runs_only_when_the_plan_is_ahead_and_no_event_waits():
+    waiting = [True]
+    model = Counting()
+    rig = Rig(model=model, input_waiting=lambda: waiting[0])
+    rig.strike("G")
+    rig.advance(102.0)
+    assert model.prepared == []          # events kept waiting: no idle work
+    waiting[0] = False
+    rig.advance(104.0)
+    assert len(model.prepared) > 50      # one piece per idle poll
+    beat = rig.clock.beat_at(rig.t)
+    assert all(c >= 1.0 for c in model.prepared) and model.cursor >= beat + rig.engine.lookahead

@@ -17,6 +17,7 @@ from riffd.models.backends import MlxRunner, OnnxRunner
 from riffd.models.checkpoint import DEFAULT, Checkpoint
 from riffd.models.training.dataset import encode_piece, estimate_chords
 from riffd.models.neural import NeuralModel
+from riffd.models.window import PREFILL_CHUNK
 from riffd.models.protocol import ChordAt, Context
 from riffd.models.remi import QUALITY_INDEX, Notes, RemiTokenizer
 from riffd.models.sampling import sample
@@ -182,6 +183,38 @@ def test_long_sessions_slide_the_window(check):
     notes = list(model.generate(256.0))
     assert model.runner.length <= check.max_context
     assert notes[-1].start > 240.0  # still playing at the end
+
+
+def test_idle_prepare_slides_ahead_so_a_chord_change_never_prefills(check):
+    """Live, the window slides and the KV cache refills in idle chunks (``prepare``): a
+    chord change then feeds only a few tokens, and the cache still equals a fresh pass."""
+    model = neural(check)
+    feeds = []
+    feed = model.runner.feed
+    model.runner.feed = lambda ids: feeds.append(len(ids)) or feed(ids)
+    chords = progression(64)
+    model.start(Context(load_preset("pop"), seed=2, chords=chords[:1]))
+    beat, on_change, idle = 0.0, [], []
+    for change in chords[1:120]:
+        if change.beat <= beat:
+            continue
+        beat = change.beat
+        list(model.generate(beat))
+        feeds.clear()
+        while model.prepare():
+            pass
+        idle += feeds
+        feeds.clear()
+        model.rollback(beat)
+        model.extend([change])
+        list(model.generate(beat + 1.0))
+        on_change.append(max(feeds, default=0))
+    assert model.runner.length <= check.max_context
+    assert max(idle) <= PREFILL_CHUNK + len(model.prefix)  # the refill came in chunks
+    assert sum(idle) > 2 * check.max_context  # it slid, and refilled, more than twice
+    assert max(on_change) <= 8  # no change paid for a prefill
+    fresh = OnnxRunner(check).logits(np.array(model.prefix + model.ids[model.window.start:]))[-1]
+    assert np.abs(model._logits() - fresh).max() < 1e-3
 
 
 def test_missed_deadline_falls_back_to_rules_and_is_counted(check):

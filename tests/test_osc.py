@@ -280,3 +280,52 @@ def test_link_clock_follows_the_session_and_proposes_tempo(tmp_path):
         assert len(errors) >= 6 and errors[int(0.9 * len(errors)) - 1] < 0.3, errors
     finally:
         peer.enabled = False
+
+
+def crash_on_demand(name: str):
+    """A model loader for the phrase worker: "crash" kills the worker process."""
+    import os
+
+    from riffd.models import load_model
+    if name == "crash":
+        os._exit(3)
+    return load_model(name)
+
+
+class Sent:
+    def __init__(self):
+        self.messages = []
+
+    def send(self, address, args, to=None):
+        self.messages.append((address, list(args)))
+
+    def send_many(self, messages, to=None):
+        self.messages += [(a, list(args)) for a, args in messages]
+
+
+def test_the_phrase_worker_is_a_process_that_survives_crashes_and_bad_models():
+    import os
+
+    from riffd.daemon.phrases import PhraseJob, PhraseWorker, progression
+    from riffd.presets import load_preset
+    osc = Sent()
+    worker = PhraseWorker(osc, crash_on_demand, warm="rules")
+    try:
+        assert worker.pid != os.getpid() and worker.alive()
+
+        def job(k, model):
+            return PhraseJob(k, load_preset("jazz").with_values(density=3.0), model,
+                             progression(["Dm7", "G7", "Cmaj7"], 4, 4.0), 4, 5, None)
+
+        with pytest.raises(RuntimeError, match="stopped"):
+            worker.render(job(1, "crash"))
+        with pytest.raises(ValueError, match="unknown model"):
+            worker.render(job(2, "nonsense"))
+        notes = worker.render(job(3, "rules"))
+        assert osc.messages[0] == ("/riffd/phrase", [3, len(notes)]) and osc.messages[-1] == ("/riffd/done", [3])
+        assert len(osc.messages) == len(notes) + 2 and all(0 <= n[2] < 16 for n in notes)
+        again = worker.render(job(4, "rules"))  # same seed and preset (crossed by pickling): same phrase
+        assert again == notes
+    finally:
+        worker.close()
+    assert not worker.alive()

@@ -1,0 +1,176 @@
+"""``/riffd/generate``'s phrases, rendered in a worker process of their own.
+
+A phrase of 16 bars is 100-250 ms of model work. On a thread of the serve process it
+held the GIL against the live engine (and the engine's 1 ms polls slowed it by a sixth);
+in a process it shares nothing with the live loop but a core. The worker is spawned
+when OSC starts and loads the preset's model at once, so the first phrase does not pay
+for start-up; it keeps one model per name, ends when told or when its parent is gone,
+and is started again after a crash. A thread of serve waits for its results and sends
+them: ``/riffd/phrase``, the bundled ``/riffd/phrase/note`` messages, ``/riffd/done``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import queue
+import threading
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Callable
+
+from riffd.bridges.osc import OscBridge
+from riffd.models.protocol import ChordAt, Context, MelodyModel
+from riffd.music.chords import parse_chord
+from riffd.presets import Preset
+
+MAX_PHRASE_CHORDS = 256
+RESULT_WAIT_S = 0.5  # how often the sending thread checks that the worker still lives
+
+
+@dataclass
+class PhraseJob:
+    """One ``/riffd/generate``: ``chords`` as (beat, Chord) from beat 0, ``bars`` long."""
+    id: int
+    preset: Preset
+    model: str
+    chords: list
+    bars: int
+    seed: int | None
+    to: tuple | None
+
+
+def progression(names: list[str], bars: int, beats_per_bar: float) -> list[tuple[float, object]]:
+    """(beat, Chord) for chord ``names``: one bar each, repeated to fill ``bars``; more
+    names than bars share the phrase evenly. Raises ValueError for an unknown name."""
+    chords = [parse_chord(n) for n in names]
+    span = beats_per_bar if len(chords) <= bars else bars * beats_per_bar / len(chords)
+    total = bars * beats_per_bar
+    return [(k * span, chords[k % len(chords)]) for k in range(int(math.ceil(total / span - 1e-9)))]
+
+
+def played(chords: list[tuple[float, object]], tempo: float, bars: int, beats_per_bar: float):
+    """(beat, Chord) from chords sent live at times (s): spaced by ``tempo``, snapped to
+    beats, starting at beat 0, repeated to fill ``bars`` bars."""
+    t0 = chords[0][0]
+    timeline = []
+    for t, chord in chords:
+        beat = round((t - t0) * tempo / 60.0)
+        if timeline and timeline[-1][0] >= beat:
+            timeline[-1] = (timeline[-1][0], chord)
+        else:
+            timeline.append((float(beat), chord))
+    total = bars * beats_per_bar
+    span = max(beats_per_bar, math.ceil((timeline[-1][0] + 1) / beats_per_bar) * beats_per_bar)
+    out, offset = [], 0.0
+    while offset < total:
+        out += [(offset + b, c) for b, c in timeline if offset + b < total]
+        offset += span
+    return out
+
+
+def render_phrase(model: MelodyModel, job: PhraseJob) -> list[tuple[int, int, float, float]]:
+    """The notes of ``job`` as (pitch, velocity, start beat, duration beats), cut at its
+    end, from a fresh start of ``model``."""
+    end = job.bars * job.preset.beats_per_bar
+    model.start(Context(job.preset, seed=job.seed, chords=[ChordAt(b, c) for b, c in job.chords]))
+    return [(n.pitch, n.velocity, round(n.start, 4), round(min(n.end, end) - n.start, 4))
+            for n in model.generate(end) if n.start < end]
+
+
+def phrase_process(load: Callable[[str], MelodyModel], requests, results, parent: int) -> None:
+    """The worker process's loop: a model name (load it now) or a PhraseJob in, (job id,
+    notes or an error line) out; None, or a parent gone, ends it."""
+    models: dict[str, MelodyModel] = {}
+    while True:
+        try:
+            job = requests.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:
+                return
+            continue
+        if job is None:
+            return
+        job = pickle.loads(job) if isinstance(job, bytes) else job
+        name = job if isinstance(job, str) else job.model
+        try:
+            model = models.get(name) or models.setdefault(name, load(name))
+            if not isinstance(job, str):
+                results.put((job.id, render_phrase(model, job)))
+        except Exception as exc:  # a bad model name, a model fault: answered, the worker goes on
+            if not isinstance(job, str):
+                results.put((job.id, f"{type(exc).__name__}: {exc}".splitlines()[0]))
+
+
+class PhraseWorker:
+    """Renders PhraseJobs put on ``jobs`` in a worker process and sends them through
+    ``osc``. ``load(name)`` (a module-level function: it crosses to the worker by
+    pickling) returns a MelodyModel; ``warm`` is a model name to load at once."""
+
+    def __init__(self, osc: OscBridge, load: Callable[[str], MelodyModel], warm: str | None = None):
+        self.osc, self.load = osc, load
+        self.jobs: queue.Queue = queue.Queue()
+        self._ctx = get_context("spawn")
+        self._process = None
+        self._start(warm)
+        self._thread = threading.Thread(target=self._run, name="riffd-phrases", daemon=True)
+        self._thread.start()
+
+    def _start(self, warm: str | None = None) -> None:
+        self._requests, self._results = self._ctx.Queue(), self._ctx.Queue()
+        self._process = self._ctx.Process(target=phrase_process, name="riffd-phrases", daemon=True,
+                                          args=(self.load, self._requests, self._results, os.getpid()))
+        self._process.start()
+        if warm:
+            self._requests.put(warm)
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id (None before it starts)."""
+        return self._process.pid if self._process is not None else None
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            try:
+                self.render(job)
+            except Exception as exc:  # a bad model or preset, a dead worker: answer, keep serving
+                self.osc.send("/riffd/error", ["/riffd/generate", f"{type(exc).__name__}: {exc}"], job.to)
+
+    def render(self, job: PhraseJob) -> list:
+        """Have the worker generate ``job``, then send it. Raises RuntimeError when the
+        worker dies on it (it is started again for the next job), ValueError for the
+        worker's own error line."""
+        request = pickle.dumps(job)  # here, so that what cannot cross raises here
+        if not self._process.is_alive():
+            self._start()
+        self._requests.put(request)
+        while True:
+            try:
+                job_id, notes = self._results.get(timeout=RESULT_WAIT_S)
+            except queue.Empty:
+                if not self._process.is_alive():
+                    self._start()
+                    raise RuntimeError("the phrase worker stopped; it is started again") from None
+                continue
+            if job_id == job.id:
+                break
+        if isinstance(notes, str):
+            raise ValueError(notes)
+        messages = [("/riffd/phrase", [job.id, len(notes)])]
+        messages += [("/riffd/phrase/note", [job.id, *note]) for note in notes]
+        self.osc.send_many(messages, job.to)
+        self.osc.send("/riffd/done", [job.id], job.to)
+        return notes
+
+    def close(self) -> None:
+        """Stop the sending thread and the worker process (killed if it does not end)."""
+        self.jobs.put(None)
+        self._thread.join(timeout=5.0)
+        if self._process is not None and self._process.is_alive():
+            self._requests.put(None)
+            self._process.join(timeout=2.0)
+            if self._process.is_alive():
+                self._process.kill()
