@@ -20,7 +20,7 @@ low-pass, run direct form I; coefficients come from ``lowpass``.
 """
 import cython
 import numpy as np
-from cython.cimports.libc.math import cos, exp, sin
+from cython.cimports.libc.math import ceil, cos, exp, sin
 
 TABLE_SIZE = 4096
 # One period of a sine, plus the first sample again so interpolation never wraps. Read
@@ -88,80 +88,157 @@ def render(out: cython.double[:, ::1], start: cython.longlong[::1], off: cython.
     TIMBRES, ``pan`` -1 (left) to 1 (right); ``adsr[v]`` attack, decay, release in
     samples (each at least 1) and the sustain level; ``coef[v]`` the biquad (b0, b1, b2,
     a1, a2). Samples past the end of ``out`` are dropped.
+
+    A voice's oscillator and filter depend only on its frequency, timbre and filter
+    (the phase and the FM index count from the note's start, the filter starts at
+    rest), so voices that share them share one signal: it is computed once, as long as
+    the longest of them, and each voice adds it times its own envelope and pan gains.
+    A piece replays the same few dozen pitches, so most of the oscillator work goes.
+    No loop branches per sample: one oscillator loop per timbre, the filter (skipped
+    when it is the identity), then the envelope's segments.
     """
     v: cython.Py_ssize_t
-    n: cython.longlong
     count: cython.longlong
-    o: cython.longlong
-    base: cython.longlong
-    kind: cython.int
-    t: cython.double
-    dt: cython.double
-    x: cython.double
-    y: cython.double
-    x1: cython.double
-    x2: cython.double
-    y1: cython.double
-    y2: cython.double
-    b0: cython.double
-    b1: cython.double
-    b2: cython.double
-    a1: cython.double
-    a2: cython.double
-    env: cython.double
-    level: cython.double
+    longest: cython.longlong
     a: cython.double
-    ad: cython.double
-    s: cython.double
-    ia: cython.double
-    idd: cython.double
-    ir: cython.double
-    gl: cython.double
-    gr: cython.double
     theta: cython.double
-    index: cython.double = 0.0
-    bypass: cython.bint
+    level: cython.double
+    total: cython.longlong = out.shape[0]
+    groups: dict = {}
+    for v in range(start.shape[0]):
+        if min(length[v], total - start[v]) > 0:
+            key = (freq[v], timbre[v], coef[v, 0], coef[v, 1], coef[v, 2], coef[v, 3], coef[v, 4])
+            groups.setdefault(key, []).append(v)
+    for members in groups.values():
+        v = members[0]
+        longest = max([min(length[m], total - start[m]) for m in members])
+        signal: cython.double[::1] = np.empty(longest)
+        _oscillate(signal, 0, longest, timbre[v], freq[v] / rate, rate)
+        _lowpass(signal, longest, coef[v], np.zeros(4))
+        for v in members:
+            count = min(length[v], total - start[v])
+            a = adsr[v, 0]
+            theta = (pan[v] + 1.0) * 0.7853981633974483   # constant-power pan law
+            # the level the release starts from: the envelope at the note-off, held
+            level = (off[v] / a if off[v] < a else (1.0 - (1.0 - adsr[v, 3]) * (off[v] - a) / adsr[v, 1]
+                                                    if off[v] < a + adsr[v, 1] else adsr[v, 3]))
+            _envelope(out, signal, start[v], 0, count, off[v], adsr[v], level,
+                      amp[v] * cos(theta), amp[v] * sin(theta))
+
+
+@cython.cfunc
+@cython.exceptval(check=False)
+def _oscillate(buf: cython.double[::1], n0: cython.longlong, n1: cython.longlong, kind: cython.int,
+               dt: cython.double, rate: cython.double) -> cython.void:
+    """Samples ``n0`` to ``n1`` (from the voice's start) of one oscillator at ``dt``
+    cycles per sample into ``buf[0:n1 - n0]``."""
+    n: cython.longlong
+    end: cython.longlong
+    t: cython.double
+    index: cython.double
     tab: cython.double[::1] = SINE_TABLE
     organ: cython.double[::1] = ORGAN_TABLE
-    for v in range(start.shape[0]):
-        base, o, kind = start[v], off[v], timbre[v]
-        count = min(length[v], out.shape[0] - base)
-        dt = freq[v] / rate
-        a, ad, s = adsr[v, 0], adsr[v, 0] + adsr[v, 1], adsr[v, 3]
-        ia, idd, ir = 1.0 / adsr[v, 0], 1.0 / adsr[v, 1], 1.0 / adsr[v, 2]
-        b0, b1, b2, a1, a2 = coef[v, 0], coef[v, 1], coef[v, 2], coef[v, 3], coef[v, 4]
-        bypass = b0 == 1.0 and b1 == 0.0 and b2 == 0.0 and a1 == 0.0 and a2 == 0.0
-        theta = (pan[v] + 1.0) * 0.7853981633974483   # constant-power pan law
-        gl = amp[v] * cos(theta)
-        gr = amp[v] * sin(theta)
-        # the level the release starts from: the envelope at the note-off, held
-        level = o * ia if o < a else (1.0 - (1.0 - s) * (o - a) * idd if o < ad else s)
-        x1 = x2 = y1 = y2 = 0.0
-        for n in range(count):
+    if kind == _SAW:
+        for n in range(n0, n1):
             t = _frac(dt * n)
-            if kind == _EPIANO and (n & 31) == 0:  # the FM index moves slowly: per 32 samples
-                index = _EP_INDEX * exp(-(n / rate) / _EP_DECAY_S)
-            x = _osc(tab, organ, kind, t, dt, index)
-            if bypass:
-                y = x
-            else:
-                y = b0 * x + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2
-                x2 = x1
-                x1 = x
-                y2 = y1
-                y1 = y
-            if n >= o:
-                env = level * (1.0 - (n - o) * ir)
-                if env < 0.0:
-                    env = 0.0
-            elif n < a:
-                env = n * ia
-            elif n < ad:
-                env = 1.0 - (1.0 - s) * (n - a) * idd
-            else:
-                env = s
-            out[base + n, 0] += y * env * gl
-            out[base + n, 1] += y * env * gr
+            buf[n - n0] = 2.0 * t - 1.0 - _blep(t, dt)
+    elif kind == _SQUARE:
+        for n in range(n0, n1):
+            t = _frac(dt * n)
+            buf[n - n0] = (1.0 if t < 0.5 else -1.0) + _blep(t, dt) - _blep(_frac(t + 0.5), dt)
+    elif kind == _ORGAN:
+        for n in range(n0, n1):
+            buf[n - n0] = _sin(organ, _frac(dt * n))
+    elif kind == _EPIANO:
+        n = n0
+        while n < n1:  # the FM index moves slowly: once per 32 samples of the voice
+            index = _EP_INDEX * exp(-((n - (n & 31)) / rate) / _EP_DECAY_S) * _INV_TWO_PI
+            end = min(n - (n & 31) + 32, n1)
+            while n < end:
+                t = _frac(dt * n)
+                buf[n - n0] = _sin(tab, _frac(t + index * _sin(tab, t) + 1.0))
+                n += 1
+    else:
+        for n in range(n0, n1):
+            buf[n - n0] = _sin(tab, _frac(dt * n))
+
+
+@cython.cfunc
+@cython.exceptval(check=False)
+def _lowpass(buf: cython.double[::1], count: cython.longlong, c: cython.double[::1],
+             state: cython.double[::1]) -> cython.void:
+    """The biquad ``c`` (b0, b1, b2, a1, a2) over ``buf[:count]`` in place (direct form
+    I) from ``state`` (x1, x2, y1, y2), left in it; the identity is skipped."""
+    n: cython.longlong
+    x: cython.double
+    y: cython.double
+    b0: cython.double = c[0]
+    b1: cython.double = c[1]
+    b2: cython.double = c[2]
+    a1: cython.double = c[3]
+    a2: cython.double = c[4]
+    x1: cython.double = state[0]
+    x2: cython.double = state[1]
+    y1: cython.double = state[2]
+    y2: cython.double = state[3]
+    if b0 == 1.0 and b1 == 0.0 and b2 == 0.0 and a1 == 0.0 and a2 == 0.0:
+        return
+    for n in range(count):
+        x = buf[n]
+        y = b0 * x + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2
+        x2 = x1
+        x1 = x
+        y2 = y1
+        y1 = y
+        buf[n] = y
+    state[0], state[1], state[2], state[3] = x1, x2, y1, y2
+
+
+@cython.cfunc
+@cython.exceptval(check=False)
+def _envelope(out: cython.double[:, ::1], buf: cython.double[::1], base: cython.longlong,
+              n0: cython.longlong, n1: cython.longlong, o: cython.longlong, adsr: cython.double[::1],
+              level: cython.double, gl: cython.double, gr: cython.double) -> cython.void:
+    """``buf[0:n1 - n0]`` (samples ``n0`` to ``n1`` of a voice that starts at sample
+    ``base``) times its ADSR and the pan gains, added into ``out``: attack below
+    ``adsr[0]`` samples, decay for ``adsr[1]`` more, sustain ``adsr[3]`` until the
+    note-off ``o``, then the release (``adsr[2]`` samples) from ``level`` to 0."""
+    n: cython.longlong = n0
+    stop: cython.longlong
+    env: cython.double
+    y: cython.double
+    a: cython.double = adsr[0]
+    ad: cython.double = adsr[0] + adsr[1]
+    s: cython.double = adsr[3]
+    ia: cython.double = 1.0 / adsr[0]
+    idd: cython.double = 1.0 / adsr[1]
+    ir: cython.double = 1.0 / adsr[2]
+    stop = min(o, n1, cython.cast(cython.longlong, ceil(a)))
+    while n < stop:  # attack: n < a
+        y = buf[n - n0] * (n * ia)
+        out[base + n, 0] += y * gl
+        out[base + n, 1] += y * gr
+        n += 1
+    stop = min(o, n1, cython.cast(cython.longlong, ceil(ad)))
+    while n < stop:  # decay: a <= n < a + d
+        y = buf[n - n0] * (1.0 - (1.0 - s) * (n - a) * idd)
+        out[base + n, 0] += y * gl
+        out[base + n, 1] += y * gr
+        n += 1
+    stop = min(o, n1)
+    while n < stop:  # sustain until the note-off
+        y = buf[n - n0] * s
+        out[base + n, 0] += y * gl
+        out[base + n, 1] += y * gr
+        n += 1
+    while n < n1:  # release, clamped at silence
+        env = level * (1.0 - (n - o) * ir)
+        if env < 0.0:
+            env = 0.0
+        y = buf[n - n0] * env
+        out[base + n, 0] += y * gl
+        out[base + n, 1] += y * gr
+        n += 1
 
 
 @cython.cfunc
