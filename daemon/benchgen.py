@@ -49,15 +49,12 @@ def time_phrase(model, preset, chords, seed) -> tuple[float, int, int]:
 
 
 def generate(backends=("rules", "markov", "mlx", "onnx", "onnx-int8"), runs: int = 10, replans: int = 200,
-             preset: str = "folk", as_json: bool = False, echo=print, chords: list[ChordAt] | None = None,
-             seeds: list[int] | None = None) -> dict:
-    """Run the benchmark and echo a table (and a JSON line with ``as_json``). ``chords``
-    (default: the demo chorale's, ``progression()``) and ``seeds`` (default 1..runs)
-    let another benchmark time the same phrases it asks of riffd serve."""
+             preset: str = "folk", as_json: bool = False, echo=print) -> dict:
+    """Run the benchmark and echo a table (and a JSON line with ``as_json``)."""
     the_preset = load_preset(preset)
-    chords = chords or progression()
-    seeds = seeds or list(range(1, runs + 1))
-    result = {"bars": BARS, "runs": len(seeds), "chords": len(chords)}
+    chords = progression()
+    seeds = list(range(1, runs + 1))
+    result = {"bars": BARS, "runs": runs, "chords": len(chords)}
     for name in backends:
         model = load_model(name)
         time_phrase(model, the_preset, chords, 0)  # warm: imports, session start, first-call costs

@@ -15,7 +15,7 @@ import numpy as np
 # look-ahead is at most about 40), keeping LIVE_KEEP; refill PREFILL_CHUNK per call.
 SLIDE_ROOM = 40
 LIVE_KEEP = 160
-PREFILL_CHUNK = 32
+PREFILL_CHUNK = 16
 
 
 class Window:
