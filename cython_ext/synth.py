@@ -110,8 +110,10 @@ def render(out: cython.double[:, ::1], start: cython.longlong[::1], off: cython.
             key = (freq[v], timbre[v], coef[v, 0], coef[v, 1], coef[v, 2], coef[v, 3], coef[v, 4])
             groups.setdefault(key, []).append(v)
     for members in groups.values():
+        longest = 0
+        for v in members:
+            longest = max(longest, min(length[v], total - start[v]))
         v = members[0]
-        longest = max([min(length[m], total - start[m]) for m in members])
         signal: cython.double[::1] = np.empty(longest)
         _oscillate(signal, 0, longest, timbre[v], freq[v] / rate, rate)
         _lowpass(signal, longest, coef[v], np.zeros(4))
