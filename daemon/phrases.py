@@ -14,6 +14,7 @@ import math
 import os
 import pickle
 import queue
+import signal
 import threading
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -81,6 +82,7 @@ def render_phrase(model: MelodyModel, job: PhraseJob) -> list[tuple[int, int, fl
 def phrase_process(load: Callable[[str], MelodyModel], requests, results, parent: int) -> None:
     """The worker process's loop: a model name (load it now) or a PhraseJob in, (job id,
     notes or an error line) out; None, or a parent gone, ends it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: serve ends us
     models: dict[str, MelodyModel] = {}
     while True:
         try:
@@ -100,6 +102,10 @@ def phrase_process(load: Callable[[str], MelodyModel], requests, results, parent
         except Exception as exc:  # a bad model name, a model fault: answered, the worker goes on
             if not isinstance(job, str):
                 results.put((job.id, f"{type(exc).__name__}: {exc}".splitlines()[0]))
+
+
+class PhraseError(RuntimeError):
+    """A phrase the worker could not render; the message is the line for /riffd/error."""
 
 
 class PhraseWorker:
@@ -137,12 +143,13 @@ class PhraseWorker:
             try:
                 self.render(job)
             except Exception as exc:  # a bad model or preset, a dead worker: answer, keep serving
-                self.osc.send("/riffd/error", ["/riffd/generate", f"{type(exc).__name__}: {exc}"], job.to)
+                reason = str(exc) if isinstance(exc, PhraseError) else f"{type(exc).__name__}: {exc}"
+                self.osc.send("/riffd/error", ["/riffd/generate", reason], job.to)
 
     def render(self, job: PhraseJob) -> list:
-        """Have the worker generate ``job``, then send it. Raises RuntimeError when the
-        worker dies on it (it is started again for the next job), ValueError for the
-        worker's own error line."""
+        """Have the worker generate ``job``, then send it. Raises PhraseError with the
+        worker's error line, or when the worker dies on it (it is started again for the
+        next job)."""
         request = pickle.dumps(job)  # here, so that what cannot cross raises here
         if not self._process.is_alive():
             self._start()
@@ -153,12 +160,12 @@ class PhraseWorker:
             except queue.Empty:
                 if not self._process.is_alive():
                     self._start()
-                    raise RuntimeError("the phrase worker stopped; it is started again") from None
+                    raise PhraseError("the phrase worker stopped; it is started again") from None
                 continue
             if job_id == job.id:
                 break
         if isinstance(notes, str):
-            raise ValueError(notes)
+            raise PhraseError(notes)
         messages = [("/riffd/phrase", [job.id, len(notes)])]
         messages += [("/riffd/phrase/note", [job.id, *note]) for note in notes]
         self.osc.send_many(messages, job.to)

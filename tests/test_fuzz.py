@@ -22,7 +22,7 @@ from riffd.models import load_model
 from riffd.presets import PresetError, load_preset
 
 EXAMPLES = {"messages": 300, "files": 150, "presets": 300}
-FUZZ = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 byte = st.integers(0, 255)
 data = st.integers(0, 127)

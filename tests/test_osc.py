@@ -199,11 +199,15 @@ def test_a_64_bar_phrase_comes_whole_in_safe_datagrams(riffd_osc):
     assert starts == sorted(starts) and starts[-1] < 64 * 4
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomized, no example database: every run sends the same 150 datagrams, so CI is repeatable;
+# OSC strings end at a NUL, so a string argument cannot hold one (python-osc's builder refuses it)
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(
     st.binary(max_size=600),
     st.tuples(st.sampled_from([a.path for a in COMMANDS] + ["/riffd", "/x", "/riffd/param/nope"]),
-              st.lists(st.one_of(st.integers(-2**31, 2**31 - 1), st.floats(width=32), st.text(max_size=20)),
+              st.lists(st.one_of(st.integers(-2**31, 2**31 - 1), st.floats(width=32),
+                                 st.text(st.characters(blacklist_characters="\x00"), max_size=20)),
                        max_size=20))))
 def test_fuzz_then_status_still_answers(riffd_osc, datagram):
     client, inbox, port = riffd_osc
@@ -306,7 +310,7 @@ class Sent:
 def test_the_phrase_worker_is_a_process_that_survives_crashes_and_bad_models():
     import os
 
-    from riffd.daemon.phrases import PhraseJob, PhraseWorker, progression
+    from riffd.daemon.phrases import PhraseError, PhraseJob, PhraseWorker, progression
     from riffd.presets import load_preset
     osc = Sent()
     worker = PhraseWorker(osc, crash_on_demand, warm="rules")
@@ -317,9 +321,9 @@ def test_the_phrase_worker_is_a_process_that_survives_crashes_and_bad_models():
             return PhraseJob(k, load_preset("jazz").with_values(density=3.0), model,
                              progression(["Dm7", "G7", "Cmaj7"], 4, 4.0), 4, 5, None)
 
-        with pytest.raises(RuntimeError, match="stopped"):
+        with pytest.raises(PhraseError, match="stopped"):
             worker.render(job(1, "crash"))
-        with pytest.raises(ValueError, match="unknown model"):
+        with pytest.raises(PhraseError, match="^ValueError: unknown model"):
             worker.render(job(2, "nonsense"))
         notes = worker.render(job(3, "rules"))
         assert osc.messages[0] == ("/riffd/phrase", [3, len(notes)]) and osc.messages[-1] == ("/riffd/done", [3])
