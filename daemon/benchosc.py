@@ -33,14 +33,32 @@ SEED = 1    # serve's seed: every /riffd/generate of the run renders the same ph
 
 
 def chord_stream(count: int) -> list[tuple[int, ...]]:
-    """``count`` chords (MIDI pitches) of real tunes, no chord the same as the one before."""
+    """``count`` chords (MIDI pitches) of real tunes, each a change as riffd's capture
+    names it: a dyad or cluster that keeps the previous chord (a second, say) is no
+    change, and riffd rightly answers it on the grid, not at once."""
     from .benchlive import session_chords
+    from .capture import ChordCapture, ChordChange
     out: list[tuple[int, ...]] = []
     beats = 256.0
     while len(out) < count:
+        out, capture, held, t = [], ChordCapture(), (), 0.0
         for _, _, pitches, _ in session_chords(beats):
-            if recognize(pitches) is not None and (not out or recognize(out[-1]) != recognize(pitches)):
+            if recognize(pitches) is None:
+                continue
+            t += 1.0
+            for p in held:
+                capture.note_off(p)
+            for p in pitches:
+                capture.note_on(p, t)
+            if isinstance(capture.close(), ChordChange):
                 out.append(tuple(pitches))
+                held = pitches
+            else:  # not sent: take the keys back, the previous chord sounds on
+                for p in pitches:
+                    capture.note_off(p)
+                for p in held:
+                    capture.note_on(p, t)
+                capture.close()
         beats *= 2
     return out[:count]
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 
+JOIN_DELAY_S = 0.5  # between making the Link peer and enabling it (see __init__)
+
 
 class LinkClock:
     """A clock with the interface of InternalClock (``running``, ``tempo``, ``beat_at``,
@@ -26,6 +28,10 @@ class LinkClock:
             raise RuntimeError("Ableton Link needs linkpython-extern (pip install linkpython-extern)") from exc
         self.quantum = float(quantum)
         self.link = link.Link(float(tempo))
+        # Joining must not change a running session's tempo (Link's test plan, TEMPO-2), but
+        # a peer enabled at once after it is made now and then imposes its own: seen here as
+        # a test failure, and reported for other bindings (aalink issue 7, cured by 500 ms).
+        time.sleep(JOIN_DELAY_S)
         self.link.enabled = True
 
     @property
