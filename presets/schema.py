@@ -129,7 +129,7 @@ Preset = make_dataclass(
     "Preset", [(key, _TYPES[spec[0]], field(default_factory=lambda d=spec[3]: d) if spec[0] is dict
                 else field(default=_default(key))) for key, spec in SPEC.items()],
     frozen=True, namespace={"beats_per_bar": property(_beats_per_bar), "with_values": _with_values,
-                                     "__reduce__": _reduce,
+                            "__reduce__": _reduce,
                             "__doc__": "Validated preset values, one field per key of SPEC (units and "
                                        "ranges there)."})
 Preset.__module__ = __name__

@@ -64,3 +64,13 @@ def test_dataclass_defaults_are_the_spec_defaults():
         value = getattr(default, key)
         assert (list(value) if isinstance(value, tuple) else value) == spec[3], key
     assert default.model == "onnx"  # the shipped transformer, as the README says
+
+
+def test_presets_cross_to_a_worker_process_by_pickling():
+    import pickle
+    from types import MappingProxyType
+    for name in bundled_names():
+        preset = load_preset(name).with_values(temperature=0.7, register=[50, 80])
+        back = pickle.loads(pickle.dumps(preset))
+        assert back == preset and isinstance(back.synth, MappingProxyType)
+        assert isinstance(back.synth["melody"], MappingProxyType)  # still read-only
