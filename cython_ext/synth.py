@@ -98,11 +98,8 @@ def render(out: cython.double[:, ::1], start: cython.longlong[::1], off: cython.
     when it is the identity), then the envelope's segments.
     """
     v: cython.Py_ssize_t
-    count: cython.longlong
     longest: cython.longlong
-    a: cython.double
     theta: cython.double
-    level: cython.double
     total: cython.longlong = out.shape[0]
     groups: dict = {}
     for v in range(start.shape[0]):
@@ -115,62 +112,52 @@ def render(out: cython.double[:, ::1], start: cython.longlong[::1], off: cython.
             longest = max(longest, min(length[v], total - start[v]))
         v = members[0]
         signal: cython.double[::1] = np.empty(longest)
-        _oscillate(signal, 0, longest, timbre[v], freq[v] / rate, rate)
-        _lowpass(signal, longest, coef[v], np.zeros(4))
+        _oscillate(signal, longest, timbre[v], freq[v] / rate, rate)
+        _lowpass(signal, longest, coef[v])
         for v in members:
-            count = min(length[v], total - start[v])
-            a = adsr[v, 0]
             theta = (pan[v] + 1.0) * 0.7853981633974483   # constant-power pan law
-            # the level the release starts from: the envelope at the note-off, held
-            level = (off[v] / a if off[v] < a else (1.0 - (1.0 - adsr[v, 3]) * (off[v] - a) / adsr[v, 1]
-                                                    if off[v] < a + adsr[v, 1] else adsr[v, 3]))
-            _envelope(out, signal, start[v], 0, count, off[v], adsr[v], level,
+            _envelope(out, signal, start[v], min(length[v], total - start[v]), off[v], adsr[v],
                       amp[v] * cos(theta), amp[v] * sin(theta))
 
 
 @cython.cfunc
 @cython.exceptval(check=False)
-def _oscillate(buf: cython.double[::1], n0: cython.longlong, n1: cython.longlong, kind: cython.int,
+def _oscillate(buf: cython.double[::1], count: cython.longlong, kind: cython.int,
                dt: cython.double, rate: cython.double) -> cython.void:
-    """Samples ``n0`` to ``n1`` (from the voice's start) of one oscillator at ``dt``
-    cycles per sample into ``buf[0:n1 - n0]``."""
+    """The first ``count`` samples of one oscillator at ``dt`` cycles per sample into ``buf``."""
     n: cython.longlong
-    end: cython.longlong
+    block: cython.longlong
     t: cython.double
     index: cython.double
     tab: cython.double[::1] = SINE_TABLE
     organ: cython.double[::1] = ORGAN_TABLE
     if kind == _SAW:
-        for n in range(n0, n1):
+        for n in range(count):
             t = _frac(dt * n)
-            buf[n - n0] = 2.0 * t - 1.0 - _blep(t, dt)
+            buf[n] = 2.0 * t - 1.0 - _blep(t, dt)
     elif kind == _SQUARE:
-        for n in range(n0, n1):
+        for n in range(count):
             t = _frac(dt * n)
-            buf[n - n0] = (1.0 if t < 0.5 else -1.0) + _blep(t, dt) - _blep(_frac(t + 0.5), dt)
+            buf[n] = (1.0 if t < 0.5 else -1.0) + _blep(t, dt) - _blep(_frac(t + 0.5), dt)
     elif kind == _ORGAN:
-        for n in range(n0, n1):
-            buf[n - n0] = _sin(organ, _frac(dt * n))
+        for n in range(count):
+            buf[n] = _sin(organ, _frac(dt * n))
     elif kind == _EPIANO:
-        n = n0
-        while n < n1:  # the FM index moves slowly: once per 32 samples of the voice
-            index = _EP_INDEX * exp(-((n - (n & 31)) / rate) / _EP_DECAY_S) * _INV_TWO_PI
-            end = min(n - (n & 31) + 32, n1)
-            while n < end:
+        for block in range(0, count, 32):  # the FM index moves slowly: once per 32 samples
+            index = _EP_INDEX * exp(-(block / rate) / _EP_DECAY_S) * _INV_TWO_PI
+            for n in range(block, min(block + 32, count)):
                 t = _frac(dt * n)
-                buf[n - n0] = _sin(tab, _frac(t + index * _sin(tab, t) + 1.0))
-                n += 1
+                buf[n] = _sin(tab, _frac(t + index * _sin(tab, t) + 1.0))
     else:
-        for n in range(n0, n1):
-            buf[n - n0] = _sin(tab, _frac(dt * n))
+        for n in range(count):
+            buf[n] = _sin(tab, _frac(dt * n))
 
 
 @cython.cfunc
 @cython.exceptval(check=False)
-def _lowpass(buf: cython.double[::1], count: cython.longlong, c: cython.double[::1],
-             state: cython.double[::1]) -> cython.void:
+def _lowpass(buf: cython.double[::1], count: cython.longlong, c: cython.double[::1]) -> cython.void:
     """The biquad ``c`` (b0, b1, b2, a1, a2) over ``buf[:count]`` in place (direct form
-    I) from ``state`` (x1, x2, y1, y2), left in it; the identity is skipped."""
+    I), from rest; the identity is skipped."""
     n: cython.longlong
     x: cython.double
     y: cython.double
@@ -179,10 +166,10 @@ def _lowpass(buf: cython.double[::1], count: cython.longlong, c: cython.double[:
     b2: cython.double = c[2]
     a1: cython.double = c[3]
     a2: cython.double = c[4]
-    x1: cython.double = state[0]
-    x2: cython.double = state[1]
-    y1: cython.double = state[2]
-    y2: cython.double = state[3]
+    x1: cython.double = 0.0
+    x2: cython.double = 0.0
+    y1: cython.double = 0.0
+    y2: cython.double = 0.0
     if b0 == 1.0 and b1 == 0.0 and b2 == 0.0 and a1 == 0.0 and a2 == 0.0:
         return
     for n in range(count):
@@ -193,20 +180,20 @@ def _lowpass(buf: cython.double[::1], count: cython.longlong, c: cython.double[:
         y2 = y1
         y1 = y
         buf[n] = y
-    state[0], state[1], state[2], state[3] = x1, x2, y1, y2
 
 
 @cython.cfunc
 @cython.exceptval(check=False)
 def _envelope(out: cython.double[:, ::1], buf: cython.double[::1], base: cython.longlong,
-              n0: cython.longlong, n1: cython.longlong, o: cython.longlong, adsr: cython.double[::1],
-              level: cython.double, gl: cython.double, gr: cython.double) -> cython.void:
-    """``buf[0:n1 - n0]`` (samples ``n0`` to ``n1`` of a voice that starts at sample
-    ``base``) times its ADSR and the pan gains, added into ``out``: attack below
-    ``adsr[0]`` samples, decay for ``adsr[1]`` more, sustain ``adsr[3]`` until the
-    note-off ``o``, then the release (``adsr[2]`` samples) from ``level`` to 0."""
-    n: cython.longlong = n0
+              count: cython.longlong, o: cython.longlong, adsr: cython.double[::1],
+              gl: cython.double, gr: cython.double) -> cython.void:
+    """``buf[:count]`` (a voice that starts at sample ``base``) times its ADSR and the pan
+    gains, added into ``out``: attack below ``adsr[0]`` samples, decay for ``adsr[1]``
+    more, sustain ``adsr[3]`` until the note-off ``o``, then the release (``adsr[2]``
+    samples) from the level at the note-off to 0."""
+    n: cython.longlong = 0
     stop: cython.longlong
+    level: cython.double
     env: cython.double
     y: cython.double
     a: cython.double = adsr[0]
@@ -215,29 +202,31 @@ def _envelope(out: cython.double[:, ::1], buf: cython.double[::1], base: cython.
     ia: cython.double = 1.0 / adsr[0]
     idd: cython.double = 1.0 / adsr[1]
     ir: cython.double = 1.0 / adsr[2]
-    stop = min(o, n1, cython.cast(cython.longlong, ceil(a)))
+    # the level the release starts from: the envelope at the note-off, held
+    level = o * ia if o < a else (1.0 - (1.0 - s) * (o - a) * idd if o < ad else s)
+    stop = min(o, count, cython.cast(cython.longlong, ceil(a)))
     while n < stop:  # attack: n < a
-        y = buf[n - n0] * (n * ia)
+        y = buf[n] * (n * ia)
         out[base + n, 0] += y * gl
         out[base + n, 1] += y * gr
         n += 1
-    stop = min(o, n1, cython.cast(cython.longlong, ceil(ad)))
+    stop = min(o, count, cython.cast(cython.longlong, ceil(ad)))
     while n < stop:  # decay: a <= n < a + d
-        y = buf[n - n0] * (1.0 - (1.0 - s) * (n - a) * idd)
+        y = buf[n] * (1.0 - (1.0 - s) * (n - a) * idd)
         out[base + n, 0] += y * gl
         out[base + n, 1] += y * gr
         n += 1
-    stop = min(o, n1)
+    stop = min(o, count)
     while n < stop:  # sustain until the note-off
-        y = buf[n - n0] * s
+        y = buf[n] * s
         out[base + n, 0] += y * gl
         out[base + n, 1] += y * gr
         n += 1
-    while n < n1:  # release, clamped at silence
+    while n < count:  # release, clamped at silence
         env = level * (1.0 - (n - o) * ir)
         if env < 0.0:
             env = 0.0
-        y = buf[n - n0] * env
+        y = buf[n] * env
         out[base + n, 0] += y * gl
         out[base + n, 1] += y * gr
         n += 1

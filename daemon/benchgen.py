@@ -53,18 +53,17 @@ def generate(backends=("rules", "markov", "mlx", "onnx", "onnx-int8"), runs: int
     """Run the benchmark and echo a table (and a JSON line with ``as_json``)."""
     the_preset = load_preset(preset)
     chords = progression()
-    seeds = list(range(1, runs + 1))
     result = {"bars": BARS, "runs": runs, "chords": len(chords)}
     for name in backends:
         model = load_model(name)
         time_phrase(model, the_preset, chords, 0)  # warm: imports, session start, first-call costs
-        times, notes, tokens = zip(*(time_phrase(model, the_preset, chords, seed) for seed in seeds))
+        times, notes, tokens = zip(*(time_phrase(model, the_preset, chords, seed) for seed in range(1, runs + 1)))
         key = name.replace("-", "_")
         result[f"{key}_16bar_ms"] = round(1000 * float(np.median(times)), 2)
         result[f"{key}_notes"] = round(float(np.mean(notes)), 1)
         if tokens[0]:
             result[f"{key}_tokens_per_s"] = round(float(np.sum(tokens) / np.sum(times)))
-        echo(f"{name:10s} 16 bars: {result[f'{key}_16bar_ms']:8.2f} ms median of {len(seeds)}, "
+        echo(f"{name:10s} 16 bars: {result[f'{key}_16bar_ms']:8.2f} ms median of {runs}, "
              f"{result[f'{key}_notes']:.0f} notes" + (f", {result[f'{key}_tokens_per_s']:,} tokens/s" if tokens[0] else ""))
     if "onnx" in backends and replans:
         samples = replan_times(load_model("onnx"), the_preset, chords, replans)

@@ -8,7 +8,7 @@ next chord); notes planned on a beat wait for the beat's strike, so the first no
 a strike is its answer. Then, with onnx, ``/riffd/generate 16`` over the first 16 chord
 names of the demo chorale (one a bar) is timed from sending to ``/riffd/done``, next to
 `riffd bench generate`'s in-process time of the same phrase (same chords, preset and
-seed) measured in the same run.
+seed), one run after each round trip.
 """
 from __future__ import annotations
 
