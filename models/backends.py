@@ -51,6 +51,12 @@ class OnnxRunner:
 
     ``threads``: intra-op threads; at batch 1 every operator is too small to split, so
     one thread is fastest (the time goes to reading the weights, once per call).
+
+    A graph that takes ``past_length`` (the fused export) keeps its KV cache in one
+    buffer per layer that GroupQueryAttention writes in place (bound as input and output
+    through onnxruntime's IO binding): a call costs the same at any cache length, and
+    ``trim`` only moves the length. The buffer holds ``max_context`` + 64 positions and
+    doubles when a feed needs more. Other graphs pass the past in and take the present out.
     """
 
     def __init__(self, checkpoint: Checkpoint, file: str = "model.onnx", threads: int = 1):
@@ -67,27 +73,64 @@ class OnnxRunner:
         self.layers = arch["num_hidden_layers"]
         self.kv_heads = arch.get("num_key_value_heads") or arch["num_attention_heads"]
         self.head_dim = arch.get("head_dim") or arch["hidden_size"] // arch["num_attention_heads"]
-        self.outputs = ["logits"] + [f"present_{kv}_{i}" for i in range(self.layers) for kv in ("key", "value")]
+        self.names = [f"{kv}_{i}" for i in range(self.layers) for kv in ("key", "value")]
+        self.outputs = ["logits"] + [f"present_{n}" for n in self.names]
+        self.shared = "past_length" in {i.name for i in self.session.get_inputs()}
+        self.capacity = 0
+        if self.shared:
+            self._allocate(checkpoint.max_context + 64)
         self.reset()
+
+    def _allocate(self, capacity: int) -> None:
+        """(Re)make the shared buffers with room for ``capacity`` positions, keeping the cache."""
+        import onnxruntime as ort
+        old, keep = getattr(self, "buffers", None), getattr(self, "length", 0)
+        shape = (1, self.kv_heads, capacity, self.head_dim)
+        self.buffers = {n: np.zeros(shape, dtype=np.float32) for n in self.names}
+        if old is not None and keep:
+            for n in self.names:
+                self.buffers[n][:, :, :keep] = old[n][:, :, :keep]
+        self.binding = self.session.io_binding()
+        self.binding.bind_output("logits")  # output 0, bound again per call (its shape varies)
+        for n, array in self.buffers.items():
+            value = ort.OrtValue.ortvalue_from_numpy(array)  # shares the array's memory
+            self.binding.bind_ortvalue_input(f"past_{n}", value)
+            self.binding.bind_ortvalue_output(f"present_{n}", value)
+        self.capacity = capacity
 
     def reset(self) -> None:
         empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=np.float32)
-        self.past = {f"past_{kv}_{i}": empty for i in range(self.layers) for kv in ("key", "value")}
+        self.past = {f"past_{n}": empty for n in self.names}
         self.length = 0
 
     def feed(self, ids: list[int]) -> np.ndarray:
-        out = self.session.run(self.outputs, {"input_ids": np.array([ids], dtype=np.int64), **self.past})
-        self.past = {name.replace("present", "past"): v for name, v in zip(self.outputs[1:], out[1:])}
+        if not self.shared:
+            out = self.session.run(self.outputs, {"input_ids": np.array([ids], dtype=np.int64), **self.past})
+            self.past = {name.replace("present", "past"): v for name, v in zip(self.outputs[1:], out[1:])}
+            self.length += len(ids)
+            return out[0][0, -1]
+        if self.length + len(ids) > self.capacity:
+            self._allocate(2 * (self.length + len(ids)))
+        self.binding.bind_cpu_input("input_ids", np.array([ids], dtype=np.int64))
+        self.binding.bind_cpu_input("past_length", np.array(self.length, dtype=np.int64))
+        self.binding.bind_output("logits")
+        self.session.run_with_iobinding(self.binding)
         self.length += len(ids)
-        return out[0][0, -1]
+        return self.binding.get_outputs()[0].numpy()[0, -1]
 
     def trim(self, n: int) -> None:
         keep = self.length - n
-        self.past = {k: v[:, :, :keep] for k, v in self.past.items()}
+        if not self.shared:
+            self.past = {k: v[:, :, :keep] for k, v in self.past.items()}
         self.length = keep
 
     def logits(self, ids: np.ndarray) -> np.ndarray:
         """All logits of one sequence from an empty cache: shape (len(ids), vocab)."""
         self.reset()
+        if self.shared:
+            self.feed([int(i) for i in ids])
+            logits = self.binding.get_outputs()[0].numpy()[0]
+            self.reset()
+            return logits
         out = self.session.run(["logits"], {"input_ids": np.asarray(ids, dtype=np.int64)[None], **self.past})
         return out[0][0]
