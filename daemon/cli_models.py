@@ -108,28 +108,63 @@ def export_onnx(checkpoint, int8, portable):
 
 
 @click.command("eval")
-@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("data/corpus"),
-              show_default=True, help="Dataset folder (its test split is used).")
+@click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=Path("data/corpus"),
+              show_default=True, help="Dataset folder whose test split is used when no FOLDER is given.")
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=RIFF_SMALL, show_default=True)
 @click.option("--pieces", type=click.IntRange(1), default=200, show_default=True, help="Test pieces for pitch metrics.")
-@click.option("--stats-pieces", type=click.IntRange(1), default=60, show_default=True,
+@click.option("--stats-pieces", type=click.IntRange(10), default=60, show_default=True,
               help="Test pieces whose chords each model plays over.")
 @click.option("--models", default="rules,markov,onnx", show_default=True)
-@click.option("--card", is_flag=True, help="Write the figures into the checkpoint's model card (README.md).")
+@click.option("--preset", default=None, help="Preset the models play with [pop for a FOLDER, folk for the test split].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-report"),
+              show_default=True, help="Folder for report.md, report.json, histograms.png and pieces.png.")
+@click.option("--card", is_flag=True, help="Write the test-split figures into the checkpoint's model card (README.md).")
 @json_option
-def eval_(data, checkpoint, pieces, stats_pieces, models, card, as_json):
-    """Test-split perplexity and accuracy against markov, and melody statistics per model."""
-    from riffd.models.training.evaluate import card_section, evaluate, update_card
-    require_dataset(data, "test.npy")
+def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, out, card, as_json):
+    """Melodies of each model against real ones: over the chords of FOLDER's MIDI files
+    (melody track and chords found per file), or of the dataset's test split (plus its
+    perplexity and accuracy against markov)."""
+    from riffd.models.evaluation.arrangements import read_folder
+    from riffd.models.evaluation.report import markdown, write_report
+    from riffd.models.evaluation.suite import evaluate_pieces
+    from riffd.presets import PresetError, load_preset
+    names = [m.strip() for m in models.split(",") if m.strip()]
     try:
-        result = evaluate(data, checkpoint, pieces, stats_pieces, models.split(","), echo=click.echo)
-    except ValueError as exc:  # CheckpointError, or an unknown model name
+        the_preset = load_preset(preset or ("pop" if folder else "folk"))
+        if folder:
+            found, files = read_folder(folder, echo=click.echo)
+            result = evaluate_pieces(found, names, the_preset, seed, echo=click.echo)
+            result["files"] = files
+        else:
+            result = _test_split(data, checkpoint, pieces, stats_pieces, names, the_preset, seed, card)
+    except (ValueError, PresetError) as exc:  # CheckpointError, an unknown model, too few pieces
         raise BadInput(str(exc)) from None
-    if card:
-        update_card(checkpoint, card_section(result, data))
+    for path in write_report(result, out, str(folder or f"{data} (test split)")):
+        click.echo(f"wrote {path}")
+    click.echo(markdown(result, str(folder or data)).split("\n\n", 2)[2].split("\n\n")[0])
     if as_json:
         click.echo(json.dumps(result))
+
+
+def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, card) -> dict:
+    from riffd.models.checkpoint import Checkpoint
+    from riffd.models.evaluation.arrangements import Arrangement
+    from riffd.models.evaluation.suite import evaluate_pieces
+    from riffd.models.training.evaluate import card_section, evaluate, test_pieces, update_card
+    require_dataset(data, "test.npy")
+    base = evaluate(data, checkpoint, pieces, stats_pieces, names, echo=click.echo)
+    if card:
+        update_card(checkpoint, card_section(base, data))
+    check = Checkpoint.load(checkpoint)
+    arrangements = [Arrangement(f"test-{i}", p.notes, p.chords, p.meter, p.tempo, p.bars * p.meter[0] * 4 / p.meter[1],
+                                style=p.style)
+                    for i, p in enumerate(test_pieces(data, check.vocab, check.max_context, stats_pieces))]
+    result = evaluate_pieces(arrangements, names, preset.with_values(register=[55, 88]), seed, echo=click.echo)
+    result["token_metrics"] = base
+    return result
 
 
 @click.group()

@@ -1,0 +1,160 @@
+"""Real arrangements in, melody and chords out: what `riffd eval DIR` compares against.
+
+Folders of real music come in every shape. Per file:
+
+- the melody track is the first of: a track named like a melody (``MELODY_NAMES``), else
+  the highest-sounding track that is one voice once overlaps of up to 1/8 beat are
+  trimmed (a sung or played line overlaps itself by a few ticks; at most
+  ``MAX_CHORDAL`` of its notes may still overlap, which the skyline then drops);
+- the chords are named per beat from every other track but drums (channel 10) with
+  riffd's recognizer (riffd.music.chords): the pitches sounding for at least a quarter
+  of the beat's busiest pitch's time, the bass the lowest of them (with the next beat
+  too where a beat alone sounds fewer than three pitch classes: broken chords); a beat
+  the recognizer cannot name keeps the chord before; equal neighbours merge into one
+  change.
+
+Each file gets a one-line account of what was found (``Arrangement.found``), or a
+reason it was skipped (``ArrangementError``).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from riffd.bridges.midifile import MidiInputError, TrackNote, read_song
+from riffd.models.protocol import ChordAt, MelodyNote
+from riffd.music.chords import recognize
+
+MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|voz|sing|soprano|tune|theme|\bmel\b", re.IGNORECASE)
+MAX_CHORDAL = 0.1
+MIN_NOTES = 8
+DRUMS = 9  # channel 10, counted from 0
+
+
+class ArrangementError(ValueError):
+    """A file riffd cannot take a melody and chords from; the message says why."""
+
+
+@dataclass
+class Arrangement:
+    """A real melody over its chords; beats are quarter notes from the file's start."""
+    name: str
+    melody: list[MelodyNote]
+    chords: list[ChordAt]
+    meter: tuple[int, int]
+    tempo: float
+    length: float
+    origin: float = 0.0  # where bar 1 starts, beats
+    style: str = "user"
+    found: dict = field(default_factory=dict)
+
+    @property
+    def bar_beats(self) -> float:
+        return self.meter[0] * 4 / self.meter[1]
+
+
+def trimmed(notes: list[TrackNote], tolerance: int) -> tuple[list[TrackNote], int]:
+    """The skyline of ``notes``: notes starting together keep the highest, a note cut at
+    the next onset when it overlaps by up to ``tolerance`` ticks; returns it and how many
+    notes overlapped by more (chordal notes, dropped)."""
+    by_start: dict[int, TrackNote] = {}
+    for n in notes:
+        if n.start not in by_start or n.pitch > by_start[n.start].pitch:
+            by_start[n.start] = n
+    line, chordal = [], len(notes) - len(by_start)
+    for n in sorted(by_start.values()):
+        if line and line[-1].end > n.start:
+            last = line[-1]
+            if last.end - n.start > tolerance:
+                chordal += 1
+                if n.pitch < last.pitch:
+                    continue  # an inner voice under a held melody note
+            line[-1] = TrackNote(last.start, n.start, last.pitch, last.velocity, last.channel)
+        line.append(n)
+    return line, chordal
+
+
+def melody_track(song, names: list[str]) -> tuple[int, str]:
+    """(index, how it was found) of the melody track; raises ArrangementError."""
+    tolerance = song.ppqn // 8
+    playable = [k for k, t in enumerate(song.tracks)
+                if len(t) >= MIN_NOTES and not all(n.channel == DRUMS for n in t)]
+    named = [k for k in playable if MELODY_NAMES.search(names[k] or "")]
+    if named:
+        return named[0], f"named {names[named[0]]!r}"
+    lines = {k: trimmed(song.tracks[k], tolerance) for k in playable}
+    single = [k for k in playable if lines[k][1] <= MAX_CHORDAL * len(song.tracks[k])]
+    if not single:
+        raise ArrangementError("no track plays one voice (melody polyphony)")
+    best = max(single, key=lambda k: sum(n.pitch for n in lines[k][0]) / len(lines[k][0]))
+    return best, "the highest one-voice track"
+
+
+def _weights(tracks, lo: int, hi: int) -> dict[int, int]:
+    """Ticks each pitch sounds within [lo, hi), drums left out."""
+    weight: dict[int, int] = {}
+    for track in tracks:
+        for n in track:
+            overlap = min(n.end, hi) - max(n.start, lo)
+            if overlap > 0 and n.channel != DRUMS:
+                weight[n.pitch] = weight.get(n.pitch, 0) + overlap
+    return weight
+
+
+def beat_chords(tracks: list[list[TrackNote]], ppqn: int, beats: int) -> list[ChordAt]:
+    """The chord of each beat from ``tracks`` (accompaniment), merged into changes. A
+    beat that sounds fewer than three pitch classes (a broken chord, a bass line) is
+    named with the beat after it too."""
+    out: list[ChordAt] = []
+    for b in range(beats):
+        weight = _weights(tracks, b * ppqn, (b + 1) * ppqn)
+        if len({p % 12 for p in weight}) < 3:
+            weight = _weights(tracks, b * ppqn, (b + 2) * ppqn)
+        if not weight:
+            continue
+        top = max(weight.values())
+        chord = recognize([p for p, w in weight.items() if w >= top / 4])
+        if chord is not None and (not out or out[-1].chord != chord):
+            out.append(ChordAt(float(b), chord))
+    return out
+
+
+def read_arrangement(path: str | Path) -> Arrangement:
+    """Melody and chords of one MIDI file; raises ArrangementError (MidiInputError's
+    message included) when there is no usable melody or no chords."""
+    path = Path(path)
+    try:
+        song = read_song(path)
+    except MidiInputError as exc:
+        raise ArrangementError(str(exc).replace(str(path), path.name)) from None
+    names = [t.name for t in song.midi.tracks]
+    index, how = melody_track(song, names)
+    line, chordal = trimmed(song.tracks[index], song.ppqn // 8)
+    others = [t for k, t in enumerate(song.tracks) if k != index]
+    beats = int(song.length_ticks / song.ppqn) + 1
+    chords = beat_chords(others, song.ppqn, beats)
+    if not chords:
+        raise ArrangementError("no chords: nothing besides the melody track plays two or more pitch classes")
+    melody = [MelodyNote(n.start / song.ppqn, max(n.end - n.start, 1) / song.ppqn, n.pitch, n.velocity) for n in line]
+    found = {"file": path.name, "melody_track": index, "melody_found_as": how, "melody_notes": len(melody),
+             "chordal_notes_dropped": chordal, "chord_changes": len(chords), "meter": list(song.meter)}
+    return Arrangement(path.stem, melody, chords, tuple(song.meter), song.tempo, song.length_ticks / song.ppqn,
+                       found=found)
+
+
+def read_folder(folder: str | Path, echo=print) -> tuple[list[Arrangement], list[dict]]:
+    """Every ``.mid``/``.midi`` file under ``folder`` (sorted): the arrangements read, and
+    one account per file (what was found, or ``{"file", "skipped"}`` with the reason)."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".mid", ".midi") and p.is_file())
+    pieces, accounts = [], []
+    for path in files:
+        try:
+            piece = read_arrangement(path)
+        except ArrangementError as exc:
+            accounts.append({"file": path.name, "skipped": str(exc)})
+            echo(f"riffd eval: {path.name}: skipped: {exc}")
+            continue
+        pieces.append(piece)
+        accounts.append(piece.found)
+    return pieces, accounts

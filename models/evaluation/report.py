@@ -1,0 +1,87 @@
+"""The evaluation's report: ``report.md`` (tables), ``report.json`` (everything),
+``histograms.png`` (the four pooled histograms, one line per melody source) and
+``pieces.png`` (per piece: chord-tone ratio against 2-bar repetition)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .features import HISTOGRAMS
+from .suite import TARGETS
+
+LABELS = {"chord_pc": "pitch class above the chord root", "interval": "interval (semitones)",
+          "onset": "onset within the beat (1/12 beat)", "duration": "duration bin"}
+
+
+def markdown(result: dict, source: str) -> str:
+    """The tables of ``result`` (suite.evaluate_pieces) as Markdown."""
+    configs = result["configs"]
+    models = [m for m in configs if m != "real"]
+    low, high = result["judge"]["real_vs_real"]
+    lines = [f"# riffd eval: {source}", "",
+             f"{result['pieces']} pieces, preset `{result['preset']}`. Told from real: accuracy of a classifier "
+             f"two-sample test (0.50 = chance; two halves of the real melodies score {low:.2f} to {high:.2f}).", "",
+             "| melody | told from real | chord-tone ratio | pc entropy (bits) | notes/bar | range | 2-bar repetition "
+             "| 8-bar self-similarity | KL chord pc | KL interval | KL onset | KL duration | valid | composite |",
+             "| --- " + "| ---: " * 13 + "|"]
+    for name, r in configs.items():
+        kls = [f"{r[f'kl_{k}']:.3f}" if f"kl_{k}" in r else "0" for k in HISTOGRAMS]
+        lines.append(f"| {name} | {r.get('judge', '-')} | {r['chord_tone_ratio']:.2f} | {r['pc_entropy']:.2f} | "
+                     f"{r['notes_per_bar']:.2f} | {r['range']:.1f} | {r['repetition_2bar']:.2f} | "
+                     f"{r['self_similarity_8bar']:.2f} | " + " | ".join(kls) +
+                     f" | {r['valid']:.2f} | {r.get('composite', 0)} |")
+    lines += ["", "Targets (issue 12): " + ", ".join(f"{k} {v}" for k, v in TARGETS.items()), "",
+              "| model | " + " | ".join(TARGETS) + " |", "| --- " + "| :-: " * len(TARGETS) + "|"]
+    for name in models:
+        t = configs[name]["targets"]
+        lines.append(f"| {name} | " + " | ".join("met" if t[k] else "no" for k in TARGETS) + " |")
+    if result["tests"]:
+        lines += ["", "Wilcoxon signed-rank tests on the per-piece distances:", "",
+                  "| pair | closer to real | p | pieces |", "| --- | --- | ---: | ---: |"]
+        lines += [f"| {t['a']} / {t['b']} | {t['closer']} | {t['p']} | {t['pieces']} |" for t in result["tests"]]
+    if result.get("files"):
+        skipped = [f for f in result["files"] if "skipped" in f]
+        lines += ["", f"Files: {len(result['files']) - len(skipped)} read, {len(skipped)} skipped.", ""]
+        lines += [f"- {f['file']}: skipped: {f['skipped']}" if "skipped" in f else
+                  f"- {f['file']}: melody {f['melody_found_as']} (track {f['melody_track']}, {f['melody_notes']} notes), "
+                  f"{f['chord_changes']} chord changes" for f in result["files"]]
+    return "\n".join(lines) + "\n"
+
+
+def plots(result: dict, out: Path) -> list[Path]:
+    """``histograms.png`` and ``pieces.png`` in ``out``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(12, 7), dpi=100)
+    FigureCanvasAgg(fig)
+    for k, name in enumerate(HISTOGRAMS):
+        ax = fig.add_subplot(2, 2, k + 1)
+        for source, hists in result["histograms"].items():
+            ax.plot(hists[name], drawstyle="steps-mid", label=source, linewidth=2.2 if source == "real" else 1.2)
+        ax.set_title(LABELS[name], fontsize=9)
+    fig.axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    hist_png = out / "histograms.png"
+    fig.savefig(hist_png)
+    fig = Figure(figsize=(6, 5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for source, rows in result["per_piece"].items():
+        ax.scatter(rows["chord_tone_ratio"], rows["repetition_2bar"], s=14, label=source, alpha=0.7)
+    ax.set_xlabel("chord-tone ratio")
+    ax.set_ylabel("2-bar repetition")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    pieces_png = out / "pieces.png"
+    fig.savefig(pieces_png)
+    return [hist_png, pieces_png]
+
+
+def write_report(result: dict, out: str | Path, source: str) -> list[Path]:
+    """Write the report's four files into ``out`` (made if missing); returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    md, js = out / "report.md", out / "report.json"
+    md.write_text(markdown(result, source), encoding="utf-8")
+    js.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return [md, js] + plots(result, out)

@@ -1,0 +1,124 @@
+"""The evaluation suite: each model plays over the real pieces' chords and its melodies
+are compared with the real ones (riffd.models.evaluation.features, .judge).
+
+Per model (and for the real melodies): the mean of every scalar feature; the KL
+divergence KL(real || model) of each pooled histogram (features.kl, nats); the
+two-sample test's accuracy (judge.told_apart) with its real-vs-real calibration; and a
+per-piece distance to the piece's own real melody::
+
+    d = mean KL of the four histograms + |d chord-tone ratio| + |d 2-bar repetition|
+        + |d pitch-class entropy| / log2(12) + |d notes per bar| / real notes per bar
+
+whose mean is the composite score (lower is closer). Pairs of models are compared with
+the Wilcoxon signed-rank test (scipy.stats.wilcoxon) on their per-piece distances.
+``TARGETS`` are issue 12's.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from riffd.models.protocol import Context
+
+from .arrangements import Arrangement
+from .features import HISTOGRAMS, SCALARS, MelodyFeatures, features, kl, pooled
+from .judge import calibration, told_apart
+
+TARGETS = {"judge": 0.70, "chord_tone_ratio": 0.03, "pc_entropy": 0.15, "notes_per_bar": 0.15,
+           "repetition_2bar": 0.10, "kl": 0.05}
+
+
+def play(model_name: str, pieces: list[Arrangement], preset, seed: int = 0):
+    """Each piece's melody by ``model_name`` over its chords (preset's meter and tempo
+    set from the piece; seed ``seed + i`` for piece i)."""
+    from riffd.models import load_model
+    model = load_model(model_name)
+    out = []
+    for i, piece in enumerate(pieces):
+        played = preset.with_values(meter=list(piece.meter), tempo=min(400.0, max(20.0, float(piece.tempo))))
+        if piece.style != "user":
+            played = played.with_values(style=piece.style)
+        model.start(Context(played, seed=seed + i, start_beat=piece.chords[0].beat, chords=piece.chords))
+        out.append([n for n in model.generate(piece.length) if n.start < piece.length])
+    return out
+
+
+def distance(real: MelodyFeatures, other: MelodyFeatures) -> float:
+    """The per-piece distance of the module docstring."""
+    r, o = real.scalars, other.scalars
+    hist = np.mean([kl(real.histograms[k], other.histograms[k]) for k in HISTOGRAMS])
+    return float(hist + abs(r["chord_tone_ratio"] - o["chord_tone_ratio"])
+                 + abs(r["repetition_2bar"] - o["repetition_2bar"]) + abs(r["pc_entropy"] - o["pc_entropy"]) / math.log2(12)
+                 + abs(r["notes_per_bar"] - o["notes_per_bar"]) / max(r["notes_per_bar"], 1e-9))
+
+
+def summary(rows: list[MelodyFeatures], real: list[MelodyFeatures]) -> dict:
+    """Means of the scalars, KL of each pooled histogram against ``real`` (absent for
+    the real melodies themselves), the per-piece distances and their mean."""
+    out = {k: round(float(np.mean([r.scalars[k] for r in rows])), 4) for k in SCALARS}
+    if rows is not real:
+        out.update({f"kl_{k}": round(kl(pooled(real, k), pooled(rows, k)), 4) for k in HISTOGRAMS})
+        dist = [distance(a, b) for a, b in zip(real, rows)]
+        out["distances"] = [round(d, 4) for d in dist]
+        out["composite"] = round(float(np.mean(dist)), 4)
+    return out
+
+
+def verdicts(row: dict, real: dict) -> dict:
+    """Each target of ``TARGETS`` as True (met) or False for one model's row."""
+    return {
+        "judge": row["judge"] <= TARGETS["judge"],
+        "chord_tone_ratio": abs(row["chord_tone_ratio"] - real["chord_tone_ratio"]) <= TARGETS["chord_tone_ratio"],
+        "pc_entropy": abs(row["pc_entropy"] - real["pc_entropy"]) <= TARGETS["pc_entropy"],
+        "notes_per_bar": abs(row["notes_per_bar"] - real["notes_per_bar"])
+        <= TARGETS["notes_per_bar"] * real["notes_per_bar"],
+        "repetition_2bar": abs(row["repetition_2bar"] - real["repetition_2bar"]) <= TARGETS["repetition_2bar"],
+        "kl": all(row[f"kl_{k}"] <= TARGETS["kl"] for k in HISTOGRAMS),
+    }
+
+
+def wilcoxon_tests(configs: dict, models: list[str]) -> list[dict]:
+    """Wilcoxon signed-rank test on the per-piece distances of every pair of models;
+    ``closer`` names the model whose median distance is lower."""
+    from scipy.stats import wilcoxon
+    tests = []
+    for i, a in enumerate(models):
+        for b in models[i + 1:]:
+            da, db = np.array(configs[a]["distances"]), np.array(configs[b]["distances"])
+            p = 1.0 if np.allclose(da, db) else float(wilcoxon(da, db).pvalue)
+            tests.append({"a": a, "b": b, "closer": a if np.median(da - db) < 0 else b, "p": float(f"{p:.3g}"),
+                          "pieces": len(da)})
+    return tests
+
+
+def evaluate_pieces(pieces: list[Arrangement], models: list[str], preset, seed: int = 0, echo=print) -> dict:
+    """The whole comparison; returns ``{"configs": {"real": {...}, model: {...}},
+    "tests": [...], "judge": {...}, "pieces": n}``. Raises ValueError with fewer than 10
+    pieces (the two-sample test's folds) or for an unknown model name."""
+    if len(pieces) < 10:
+        raise ValueError(f"the evaluation needs at least 10 pieces with a melody and chords ({len(pieces)} found)")
+    feats = lambda notes, p: features(notes, p.chords, p.bar_beats, p.length, p.origin)  # noqa: E731
+    real = [feats(p.melody, p) for p in pieces]
+    real_x = np.array([r.vector() for r in real])
+    low, high = calibration(real_x, seed=seed)
+    configs, every = {"real": summary(real, real)}, {"real": real}
+    judge = {"real_vs_real": [round(low, 3), round(high, 3)]}
+    for name in models:
+        t0 = time.perf_counter()
+        rows = [feats(notes, p) for notes, p in zip(play(name, pieces, preset, seed), pieces)]
+        row = summary(rows, real)
+        row["judge"] = judge[name] = round(told_apart(real_x, np.array([r.vector() for r in rows]), seed), 3)
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        configs[name], every[name] = row, rows
+        echo(f"riffd eval: {name}: told from real {row['judge']:.2f}, composite {row['composite']:.3f} "
+             f"({row['seconds']} s)")
+    for name in models:
+        configs[name]["targets"] = verdicts(configs[name], configs["real"])
+    return {"pieces": len(pieces), "preset": preset.name, "configs": configs,
+            "tests": wilcoxon_tests(configs, models), "judge": judge,
+            "histograms": {name: {k: [round(float(v), 4) for v in pooled(rows, k)] for k in HISTOGRAMS}
+                           for name, rows in every.items()},
+            "per_piece": {name: {k: [round(r.scalars[k], 4) for r in rows] for k in ("chord_tone_ratio", "repetition_2bar")}
+                          for name, rows in every.items()}}

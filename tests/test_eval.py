@@ -1,0 +1,130 @@
+"""`riffd eval`: melody features, the two-sample judge, real arrangements read from a
+folder, and the command end to end on chorales written as a user's files would be."""
+from __future__ import annotations
+
+import json
+
+import mido
+import numpy as np
+import pytest
+
+from riffd.models.evaluation.arrangements import read_folder
+from riffd.models.evaluation.features import features, kl, repetition, valid
+from riffd.models.evaluation.judge import told_apart
+from riffd.models.protocol import ChordAt, MelodyNote
+from riffd.music.chords import parse_chord
+
+from arrangements import write_arrangements
+from conftest import run_riffd
+
+PHRASE = [(0, 60), (1, 62), (2, 64), (3, 65), (4, 67), (5, 65), (6, 64), (7, 62)]  # 2 bars of 4/4
+
+
+def phrase_at(start: float, shift: int) -> list[MelodyNote]:
+    return [MelodyNote(start + b, 1.0, p + shift, 80) for b, p in PHRASE]
+
+
+def test_repetition_sees_transposed_and_varied_repeats_but_not_new_phrases():
+    repeated = phrase_at(0, 0) + phrase_at(8, 5) + phrase_at(16, 0)
+    assert repetition(repeated, 4.0, 24.0) == 1.0
+    varied = phrase_at(0, 0) + [n if k != 3 else MelodyNote(n.start, 1.0, 70, 80) for k, n in enumerate(phrase_at(8, 0))]
+    assert repetition(varied, 4.0, 16.0) == 1.0  # 7 of 8 notes the same: Jaccard 7/9
+    rng = np.random.default_rng(3)
+    wandering = [MelodyNote(float(b), 1.0, int(rng.integers(55, 80)), 80) for b in range(32)]
+    assert repetition(wandering, 4.0, 32.0) == 0.0
+
+
+def test_features_of_a_known_melody():
+    chords = [ChordAt(0.0, parse_chord("C")), ChordAt(4.0, parse_chord("G"))]
+    notes = [MelodyNote(0, 1, 60, 80), MelodyNote(1, 1, 62, 80), MelodyNote(4, 0.5, 67, 80), MelodyNote(4.5, 0.5, 71, 80)]
+    f = features(notes, chords, 4.0, 8.0)
+    assert f.scalars["chord_tone_ratio"] == 0.75  # D over C is the one non-chord tone
+    assert f.scalars["notes_per_bar"] == 2.0 and f.scalars["range"] == 11.0
+    assert f.histograms["onset"][0] == 0.75 and f.histograms["onset"][6] == 0.25
+    assert f.histograms["interval"][12 + 2] == 1 / 3 and f.histograms["interval"][12 + 5] == 1 / 3
+    assert all(abs(h.sum() - 1) < 1e-9 for h in f.histograms.values())
+    assert f.vector().shape == (6 + 12 + 25 + 12 + 9,)
+
+
+def test_validity_and_kl():
+    assert valid([MelodyNote(0, 1, 60, 80), MelodyNote(1, 1, 62, 80)])
+    assert not valid([MelodyNote(0, 2, 60, 80), MelodyNote(1, 1, 62, 80)])  # two voices
+    assert not valid([MelodyNote(0, 1, 130, 80)])
+    p = np.array([0.5, 0.5, 0.0])
+    assert kl(p, p) == pytest.approx(0.0, abs=1e-12)
+    assert kl(p, np.array([0.0, 0.0, 1.0])) > 3.0
+
+
+def test_judge_is_near_chance_on_one_distribution_and_sure_on_two():
+    rng = np.random.default_rng(0)
+    same = told_apart(rng.normal(size=(60, 8)), rng.normal(size=(60, 8)))
+    apart = told_apart(rng.normal(size=(60, 8)), rng.normal(1.5, size=(60, 8)))
+    assert 0.3 <= same <= 0.7 and apart >= 0.9
+    with pytest.raises(ValueError, match="at least 5"):
+        told_apart(np.zeros((3, 2)), np.ones((3, 2)))
+
+
+@pytest.fixture(scope="module")
+def arrangements(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("arrangements")
+    written = write_arrangements(folder / "songs", 12)
+    (folder / "songs" / "noise.mid").write_bytes(np.random.default_rng(1).bytes(2000))
+    chords_only = mido.MidiFile(type=1, ticks_per_beat=480)
+    track = mido.MidiTrack([mido.Message("note_on", note=p, velocity=60, time=0) for p in (48, 52, 55)]
+                           + [mido.Message("note_off", note=p, velocity=0, time=480 if k == 0 else 0)
+                              for k, p in enumerate((48, 52, 55))])
+    chords_only.tracks.append(track)
+    chords_only.save(folder / "songs" / "chords only.mid")
+    return folder / "songs", written
+
+
+def test_read_folder_finds_named_and_unnamed_melodies_and_skips_what_it_cannot_use(arrangements):
+    from riffd.models.training.corpus import chorale, chorale_paths
+    folder, written = arrangements
+    pieces, files = read_folder(folder, echo=lambda line: None)
+    assert len(pieces) == 12
+    by_file = {f["file"]: f for f in files}
+    assert "not a readable MIDI file" in by_file["noise.mid"]["skipped"]
+    assert "melody polyphony" in by_file["chords only.mid"]["skipped"]
+    assert by_file[written[0].name]["melody_found_as"] == "named 'MELODY'"
+    assert by_file[written[1].name]["melody_found_as"] == "the highest one-voice track"
+    stems = {p.stem: p for p in chorale_paths()}
+    for piece in pieces[:4]:
+        original = chorale(stems[piece.name.split(" ", 1)[1]])
+        # the legato overlaps are trimmed away: the line is the chorale's melody again
+        # (but for the last note, which overlaps nothing)
+        assert [n.pitch for n in piece.melody] == [n.pitch for n in original.melody]
+        assert [round(n.duration, 3) for n in piece.melody[:-1]] == [round(n.duration, 3) for n in original.melody[:-1]]
+        assert len(piece.chords) >= 8
+
+
+def test_eval_command_on_a_folder(arrangements, tmp_path):
+    folder, _ = arrangements
+    out = tmp_path / "report"
+    result = run_riffd("eval", str(folder), "--models", "rules,markov", "-o", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(report["configs"]) == {"real", "rules", "markov"} and report["pieces"] == 12
+    assert [(t["a"], t["b"]) for t in report["tests"]] == [("rules", "markov")]
+    assert 0 <= report["tests"][0]["p"] <= 1
+    low, high = report["judge"]["real_vs_real"]
+    assert 0 <= low <= high <= 1 and 0 <= report["judge"]["rules"] <= 1
+    for name in ("rules", "markov"):
+        row = report["configs"][name]
+        assert len(row["distances"]) == 12 and row["composite"] == pytest.approx(np.mean(row["distances"]), abs=1e-3)
+        assert set(row["targets"]) == {"judge", "chord_tone_ratio", "pc_entropy", "notes_per_bar", "repetition_2bar", "kl"}
+    assert report["configs"]["real"]["valid"] == 1.0
+    assert {p.name for p in out.iterdir()} == {"report.md", "report.json", "histograms.png", "pieces.png"}
+    assert "| rules |" in (out / "report.md").read_text()
+    assert "noise.mid: skipped" in result.stdout
+
+
+def test_eval_command_refuses_too_few_pieces(arrangements, tmp_path):
+    folder, written = arrangements
+    few = tmp_path / "few"
+    few.mkdir()
+    for path in written[:3]:
+        (few / path.name).write_bytes(path.read_bytes())
+    result = run_riffd("eval", str(few), "--models", "rules", "-o", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "at least 10 pieces" in result.stderr and "Traceback" not in result.stderr
