@@ -85,7 +85,7 @@ def test_read_folder_finds_named_and_unnamed_melodies_and_skips_what_it_cannot_u
     assert len(pieces) == 12
     by_file = {f["file"]: f for f in files}
     assert "not a readable MIDI file" in by_file["noise.mid"]["skipped"]
-    assert "melody polyphony" in by_file["chords only.mid"]["skipped"]
+    assert "no melody track" in by_file["chords only.mid"]["skipped"]
     assert by_file[written[0].name]["melody_found_as"] == "named 'MELODY'"
     assert by_file[written[1].name]["melody_found_as"] == "the highest one-voice track"
     stems = {p.stem: p for p in chorale_paths()}
@@ -128,3 +128,17 @@ def test_eval_command_refuses_too_few_pieces(arrangements, tmp_path):
     result = run_riffd("eval", str(few), "--models", "rules", "-o", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "at least 10 pieces" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_dataset_build_takes_real_arrangements(arrangements, tmp_path):
+    """Legato melodies over played accompaniment, named or not: every file with a melody
+    and chords becomes a piece (the old reader refused such files for melody polyphony)."""
+    folder, _ = arrangements
+    out = tmp_path / "data"
+    result = run_riffd("dataset", "build", "-o", str(out), "--sources", "none", "--midi", str(folder),
+                       "--keys", "none", "--min-range", "5")
+    assert result.returncode == 0, result.stderr
+    built = json.loads((out / "build.json").read_text())
+    assert built["rejected"] == {"unparsable": 1, "no melody track": 1}  # the noise, the chords-only file
+    pieces = [json.loads(line) for line in (out / "pieces.jsonl").read_text().splitlines()]
+    assert len(pieces) == 12

@@ -86,7 +86,7 @@ def melody_track(song, names: list[str]) -> tuple[int, str]:
     lines = {k: trimmed(song.tracks[k], tolerance) for k in playable}
     single = [k for k in playable if lines[k][1] <= MAX_CHORDAL * len(song.tracks[k])]
     if not single:
-        raise ArrangementError("no track plays one voice (melody polyphony)")
+        raise ArrangementError("no melody track: no track plays one voice")
     best = max(single, key=lambda k: sum(n.pitch for n in lines[k][0]) / len(lines[k][0]))
     return best, "the highest one-voice track"
 

@@ -124,22 +124,18 @@ def load_file(source: str, path: Path) -> list[Piece | BadPiece]:
 
 
 def _user_piece(path: Path) -> Piece | BadPiece:
-    from riffd.bridges.midifile import MidiInputError, block_chords, find_chord_track, read_song
-    from riffd.models.protocol import MelodyNote
+    """A user's arrangement: melody track and per-beat chords found as ``riffd eval``
+    finds them (riffd.models.evaluation.arrangements: by name or as the highest one-voice
+    track, overlaps trimmed; chords named from the accompaniment, block or played)."""
+    from riffd.models.evaluation.arrangements import ArrangementError, read_arrangement
     try:
-        song = read_song(path)
-        chord_track = find_chord_track(song, None, str(path))
-    except MidiInputError:
-        return BadPiece(path.name, "unparsable")
-    others = [(np.mean([n.pitch for n in t]), i) for i, t in enumerate(song.tracks) if t and i != chord_track]
-    if not others:
-        return BadPiece(path.name, "empty melody")
-    melody_index = max(others)[1]
-    q = song.ppqn
-    melody = [MelodyNote(n.start / q, (n.end - n.start) / q, n.pitch, n.velocity) for n in song.tracks[melody_index]]
-    chords = [(s / q, e / q, p) for s, e, p in block_chords(song.tracks[chord_track])]
-    sigs = [(t / q, n, d) for t, n, d in song.time_signatures] or [(0.0, 4, 4)]
-    return Piece(path.stem, "user", song.tempo, sigs[0][1:], chords, melody, sigs)
+        found = read_arrangement(path)
+    except ArrangementError as exc:
+        reason = str(exc)
+        return BadPiece(path.name, reason.split(":")[0] if reason.startswith("no ") else "unparsable")
+    ends = [c.beat for c in found.chords[1:]] + [found.length]
+    chords = [(c.beat, end, tuple(c.chord.voicing())) for c, end in zip(found.chords, ends) if end > c.beat]
+    return Piece(path.stem, "user", found.tempo, found.meter, chords, found.melody, [(0.0, *found.meter)])
 
 
 def check(piece: Piece, filters: Filters) -> str | None:
