@@ -111,8 +111,8 @@ def export_onnx(checkpoint, int8, portable):
 @click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=Path("data/corpus"),
               show_default=True, help="Dataset folder whose test split is used when no FOLDER is given.")
-@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=RIFF_SMALL, show_default=True)
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Checkpoint for the test split's perplexity [the shipped riff-small].")
 @click.option("--pieces", type=click.IntRange(1), default=200, show_default=True, help="Test pieces for pitch metrics.")
 @click.option("--stats-pieces", type=click.IntRange(10), default=60, show_default=True,
               help="Test pieces whose chords each model plays over.")
@@ -131,7 +131,12 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
     from riffd.models.evaluation.report import markdown, write_report
     from riffd.models.evaluation.suite import evaluate_pieces
     from riffd.presets import PresetError, load_preset
+    from riffd.models import BUILTIN, NEURAL
     names = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [n for n in names if n not in BUILTIN + NEURAL and not Path(n).exists()]
+    if unknown or not names:
+        raise BadInput(f"unknown model {', '.join(unknown) or '(none)'} (choose {', '.join(BUILTIN + NEURAL)}, "
+                       "or a path to a model)")
     try:
         the_preset = load_preset(preset or ("pop" if folder else "folk"))
         if folder:
@@ -150,7 +155,8 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
 
 
 def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, card) -> dict:
-    from riffd.models.checkpoint import Checkpoint
+    from riffd.models.checkpoint import DEFAULT, Checkpoint
+    checkpoint = checkpoint or DEFAULT
     from riffd.models.evaluation.arrangements import Arrangement
     from riffd.models.evaluation.suite import evaluate_pieces
     from riffd.models.training.evaluate import card_section, evaluate, test_pieces, update_card

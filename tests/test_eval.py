@@ -128,6 +128,9 @@ def test_eval_command_refuses_too_few_pieces(arrangements, tmp_path):
     result = run_riffd("eval", str(few), "--models", "rules", "-o", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "at least 10 pieces" in result.stderr and "Traceback" not in result.stderr
+    unknown = run_riffd("eval", str(folder), "--models", "rules,nosuch", "-o", str(tmp_path / "out2"))
+    assert unknown.returncode == 2 and "unknown model nosuch" in unknown.stderr
+    assert not (tmp_path / "out2").exists()  # refused before any work
 
 
 def test_dataset_build_takes_real_arrangements(arrangements, tmp_path):
