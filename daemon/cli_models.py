@@ -156,10 +156,10 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
 
 def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, card) -> dict:
     from riffd.models.checkpoint import DEFAULT, Checkpoint
-    checkpoint = checkpoint or DEFAULT
     from riffd.models.evaluation.arrangements import Arrangement
     from riffd.models.evaluation.suite import evaluate_pieces
     from riffd.models.training.evaluate import card_section, evaluate, test_pieces, update_card
+    checkpoint = checkpoint or DEFAULT
     require_dataset(data, "test.npy")
     base = evaluate(data, checkpoint, pieces, stats_pieces, names, echo=click.echo)
     if card:
@@ -184,7 +184,7 @@ def dataset():
 @click.option("--sources", default="chorales,tunes,essen,oneill,ryans", show_default=True,
               help="Corpus sources, comma-separated; 'none' for only --midi/--synthetic.")
 @click.option("--midi", "midi_dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Also a folder of your MIDI files (chord and melody tracks found as in render).")
+              help="Also a folder of your arrangements (melody track and chords found as in riffd eval).")
 @click.option("--synthetic", type=click.IntRange(0, 100000), default=0, show_default=True,
               help="Pieces from the rules model in random keys, tempos and styles.")
 @click.option("--keys", default="all", show_default=True,

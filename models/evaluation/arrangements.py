@@ -47,6 +47,7 @@ class Arrangement:
     length: float
     origin: float = 0.0  # where bar 1 starts, beats
     style: str = "user"
+    time_signatures: list[tuple[float, int, int]] = field(default_factory=list)  # (beat, num, den)
     found: dict = field(default_factory=dict)
 
     @property
@@ -139,8 +140,9 @@ def read_arrangement(path: str | Path) -> Arrangement:
     melody = [MelodyNote(n.start / song.ppqn, max(n.end - n.start, 1) / song.ppqn, n.pitch, n.velocity) for n in line]
     found = {"file": path.name, "melody_track": index, "melody_found_as": how, "melody_notes": len(melody),
              "chordal_notes_dropped": chordal, "chord_changes": len(chords), "meter": list(song.meter)}
+    sigs = [(t / song.ppqn, num, den) for t, num, den in song.time_signatures]
     return Arrangement(path.stem, melody, chords, tuple(song.meter), song.tempo, song.length_ticks / song.ppqn,
-                       found=found)
+                       found=found, time_signatures=sigs)
 
 
 def read_folder(folder: str | Path, echo=print) -> tuple[list[Arrangement], list[dict]]:

@@ -135,7 +135,8 @@ def _user_piece(path: Path) -> Piece | BadPiece:
         return BadPiece(path.name, reason.split(":")[0] if reason.startswith("no ") else "unparsable")
     ends = [c.beat for c in found.chords[1:]] + [found.length]
     chords = [(c.beat, end, tuple(c.chord.voicing())) for c, end in zip(found.chords, ends) if end > c.beat]
-    return Piece(path.stem, "user", found.tempo, found.meter, chords, found.melody, [(0.0, *found.meter)])
+    return Piece(path.stem, "user", found.tempo, found.meter, chords, found.melody,
+                 found.time_signatures or [(0.0, *found.meter)])
 
 
 def check(piece: Piece, filters: Filters) -> str | None:
