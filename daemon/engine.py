@@ -327,6 +327,7 @@ class Engine:
                 and round(start % self.preset.beats_per_bar, 3) in self._strike_phases:
             # a chord may be struck on this beat
             start = min(start + self._beats(self.hold_s()), note.end - 1e-3)
+        self.scheduler.end_by(start, self.channel)  # one voice: this onset releases the note before
         self.scheduler.add(Note(start, note.end, note.pitch, note.velocity, self.channel))
         if start <= now_beat:
             time.sleep(0)  # a reaction: let the sending thread take the GIL and send it now

@@ -21,7 +21,7 @@ from multiprocessing import get_context
 from typing import Callable
 
 from riffd.bridges.osc import OscBridge
-from riffd.models.protocol import ChordAt, Context, MelodyModel
+from riffd.models.protocol import ChordAt, Context, MelodyModel, one_voice
 from riffd.music.chords import parse_chord
 from riffd.presets import Preset
 
@@ -71,12 +71,12 @@ def played(chords: list[tuple[float, object]], tempo: float, bars: int, beats_pe
 
 
 def render_phrase(model: MelodyModel, job: PhraseJob) -> list[tuple[int, int, float, float]]:
-    """The notes of ``job`` as (pitch, velocity, start beat, duration beats), cut at its
-    end, from a fresh start of ``model``."""
+    """The notes of ``job`` as (pitch, velocity, start beat, duration beats), one voice,
+    cut at its end, from a fresh start of ``model``."""
     end = job.bars * job.preset.beats_per_bar
     model.start(Context(job.preset, seed=job.seed, chords=[ChordAt(b, c) for b, c in job.chords]))
     return [(n.pitch, n.velocity, round(n.start, 4), round(min(n.end, end) - n.start, 4))
-            for n in model.generate(end) if n.start < end]
+            for n in one_voice(model.generate(end)) if n.start < end]
 
 
 def phrase_process(load: Callable[[str], MelodyModel], requests, results, parent: int) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from riffd.bridges.midifile import (MidiInputError, Song, find_chord_track, free_channel, read_song, with_melody,
                                     write_atomic)
-from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
+from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, one_voice
 
 from .capture import ChordCapture, ChordChange, snap_to_beat
 from riffd.presets import Preset
@@ -84,7 +84,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     start = max((n.end for n in given), default=chords[0].beat if chords else 0.0)
     model.start(Context(preset, seed=seed, start_beat=start, chords=chords, notes=given))
     notes = [n if n.end <= end else MelodyNote(n.start, end - n.start, n.pitch, n.velocity)
-             for n in model.generate(end) if n.start < end]
+             for n in one_voice(model.generate(end)) if n.start < end]
     channel = free_channel(song, preset.channel - 1)
     write_atomic(with_melody(song, notes, channel), out_path)
     names = [(c.beat, c.chord.name) for c in chords if c.chord]

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 log = logging.getLogger("riffd.daemon")
@@ -73,6 +73,23 @@ class Scheduler:
             heapq.heappush(self._heap, (note.end, 0, next(self._seq), "off", nid))
             self._cond.notify()
             return nid
+
+    def end_by(self, beat: float, channel: int) -> int:
+        """Notes on ``channel`` that would still sound at ``beat`` end there instead (a
+        melody is one voice: the next note's onset releases the note before, whose
+        note-off then sorts before that note-on); returns how many."""
+        with self._cond:
+            longer = [nid for nid, n in self._notes.items()
+                      if n.channel == channel and n.start < beat - 1e-9 and n.end > beat + 1e-9]
+            if not longer:
+                return 0
+            self._heap = [e for e in self._heap if not (e[3] == "off" and e[4] in longer)]
+            for nid in longer:
+                self._notes[nid] = replace(self._notes[nid], end=beat)
+                self._heap.append((beat, 0, next(self._seq), "off", nid))
+            heapq.heapify(self._heap)
+            self._cond.notify()
+            return len(longer)
 
     def cancel_from(self, beat: float) -> int:
         """Forget every note not yet started that starts at or after ``beat``; returns how many."""

@@ -41,6 +41,22 @@ class MelodyNote:
         return self.start + self.duration
 
 
+def one_voice(notes: Iterable[MelodyNote]) -> list[MelodyNote]:
+    """``notes`` as one voice, in start order: a note that outlasts the next one's onset
+    ends there (a player releases a key to play the next; a sampled Duration may reach
+    past the next Position), and of notes starting together the first is kept."""
+    ordered = sorted(notes, key=lambda n: n.start)  # stable: the first of a tie stays first
+    out: list[MelodyNote] = []
+    for note in ordered:
+        if out and note.start <= out[-1].start + 1e-9:
+            continue
+        if out and out[-1].end > note.start + 1e-9:
+            last = out[-1]
+            out[-1] = MelodyNote(last.start, note.start - last.start, last.pitch, last.velocity)
+        out.append(note)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class ChordAt:
     """``chord`` sounds from ``beat`` until the next ChordAt; None is "no chord"."""

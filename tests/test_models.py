@@ -5,7 +5,7 @@ import pytest
 from riffd.music.chords import parse_chord
 from riffd.presets import load_preset
 from riffd.models import load_model
-from riffd.models.protocol import ChordAt, Context
+from riffd.models.protocol import ChordAt, Context, MelodyNote
 
 PROGRESSION = ["Dm7", "G7", "Cmaj7", "A7", "Dm", "Bb", "F/C", "C7"]
 
@@ -71,3 +71,11 @@ def test_a_change_off_the_beat_is_answered_at_once(name):
         model.extend([ChordAt(5.25, parse_chord("E7"))])
         first = next(iter(model.generate(7.0)))
         assert first.start == pytest.approx(5.25), (seed, first)
+
+
+def test_one_voice_releases_each_note_at_the_next_onset():
+    from riffd.models.protocol import one_voice
+    notes = [MelodyNote(2.0, 1.0, 67, 80), MelodyNote(0.0, 1.5, 60, 80), MelodyNote(1.0, 2.0, 64, 80),
+             MelodyNote(1.0, 0.5, 62, 80)]
+    assert one_voice(notes) == [MelodyNote(0.0, 1.0, 60, 80), MelodyNote(1.0, 1.0, 64, 80), MelodyNote(2.0, 1.0, 67, 80)]
+    assert one_voice([]) == []

@@ -140,3 +140,23 @@ def test_one_sending_thread_keeps_ledger_order_and_survives_a_failed_send():
         elif m[0] & 0xF0 == 0x80:
             sounding.discard(m[1])
     assert not sounding and [0xB0, 123, 0] in sent
+
+
+def test_end_by_releases_the_note_before_at_the_next_onset():
+    """One voice: a sounding note and a planned one that outlast the next onset end
+    there, note-off before note-on; other channels and earlier notes are left alone."""
+    s, sent = make()
+    s.add(Note(0.0, 3.0, 60, 90, 0))
+    s.add(Note(0.0, 3.0, 48, 90, 5))      # another channel (the player's chords)
+    s.run_due(0.0)
+    assert s.end_by(1.0, 0) == 1
+    s.add(Note(1.0, 4.0, 64, 90, 0))
+    assert s.end_by(2.0, 0) == 1          # a planned note, not yet sounding
+    s.add(Note(2.0, 2.5, 67, 90, 0))
+    s.run_due(1.0)
+    assert sent[2:] == [[0x80, 60, 0], [0x90, 64, 90]]
+    s.run_due(2.0)
+    assert sent[4:] == [[0x80, 64, 0], [0x90, 67, 90]]
+    s.run_due(10.0)
+    assert sent[6:] == [[0x80, 67, 0], [0x85, 48, 0]] and not s.sounding()
+    assert s.end_by(20.0, 0) == 0

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from riffd.models.protocol import Context
+from riffd.models.protocol import Context, one_voice
 
 from .arrangements import Arrangement
 from .features import HISTOGRAMS, SCALARS, MelodyFeatures, features, kl, pooled
@@ -32,7 +32,7 @@ TARGETS = {"judge": 0.70, "chord_tone_ratio": 0.03, "pc_entropy": 0.15, "notes_p
 
 def play(model_name: str, pieces: list[Arrangement], preset, seed: int = 0):
     """Each piece's melody by ``model_name`` over its chords (preset's meter and tempo
-    set from the piece; seed ``seed + i`` for piece i)."""
+    set from the piece; seed ``seed + i`` for piece i), one voice as riffd plays it."""
     from riffd.models import load_model
     model = load_model(model_name)
     out = []
@@ -41,7 +41,7 @@ def play(model_name: str, pieces: list[Arrangement], preset, seed: int = 0):
         if piece.style != "user":
             played = played.with_values(style=piece.style)
         model.start(Context(played, seed=seed + i, start_beat=piece.chords[0].beat, chords=piece.chords))
-        out.append([n for n in model.generate(piece.length) if n.start < piece.length])
+        out.append([n for n in one_voice(model.generate(piece.length)) if n.start < piece.length])
     return out
 
 
