@@ -92,7 +92,8 @@ class NeuralModel(MelodyModel):
                 yield from self._fallback(until_beat)
                 return
             try:
-                notes = self._next_notes()
+                notes = self._recall(until_beat)
+                notes = self._next_notes() if notes is None else notes
             except Exception as exc:  # keep playing: the daemon must not stop on a model fault
                 self.errors += 1
                 if self.errors == 1:
@@ -348,8 +349,13 @@ class NeuralModel(MelodyModel):
                 yield note
         self.cursor = r.cursor
 
+    def _accept(self, note: MelodyNote) -> None:
+        if self.state.bar < 0:
+            self._begin()
+        self._force_note(note)
+
     def _force_note(self, note: MelodyNote) -> None:
-        """Append a note the model did not choose (a fallback) as tokens."""
+        """Append a note the model did not choose (a fallback, a recall) as tokens."""
         beat = note.start - swing_offset(note.start, self.preset.grid, self.preset.swing)
         while math.floor(beat / self.bar_beats + 1e-9) > self.state.bar:
             self._open_bar(self.state.bar + 1)

@@ -27,6 +27,8 @@ import numpy as np
 from riffd.music.chords import Chord
 from riffd.presets import Preset
 
+from .form import Form
+
 
 @dataclass(frozen=True, slots=True)
 class MelodyNote:
@@ -91,6 +93,8 @@ class MelodyModel:
         self.player_notes: list[MelodyNote] = []
         self.generated: list[MelodyNote] = []
         self.cursor = context.start_beat
+        # recall decisions draw apart from the model's sampling (models/form.py)
+        self.form = Form(self, np.random.default_rng(None if context.seed is None else [context.seed, 7]))
         self.extend([*context.chords, *context.notes])
 
     def extend(self, events: Iterable[ChordAt | MelodyNote]) -> None:
@@ -132,9 +136,29 @@ class MelodyModel:
         while self.cursor < until_beat - 1e-9:
             if deadline_s is not None and time.monotonic() > deadline_s:
                 return
-            for note in self._next_notes():
+            recalled = self._recall(until_beat)
+            for note in self._next_notes() if recalled is None else recalled:
                 self.generated.append(note)
                 yield note
+
+    def _recall(self, until_beat: float) -> list[MelodyNote] | None:
+        """The notes a returning progression brings back from the cursor (models/form.py),
+        up to ``until_beat``, handed to ``_accept`` and the cursor moved past them; None
+        when the model plays on by itself."""
+        found = self.form.recall(self.cursor)
+        if found is None:
+            return None
+        notes, stop = found
+        end = min(stop, until_beat)
+        out = [MelodyNote(*n) for n in notes if n[0] < end - 1e-9]
+        for note in out:
+            self._accept(note)
+        self.cursor = end
+        return out
+
+    def _accept(self, note: MelodyNote) -> None:
+        """Hook: a note the model did not choose (a recall) is played next; a backend
+        with a state of its own (a token stream) takes it in."""
 
     def step(self) -> list[MelodyNote]:
         """The next notes from ``cursor`` (possibly none, a rest), advancing the cursor by
@@ -159,6 +183,7 @@ class MelodyModel:
         self.cursor = beat
         i = bisect.bisect_right(self._chord_beats, beat + 1e-9)
         del self._chord_beats[i:], self._chords[i:]
+        self.form.forget_from(beat)
         self._after_rollback()
 
     def prepare(self) -> bool:

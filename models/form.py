@@ -1,0 +1,114 @@
+"""Form: a returning progression brings back the melody played over it.
+
+When a progression comes back, people repeat or vary what they played over it; a
+model sampling note by note never does. The memory is the model's own ``generated``
+notes, cut into spans of ``SPAN_BARS`` bars from beat 0. A span's progression is its
+chords relative to the chord at its start: (offset in beats, root interval in
+semitones, quality).
+
+At the cursor, in span k: if an earlier span j has the same progression so far (every
+chord change of span j up to the cursor's offset, and none that span k lacks), and the
+span before j has the progression of the span before k (so a loop comes back from its
+third span, a 16-bar form from the second span of its return), the preset's ``repeat``
+is the chance, drawn once per span, that span j's notes come back:
+transposed by the root interval between the two spans' first chords (-6 to +5
+semitones, then by octaves into the register), rhythm and velocities kept, up to span
+j's next chord change, so that the next chord decides whether the recall goes on (live,
+the player's next strike re-plans from its beat and the recall is checked again; in
+batch the chords are known and checked the same way). The span's last ``ENDING_BEATS``
+are the model's own: the ending is varied. Live and batch share this code (MelodyModel).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from riffd.music.chords import Chord
+
+SPAN_BARS = 2
+ENDING_BEATS = 1.0
+
+
+class Form:
+    """The form memory of ``model`` (a MelodyModel: its chords, ``generated``, preset);
+    ``rng`` draws the recall decisions, apart from the model's own sampling."""
+
+    def __init__(self, model, rng: np.random.Generator):
+        self.model, self.rng = model, rng
+        self.decided: dict[int, tuple[int, int] | None] = {}  # span -> (source span, shift)
+
+    @property
+    def span(self) -> float:
+        return SPAN_BARS * self.model.preset.beats_per_bar
+
+    def _changes(self, lo: float, hi: float) -> tuple[Chord | None, list[tuple]]:
+        """The chord at ``lo`` and the known changes in (lo, hi) relative to it."""
+        first = self.model.chord_at(lo)
+        out, beat = [], self.model.next_change(lo)
+        while beat is not None and beat < hi - 1e-9:
+            chord = self.model.chord_at(beat)
+            rel = None if chord is None or first is None else ((chord.root - first.root) % 12, chord.quality)
+            out.append((round(beat - lo, 4), rel))
+            beat = self.model.next_change(beat)
+        return first, out
+
+    def _matches(self, k: int, j: int, offset: float) -> bool:
+        """Span k's progression so far (up to ``offset`` beats into it) is span j's."""
+        s = self.span
+        first_k, changes_k = self._changes(k * s, k * s + s)
+        first_j, changes_j = self._changes(j * s, j * s + s)
+        if first_k is None or first_j is None or first_k.quality != first_j.quality:
+            return False
+        return [c for c in changes_k if c[0] <= offset + 1e-9] == [c for c in changes_j if c[0] <= offset + 1e-9]
+
+    def _decide(self, k: int, offset: float) -> tuple[int, int] | None:
+        """Once per span: the most recent earlier span j whose progression matches span
+        k's so far and whose span before matches span k's before (the form, not one
+        chord, says the music came back), taken with the preset's ``repeat`` chance;
+        and the transposition (semitones)."""
+        if k not in self.decided:
+            self.decided[k] = None
+            s, repeat = self.span, self.model.preset.repeat
+            for j in range(k - 1, 0, -1) if repeat > 0 else ():
+                if (self._matches(k, j, offset) and self._matches(k - 1, j - 1, s)
+                        and any(j * s <= n.start < j * s + s for n in self.model.generated)):
+                    if self.rng.random() < repeat:
+                        shift = (self.model.chord_at(k * s).root - self.model.chord_at(j * s).root) % 12
+                        self.decided[k] = (j, shift - 12 if shift > 5 else shift)
+                    break
+        return self.decided[k]
+
+    def recall(self, cursor: float) -> tuple[list, float] | None:
+        """The notes that come back from ``cursor`` on and the beat where the recall
+        stops for a new check (notes as (start, duration, pitch, velocity) in beats),
+        or None when the model plays on by itself."""
+        s = self.span
+        k = int(np.floor(cursor / s + 1e-9))
+        offset = cursor - k * s
+        if k < 1 or offset > s - ENDING_BEATS - 1e-9:
+            return None
+        choice = self._decide(k, offset)
+        if choice is None or not self._matches(k, choice[0], offset):
+            return None
+        j, shift = choice
+        _, changes_j = self._changes(j * s, j * s + s)
+        _, changes_k = self._changes(k * s, k * s + s)
+        stops = [c[0] for c in changes_j + changes_k if c[0] > offset + 1e-9] + [s - ENDING_BEATS]
+        stop = min(stops)
+        low, high = self.model.preset.register
+        out = []
+        for n in self.model.generated:
+            if j * s + offset - 1e-9 <= n.start - 0.0 < j * s + stop - 1e-9:
+                pitch = n.pitch + shift
+                while pitch < low and pitch + 12 <= high:
+                    pitch += 12
+                while pitch > high and pitch - 12 >= low:
+                    pitch -= 12
+                start = n.start - j * s + k * s
+                out.append((start, min(n.duration, k * s + stop - start), pitch, n.velocity))
+        return out, k * s + stop
+
+    def forget_from(self, beat: float) -> None:
+        """A rollback to ``beat``: decisions of later spans are drawn again when reached."""
+        k = int(np.floor(beat / self.span + 1e-9))
+        for later in [x for x in self.decided if x > k]:
+            del self.decided[later]

@@ -1,0 +1,80 @@
+"""Form (models/form.py): a returning progression brings back its melody, transposed,
+with its ending varied, in batch and when the chords arrive one by one as live."""
+from __future__ import annotations
+
+import pytest
+
+from riffd.models import load_model
+from riffd.models.form import ENDING_BEATS
+from riffd.models.protocol import ChordAt, Context
+from riffd.music.chords import parse_chord
+from riffd.presets import load_preset
+
+SECTION = ["C", "C", "F", "G", "Am", "F", "G", "C"]  # one chord a bar: four 2-bar spans
+
+
+def timeline(names):
+    return [ChordAt(4.0 * i, parse_chord(n)) for i, n in enumerate(names)]
+
+
+def span_notes(notes, k, span=8.0, cut=ENDING_BEATS):
+    """(offset, pitch, duration) of the notes in span k before its ending."""
+    return [(round(n.start - k * span, 4), n.pitch, round(n.duration, 4)) for n in notes
+            if k * span <= n.start < (k + 1) * span - cut]
+
+
+def play(model_name, chords, repeat, seed=3, until=None):
+    model = load_model(model_name)
+    model.start(Context(load_preset("folk").with_values(repeat=repeat), seed=seed, chords=chords))
+    return model, list(model.generate(until or chords[-1].beat + 4.0))
+
+
+@pytest.mark.parametrize("name", ["rules", "markov"])
+def test_a_returning_section_brings_back_its_melody(name):
+    chords = timeline(SECTION * 2)
+    model, notes = play(name, chords, repeat=1.0)
+    # the return is recognised from its second span on (the span before must match too)
+    assert {k: v for k, v in model.form.decided.items() if v} == {5: (1, 0), 6: (2, 0), 7: (3, 0)}
+    for k in (5, 6, 7):
+        assert span_notes(notes, k) == span_notes(notes, k - 4) and span_notes(notes, k)
+    _, never = play(name, chords, repeat=0.0)
+    assert any(span_notes(never, k) != span_notes(never, k - 4) for k in (5, 6, 7))
+
+
+def test_a_transposed_return_is_transposed():
+    up = ["D", "D", "G", "A", "Bm", "G", "A", "D"]  # the section a whole tone up
+    model, notes = play("rules", timeline(SECTION + up), repeat=1.0)
+    assert model.form.decided[5] == (1, 2)
+    recalled, source = span_notes(notes, 5), span_notes(notes, 1)
+    assert recalled and [(o, p - 2, d) for o, p, d in recalled] == source
+
+
+def test_live_chords_one_by_one_recall_and_stop_where_the_progression_leaves():
+    """As the engine drives a model: each chord is only known once struck, which
+    re-plans from its beat (rollback); a chord that differs from the section's ends the
+    recall at its beat."""
+    names = SECTION * 2
+    names[13] = "E"  # span 6's second chord (F in the section) changes
+    model = load_model("rules")
+    model.start(Context(load_preset("folk").with_values(repeat=1.0), seed=5, chords=[]))
+    for bar, chord in enumerate(names):
+        beat = 4.0 * bar
+        model.rollback(beat)  # a note sounding across the change is cut there, as the engine does
+        model.extend([ChordAt(beat, parse_chord(chord))])
+        list(model.generate(beat + 4.0))
+    played = model.generated
+    assert span_notes(played, 5) == span_notes(played, 1) and span_notes(played, 5)
+    first_bar = [x for x in span_notes(played, 6) if x[0] < 4.0]
+    assert first_bar == [x for x in span_notes(played, 2) if x[0] < 4.0]
+    model.rollback(52.0)
+    assert model.form.recall(52.0) is None  # E where the section had F: the model plays on its own
+
+
+def test_the_transformer_takes_a_recall_into_its_token_stream():
+    from riffd.models.remi import RemiTokenizer
+    model, notes = play("onnx", timeline(SECTION * 2), repeat=1.0)
+    assert span_notes(notes, 5) == span_notes(notes, 1)
+    events = RemiTokenizer(model.vocab).decode(model.prefix + model.ids)
+    tpq = 12 * model.den / 4
+    stream = [(round(model.times[0] + e[1] / tpq, 4), e[3]) for e in events if e[0] == "note"]
+    assert [(round(n.start, 4), n.pitch) for n in notes] == stream
