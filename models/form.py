@@ -97,14 +97,14 @@ class Form:
         low, high = self.model.preset.register
         out = []
         for n in self.model.generated:
-            if j * s + offset - 1e-9 <= n.start - 0.0 < j * s + stop - 1e-9:
+            if j * s + offset - 1e-9 <= n.start < j * s + stop - 1e-9:
                 pitch = n.pitch + shift
                 while pitch < low and pitch + 12 <= high:
                     pitch += 12
                 while pitch > high and pitch - 12 >= low:
                     pitch -= 12
                 start = n.start - j * s + k * s
-                out.append((start, min(n.duration, k * s + stop - start), pitch, n.velocity))
+                out.append((start, n.duration, pitch, n.velocity))  # held on: the next onset ends it
         return out, k * s + stop
 
     def forget_from(self, beat: float) -> None:
