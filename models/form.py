@@ -15,8 +15,10 @@ transposed by the root interval between the two spans' first chords (-6 to +5
 semitones, then by octaves into the register), rhythm and velocities kept, up to span
 j's next chord change, so that the next chord decides whether the recall goes on (live,
 the player's next strike re-plans from its beat and the recall is checked again; in
-batch the chords are known and checked the same way). The span's last ``ENDING_BEATS``
-are the model's own: the ending is varied. Live and batch share this code (MelodyModel).
+batch the chords are known and checked the same way). A chord change is always answered
+at once: where the earlier span rested at that change, the model plays the note itself
+and the recall goes on after it. The span's last ``ENDING_BEATS`` are the model's own:
+the ending is varied. Live and batch share this code (MelodyModel).
 """
 from __future__ import annotations
 
@@ -90,6 +92,8 @@ class Form:
         if choice is None or not self._matches(k, choice[0], offset):
             return None
         j, shift = choice
+        if self.model.changes_at(cursor) and not any(abs(n.start - j * s - offset) < 1e-6 for n in self.model.generated):
+            return None  # a chord change is answered at once: the model plays this note itself
         _, changes_j = self._changes(j * s, j * s + s)
         _, changes_k = self._changes(k * s, k * s + s)
         stops = [c[0] for c in changes_j + changes_k if c[0] > offset + 1e-9] + [s - ENDING_BEATS]

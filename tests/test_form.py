@@ -78,3 +78,17 @@ def test_the_transformer_takes_a_recall_into_its_token_stream():
     tpq = 12 * model.den / 4
     stream = [(round(model.times[0] + e[1] / tpq, 4), e[3]) for e in events if e[0] == "note"]
     assert [(round(n.start, 4), n.pitch) for n in notes] == stream
+
+
+def test_a_chord_change_is_answered_at_once_even_where_the_recalled_span_rested():
+    chords = timeline(SECTION * 2)
+    model = load_model("rules")
+    model.start(Context(load_preset("folk").with_values(repeat=1.0), seed=3, chords=chords))
+    list(model.generate(40.0))
+    model.generated = [n for n in model.generated if abs(n.start - 12.0) > 1e-6]  # span 2 rests at its G
+    notes = list(model.generate(64.0))
+    assert any(abs(n.start - 44.0) < 1e-6 for n in notes)  # span 6's G is answered all the same
+    # after the model's own answer the recall goes on: the rest of the bar is span 2's
+    after = [(round(n.start - 44.0, 4), n.pitch) for n in notes if 44.0 < n.start < 47.0]
+    source = [(round(n.start - 12.0, 4), n.pitch) for n in model.generated if 12.0 < n.start < 15.0]
+    assert after and after == source[len(source) - len(after):]
