@@ -149,11 +149,12 @@ class MelodyModel:
         if found is None:
             return None
         notes, stop = found
-        end = min(stop, until_beat)
-        out = [MelodyNote(*n) for n in notes if n[0] < end - 1e-9]
+        out = [MelodyNote(*n) for n in notes if n[0] < until_beat - 1e-9]
         for note in out:
             self._accept(note)
-        self.cursor = end
+        # on to the next recalled onset (or the stop), as a model moves a whole note on:
+        # the engine plans one step at a time (until = cursor + 1e-6)
+        self.cursor = next((n[0] for n in notes if n[0] >= until_beat - 1e-9), stop)
         return out
 
     def _accept(self, note: MelodyNote) -> None:

@@ -92,3 +92,19 @@ def test_a_chord_change_is_answered_at_once_even_where_the_recalled_span_rested(
     after = [(round(n.start - 44.0, 4), n.pitch) for n in notes if 44.0 < n.start < 47.0]
     source = [(round(n.start - 12.0, 4), n.pitch) for n in model.generated if 12.0 < n.start < 15.0]
     assert after and after == source[len(source) - len(after):]
+
+
+def test_planning_one_step_at_a_time_moves_a_recall_note_by_note():
+    """The engine plans with ``generate(cursor + 1e-6)``: a recall must move on by whole
+    notes, as a model does, not by the 1e-6 asked for (the plan then fell behind the
+    clock and notes left late)."""
+    chords = timeline(SECTION * 2)
+    model = load_model("rules")
+    model.start(Context(load_preset("folk").with_values(repeat=1.0), seed=3, chords=chords))
+    list(model.generate(40.0))
+    calls = 0
+    while model.cursor < 56.0 and calls < 500:
+        list(model.generate(model.cursor + 1e-6))
+        calls += 1
+    recalled = [n for n in model.generated if 40.0 <= n.start < 56.0]
+    assert model.form.decided[5] and model.cursor >= 56.0 and calls <= len(recalled) + 8
