@@ -57,7 +57,7 @@ SPEC: dict[str, tuple] = {
     "temperature": (float, 0.05, 3.0, 1.0, "sampling temperature"),
     "top_p": (float, 0.05, 1.0, 0.95, "nucleus sampling mass"),
     "chord_tone_bias": (float, 0.0, 1.0, 0.85, "chance that a strong-beat note is a chord tone"),
-    "repeat": (float, 0.0, 1.0, 0.5, "chance that a returning progression brings back the melody played over it"),
+    "repeat": (float, 0.0, 1.0, 0.0, "chance that a returning progression brings back the melody played over it"),
     "phrase_bars": (int, 1, 64, 2, "length of an answer phrase in call-response mode (bars)"),
     "response_wait_beats": (float, 0.5, 16.0, 2.0, "silence before an answer (beats)"),
     "strike_tolerance_beats": (float, 0.0, 0.5, 0.25, "a chord this early counts on the next beat"),
