@@ -112,7 +112,9 @@ class Form:
         return out, k * s + stop
 
     def forget_from(self, beat: float) -> None:
-        """A rollback to ``beat``: decisions of later spans are drawn again when reached."""
+        """A rollback to ``beat``: decisions of later spans (and of this one, from its
+        downbeat: live, it was drawn before the chord there was struck) are drawn again."""
         k = int(np.floor(beat / self.span + 1e-9))
-        for later in [x for x in self.decided if x > k]:
+        at_start = abs(beat - k * self.span) < 1e-6
+        for later in [x for x in self.decided if x > k or (x == k and at_start)]:
             del self.decided[later]
