@@ -53,11 +53,14 @@ class Form:
             beat = self.model.next_change(beat)
         return first, out
 
-    def _matches(self, k: int, j: int, offset: float) -> bool:
-        """Span k's progression so far (up to ``offset`` beats into it) is span j's."""
-        s = self.span
-        first_k, changes_k = self._changes(k * s, k * s + s)
-        first_j, changes_j = self._changes(j * s, j * s + s)
+    def _progression(self, k: int) -> tuple[Chord | None, list[tuple]]:
+        """Span k's first chord and its known changes (``_changes``)."""
+        return self._changes(k * self.span, (k + 1) * self.span)
+
+    def _matches(self, k: int, j: int, offset: float, known=None) -> bool:
+        """Span k's progression so far (up to ``offset`` beats into it) is span j's;
+        ``known`` holds the two progressions when the caller has them already."""
+        (first_k, changes_k), (first_j, changes_j) = known or (self._progression(k), self._progression(j))
         if first_k is None or first_j is None or first_k.quality != first_j.quality:
             return False
         return [c for c in changes_k if c[0] <= offset + 1e-9] == [c for c in changes_j if c[0] <= offset + 1e-9]
@@ -89,15 +92,13 @@ class Form:
         if k < 1 or offset > s - ENDING_BEATS - 1e-9:
             return None
         choice = self._decide(k, offset)
-        if choice is None or not self._matches(k, choice[0], offset):
+        if choice is None:
             return None
         j, shift = choice
-        if self.model.changes_at(cursor) and not any(abs(n.start - j * s - offset) < 1e-6 for n in self.model.generated):
-            return None  # a chord change is answered at once: the model plays this note itself
-        _, changes_j = self._changes(j * s, j * s + s)
-        _, changes_k = self._changes(k * s, k * s + s)
-        stops = [c[0] for c in changes_j + changes_k if c[0] > offset + 1e-9] + [s - ENDING_BEATS]
-        stop = min(stops)
+        known = (self._progression(k), self._progression(j))
+        if not self._matches(k, j, offset, known):
+            return None
+        stop = min([c[0] for c in known[0][1] + known[1][1] if c[0] > offset + 1e-9] + [s - ENDING_BEATS])
         low, high = self.model.preset.register
         out = []
         for n in self.model.generated:
@@ -109,6 +110,8 @@ class Form:
                     pitch -= 12
                 start = n.start - j * s + k * s
                 out.append((start, n.duration, pitch, n.velocity))  # held on: the next onset ends it
+        if self.model.changes_at(cursor) and not any(abs(o[0] - cursor) < 1e-6 for o in out):
+            return None  # a chord change is answered at once: the model plays this note itself
         return out, k * s + stop
 
     def forget_from(self, beat: float) -> None:
