@@ -128,7 +128,7 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
     (melody track and chords found per file), or of the dataset's test split (plus its
     perplexity and accuracy against markov)."""
     from riffd.models.evaluation.arrangements import read_folder
-    from riffd.models.evaluation.report import markdown, write_report
+    from riffd.models.evaluation.report import table, write_report
     from riffd.models.evaluation.suite import evaluate_pieces
     from riffd.presets import PresetError, load_preset
     from riffd.models import BUILTIN, NEURAL
@@ -149,7 +149,7 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
         raise BadInput(str(exc)) from None
     for path in write_report(result, out, str(folder or f"{data} (test split)")):
         click.echo(f"wrote {path}")
-    click.echo(markdown(result, str(folder or data)).split("\n\n", 2)[2].split("\n\n")[0])
+    click.echo("\n".join(table(result)))
     if as_json:
         click.echo(json.dumps(result))
 

@@ -13,6 +13,20 @@ LABELS = {"chord_pc": "pitch class above the chord root", "interval": "interval 
           "onset": "onset within the beat (1/12 beat)", "duration": "duration bin"}
 
 
+def table(result: dict) -> list[str]:
+    """The main table of ``result``: one row per melody source, as Markdown lines."""
+    lines = ["| melody | told from real | chord-tone ratio | pc entropy (bits) | notes/bar | range | 2-bar repetition "
+             "| 8-bar self-similarity | KL chord pc | KL interval | KL onset | KL duration | valid | composite |",
+             "| --- " + "| ---: " * 13 + "|"]
+    for name, r in result["configs"].items():
+        kls = [f"{r[f'kl_{k}']:.3f}" if f"kl_{k}" in r else "0" for k in HISTOGRAMS]
+        lines.append(f"| {name} | {r.get('judge', '-')} | {r['chord_tone_ratio']:.2f} | {r['pc_entropy']:.2f} | "
+                     f"{r['notes_per_bar']:.2f} | {r['range']:.1f} | {r['repetition_2bar']:.2f} | "
+                     f"{r['self_similarity_8bar']:.2f} | " + " | ".join(kls) +
+                     f" | {r['valid']:.2f} | {r.get('composite', 0)} |")
+    return lines
+
+
 def markdown(result: dict, source: str) -> str:
     """The tables of ``result`` (suite.evaluate_pieces) as Markdown."""
     configs = result["configs"]
@@ -21,15 +35,7 @@ def markdown(result: dict, source: str) -> str:
     lines = [f"# riffd eval: {source}", "",
              f"{result['pieces']} pieces, preset `{result['preset']}`. Told from real: accuracy of a classifier "
              f"two-sample test (0.50 = chance; two halves of the real melodies score {low:.2f} to {high:.2f}).", "",
-             "| melody | told from real | chord-tone ratio | pc entropy (bits) | notes/bar | range | 2-bar repetition "
-             "| 8-bar self-similarity | KL chord pc | KL interval | KL onset | KL duration | valid | composite |",
-             "| --- " + "| ---: " * 13 + "|"]
-    for name, r in configs.items():
-        kls = [f"{r[f'kl_{k}']:.3f}" if f"kl_{k}" in r else "0" for k in HISTOGRAMS]
-        lines.append(f"| {name} | {r.get('judge', '-')} | {r['chord_tone_ratio']:.2f} | {r['pc_entropy']:.2f} | "
-                     f"{r['notes_per_bar']:.2f} | {r['range']:.1f} | {r['repetition_2bar']:.2f} | "
-                     f"{r['self_similarity_8bar']:.2f} | " + " | ".join(kls) +
-                     f" | {r['valid']:.2f} | {r.get('composite', 0)} |")
+             *table(result)]
     lines += ["", "Targets (issue 12): " + ", ".join(f"{k} {v}" for k, v in TARGETS.items()), "",
               "| model | " + " | ".join(TARGETS) + " |", "| --- " + "| :-: " * len(TARGETS) + "|"]
     for name in models:
