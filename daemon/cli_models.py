@@ -161,14 +161,17 @@ def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, car
     from riffd.models.training.evaluate import card_section, evaluate, test_pieces, update_card
     checkpoint = checkpoint or DEFAULT
     require_dataset(data, "test.npy")
-    base = evaluate(data, checkpoint, pieces, stats_pieces, names, echo=click.echo)
-    if card:
-        update_card(checkpoint, card_section(base, data))
+    base = evaluate(data, checkpoint, pieces, echo=click.echo)
     check = Checkpoint.load(checkpoint)
     arrangements = [Arrangement(f"test-{i}", p.notes, p.chords, p.meter, p.tempo, p.bars * p.meter[0] * 4 / p.meter[1],
                                 style=p.style)
                     for i, p in enumerate(test_pieces(data, check.vocab, check.max_context, stats_pieces))]
     result = evaluate_pieces(arrangements, names, preset.with_values(register=[55, 88]), seed, echo=click.echo)
+    # the card's melody table: the suite's means (each model plays the pieces once)
+    base["melody_stats"] = {name: {k: row[k] for k in ("chord_tone_ratio", "pc_entropy", "notes_per_bar")}
+                            for name, row in result["configs"].items()}
+    if card:
+        update_card(checkpoint, card_section(base, data))
     result["token_metrics"] = base
     return result
 

@@ -8,9 +8,8 @@ On the test split of a dataset (pieces never trained on, no augmented copies):
   onset (the transformer: its distribution over Pitch tokens at the Pitch slot; markov:
   its interval distribution times its chord expert, summed over inter-onset intervals,
   mixed 99:1 with a uniform distribution so that no note has probability zero);
-- melody statistics over the test pieces' chord tracks, for the real melodies and for
-  each model's: chord-tone ratio (notes whose pitch class belongs to the chord at their
-  onset), pitch-class entropy (bits, per piece, averaged) and notes per bar.
+- the model card's section, with the melody statistics that riffd.models.evaluation
+  measures over the test pieces' chords (the real melodies and each model's).
 """
 from __future__ import annotations
 
@@ -21,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dataset import load_split
-from riffd.models.protocol import ChordAt, Context, MelodyNote
+from riffd.models.evaluation.features import chord_at
+from riffd.models.protocol import ChordAt, MelodyNote
 from riffd.models.remi import QUALITY_INDEX, RemiTokenizer
 from riffd.models.tokens import Vocab
 
@@ -64,11 +64,6 @@ def test_pieces(data, vocab: Vocab, max_tokens: int, limit: int | None = None) -
     return out
 
 
-def _chord_at(chords: list[ChordAt], beat: float):
-    i = bisect.bisect_right([c.beat for c in chords], beat + 1e-9) - 1
-    return chords[i].chord if i >= 0 else None
-
-
 def transformer_pitch(model_logits, vocab: Vocab, pieces: list[TestPiece]) -> tuple[float, float, int]:
     """(next-pitch perplexity, accuracy, notes): ``model_logits(ids) -> (len, vocab)``."""
     pitch_ids = np.array([vocab.ids[f"Pitch_{p}"] for p in range(21, 109)])
@@ -109,7 +104,7 @@ def markov_pitch(table, pieces: list[TestPiece]) -> tuple[float, float, int]:
                         w[k] += count
             else:
                 w[:] = 1.0
-            chord = _chord_at(piece.chords, note.start)
+            chord = chord_at(piece.chords, note.start)
             if chord is not None:
                 w *= table.fit(chord_family(chord), strength(note.start, bar) >= 2)[(pitches - chord.root) % 12]
             p = 0.99 * (w / w.sum() if w.sum() > 0 else 1 / len(w)) + 0.01 / len(w)
@@ -119,37 +114,8 @@ def markov_pitch(table, pieces: list[TestPiece]) -> tuple[float, float, int]:
     return math.exp(nll / max(n, 1)), hits / max(n, 1), n
 
 
-def melody_stats(notes: list[MelodyNote], chords: list[ChordAt], bars: float) -> dict:
-    """Chord-tone ratio, pitch-class entropy (bits) and notes per bar of one melody."""
-    if not notes:
-        return {"chord_tone_ratio": 0.0, "pc_entropy": 0.0, "notes_per_bar": 0.0}
-    tones = [c.pitch % 12 in c_.tones for c, c_ in ((n, _chord_at(chords, n.start)) for n in notes) if c_]
-    hist = np.bincount([n.pitch % 12 for n in notes], minlength=12) / len(notes)
-    nz = hist[hist > 0]
-    return {"chord_tone_ratio": float(np.mean(tones)) if tones else 0.0,
-            "pc_entropy": float(-(nz * np.log2(nz)).sum()), "notes_per_bar": len(notes) / max(bars, 1e-9)}
-
-
-def generated_stats(model_name: str, pieces: list[TestPiece], seed: int = 0) -> dict:
-    """Mean melody statistics of ``model_name``'s melodies over the pieces' chords."""
-    from riffd.presets import load_preset
-
-    from riffd.models import load_model
-    model = load_model(model_name)
-    rows = []
-    for i, piece in enumerate(pieces):
-        preset = load_preset("folk").with_values(meter=list(piece.meter), tempo=float(piece.tempo),
-                                                  style=piece.style, register=[55, 88])
-        end = piece.bars * piece.meter[0] * 4 / piece.meter[1]
-        model.start(Context(preset, seed=seed + i, start_beat=piece.chords[0].beat, chords=piece.chords))
-        notes = [n for n in model.generate(end) if n.start < end]
-        rows.append(melody_stats(notes, piece.chords, piece.bars))
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-
-def evaluate(data, checkpoint, pieces: int = 200, stats_pieces: int = 60,
-             models=("rules", "markov", "onnx"), echo=print) -> dict:
-    """Everything in the module docstring; returns the figures as a dict."""
+def evaluate(data, checkpoint, pieces: int = 200, echo=print) -> dict:
+    """The token and next-pitch metrics of the module docstring, as a dict."""
     from riffd.models.backends import MlxRunner
     from riffd.models.checkpoint import Checkpoint
     from riffd.models.markov import DEFAULT_PATH, MarkovTable
@@ -171,21 +137,12 @@ def evaluate(data, checkpoint, pieces: int = 200, stats_pieces: int = 60,
     echo(f"next pitch over {n:,} notes of {len(chosen)} test pieces:")
     echo(f"  transformer  perplexity {t_ppl:7.3f}  accuracy {t_acc:.1%}")
     echo(f"  markov       perplexity {m_ppl:7.3f}  accuracy {m_acc:.1%}")
-    sample = chosen[:stats_pieces]
-    rows = {"real": {k: float(np.mean([melody_stats(p.notes, p.chords, p.bars)[k] for p in sample]))
-                     for k in ("chord_tone_ratio", "pc_entropy", "notes_per_bar")}}
-    for name in models:
-        rows[name] = generated_stats(name, sample)
-    echo(f"melodies over the chords of {len(sample)} test pieces:")
-    echo(f"  {'':12s} {'chord tones':>11s} {'pc entropy':>11s} {'notes/bar':>10s}")
-    for name, r in rows.items():
-        echo(f"  {name:12s} {r['chord_tone_ratio']:11.1%} {r['pc_entropy']:11.2f} {r['notes_per_bar']:10.2f}")
-    result["melody_stats"] = {k: {m: round(v, 4) for m, v in r.items()} for k, r in rows.items()}
     return result
 
 
 def card_section(result: dict, data) -> str:
-    """The model card's evaluation section (markdown) for ``evaluate``'s result."""
+    """The model card's evaluation section (markdown) for ``evaluate``'s result with
+    ``melody_stats`` (source -> chord_tone_ratio, pc_entropy, notes_per_bar) added."""
     rows = result["melody_stats"]
     lines = [
         "## Evaluation (`riffd eval`)", "",
