@@ -76,12 +76,24 @@ class Synth:
         self.midi.delete()
 
 
-def strike(player, pitches, hold=0.6):
+def strike(player, pitches, hold=0.6, until=None, timeout=8.0):
+    """Hold a chord for ``hold`` seconds, or, given ``until``, until it is true (at most
+    ``timeout`` seconds: a loaded 2-core CI machine can be slow to settle new ports)."""
     for p in pitches:
         player.send([0x90, p, 90])
-    time.sleep(hold)
+    deadline = time.monotonic() + (timeout if until else hold)
+    while time.monotonic() < deadline and not (until and until()):
+        time.sleep(0.02)
     for p in pitches:
         player.send([0x80, p, 0])
+
+
+def heard(synth):
+    return lambda: any(m[0] & 0xF0 == 0x90 for m in synth.received)
+
+
+def answered(player):
+    return lambda: any(m[0] & 0xF0 == 0x90 for _, m in player.messages())
 
 
 def test_output_port_vanishing_is_logged_and_reconnected_with_a_panic(jack):
@@ -89,8 +101,8 @@ def test_output_port_vanishing_is_logged_and_reconnected_with_a_panic(jack):
     serve = Serve("--model", "rules", "--out", "synth in", "--tempo", "200")
     player = Player(record=None)
     try:
-        strike(player, C)
-        assert any(m[0] & 0xF0 == 0x90 for m in synth.received)
+        strike(player, C, until=heard(synth))
+        assert heard(synth)(), "".join(serve.lines)
         synth.close()                                   # the synth is unplugged
         serve.wait_for("is gone", 10)
         strike(player, F, hold=0.3)                     # played while it is away: no crash
@@ -98,8 +110,8 @@ def test_output_port_vanishing_is_logged_and_reconnected_with_a_panic(jack):
         serve.wait_for("reconnected", 10)
         time.sleep(0.3)
         assert [0xB1, 123, 0] in synth.received         # the panic on the new connection
-        strike(player, G)
-        assert any(m[0] & 0xF0 == 0x90 for m in synth.received)
+        strike(player, G, until=heard(synth))
+        assert heard(synth)(), "".join(serve.lines)
     finally:
         player.close()
         code = serve.stop()
@@ -126,7 +138,7 @@ def test_jack_server_restart_is_survived():
             player = Player()
             try:
                 time.sleep(0.3)
-                strike(player, G)
+                strike(player, G, until=answered(player))
                 messages = player.messages()
             finally:
                 player.close()
@@ -142,7 +154,7 @@ def test_a_corrupt_model_file_falls_back_to_rules_in_one_line(jack, tmp_path):
     serve = Serve("--model", str(broken), "--tempo", "200")
     player = Player()
     try:
-        strike(player, C)
+        strike(player, C, until=answered(player))
         messages = player.messages()
     finally:
         player.close()
