@@ -121,6 +121,19 @@ def bench_folder(models, jobs, count, as_json):
     folder(models.split(","), counts, count, as_json=as_json, echo=click.echo)
 
 
+@bench.command("finetune")
+@click.option("--songs", type=click.IntRange(20, 5000), default=500, show_default=True,
+              help="Arrangements written from the corpus and fine-tuned on.")
+@json_option
+def bench_finetune(songs, as_json):
+    """Minutes of `riffd finetune --midi DIR` (build, LoRA, export, evaluation) on SONGS files."""
+    from .benchfinetune import finetune
+    try:
+        finetune(songs, as_json=as_json, echo=click.echo)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @bench.command("blas")
 @click.option("--steps", type=click.IntRange(1, 1000), default=20, show_default=True, help="Training steps timed.")
 @json_option

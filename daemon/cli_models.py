@@ -37,17 +37,22 @@ def train_options(f):
     return f
 
 
+def training_config(kw: dict):
+    """riffd.models.training.train.TrainConfig from the CLI's options ``kw``."""
+    from riffd.models.training.train import TrainConfig
+    return TrainConfig(seq_len=kw["seq_len"], batch_size=kw["batch_size"], learning_rate=kw["lr"],
+                       warmup_steps=kw["warmup"], max_epochs=kw["epochs"], epoch_steps=kw["epoch_steps"],
+                       patience=kw["patience"], max_minutes=kw["max_minutes"], seed=kw["seed"],
+                       lora_rank=kw.get("lora_rank", 0), lora_layers=kw.get("lora_layers", 4))
+
+
 def run_training(data, output, init, resume, stop_after, **kw):
     """Train or fine-tune with the CLI's options ``kw``; bad data or a bad checkpoint is BadInput."""
     from riffd.models.checkpoint import CheckpointError
-    from riffd.models.training.train import TrainConfig, train
+    from riffd.models.training.train import train
     require_dataset(data)
-    cfg = TrainConfig(seq_len=kw["seq_len"], batch_size=kw["batch_size"], learning_rate=kw["lr"],
-                      warmup_steps=kw["warmup"], max_epochs=kw["epochs"], epoch_steps=kw["epoch_steps"],
-                      patience=kw["patience"], max_minutes=kw["max_minutes"], seed=kw["seed"],
-                      lora_rank=kw.get("lora_rank", 0), lora_layers=kw.get("lora_layers", 4))
     try:
-        train(data, output, cfg, init=init, resume=resume, stop_after=stop_after, log=click.echo)
+        train(data, output, training_config(kw), init=init, resume=resume, stop_after=stop_after, log=click.echo)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         raise BadInput(str(exc)) from None
 
@@ -75,14 +80,48 @@ def train(arch, output, max_order, data, resume, stop_after, **kw):
               show_default=True, help="Checkpoint to start from.")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="New checkpoint folder.")
-@click.option("--lora-rank", type=click.IntRange(0, 256), default=0, show_default=True,
+@click.option("--midi", "midi_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A folder of your arrangements: build OUTPUT/dataset from it, fine-tune, export ONNX, "
+                   "and evaluate the held-out songs before and after (instead of --data). "
+                   "--max-minutes and --epoch-steps then default to 12 and 150.")
+@click.option("--style", default="pop", show_default=True,
+              help="--midi: the style token your songs are learned under; play them with a preset of this style.")
+@click.option("--preset", default="pop", show_default=True, help="--midi: the preset of the before/after evaluation.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=None, help="--midi: processes reading files [cores].")
+@click.option("--lora-rank", type=click.IntRange(0, 256), default=8, show_default=True,
               help="0: train every weight; N: mlx-lm LoRA layers of rank N (folded in when saved).")
 @click.option("--lora-layers", type=click.IntRange(1), default=4, show_default=True,
               help="LoRA: how many of the last layers get adapters.")
 @train_options
-def finetune(init, output, data, resume, stop_after, **kw):
-    """Fine-tune a checkpoint on a genre dataset (riffd dataset build --midi DIR)."""
-    run_training(data, output, init, resume, stop_after, **kw)
+def finetune(init, output, midi_dir, style, preset, jobs, data, resume, stop_after, **kw):
+    """Fine-tune a checkpoint on your genre: a folder of MIDI arrangements (--midi DIR),
+    or a dataset built before (--data DIR)."""
+    if (midi_dir is None) == (data is None):
+        raise BadInput("give one of --midi DIR (your arrangements) or --data DIR (a built dataset)")
+    if data is not None:
+        run_training(data, output, init, resume, stop_after, **kw)
+        return
+    from riffd.models.checkpoint import CheckpointError
+    from riffd.models.training.finetune import EPOCH_STEPS, TRAIN_MINUTES, finetune_midi
+    from riffd.presets import PresetError, load_preset
+    from riffd.models.tokens import STYLES
+    if style not in STYLES:
+        raise BadInput(f"unknown style {style!r} (choose {', '.join(STYLES)})")
+    kw["max_minutes"] = kw["max_minutes"] or TRAIN_MINUTES
+    kw["epoch_steps"] = kw["epoch_steps"] or EPOCH_STEPS
+    try:
+        result = finetune_midi(midi_dir, output, init, training_config(kw), load_preset(preset), style, jobs,
+                               kw["seed"], log=click.echo)
+    except (CheckpointError, PresetError, FileNotFoundError, ValueError) as exc:
+        raise BadInput(str(exc)) from None
+    for name in ("before", "after"):
+        if "eval" in result:
+            row = result["eval"][name]
+            click.echo(f"{name}: told from real {row['judge']:.2f}, composite {row['composite']:.3f}, "
+                       f"chord tones {row['chord_tone_ratio']:.2f}, notes/bar {row['notes_per_bar']:.2f}")
+    minutes = result["minutes"]
+    click.echo(f"riffd finetune: {minutes['total']:.1f} min (" + ", ".join(f"{k} {v:.1f}" for k, v in minutes.items()
+                                                                     if k != "total") + f"); play it: --model {output}")
 
 
 @click.group()

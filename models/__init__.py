@@ -13,8 +13,10 @@ def load_model(name: str):
     """A fresh model by name.
 
     ``rules`` or ``markov``; ``mlx``, ``onnx`` or ``onnx-int8`` (the shipped checkpoint,
-    models/checkpoints/riff-small, on that backend); or a path: a checkpoint folder
-    (mlx), a ``.onnx`` file inside one, or a markov table (.json). The module
+    models/checkpoints/riff-small, on that backend); or a path: a checkpoint folder (its
+    ``model.onnx`` on onnxruntime when exported, else mlx; training removes an export
+    its new weights outdate),
+    a ``.onnx`` file inside one, its ``model.safetensors`` (mlx), or a markov table (.json). The module
     ``riffd.models.<name>`` provides ``MODEL`` for the built-in ones (no registry).
     Raises ValueError for an unknown name or an unreadable model.
     """
@@ -27,7 +29,11 @@ def load_model(name: str):
     path = Path(name)
     if path.suffix == ".onnx":
         return neural_model(path.parent, path.name, "onnx")
+    if path.name == "model.safetensors" and path.is_file():
+        return neural_model(path.parent, None, "mlx")
     if (path / "config.json").is_file():
+        if (path / "model.onnx").is_file():
+            return neural_model(path, "model.onnx", "onnx")
         return neural_model(path, None, "mlx")
     if path.suffix == ".json" or path.is_file() or (path / "model.json").is_file():
         from .markov import MarkovModel, MarkovTable

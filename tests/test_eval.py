@@ -14,7 +14,7 @@ from riffd.models.evaluation.judge import told_apart
 from riffd.models.protocol import ChordAt, MelodyNote
 from riffd.music.chords import parse_chord
 
-from arrangements import write_arrangements
+from riffd.models.training.songfiles import write_songs
 from conftest import run_riffd
 
 PHRASE = [(0, 60), (1, 62), (2, 64), (3, 65), (4, 67), (5, 65), (6, 64), (7, 62)]  # 2 bars of 4/4
@@ -67,7 +67,7 @@ def test_judge_is_near_chance_on_one_distribution_and_sure_on_two():
 @pytest.fixture(scope="module")
 def arrangements(tmp_path_factory):
     folder = tmp_path_factory.mktemp("arrangements")
-    written = write_arrangements(folder / "songs", 12)
+    written = write_songs(folder / "songs", 12)
     (folder / "songs" / "noise.mid").write_bytes(np.random.default_rng(1).bytes(2000))
     chords_only = mido.MidiFile(type=1, ticks_per_beat=480)
     track = mido.MidiTrack([mido.Message("note_on", note=p, velocity=60, time=0) for p in (48, 52, 55)]

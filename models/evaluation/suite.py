@@ -93,10 +93,13 @@ def wilcoxon_tests(configs: dict, models: list[str]) -> list[dict]:
     return tests
 
 
-def evaluate_pieces(pieces: list[Arrangement], models: list[str], preset, seed: int = 0, echo=print) -> dict:
+def evaluate_pieces(pieces: list[Arrangement], models: list[str], preset, seed: int = 0, echo=print,
+                    labels: list[str] | None = None) -> dict:
     """The whole comparison; returns ``{"configs": {"real": {...}, model: {...}},
-    "tests": [...], "judge": {...}, "pieces": n}``. Raises ValueError with fewer than 10
-    pieces (the two-sample test's folds) or for an unknown model name."""
+    "tests": [...], "judge": {...}, "pieces": n}``, each model under its label
+    (``labels``, default the names: "before"/"after" for a fine-tune). Raises ValueError
+    with fewer than 10 pieces (the two-sample test's folds) or for an unknown model name."""
+    labels = labels or list(models)
     if len(pieces) < 10:
         raise ValueError(f"the evaluation needs at least 10 pieces with a melody and chords ({len(pieces)} found)")
     feats = lambda notes, p: features(notes, p.chords, p.bar_beats, p.length, p.origin)  # noqa: E731
@@ -105,19 +108,19 @@ def evaluate_pieces(pieces: list[Arrangement], models: list[str], preset, seed: 
     low, high = calibration(real_x, seed=seed)
     configs, every = {"real": summary(real, real)}, {"real": real}
     judge = {"real_vs_real": [round(low, 3), round(high, 3)]}
-    for name in models:
+    for spec, name in zip(models, labels):
         t0 = time.perf_counter()
-        rows = [feats(notes, p) for notes, p in zip(play(name, pieces, preset, seed), pieces)]
+        rows = [feats(notes, p) for notes, p in zip(play(spec, pieces, preset, seed), pieces)]
         row = summary(rows, real)
         row["judge"] = judge[name] = round(told_apart(real_x, np.array([r.vector() for r in rows]), seed), 3)
         row["seconds"] = round(time.perf_counter() - t0, 1)
         configs[name], every[name] = row, rows
         echo(f"riffd eval: {name}: told from real {row['judge']:.2f}, composite {row['composite']:.3f} "
              f"({row['seconds']} s)")
-    for name in models:
+    for name in labels:
         configs[name]["targets"] = verdicts(configs[name], configs["real"])
     return {"pieces": len(pieces), "preset": preset.name, "configs": configs,
-            "tests": wilcoxon_tests(configs, models), "judge": judge,
+            "tests": wilcoxon_tests(configs, labels), "judge": judge,
             "histograms": {name: {k: [round(float(v), 4) for v in pooled(rows, k)] for k in HISTOGRAMS}
                            for name, rows in every.items()},
             "per_piece": {name: {k: [round(r.scalars[k], 4) for r in rows] for k in ("chord_tone_ratio", "repetition_2bar")}

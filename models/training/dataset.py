@@ -206,8 +206,9 @@ def synthetic_pieces(n: int, seed: int = 0) -> list[Piece]:
 
 def build(out: str | Path, sources=CORPUS_SOURCES, midi_dir: str | None = None, synthetic: int = 0,
           keys: list[int] | None = None, filters: Filters | None = None, limit: int | None = None,
-          jobs: int | None = None, seed: int = 0, log=print) -> dict:
-    """Build a dataset folder (layout in the module docstring); returns build.json's dict."""
+          jobs: int | None = None, seed: int = 0, log=print, user_style: str = "user") -> dict:
+    """Build a dataset folder (layout in the module docstring); returns build.json's dict.
+    ``user_style``: the style token the files of ``midi_dir`` are learned under."""
     from riffd.models.remi import RemiTokenizer
     from riffd.models.tokens import Vocab, build_vocab, miditok_tokenizer
     t0 = time.monotonic()
@@ -254,7 +255,7 @@ def build(out: str | Path, sources=CORPUS_SOURCES, midi_dir: str | None = None, 
             estimate_chords(piece)
         identity = f"{source}/{piece.meta.get('file', '')}/{piece.name}"
         split = split_of(identity)
-        style = piece.meta.get("style") or STYLE_OF.get(source, "user")
+        style = piece.meta.get("style") or (user_style if source == "user" else STYLE_OF.get(source, "user"))
         copies = augmentations(piece, keys, rng) if split == "train" and keys != [0] else [None]
         try:
             seqs = [encode_piece(tok, piece, style, aug) for aug in copies]

@@ -1,0 +1,87 @@
+"""`riffd finetune --midi DIR`: a genre in one command.
+
+The user's arrangements become a dataset (melody track and per-beat chords found as
+``riffd eval`` finds them; split 80/10/10 by file, the training split in 12 keys), the
+checkpoint ``init`` is fine-tuned on it (mlx-lm LoRA by default, folded into plain
+weights), exported to ONNX, and the held-out songs (the test split's files, read whole)
+are played by the model before and after: ``OUT/eval/report.md``. Stages and their
+minutes go to ``OUT/finetune.json``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .dataset import Filters, build, summary_line
+
+MIN_HELD_OUT = 10  # the evaluation's two-sample test needs 10 pieces (suite.evaluate_pieces)
+# a user's melodies may be narrow (a chorus on five notes): only degenerate ones are dropped
+USER_FILTERS = Filters(max_polyphony=1, min_range=5, max_range=48)
+TRAIN_MINUTES = 12.0  # the default training time: 500 songs stay under 20 minutes in all on 2 cores
+EPOCH_STEPS = 150     # the default steps between validations, so early stopping can act within that time
+
+
+def held_out(midi_dir: str | Path, data: str | Path) -> list:
+    """The arrangements (riffd.models.evaluation.arrangements.Arrangement) of the user's
+    files that ``data``'s build put in its test split, read whole, sorted by file name."""
+    from riffd.models.evaluation.arrangements import ArrangementError, read_arrangement
+    test = set()
+    for line in (Path(data) / "pieces.jsonl").read_text().splitlines():
+        meta = json.loads(line) if line.strip() else {}
+        if meta.get("source") == "user" and meta.get("split") == "test":
+            test.add(meta["id"].split("/")[1])  # identity: source/file/name
+    out = []
+    for path in sorted(p for p in Path(midi_dir).rglob("*") if p.name in test and p.is_file()):
+        try:
+            out.append(read_arrangement(path))
+        except ArrangementError:  # read once already by the build: cannot happen twice
+            continue
+    return out
+
+
+def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, preset, style: str = "pop",
+                  jobs: int | None = None, seed: int = 0, log=print) -> dict:
+    """Build, fine-tune, export and evaluate (module docstring); returns finetune.json's
+    dict: ``minutes`` per stage (build, train, export, eval, total), the dataset's
+    counts, and the evaluation's before/after rows (absent with fewer than
+    ``MIN_HELD_OUT`` held-out songs). ``cfg``: train.TrainConfig; ``preset``: the preset
+    the held-out songs are played with (its style set to ``style``, the token the songs
+    are learned under). Raises ValueError when the folder yields too little data to
+    train on (train.train's message), CheckpointError for a bad ``init``."""
+    from .onnx_export import export
+    from .train import train
+    out, t0 = Path(out), time.monotonic()
+    minutes: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        minutes[name] = round((time.monotonic() - since) / 60, 2)
+        return time.monotonic()
+
+    data = out / "dataset"
+    summary = build(data, (), str(midi_dir), 0, None, USER_FILTERS, None, jobs, seed, user_style=style)
+    log(summary_line(data, summary))
+    t = lap("build", t0)
+    train(data, out, cfg, init=init, log=log)
+    t = lap("train", t)
+    for path in export(out, int8=False):
+        log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    t = lap("export", t)
+    result = {"data": str(data), "pieces": summary["pieces"], "rejected": summary["rejected"]}
+    held = held_out(midi_dir, data)
+    if len(held) >= MIN_HELD_OUT:
+        from riffd.models.evaluation.report import write_report
+        from riffd.models.evaluation.suite import evaluate_pieces
+        evaluated = evaluate_pieces(held, [str(init), str(out)], preset.with_values(style=style), seed,
+                                    echo=log, labels=["before", "after"])
+        write_report(evaluated, out / "eval", f"{len(held)} held-out songs of {midi_dir}")
+        result["eval"] = {k: evaluated["configs"][k] for k in ("real", "before", "after")}
+        result["eval_tests"] = evaluated["tests"]
+        result["eval_report"] = str(out / "eval" / "report.md")
+    else:
+        log(f"riffd finetune: {len(held)} held-out songs, fewer than {MIN_HELD_OUT}: no before/after evaluation")
+    lap("eval", t)
+    minutes["total"] = round((time.monotonic() - t0) / 60, 2)
+    result["minutes"] = minutes
+    (out / "finetune.json").write_text(json.dumps(result, indent=1))
+    return result

@@ -1,0 +1,90 @@
+"""Corpus pieces written as a user's arrangement files, for the fine-tune benchmark and
+the tests of ``riffd eval`` and ``riffd finetune --midi``: real melodies over real
+chords, in the shapes users' files come in (480 PPQN).
+
+Even-numbered files: a named MELODY track played legato (each note overlapping the next
+by 8 ticks) over a PIANO part that breaks the chords into rising arpeggios. Odd ones:
+unnamed tracks, the melody first, block chords second. Bach chorales come first (their
+chords are the lower voices); then Ryan's Mammoth Collection tunes, with chords
+estimated from the melody (riffd.models.training.harmonize).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import mido
+
+from riffd.bridges.midifile import melody_track
+from riffd.models.protocol import MelodyNote
+
+PPQN = 480
+
+
+def broken(chords) -> list[MelodyNote]:
+    """Each (start, end, pitches) chord broken: its pitches rising one after another
+    over the chord's span, in at most eighth notes, as a pianist's left hand would."""
+    out = []
+    for start, end, pitches in chords:
+        step = min(0.5, (end - start) / len(pitches))
+        beat, k = start, 0
+        while beat < end - 1e-9:
+            out.append(MelodyNote(beat, min(step, end - beat), pitches[k % len(pitches)], 64))
+            beat, k = beat + step, k + 1
+    return out
+
+
+def pieces():
+    """Corpus pieces with a melody and chords, chorales first (a generator: parsing is slow)."""
+    from .corpus import BadPiece, chorale, chorale_paths, folk_paths, melodies
+    from .dataset import estimate_chords
+    from .harmonize import estimate_key
+    for path in chorale_paths():
+        try:
+            piece = chorale(path)
+        except BadPiece:
+            continue
+        if piece is not None and piece.melody and piece.chords:
+            yield piece
+    for path in folk_paths("ryans"):
+        try:
+            tunes = melodies(path, "ryans")
+        except BadPiece:
+            continue
+        for piece in tunes:
+            if isinstance(piece, BadPiece) or len(piece.melody) < 16:
+                continue
+            piece.meta["key_pc"] = estimate_key(piece.melody)
+            estimate_chords(piece)
+            yield piece
+
+
+def arrangement(piece, k: int) -> mido.MidiFile:
+    """``piece`` as the ``k``-th user file (shape by parity, module docstring)."""
+    midi = mido.MidiFile(type=1, ticks_per_beat=PPQN)
+    midi.tracks.append(mido.MidiTrack([
+        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(piece.tempo), time=0),
+        mido.MetaMessage("time_signature", numerator=piece.meter[0], denominator=piece.meter[1], time=0)]))
+    legato = [MelodyNote(n.start, n.duration + 8 / PPQN, n.pitch, n.velocity) for n in piece.melody]
+    if k % 2 == 0:
+        midi.tracks.append(melody_track(broken(piece.chords), PPQN, 0, name="PIANO"))
+        midi.tracks.append(melody_track(legato, PPQN, 1, name="MELODY"))
+    else:
+        block = [MelodyNote(s, e - s, p, 64) for s, e, ps in piece.chords for p in ps]
+        midi.tracks.append(melody_track(legato, PPQN, 1, name=""))
+        midi.tracks.append(melody_track(block, PPQN, 0, name=""))
+    return midi
+
+
+def write_songs(folder: str | Path, count: int) -> list[Path]:
+    """``count`` files ``NNN name.mid`` into ``folder`` (made if missing); fewer when the
+    corpus runs out. Returns their paths in order."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for piece in pieces():
+        if len(written) == count:
+            break
+        out = folder / f"{len(written):03d} {piece.name}.mid"
+        arrangement(piece, len(written)).save(out)
+        written.append(out)
+    return written

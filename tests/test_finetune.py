@@ -1,0 +1,59 @@
+"""`riffd finetune --midi DIR`: a folder of a user's arrangements in, a checkpoint that
+plays out, with the held-out songs evaluated before and after."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from riffd.models.checkpoint import DEFAULT
+from riffd.models.training.finetune import held_out
+from riffd.models.training.songfiles import write_songs
+
+from conftest import run_riffd
+
+TRAIN = ("--epochs", "1", "--epoch-steps", "3", "--batch-size", "2", "--seq-len", "32", "--warmup", "2")
+
+
+def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
+    import mlx.core as mx
+    folder = tmp_path / "my génre"
+    songs = write_songs(folder, 150)
+    (folder / "noise.mid").write_bytes(np.random.default_rng(2).bytes(1500))
+    out = tmp_path / "ckpt"
+    result = run_riffd("finetune", "--midi", str(folder), "-o", str(out), "--lora-rank", "4", *TRAIN)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "finetune.json").read_text())
+    assert report["pieces"]["user"]["train"] > 100 and report["rejected"].get("unparsable") == 1
+    assert set(report["minutes"]) == {"build", "train", "export", "eval", "total"}
+    # the held-out songs are the test split's files, none of them trained on
+    held = held_out(folder, out / "dataset")
+    meta = [json.loads(line) for line in (out / "dataset" / "pieces.jsonl").read_text().splitlines()]
+    trained = {m["id"].split("/")[1] for m in meta if m["split"] == "train"}
+    assert len(held) >= 10 and not {p.found["file"] for p in held} & trained
+    assert {p.found["file"] for p in held} <= {s.name for s in songs}
+    rows = report["eval"]
+    assert set(rows) == {"real", "before", "after"} and len(rows["after"]["distances"]) == len(held)
+    assert rows["before"]["distances"] != rows["after"]["distances"]  # other weights, other melodies
+    assert "| after |" in (out / "eval" / "report.md").read_text()
+    assert "before: told from real" in result.stdout and "after: told from real" in result.stdout
+    # LoRA folded in: the plain architecture, with only adapted layers changed
+    base, tuned = mx.load(str(DEFAULT / "model.safetensors")), mx.load(str(out / "model.safetensors"))
+    changed = {k for k in base if not np.array_equal(np.array(base[k]), np.array(tuned[k]))}
+    assert set(base) == set(tuned) and changed and "model.embed_tokens.weight" not in changed
+    # --model OUT plays it, on onnxruntime (the export written next to the weights)
+    chords = tmp_path / "chords.mid"
+    chords.write_bytes(songs[1].read_bytes())
+    played = run_riffd("render", str(chords), "-o", str(tmp_path / "out.mid"), "--model", str(out), "--seed", "2")
+    assert played.returncode == 0, played.stderr
+    assert (tmp_path / "out.mid").stat().st_size > 100
+
+
+def test_finetune_needs_a_source_and_usable_songs(tmp_path):
+    assert run_riffd("finetune", "-o", str(tmp_path / "x")).returncode == 2
+    empty = tmp_path / "nothing usable"
+    empty.mkdir()
+    (empty / "a.mid").write_bytes(b"MThd not really")
+    result = run_riffd("finetune", "--midi", str(empty), "-o", str(tmp_path / "y"), *TRAIN)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "split" in result.stderr or "songs" in result.stderr, result.stderr
