@@ -99,8 +99,9 @@ class OnnxRunner:
         self.capacity = capacity
 
     def reset(self) -> None:
-        empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=np.float32)
-        self.past = {f"past_{n}": empty for n in self.names}
+        if not self.shared:  # the shared buffers keep their memory: length 0 empties them
+            empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=np.float32)
+            self.past = {f"past_{n}": empty for n in self.names}
         self.length = 0
 
     def feed(self, ids: list[int]) -> np.ndarray:

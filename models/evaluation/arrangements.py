@@ -76,20 +76,21 @@ def trimmed(notes: list[TrackNote], tolerance: int) -> tuple[list[TrackNote], in
     return line, chordal
 
 
-def melody_track(song, names: list[str]) -> tuple[int, str]:
-    """(index, how it was found) of the melody track; raises ArrangementError."""
+def melody_track(song, names: list[str]) -> tuple[int, str, tuple[list[TrackNote], int]]:
+    """(index, how it was found, its ``trimmed`` line and chordal count) of the melody
+    track; raises ArrangementError."""
     tolerance = song.ppqn // 8
     playable = [k for k, t in enumerate(song.tracks)
                 if len(t) >= MIN_NOTES and not all(n.channel == DRUMS for n in t)]
     named = [k for k in playable if MELODY_NAMES.search(names[k] or "")]
     if named:
-        return named[0], f"named {names[named[0]]!r}"
+        return named[0], f"named {names[named[0]]!r}", trimmed(song.tracks[named[0]], tolerance)
     lines = {k: trimmed(song.tracks[k], tolerance) for k in playable}
     single = [k for k in playable if lines[k][1] <= MAX_CHORDAL * len(song.tracks[k])]
     if not single:
         raise ArrangementError("no melody track: no track plays one voice")
     best = max(single, key=lambda k: sum(n.pitch for n in lines[k][0]) / len(lines[k][0]))
-    return best, "the highest one-voice track"
+    return best, "the highest one-voice track", lines[best]
 
 
 def _weights(tracks, lo: int, hi: int) -> dict[int, int]:
@@ -130,8 +131,7 @@ def read_arrangement(path: str | Path) -> Arrangement:
     except MidiInputError as exc:
         raise ArrangementError(str(exc).replace(str(path), path.name)) from None
     names = [t.name for t in song.midi.tracks]
-    index, how = melody_track(song, names)
-    line, chordal = trimmed(song.tracks[index], song.ppqn // 8)
+    index, how, (line, chordal) = melody_track(song, names)
     others = [t for k, t in enumerate(song.tracks) if k != index]
     beats = int(song.length_ticks / song.ppqn) + 1
     chords = beat_chords(others, song.ppqn, beats)
