@@ -9,6 +9,7 @@ import click
 from .cli_common import BadInput, json_option, require_dataset
 
 RIFF_SMALL = Path("models/checkpoints/riff-small")
+WHOLE = 1 << 20  # tokens: the melody suite plays whole test pieces, so their form can return
 
 
 def train_options(f):
@@ -204,7 +205,7 @@ def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, car
     check = Checkpoint.load(checkpoint)
     arrangements = [Arrangement(f"test-{i}", p.notes, p.chords, p.meter, p.tempo, p.bars * p.meter[0] * 4 / p.meter[1],
                                 style=p.style)
-                    for i, p in enumerate(test_pieces(data, check.vocab, check.max_context, stats_pieces))]
+                    for i, p in enumerate(test_pieces(data, check.vocab, WHOLE, stats_pieces))]
     result = evaluate_pieces(arrangements, names, preset.with_values(register=[55, 88]), seed, echo=click.echo)
     # the card's melody table: the suite's means (each model plays the pieces once)
     base["melody_stats"] = {name: {k: row[k] for k in ("chord_tone_ratio", "pc_entropy", "notes_per_bar")}

@@ -1,6 +1,6 @@
 """The rules model: chord tones on strong beats, scale and passing tones between.
 
-Rhythm comes from the preset's grid and density (notes per bar), register and swing
+Rhythm comes from the preset's grid (at most sixteenths) and density (notes per bar), register and swing
 from the preset; a note always starts on a chord change so the melody answers it.
 """
 from __future__ import annotations
@@ -12,6 +12,9 @@ import numpy as np
 from .protocol import MelodyModel, MelodyNote
 from riffd.music.theory import chord_scale, pitches_in, strength, swing_offset
 from riffd.music.theory import velocity as note_velocity
+
+
+FINEST_GRID = 4  # sixteenths: finer preset grids (6, 12) free the transformer's rhythm, not this one's
 
 
 class RulesModel(MelodyModel):
@@ -50,7 +53,8 @@ class RulesModel(MelodyModel):
 
     def _next_notes(self) -> list[MelodyNote]:
         p = self.preset
-        step = 1.0 / p.grid
+        grid = min(p.grid, FINEST_GRID)
+        step = 1.0 / grid
         pos = self.cursor
         k = self._gap_steps(pos, step)
         end = pos + k * step
@@ -63,7 +67,7 @@ class RulesModel(MelodyModel):
         if self.chord_at(pos) is None or (not self.changes_at(pos) and strength(pos, p.beats_per_bar) < 2
                                           and self.rng.random() < 0.08):
             return []  # no chord yet, or an occasional rest on a weak position (never on a change)
-        shift = swing_offset(pos, p.grid, p.swing)
+        shift = swing_offset(pos, grid, p.swing)
         velocity = note_velocity(p.velocity, strength(pos, p.beats_per_bar), int(self.rng.integers(-4, 5)))
         duration = max(step * 0.25, (end - pos - shift) * 0.92)
         return [MelodyNote(pos + shift, duration, self._pick_pitch(pos), velocity)]

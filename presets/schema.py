@@ -53,7 +53,8 @@ SPEC: dict[str, tuple] = {
     "scale": (str, SCALES, None, "major", "scale preferred for passing tones"),
     "register": (list, None, None, [60, 84], "lowest and highest melody pitch (MIDI)"),
     "density": (float, 0.5, 32.0, 6.0, "melody notes per bar, on average"),
-    "grid": (int, 1, 4, 2, "rhythm grid steps per beat (2 = eighths, 4 = sixteenths)"),
+    "grid": (int, 1, 12, 2, "rhythm grid steps per beat, a divisor of 12 (2 = eighths, 3 = triplets, "
+                            "4 = sixteenths, 12 = every REMI position: the transformer's own rhythm)"),
     "temperature": (float, 0.05, 3.0, 1.0, "sampling temperature"),
     "top_p": (float, 0.05, 1.0, 0.95, "nucleus sampling mass"),
     "chord_tone_bias": (float, 0.0, 1.0, 0.85, "chance that a strong-beat note is a chord tone"),
@@ -192,6 +193,9 @@ def _validate(data: dict, where: str) -> dict:
             out[key] = tuple(value)
     if "meter" in out and (out["meter"][0] < 1 or out["meter"][1] not in (1, 2, 4, 8, 16)):
         raise PresetError(f"{where}: key 'meter': {list(out['meter'])} is not a time signature")
+    if "grid" in out and 12 % out["grid"]:
+        raise PresetError(f"{where}: key 'grid': {out['grid']} does not divide the 12 positions of a beat "
+                          "(use 1, 2, 3, 4, 6 or 12)")
     if "register" in out:
         low, high = out["register"]
         if not 0 <= low < high <= 127 or high - low < 12:

@@ -79,3 +79,12 @@ def test_one_voice_releases_each_note_at_the_next_onset():
              MelodyNote(1.0, 0.5, 62, 80)]
     assert one_voice(notes) == [MelodyNote(0.0, 1.0, 60, 80), MelodyNote(1.0, 1.0, 64, 80), MelodyNote(2.0, 1.0, 67, 80)]
     assert one_voice([]) == []
+
+
+def test_rules_steps_in_sixteenths_at_most_on_a_finer_grid():
+    chords = [ChordAt(i * 4.0, parse_chord(c)) for i, c in enumerate(PROGRESSION)]
+    preset = load_preset("pop").with_values(grid=12, density=12)
+    rules = load_model("rules")
+    rules.start(Context(preset, seed=2, chords=chords))
+    onsets = [n.start * 4 for n in rules.generate(32.0)]
+    assert len(onsets) > 40 and all(abs(x - round(x)) < 1e-6 for x in onsets)
