@@ -7,9 +7,12 @@ chords relative to the chord at its start: (offset in beats, root interval in
 semitones, quality).
 
 At the cursor, in span k: if an earlier span j has the same progression so far (every
-chord change of span j up to the cursor's offset, and none that span k lacks), and the
-span before j has the progression of the span before k (so a loop comes back from its
-third span, a 16-bar form from the second span of its return), the preset's ``repeat``
+chord change of span j up to the cursor's offset, and none that span k lacks), and
+either j lies a whole number of ``SECTION_SPANS`` before k on the same chord (8 bars in
+4/4: the length of a folk or pop section, so a section returning in its key comes back
+from its first span) or
+the span before j has the progression of the span before k (so a loop comes back from
+its third span, any other return from its second), the preset's ``repeat``
 is the chance, drawn once per span, that span j's notes come back:
 transposed by the root interval between the two spans' first chords (-6 to +5
 semitones, then by octaves into the register), rhythm and velocities kept, up to span
@@ -27,6 +30,7 @@ import numpy as np
 from riffd.music.chords import Chord
 
 SPAN_BARS = 2
+SECTION_SPANS = 4  # 8 bars: the phrase length of most tunes and songs
 ENDING_BEATS = 1.0
 
 
@@ -67,14 +71,18 @@ class Form:
 
     def _decide(self, k: int, offset: float) -> tuple[int, int] | None:
         """Once per span: the most recent earlier span j whose progression matches span
-        k's so far and whose span before matches span k's before (the form, not one
-        chord, says the music came back), taken with the preset's ``repeat`` chance;
-        and the transposition (semitones)."""
+        k's so far and that starts a whole number of sections before k or whose span
+        before matches span k's before (the form, not one chord, says the music came
+        back), taken with the preset's ``repeat`` chance; and the transposition (semitones)."""
         if k not in self.decided:
             self.decided[k] = None
             s, repeat = self.span, self.model.preset.repeat
-            for j in range(k - 1, 0, -1) if repeat > 0 else ():
-                if (self._matches(k, j, offset) and self._matches(k - 1, j - 1, s)
+            for j in range(k - 1, -1, -1) if repeat > 0 else ():
+                # a section's return in the same key starts on the same chord
+                here, there = self.model.chord_at(k * s), self.model.chord_at(j * s)
+                aligned = ((k - j) % SECTION_SPANS == 0 and here is not None and there is not None
+                           and (here.root, here.quality) == (there.root, there.quality))
+                if (self._matches(k, j, offset) and (aligned or (j > 0 and self._matches(k - 1, j - 1, s)))
                         and any(j * s <= n.start < j * s + s for n in self.model.generated)):
                     if self.rng.random() < repeat:
                         shift = (self.model.chord_at(k * s).root - self.model.chord_at(j * s).root) % 12

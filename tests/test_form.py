@@ -33,18 +33,25 @@ def play(model_name, chords, repeat, seed=3, until=None):
 def test_a_returning_section_brings_back_its_melody(name):
     chords = timeline(SECTION * 2)
     model, notes = play(name, chords, repeat=1.0)
-    # the return is recognised from its second span on (the span before must match too)
-    assert {k: v for k, v in model.form.decided.items() if v} == {5: (1, 0), 6: (2, 0), 7: (3, 0)}
-    for k in (5, 6, 7):
+    # the return, 8 bars (a section) later, is recognised from its first span on
+    assert {k: v for k, v in model.form.decided.items() if v} == {4: (0, 0), 5: (1, 0), 6: (2, 0), 7: (3, 0)}
+    for k in (4, 5, 6, 7):
         assert span_notes(notes, k) == span_notes(notes, k - 4) and span_notes(notes, k)
     _, never = play(name, chords, repeat=0.0)
     assert any(span_notes(never, k) != span_notes(never, k - 4) for k in (5, 6, 7))
 
 
+def test_a_return_off_the_section_grid_is_recognised_from_its_second_span():
+    chords = timeline(SECTION + ["Dm", "Dm"] + SECTION)  # a 2-bar interlude: the return is 10 bars later
+    model, notes = play("rules", chords, repeat=1.0)
+    assert {k: v for k, v in model.form.decided.items() if v} == {6: (1, 0), 7: (2, 0), 8: (3, 0)}
+    assert span_notes(notes, 6) == span_notes(notes, 1) and span_notes(notes, 6)
+
+
 def test_a_transposed_return_is_transposed():
     up = ["D", "D", "G", "A", "Bm", "G", "A", "D"]  # the section a whole tone up
     model, notes = play("rules", timeline(SECTION + up), repeat=1.0)
-    assert model.form.decided[5] == (1, 2)
+    assert model.form.decided[4] is None and model.form.decided[5] == (1, 2)  # on D, not C: from the second span
     recalled, source = span_notes(notes, 5), span_notes(notes, 1)
     assert recalled and [(o, p - 2, d) for o, p, d in recalled] == source
 
