@@ -250,6 +250,22 @@ def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min
     click.echo(summary_line(output, summary))
 
 
+@dataset.command("songs")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--source", default="corpus", show_default=True,
+              help="corpus: chorales then Ryan's tunes, as users' arrangements; or a composer of the "
+                   "music21 corpus (palestrina, monteverdi, ...), one track per voice.")
+@click.option("--count", type=click.IntRange(1, 5000), default=100, show_default=True)
+def dataset_songs(output, source, count):
+    """Write corpus works as a user's MIDI files (for riffd eval and finetune --midi)."""
+    from riffd.models.training.songfiles import write_scores, write_songs
+    try:
+        written = write_songs(output, count) if source == "corpus" else write_scores(output, source, count)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    click.echo(f"{output}: {len(written)} MIDI files")
+
+
 @dataset.command("stats")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -57,3 +57,12 @@ def test_finetune_needs_a_source_and_usable_songs(tmp_path):
     result = run_riffd("finetune", "--midi", str(empty), "-o", str(tmp_path / "y"), *TRAIN)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "split" in result.stderr or "songs" in result.stderr, result.stderr
+
+
+def test_dataset_songs_writes_corpus_works_as_a_users_files(tmp_path):
+    from riffd.models.evaluation.arrangements import read_folder
+    result = run_riffd("dataset", "songs", "-o", str(tmp_path / "pal"), "--source", "palestrina", "--count", "3")
+    assert result.returncode == 0, result.stderr
+    pieces, accounts = read_folder(tmp_path / "pal", echo=lambda line: None)
+    assert len(pieces) == 3 and all(len(p.melody) > 20 and len(p.chords) > 5 for p in pieces), accounts
+    assert run_riffd("dataset", "songs", "-o", str(tmp_path / "x"), "--source", "nobody", "--count", "1").returncode == 2

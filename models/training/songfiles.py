@@ -1,6 +1,8 @@
 """Corpus pieces written as a user's arrangement files, for the fine-tune benchmark and
 the tests of ``riffd eval`` and ``riffd finetune --midi``: real melodies over real
-chords, in the shapes users' files come in (480 PPQN).
+chords, in the shapes users' files come in (480 PPQN). ``write_scores`` writes the
+music21 corpus's works of a composer outside riffd's training corpus (Palestrina's
+masses, Monteverdi's madrigals) as they are: one track per voice.
 
 Even-numbered files: a named MELODY track played legato (each note overlapping the next
 by 8 ticks) over a PIANO part that breaks the chords into rising arpeggios. Odd ones:
@@ -86,5 +88,33 @@ def write_songs(folder: str | Path, count: int) -> list[Path]:
             break
         out = folder / f"{len(written):03d} {piece.name}.mid"
         arrangement(piece, len(written)).save(out)
+        written.append(out)
+    return written
+
+
+def write_scores(folder: str | Path, composer: str, count: int) -> list[Path]:
+    """Up to ``count`` of ``composer``'s works in the music21 corpus with three or more
+    parts into ``folder`` as MIDI files (music21's writer: one track per part, named),
+    sorted by corpus path; a work music21 cannot parse or write is skipped. Raises
+    ValueError for a composer the corpus does not hold."""
+    from music21 import converter, corpus
+    paths = sorted(str(p) for p in corpus.getComposer(composer))
+    if not paths:
+        raise ValueError(f"the music21 corpus holds no works of {composer!r}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in paths:
+        if len(written) == count:
+            break
+        out = folder / f"{len(written):03d} {Path(path).parent.name}-{Path(path).stem}.mid"
+        try:
+            score = converter.parse(path)
+            if len(score.parts) < 3:
+                continue
+            score.write("midi", fp=str(out))
+        except Exception:  # noqa: BLE001 - one unreadable work of a corpus is skipped
+            out.unlink(missing_ok=True)
+            continue
         written.append(out)
     return written
