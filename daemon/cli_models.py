@@ -10,6 +10,9 @@ from .cli_common import BadInput, json_option, require_dataset
 
 RIFF_SMALL = Path("models/checkpoints/riff-small")
 WHOLE = 1 << 20  # tokens: the melody suite plays whole test pieces, so their form can return
+# finetune --midi's defaults: 500 songs stay under 20 minutes in all on 2 cores (riffd bench
+# finetune), and validation every 150 steps lets early stopping act within that time
+MIDI_TRAIN_MINUTES, MIDI_EPOCH_STEPS = 12.0, 150
 
 
 def train_options(f):
@@ -84,7 +87,7 @@ def train(arch, output, max_order, data, resume, stop_after, **kw):
 @click.option("--midi", "midi_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="A folder of your arrangements: build OUTPUT/dataset from it, fine-tune, export ONNX, "
                    "and evaluate the held-out songs before and after (instead of --data). "
-                   "--max-minutes and --epoch-steps then default to 12 and 150.")
+                   f"--max-minutes and --epoch-steps then default to {MIDI_TRAIN_MINUTES:g} and {MIDI_EPOCH_STEPS}.")
 @click.option("--style", default="pop", show_default=True,
               help="--midi: the style token your songs are learned under; play them with a preset of this style.")
 @click.option("--preset", default="pop", show_default=True, help="--midi: the preset of the before/after evaluation.")
@@ -103,23 +106,22 @@ def finetune(init, output, midi_dir, style, preset, jobs, data, resume, stop_aft
         run_training(data, output, init, resume, stop_after, **kw)
         return
     from riffd.models.checkpoint import CheckpointError
-    from riffd.models.training.finetune import EPOCH_STEPS, TRAIN_MINUTES, finetune_midi
+    from riffd.models.training.finetune import finetune_midi
     from riffd.presets import PresetError, load_preset
     from riffd.models.tokens import STYLES
     if style not in STYLES:
         raise BadInput(f"unknown style {style!r} (choose {', '.join(STYLES)})")
-    kw["max_minutes"] = kw["max_minutes"] or TRAIN_MINUTES
-    kw["epoch_steps"] = kw["epoch_steps"] or EPOCH_STEPS
+    kw["max_minutes"] = kw["max_minutes"] or MIDI_TRAIN_MINUTES
+    kw["epoch_steps"] = kw["epoch_steps"] or MIDI_EPOCH_STEPS
     try:
         result = finetune_midi(midi_dir, output, init, training_config(kw), load_preset(preset), style, jobs,
-                               kw["seed"], log=click.echo)
+                               kw["seed"], log=click.echo, resume=resume, stop_after=stop_after)
     except (CheckpointError, PresetError, FileNotFoundError, ValueError) as exc:
         raise BadInput(str(exc)) from None
-    for name in ("before", "after"):
-        if "eval" in result:
-            row = result["eval"][name]
-            click.echo(f"{name}: told from real {row['judge']:.2f}, composite {row['composite']:.3f}, "
-                       f"chord tones {row['chord_tone_ratio']:.2f}, notes/bar {row['notes_per_bar']:.2f}")
+    for name in ("before", "after") if "eval" in result else ():
+        row = result["eval"][name]
+        click.echo(f"{name}: told from real {row['judge']:.2f}, composite {row['composite']:.3f}, "
+                   f"chord tones {row['chord_tone_ratio']:.2f}, notes/bar {row['notes_per_bar']:.2f}")
     minutes = result["minutes"]
     click.echo(f"riffd finetune: {minutes['total']:.1f} min (" + ", ".join(f"{k} {v:.1f}" for k, v in minutes.items()
                                                                      if k != "total") + f"); play it: --model {output}")

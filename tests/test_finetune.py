@@ -66,3 +66,16 @@ def test_dataset_songs_writes_corpus_works_as_a_users_files(tmp_path):
     pieces, accounts = read_folder(tmp_path / "pal", echo=lambda line: None)
     assert len(pieces) == 3 and all(len(p.melody) > 20 and len(p.chords) > 5 for p in pieces), accounts
     assert run_riffd("dataset", "songs", "-o", str(tmp_path / "x"), "--source", "nobody", "--count", "1").returncode == 2
+
+
+def test_finetune_midi_stops_and_resumes(tmp_path):
+    folder = tmp_path / "songs"
+    write_songs(folder, 30)
+    out, args = tmp_path / "ckpt", ("--lora-rank", "2", *TRAIN[2:])
+    first = run_riffd("finetune", "--midi", str(folder), "-o", str(out), "--epochs", "2", "--stop-after", "1", *args)
+    assert first.returncode == 0, first.stderr
+    assert "stopped after 1 epochs" in first.stdout and "no before/after evaluation" in first.stdout
+    again = run_riffd("finetune", "--midi", str(folder), "-o", str(out), "--epochs", "2", "--resume", *args)
+    assert again.returncode == 0, again.stderr
+    assert "resuming after epoch 1" in again.stdout
+    assert json.loads((out / "config.json").read_text())["training"]["epochs"] == 2

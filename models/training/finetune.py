@@ -18,8 +18,6 @@ from .dataset import Filters, build, summary_line
 MIN_HELD_OUT = 10  # the evaluation's two-sample test needs 10 pieces (suite.evaluate_pieces)
 # a user's melodies may be narrow (a chorus on five notes): only degenerate ones are dropped
 USER_FILTERS = Filters(max_polyphony=1, min_range=5, max_range=48)
-TRAIN_MINUTES = 12.0  # the default training time: 500 songs stay under 20 minutes in all on 2 cores
-EPOCH_STEPS = 150     # the default steps between validations, so early stopping can act within that time
 
 
 def held_out(midi_dir: str | Path, data: str | Path) -> list:
@@ -41,14 +39,18 @@ def held_out(midi_dir: str | Path, data: str | Path) -> list:
 
 
 def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, preset, style: str = "pop",
-                  jobs: int | None = None, seed: int = 0, log=print) -> dict:
+                  jobs: int | None = None, seed: int = 0, log=print, resume: bool = False,
+                  stop_after: int | None = None) -> dict:
     """Build, fine-tune, export and evaluate (module docstring); returns finetune.json's
     dict: ``minutes`` per stage (build, train, export, eval, total), the dataset's
     counts, and the evaluation's before/after rows (absent with fewer than
     ``MIN_HELD_OUT`` held-out songs). ``cfg``: train.TrainConfig; ``preset``: the preset
     the held-out songs are played with (its style set to ``style``, the token the songs
-    are learned under). Raises ValueError when the folder yields too little data to
-    train on (train.train's message), CheckpointError for a bad ``init``."""
+    are learned under). ``resume``/``stop_after``: as train.train's (the dataset is built
+    again the same way: the split hashes names, the keys come from ``seed``). Raises
+    ValueError when the folder yields too little data to train on (train.train's
+    message), FileNotFoundError when there is nothing to resume, CheckpointError for a
+    bad ``init``."""
     from .onnx_export import export
     from .train import train
     out, t0 = Path(out), time.monotonic()
@@ -62,7 +64,7 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
     summary = build(data, (), str(midi_dir), 0, None, USER_FILTERS, None, jobs, seed, user_style=style)
     log(summary_line(data, summary))
     t = lap("build", t0)
-    train(data, out, cfg, init=init, log=log)
+    train(data, out, cfg, init=init, resume=resume, stop_after=stop_after, log=log)
     t = lap("train", t)
     for path in export(out, int8=False):
         log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
