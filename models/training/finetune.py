@@ -22,7 +22,8 @@ USER_FILTERS = Filters(max_polyphony=1, min_range=5, max_range=48)
 
 def held_out(midi_dir: str | Path, data: str | Path) -> list:
     """The arrangements (riffd.models.evaluation.arrangements.Arrangement) of the user's
-    files that ``data``'s build put in its test split, read whole, sorted by file name."""
+    files that ``data``'s build put in its test split, read whole, sorted by path (the
+    build knows files by name: two files of one name in different folders go together)."""
     from riffd.models.evaluation.arrangements import ArrangementError, read_arrangement
     test = set()
     for line in (Path(data) / "pieces.jsonl").read_text().splitlines():
