@@ -15,9 +15,9 @@ def load_model(name: str):
     ``rules`` or ``markov``; ``mlx``, ``onnx`` or ``onnx-int8`` (the shipped checkpoint,
     models/checkpoints/riff-small, on that backend); or a path: a checkpoint folder (its
     ``model.onnx`` on onnxruntime when exported, else mlx; training removes an export
-    its new weights outdate),
-    a ``.onnx`` file inside one, its ``model.safetensors`` (mlx), or a markov table (.json). The module
-    ``riffd.models.<name>`` provides ``MODEL`` for the built-in ones (no registry).
+    its new weights outdate), a ``.onnx`` file inside one, its ``model.safetensors``
+    (mlx), or a markov table (.json). The module ``riffd.models.<name>`` provides
+    ``MODEL`` for the built-in ones (no registry).
     Raises ValueError for an unknown name or an unreadable model.
     """
     if name in BUILTIN:

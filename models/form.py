@@ -10,10 +10,9 @@ At the cursor, in span k: if an earlier span j has the same progression so far (
 chord change of span j up to the cursor's offset, and none that span k lacks), and
 either j lies a whole number of ``SECTION_SPANS`` before k on the same chord (8 bars in
 4/4: the length of a folk or pop section, so a section returning in its key comes back
-from its first span) or
-the span before j has the progression of the span before k (so a loop comes back from
-its third span, any other return from its second), the preset's ``repeat``
-is the chance, drawn once per span, that span j's notes come back:
+from its first span) or the span before j has the progression of the span before k (so
+a loop comes back from its third span, any other return from its second), the preset's
+``repeat`` is the chance, drawn once per span, that span j's notes come back:
 transposed by the root interval between the two spans' first chords (-6 to +5
 semitones, then by octaves into the register), rhythm and velocities kept, up to span
 j's next chord change, so that the next chord decides whether the recall goes on (live,
