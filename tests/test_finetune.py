@@ -65,7 +65,8 @@ def test_dataset_songs_writes_corpus_works_as_a_users_files(tmp_path):
     assert result.returncode == 0, result.stderr
     pieces, accounts = read_folder(tmp_path / "pal", echo=lambda line: None)
     assert len(pieces) == 3 and all(len(p.melody) > 20 and len(p.chords) > 5 for p in pieces), accounts
-    assert run_riffd("dataset", "songs", "-o", str(tmp_path / "x"), "--source", "nobody", "--count", "1").returncode == 2
+    unknown = run_riffd("dataset", "songs", "-o", str(tmp_path / "x"), "--source", "nobody", "--count", "1")
+    assert unknown.returncode == 2 and "no works of 'nobody'" in unknown.stderr
 
 
 def test_finetune_midi_stops_and_resumes(tmp_path):
