@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,13 +23,15 @@ def finetune(songs: int = 500, as_json: bool = False, echo=print) -> dict:
     with ``songs``, ``minutes`` (wall time of the command), ``stages`` (its own minutes
     per stage), the before/after rows and ``target_met``."""
     from riffd.models.training.songfiles import write_songs
+
+    from .liverig import RIFFD
     with tempfile.TemporaryDirectory(prefix="riffd-bench-finetune-") as tmp:
         folder, out = Path(tmp) / "songs", Path(tmp) / "ckpt"
         written = len(write_songs(folder, songs))
         echo(f"bench finetune: {written} songs written; running riffd finetune --midi")
         t0 = time.monotonic()
-        run = subprocess.run([sys.executable, "-c", "from riffd.daemon.cli import main; main()", "finetune",
-                              "--midi", str(folder), "-o", str(out)], capture_output=True, text=True)
+        run = subprocess.run([*RIFFD, "finetune", "--midi", str(folder), "-o", str(out)],
+                             capture_output=True, text=True)
         minutes = (time.monotonic() - t0) / 60
         if run.returncode != 0:
             raise RuntimeError(f"riffd finetune failed ({run.returncode}): {run.stderr.strip()[-2000:]}")

@@ -84,7 +84,7 @@ class Form:
                 if (self._matches(k, j, offset) and (aligned or (j > 0 and self._matches(k - 1, j - 1, s)))
                         and any(j * s <= n.start < j * s + s for n in self.model.generated)):
                     if self.rng.random() < repeat:
-                        shift = (self.model.chord_at(k * s).root - self.model.chord_at(j * s).root) % 12
+                        shift = (here.root - there.root) % 12
                         self.decided[k] = (j, shift - 12 if shift > 5 else shift)
                     break
         return self.decided[k]
