@@ -30,6 +30,7 @@ from riffd.music.chords import Chord
 
 SPAN_BARS = 2
 SECTION_SPANS = 4  # 8 bars: the phrase length of most tunes and songs
+MEMORY_SPANS = 32  # how far back a return is looked for: 64 bars in 4/4, a whole song's form
 ENDING_BEATS = 1.0
 
 
@@ -69,20 +70,26 @@ class Form:
         return [c for c in changes_k if c[0] <= offset + 1e-9] == [c for c in changes_j if c[0] <= offset + 1e-9]
 
     def _decide(self, k: int, offset: float) -> tuple[int, int] | None:
-        """Once per span: the most recent earlier span j whose progression matches span
-        k's so far and that starts a whole number of sections before k or whose span
-        before matches span k's before (the form, not one chord, says the music came
-        back), taken with the preset's ``repeat`` chance; and the transposition (semitones)."""
+        """Once per span: the most recent earlier span j (at most ``MEMORY_SPANS`` back)
+        whose progression matches span k's so far and that starts a whole number of
+        sections before k or whose span before matches span k's before (the form, not
+        one chord, says the music came back), taken with the preset's ``repeat`` chance;
+        and the transposition (semitones)."""
         if k not in self.decided:
             self.decided[k] = None
             s, repeat = self.span, self.model.preset.repeat
-            for j in range(k - 1, -1, -1) if repeat > 0 else ():
+            if repeat <= 0:
+                return None
+            here = self.model.chord_at(k * s)
+            ours, before = self._progression(k), self._progression(k - 1)
+            for j in range(k - 1, max(k - 1 - MEMORY_SPANS, -1), -1):
                 # a section's return in the same key starts on the same chord
-                here, there = self.model.chord_at(k * s), self.model.chord_at(j * s)
+                there = self.model.chord_at(j * s)
                 aligned = ((k - j) % SECTION_SPANS == 0 and here is not None and there is not None
                            and (here.root, here.quality) == (there.root, there.quality))
-                if (self._matches(k, j, offset) and (aligned or (j > 0 and self._matches(k - 1, j - 1, s)))
-                        and any(j * s <= n.start < j * s + s for n in self.model.generated)):
+                if (self._matches(k, j, offset, (ours, self._progression(j)))
+                        and (aligned or (j > 0 and self._matches(k - 1, j - 1, s, (before, self._progression(j - 1)))))
+                        and self.model.notes_between(j * s, j * s + s)):
                     if self.rng.random() < repeat:
                         shift = (here.root - there.root) % 12
                         self.decided[k] = (j, shift - 12 if shift > 5 else shift)
@@ -108,15 +115,14 @@ class Form:
         stop = min([c[0] for c in known[0][1] + known[1][1] if c[0] > offset + 1e-9] + [s - ENDING_BEATS])
         low, high = self.model.preset.register
         out = []
-        for n in self.model.generated:
-            if j * s + offset - 1e-9 <= n.start < j * s + stop - 1e-9:
-                pitch = n.pitch + shift
-                while pitch < low and pitch + 12 <= high:
-                    pitch += 12
-                while pitch > high and pitch - 12 >= low:
-                    pitch -= 12
-                start = n.start - j * s + k * s
-                out.append((start, n.duration, pitch, n.velocity))  # held on: the next onset ends it
+        for n in self.model.notes_between(j * s + offset - 1e-9, j * s + stop - 1e-9):
+            pitch = n.pitch + shift
+            while pitch < low and pitch + 12 <= high:
+                pitch += 12
+            while pitch > high and pitch - 12 >= low:
+                pitch -= 12
+            start = n.start - j * s + k * s
+            out.append((start, n.duration, pitch, n.velocity))  # held on: the next onset ends it
         if self.model.changes_at(cursor) and not any(abs(o[0] - cursor) < 1e-6 for o in out):
             return None  # a chord change is answered at once: the model plays this note itself
         return out, k * s + stop

@@ -120,7 +120,8 @@ class MarkovModel(MelodyModel):
         self.table = table
 
     def _history(self) -> tuple[list[tuple[int, int]], int | None]:
-        notes = (self.player_notes + self.generated)[-(self.table.max_order + 1):]
+        m = self.table.max_order + 1  # the lists' tails only: a live session's lists only grow
+        notes = (self.player_notes[-m:] + self.generated[-m:])[-m:]
         hist = [(b.pitch - a.pitch, int(round((b.start - a.start) / SIXTEENTH)))
                 for a, b in zip(notes, notes[1:])]
         hist = [(i, min(max(d, 1), 16)) for i, d in hist]

@@ -43,6 +43,10 @@ class MelodyNote:
         return self.start + self.duration
 
 
+def _start(note: MelodyNote) -> float:
+    return note.start
+
+
 def one_voice(notes: Iterable[MelodyNote]) -> list[MelodyNote]:
     """``notes`` as one voice, in start order: a note that outlasts the next one's onset
     ends there (a player releases a key to play the next; a sampled Duration may reach
@@ -124,6 +128,12 @@ class MelodyModel:
         i = bisect.bisect_right(self._chord_beats, after + 1e-9)
         return self._chord_beats[i] if i < len(self._chord_beats) else None
 
+    def notes_between(self, low: float, high: float) -> list[MelodyNote]:
+        """The generated notes with ``low <= start < high`` (beats), found by bisection:
+        ``generated`` is in start order, as notes are played."""
+        notes = self.generated
+        return notes[bisect.bisect_left(notes, low, key=_start):bisect.bisect_left(notes, high, key=_start)]
+
     def previous_pitch(self) -> int | None:
         """The last pitch heard before the cursor: generated, else the player's."""
         if self.generated:
@@ -176,11 +186,13 @@ class MelodyModel:
     def rollback(self, beat: float) -> None:
         """Forget generated notes that start at or after ``beat``; a kept note that
         reaches past ``beat`` is shortened to end there; the cursor moves to ``beat``."""
-        kept = [n for n in self.generated if n.start < beat - 1e-9]
+        # in place and by bisection: a live session's list only grows, and a fallback
+        # model shares it (follow)
+        kept = self.generated
+        del kept[bisect.bisect_left(kept, beat - 1e-9, key=_start):]
         if kept and kept[-1].end > beat:
             last = kept[-1]
             kept[-1] = MelodyNote(last.start, beat - last.start, last.pitch, last.velocity)
-        self.generated = kept
         self.cursor = beat
         i = bisect.bisect_right(self._chord_beats, beat + 1e-9)
         del self._chord_beats[i:], self._chords[i:]

@@ -115,3 +115,34 @@ def test_planning_one_step_at_a_time_moves_a_recall_note_by_note():
         calls += 1
     recalled = [n for n in model.generated if 40.0 <= n.start < 56.0]
     assert model.form.decided[5] and model.cursor >= 56.0 and calls <= len(recalled) + 8
+
+
+@pytest.mark.parametrize("filler_bars, recalled", [(56, True), (64, False)])
+def test_a_return_is_looked_for_within_the_form_memory_only(filler_bars, recalled):
+    """A section is looked for at most MEMORY_SPANS spans back (64 bars in 4/4): the
+    search costs the same in minute 10 of a live session as in minute 1."""
+    from riffd.models.form import MEMORY_SPANS, SPAN_BARS
+    filler = ["Dm", "Em"] * (filler_bars // 2)  # spans on a minor chord: never the section's
+    model, notes = play("rules", timeline(SECTION + filler + SECTION), repeat=1.0)
+    k = (len(SECTION) + filler_bars) // SPAN_BARS  # the return's first span
+    assert (k <= MEMORY_SPANS) == recalled
+    assert (model.form.decided.get(k) == (0, 0)) == recalled
+    assert (span_notes(notes, k) == span_notes(notes, 0)) == recalled
+
+
+@pytest.mark.parametrize("name", ["rules", "markov", "onnx"])
+def test_a_live_session_keeps_its_notes_in_start_order(name):
+    """Rollback and recall find notes by bisection, which needs ``generated`` in start
+    order through chord-by-chord rollbacks and recalls, as the engine drives a model."""
+    model = load_model(name)
+    model.start(Context(load_preset("folk").with_values(repeat=1.0), seed=2, chords=[]))
+    for bar, chord in enumerate(SECTION * 3):
+        for beat in (4.0 * bar, 4.0 * bar + 2.0):  # struck again mid-bar: a rollback there too
+            model.rollback(beat)
+            model.extend([ChordAt(beat, parse_chord(chord))])
+            list(model.generate(beat + 3.0))
+    starts = [n.start for n in model.generated]
+    assert len(starts) > 50 and starts == sorted(starts)
+    assert any(model.form.decided.values())  # recalls happened along the way
+    for low, high in ((0.0, 8.0), (30.5, 41.0), (90.0, 200.0)):
+        assert model.notes_between(low, high) == [n for n in model.generated if low <= n.start < high]
