@@ -17,12 +17,19 @@ changes the chord: silence keeps the last one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from riffd.music.chords import Chord, recognize
 
 SUSTAIN_CC = 64
 SETTLE_S = 0.001  # a block chord's keys come in one driver period, read at once
+
+
+@dataclass
+class Call:
+    """What the player did since riffd last answered (call-response mode)."""
+    chords: list[tuple[float, object]] = field(default_factory=list)  # (beat, Chord)
+    notes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,15 +15,15 @@ import logging
 import math
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, field
 
 from riffd.bridges import events as ev
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
 from riffd.models.rules import RulesModel
 
-from .capture import ChordCapture, ChordChange, MelodyKey, Restrike, snap_to_beat
+from .capture import Call, ChordCapture, ChordChange, MelodyKey, Restrike, snap_to_beat
 from .clock import InternalClock, MidiClock
 from riffd.presets import Preset
+from .onset import EarlyOnsets
 from .scheduler import Note, Scheduler
 
 HOLD_MS = 15.0  # the longest a planned note waits for a strike on its beat
@@ -34,13 +34,6 @@ IDLE_BARS = 2.0  # the player silent this long: accompaniment rests (internal cl
 DRUM_CHANNEL = 9  # MIDI channel 10: drums are never chords
 ALL_BUT_DRUMS = frozenset(range(16)) - {DRUM_CHANNEL}
 log = logging.getLogger("riffd.daemon")
-
-
-@dataclass
-class Call:
-    """What the player did since riffd last answered (call-response mode)."""
-    chords: list[tuple[float, object]] = field(default_factory=list)  # (beat, Chord)
-    notes: int = 0
 
 
 class Engine:
@@ -61,27 +54,23 @@ class Engine:
         self.channel = preset.channel - 1 if channel is None else channel
         self.mode = mode or preset.mode
         self.lookahead, self._now, self.input_waiting = lookahead, now, input_waiting
-        # A planned note on a beat waits for a chord that may be struck on that beat, so the
-        # player's change replaces it instead of following a wrong note. Only beats where the
-        # player has been striking wait (the bar positions of the last strikes), and only as
-        # long as the player's keys have been coming late (plus their way in), at most
-        # ``hold_ms``. Once a key opens a strike there, notes wait for the strike to close:
-        # a change replaces them, anything else sends them at once.
+        # A planned note on a beat where the player has been striking waits, as long as the
+        # keys have been coming late (at most ``hold_ms``), so that a change replaces it; once
+        # a key opens a strike there, notes wait for it to close (a change replaces them).
         self.max_hold_s = hold_ms / 1000.0
         self._strike_phases: deque[float] = deque(maxlen=8)
         self._lateness: deque[float] = deque(maxlen=8)  # s after the beat, of the last strikes
         self._deferred: tuple[float, float] | None = None  # beats whose notes wait for a strike
         self.capture = ChordCapture(window_s=preset.strike_window_ms / 1000.0)
         self.in_channels = frozenset(in_channels)
-        self.chord = None
+        self.chord, self.chord_beat = None, float("-inf")  # the last known chord, where it starts
         self.planned_until: float | None = None  # None: nothing planned yet
-        self.chord_beat = float("-inf")  # where the last known chord starts
         self.last_activity = float("-inf")
-        self.call = Call()
-        self.responding_until: float | None = None
-        self.stats = Counter()
+        self.call, self.responding_until = Call(), None
+        self.stats, self.seed = Counter(), seed
         self._resync = False  # the rules model played the last step: the model re-plans after it
-        self.seed = seed
+        self.early, self._plan_beat = EarlyOnsets(scheduler), float("-inf")
+        self._use(model)
         model.start(Context(preset, seed=seed))
         self._spare = RulesModel()
         self._spare.start(Context(preset, seed=seed))
@@ -211,14 +200,12 @@ class Engine:
         """The song position jumped: drop every plan; the next poll plans from there."""
         self.scheduler.cancel_from(float("-inf"))
         self.scheduler.cut()
-        self.planned_until = None
-        self.responding_until = None
+        self.planned_until = self.responding_until = None
 
     def panic(self) -> None:
         """Silence everything and forget the plan (keys still held are kept)."""
         self.scheduler.panic()
-        self.planned_until = None
-        self.responding_until = None
+        self.planned_until = self.responding_until = None
 
     # -- control (OSC) ----------------------------------------------------------------
     def reconfigure(self, preset: Preset | None = None, model: MelodyModel | None = None,
@@ -236,7 +223,7 @@ class Engine:
         if mode is not None:
             self.mode, self.call, self.responding_until = mode, Call(), None
         if model is not None:
-            self.model = model
+            self._use(model)
         if fresh:
             beat = self.clock.beat_at(self._now())
             start = math.ceil(beat * self.preset.grid) / self.preset.grid
@@ -245,6 +232,11 @@ class Engine:
                 m.start(Context(self.preset, seed=self.seed, start_beat=start, chords=chords))
             self.scheduler.cancel_from(start)
             self.planned_until = None
+
+    def _use(self, model: MelodyModel) -> None:
+        self.model = model
+        model.on_onset = lambda start, pitch, velocity: self.early.start(
+            start, pitch, velocity, self._plan_beat, self.channel)
 
     def locate(self, kind: str, t: float, beat: float = 0.0) -> None:
         """Transport of the internal clock at ``t`` (s): "start" runs from beat 0,
@@ -300,7 +292,7 @@ class Engine:
         that planning ahead never delays a key (the next poll plans on)."""
         now = self._now()
         budget = min(0.05, 15.0 / max(self.clock.tempo, 1.0))
-        now_beat = self.clock.beat_at(now)
+        now_beat = self._plan_beat = self.clock.beat_at(now)
         # the budget is compute time, so it is measured on the real monotonic clock
         deadline = time.monotonic() + budget
         while self.model.cursor < until - 1e-9:
@@ -316,6 +308,8 @@ class Engine:
         self.planned_until = self.model.cursor
 
     def _schedule(self, note: MelodyNote, now_beat: float) -> None:
+        if self.early.finish(note.start, note.pitch, note.end):
+            return  # sounding since its pitch was chosen (daemon/onset.py)
         start = note.start
         if start < now_beat:  # a reaction to a chord already struck: play it now
             if note.end - now_beat < 0.1:

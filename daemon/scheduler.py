@@ -54,6 +54,7 @@ class Scheduler:
         self._ledger: dict[tuple[str, int, int], int] = {}  # key -> id of the sounding note
         self._notes: dict[int, Note] = {}                   # id -> note, pending or sounding
         self._used_channels: set[int] = set()
+        self._provisional: set[int] = set()  # ids whose end set_end has yet to give
         self._outbox: deque[list[int]] = deque()  # decided, not yet sent, in order
         self._busy = False                         # the thread is sending a batch
         self.stats: Counter = Counter()
@@ -61,18 +62,41 @@ class Scheduler:
         self._thread: threading.Thread | None = None
 
     # -- planning (any thread) ------------------------------------------------------
-    def add(self, note: Note) -> int:
-        """Schedule ``note``; returns its id. A note ending at or before its start is ignored."""
+    def add(self, note: Note, provisional: bool = False) -> int:
+        """Schedule ``note``; returns its id. A note ending at or before its start is
+        ignored. ``provisional``: its end is a placeholder until ``set_end`` (a note that
+        starts before the model has chosen its length); ``on_note`` hears of its start
+        only then, with the real end."""
         if note.end <= note.start:
             return 0
         with self._cond:
             nid = next(self._ids)
             self._notes[nid] = note
+            if provisional:
+                self._provisional.add(nid)
             # note-offs sort before note-ons at the same beat, so a repeat re-strikes
             heapq.heappush(self._heap, (note.start, 1, next(self._seq), "on", nid))
             heapq.heappush(self._heap, (note.end, 0, next(self._seq), "off", nid))
             self._cond.notify()
             return nid
+
+    def set_end(self, nid: int, end: float) -> None:
+        """Note ``nid`` (sounding or not) ends at ``end`` (beats) instead; a provisional
+        note is announced to ``on_note`` now if it already sounds. A note already over
+        or forgotten is left alone."""
+        with self._cond:
+            note = self._notes.get(nid)
+            announce = nid in self._provisional and nid in self._ledger.values()
+            self._provisional.discard(nid)
+            if note is None:
+                return
+            note = self._notes[nid] = replace(note, end=max(end, note.start + 1e-6))
+            self._heap = [e for e in self._heap if not (e[3] == "off" and e[4] == nid)]
+            self._heap.append((note.end, 0, next(self._seq), "off", nid))
+            heapq.heapify(self._heap)
+            self._cond.notify()
+            if announce and self._on_note:
+                self._on_note("on", note, self._now())
 
     def end_by(self, beat: float, channel: int) -> int:
         """Notes on ``channel`` that would still sound at ``beat`` end there instead (a
@@ -129,6 +153,7 @@ class Scheduler:
             heapq.heapify(self._heap)
             for nid in ids:
                 self._notes.pop(nid, None)
+                self._provisional.discard(nid)
 
     def sounding(self) -> list[Note]:
         """The notes sounding now (a copy)."""
@@ -148,6 +173,7 @@ class Scheduler:
             for nid in list(self._ledger.values()):
                 self._note_off(nid)
             self._notes.clear()
+            self._provisional.clear()
             for ch in sorted(self._used_channels):
                 self._emit([0xB0 | ch, 123, 0])
                 self._emit([0xB0 | ch, 64, 0])
@@ -198,7 +224,7 @@ class Scheduler:
         if self._ledger.get(key) == nid:
             del self._ledger[key]
             self._emit([0x80 | note.channel, note.pitch, 0])
-            if self._on_note:
+            if self._on_note and nid not in self._provisional:  # never announced, never ended
                 self._on_note("off", note, self._now())
 
     def _dispatch(self, kind: str, nid: int) -> None:
@@ -208,6 +234,7 @@ class Scheduler:
         if kind == "off":
             self._note_off(nid)
             self._notes.pop(nid, None)
+            self._provisional.discard(nid)
             return
         key = (self.port, note.channel, note.pitch)
         if key in self._ledger:
@@ -215,7 +242,7 @@ class Scheduler:
         self._ledger[key] = nid
         self._used_channels.add(note.channel)
         self._emit([0x90 | note.channel, note.pitch, note.velocity])
-        if self._on_note:
+        if self._on_note and nid not in self._provisional:
             self._on_note("on", note, self._now())
 
     def run_due(self, now: float | None = None) -> float | None:

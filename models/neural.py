@@ -303,6 +303,9 @@ class NeuralModel(MelodyModel):
         token = sample(self._logits(), allowed, self.rng, self.preset.temperature, self.preset.top_p,
                        self._pitch_bias(beat, allowed))
         self._push_pitch(token, beat)
+        if self.on_onset is not None:  # the Duration costs one more model call: tell now
+            shift = swing_offset(beat, self.preset.grid, self.preset.swing)
+            self.on_onset(beat + shift, int(self.groups.pitch_of[token]), self._velocity(beat))
 
     def _velocity(self, beat: float) -> int:
         """The preset's velocity with a metric accent, as every model plays it."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -85,9 +85,16 @@ class MelodyModel:
 
     A backend overrides ``_next_notes()``, which returns the next notes from
     ``self.cursor`` and advances it (at least one grid step per call).
+
+    ``on_onset(start, pitch, velocity)`` (beats, MIDI numbers), if set, is called by a
+    backend that chooses a note's length after its pitch (the transformer samples a
+    Duration token with one more model call) as soon as the start and pitch are
+    chosen: live, a note already due can then sound without waiting for its length.
+    The note itself still comes from ``generate``, with the same start and pitch.
     """
 
     name = "base"
+    on_onset: Callable[[float, int, int], None] | None = None
 
     def start(self, context: Context) -> None:
         self.preset = context.preset

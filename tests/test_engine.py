@@ -295,3 +295,38 @@ def test_idle_work_runs_only_when_the_plan_is_ahead_and_no_event_waits():
     assert len(model.prepared) > 50      # one piece per idle poll
     beat = rig.clock.beat_at(rig.t)
     assert all(c >= 1.0 for c in model.prepared) and model.cursor >= beat + rig.engine.lookahead
+
+
+def test_a_reaction_sounds_as_soon_as_its_pitch_is_chosen_and_ends_where_the_model_says():
+    """The transformer chooses a length after the pitch (one more model call): a note
+    already due is sent on the pitch alone (MelodyModel.on_onset), and the model's note
+    then gives it its end; the OSC side hears of it only with that end."""
+    at_pitch = []
+
+    class LengthLast(MelodyModel):
+        name = "length-last"
+
+        def _next_notes(self):
+            start, pitch = self.cursor, 60 + self.chord_at(self.cursor).root
+            if self.on_onset:
+                self.on_onset(start, pitch, 80)
+            rig.scheduler.run_due(rig.t)  # what the sending thread sends meanwhile
+            at_pitch.append((start, list(rig.sent), [n for _, n in rig.started]))
+            self.cursor = start + 0.5
+            return [MelodyNote(start, 0.4, pitch, 80)]
+
+    rig = Rig(model=LengthLast())
+    held = rig.strike("C")
+    rig.advance(102.05)
+    rig.strike("G", held)  # 0.05 beat late: it counts on beat 2, whose note is due at once
+    rig.advance(102.1)
+    start, sent, announced = [x for x in at_pitch if x[0] == 2.0][-1]  # planned again after G
+    g, ch = 60 + parse_chord("G").root, rig.engine.channel
+    assert [0x90 | ch, g, 80] in sent and all(n.pitch != g or n.start < 2.0 for n in announced)
+    played = [n for _, n in rig.started if n.pitch == g and n.start >= 2.0]
+    assert len(played) == 1 and abs(played[0].end - 2.4) < 1e-9  # announced with the model's end
+    rig.advance(102.35)  # past the placeholder end (2.05 + 0.25 beats)
+    assert any(n.pitch == g for n in rig.scheduler.sounding())
+    rig.advance(102.45)
+    assert not any(n.pitch == g for n in rig.scheduler.sounding())
+    assert sum(m == [0x90 | ch, g, 80] for m in rig.sent) == sum(m == [0x80 | ch, g, 0] for m in rig.sent)

@@ -364,3 +364,30 @@ def test_bench_generate_reports_every_figure():
         assert figures[key] > 0, key
     assert figures["onnx_notes"] >= 16 * 2  # 16 bars of melody, not a few notes
     assert run_riffd("bench", "generate", "--models", "banjo").returncode == 2
+
+
+def test_each_sampled_note_is_told_on_its_pitch_before_its_length(check):
+    """on_onset hears (start, pitch, velocity) of every note the transformer samples,
+    before the Duration call, and the note that follows from generate agrees; swing
+    shifts both alike."""
+    preset = load_preset("folk").with_values(swing=0.6, grid=2, repeat=0.0)
+    model = neural(check)
+    told, calls_at_onset = [], []
+    runner_feed = model.runner.feed
+
+    def counted(ids):
+        counted.calls += 1
+        return runner_feed(ids)
+    counted.calls = 0
+    model.runner.feed = counted
+    model.on_onset = lambda start, pitch, velocity: (told.append((start, pitch, velocity)),
+                                                      calls_at_onset.append(counted.calls))
+    model.start(Context(preset, seed=5, chords=progression(4)))
+    notes, calls_at_note = [], []
+    for n in model.generate(16.0):
+        notes.append((n.start, n.pitch, n.velocity))
+        calls_at_note.append(counted.calls)
+    assert len(notes) >= 8 and told == notes
+    assert any(abs(s - round(s * 2) / 2) > 1e-6 for s, _, _ in told)  # swung onsets among them
+    # each onset was told before the model call that chose the note's length
+    assert all(at_note > at_onset for at_onset, at_note in zip(calls_at_onset, calls_at_note))

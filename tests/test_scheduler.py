@@ -160,3 +160,28 @@ def test_end_by_releases_the_note_before_at_the_next_onset():
     s.run_due(10.0)
     assert sent[6:] == [[0x80, 67, 0], [0x85, 48, 0]] and not s.sounding()
     assert s.end_by(20.0, 0) == 0
+
+
+def test_a_provisional_note_sounds_at_once_and_is_announced_with_its_real_end():
+    """A note whose length is not chosen yet: note-on when due, note-off at the end that
+    set_end gives (not the placeholder's); on_note hears of it only then. One cut before
+    its end is known is never announced, on or off."""
+    clock = InternalClock(60.0)
+    clock.start(0.0)
+    sent, heard = [], []
+    s = Scheduler(clock, sent.append, now=lambda: 0.0, on_note=lambda kind, n, t: heard.append((kind, n.pitch, n.end)))
+    nid = s.add(Note(1.0, 1.25, 60, 90, 0), provisional=True)
+    s.run_due(1.0)
+    assert sent == [[0x90, 60, 90]] and heard == []
+    s.set_end(nid, 2.0)
+    assert heard == [("on", 60, 2.0)]
+    s.run_due(1.5)
+    assert sent == [[0x90, 60, 90]]              # the placeholder end (1.25) is gone
+    s.run_due(2.0)
+    assert sent[-1] == [0x80, 60, 0] and heard[-1] == ("off", 60, 2.0)
+    other = s.add(Note(3.0, 3.25, 62, 90, 0), provisional=True)
+    s.run_due(3.0)
+    s.cut()
+    s.set_end(other, 4.0)                        # too late: it is over, and stays unheard
+    s.run_due(5.0)
+    assert sent[-2:] == [[0x90, 62, 90], [0x80, 62, 0]] and len(heard) == 2 and not s.sounding()
