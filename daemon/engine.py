@@ -42,14 +42,16 @@ class Engine:
     ``clock`` is an InternalClock or a MidiClock; ``channel`` is 0-15; ``in_channels``
     the input channels (0-15) whose keys and pedal count, by default all but channel 10;
     ``now`` returns monotonic seconds; ``input_waiting()`` tells whether events wait to
-    be handled (planning ahead then stops between notes). ``stats`` counts chord changes,
-    re-plans, missed deadlines, clock ticks received and faults.
+    be handled (planning ahead then stops between notes); ``early_onsets``: an answer
+    sounds on its pitch, before its length is chosen (daemon/onset.py; for MIDI out).
+    ``stats`` counts chord changes, re-plans, missed deadlines, clock ticks and faults.
     """
 
     def __init__(self, model: MelodyModel, preset: Preset, clock: InternalClock | MidiClock,
                  scheduler: Scheduler, channel: int | None = None, mode: str | None = None,
                  lookahead: float = 1.0, seed: int | None = None, hold_ms: float = HOLD_MS,
-                 in_channels=ALL_BUT_DRUMS, now=time.monotonic, input_waiting=lambda: False):
+                 in_channels=ALL_BUT_DRUMS, now=time.monotonic, input_waiting=lambda: False,
+                 early_onsets: bool = True):
         self.model, self.preset, self.clock, self.scheduler = model, preset, clock, scheduler
         self.channel = preset.channel - 1 if channel is None else channel
         self.mode = mode or preset.mode
@@ -69,7 +71,8 @@ class Engine:
         self.call, self.responding_until = Call(), None
         self.stats, self.seed = Counter(), seed
         self._resync = False  # the rules model played the last step: the model re-plans after it
-        self.early, self._plan_beat = EarlyOnsets(scheduler), float("-inf")
+        self.early = EarlyOnsets(scheduler) if early_onsets else None
+        self._plan_beat = float("-inf")
         self._use(model)
         model.start(Context(preset, seed=seed))
         self._spare = RulesModel()
@@ -235,7 +238,7 @@ class Engine:
 
     def _use(self, model: MelodyModel) -> None:
         self.model = model
-        model.on_onset = lambda start, pitch, velocity: self.early.start(
+        model.on_onset = None if self.early is None else lambda start, pitch, velocity: self.early.start(
             start, pitch, velocity, self._plan_beat, self.channel)
 
     def locate(self, kind: str, t: float, beat: float = 0.0) -> None:
@@ -308,7 +311,7 @@ class Engine:
         self.planned_until = self.model.cursor
 
     def _schedule(self, note: MelodyNote, now_beat: float) -> None:
-        if self.early.finish(note.start, note.pitch, note.end):
+        if self.early and self.early.finish(note.start, note.pitch, note.end):
             return  # sounding since its pitch was chosen (daemon/onset.py)
         start = note.start
         if start < now_beat:  # a reaction to a chord already struck: play it now
