@@ -124,7 +124,12 @@ def run_session(serve_args: list[str], events: list[tuple[float, list[int]]], rs
             sent = play_timeline(player, events, t0)
             sleep_until(t0 + events[-1][0] + 0.5)
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=20)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:  # say where it hangs: serve dumps its stacks on SIGQUIT
+                proc.send_signal(signal.SIGQUIT)
+                time.sleep(1.0)
+                raise RuntimeError(f"riffd serve did not exit on SIGTERM: {Path(log.name).read_text()[-6000:]}")
             time.sleep(0.2)  # the last note-offs cross JACK
             messages = player.messages()
         finally:

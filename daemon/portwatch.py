@@ -35,10 +35,18 @@ class PortWatch:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 3.0) -> bool:
+        """Stop watching; False if a check stuck in the MIDI driver (a wedged JACK
+        server) was left behind after ``timeout_s`` (a daemon thread): its ports must
+        then not be closed under it, and riffd exits without closing them."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join()
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.warning("the port check did not finish within %g s; exiting without closing the ports",
+                            timeout_s)
+                return False
+        return True
 
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):

@@ -8,6 +8,7 @@ so no note is left sounding. The last log line gives the session's counts.
 """
 from __future__ import annotations
 
+import faulthandler
 import gc
 import logging
 import queue
@@ -107,6 +108,8 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
+        if hasattr(signal, "SIGQUIT"):  # kill -QUIT: every thread's stack on stderr, and riffd plays on
+            faulthandler.register(signal.SIGQUIT, all_threads=True, chain=False)
     # Everything loaded so far lives as long as the session: move it out of the garbage
     # collector's reach, so a full collection (20 ms over the ~30,000 objects of a loaded
     # model) never stalls an answer (gc.freeze, CPython 3.7+).
@@ -139,15 +142,16 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
                     event = None
             engine.poll(time.monotonic())
     finally:
-        if watch:
-            watch.stop()
-        scheduler.panic()
+        scheduler.panic()  # first: nothing below (a port check hung in the driver, say) may delay it
         scheduler.stop()
+        stuck = watch is not None and not watch.stop()
         for part in (control, bridge, midi_in, output, the_clock if clock == "link" else None):
-            if part is not None:
+            if part is not None and not (stuck and part in (midi_in, output)):
                 part.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if previous and hasattr(signal, "SIGQUIT"):
+            faulthandler.unregister(signal.SIGQUIT)
         stats = session_stats(engine, scheduler, midi_in, watch, bridge)
         log.info("stopped after panic; %s", stats)
     return engine

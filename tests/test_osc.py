@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import random
+import signal
 import socket
 import struct
 import time
@@ -333,3 +334,19 @@ def test_the_phrase_worker_is_a_process_that_survives_crashes_and_bad_models():
     finally:
         worker.close()
     assert not worker.alive()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGQUIT"), reason="no SIGQUIT on this platform")
+def test_sigquit_writes_every_threads_stack_and_riffd_plays_on(tmp_path):
+    """`kill -QUIT` on a daemon that seems stuck shows where each thread is (faulthandler),
+    without stopping it."""
+    log = tmp_path / "serve.log"
+    with serve_osc(log, "--model", "rules", "--tempo", "120", "--seed", "3") as (client, inbox, _, proc):
+        proc.send_signal(signal.SIGQUIT)
+        deadline = time.monotonic() + 10
+        while log.read_text(errors="replace").count("most recent call first") < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the dump is written thread by thread
+        time.sleep(0.1)
+        dump = log.read_text(errors="replace")
+        assert dump.count("most recent call first") >= 3 and "serve.py" in dump  # main, scheduler, OSC threads
+        assert proc.poll() is None and status(client, inbox)

@@ -185,3 +185,4 @@ def test_a_provisional_note_sounds_at_once_and_is_announced_with_its_real_end():
     s.set_end(other, 4.0)                        # too late: it is over, and stays unheard
     s.run_due(5.0)
     assert sent[-2:] == [[0x90, 62, 90], [0x80, 62, 0]] and len(heard) == 2 and not s.sounding()
+
