@@ -90,13 +90,9 @@ class Scheduler:
             self._provisional.discard(nid)
             if note is None:
                 return
-            note = self._notes[nid] = replace(note, end=max(end, note.start + 1e-6))
-            self._heap = [e for e in self._heap if not (e[3] == "off" and e[4] == nid)]
-            self._heap.append((note.end, 0, next(self._seq), "off", nid))
-            heapq.heapify(self._heap)
-            self._cond.notify()
+            self._move_offs({nid: max(end, note.start + 1e-6)})
             if announce and self._on_note:
-                self._on_note("on", note, self._now())
+                self._on_note("on", self._notes[nid], self._now())
 
     def end_by(self, beat: float, channel: int) -> int:
         """Notes on ``channel`` that would still sound at ``beat`` end there instead (a
@@ -105,15 +101,18 @@ class Scheduler:
         with self._cond:
             longer = [nid for nid, n in self._notes.items()
                       if n.channel == channel and n.start < beat - 1e-9 and n.end > beat + 1e-9]
-            if not longer:
-                return 0
-            self._heap = [e for e in self._heap if not (e[3] == "off" and e[4] in longer)]
-            for nid in longer:
-                self._notes[nid] = replace(self._notes[nid], end=beat)
-                self._heap.append((beat, 0, next(self._seq), "off", nid))
-            heapq.heapify(self._heap)
-            self._cond.notify()
+            if longer:
+                self._move_offs({nid: beat for nid in longer})
             return len(longer)
+
+    def _move_offs(self, ends: dict[int, float]) -> None:
+        """Notes ``ends`` (id -> beat) end there instead: their note-off events move (lock held)."""
+        self._heap = [e for e in self._heap if not (e[3] == "off" and e[4] in ends)]
+        for nid, end in ends.items():
+            self._notes[nid] = replace(self._notes[nid], end=end)
+            self._heap.append((end, 0, next(self._seq), "off", nid))
+        heapq.heapify(self._heap)
+        self._cond.notify()
 
     def cancel_from(self, beat: float) -> int:
         """Forget every note not yet started that starts at or after ``beat``; returns how many."""
