@@ -15,7 +15,9 @@ every claimed file first; its outputs replace any a killed run left (same names)
 nothing is lost and nothing is done twice. A name already used in done/, failed/ or
 outbox/ gets " (2)", " (3)", ... so every done input has exactly one set of outputs.
 
-Work runs in ``jobs`` worker processes (spawned, each loading the model once).
+Work runs in ``jobs`` worker processes (spawned, each loading the model once). A running
+watcher starts them all at once and says when they are ready; ``once`` starts them as
+files need them.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from pathlib import Path
 from riffd.bridges.folder import Inbox
 
 MAX_BARS = 256
+READY_TIMEOUT_S = 60.0  # for the workers' start (model loads); then the watcher goes on regardless
 _MODEL = None  # the worker process's model, loaded once by _load
 
 
@@ -109,10 +112,25 @@ def claim(path: Path, folders: Folders) -> Path | None:
 
 
 # -- in the worker process -------------------------------------------------------------
-def _load(model_name: str) -> None:
+def _load(model_name: str, started=None) -> None:
+    """The worker's initializer: load the model, import what a job uses (matplotlib,
+    the synthesizer: 0.3-0.4 s that the first file would pay otherwise), then release
+    ``started`` (a multiprocessing semaphore) if given."""
     global _MODEL
     from riffd.models import NEURAL, load_model, load_or_fallback
+
+    from .audio import render_parts
+    from .pianoroll import warm
+    from .render import render_song  # noqa: F401
     _MODEL = load_or_fallback(model_name, warn=lambda m: None) if model_name in NEURAL else load_model(model_name)
+    render_parts([])
+    warm()
+    if started is not None:
+        started.release()
+
+
+def _nothing() -> None:
+    """A task that makes the pool start a worker (it starts them on demand)."""
 
 
 def request_song(request: dict, work_dir: Path, stem: str, preset):
@@ -210,7 +228,21 @@ def watch(root: str | Path, options: Options, jobs: int | None = None, once: boo
     inbox = Inbox(folders.inbox, settle_s=settle_s, observe=not once)
     failures = 0
     context = get_context("spawn")  # a clean interpreter per worker: no threads forked
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_load, initargs=(options.model,))
+    started = context.Semaphore(0)
+
+    def start_pool() -> ProcessPoolExecutor:
+        fresh = ProcessPoolExecutor(jobs, mp_context=context, initializer=_load, initargs=(options.model, started))
+        if not once:  # a running watcher starts every worker now, so the first files wait for none
+            for _ in range(jobs):
+                fresh.submit(_nothing)
+        return fresh
+
+    pool = start_pool()
+    if not once:
+        ready, deadline = 0, time.monotonic() + READY_TIMEOUT_S
+        while ready < jobs and not stop.is_set() and time.monotonic() < deadline:
+            ready += started.acquire(timeout=0.1)
+        echo(f"riffd watch: {ready} of {jobs} workers ready")
     running: dict = {}
 
     def submit(work: Path) -> None:
@@ -244,8 +276,7 @@ def watch(root: str | Path, options: Options, jobs: int | None = None, once: boo
                     pending = [other for other, _ in running.values()]
                     running.clear()
                     pool.shutdown(wait=False, cancel_futures=True)
-                    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_load,
-                                               initargs=(options.model,))
+                    pool = start_pool()
                     for other in pending:
                         submit(other)
                     break

@@ -46,6 +46,9 @@ class MlxRunner:
         return np.array(self.model(mx.array(ids[None], dtype=mx.int32))[0], dtype=np.float32)
 
 
+SHORT_FEED = 4  # feeds of up to this many tokens (a step) reuse arrays bound once
+
+
 class OnnxRunner:
     """``model.onnx`` (or ``model.int8.onnx``) of a checkpoint on onnxruntime's CPU provider.
 
@@ -76,6 +79,9 @@ class OnnxRunner:
         self.names = [f"{kv}_{i}" for i in range(self.layers) for kv in ("key", "value")]
         self.outputs = ["logits"] + [f"present_{n}" for n in self.names]
         self.shared = "past_length" in {i.name for i in self.session.get_inputs()}
+        self.vocab = checkpoint.arch["vocab_size"]
+        self.past_length = np.zeros((), dtype=np.int64)  # bound to every step's binding
+        self._steps: dict = {}  # n -> (input_ids (1, n), logits (1, n, vocab), its IOBinding)
         self.capacity = 0
         if self.shared:
             self._allocate(checkpoint.max_context + 64)
@@ -90,12 +96,11 @@ class OnnxRunner:
         if old is not None and keep:
             for n in self.names:
                 self.buffers[n][:, :, :keep] = old[n][:, :, :keep]
+        self.values = [(n, ort.OrtValue.ortvalue_from_numpy(a)) for n, a in self.buffers.items()]  # share memory
         self.binding = self.session.io_binding()
         self.binding.bind_output("logits")  # output 0, bound again per call (its shape varies)
-        for n, array in self.buffers.items():
-            value = ort.OrtValue.ortvalue_from_numpy(array)  # shares the array's memory
-            self.binding.bind_ortvalue_input(f"past_{n}", value)
-            self.binding.bind_ortvalue_output(f"present_{n}", value)
+        self._bind_cache(self.binding)
+        self._steps.clear()
         self.capacity = capacity
 
     def reset(self) -> None:
@@ -112,12 +117,42 @@ class OnnxRunner:
             return out[0][0, -1]
         if self.length + len(ids) > self.capacity:
             self._allocate(2 * (self.length + len(ids)))
+        if len(ids) <= SHORT_FEED:  # a step: its arrays and binding made once, written in place
+            ids_in, logits, binding = self._steps.get(len(ids)) or self._step(len(ids))
+            ids_in[0] = ids
+            self.past_length[()] = self.length
+            self.session.run_with_iobinding(binding)
+            self.length += len(ids)
+            return logits[0, -1].copy()
+        return self._prefill(ids)[-1]
+
+    def _prefill(self, ids: list[int]) -> np.ndarray:
+        """Feed ``ids`` through the general binding; their logits, shape (len(ids), vocab)."""
         self.binding.bind_cpu_input("input_ids", np.array([ids], dtype=np.int64))
         self.binding.bind_cpu_input("past_length", np.array(self.length, dtype=np.int64))
         self.binding.bind_output("logits")
         self.session.run_with_iobinding(self.binding)
         self.length += len(ids)
-        return self.binding.get_outputs()[0].numpy()[0, -1]
+        return self.binding.get_outputs()[0].numpy()[0]
+
+    def _bind_cache(self, binding) -> None:
+        """Bind the KV cache buffers to ``binding`` as past (input) and present (output)."""
+        for n, value in self.values:
+            binding.bind_ortvalue_input(f"past_{n}", value)
+            binding.bind_ortvalue_output(f"present_{n}", value)
+
+    def _step(self, n: int) -> tuple:
+        """The arrays and binding of an ``n``-token step (binding fresh arrays per call cost
+        0.03 ms of a 0.2 ms call, and steps of 1 and 2 tokens alternate)."""
+        import onnxruntime as ort
+        ids_in, logits = np.zeros((1, n), dtype=np.int64), np.zeros((1, n, self.vocab), dtype=np.float32)
+        binding = self.session.io_binding()
+        self._bind_cache(binding)
+        binding.bind_ortvalue_input("input_ids", ort.OrtValue.ortvalue_from_numpy(ids_in))
+        binding.bind_ortvalue_input("past_length", ort.OrtValue.ortvalue_from_numpy(self.past_length))
+        binding.bind_ortvalue_output("logits", ort.OrtValue.ortvalue_from_numpy(logits))
+        self._steps[n] = (ids_in, logits, binding)
+        return self._steps[n]
 
     def trim(self, n: int) -> None:
         keep = self.length - n
@@ -129,8 +164,9 @@ class OnnxRunner:
         """All logits of one sequence from an empty cache: shape (len(ids), vocab)."""
         self.reset()
         if self.shared:
-            self.feed([int(i) for i in ids])
-            logits = self.binding.get_outputs()[0].numpy()[0]
+            if len(ids) > self.capacity:
+                self._allocate(2 * len(ids))
+            logits = self._prefill([int(i) for i in ids])
             self.reset()
             return logits
         out = self.session.run(["logits"], {"input_ids": np.asarray(ids, dtype=np.int64)[None], **self.past})

@@ -97,6 +97,28 @@ def test_onnx_cache_buffer_grows_and_keeps_what_it_holds(check, real_sequences):
     assert np.abs(got - MlxRunner(check).logits(ids)[-1]).max() < 1e-3
 
 
+
+def test_onnx_steps_of_mixed_lengths_equal_one_prefill(check, real_sequences):
+    """Steps of 1-4 tokens run through bindings made once per length, mixed with
+    prefills, rollbacks and a buffer that grows: each step's logits are the last row of
+    the whole sequence's logits, and an earlier step's array is not overwritten."""
+    ids = np.concatenate([real_sequences[0], real_sequences[1]]).tolist()
+    whole = OnnxRunner(check).logits(np.array(ids[:400]))
+    onnx = OnnxRunner(check)
+    onnx.feed(ids[:20])
+    at, sizes, kept = 20, [1, 2, 1, 3, 2, 4, 1, 17, 2, 1], []
+    while at < 400:
+        n = min(sizes[len(kept) % len(sizes)], 400 - at)
+        got = onnx.feed(ids[at:at + n])
+        at += n
+        kept.append((at, got))
+        if len(kept) % 23 == 0:  # a rollback of three tokens, fed again
+            onnx.trim(3)
+            at -= 3
+    assert onnx.capacity >= 400 > check.max_context + 64  # the buffer grew on the way
+    for end, got in kept:
+        assert np.abs(got - whole[end - 1]).max() < 1e-3, end
+
 def decoded(model):
     """(start beat, pitch) of the notes in the model's token stream, decoded by the tokenizer."""
     events = RemiTokenizer(model.vocab).decode(model.prefix + model.ids)

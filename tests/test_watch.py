@@ -135,7 +135,9 @@ def test_a_file_written_slowly_is_waited_for(tmp_path, chorale_piece):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    assert proc.returncode == 0, proc.stderr.read()
+    log = proc.stderr.read()
+    assert proc.returncode == 0, log
+    assert log.index("1 of 1 workers ready") < log.index("slow.mid:")  # started before the file came
 
 
 def test_sigkill_in_a_batch_then_restart_loses_nothing_and_does_nothing_twice(tmp_path):
