@@ -151,13 +151,14 @@ def melody_track(notes, ppqn: int, channel: int, name: str = "riffd melody") -> 
     for n in notes:
         on = round(n.start * ppqn)
         off = max(on + 1, round((n.start + n.duration) * ppqn))
-        events.append((on, 1, mido.Message("note_on", channel=channel, note=n.pitch, velocity=n.velocity)))
-        events.append((off, 0, mido.Message("note_off", channel=channel, note=n.pitch, velocity=0)))
+        events.append((on, 1, n.pitch, n.velocity))  # at one tick, note-offs first
+        events.append((off, 0, n.pitch, 0))
     events.sort(key=lambda e: (e[0], e[1]))
     track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0)])
     now = 0
-    for tick, _, msg in events:
-        track.append(msg.copy(time=tick - now))
+    for tick, is_on, pitch, velocity in events:  # each message made once, with its delta time
+        track.append(mido.Message("note_on" if is_on else "note_off", channel=channel, note=pitch,
+                                  velocity=velocity, time=tick - now))
         now = tick
     track.append(mido.MetaMessage("end_of_track", time=0))
     return track

@@ -293,8 +293,9 @@ class NeuralModel(MelodyModel):
         chord = self.chord_at(beat)
         if chord is None or not (self.changes_at(beat) or strength(beat, self.bar_beats) >= 2):
             return np.zeros(len(pitch_ids))
-        pcs = self.groups.pitch_of[pitch_ids] % 12
-        return CHORD_TONE_NATS * self.preset.chord_tone_bias * np.isin(pcs, list(chord.tones))
+        tones = np.zeros(12)
+        tones[list(chord.tones)] = CHORD_TONE_NATS * self.preset.chord_tone_bias
+        return tones[self.groups.pitch_of[pitch_ids] % 12]
 
     def _sample_pitch(self) -> None:
         s = self.state

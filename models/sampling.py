@@ -32,12 +32,13 @@ def sample(logits: np.ndarray, allowed: np.ndarray, rng: np.random.Generator,
         return int(allowed[int(np.argmax(z))])
     p = np.exp((z - z.max()) / temperature)
     p /= p.sum()
-    order = np.arange(len(p))
     if top_p < 1.0:
         order = np.argsort(-p)
-        cut = int(np.searchsorted(np.cumsum(p[order]), top_p)) + 1  # the smallest set holding top_p
-        order = order[:cut]
-    cum = np.cumsum(p[order])
+        cum = np.cumsum(p[order])
+        cut = int(np.searchsorted(cum, top_p)) + 1  # the smallest set holding top_p
+        order, cum = order[:cut], cum[:cut]  # a prefix's sums are the same numbers
+    else:
+        order, cum = np.arange(len(p)), np.cumsum(p)
     # inverse-CDF draw: one uniform number (rng.choice with p= checks p on every call)
     k = min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), len(order) - 1)
     return int(allowed[order[k]])
