@@ -130,7 +130,7 @@ class NeuralModel(MelodyModel):
         if j < 0 or self.ids[j] not in self._duration_ids or not self.generated:
             return len(self.ids)
         last, beat = self.generated[-1], self.times[j]
-        if abs(beat + swing_offset(beat, self.preset.grid, self.preset.swing) - last.start) > 1e-6:
+        if abs(beat + self._swing(beat) - last.start) > 1e-6:
             return len(self.ids)  # that note never made it into the stream
         token = int(self.tables.dur_ids[self._duration_bin(beat, last.end)])
         if token == self.ids[j]:
@@ -305,8 +305,12 @@ class NeuralModel(MelodyModel):
                        self._pitch_bias(beat, allowed))
         self._push_pitch(token, beat)
         if self.on_onset is not None:  # the Duration costs one more model call: tell now
-            shift = swing_offset(beat, self.preset.grid, self.preset.swing)
+            shift = self._swing(beat)
             self.on_onset(beat + shift, int(self.groups.pitch_of[token]), self._velocity(beat))
+
+    def _swing(self, beat: float) -> float:
+        """The preset's swing delay (beats) of a note on the grid at ``beat``."""
+        return swing_offset(beat, self.preset.grid, self.preset.swing)
 
     def _velocity(self, beat: float) -> int:
         """The preset's velocity with a metric accent, as every model plays it."""
@@ -336,7 +340,7 @@ class NeuralModel(MelodyModel):
         pitch = int(self.groups.pitch_of[self.ids[-3]])
         duration = float(g.duration_beats[k]) * 4 / self.den
         self.cursor = max(self.cursor, beat + 1 / self.qpb)
-        shift = swing_offset(beat, self.preset.grid, self.preset.swing)
+        shift = self._swing(beat)
         return MelodyNote(beat + shift, max(duration - shift, 1 / self.qpb), pitch, self._velocity(beat))
 
     # -- the rules model takes over a missed deadline ---------------------------------
@@ -360,7 +364,7 @@ class NeuralModel(MelodyModel):
 
     def _force_note(self, note: MelodyNote) -> None:
         """Append a note the model did not choose (a fallback, a recall) as tokens."""
-        beat = note.start - swing_offset(note.start, self.preset.grid, self.preset.swing)
+        beat = note.start - self._swing(note.start)
         while math.floor(beat / self.bar_beats + 1e-9) > self.state.bar:
             self._open_bar(self.state.bar + 1)
         bar_start = self._bar_start(self.state.bar)
