@@ -163,3 +163,13 @@ def test_sigkill_in_a_batch_then_restart_loses_nothing_and_does_nothing_twice(tm
     assert [p.name for p in (tmp_path / "failed").iterdir() if p.suffix == ".json" and "error" not in p.name] \
         == ["bad.json"]
     assert_one_set_per_done_input(tmp_path)
+
+
+def test_bench_folder_times_a_running_watcher_and_once():
+    from riffd.daemon.benchfolder import folder
+
+    lines = []
+    result = folder(models=("rules",), jobs=(1,), count=3, as_json=True, echo=lines.append)
+    row = result["models"]["rules"]
+    assert set(row) == {"files_per_s_1", "once_files_per_s_1"} and all(v > 0 for v in row.values())
+    assert json.loads(lines[-1]) == result and sum("--jobs 1" in line for line in lines) == 2
