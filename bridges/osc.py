@@ -31,6 +31,7 @@ SAFE_DATAGRAM = 1400
 MAX_DATAGRAM = 65507   # the largest UDP payload over IPv4
 MAX_BUNDLE_DEPTH = 4
 MAX_MESSAGES = 64
+RECEIVE_BUFFER = 1 << 20  # bytes asked for the socket (the kernel may cap it: net.core.rmem_max)
 log = logging.getLogger("riffd.bridges")
 
 
@@ -107,6 +108,10 @@ class OscBridge:
         self.queue, self.reply_to, self._now = queue, reply_to, now
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:  # room for a burst (a patch's loop, a fuzzer) while the reader waits for the GIL
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        except OSError:
+            pass  # the system's default (about 200 KB on Linux) then
         self.sock.bind((host, port))
         self.sock.settimeout(0.2)
         self.address = self.sock.getsockname()[:2]

@@ -230,11 +230,12 @@ def watch(root: str | Path, options: Options, jobs: int | None = None, once: boo
     context = get_context("spawn")  # a clean interpreter per worker: no threads forked
     started = context.Semaphore(0)
 
+    starting: list = []
+
     def start_pool() -> ProcessPoolExecutor:
         fresh = ProcessPoolExecutor(jobs, mp_context=context, initializer=_load, initargs=(options.model, started))
         if not once:  # a running watcher starts every worker now, so the first files wait for none
-            for _ in range(jobs):
-                fresh.submit(_nothing)
+            starting[:] = [fresh.submit(_nothing) for _ in range(jobs)]
         return fresh
 
     pool = start_pool()
@@ -242,6 +243,8 @@ def watch(root: str | Path, options: Options, jobs: int | None = None, once: boo
         ready, deadline = 0, time.monotonic() + READY_TIMEOUT_S
         while ready < jobs and not stop.is_set() and time.monotonic() < deadline:
             ready += started.acquire(timeout=0.1)
+            if any(f.done() and f.exception() for f in starting):
+                break  # a worker could not start: the first file will say why
         echo(f"riffd watch: {ready} of {jobs} workers ready")
     running: dict = {}
 

@@ -39,12 +39,14 @@ def riffd_osc(tmp_path_factory):
         assert proc.wait(timeout=20) == 0, log.read_text()[-2000:]
 
 
-def status(client, inbox) -> list:
+def status(client, inbox, tries: int = 1) -> list:
     before = len(inbox.messages("/riffd/status/reply"))
-    client.send_message("/riffd/status", [])
-    replies = inbox.wait("/riffd/status/reply", since=before)
-    assert replies, "no /riffd/status/reply"
-    return replies[0][1]
+    for _ in range(tries):
+        client.send_message("/riffd/status", [])
+        replies = inbox.wait("/riffd/status/reply", since=before)
+        if replies:
+            return replies[0][1]
+    raise AssertionError(f"no /riffd/status/reply to {tries} requests")
 
 
 # -- one room: the table, checking and packing -------------------------------------------
@@ -238,7 +240,9 @@ def test_after_fuzz_riffd_answers_and_plays(riffd_osc):
             data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
         send_raw(data, port)
     client.send_message("/riffd/panic", [])
-    assert status(client, inbox)
+    # UDP drops what comes while a socket's buffer is full (the flood, or its 300 error
+    # replies under load): a patcher asks again, and riffd must answer then
+    assert status(client, inbox, tries=3)
     before = len(inbox.messages("/riffd/note"))
     client.send_message("/riffd/chord", [50, 53, 57])
     assert inbox.wait("/riffd/note", since=before)
