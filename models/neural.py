@@ -48,7 +48,7 @@ class StreamState:
     bar: int = -1
     pos: int = -1
     chord_beat: float = -math.inf
-    expect: str = "event"  # event | pitch | duration
+    expect: str = "event"  # event | pitch | answer (a pitch, or a rest: after a Chord) | duration
     chord_id: int = -1
 
 
@@ -213,7 +213,7 @@ class NeuralModel(MelodyModel):
         token = self._chord_id(chord)
         self.enc.token_at(self._tick(self.state.bar, pos), token)
         self._take(self._beat_of(self.state.bar, pos),
-                   replace(self.state, chord_beat=beat, chord_id=token, expect="pitch"))
+                   replace(self.state, chord_beat=beat, chord_id=token, expect="answer"))
 
     def _next_notes(self) -> list[MelodyNote]:
         start = self.cursor
@@ -232,8 +232,8 @@ class NeuralModel(MelodyModel):
             return None
         if s.expect == "duration":
             return self._finish_note()
-        if s.expect == "pitch":
-            if self._beat_of(s.bar, s.pos) >= self.cursor - 1e-9:
+        if s.expect in ("pitch", "answer"):
+            if self._beat_of(s.bar, s.pos) >= self.cursor - 1e-9 and (s.expect == "pitch" or self._answers()):
                 self._sample_pitch()
                 return None
             self.state = replace(s, expect="event")  # a position a rollback left behind
@@ -281,6 +281,16 @@ class NeuralModel(MelodyModel):
         if in_bar and q == qf:
             self._reach_chord(q, pending)
         return None
+
+    def _answers(self) -> bool:
+        """After a Chord token: whether a note sounds on the change. A rest's chance is the
+        model's (a later Position or the Bar against a pitch) times ``rest_on_changes``."""
+        if self.preset.rest_on_changes <= 0.0:
+            return True
+        z = self._logits() / max(self.preset.temperature, 0.05)
+        rests = np.append(self.groups.positions[self.state.pos + 1:], self.groups.bar)
+        pitch, rest = np.logaddexp.reduce(z[self._pitch_ids()]), np.logaddexp.reduce(z[rests])
+        return self.rng.random() >= self.preset.rest_on_changes / (1.0 + math.exp(pitch - rest))
 
     def _pitch_ids(self) -> np.ndarray:
         low, high = self.preset.register
@@ -375,7 +385,7 @@ class NeuralModel(MelodyModel):
                 self._position(qc)
             self._reach_chord(self.state.pos, pending)
         s = self.state
-        if q < s.pos or (q == s.pos and s.expect != "pitch"):
+        if q < s.pos or (q == s.pos and s.expect not in ("pitch", "answer")):
             return  # no room for it at the tokenizer's resolution
         at = self._beat_of(s.bar, q)
         if q > s.pos:

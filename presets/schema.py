@@ -59,6 +59,8 @@ SPEC: dict[str, tuple] = {
     "top_p": (float, 0.05, 1.0, 0.95, "nucleus sampling mass"),
     "chord_tone_bias": (float, 0.0, 1.0, 0.85, "chance that a strong-beat note is a chord tone"),
     "repeat": (float, 0.0, 1.0, 0.0, "chance that a returning progression brings back the melody played over it"),
+    "rest_on_changes": (float, 0.0, 1.0, 0.0, "how far the transformer may leave a chord change without a note "
+                                              "on it: 0 answers every change, 1 leaves it to the model's odds"),
     "phrase_bars": (int, 1, 64, 2, "length of an answer phrase in call-response mode (bars)"),
     "response_wait_beats": (float, 0.5, 16.0, 2.0, "silence before an answer (beats)"),
     "strike_tolerance_beats": (float, 0.0, 0.5, 0.25, "a chord this early counts on the next beat"),

@@ -156,6 +156,23 @@ def test_stream_is_valid_remi_and_follows_the_chords(check):
     assert np.mean([n.pitch % 12 in model.chord_at(n.start).tones for n in strong]) >= 0.6
 
 
+def test_rest_on_changes_lets_the_model_leave_a_change_without_a_note(check):
+    """With ``rest_on_changes`` 0 every chord change has a note on its beat; at 1 the
+    model's own odds leave some without one, and the stream still decodes to the same
+    notes and chords."""
+    chords = progression(16)
+    answered = {}
+    for share in (0.0, 1.0):
+        model = neural(check)
+        model.start(Context(load_preset("chorale").with_values(rest_on_changes=share), seed=2, chords=chords))
+        notes = list(model.generate(64.0))
+        got_notes, got_chords = decoded(model)
+        assert got_notes == [(n.start, n.pitch) for n in notes]
+        starts = {round(n.start, 6) for n in notes}
+        answered[share] = np.mean([round(beat, 6) in starts for beat, _, _ in got_chords])
+    assert answered[0.0] == 1.0 > answered[1.0]
+
+
 def until_last_note(ids, tok):
     """``ids`` up to and including the Duration token of the last note."""
     kinds = [tok.vocab.tokens[int(i)].split("_")[0] for i in ids]
