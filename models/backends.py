@@ -7,7 +7,6 @@ provider, passing the past keys and values in and out.
 """
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -87,16 +86,6 @@ class OnnxRunner:
         if self.shared:
             self._allocate(checkpoint.max_context + 64)
         self.reset()
-
-    def twin(self) -> "OnnxRunner":
-        """A runner on the same session (no second load) with a KV cache of its own."""
-        twin = copy.copy(self)
-        twin.buffers, twin.length, twin._steps = None, 0, {}
-        twin.past_length = np.zeros((), dtype=np.int64)
-        if twin.shared:
-            twin._allocate(self.capacity)
-        twin.reset()
-        return twin
 
     def _allocate(self, capacity: int) -> None:
         """(Re)make the shared buffers with room for ``capacity`` positions, keeping the cache."""

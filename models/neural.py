@@ -61,7 +61,7 @@ class NeuralModel(MelodyModel):
         self.tok = RemiTokenizer(vocab)
         self.tables = self.tok.tables
         self.groups = Groups.of(self.tables, vocab)
-        self.window = Window(runner, max_context, self.groups.bar, getattr(runner, "twin", lambda: None)())
+        self.window = Window(runner, max_context, self.groups.bar)
         self._duration_ids = set(int(i) for i in self.groups.durations)
         self._position_ids = set(int(i) for i in self.groups.positions)
         self.fallbacks = 0

@@ -22,15 +22,10 @@ PREFILL_CHUNK = 16
 
 class Window:
     """``runner`` (feed, trim, reset, length) over the stream ``ids`` (a list the owner
-    keeps and passes in); ``bar`` is the Bar token's id, where a slid window starts.
+    keeps and passes in); ``bar`` is the Bar token's id, where a slid window starts."""
 
-    ``spare``: a second runner (a KV cache of its own) that idle refills fill while the
-    live cache goes on serving, swapped in once it holds what the live one does; so a
-    chord change that comes during a refill never pays its rest (up to 7 ms of onnx).
-    Without one, the refill is done in the live cache itself."""
-
-    def __init__(self, runner, max_context: int, bar: int, spare=None):
-        self.runner, self.max_context, self.bar, self.spare = runner, max_context, bar, spare
+    def __init__(self, runner, max_context: int, bar: int):
+        self.runner, self.max_context, self.bar = runner, max_context, bar
         self.prefix: list[int] = []
         self.reset()
 
@@ -41,7 +36,6 @@ class Window:
         self.start = self.fed = 0
         self.last: np.ndarray | None = None  # the logits after ids[fed - 1]
         self.refilling = False
-        self.next_start: int | None = None  # the spare's window start, while it fills
         self.runner.reset()
 
     def logits(self, ids: list[int]) -> np.ndarray:
@@ -61,21 +55,15 @@ class Window:
 
     def slide(self, ids: list[int], keep: int) -> None:
         """Keep the newest bars (about ``keep`` tokens with the prefix), from a Bar on."""
-        self.start = self._start(ids, keep)
-        self.runner.reset()
-        self.fed, self.last, self.next_start = self.start, None, None
-
-    def _start(self, ids: list[int], keep: int) -> int:
-        """Where a window of about ``keep`` tokens (with the prefix) of ``ids`` starts: a Bar."""
         first = len(ids) - (keep - len(self.prefix))
         bars = [i for i in range(first, len(ids)) if ids[i] == self.bar]
-        return bars[0] if bars else first
+        self.start = bars[0] if bars else first
+        self.runner.reset()
+        self.fed, self.last = self.start, None
 
     def prepare(self, ids: list[int]) -> bool:
         """Idle work: slide before the window runs out (to ``KEEP`` tokens) and
         refill ``PREFILL_CHUNK`` tokens per call; True while the refill goes on."""
-        if self.spare is not None:
-            return self._prepare_spare(ids)
         if len(self.prefix) + len(ids) - self.start > self.max_context - SLIDE_ROOM:
             self.slide(ids, KEEP)
             self.refilling = True
@@ -87,38 +75,8 @@ class Window:
         self.refilling = upto < len(ids)
         return self.refilling
 
-    def _prepare_spare(self, ids: list[int]) -> bool:
-        """``prepare`` with the spare: it takes the newest ``KEEP`` tokens the live cache
-        holds, a chunk per call, and is swapped in once it holds all the live one does."""
-        if self.next_start is None:
-            if len(self.prefix) + self.fed - self.start <= self.max_context - SLIDE_ROOM:
-                return False
-            self.next_start = self.spare_fed = self._start(ids[:self.fed], KEEP)
-            self.spare.reset()
-            self.spare_last = None
-        upto = min(self.fed, self.spare_fed + PREFILL_CHUNK)
-        todo = (self.prefix if self.spare.length == 0 else []) + ids[self.spare_fed:upto]
-        if not todo and self.spare_last is None:  # trimmed to where the live cache is: redo its last id
-            self.spare.trim(1)
-            todo = ids[upto - 1:upto]
-        if todo:
-            self.spare_last = self.spare.feed(todo)
-        self.spare_fed = upto
-        if upto < self.fed:
-            return True
-        self.runner, self.spare = self.spare, self.runner
-        self.start, self.last, self.next_start = self.next_start, self.spare_last, None
-        self.spare.reset()
-        return False
-
     def forget_from(self, k: int) -> None:
         """The stream's ids from index ``k`` on changed or are gone: drop them from the cache."""
-        if self.next_start is not None and self.spare_fed > k:
-            if k > self.next_start:  # the spare drops the same ids (its logits are fed again)
-                self.spare.trim(self.spare_fed - k)
-                self.spare_fed, self.spare_last = k, None
-            else:
-                self.next_start = None
         if self.fed <= k:
             return  # none of them reached the cache
         if k - 1 >= self.start and self.runner.length > 0:

@@ -269,40 +269,6 @@ def test_idle_prepare_slides_ahead_so_a_chord_change_never_prefills(check):
     assert np.abs(model._logits() - fresh).max() < 1e-3
 
 
-def test_a_chord_change_during_a_refill_pays_nothing_of_it(check, monkeypatch):
-    """The refill fills a spare KV cache while the live one serves: a change (a rollback
-    and new tokens) in the middle of it feeds only its own few tokens, the spare drops
-    what the rollback dropped, and once swapped in the cache equals a fresh pass."""
-    feeds = []
-    feed = OnnxRunner.feed
-    monkeypatch.setattr(OnnxRunner, "feed", lambda self, ids: feeds.append(len(ids)) or feed(self, ids))
-    model = neural(check)
-    chords = progression(64)
-    model.start(Context(load_preset("pop"), seed=2, chords=chords[:1]))
-    beat, on_change, during, swaps, start = 0.0, [], 0, 0, 0
-    for change in chords[1:160]:
-        if change.beat <= beat:
-            continue
-        beat = change.beat
-        list(model.generate(beat))
-        for _ in range(4):  # a few chunks of idle work only: changes come mid-refill
-            model.prepare()
-        during += model.window.next_start is not None or model.window.refilling
-        feeds.clear()
-        model.rollback(beat)
-        model.extend([change])
-        list(model.generate(beat + 1.0))
-        on_change.append(max(feeds, default=0))
-        swaps += model.window.start != start
-        start = model.window.start
-    assert during >= 5 and swaps >= 2  # changes came during refills, and refills finished
-    assert max(on_change) <= 8 + len(model.prefix)  # none paid for the rest of a refill
-    while model.prepare():
-        pass
-    fresh = OnnxRunner(check).logits(np.array(model.prefix + model.ids[model.window.start:]))[-1]
-    assert np.abs(model._logits() - fresh).max() < 1e-3
-
-
 def test_missed_deadline_falls_back_to_rules_and_is_counted(check):
     model = neural(check)
     model.start(Context(load_preset("pop"), seed=1, chords=progression(4)))
