@@ -142,10 +142,12 @@ def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", 
                        **measure(run.messages, strikes, bpm, run.t0, minutes, run.sent),
                        "stuck_notes": count_stuck(run.messages), "ticks_sent": ticks,
                        "ticks_received": run.stats.get("clock_ticks"),
+                       "ticks_inferred_lost": run.stats.get("clock_ticks_inferred"),
                        **{f"xruns_{k}": v - before[k] for k, v in server.xruns().items()},
                        "faults": run.stats.get("faults", 0), "exit_code": run.returncode,
                        "reader_late_ms_p99": run.stats.get("reader_late_ms_p99"),
-                       "reader_late_ms_max": run.stats.get("reader_late_ms_max")}
+                       "reader_late_ms_max": run.stats.get("reader_late_ms_max"),
+                       "refill_waits": run.stats.get("refill_waits")}
                 results["sessions"].append(row)
                 echo(format_row(row))
     if as_json:
@@ -158,5 +160,7 @@ def format_row(r: dict) -> str:
     return (f"{r['model']:9} {r['tempo_bpm']:>4g} BPM: reaction p50 {r['reaction_ms_p50']} ms, p99 "
             f"{r['reaction_ms_p99']} ms (minute 1 {r['reaction_ms_p99_first_minute']}, last "
             f"{r['reaction_ms_p99_last_minute']}); rolled p50 {r['rolled_reaction_ms_p50']} ms; timing p50 "
-            f"{r['timing_ms_p50']} ms; stuck {r['stuck_notes']}; ticks {r['ticks_received']}/{r['ticks_sent']}; "
-            f"xruns {r['xruns_clients']} (driver {r['xruns_driver']}); reader late p99 {r['reader_late_ms_p99']} ms")
+            f"{r['timing_ms_p50']} ms; stuck {r['stuck_notes']}; ticks {r['ticks_received']}/{r['ticks_sent']} "
+            f"({r.get('ticks_inferred_lost')} inferred lost); "
+            f"xruns {r['xruns_clients']} (driver {r['xruns_driver']}); reader late p99 {r['reader_late_ms_p99']} ms"
+            + (f"; refill waits {r['refill_waits']}" if r.get("refill_waits") is not None else ""))

@@ -13,8 +13,11 @@ from collections import deque
 PPQN = 24  # MIDI timing clocks per quarter note
 CLOCKS_PER_SIXTEENTH = 6
 PAUSE_CLOCKS = 24  # a silence this long (in clocks) without 0xFC: the sender paused
-LONG_GAP = 1.4     # a gap this many clocks long twice running is a slower tempo, not a loss
-SHORT_GAP = 0.6    # a short gap right after a long one: that clock came late, none was lost
+LONG_GAP = 1.4     # gaps this many clocks long three times running: a slower tempo, not a loss
+CONFIRM = 12       # clocks after a gap within which a clock back on time undoes its count
+CATCH_UP = 0.75    # a gap this short after a long one: late clocks catching up (a stall)
+BUNCHED = 0.35     # a gap this short is clocks delivered together after a stall, not a tempo
+LATE_S = 0.002     # a clock this far behind the fitted line (s) came late: fit without it
 TEMPO_JUMP = 0.2   # three gaps this far (share of a clock) off one side: a new tempo
 
 
@@ -78,9 +81,11 @@ class MidiClock:
     driver (JACK delivers a period's messages at once).
 
     Clocks get lost (USB and network MIDI drop messages): a gap of about n clocks counts
-    as n clocks, so the beat never slips by whole clocks. A long gap followed by another
-    is a slower tempo instead, and a long gap followed by a short one a late clock; either
-    way the count is corrected at the next clock. A song position pointer re-anchors.
+    as n clocks, so the beat never slips by whole clocks. Three long gaps running are a
+    slower tempo instead, and a long gap after which the clocks come back on time
+    (within ``CONFIRM`` clocks) was a stall that made them late; either way the count is
+    corrected. A song position pointer re-anchors. A stall's late clocks are left out of
+    the fitted line.
     """
 
     def __init__(self, window: int = 24, initial_tempo: float = 120.0):
@@ -91,7 +96,13 @@ class MidiClock:
         self._position = 0          # clocks since song start of the last tick
         self._await_first = False   # the first 0xF8 after start/continue sits on _position
         self._running = False
-        self._skipped = 0           # clocks counted as lost at the last tick (tentative)
+        self._skipped = 0           # clocks counted as lost at the last gap (tentative)
+        self._since = 0             # clocks received since that gap, that one included
+        self._gap_line = (0.0, 1.0, False)  # the fitted line before that gap, and the
+        self._gap_from = 0           # position of the clock before it
+        self._least = 0.0           # the least lateness since, in clocks, on that line
+        self._caught = False        # a short gap came since: late clocks catching up
+        self._all_long = False      # every gap since then was long (a slower tempo?)
         self._off = 0               # consecutive gaps off the fitted period, signed
         self.inferred = 0           # clocks counted as lost
         # the fitted line t = a + s * clocks; s is seconds per clock
@@ -153,7 +164,13 @@ class MidiClock:
             self._line = self._fit(self._line[1])
 
     def _step(self, t: float) -> int:
-        """Clocks since the last one (lock held): 1, or n after n - 1 lost ones."""
+        """Clocks since the last one (lock held): 1, or n after n - 1 lost ones.
+
+        A gap of about n clocks counts n at once, tentatively: a stalled driver delivers
+        clocks late, never early, so over the next ``CONFIRM`` clocks the least lateness
+        (in clocks, against the line fitted before the gap, counting none lost) is how
+        many were really lost; a clock back on time, by a short gap (not the drift of a
+        faster tempo), undoes the rest."""
         if not self._ticks:
             return 1
         last_pos, last_t = self._ticks[-1]
@@ -162,26 +179,34 @@ class MidiClock:
             self._ticks.clear()  # paused without a stop: the old phase is gone
             self._skipped = self._off = 0
             return 1
-        if self._skipped and gap < SHORT_GAP:
-            # the clock before came late (long gap, then this short one): none was lost
-            self._position -= self._skipped
-            self.inferred -= self._skipped
-            self._ticks[-1] = (self._position, last_t)
-            self._skipped = self._off = 0
-            return 1
-        if self._skipped and gap > LONG_GAP:
-            # two long gaps running: the tempo fell and nothing was lost; undo the count
-            self._position -= self._skipped
-            self.inferred -= self._skipped
-            self._ticks.clear()
-            self._ticks.append((self._position, last_t))
-            self._skipped = self._off = 0
+        if self._skipped:
+            self._since += 1
+            a, s, _ = self._gap_line
+            self._least = min(self._least, (t - a) / s - (self._gap_from + self._since))
+            self._all_long = self._all_long and gap > LONG_GAP
+            if self._all_long and self._since >= 3:
+                # three long gaps running: the tempo fell and nothing was lost (a stall's
+                # long gap is followed by short ones, a loss's by regular ones)
+                self._undo(self._skipped, self._since - 1)
+                self._ticks.clear()
+                self._ticks.append((self._position, last_t))
+                self._skipped = self._off = 0
+                return 1
+            self._caught = self._caught or gap < CATCH_UP
+            lost = max(0, int(self._least + 0.5))
+            if lost < self._skipped and self._caught:  # the clocks were late (a stall), not lost
+                self._undo(self._skipped - lost, self._since - 1)
+                self._skipped = lost
+            if self._since >= CONFIRM:
+                self._skipped = 0  # what is still counted stays counted
             return 1
         step = max(1, round(gap))
-        self._skipped = step - 1
+        self._skipped, self._since, self._all_long, self._caught = step - 1, 1, True, False
+        self._gap_line, self._gap_from = self._line, last_pos
+        self._least = (t - self._line[0]) / self._line[1] - (last_pos + 1)
         self.inferred += step - 1
         off = gap / step - 1.0
-        side = 1 if off > TEMPO_JUMP else -1 if off < -TEMPO_JUMP else 0
+        side = 0 if gap < BUNCHED else 1 if off > TEMPO_JUMP else -1 if off < -TEMPO_JUMP else 0
         self._off = self._off + side if side and (self._off * side) >= 0 else side
         if abs(self._off) >= 3:
             # a new tempo: keep only the clocks played at it
@@ -191,19 +216,29 @@ class MidiClock:
             self._off = 0
         return step
 
+    def _undo(self, n: int, recent: int) -> None:
+        """Take back ``n`` clocks counted as lost, from the position and from the
+        ``recent`` clocks received since they were counted (lock held)."""
+        self._position -= n
+        self.inferred -= n
+        for i in range(len(self._ticks) - recent, len(self._ticks)):
+            pos, when = self._ticks[i]
+            self._ticks[i] = (pos - n, when)
+
     def _fit(self, s_prev: float) -> tuple[float, float, bool]:
+        """The least-squares line through the window's clocks, fitted again without the
+        ones a stall made late (over ``LATE_S`` behind the first line) if most remain."""
         n = len(self._ticks)
         if n < 2:
             pos, t = self._ticks[-1]
             return (t - s_prev * pos, s_prev, True)
-        xs = [p for p, _ in self._ticks]
-        ys = [t for _, t in self._ticks]
-        mx, my = sum(xs) / n, sum(ys) / n
-        sxx = sum((x - mx) ** 2 for x in xs)
-        s = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-        if s <= 0:
-            s = s_prev
-        return (my - s * mx, s, True)
+        a, s = _line(self._ticks, s_prev)
+        for _ in range(2):  # twice: a stall at one end of the window tilts the first line
+            on_time = [(p, t) for p, t in self._ticks if t - (a + s * p) <= LATE_S]
+            if len(on_time) == n or 2 * len(on_time) <= n:
+                break
+            a, s = _line(on_time, s_prev)
+        return (a, s, True)
 
     def beat_at(self, t: float) -> float:
         """Position in beats at time ``t``; frozen at the last clock while stopped."""
@@ -216,3 +251,17 @@ class MidiClock:
         """Monotonic time (s) at which ``beat`` is expected, from the fitted line."""
         a, s, _ = self._line
         return a + s * beat * PPQN
+
+
+def _line(ticks, s_prev: float) -> tuple[float, float]:
+    """(a, s) of the least-squares line t = a + s * clocks through (clocks, t, ...); a
+    slope beyond half or twice ``s_prev`` keeps ``s_prev`` (clocks bunched by a stall are
+    no tempo; a real change takes two fits)."""
+    n = len(ticks)
+    mx = sum(tick[0] for tick in ticks) / n
+    my = sum(tick[1] for tick in ticks) / n
+    sxx = sum((tick[0] - mx) ** 2 for tick in ticks)
+    s = sum((tick[0] - mx) * (tick[1] - my) for tick in ticks) / sxx if sxx else s_prev
+    if not s_prev / 2 <= s <= 2 * s_prev:
+        s = s_prev
+    return my - s * mx, s

@@ -366,8 +366,9 @@ class Engine:
             self._replan(self.planned_until, [ChordAt(self.planned_until, self.chord)])
         elif self.planned_until < beat + self.lookahead:
             self._plan(beat + self.lookahead + 1.0, yielding=True)
-        elif not self.input_waiting():
-            self.model.prepare()  # idle: refill the model's cache now, not on the next change
+        elif not self.input_waiting():  # idle: refill the model's cache now, in one go
+            while self.model.prepare() and not (self.input_waiting() or self.capture.open_strike):
+                pass
 
     def _maybe_answer(self, now: float, beat: float, silent_beats: float, held: bool) -> None:
         if self.responding_until is not None and beat >= self.responding_until:

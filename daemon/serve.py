@@ -165,7 +165,8 @@ def session_stats(engine: Engine, scheduler: Scheduler, midi_in: MidiInput | Non
                   bridge: OscBridge | None = None) -> dict:
     """The session's counts: the engine's stats, clock ticks received and inferred as
     lost, messages sent and failed, reconnects, how late the input reader woke (ms: the
-    longest the GIL was held elsewhere), and OSC datagrams received, dropped and refused."""
+    longest the GIL was held elsewhere), OSC datagrams received, dropped and refused, and a
+    transformer's model calls that had to finish a KV-cache refill first."""
     stats = dict(engine.stats)
     if isinstance(engine.clock, MidiClock):
         stats["clock_ticks_inferred"] = engine.clock.inferred
@@ -176,4 +177,6 @@ def session_stats(engine: Engine, scheduler: Scheduler, midi_in: MidiInput | Non
                      reader_late_ms_max=round(midi_in.lateness.max_ms, 2))
     if bridge is not None:
         stats.update({f"osc_{k}": v for k, v in bridge.counts.items()})
+    if hasattr(engine.model, "window"):  # a transformer: calls that waited for a refill
+        stats["refill_waits"] = engine.model.window.waits
     return stats

@@ -64,8 +64,7 @@ class NeuralModel(MelodyModel):
         self.window = Window(runner, max_context, self.groups.bar)
         self._duration_ids = set(int(i) for i in self.groups.durations)
         self._position_ids = set(int(i) for i in self.groups.positions)
-        self.fallbacks = 0
-        self.errors = 0
+        self.fallbacks = self.errors = 0
 
     # -- protocol ---------------------------------------------------------------------
     def start(self, context: Context) -> None:
@@ -214,6 +213,7 @@ class NeuralModel(MelodyModel):
         self.enc.token_at(self._tick(self.state.bar, pos), token)
         self._take(self._beat_of(self.state.bar, pos),
                    replace(self.state, chord_beat=beat, chord_id=token, expect="answer"))
+        self.window.early = True  # the next change is a beat or more away: slide now if due
 
     def _next_notes(self) -> list[MelodyNote]:
         start = self.cursor

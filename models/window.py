@@ -5,7 +5,9 @@ A transformer sees at most ``max_context`` tokens (its training window). The win
 back, on a rollback); the KV cache holds ``prefix + ids[start:fed]``. Past the window,
 it slides to the newest bars and the cache is filled again. Live, ``prepare`` does that
 ahead of need, in idle chunks: a full prefill of ~190 tokens costs ~10 ms of onnx on
-one core, which on a chord change was the whole reaction tail.
+one core, which on a chord change was the whole reaction tail. A change that came during
+a refill still paid its rest, so the slide is taken early, at the first idle moment after
+a Chord token (``early``, set by the owner): the next change is then a beat or more away.
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ import numpy as np
 # token of batch rendering pays 1.7 tokens of refill, at 192 (as before) 3.
 SLIDE_ROOM = 40
 KEEP = 160
+# Right after a chord change, slide already once fewer than SLIDE_ROOM + EARLY_ROOM
+# tokens are left: a change every 2 beats adds about 20 tokens, a change a bar about 40.
+EARLY_ROOM = 48
 PREFILL_CHUNK = 16
 
 
@@ -27,6 +32,7 @@ class Window:
     def __init__(self, runner, max_context: int, bar: int):
         self.runner, self.max_context, self.bar = runner, max_context, bar
         self.prefix: list[int] = []
+        self.waits = 0  # model calls that had to finish a refill first (a reaction's tail)
         self.reset()
 
     def reset(self, prefix: list[int] | None = None) -> None:
@@ -36,6 +42,7 @@ class Window:
         self.start = self.fed = 0
         self.last: np.ndarray | None = None  # the logits after ids[fed - 1]
         self.refilling = False
+        self.early = False  # a Chord token came since the last prepare: a good time to slide
         self.runner.reset()
 
     def logits(self, ids: list[int]) -> np.ndarray:
@@ -43,6 +50,9 @@ class Window:
         window is full."""
         if len(self.prefix) + len(ids) - self.start > self.max_context:
             self.slide(ids, KEEP)
+        if self.refilling:
+            self.waits += 1
+            self.refilling = False
         self.fill(ids, len(ids))
         return self.last
 
@@ -62,9 +72,12 @@ class Window:
         self.fed, self.last = self.start, None
 
     def prepare(self, ids: list[int]) -> bool:
-        """Idle work: slide before the window runs out (to ``KEEP`` tokens) and
-        refill ``PREFILL_CHUNK`` tokens per call; True while the refill goes on."""
-        if len(self.prefix) + len(ids) - self.start > self.max_context - SLIDE_ROOM:
+        """Idle work: slide before the window runs out (to ``KEEP`` tokens; after a
+        Chord token, ``EARLY_ROOM`` sooner) and refill ``PREFILL_CHUNK`` tokens per call;
+        True while the refill goes on."""
+        room = SLIDE_ROOM + (EARLY_ROOM if self.early else 0)
+        self.early = False
+        if not self.refilling and len(self.prefix) + len(ids) - self.start > self.max_context - room:
             self.slide(ids, KEEP)
             self.refilling = True
         if not self.refilling:

@@ -125,3 +125,52 @@ def test_a_late_clock_is_not_taken_for_a_lost_one():
     assert clock.inferred == 0
     assert clock.position_beats == pytest.approx(4 - 1 / PPQN)
     assert clock.beat_at(1.0 + 4 * PPQN * spc) == pytest.approx(4.0, abs=0.002 / (60 / 160))
+
+
+@pytest.mark.parametrize("bpm", [90.0, 120.0, 160.0])
+@pytest.mark.parametrize("drop", [False, True])
+def test_a_stalled_driver_makes_clocks_late_not_lost(bpm, drop):
+    """A loaded machine stalls the MIDI driver for 5-40 ms at a time: the clocks of a
+    stall arrive late and bunched, never early. No whole clock may be gained or lost
+    (each was counted once a gap and then undone when its successors came on time), and
+    between stalls the beat is within 2 ms of the sender's; real drops still count."""
+    rng = random.Random(11)
+    spc = 60.0 / bpm / PPQN
+    clock = MidiClock()
+    clock.start(0.0)
+    stalled_until, worst, dropped, n = 0.0, 0.0, 0, 96 * PPQN
+    for i in range(n):
+        t = 1.0 + i * spc
+        if rng.random() < 0.02 and i < n - 2 * PPQN:  # the last two beats run clean
+            stalled_until = t + rng.uniform(0.005, 0.040)
+        if drop and i % 50 == 25 and t > stalled_until:
+            dropped += 1
+            continue
+        clock.tick(max(t, stalled_until) + rng.uniform(-0.00135, 0.00135))  # and a JACK period
+        probe = t + spc / 2
+        if i > 2 * PPQN and probe > stalled_until + 8 * spc:  # well after a stall
+            sender_beat = (probe - 1.0) / (spc * PPQN)
+            worst = max(worst, abs(clock.beat_at(probe) - sender_beat) * 60.0 / bpm)
+    assert clock.position_beats == pytest.approx((n - 1) / PPQN)
+    assert clock.inferred == dropped
+    assert worst < 0.002, worst
+
+
+@pytest.mark.parametrize("ramp", [(90.0, 180.0), (140.0, 100.0)])
+def test_lost_clocks_during_a_tempo_ramp_stay_counted(ramp):
+    """A tempo ramp over two bars, one clock in 50 dropped: the faster clocks drift early
+    against the old line, which must not undo a real loss (only a catching-up gap does)."""
+    rng = random.Random(5)
+    clock = MidiClock()
+    clock.start(0.0)
+    t, n, dropped = 1.0, 32 * PPQN, 0
+    for i in range(n):
+        bpm = ramp[0] + (ramp[1] - ramp[0]) * min(1.0, i / (8 * PPQN))
+        if i % 50 == 25:
+            dropped += 1
+        else:
+            clock.tick(t + rng.uniform(-0.00135, 0.00135))
+        t += 60.0 / bpm / PPQN
+    assert clock.position_beats == pytest.approx((n - 1) / PPQN)
+    assert clock.inferred == dropped
+    assert clock.tempo == pytest.approx(ramp[1], rel=0.02)

@@ -17,7 +17,7 @@ from riffd.models.backends import MlxRunner, OnnxRunner
 from riffd.models.checkpoint import DEFAULT, Checkpoint
 from riffd.models.training.dataset import encode_piece, estimate_chords
 from riffd.models.neural import NeuralModel
-from riffd.models.window import PREFILL_CHUNK
+from riffd.models.window import EARLY_ROOM, PREFILL_CHUNK, SLIDE_ROOM, Window
 from riffd.models.protocol import ChordAt, Context
 from riffd.models.remi import QUALITY_INDEX, Notes, RemiTokenizer
 from riffd.models.sampling import sample
@@ -267,6 +267,39 @@ def test_idle_prepare_slides_ahead_so_a_chord_change_never_prefills(check):
     assert max(on_change) <= 8  # no change paid for a prefill
     fresh = OnnxRunner(check).logits(np.array(model.prefix + model.ids[model.window.start:]))[-1]
     assert np.abs(model._logits() - fresh).max() < 1e-3
+
+
+class CountingRunner:
+    """A runner that only counts the ids its cache holds (the window's bookkeeping)."""
+    length = 0
+
+    def feed(self, ids):
+        self.length += len(ids)
+        return np.zeros(4)
+
+    def trim(self, n):
+        self.length -= n
+
+    def reset(self):
+        self.length = 0
+
+
+def test_window_slides_early_right_after_a_chord_change():
+    """After a Chord token the window slides as soon as fewer than SLIDE_ROOM + EARLY_ROOM
+    tokens are left (the next change is a beat away); without one, only at SLIDE_ROOM."""
+    window = Window(CountingRunner(), 256, bar=0)
+    window.reset([7, 8])
+    ids = ([0] + [1] * 19) * 10  # 200 ids, a Bar every 20
+    window.logits(ids)
+    assert 256 - SLIDE_ROOM - EARLY_ROOM < 2 + len(ids) <= 256 - SLIDE_ROOM
+    assert not window.prepare(ids) and window.start == 0  # not due yet
+    window.early = True
+    assert window.prepare(ids) and window.start > 0 and ids[window.start] == 0
+    while window.prepare(ids):
+        pass
+    assert window.runner.length == 2 + len(ids) - window.start and not window.early
+    window.logits(ids + [1] * 30)  # the refilled cache serves on without another slide
+    assert window.runner.length == 2 + len(ids) + 30 - window.start
 
 
 def test_missed_deadline_falls_back_to_rules_and_is_counted(check):
