@@ -32,6 +32,21 @@ def bench_latency(minutes, tempos, models, period, preset, as_json):
             as_json=as_json, echo=click.echo)
 
 
+@bench.command("clock")
+@click.option("--seeds", type=click.IntRange(1, 1000), default=20, show_default=True, help="Sessions per stall range.")
+@click.option("--bpm", type=click.FloatRange(20, 400), default=160.0, show_default=True)
+@click.option("--minutes", type=click.FloatRange(0.1, 60), default=3.0, show_default=True)
+@click.option("--stall-rate", type=click.FloatRange(0, 0.5), default=0.01, show_default=True,
+              help="Share of clocks at which a driver stall starts.")
+@click.option("--drop", is_flag=True, help="Also drop one clock in 50.")
+@json_option
+def bench_clock(seeds, bpm, minutes, stall_rate, drop, as_json):
+    """The MIDI clock follower against a stalling driver (in process): whole clocks off."""
+    from .benchclock import clock
+    clock(seeds=seeds, bpm=bpm, minutes=minutes, stall_rate=stall_rate, drop=drop, as_json=as_json,
+          echo=click.echo)
+
+
 @bench.command("soak")
 @click.option("--minutes", type=click.FloatRange(0.2, 600), default=10.0, show_default=True)
 @click.option("--rate", type=click.FloatRange(0.5, 100), default=20.0, show_default=True,

@@ -1,8 +1,11 @@
+import json
 import random
 
 import pytest
 
 from riffd.daemon.clock import PPQN, InternalClock, MidiClock
+
+from conftest import run_riffd
 
 
 def feed(clock, bpm, beats, t0=100.0, jitter=0.0, seed=1):
@@ -174,3 +177,15 @@ def test_lost_clocks_during_a_tempo_ramp_stay_counted(ramp):
     assert clock.position_beats == pytest.approx((n - 1) / PPQN)
     assert clock.inferred == dropped
     assert clock.tempo == pytest.approx(ramp[1], rel=0.02)
+
+
+def test_bench_clock_reports_sessions_off_per_stall_range():
+    """`riffd bench clock` runs the follower against stalls and says how many sessions
+    ended whole clocks off; short stalls with nothing dropped leave none off."""
+    out = run_riffd("bench", "clock", "--seeds", "3", "--minutes", "0.5", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(result["ranges"]) == {"5-20ms", "5-40ms", "10-60ms"}
+    assert result["ranges"]["5-20ms"]["sessions"] == 3
+    assert result["ranges"]["5-20ms"]["sessions_off"] == 0
+    assert result["ranges"]["5-20ms"]["false_losses"] == 0
