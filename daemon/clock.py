@@ -221,7 +221,7 @@ class MidiClock:
         ``recent`` clocks received since they were counted (lock held)."""
         self._position -= n
         self.inferred -= n
-        for i in range(len(self._ticks) - recent, len(self._ticks)):
+        for i in range(max(0, len(self._ticks) - recent), len(self._ticks)):
             pos, when = self._ticks[i]
             self._ticks[i] = (pos - n, when)
 
