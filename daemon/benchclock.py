@@ -49,12 +49,11 @@ def clock(seeds: int = 20, bpm: float = 160.0, minutes: float = 3.0, stall_rate:
         rows = [session(s, bpm, minutes, stall_rate, (low, high), drop) for s in range(seeds)]
         slipped = sum(1 for r in rows if r["clocks_off"])
         key = f"{low:g}-{high:g}ms"
-        result["ranges"][key] = {"sessions": seeds, "sessions_off": slipped,
-                                 "worst_clocks_off": max(abs(r["clocks_off"]) for r in rows),
-                                 "false_losses": sum(r["inferred_lost"] - r["dropped"] for r in rows)}
+        row = result["ranges"][key] = {"sessions": seeds, "sessions_off": slipped,
+                                       "worst_clocks_off": max(abs(r["clocks_off"]) for r in rows),
+                                       "false_losses": sum(r["inferred_lost"] - r["dropped"] for r in rows)}
         echo(f"stalls {key}: {slipped} of {seeds} sessions ended off by whole clocks "
-             f"(worst {result['ranges'][key]['worst_clocks_off']}), "
-             f"{result['ranges'][key]['false_losses']} clocks counted lost that were not")
+             f"(worst {row['worst_clocks_off']}), {row['false_losses']} clocks counted lost that were not")
     if as_json:
         echo(json.dumps(result))
     return result

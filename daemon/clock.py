@@ -181,8 +181,7 @@ class MidiClock:
             return 1
         if self._skipped:
             self._since += 1
-            a, s, _ = self._gap_line
-            self._least = min(self._least, (t - a) / s - (self._gap_from + self._since))
+            self._least = min(self._least, self._lateness(t))
             self._all_long = self._all_long and gap > LONG_GAP
             if self._all_long and self._since >= 3:
                 # three long gaps running: the tempo fell and nothing was lost (a stall's
@@ -203,7 +202,7 @@ class MidiClock:
         step = max(1, round(gap))
         self._skipped, self._since, self._all_long, self._caught = step - 1, 1, True, False
         self._gap_line, self._gap_from = self._line, last_pos
-        self._least = (t - self._line[0]) / self._line[1] - (last_pos + 1)
+        self._least = self._lateness(t)
         self.inferred += step - 1
         off = gap / step - 1.0
         side = 0 if gap < BUNCHED else 1 if off > TEMPO_JUMP else -1 if off < -TEMPO_JUMP else 0
@@ -215,6 +214,12 @@ class MidiClock:
             self._ticks.extend(recent)
             self._off = 0
         return step
+
+    def _lateness(self, t: float) -> float:
+        """How late (clocks) the ``_since``-th clock after the gap came at ``t``, on the
+        line fitted before the gap and counting none lost."""
+        a, s, _ = self._gap_line
+        return (t - a) / s - (self._gap_from + self._since)
 
     def _undo(self, n: int, recent: int) -> None:
         """Take back ``n`` clocks counted as lost, from the position and from the
