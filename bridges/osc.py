@@ -93,6 +93,15 @@ def parse_networks(specs: Iterable[str]) -> list:
     return [ipaddress.ip_network(s.strip(), strict=False) for s in specs if s.strip()]
 
 
+def widen_receive_buffer(sock: socket.socket) -> None:
+    """Ask for ``RECEIVE_BUFFER`` bytes of receive buffer on ``sock``, room for a burst of
+    datagrams; where the system refuses, its default (about 200 KB on Linux) stays."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    except OSError:
+        pass
+
+
 class OscBridge:
     """A UDP socket on ``host``:``port`` (port 0: any free one, see ``address``) that
     puts events on ``queue`` and sends replies.
@@ -108,10 +117,7 @@ class OscBridge:
         self.queue, self.reply_to, self._now = queue, reply_to, now
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:  # room for a burst (a patch's loop, a fuzzer) while the reader waits for the GIL
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        except OSError:
-            pass  # the system's default (about 200 KB on Linux) then
+        widen_receive_buffer(self.sock)  # for a burst while the reader waits for the GIL
         self.sock.bind((host, port))
         self.sock.settimeout(0.2)
         self.address = self.sock.getsockname()[:2]

@@ -12,6 +12,8 @@ from pathlib import Path
 from pythonosc import osc_packet
 from pythonosc.udp_client import SimpleUDPClient
 
+from riffd.bridges.osc import widen_receive_buffer
+
 from .liverig import RIFFD
 
 
@@ -29,10 +31,7 @@ class Inbox:
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:  # a burst of replies (one /riffd/error per bad datagram) must not overflow it
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        except OSError:
-            pass
+        widen_receive_buffer(self.sock)  # a burst of replies (one /riffd/error per bad datagram)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.1)
         self.port = self.sock.getsockname()[1]
