@@ -8,11 +8,13 @@ semitones, quality).
 
 At the cursor, in span k: if an earlier span j has the same progression so far (every
 chord change of span j up to the cursor's offset, and none that span k lacks), and
-either j lies a whole number of ``SECTION_SPANS`` before k on the same chord (8 bars in
-4/4: the length of a folk or pop section, so a section returning in its key comes back
-from its first span) or the span before j has the progression of the span before k (so
-a loop comes back from its third span, any other return from its second), the preset's
-``repeat`` is the chance, drawn once per span, that span j's notes come back:
+either j lies a whole number of ``PHRASE_SPANS`` before k (4 bars in 4/4: at the same
+place of its phrase, so a section returns from its first span, and a phrase that opens
+on the same kind of chord starts as the one before it did, a sequence) or the span
+before j has the progression of the span before k (so a loop comes back from its third
+span, any other return from its second), the preset's ``repeat`` is the chance, drawn
+once per span, that span j's notes come back (of several such spans: the one whose
+whole known progression matches, then the one after the same span, then the latest):
 transposed by the root interval between the two spans' first chords (-6 to +5
 semitones, then by octaves into the register), rhythm and velocities kept, up to span
 j's next chord change, so that the next chord decides whether the recall goes on (live,
@@ -29,7 +31,7 @@ import numpy as np
 from riffd.music.chords import Chord
 
 SPAN_BARS = 2
-SECTION_SPANS = 4  # 8 bars: the phrase length of most tunes and songs
+PHRASE_SPANS = 2  # 4 bars: a phrase of most tunes and songs (half of an 8-bar section)
 MEMORY_SPANS = 32  # how far back a return is looked for: 64 bars in 4/4, a whole song's form
 ENDING_BEATS = 1.0
 
@@ -70,30 +72,39 @@ class Form:
         return [c for c in changes_k if c[0] <= offset + 1e-9] == [c for c in changes_j if c[0] <= offset + 1e-9]
 
     def _decide(self, k: int, offset: float) -> tuple[int, int] | None:
-        """Once per span: the most recent earlier span j (at most ``MEMORY_SPANS`` back)
-        whose progression matches span k's so far and that starts a whole number of
-        sections before k or whose span before matches span k's before (the form, not
-        one chord, says the music came back), taken with the preset's ``repeat`` chance;
-        and the transposition (semitones)."""
+        """Once per span: an earlier span j (at most ``MEMORY_SPANS`` back) whose
+        progression matches span k's so far and that lies a whole number of phrases
+        before k or whose span before matches span k's before (the form, not one chord,
+        says the music came back): the one whose whole known progression matches, then
+        the one that follows the same span, then the most recent; taken with the preset's
+        ``repeat`` chance. Returns (j, transposition in semitones) or None."""
         if k not in self.decided:
             self.decided[k] = None
             s, repeat = self.span, self.model.preset.repeat
             if repeat <= 0:
                 return None
-            here = self.model.chord_at(k * s)
             ours, before = self._progression(k), self._progression(k - 1)
+            if ours[0] is None:
+                return None
+            best = None  # ((whole match, follows), j)
             for j in range(k - 1, max(k - 1 - MEMORY_SPANS, -1), -1):
-                # a section's return in the same key starts on the same chord
-                there = self.model.chord_at(j * s)
-                aligned = ((k - j) % SECTION_SPANS == 0 and here is not None and there is not None
-                           and (here.root, here.quality) == (there.root, there.quality))
-                if (self._matches(k, j, offset, (ours, self._progression(j)))
-                        and (aligned or (j > 0 and self._matches(k - 1, j - 1, s, (before, self._progression(j - 1)))))
-                        and self.model.notes_between(j * s, j * s + s)):
-                    if self.rng.random() < repeat:
-                        shift = (here.root - there.root) % 12
-                        self.decided[k] = (j, shift - 12 if shift > 5 else shift)
-                    break
+                there = self.model.chord_at(j * s)  # a cheap look first: most spans fail here
+                if there is None or there.quality != ours[0].quality or not self.model.notes_between(j * s, j * s + s):
+                    continue
+                theirs = self._progression(j)
+                whole = ours[1] == theirs[1]
+                if not self._matches(k, j, offset, (ours, theirs)) or (best and (whole, True) <= best[0]):
+                    continue
+                follows = j > 0 and self._matches(k - 1, j - 1, s, (before, self._progression(j - 1)))
+                if (k - j) % PHRASE_SPANS == 0 or follows:
+                    if best is None or (whole, follows) > best[0]:
+                        best = ((whole, follows), j)
+                    if best[0] == (True, True):
+                        break  # none fits better; the latest of equals wins
+            if best is not None and self.rng.random() < repeat:
+                j = best[1]
+                shift = (ours[0].root - self.model.chord_at(j * s).root) % 12
+                self.decided[k] = (j, shift - 12 if shift > 5 else shift)
         return self.decided[k]
 
     def recall(self, cursor: float) -> tuple[list, float] | None:
