@@ -299,13 +299,13 @@ class NeuralModel(MelodyModel):
 
     def _pitch_bias(self, beat: float, pitch_ids: np.ndarray) -> np.ndarray:
         """Logit bias (nats) for ``pitch_ids`` at ``beat``: the preset's chord-tone bias
-        on chord tones, on beats and chord changes."""
-        chord = self.chord_at(beat)
-        if chord is None or not (self.changes_at(beat) or strength(beat, self.bar_beats) >= 2):
-            return np.zeros(len(pitch_ids))
-        tones = np.zeros(12)
-        tones[list(chord.tones)] = CHORD_TONE_NATS * self.preset.chord_tone_bias
-        return tones[self.groups.pitch_of[pitch_ids] % 12]
+        on chord tones, on beats and chord changes; ``repeated_note_penalty`` off the
+        previous note's pitch."""
+        chord, pitches = self.chord_at(beat), self.groups.pitch_of[pitch_ids]
+        on_beat = chord is not None and (self.changes_at(beat) or strength(beat, self.bar_beats) >= 2)
+        bias = np.isin(pitches % 12, list(chord.tones) if on_beat else []) * CHORD_TONE_NATS * self.preset.chord_tone_bias
+        last = next((i for i in reversed(self.ids[-32:]) if self.groups.pitch_of[i] >= 0), -1)
+        return bias - self.preset.repeated_note_penalty * (pitch_ids == last)
 
     def _sample_pitch(self) -> None:
         s = self.state

@@ -61,6 +61,8 @@ SPEC: dict[str, tuple] = {
     "repeat": (float, 0.0, 1.0, 0.0, "chance that a returning progression brings back the melody played over it"),
     "rest_on_changes": (float, 0.0, 1.0, 0.0, "how far the transformer may leave a chord change without a note "
                                               "on it: 0 answers every change, 1 leaves it to the model's odds"),
+    "repeated_note_penalty": (float, 0.0, 5.0, 0.0, "nats off the transformer's logit for repeating the "
+                                                     "previous note's pitch: above 0 repeats notes less often"),
     "phrase_bars": (int, 1, 64, 2, "length of an answer phrase in call-response mode (bars)"),
     "response_wait_beats": (float, 0.5, 16.0, 2.0, "silence before an answer (beats)"),
     "strike_tolerance_beats": (float, 0.0, 0.5, 0.25, "a chord this early counts on the next beat"),

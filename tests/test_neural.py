@@ -173,6 +173,21 @@ def test_rest_on_changes_lets_the_model_leave_a_change_without_a_note(check):
     assert answered[0.0] == 1.0 > answered[1.0]
 
 
+def test_repeated_note_penalty_makes_the_model_repeat_a_pitch_less_often(check):
+    """``repeated_note_penalty`` (nats off the previous note's pitch) lowers the share of
+    notes that repeat the pitch before them; the stream still decodes to the notes."""
+    chords = progression(32)
+    share = {}
+    for nats in (0.0, 3.0):
+        model = neural(check)
+        preset = load_preset("folk").with_values(repeat=0.0, repeated_note_penalty=nats)
+        model.start(Context(preset, seed=4, chords=chords))
+        notes = list(model.generate(128.0))
+        assert decoded(model)[0] == [(n.start, n.pitch) for n in notes]
+        share[nats] = np.mean([a.pitch == b.pitch for a, b in zip(notes, notes[1:])])
+    assert share[0.0] > 0.05 and share[3.0] < share[0.0] / 3
+
+
 def until_last_note(ids, tok):
     """``ids`` up to and including the Duration token of the last note."""
     kinds = [tok.vocab.tokens[int(i)].split("_")[0] for i in ids]
