@@ -161,11 +161,13 @@ def export_onnx(checkpoint, int8, portable):
 @click.option("--models", default="rules,markov,onnx", show_default=True)
 @click.option("--preset", default=None, help="Preset the models play with [pop for a FOLDER, folk for the test split].")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seeds", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Run the two-sample test with this many seeds (SEED, SEED+1, ...): per seed and the mean.")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-report"),
               show_default=True, help="Folder for report.md, report.json, histograms.png and pieces.png.")
 @click.option("--card", is_flag=True, help="Write the test-split figures into the checkpoint's model card (README.md).")
 @json_option
-def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, out, card, as_json):
+def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, seeds, out, card, as_json):
     """Melodies of each model against real ones: over the chords of FOLDER's MIDI files
     (melody track and chords found per file), or of the dataset's test split (plus its
     perplexity and accuracy against markov)."""
@@ -183,10 +185,10 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
         the_preset = load_preset(preset or ("pop" if folder else "folk"))
         if folder:
             found, files = read_folder(folder, echo=click.echo)
-            result = evaluate_pieces(found, names, the_preset, seed, echo=click.echo)
+            result = evaluate_pieces(found, names, the_preset, seed, echo=click.echo, seeds=seeds)
             result["files"] = files
         else:
-            result = _test_split(data, checkpoint, pieces, stats_pieces, names, the_preset, seed, card)
+            result = _test_split(data, checkpoint, pieces, stats_pieces, names, the_preset, seed, seeds, card)
     except (ValueError, PresetError) as exc:  # CheckpointError, an unknown model, too few pieces
         raise BadInput(str(exc)) from None
     for path in write_report(result, out, str(folder or f"{data} (test split)")):
@@ -196,7 +198,7 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
         click.echo(json.dumps(result))
 
 
-def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, card) -> dict:
+def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, seeds, card) -> dict:
     from riffd.models.checkpoint import DEFAULT, Checkpoint
     from riffd.models.evaluation.arrangements import Arrangement
     from riffd.models.evaluation.suite import evaluate_pieces
@@ -208,7 +210,8 @@ def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, car
     arrangements = [Arrangement(f"test-{i}", p.notes, p.chords, p.meter, p.tempo, p.bars * p.meter[0] * 4 / p.meter[1],
                                 style=p.style)
                     for i, p in enumerate(test_pieces(data, check.vocab, WHOLE, stats_pieces))]
-    result = evaluate_pieces(arrangements, names, preset.with_values(register=[55, 88]), seed, echo=click.echo)
+    result = evaluate_pieces(arrangements, names, preset.with_values(register=[55, 88]), seed, echo=click.echo,
+                             seeds=seeds)
     # the card's melody table: the suite's means (each model plays the pieces once)
     base["melody_stats"] = {name: {k: row[k] for k in ("chord_tone_ratio", "pc_entropy", "notes_per_bar")}
                             for name, row in result["configs"].items()}

@@ -101,7 +101,7 @@ def test_read_folder_finds_named_and_unnamed_melodies_and_skips_what_it_cannot_u
 def test_eval_command_on_a_folder(arrangements, tmp_path):
     folder, _ = arrangements
     out = tmp_path / "report"
-    result = run_riffd("eval", str(folder), "--models", "rules,markov", "-o", str(out), "--json")
+    result = run_riffd("eval", str(folder), "--models", "rules,markov", "-o", str(out), "--json", "--seeds", "3")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(report["configs"]) == {"real", "rules", "markov"} and report["pieces"] == 12
@@ -117,6 +117,13 @@ def test_eval_command_on_a_folder(arrangements, tmp_path):
     assert {p.name for p in out.iterdir()} == {"report.md", "report.json", "histograms.png", "pieces.png"}
     assert "| rules |" in (out / "report.md").read_text()
     assert "noise.mid: skipped" in result.stdout
+    # --seeds 3: the two-sample test again with seeds 1 and 2; seed 0's is the table's
+    for name in ("rules", "markov"):
+        row = report["judge_seeds"][name]
+        assert row["seeds"] == [0, 1, 2] and row["told_from_real"][0] == report["judge"][name]
+        assert all(0 <= x <= 1 for x in row["told_from_real"])
+        assert row["mean"] == pytest.approx(np.mean(row["told_from_real"]), abs=1e-3)
+        assert f"Told from real, {name}, seeds 0-2:" in (out / "report.md").read_text()
 
 
 def test_eval_command_refuses_too_few_pieces(arrangements, tmp_path):

@@ -41,6 +41,9 @@ def markdown(result: dict, source: str) -> str:
     for name in models:
         t = configs[name]["targets"]
         lines.append(f"| {name} | " + " | ".join("met" if t[k] else "no" for k in TARGETS) + " |")
+    for name, row in result.get("judge_seeds", {}).items():
+        lines += ["", f"Told from real, {name}, seeds {row['seeds'][0]}-{row['seeds'][-1]}: "
+                      + " / ".join(f"{x:.3f}" for x in row["told_from_real"]) + f" (mean {row['mean']:.3f})"]
     if result["tests"]:
         lines += ["", "Wilcoxon signed-rank tests on the per-piece distances:", "",
                   "| pair | closer to real | p | pieces |", "| --- | --- | ---: | ---: |"]
