@@ -304,8 +304,8 @@ class NeuralModel(MelodyModel):
         chord, pitches = self.chord_at(beat), self.groups.pitch_of[pitch_ids]
         on_beat = chord is not None and (self.changes_at(beat) or strength(beat, self.bar_beats) >= 2)
         bias = np.isin(pitches % 12, list(chord.tones) if on_beat else []) * CHORD_TONE_NATS * self.preset.chord_tone_bias
-        last = next((i for i in reversed(self.ids[-32:]) if self.groups.pitch_of[i] >= 0), -1)
-        return bias - self.preset.repeated_note_penalty * (pitch_ids == last)
+        previous = self.previous_pitch()
+        return bias - self.preset.repeated_note_penalty * (pitches == (-1 if previous is None else previous))
 
     def _sample_pitch(self) -> None:
         s = self.state
