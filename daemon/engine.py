@@ -6,8 +6,7 @@ clock; what is scheduled but not yet sounding is "not committed" and is rolled b
 chord change, and a sounding note that clashes with the new chord is cut.
 
 A step that raises (a model fault, a bug) is logged in one line and counted in
-``stats["faults"]``; the rules model plays the next ``lookahead`` beats in its place,
-and the model picks up again after them. The daemon never stops on a fault.
+``stats["faults"]``; the rules model plays the next ``lookahead`` beats, then the model.
 """
 from __future__ import annotations
 
@@ -31,6 +30,7 @@ HOLD_MS = 15.0  # the longest a planned note waits for a strike on its beat
 HOLD_MARGIN_MS = 4.0
 PHASE_GAIN = 0.5  # share of a strike's timing error the internal clock follows
 IDLE_BARS = 2.0  # the player silent this long: accompaniment rests (internal clock: re-anchors)
+WARM_S = 0.01  # idle and playing: a warm-up model call this often (MelodyModel.warm)
 DRUM_CHANNEL = 9  # MIDI channel 10: drums are never chords
 ALL_BUT_DRUMS = frozenset(range(16)) - {DRUM_CHANNEL}
 log = logging.getLogger("riffd.daemon")
@@ -72,7 +72,7 @@ class Engine:
         self.stats, self.seed = Counter(), seed
         self._resync = False  # the rules model played the last step: the model re-plans after it
         self.early = EarlyOnsets(scheduler) if early_onsets else None
-        self._plan_beat = float("-inf")
+        self._plan_beat = self._warmed = float("-inf")
         self._use(model)
         model.start(Context(preset, seed=seed))
         self._spare = RulesModel()
@@ -116,17 +116,15 @@ class Engine:
             self.panic()
 
     def close_strike(self) -> None:
-        """The open strike's keys are all in (a chord sent whole, over OSC): close it now
-        instead of waiting for more keys. Never raises (see handle)."""
+        """The open strike's keys are all in (a chord sent whole, over OSC): close it now."""
         try:
             self._take(self.capture.close())
         except Exception as exc:
             self._fault(exc)
 
     def hold_s(self) -> float:
-        """How long (s) a planned note on a striking beat waits: ``HOLD_MARGIN_MS`` plus
-        the 75th percentile of how late the last strikes came, at most ``hold_ms``
-        (``hold_ms`` before any strike)."""
+        """How long (s) a planned note on a striking beat waits: ``HOLD_MARGIN_MS`` plus the
+        75th percentile of how late the last strikes came, at most (and at first) ``hold_ms``."""
         if not self._lateness:
             return self.max_hold_s
         late = sorted(self._lateness)[(len(self._lateness) - 1) * 3 // 4]
@@ -369,13 +367,15 @@ class Engine:
         elif not self.input_waiting():  # idle: refill the model's cache now, in one go
             while self.model.prepare() and not (self.input_waiting() or self.capture.open_strike):
                 pass
+            if now - self._warmed >= WARM_S and not self.input_waiting():
+                self.model.warm()
+                self._warmed = now
 
     def _maybe_answer(self, now: float, beat: float, silent_beats: float, held: bool) -> None:
         if self.responding_until is not None and beat >= self.responding_until:
             self.responding_until = None  # the answer is over; listen again
-        if self.responding_until is not None or held or not (self.call.chords or self.call.notes):
-            return
-        if silent_beats < self.preset.response_wait_beats:
+        if (self.responding_until is not None or held or not (self.call.chords or self.call.notes)
+                or silent_beats < self.preset.response_wait_beats):
             return
         length = self.preset.phrase_bars * self.preset.beats_per_bar
         start = float(math.ceil(beat))

@@ -11,11 +11,9 @@ dataset), Velocity from the preset's velocity and the metric accent; the model s
 Position, Bar, Pitch and Duration, each from the ids the grammar allows there
 (riffd.models.sampling), so every output decodes to notes.
 
-A runner keeps the KV cache: ``feed(ids)`` appends ids and returns the logits after the
-last one (shape (vocab,)); ``trim(n)`` drops the last ``n``; ``reset()`` empties it;
-``length`` is the number of ids held. ``rollback`` truncates the cache to the tokens
-before the beat; a missed deadline hands the rest of the request to the rules model,
-whose notes enter the stream as forced tokens (counted in ``fallbacks``).
+A runner (models/backends.py) keeps the KV cache; ``rollback`` truncates it to the
+tokens before the beat. A missed deadline hands the rest of the request to the rules
+model, whose notes enter the stream as forced tokens (counted in ``fallbacks``).
 """
 from __future__ import annotations
 
@@ -149,8 +147,7 @@ class NeuralModel(MelodyModel):
             self.enc_states.append(self.enc.state() if i == len(new) - 1 else None)
         self.state = state
 
-    def _tick(self, bar: int, pos: int) -> int:
-        """The encoder's tick (one per Position) of ``pos`` in ``bar``."""
+    def _tick(self, bar: int, pos: int) -> int:  # the encoder's tick (one per Position)
         return (bar - self.bar0) * self.bar_positions + pos
 
     def _logits(self) -> np.ndarray:
@@ -161,6 +158,9 @@ class NeuralModel(MelodyModel):
         (models/window.py), so that a chord change never waits for a full prefill; True
         while the refill goes on. Batch rendering never calls it."""
         return self.state.bar >= 0 and bool(self.ids) and self.window.prepare(self.ids)
+
+    def warm(self) -> None:
+        self.window.runner.warm()  # a step past the cache's end, not kept
 
     def _bar_start(self, bar: int) -> float:
         return bar * self.bar_beats

@@ -212,6 +212,10 @@ class MelodyModel:
         its plan is ahead and no event waits. The base class has nothing to do."""
         return False
 
+    def warm(self) -> None:
+        """Touch what the next model call reads (weights, cache) without changing any
+        state; the live engine calls it every ``WARM_S`` while it plays and idles."""
+
     def _after_rollback(self) -> None:
         """Hook for backends with state of their own (a KV cache, a Markov context)."""
 

@@ -276,11 +276,14 @@ class Counting(EveryBeat):
 
     def start(self, context):
         super().start(context)
-        self.prepared = []
+        self.prepared, self.warmed = [], []
 
     def prepare(self):
         self.prepared.append(self.cursor)
         return False
+
+    def warm(self):
+        self.warmed.append(self.cursor)
 
 
 def test_idle_work_runs_only_when_the_plan_is_ahead_and_no_event_waits():
@@ -289,12 +292,17 @@ def test_idle_work_runs_only_when_the_plan_is_ahead_and_no_event_waits():
     rig = Rig(model=model, input_waiting=lambda: waiting[0])
     rig.strike("G")
     rig.advance(102.0)
-    assert model.prepared == []          # events kept waiting: no idle work
+    assert model.prepared == [] and model.warmed == []  # events kept waiting: no idle work
     waiting[0] = False
     rig.advance(104.0)
     assert len(model.prepared) > 50      # one piece per idle poll
     beat = rig.clock.beat_at(rig.t)
     assert all(c >= 1.0 for c in model.prepared) and model.cursor >= beat + rig.engine.lookahead
+    # a warm-up call every WARM_S (10 ms) of idle time, not on every poll (1 ms steps)
+    rig.step = 0.001
+    before = len(model.warmed)
+    rig.advance(105.0)
+    assert 80 <= len(model.warmed) - before <= 101
 
 
 def test_a_reaction_sounds_as_soon_as_its_pitch_is_chosen_and_ends_where_the_model_says():

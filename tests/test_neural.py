@@ -100,8 +100,8 @@ def test_onnx_cache_buffer_grows_and_keeps_what_it_holds(check, real_sequences):
 
 def test_onnx_steps_of_mixed_lengths_equal_one_prefill(check, real_sequences):
     """Steps of 1-4 tokens run through bindings made once per length, mixed with
-    prefills, rollbacks and a buffer that grows: each step's logits are the last row of
-    the whole sequence's logits, and an earlier step's array is not overwritten."""
+    prefills, rollbacks, warm-up calls and a buffer that grows: each step's logits are the
+    last row of the whole sequence's logits, and an earlier step's array is not overwritten."""
     ids = np.concatenate([real_sequences[0], real_sequences[1]]).tolist()
     whole = OnnxRunner(check).logits(np.array(ids[:400]))
     onnx = OnnxRunner(check)
@@ -115,6 +115,10 @@ def test_onnx_steps_of_mixed_lengths_equal_one_prefill(check, real_sequences):
         if len(kept) % 23 == 0:  # a rollback of three tokens, fed again
             onnx.trim(3)
             at -= 3
+        if len(kept) % 3 == 0:  # runs a step past the end: the next feed must not see it
+            length = onnx.length
+            onnx.warm()
+            assert onnx.length == length
     assert onnx.capacity >= 400 > check.max_context + 64  # the buffer grew on the way
     for end, got in kept:
         assert np.abs(got - whole[end - 1]).max() < 1e-3, end
