@@ -125,11 +125,13 @@ def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list
 
 
 def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", "markov", "onnx"),
-            period: int = 128, preset: str = "pop", as_json: bool = False, echo=print) -> dict:
+            period: int = 128, preset: str = "pop", warm_ms: float = 10.0, as_json: bool = False,
+            echo=print) -> dict:
     """Run one session per model and tempo; prints a table, and with ``as_json`` one JSON
-    object last. Raises RuntimeError if jackd or riffd serve cannot start."""
+    object last. ``warm_ms``: serve's --warm-ms. Raises RuntimeError if jackd or riffd
+    serve cannot start."""
     results = {"period_frames": period, "period_ms": round(period / 48.0, 2), "minutes": minutes,
-               "preset": preset, "sessions": []}
+               "preset": preset, "warm_ms": warm_ms, "sessions": []}
     with jack_server(f"riffd-bench-{id(results)}", period=period, realtime=True) as server:
         results["jack_realtime"] = server.realtime
         for bpm in tempos:
@@ -137,7 +139,8 @@ def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", 
             events, strikes, ticks = timeline(chords, bpm, minutes)
             for model in models:
                 before = server.xruns()
-                run = run_session(["--preset", preset, "--model", model, "--seed", "1"], events)
+                run = run_session(["--preset", preset, "--model", model, "--seed", "1", "--warm-ms", str(warm_ms)],
+                                  events)
                 row = {"model": model, "tempo_bpm": bpm, "strikes": len(strikes),
                        **measure(run.messages, strikes, bpm, run.t0, minutes, run.sent),
                        "stuck_notes": count_stuck(run.messages), "ticks_sent": ticks,

@@ -26,7 +26,7 @@ from riffd.presets import load_preset
 
 from .phrases import progression as phrase_chords
 from .liverig import percentile
-from .oscrig import serve_osc
+from .oscrig import cpu_seconds, serve_osc
 
 WARMUP = 8  # chords sent before measuring: imports, first model calls
 SEED = 1    # serve's seed: every /riffd/generate of the run renders the same phrase
@@ -63,20 +63,25 @@ def chord_stream(count: int) -> list[tuple[int, ...]]:
     return out[:count]
 
 
-def reactions(model: str, chords, tempo: float, preset: str) -> tuple[list[float], int]:
-    """Milliseconds from each chord's datagram to riffd's first note after it; and how
-    many chords got no note before the next one."""
+def reactions(model: str, chords, tempo: float, preset: str, warm_ms: float = 10.0) -> tuple[list[float], int, float | None]:
+    """Milliseconds from each chord's datagram to riffd's first note after it; how many
+    chords got no note before the next one; and serve's CPU use over the session (% of
+    one core; None without /proc). ``warm_ms``: serve's --warm-ms."""
     spb = 60.0 / tempo
     with tempfile.TemporaryDirectory() as tmp, \
             serve_osc(Path(tmp) / "serve.log", "--model", model, "--preset", preset, "--tempo", str(tempo),
-                      "--seed", "1") as (client, inbox, _, _):
+                      "--seed", "1", "--warm-ms", str(warm_ms)) as (client, inbox, _, proc):
         sent = []
         t0 = time.monotonic() + 0.3
+        sleep_until(t0)
+        cpu0 = cpu_seconds(proc.pid)
         for k, pitches in enumerate(chords):
             sleep_until(t0 + k * spb)
             sent.append(time.monotonic())
             client.send_message("/riffd/chord", list(pitches))
         sleep_until(t0 + len(chords) * spb + 0.2)
+        cpu1 = cpu_seconds(proc.pid)
+        cpu = None if cpu0 is None or cpu1 is None else round(100 * (cpu1 - cpu0) / (time.monotonic() - t0), 1)
         with inbox.lock:
             ons = np.array([t for t, a, _ in inbox.arrivals if a == "/riffd/note"])
     out, missed = [], 0
@@ -87,7 +92,7 @@ def reactions(model: str, chords, tempo: float, preset: str) -> tuple[list[float
             out.append(1000.0 * (ons[i] - sent[k]))
         else:
             missed += 1
-    return out, missed
+    return out, missed, cpu
 
 
 def generate_round_trip(names: list[str], runs: int, preset: str, between=None) -> list[float]:
@@ -114,21 +119,23 @@ def generate_round_trip(names: list[str], runs: int, preset: str, between=None) 
 
 
 def osc(models=("rules", "markov", "onnx"), changes: int = 500, tempo: float = 160.0, preset: str = "pop",
-        runs: int = 10, as_json: bool = False, echo=print) -> dict:
+        runs: int = 10, warm_ms: float = 10.0, as_json: bool = False, echo=print) -> dict:
     """Run the benchmark; echo a line per model and, with ``as_json``, one JSON object.
-    Raises RuntimeError if riffd serve does not start."""
+    ``warm_ms``: serve's --warm-ms. Raises RuntimeError if riffd serve does not start."""
     from riffd.models import load_model
 
     from .benchgen import progression, time_phrase
     chords = chord_stream(changes + WARMUP)
-    result = {"changes": changes, "tempo_bpm": tempo, "preset": preset, "models": {}}
+    result = {"changes": changes, "tempo_bpm": tempo, "preset": preset, "warm_ms": warm_ms, "models": {}}
     for model in models:
-        ms, missed = reactions(model, chords, tempo, preset)
+        ms, missed, cpu = reactions(model, chords, tempo, preset, warm_ms)
         row = {"osc_reaction_ms_p50": percentile(ms, 50), "osc_reaction_ms_p99": percentile(ms, 99),
-               "osc_reaction_ms_max": percentile(ms, 100), "answered": len(ms), "unanswered": missed}
+               "osc_reaction_ms_max": percentile(ms, 100), "answered": len(ms), "unanswered": missed,
+               "serve_cpu_percent": cpu}
         result["models"][model] = row
         echo(f"{model:9} reaction p50 {row['osc_reaction_ms_p50']} ms, p99 {row['osc_reaction_ms_p99']} ms, "
-             f"max {row['osc_reaction_ms_max']} ms; {len(ms)} answered, {missed} unanswered")
+             f"max {row['osc_reaction_ms_max']} ms; {len(ms)} answered, {missed} unanswered; "
+             f"serve's CPU {cpu} % of a core")
     if "onnx" in models and runs:
         names = [c.chord.name for c in progression()][:16]
         # bench generate's timing of the very phrase serve is asked for: the same chords (one

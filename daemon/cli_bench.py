@@ -11,6 +11,11 @@ def bench():
     """Benchmarks; each takes --json and ends with one JSON object on its last line."""
 
 
+def warm_option(f):
+    return click.option("--warm-ms", type=click.FloatRange(0, 1000), default=10.0, show_default=True,
+                        help="riffd serve's --warm-ms (0: no warm-up calls).")(f)
+
+
 @bench.command("latency")
 @click.option("--minutes", type=click.FloatRange(0.2, 120), default=5.0, show_default=True,
               help="Length of each continuous session (one per model and tempo).")
@@ -18,8 +23,9 @@ def bench():
 @click.option("--models", default="rules,markov,onnx", show_default=True)
 @click.option("--period", type=int, default=128, show_default=True, help="JACK period (frames at 48 kHz).")
 @click.option("--preset", default="pop", show_default=True)
+@warm_option
 @json_option
-def bench_latency(minutes, tempos, models, period, preset, as_json):
+def bench_latency(minutes, tempos, models, period, preset, warm_ms, as_json):
     """Reaction, timing, stuck notes, lost clocks and xruns of riffd serve over JACK."""
     from .benchlive import latency
     preset_or_exit(preset)
@@ -29,7 +35,7 @@ def bench_latency(minutes, tempos, models, period, preset, as_json):
     except ValueError:
         raise BadInput(f"--tempos {tempos!r}: give BPM numbers such as 90,120,160") from None
     latency(minutes=minutes, tempos=bpms, models=models.split(","), period=period, preset=preset,
-            as_json=as_json, echo=click.echo)
+            warm_ms=warm_ms, as_json=as_json, echo=click.echo)
 
 
 @bench.command("clock")
@@ -97,14 +103,15 @@ def bench_generate(models, runs, replans, preset, as_json):
 @click.option("--preset", default="pop", show_default=True)
 @click.option("--runs", type=click.IntRange(0, 200), default=10, show_default=True,
               help="Timed /riffd/generate 16 round trips (onnx).")
+@warm_option
 @json_option
-def bench_osc(models, changes, tempo, preset, runs, as_json):
+def bench_osc(models, changes, tempo, preset, runs, warm_ms, as_json):
     """Reaction over OSC on loopback per model, and the /riffd/generate 16 round trip."""
     from .benchosc import osc
     preset_or_exit(preset)
     check_models(models.split(","))
-    osc(models.split(","), changes=changes, tempo=tempo, preset=preset, runs=runs, as_json=as_json,
-        echo=click.echo)
+    osc(models.split(","), changes=changes, tempo=tempo, preset=preset, runs=runs, warm_ms=warm_ms,
+        as_json=as_json, echo=click.echo)
 
 
 @bench.command("synth")

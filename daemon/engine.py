@@ -30,7 +30,7 @@ HOLD_MS = 15.0  # the longest a planned note waits for a strike on its beat
 HOLD_MARGIN_MS = 4.0
 PHASE_GAIN = 0.5  # share of a strike's timing error the internal clock follows
 IDLE_BARS = 2.0  # the player silent this long: accompaniment rests (internal clock: re-anchors)
-WARM_S = 0.01  # idle and playing: a warm-up model call this often (MelodyModel.warm)
+WARM_S = 0.01  # idle and playing: a warm-up model call this often (MelodyModel.warm; 0: never)
 DRUM_CHANNEL = 9  # MIDI channel 10: drums are never chords
 ALL_BUT_DRUMS = frozenset(range(16)) - {DRUM_CHANNEL}
 log = logging.getLogger("riffd.daemon")
@@ -55,7 +55,7 @@ class Engine:
         self.model, self.preset, self.clock, self.scheduler = model, preset, clock, scheduler
         self.channel = preset.channel - 1 if channel is None else channel
         self.mode = mode or preset.mode
-        self.lookahead, self._now, self.input_waiting = lookahead, now, input_waiting
+        self.lookahead, self._now, self.input_waiting, self.warm_s = lookahead, now, input_waiting, WARM_S
         # A planned note on a beat where the player has been striking waits, as long as the
         # keys have been coming late (at most ``hold_ms``), so that a change replaces it; once
         # a key opens a strike there, notes wait for it to close (a change replaces them).
@@ -367,7 +367,7 @@ class Engine:
         elif not self.input_waiting():  # idle: refill the model's cache now, in one go
             while self.model.prepare() and not (self.input_waiting() or self.capture.open_strike):
                 pass
-            if now - self._warmed >= WARM_S and not self.input_waiting():
+            if now - self._warmed >= self.warm_s > 0 and not self.input_waiting():
                 self.model.warm()
                 self._warmed = now
 

@@ -3,6 +3,7 @@ and a UDP socket that collects every datagram it sends back, parsed by python-os
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import threading
@@ -73,6 +74,16 @@ class Inbox:
         self._stop.set()
         self._thread.join()
         self.sock.close()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time (s) of process ``pid`` so far, from Linux's
+    /proc/PID/stat (fields 14 and 15, in clock ticks); None where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ from riffd.presets import Preset
 
 from .clock import InternalClock, MidiClock
 from .control import Control
-from .engine import ALL_BUT_DRUMS, Engine
+from .engine import ALL_BUT_DRUMS, WARM_S, Engine
 from .portwatch import PortWatch
 from .scheduler import Scheduler
 
@@ -51,13 +51,15 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
           in_port: str | None = None, out_port: str | None = None, clock: str = "internal",
           tempo: float | None = None, channel: int | None = None, seed: int | None = None,
           in_channels=None, stop: threading.Event | None = None, watch_s: float = 1.0,
-          osc: OscOptions | None = None) -> Engine:
+          osc: OscOptions | None = None, warm_ms: float = WARM_S * 1000) -> Engine:
     """Run the live daemon until ``stop`` is set or SIGINT/SIGTERM arrives.
 
     ``channel`` is 1-16; ``in_channels`` the input channels (1-16) that count, by
     default all but 10 (drums); ``watch_s`` how often the ports are checked (s);
     ``midi_api`` "none" opens no MIDI port (OSC only). Raises PortError (before anything
     runs) for ports that cannot be opened, OSError for an OSC port that cannot be bound.
+    ``warm_ms``: while playing, a warm-up model call this often (ms; 0: never), see
+    ``MelodyModel.warm``.
     Returns the engine (its ``stats``) after the final panic.
     """
     # Shorter GIL turns let the scheduler thread send on time while the engine generates.
@@ -96,6 +98,7 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
                     in_channels=ALL_BUT_DRUMS if in_channels is None else {c - 1 for c in in_channels},
                     input_waiting=lambda: not events.empty(),
                     early_onsets=output is not None)  # OSC's notes carry their length: they wait for it
+    engine.warm_s = warm_ms / 1000.0
     control = None if bridge is None else Control(
         engine, bridge, events, clock, osc.load or _no_loader, lambda: started["notes"],
         propose_tempo=the_clock.set_tempo if clock == "link" else None)

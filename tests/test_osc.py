@@ -7,6 +7,7 @@ import random
 import signal
 import socket
 import struct
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
 from riffd.bridges import events as ev
+from riffd.daemon.liverig import RIFFD
 from riffd.daemon.oscrig import Inbox, serve_osc
 from riffd.bridges.osc import MAX_BUNDLE_DEPTH, SAFE_DATAGRAM, OscBridge, build, bundle_depth, pack, parse_networks
 from riffd.bridges.osctable import COMMANDS, OscInputError, check, help_table
@@ -354,3 +356,18 @@ def test_sigquit_writes_every_threads_stack_and_riffd_plays_on(tmp_path):
         dump = log.read_text(errors="replace")
         assert dump.count("most recent call first") >= 3 and "serve.py" in dump  # main, scheduler, OSC threads
         assert proc.poll() is None and status(client, inbox)
+
+
+def test_bench_osc_reports_every_figure():
+    """A short `riffd bench osc` with onnx: every chord is answered, and serve's CPU use
+    over the session is reported (with /proc); --warm-ms reaches serve."""
+    import json
+    result = subprocess.run([*RIFFD, "bench", "osc", "--models", "onnx", "--changes", "10", "--runs", "0",
+                             "--warm-ms", "0", "--json"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    row = figures["models"]["onnx"]
+    assert row["answered"] == 10 and row["unanswered"] == 0 and figures["warm_ms"] == 0
+    assert 0 < row["osc_reaction_ms_p50"] <= row["osc_reaction_ms_p99"] <= row["osc_reaction_ms_max"]
+    if Path("/proc/self/stat").exists():
+        assert row["serve_cpu_percent"] > 0
