@@ -13,6 +13,7 @@ seed), one run after each round trip.
 from __future__ import annotations
 
 import json
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from riffd.bridges.jackrig import sleep_until
+from riffd.bridges.osc import build
 from riffd.models.protocol import ChordAt
 from riffd.music.chords import recognize
 from riffd.presets import load_preset
@@ -63,36 +65,41 @@ def chord_stream(count: int) -> list[tuple[int, ...]]:
     return out[:count]
 
 
-def reactions(model: str, chords, tempo: float, preset: str, warm_ms: float = 10.0) -> tuple[list[float], int, float | None]:
-    """Milliseconds from each chord's datagram to riffd's first note after it; how many
-    chords got no note before the next one; and serve's CPU use over the session (% of
-    one core; None without /proc). ``warm_ms``: serve's --warm-ms."""
+def reactions(model: str, chords, tempo: float, preset: str, warm_ms: float = 10.0) -> tuple:
+    """Milliseconds from each chord's datagram leaving to riffd's first note after it
+    arriving (Inbox: the kernel's time, where it has one); the same, to when the
+    benchmark's thread read it; how many chords got no note before the next one; and
+    serve's CPU use over the session (% of one core; None without /proc). ``warm_ms``:
+    serve's --warm-ms. Datagrams are built before they are timed."""
     spb = 60.0 / tempo
     with tempfile.TemporaryDirectory() as tmp, \
             serve_osc(Path(tmp) / "serve.log", "--model", model, "--preset", preset, "--tempo", str(tempo),
-                      "--seed", "1", "--warm-ms", str(warm_ms)) as (client, inbox, _, proc):
-        sent = []
+                      "--seed", "1", "--warm-ms", str(warm_ms)) as (_, inbox, port, proc), \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        datagrams, sent = [build("/riffd/chord", list(pitches)) for pitches in chords], []
         t0 = time.monotonic() + 0.3
         sleep_until(t0)
         cpu0 = cpu_seconds(proc.pid)
-        for k, pitches in enumerate(chords):
+        for k, datagram in enumerate(datagrams):
             sleep_until(t0 + k * spb)
             sent.append(time.monotonic())
-            client.send_message("/riffd/chord", list(pitches))
+            sock.sendto(datagram, ("127.0.0.1", port))
         sleep_until(t0 + len(chords) * spb + 0.2)
         cpu1 = cpu_seconds(proc.pid)
         cpu = None if cpu0 is None or cpu1 is None else round(100 * (cpu1 - cpu0) / (time.monotonic() - t0), 1)
         with inbox.lock:
-            ons = np.array([t for t, a, _ in inbox.arrivals if a == "/riffd/note"])
-    out, missed = [], 0
+            notes = [(t, r) for (t, a, _), r in zip(inbox.arrivals, inbox.read_at) if a == "/riffd/note"]
+    ons, reads = np.array([t for t, _ in notes]), [r for _, r in notes]
+    out, read, missed = [], [], 0
     for k in range(WARMUP, len(sent)):
         end = sent[k + 1] if k + 1 < len(sent) else sent[k] + spb
         i = int(np.searchsorted(ons, sent[k]))
         if i < len(ons) and ons[i] < end:
             out.append(1000.0 * (ons[i] - sent[k]))
+            read.append(1000.0 * (reads[i] - sent[k]))
         else:
             missed += 1
-    return out, missed, cpu
+    return out, read, missed, cpu
 
 
 def generate_round_trip(names: list[str], runs: int, preset: str, between=None) -> list[float]:
@@ -128,14 +135,16 @@ def osc(models=("rules", "markov", "onnx"), changes: int = 500, tempo: float = 1
     chords = chord_stream(changes + WARMUP)
     result = {"changes": changes, "tempo_bpm": tempo, "preset": preset, "warm_ms": warm_ms, "models": {}}
     for model in models:
-        ms, missed, cpu = reactions(model, chords, tempo, preset, warm_ms)
+        ms, read, missed, cpu = reactions(model, chords, tempo, preset, warm_ms)
         row = {"osc_reaction_ms_p50": percentile(ms, 50), "osc_reaction_ms_p99": percentile(ms, 99),
                "osc_reaction_ms_max": percentile(ms, 100), "answered": len(ms), "unanswered": missed,
-               "serve_cpu_percent": cpu}
+               "serve_cpu_percent": cpu, "read_reaction_ms_p50": percentile(read, 50),
+               "read_reaction_ms_p99": percentile(read, 99)}
         result["models"][model] = row
         echo(f"{model:9} reaction p50 {row['osc_reaction_ms_p50']} ms, p99 {row['osc_reaction_ms_p99']} ms, "
              f"max {row['osc_reaction_ms_max']} ms; {len(ms)} answered, {missed} unanswered; "
-             f"serve's CPU {cpu} % of a core")
+             f"serve's CPU {cpu} % of a core; read by the benchmark: p50 {row['read_reaction_ms_p50']} ms, "
+             f"p99 {row['read_reaction_ms_p99']} ms")
     if "onnx" in models and runs:
         names = [c.chord.name for c in progression()][:16]
         # bench generate's timing of the very phrase serve is asked for: the same chords (one

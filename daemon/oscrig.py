@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import struct
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,17 +27,30 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
+# Linux's SO_TIMESTAMPNS (asm-generic/socket.h: 35), which Python's socket module does not
+# name: the kernel's receive time of each datagram, as a timespec in ancillary data.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform == "linux" else None)
+
 
 class Inbox:
     """A UDP socket on 127.0.0.1 (``port``) collecting every datagram: ``datagrams`` as
-    (size in bytes, [(address, params)]) and ``arrivals`` as (monotonic s, address, params)."""
+    (size in bytes, [(address, params)]) and ``arrivals`` as (monotonic s, address, params).
+
+    An arrival's time is when the kernel took the datagram in (SO_TIMESTAMPNS, Linux),
+    so that this process's own wake-up is not counted against riffd; ``read_at`` holds,
+    index for index, when this thread read it (the only time where there is no such
+    timestamp)."""
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         widen_receive_buffer(self.sock)  # a burst of replies (one /riffd/error per bad datagram)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.1)
+        self.stamped = SO_TIMESTAMPNS is not None
+        if self.stamped:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.port = self.sock.getsockname()[1]
+        self.read_at: list[float] = []
         self.datagrams: list[tuple[int, list]] = []
         self.arrivals: list[tuple[float, str, list]] = []
         self.lock = threading.Lock()
@@ -46,14 +61,19 @@ class Inbox:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                data, _ = self.sock.recvfrom(70000)
+                data, ancillary = self.sock.recvmsg(70000, 64)[:2] if self.stamped else (self.sock.recv(70000), ())
             except socket.timeout:
                 continue
-            t = time.monotonic()
+            read = t = time.monotonic()
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    sec, nsec = struct.unpack("@ll", value[:struct.calcsize("@ll")])  # a timespec, CLOCK_REALTIME
+                    t = sec + nsec * 1e-9 + (read - time.time())  # moved onto the monotonic clock
             messages = [(m.message.address, list(m.message.params)) for m in osc_packet.OscPacket(data).messages]
             with self.lock:
                 self.datagrams.append((len(data), messages))
                 self.arrivals += [(t, a, p) for a, p in messages]
+                self.read_at += [read] * len(messages)
 
     def messages(self, address: str | None = None) -> list[tuple[str, list]]:
         with self.lock:
