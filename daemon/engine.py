@@ -43,19 +43,19 @@ class Engine:
     the input channels (0-15) whose keys and pedal count, by default all but channel 10;
     ``now`` returns monotonic seconds; ``input_waiting()`` tells whether events wait to
     be handled (planning ahead then stops between notes); ``early_onsets``: an answer
-    sounds on its pitch, before its length is chosen (daemon/onset.py; for MIDI out).
-    ``stats`` counts chord changes, re-plans, missed deadlines, clock ticks and faults.
+    sounds on its pitch, before its length is chosen (daemon/onset.py; MIDI out); ``warm_s``:
+    s between warm-up model calls (0: none). ``stats`` counts changes, re-plans, misses, ticks, faults.
     """
 
     def __init__(self, model: MelodyModel, preset: Preset, clock: InternalClock | MidiClock,
                  scheduler: Scheduler, channel: int | None = None, mode: str | None = None,
                  lookahead: float = 1.0, seed: int | None = None, hold_ms: float = HOLD_MS,
                  in_channels=ALL_BUT_DRUMS, now=time.monotonic, input_waiting=lambda: False,
-                 early_onsets: bool = True):
+                 early_onsets: bool = True, warm_s: float = WARM_S):
         self.model, self.preset, self.clock, self.scheduler = model, preset, clock, scheduler
         self.channel = preset.channel - 1 if channel is None else channel
         self.mode = mode or preset.mode
-        self.lookahead, self._now, self.input_waiting, self.warm_s = lookahead, now, input_waiting, WARM_S
+        self.lookahead, self._now, self.input_waiting, self.warm_s = lookahead, now, input_waiting, warm_s
         # A planned note on a beat where the player has been striking waits, as long as the
         # keys have been coming late (at most ``hold_ms``), so that a change replaces it; once
         # a key opens a strike there, notes wait for it to close (a change replaces them).

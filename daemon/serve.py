@@ -97,8 +97,8 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
                     channel=None if channel is None else channel - 1, mode=mode, seed=seed,
                     in_channels=ALL_BUT_DRUMS if in_channels is None else {c - 1 for c in in_channels},
                     input_waiting=lambda: not events.empty(),
-                    early_onsets=output is not None)  # OSC's notes carry their length: they wait for it
-    engine.warm_s = warm_ms / 1000.0
+                    early_onsets=output is not None,  # OSC's notes carry their length: they wait for it
+                    warm_s=warm_ms / 1000.0)
     control = None if bridge is None else Control(
         engine, bridge, events, clock, osc.load or _no_loader, lambda: started["notes"],
         propose_tempo=the_clock.set_tempo if clock == "link" else None)
