@@ -295,7 +295,7 @@ class Engine:
         budget = min(0.05, 15.0 / max(self.clock.tempo, 1.0))
         now_beat = self._plan_beat = self.clock.beat_at(now)
         if self.early:  # a note told on its pitch but never finished (a fault) keeps its placeholder end
-            self.early.pending = None
+            self.early.forget()
         # the budget is compute time, so it is measured on the real monotonic clock
         deadline = time.monotonic() + budget
         while self.model.cursor < until - 1e-9:

@@ -94,6 +94,11 @@ class Scheduler:
             if announce and self._on_note:
                 self._on_note("on", self._notes[nid], self._now())
 
+    def holds(self, nid: int) -> bool:
+        """True while note ``nid`` is pending or sounding."""
+        with self._cond:
+            return nid in self._notes
+
     def end_by(self, beat: float, channel: int) -> int:
         """Notes on ``channel`` that would still sound at ``beat`` end there instead (a
         melody is one voice: the next note's onset releases the note before, whose

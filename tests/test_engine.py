@@ -338,3 +338,33 @@ def test_a_reaction_sounds_as_soon_as_its_pitch_is_chosen_and_ends_where_the_mod
     rig.advance(102.45)
     assert not any(n.pitch == g for n in rig.scheduler.sounding())
     assert sum(m == [0x90 | ch, g, 80] for m in rig.sent) == sum(m == [0x80 | ch, g, 0] for m in rig.sent)
+
+
+def test_a_late_answer_holds_on_instead_of_striking_the_next_due_note_ms_later():
+    """Found over JACK at 160 BPM: a rolled chord closes about 30 ms after its first key
+    (1/12 beat), so the model's short first note and the one after it were both due at
+    once and went out 2-3 ms apart. One attack: the answer holds to the second note's end."""
+
+    class ShortThenLong(MelodyModel):
+        name = "short-then-long"
+
+        def _next_notes(self):
+            start, root = self.cursor, self.chord_at(self.cursor).root
+            length, pitch = (0.05, 60 + root) if start == round(start) else (0.45, 64 + root)
+            if self.on_onset:
+                self.on_onset(start, pitch, 80)
+            self.cursor = start + length
+            return [MelodyNote(start, length, pitch, 80)]
+
+    rig = Rig(model=ShortThenLong())
+    held = rig.strike("C")
+    rig.advance(102.08)
+    before = len(rig.ons())
+    rig.strike("G", held)  # 0.08 beat late: beat 2's notes (2.0-2.05, 2.05-2.5) are both due
+    rig.advance(102.2)
+    g, ch = 60 + parse_chord("G").root, rig.engine.channel
+    assert rig.ons()[before:] == [[0x90 | ch, g, 80]]  # one attack, the answer's pitch
+    rig.advance(102.45)
+    assert any(n.pitch == g for n in rig.scheduler.sounding())  # held to the second note's end
+    rig.advance(102.55)
+    assert not any(n.pitch == g for n in rig.scheduler.sounding())
