@@ -62,13 +62,12 @@ class Engine:
         self.max_hold_s = hold_ms / 1000.0
         self._strike_phases: deque[float] = deque(maxlen=8)
         self._lateness: deque[float] = deque(maxlen=8)  # s after the beat, of the last strikes
-        self._deferred: tuple[float, float] | None = None  # beats whose notes wait for a strike
+        self._deferred: tuple[float, float, float] | None = None  # beats whose notes wait, to
         self.capture = ChordCapture(window_s=preset.strike_window_ms / 1000.0)
         self.in_channels = frozenset(in_channels)
         self.chord, self.chord_beat = None, float("-inf")  # the last known chord, where it starts
         self.planned_until: float | None = None  # None: nothing planned yet
-        self.last_activity = float("-inf")
-        self.call, self.responding_until = Call(), None
+        self.last_activity, self.call, self.responding_until = float("-inf"), Call(), None
         self.stats, self.seed = Counter(), seed
         self._resync = False  # the rules model played the last step: the model re-plans after it
         self.early = EarlyOnsets(scheduler) if early_onsets else None
@@ -135,7 +134,7 @@ class Engine:
 
     def _defer_for_strike(self, t: float) -> None:
         """A key at ``t`` opened a strike near a striking beat: planned notes from there to
-        the end of the strike's window wait for it to close."""
+        the end of the strike's window wait for it to close (``_take`` sends or drops them)."""
         if not self.clock.running or self.chord is None:
             return
         heard = self.clock.beat_at(t)
@@ -143,8 +142,9 @@ class Engine:
         if beat != round(beat) or round(beat % self.preset.beats_per_bar, 3) not in self._strike_phases:
             return
         low, high = heard - self._beats(self.hold_s()), heard + self._beats(self.capture.window_s)
-        self.scheduler.move_pending(low, high, high)
-        self._deferred = (low, high)
+        # they wait a window longer: due at its end, they raced the poll that closes the strike
+        self._deferred = (low, high, high + self._beats(self.capture.window_s))
+        self.scheduler.move_pending(low, high, self._deferred[2])
 
     def _take(self, outcome) -> None:
         """Act on a closed strike: a chord change re-plans; a lone key is melody; notes
@@ -153,7 +153,7 @@ class Engine:
             return
         deferred, self._deferred = self._deferred, None
         if deferred and not isinstance(outcome, ChordChange) and self.clock.running:
-            self.scheduler.move_pending(*deferred, self.clock.beat_at(self._now()))
+            self.scheduler.move_pending(deferred[2], deferred[2], self.clock.beat_at(self._now()))
         if isinstance(outcome, (ChordChange, Restrike)) and self.clock.running:
             heard = self.clock.beat_at(outcome.t)
             beat = snap_to_beat(heard, self.preset.strike_tolerance_beats)
@@ -319,7 +319,7 @@ class Engine:
                 return
             start = now_beat
         elif self._deferred and self._deferred[0] <= start <= self._deferred[1]:
-            start = self._deferred[1]  # a strike is open there: wait for it
+            start = self._deferred[2]  # a strike is open there: wait for it
         elif abs(start - round(start)) < 1e-6 and start > self.chord_beat + 1e-6 \
                 and round(start % self.preset.beats_per_bar, 3) in self._strike_phases:
             # a chord may be struck on this beat

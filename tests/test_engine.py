@@ -226,6 +226,25 @@ def test_a_note_on_a_striking_beat_waits_only_for_the_players_strike():
     assert [p % 12 for _, p in ons] == [8]   # only Ab's root: C's was replaced, never sounded
 
 
+def test_a_rolled_change_replaces_the_waiting_note_though_the_sending_thread_comes_first():
+    """Found over JACK: a rolled chord (keys 6 ms apart) closes at the end of its window,
+    where the waiting notes were due, and the sending thread sent the old chord's note
+    before the poll that closed the strike could replace it."""
+    rig = Rig(model=EveryBeat(), step=0.001)
+    strike_every_two_beats(rig, "C", 4)
+    rig.advance(106.003)
+    for i, pitch in enumerate((56, 60, 63, 68)):  # Ab rolled bottom up: closes at 106.033
+        rig.t = 106.003 + 0.006 * i
+        rig.engine.handle(NoteOn(rig.t, 0, pitch, 90))
+        rig.engine.poll(rig.t)
+    while rig.t < 106.06:
+        rig.t = round(rig.t + 0.001, 6)
+        rig.scheduler.run_due(rig.t)  # the sending thread wakes first on each step
+        rig.engine.poll(rig.t)
+    ons = note_ons_between(rig, 106.0, 106.06)
+    assert [p % 12 for _, p in ons] == [8]  # Ab's root only: C's note never sounded
+
+
 def test_a_restrike_sends_the_waiting_note_at_once():
     rig = Rig(model=EveryBeat(), step=0.001)
     held = strike_every_two_beats(rig, "F", 4)
