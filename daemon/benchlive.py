@@ -9,6 +9,7 @@ records what riffd sends back and reports, per minute and overall:
 - reaction: from a chord change's first key (block) or last key (rolled) to riffd's
   first note-on after it, within a beat and before the next strike;
 - timing: every other note-on against the nearest sixteenth of the benchmark's clock;
+- flams: note-ons within 10 ms of the note-on before (liverig.count_flams);
 - stuck notes: note-ons without an explicit note-off once riffd has exited;
 - clock ticks riffd received against those sent, and jackd's xruns.
 """
@@ -22,7 +23,7 @@ import numpy as np
 from riffd.bridges.jackrig import jack_server
 from riffd.music.chords import recognize
 
-from .liverig import (TICK, by_minute, count_stuck, first_on_after, note_ons, percentile, run_session,
+from .liverig import (TICK, by_minute, count_flams, count_stuck, first_on_after, note_ons, percentile, run_session,
                       sort_timeline)
 
 ROLL_S = 0.006      # a rolled chord: one key every 6 ms, as a hand or a strum plays it
@@ -121,7 +122,8 @@ def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list
             "rolled_reaction_ms_p99": percentile([v for _, v in rolled_reactions], 99),
             "timing_ms_p50": percentile([v for _, v in timing], 50),
             "timing_ms_p50_by_minute": by_minute(timing, 50, minutes),
-            "chord_tone_share": round(float(np.mean(tones_ok)), 3) if tones_ok else None}
+            "chord_tone_share": round(float(np.mean(tones_ok)), 3) if tones_ok else None,
+            "flams": count_flams(messages)}
 
 
 def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", "markov", "onnx"),
@@ -163,7 +165,7 @@ def format_row(r: dict) -> str:
     return (f"{r['model']:9} {r['tempo_bpm']:>4g} BPM: reaction p50 {r['reaction_ms_p50']} ms, p99 "
             f"{r['reaction_ms_p99']} ms (minute 1 {r['reaction_ms_p99_first_minute']}, last "
             f"{r['reaction_ms_p99_last_minute']}); rolled p50 {r['rolled_reaction_ms_p50']} ms; timing p50 "
-            f"{r['timing_ms_p50']} ms; stuck {r['stuck_notes']}; ticks {r['ticks_received']}/{r['ticks_sent']} "
+            f"{r['timing_ms_p50']} ms; flams {r['flams']}; stuck {r['stuck_notes']}; ticks {r['ticks_received']}/{r['ticks_sent']} "
             f"({r.get('ticks_inferred_lost')} inferred lost); "
             f"xruns {r['xruns_clients']} (driver {r['xruns_driver']}); reader late p99 {r['reader_late_ms_p99']} ms"
             + (f"; refill waits {r['refill_waits']}" if r.get("refill_waits") is not None else ""))

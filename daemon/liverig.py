@@ -21,6 +21,7 @@ from .clock import PPQN as TICK
 
 RIFFD = [sys.executable, "-c", "from riffd.daemon.cli import main; main()"]
 STATS_MARK = "stopped after panic; "
+FLAM_S = 0.010  # two attacks closer than this sound as one (a flam)
 
 
 @dataclass
@@ -56,6 +57,14 @@ def count_stuck(messages) -> int:
         elif sounding.get(key):
             sounding[key] -= 1
     return sum(sounding.values())
+
+
+def count_flams(messages, within_s: float = FLAM_S) -> int:
+    """Note-ons within ``within_s`` (s) of the note-on before. A melody is one voice: two
+    attacks that close are heard as one smeared attack (an old plan's note cut by its
+    answer, or one note struck twice)."""
+    times = np.array([t for t, _ in note_ons(messages)])
+    return int(np.sum(np.diff(times) < within_s)) if len(times) > 1 else 0
 
 
 def percentile(values, q: float):
