@@ -255,6 +255,33 @@ def test_a_restrike_sends_the_waiting_note_at_once():
     assert [p % 12 for _, p in ons] == [5] and ons[0][0] <= 106.001 + 0.003
 
 
+class ShortEveryBeat(EveryBeat):
+    """EveryBeat's notes, a twentieth of a beat long (50 ms at the rig's 60 BPM)."""
+
+    def _next_notes(self):
+        return [MelodyNote(n.start, 0.05, n.pitch, n.velocity) for n in super()._next_notes()]
+
+
+def test_a_note_shorter_than_the_wait_waits_for_the_strike_too():
+    """Waiting notes are due a window after the strike (60 ms here); a shorter one used to
+    stay where it was, and sounded the old chord's root as the new chord came in."""
+    rig = Rig(model=ShortEveryBeat(), step=0.001)
+    strike_every_two_beats(rig, "C", 4)
+    rig.advance(106.003)
+    for pitch in (56, 60, 63, 68):      # Ab rolled, keys 6 ms apart: a change
+        rig.engine.handle(NoteOn(rig.t, 0, pitch, 90))
+        rig.advance(rig.t + 0.006)
+    rig.advance(106.06)
+    assert 0 not in [p % 12 for _, p in note_ons_between(rig, 106.0, 106.06)]  # C's note never sounds
+    rig = Rig(model=ShortEveryBeat(), step=0.001)
+    held = strike_every_two_beats(rig, "F", 4)
+    rig.advance(106.003)
+    rig.strike("F", held)               # the same chord: the note goes when the strike closes
+    rig.advance(106.01)
+    ons = note_ons_between(rig, 106.0, 106.01)
+    assert [p % 12 for _, p in ons] == [5] and ons[0][0] <= 106.003 + 0.003
+
+
 def test_the_hold_follows_how_late_the_player_strikes():
     rig = Rig(model=EveryBeat(), step=0.001)
     held = rig.strike("C")
