@@ -50,6 +50,14 @@ class Restrike:
 
 
 @dataclass(frozen=True, slots=True)
+class Agreed:
+    """The open strike's keys so far (``min_strike`` pitch classes or more) name the chord
+    already sounding: most likely a restrike, so what waited for it may go. The strike
+    stays open; its close still says Restrike or ChordChange. ``t``: seconds of the key."""
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
 class MelodyKey:
     """A lone key that changed no chord: the player's melody. ``t`` in seconds."""
     t: float
@@ -93,7 +101,8 @@ def name_chord(pitches, previous: Chord | None) -> Chord | None:
 
 class ChordCapture:
     """Tracks keys and pedal of one player. ``note_on`` and ``poll`` return the outcome
-    of a strike that closed (a ChordChange, a Restrike or a MelodyKey) or None.
+    of a strike that closed (a ChordChange, a Restrike or a MelodyKey), an open strike's
+    Agreed, or None.
 
     Times ``t`` and ``now`` are seconds (or any one unit, such as beats, used
     throughout); ``window_s`` and ``settle_s`` are in that unit.
@@ -107,6 +116,7 @@ class ChordCapture:
         self.chord: Chord | None = None
         self._strike: list[tuple[float, int, int]] = []  # (t, pitch, velocity) of the open strike
         self._strike_id = 0
+        self._agreed = False  # the open strike has been said to agree (Agreed)
 
     @property
     def sounding(self) -> set[int]:
@@ -136,13 +146,19 @@ class ChordCapture:
 
     def note_on(self, pitch: int, t: float, velocity: int = 64):
         """A key at ``t``. Returns the outcome of the previous strike if this key is
-        outside its window, else None (the key joins the open strike)."""
+        outside its window, else None (the key joins the open strike), or Agreed once
+        the open strike's keys name the chord already sounding."""
         outcome = None
         if self._strike and t > self.closes_at():
             outcome = self._close()
         self.sustained.discard(pitch)
         self.held.add(pitch)
         self._strike.append((t, pitch, velocity))
+        if outcome is None and not self._agreed and self.chord is not None:
+            keys = [p for _, p, _ in self._strike]
+            if len({p % 12 for p in keys}) >= self.min_strike and name_chord(keys, self.chord) == self.chord:
+                self._agreed = True  # said once per strike
+                return Agreed(t)
         return outcome
 
     def poll(self, now: float):
@@ -157,7 +173,7 @@ class ChordCapture:
         return self._close() if self._strike else None
 
     def _close(self):
-        strike, self._strike = self._strike, []
+        strike, self._strike, self._agreed = self._strike, [], False
         self._strike_id += 1
         keys = [p for _, p, _ in strike]
         if len({p % 12 for p in keys}) >= self.min_strike:
@@ -196,7 +212,7 @@ class ChordCapture:
         self.sustained.clear()
         self.pedal = False
         self.chord = None
-        self._strike = []
+        self._strike, self._agreed = [], False
 
 
 def snap_to_beat(beat: float, tolerance: float, grid: float = 0.25) -> float:

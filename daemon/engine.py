@@ -147,8 +147,8 @@ class Engine:
         self.scheduler.move_pending(low, high, self._deferred[2], keep_length=True)
 
     def _take(self, outcome) -> None:
-        """Act on a closed strike: a chord change re-plans; a lone key is melody; notes
-        that waited for the strike go now unless a change replaces them."""
+        """Act on a strike: a chord change re-plans; a lone key is melody; notes that
+        waited for it go now (at its close, or once its keys agree) unless a change replaces them."""
         if outcome is None:
             return
         deferred, self._deferred = self._deferred, None

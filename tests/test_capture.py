@@ -1,6 +1,6 @@
 import pytest
 
-from riffd.daemon.capture import ChordCapture, ChordChange, MelodyKey, name_chord, snap_to_beat
+from riffd.daemon.capture import Agreed, ChordCapture, ChordChange, MelodyKey, Restrike, name_chord, snap_to_beat
 from riffd.music.chords import parse_chord
 
 
@@ -91,3 +91,15 @@ def test_near_beat_strikes_count_on_the_beat():
     assert snap_to_beat(4.1, 0.25) == 4.0      # a little late: still that beat
     assert snap_to_beat(3.6, 0.25) == 3.5      # off the beat: the nearest sixteenth
     assert snap_to_beat(3.8, 0.125) == 3.75    # a stricter preset tolerance
+
+
+def test_a_rolled_restrike_agrees_at_its_third_pitch_class_and_a_change_never_does():
+    capture = ChordCapture(window_s=0.03)
+    strike(capture, [48, 52, 55], 0.0)                       # C
+    outcomes = [capture.note_on(p, 1.0 + i * 0.006) for i, p in enumerate([48, 52, 55, 60])]
+    assert outcomes[:2] == [None, None] and outcomes[2] == Agreed(1.012) and outcomes[3] is None  # said once
+    assert isinstance(capture.poll(2.0), Restrike)
+    outcomes = [capture.note_on(p, 3.0 + i * 0.006) for i, p in enumerate([48, 52, 55, 58])]  # C7 at the last key
+    assert outcomes[2] == Agreed(3.012) and isinstance(capture.poll(4.0), ChordChange)  # the close still decides
+    outcomes = [capture.note_on(p, 5.0 + i * 0.006) for i, p in enumerate([45, 48, 52])]  # Am: never agrees
+    assert outcomes == [None, None, None] and capture.poll(6.0).chord.name == "Am"

@@ -282,6 +282,20 @@ def test_a_note_shorter_than_the_wait_waits_for_the_strike_too():
     assert [p % 12 for _, p in ons] == [5] and ons[0][0] <= 106.003 + 0.003
 
 
+def test_a_rolled_restrike_sends_the_waiting_note_once_its_keys_agree():
+    """The strike's close comes twice the key gap after its last key (about 30 ms for a
+    roll); a note need not wait for it once three keys name the chord already sounding."""
+    rig = Rig(model=EveryBeat(), step=0.001)
+    strike_every_two_beats(rig, "F", 4)
+    rig.advance(106.003)
+    for pitch in (53, 57, 60, 65):      # F rolled, keys 6 ms apart: the third agrees at 106.015
+        rig.engine.handle(NoteOn(rig.t, 0, pitch, 90))
+        rig.advance(rig.t + 0.006)
+    rig.advance(106.06)
+    ons = note_ons_between(rig, 106.0, 106.06)
+    assert [p % 12 for _, p in ons] == [5] and ons[0][0] <= 106.017
+
+
 def test_the_hold_follows_how_late_the_player_strikes():
     rig = Rig(model=EveryBeat(), step=0.001)
     held = rig.strike("C")
