@@ -53,7 +53,7 @@ class EarlyOnsets:
         if pending is None:
             return False
         if pending[2] is None:  # held on by the answer
-            if abs(pending[0] - start) > 1e-9 or self.answer is None:
+            if abs(pending[0] - start) > 1e-9 or pending[1] != pitch or self.answer is None:
                 return False
             self._end_answer(max(end, self.answer[2]))
             return True
