@@ -245,14 +245,26 @@ def test_a_rolled_change_replaces_the_waiting_note_though_the_sending_thread_com
     assert [p % 12 for _, p in ons] == [8]  # Ab's root only: C's note never sounded
 
 
-def test_a_restrike_sends_the_waiting_note_at_once():
-    rig = Rig(model=EveryBeat(), step=0.001)
+def assert_a_restrike_sends_the_waiting_note_at_once(model, at):
+    """F struck on beats 0, 2 and 4, then again at ``at`` s (just after beat 6)."""
+    rig = Rig(model=model, step=0.001)
     held = strike_every_two_beats(rig, "F", 4)
-    rig.advance(106.001)
+    rig.advance(at)
     rig.strike("F", held)               # the same chord: the note goes when the strike closes
     rig.advance(106.01)
     ons = note_ons_between(rig, 106.0, 106.01)
-    assert [p % 12 for _, p in ons] == [5] and ons[0][0] <= 106.001 + 0.003
+    assert [p % 12 for _, p in ons] == [5] and ons[0][0] <= at + 0.003
+
+
+def roll(rig, pitches, gap=0.006):
+    """Keys ``gap`` s apart from now, as a hand rolls a chord."""
+    for pitch in pitches:
+        rig.engine.handle(NoteOn(rig.t, 0, pitch, 90))
+        rig.advance(rig.t + gap)
+
+
+def test_a_restrike_sends_the_waiting_note_at_once():
+    assert_a_restrike_sends_the_waiting_note_at_once(EveryBeat(), 106.001)
 
 
 class ShortEveryBeat(EveryBeat):
@@ -268,18 +280,10 @@ def test_a_note_shorter_than_the_wait_waits_for_the_strike_too():
     rig = Rig(model=ShortEveryBeat(), step=0.001)
     strike_every_two_beats(rig, "C", 4)
     rig.advance(106.003)
-    for pitch in (56, 60, 63, 68):      # Ab rolled, keys 6 ms apart: a change
-        rig.engine.handle(NoteOn(rig.t, 0, pitch, 90))
-        rig.advance(rig.t + 0.006)
+    roll(rig, (56, 60, 63, 68))         # Ab rolled: a change
     rig.advance(106.06)
     assert 0 not in [p % 12 for _, p in note_ons_between(rig, 106.0, 106.06)]  # C's note never sounds
-    rig = Rig(model=ShortEveryBeat(), step=0.001)
-    held = strike_every_two_beats(rig, "F", 4)
-    rig.advance(106.003)
-    rig.strike("F", held)               # the same chord: the note goes when the strike closes
-    rig.advance(106.01)
-    ons = note_ons_between(rig, 106.0, 106.01)
-    assert [p % 12 for _, p in ons] == [5] and ons[0][0] <= 106.003 + 0.003
+    assert_a_restrike_sends_the_waiting_note_at_once(ShortEveryBeat(), 106.003)
 
 
 def test_a_rolled_restrike_sends_the_waiting_note_once_its_keys_agree():
@@ -288,9 +292,7 @@ def test_a_rolled_restrike_sends_the_waiting_note_once_its_keys_agree():
     rig = Rig(model=EveryBeat(), step=0.001)
     strike_every_two_beats(rig, "F", 4)
     rig.advance(106.003)
-    for pitch in (53, 57, 60, 65):      # F rolled, keys 6 ms apart: the third agrees at 106.015
-        rig.engine.handle(NoteOn(rig.t, 0, pitch, 90))
-        rig.advance(rig.t + 0.006)
+    roll(rig, (53, 57, 60, 65))         # F rolled: the third key agrees at 106.015
     rig.advance(106.06)
     ons = note_ons_between(rig, 106.0, 106.06)
     assert [p % 12 for _, p in ons] == [5] and ons[0][0] <= 106.017
