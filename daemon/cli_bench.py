@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .cli_common import BadInput, check_models, json_option, preset_or_exit
+from .cli_common import BadInput, check_models, json_option, preset_or_exit, warm_option
 
 
 @click.group()
@@ -11,9 +11,7 @@ def bench():
     """Benchmarks; each takes --json and ends with one JSON object on its last line."""
 
 
-def warm_option(f):
-    return click.option("--warm-ms", type=click.FloatRange(0, 1000), default=10.0, show_default=True,
-                        help="riffd serve's --warm-ms (0: no warm-up calls).")(f)
+WARM_HELP = "riffd serve's --warm-ms (0: no warm-up calls)."
 
 
 @bench.command("latency")
@@ -23,7 +21,7 @@ def warm_option(f):
 @click.option("--models", default="rules,markov,onnx", show_default=True)
 @click.option("--period", type=int, default=128, show_default=True, help="JACK period (frames at 48 kHz).")
 @click.option("--preset", default="pop", show_default=True)
-@warm_option
+@warm_option(WARM_HELP)
 @json_option
 def bench_latency(minutes, tempos, models, period, preset, warm_ms, as_json):
     """Reaction, timing, stuck notes, lost clocks and xruns of riffd serve over JACK."""
@@ -103,7 +101,7 @@ def bench_generate(models, runs, replans, preset, as_json):
 @click.option("--preset", default="pop", show_default=True)
 @click.option("--runs", type=click.IntRange(0, 200), default=10, show_default=True,
               help="Timed /riffd/generate 16 round trips (onnx).")
-@warm_option
+@warm_option(WARM_HELP)
 @json_option
 def bench_osc(models, changes, tempo, preset, runs, warm_ms, as_json):
     """Reaction over OSC on loopback per model, and the /riffd/generate 16 round trip."""

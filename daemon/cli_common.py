@@ -95,3 +95,8 @@ def require_dataset(folder, marker: str = "train.npy"):
 api_option = click.option("--midi-api", type=click.Choice(list(APIS)), default="auto", show_default=True,
                           help="MIDI backend of python-rtmidi.")
 json_option = click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
+
+
+def warm_option(help_text: str):
+    """``--warm-ms``: serve's milliseconds between warm-up model calls (0: none)."""
+    return click.option("--warm-ms", type=click.FloatRange(0, 1000), default=10.0, show_default=True, help=help_text)

@@ -12,7 +12,8 @@ from riffd.bridges.midi import APIS, PortError
 from riffd.bridges.midifile import MidiInputError
 
 from .logs import LEVELS
-from .cli_common import BadInput, api_option, model_or_exit, model_or_rules, parse_channels, preset_or_exit
+from .cli_common import (BadInput, api_option, model_or_exit, model_or_rules, parse_channels, preset_or_exit,
+                         warm_option)
 
 MODEL_HELP = "rules, markov, mlx, onnx, onnx-int8 or a model path [preset's]."
 
@@ -44,9 +45,8 @@ MODEL_HELP = "rules, markov, mlx, onnx, onnx-int8 or a model path [preset's]."
 @click.option("--osc-reply", default=None, help="host:port for every OSC reply [the sender].")
 @click.option("--watch", "watch_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also render chord files dropped into DIR/inbox/ (see riffd watch).")
-@click.option("--warm-ms", type=click.FloatRange(0, 1000), default=10.0, show_default=True,
-              help="While playing, a warm-up model call this often (ms; 0: never): keeps the model in "
-                   "the CPU caches, so a chord change is answered sooner, for about 4% of one core.")
+@warm_option("While playing, a warm-up model call this often (ms; 0: never): keeps the model in "
+             "the CPU caches, so a chord change is answered sooner, for about 4% of one core.")
 def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, channel, in_channel, seed,
           log_level, osc_port, osc_host, osc_allow, osc_reply, watch_dir, warm_ms):
     """Answer chords played on the input (or sent over OSC) with melody, live."""
