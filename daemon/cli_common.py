@@ -30,9 +30,9 @@ def preset_or_exit(name, **overrides):
 def model_or_exit(name):
     """The model by name; a shipped neural model that cannot load falls back to rules
     with a warning (the daemon keeps playing); a bad path is bad input."""
-    from riffd.models import NEURAL, load_model, load_or_fallback
+    from riffd.models import is_shipped_neural, load_model, load_or_fallback
     try:
-        if name in NEURAL:
+        if is_shipped_neural(name):
             return load_or_fallback(name, warn=lambda msg: click.echo(msg, err=True))
         return load_model(name)
     except (ValueError, FileNotFoundError) as exc:
@@ -45,11 +45,11 @@ def model_or_rules(name, warn):
     path is still bad input (BadInput)."""
     from pathlib import Path
 
-    from riffd.models import BUILTIN, NEURAL, load_model
+    from riffd.models import BUILTIN, is_shipped_neural, load_model
     try:
         return load_model(name)
     except Exception as exc:
-        if name in BUILTIN or (name not in NEURAL and not Path(name).suffix and "/" not in name):
+        if name in BUILTIN or (not is_shipped_neural(name) and not Path(name).suffix and "/" not in name):
             raise BadInput(str(exc)) from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         warn(f"model {name!r} cannot be used ({reason}); the rules model plays instead")

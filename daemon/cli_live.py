@@ -160,12 +160,13 @@ def render(in_path, output, preset, model_name, seed, chord_track, wav, png):
 
 @click.command()
 @click.option("-o", "--out-dir", default="demo-out", show_default=True, type=click.Path(file_okay=False))
-@click.option("--model", "model_name", default="onnx", show_default=True)
+@click.option("--model", "model_name", default=None, help="Melody model for both pieces [each preset's own].")
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo(out_dir, model_name, seed):
     """Render real corpus progressions (a Bach chorale, a folk tune) to demo-out/."""
     from .demo import run_demo
-    model_or_exit(model_name)  # a bad name fails here, before any work
+    if model_name:
+        model_or_exit(model_name)  # a bad name fails here, before any work
     run_demo(out_dir, model_name, seed, echo=click.echo)
 
 

@@ -175,11 +175,11 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
     from riffd.models.evaluation.report import table, write_report
     from riffd.models.evaluation.suite import evaluate_pieces
     from riffd.presets import PresetError, load_preset
-    from riffd.models import BUILTIN, NEURAL
+    from riffd.models import model_names
     names = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [n for n in names if n not in BUILTIN + NEURAL and not Path(n).exists()]
+    unknown = [n for n in names if n not in model_names() and not Path(n).exists()]
     if unknown or not names:
-        raise BadInput(f"unknown model {', '.join(unknown) or '(none)'} (choose {', '.join(BUILTIN + NEURAL)}, "
+        raise BadInput(f"unknown model {', '.join(unknown) or '(none)'} (choose {', '.join(model_names())}, "
                        "or a path to a model)")
     try:
         the_preset = load_preset(preset or ("pop" if folder else "folk"))

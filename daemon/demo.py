@@ -13,9 +13,10 @@ from .render import render_file
 DEMO_CHORALE = "bwv269"  # "Aus meines Herzens Grunde"
 
 
-def run_demo(out_dir: str | Path = "demo-out", model_name: str = "onnx", seed: int = 7, echo=print) -> list:
+def run_demo(out_dir: str | Path = "demo-out", model_name: str | None = None, seed: int = 7, echo=print) -> list:
     """Export a chorale's chord track and a tune's chord symbols from the corpus, render a
-    melody for each, and describe the results. Returns the RenderReports."""
+    melody for each with ``model_name`` (None: each preset's own model), and describe the
+    results. Returns the RenderReports."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = []
@@ -27,13 +28,15 @@ def run_demo(out_dir: str | Path = "demo-out", model_name: str = "onnx", seed: i
     for piece, preset_name, label in jobs:
         chords_mid = out / f"{piece.name}-chords.mid"
         write_atomic(piece.to_midi(with_melody=False), chords_mid)
-        report = render_file(chords_mid, out / f"{piece.name}-riffd.mid", load_preset(preset_name),
-                             load_or_fallback(model_name, warn=echo), seed=seed,
+        preset = load_preset(preset_name)
+        name = model_name or preset.model
+        report = render_file(chords_mid, out / f"{piece.name}-riffd.mid", preset,
+                             load_or_fallback(name, warn=echo), seed=seed,
                              wav=out / f"{piece.name}-riffd.wav", png=out / f"{piece.name}-riffd.png")
         reports.append(report)
         echo(f"{label}\n  input:  {chords_mid}\n  output: {report.summary()}\n"
              f"  preview: {out / (piece.name + '-riffd.wav')}, {out / (piece.name + '-riffd.png')}")
         song = read_song(report.output)
         echo(f"  {len(song.tracks)} tracks, {song.ppqn} PPQN, {song.tempo:g} BPM, "
-             f"{song.meter[0]}/{song.meter[1]}; preset {preset_name}, model {model_name}, seed {seed}")
+             f"{song.meter[0]}/{song.meter[1]}; preset {preset_name}, model {name}, seed {seed}")
     return reports

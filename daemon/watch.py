@@ -117,12 +117,13 @@ def _load(model_name: str, started=None) -> None:
     the synthesizer: 0.3-0.4 s that the first file would pay otherwise), then release
     ``started`` (a multiprocessing semaphore) if given."""
     global _MODEL
-    from riffd.models import NEURAL, load_model, load_or_fallback
+    from riffd.models import is_shipped_neural, load_model, load_or_fallback
 
     from .audio import render_parts
     from .pianoroll import warm
     from .render import render_song  # noqa: F401
-    _MODEL = load_or_fallback(model_name, warn=lambda m: None) if model_name in NEURAL else load_model(model_name)
+    _MODEL = (load_or_fallback(model_name, warn=lambda m: None) if is_shipped_neural(model_name)
+              else load_model(model_name))
     render_parts([])
     warm()
     if started is not None:

@@ -7,13 +7,15 @@ from pathlib import Path
 BUILTIN = ("rules", "markov")
 NEURAL = ("mlx", "onnx", "onnx-int8")
 DEFAULT = "onnx"  # the shipped checkpoint on onnxruntime; rules is the fallback
+SHIPPED = Path(__file__).parent / "checkpoints"
 
 
 def load_model(name: str):
     """A fresh model by name.
 
     ``rules`` or ``markov``; ``mlx``, ``onnx`` or ``onnx-int8`` (the shipped checkpoint,
-    models/checkpoints/riff-small, on that backend); or a path: a checkpoint folder (its
+    models/checkpoints/riff-small, on that backend); a shipped checkpoint by its folder's
+    name in models/checkpoints (``riff-folk``); or a path: a checkpoint folder (its
     ``model.onnx`` on onnxruntime when exported, else mlx; training removes an export
     its new weights outdate), a ``.onnx`` file inside one, its ``model.safetensors``
     (mlx), or a markov table (.json). The module ``riffd.models.<name>`` provides
@@ -27,6 +29,8 @@ def load_model(name: str):
         file = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}.get(name)
         return neural_model(folder, file, name)
     path = Path(name)
+    if not path.exists() and name in shipped_names():
+        path = SHIPPED / name  # a shipped checkpoint by its folder's name (riff-folk, say)
     if path.suffix == ".onnx":
         return neural_model(path.parent, path.name, "onnx")
     if path.name == "model.safetensors" and path.is_file():
@@ -42,7 +46,23 @@ def load_model(name: str):
             return MarkovModel(MarkovTable.load(table_path))
         except OSError as exc:
             raise ValueError(f"{table_path}: cannot read model: {exc.strerror or exc}") from None
-    raise ValueError(f"unknown model {name!r} (choose {', '.join(BUILTIN + NEURAL)}, or a path to a model)")
+    raise ValueError(f"unknown model {name!r} (choose {', '.join(model_names())}, or a path to a model)")
+
+
+def shipped_names() -> tuple[str, ...]:
+    """The neural checkpoints in models/checkpoints, by folder name (riff-folk, riff-small)."""
+    return tuple(sorted(p.name for p in SHIPPED.iterdir()
+                        if (p / "model.onnx").is_file() or (p / "model.safetensors").is_file()))
+
+
+def model_names() -> tuple[str, ...]:
+    """Every name ``load_model`` takes besides a path."""
+    return BUILTIN + NEURAL + shipped_names()
+
+
+def is_shipped_neural(name: str) -> bool:
+    """A neural model that ships with riffd (one that falls back to rules if it cannot load)."""
+    return name in NEURAL or name in shipped_names()
 
 
 def neural_model(folder, file: str | None, name: str):

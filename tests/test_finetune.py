@@ -36,6 +36,8 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     assert set(rows) == {"real", "before", "after"} and len(rows["after"]["distances"]) == len(held)
     assert rows["before"]["distances"] != rows["after"]["distances"]  # other weights, other melodies
     assert "| after |" in (out / "eval" / "report.md").read_text()
+    card = (out / "README.md").read_text()  # the model card says how it was made
+    assert "`riffd finetune` from `riff-small` (LoRA rank 4 on the last 4 layers" in card and "12 keys" in card
     assert "before: told from real" in result.stdout and "after: told from real" in result.stdout
     # LoRA folded in: the plain architecture, with only adapted layers changed
     base, tuned = mx.load(str(DEFAULT / "model.safetensors")), mx.load(str(out / "model.safetensors"))

@@ -56,8 +56,13 @@ def test_deadline_stops_generation(name):
 
 
 def test_unknown_model_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown model 'banjo'"):
+    with pytest.raises(ValueError, match="unknown model 'banjo'.*riff-small"):  # the names that exist
         load_model("banjo")
+
+
+def test_a_shipped_checkpoint_loads_by_its_folder_name():
+    model = load_model("riff-small")  # its model.onnx on onnxruntime, as --model onnx
+    assert type(model).__name__ == "NeuralModel" and model.name == "onnx"
 
 
 @pytest.mark.parametrize("name", ["rules", "markov"])

@@ -271,7 +271,7 @@ def finish(data: Path, out: Path, cfg: TrainConfig, st: dict, init, log=print) -
         "parameters": int(n_params),
         "training": {
             "data": str(data), "init": str(init) if init else None,
-            "pieces": build.get("pieces"), "tokens": build.get("tokens"),
+            "pieces": build.get("pieces"), "tokens": build.get("tokens"), "keys": build.get("keys"),
             "epochs": st["epoch"], "steps": st["step"], "tokens_seen": st["step"] * cfg.batch_size * cfg.seq_len,
             "minutes": round(st["seconds"] / 60, 1), "config": asdict(cfg), "history": st["history"],
         },
@@ -312,6 +312,13 @@ def write_card(out: Path, config: dict) -> None:
     t, m, a = config["training"], config["metrics"], config["architecture"]
     pieces = t.get("pieces") or {}
     sources = ", ".join(f"{s} ({sum(v.values())} pieces)" for s, v in pieces.items())
+    keys = t.get("keys") or list(range(-5, 7))
+    augmented = (f"Training split augmented ({len(keys)} keys, tempo and velocity jitter, octave shifts)."
+                 if keys != [0] else "Not augmented: each piece in its own key.")
+    lora = t["config"].get("lora_rank", 0)
+    how = "`riffd train`" if not t.get("init") else (
+        f"`riffd finetune` from `{Path(t['init']).name}` ("
+        + (f"LoRA rank {lora} on the last {t['config']['lora_layers']} layers, folded in)" if lora else "every weight)"))
     (out / "README.md").write_text(f"""# {out.name}
 
 A decoder-only transformer (mlx-lm `{a['model_type']}`: {a['num_hidden_layers']} layers, width
@@ -320,13 +327,14 @@ continues riffd's REMI token streams: given the chords (Chord tokens) and the me
 it writes the next melody tokens (Bar, Position, Pitch, Velocity, Duration).
 
 - **Data**: `{t['data']}`, built by `riffd dataset build` from the music21 corpus: {sources or 'see build.json'}.
-  Training split augmented (12 keys, tempo and velocity jitter, octave shifts).
-- **Training**: `riffd train`, {t['steps']} steps in {t['epochs']} epochs ({t['minutes']} minutes on this
+  {augmented}
+- **Training**: {how}, {t['steps']} steps in {t['epochs']} epochs ({t['minutes']} minutes on this
   machine's CPU), {t['tokens_seen']:,} tokens seen, windows of {config['max_context']} tokens,
   AdamW with warmup and cosine decay, seed {t['config']['seed']}.
 - **Test split** (pieces never seen in training, melody tokens only): perplexity
   {m['test_perplexity']}, top-1 token accuracy {m['test_accuracy']:.1%} over {m['test_tokens']:,} tokens.
-- **Use**: `riffd render IN.mid --model mlx` or `--model onnx` (after `riffd export onnx`).
+- **Use**: `riffd render IN.mid --model {out.name if out.parent.name == 'checkpoints' else 'PATH/' + out.name}`
+  (onnxruntime once `riffd export onnx` has written `model.onnx`, else mlx).
 - **Limits**: learned from Bach chorales and European folk tunes with estimated chords;
   jazz extensions are rare in the data. Licenses of the sources: public domain, Essen
   Folksong Collection (free for research), music21 corpus encodings (BSD).
