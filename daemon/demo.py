@@ -23,7 +23,7 @@ def run_demo(out_dir: str | Path = "demo-out", model_name: str | None = None, se
     path = next((corpus_root() / "bach").glob(f"{DEMO_CHORALE}.*"))
     jobs.append((chorale(path), "chorale", f"Bach chorale {DEMO_CHORALE}, chords from alto/tenor/bass"))
     tune = next(t for p in chord_symbol_paths() for t in chord_symbol_tunes(p))
-    jobs.append((tune, "folk", f"{tune.name}, chord symbols from the Nottingham Music Database"))
+    jobs.append((tune, "fiddle", f"{tune.name}, chord symbols from the Nottingham Music Database"))
     reports = []
     for piece, preset_name, label in jobs:
         chords_mid = out / f"{piece.name}-chords.mid"

@@ -15,7 +15,7 @@ def load_model(name: str):
 
     ``rules`` or ``markov``; ``mlx``, ``onnx`` or ``onnx-int8`` (the shipped checkpoint,
     models/checkpoints/riff-small, on that backend); a shipped checkpoint by its folder's
-    name in models/checkpoints (``riff-folk``); or a path: a checkpoint folder (its
+    name in models/checkpoints (``riff-fiddle``); or a path: a checkpoint folder (its
     ``model.onnx`` on onnxruntime when exported, else mlx; training removes an export
     its new weights outdate), a ``.onnx`` file inside one, its ``model.safetensors``
     (mlx), or a markov table (.json). The module ``riffd.models.<name>`` provides
@@ -30,7 +30,7 @@ def load_model(name: str):
         return neural_model(folder, file, name)
     path = Path(name)
     if not path.exists() and name in shipped_names():
-        path = SHIPPED / name  # a shipped checkpoint by its folder's name (riff-folk, say)
+        path = SHIPPED / name  # a shipped checkpoint by its folder's name (riff-fiddle, say)
     if path.suffix == ".onnx":
         return neural_model(path.parent, path.name, "onnx")
     if path.name == "model.safetensors" and path.is_file():
@@ -50,7 +50,7 @@ def load_model(name: str):
 
 
 def shipped_names() -> tuple[str, ...]:
-    """The neural checkpoints in models/checkpoints, by folder name (riff-folk, riff-small)."""
+    """The neural checkpoints in models/checkpoints, by folder name (riff-fiddle, riff-small)."""
     return tuple(sorted(p.name for p in SHIPPED.iterdir()
                         if (p / "model.onnx").is_file() or (p / "model.safetensors").is_file()))
 

@@ -60,8 +60,9 @@ def test_unknown_model_is_a_clear_error():
         load_model("banjo")
 
 
-def test_a_shipped_checkpoint_loads_by_its_folder_name():
-    model = load_model("riff-small")  # its model.onnx on onnxruntime, as --model onnx
+@pytest.mark.parametrize("name", ["riff-small", "riff-fiddle"])
+def test_a_shipped_checkpoint_loads_by_its_folder_name(name):
+    model = load_model(name)  # its model.onnx on onnxruntime, as --model onnx
     assert type(model).__name__ == "NeuralModel" and model.name == "onnx"
 
 

@@ -1,15 +1,17 @@
 import pytest
 
+from riffd.models import model_names
 from riffd.presets import PresetError, bundled_names, load_preset
 
 
 def test_bundled_presets_load():
     names = bundled_names()
-    for required in ("gospel", "jazz", "blues", "trance", "folk", "chorale", "pop"):
+    for required in ("gospel", "jazz", "blues", "trance", "folk", "fiddle", "chorale", "pop"):
         assert required in names
     for name in names:
         preset = load_preset(name)
         assert preset.name == name
+        assert preset.model in model_names()  # every preset's model ships (riff-fiddle for fiddle)
         assert preset.register[1] - preset.register[0] >= 12
 
 
