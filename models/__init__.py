@@ -28,6 +28,13 @@ def load_model(name: str):
         from .checkpoint import DEFAULT as folder
         file = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}.get(name)
         return neural_model(folder, file, name)
+    model = _load_path(name)
+    model.name = name  # the name that loads it again (serve's phrase worker, /riffd/status)
+    return model
+
+
+def _load_path(name: str):
+    """A model from a shipped checkpoint's name or a path (see load_model)."""
     path = Path(name)
     if not path.exists() and name in shipped_names():
         path = SHIPPED / name  # a shipped checkpoint by its folder's name (riff-fiddle, say)

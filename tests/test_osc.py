@@ -342,6 +342,17 @@ def test_the_phrase_worker_is_a_process_that_survives_crashes_and_bad_models():
     assert not worker.alive()
 
 
+def test_a_presets_shipped_checkpoint_is_the_model_serve_reports_and_phrases_use(tmp_path):
+    # the fiddle preset plays riff-fiddle: status names it, so the phrase worker loads it too
+    # (it loads the engine model's name; a checkpoint once called itself "onnx": riff-small)
+    with serve_osc(tmp_path / "serve.log", "--preset", "fiddle", "--seed", "2") as (client, inbox, _, proc):
+        assert status(client, inbox, tries=3)[:2] == ["riff-fiddle", "fiddle"]
+        client.send_message("/riffd/generate", [2, "D", "G"])
+        assert inbox.wait("/riffd/done", timeout=30)
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGQUIT"), reason="no SIGQUIT on this platform")
 def test_sigquit_writes_every_threads_stack_and_riffd_plays_on(tmp_path):
     """`kill -QUIT` on a daemon that seems stuck shows where each thread is (faulthandler),
