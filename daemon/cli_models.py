@@ -210,6 +210,7 @@ def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, see
     arrangements = [Arrangement(f"test-{i}", p.notes, p.chords, p.meter, p.tempo, p.bars * p.meter[0] * 4 / p.meter[1],
                                 style=p.style)
                     for i, p in enumerate(test_pieces(data, check.vocab, WHOLE, stats_pieces))]
+    # a register wider than any preset's: the range of each model's melodies is its own
     result = evaluate_pieces(arrangements, names, preset.with_values(register=[55, 88]), seed, echo=click.echo,
                              seeds=seeds)
     # the card's melody table: the suite's means (each model plays the pieces once)
