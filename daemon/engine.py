@@ -144,7 +144,7 @@ class Engine:
         low, high = heard - self._beats(self.hold_s()), heard + self._beats(self.capture.window_s)
         # they wait a window longer: due at its end, they raced the poll that closes the strike
         self._deferred = (low, high, high + self._beats(self.capture.window_s))
-        self.scheduler.move_pending(low, high, self._deferred[2], keep_length=True)
+        self.scheduler.move_pending(low, high, self._deferred[2])
 
     def _take(self, outcome) -> None:
         """Act on a strike: a chord change re-plans; a lone key is melody; notes that

@@ -128,14 +128,14 @@ class Scheduler:
             self._forget(dropped)
             return len(dropped)
 
-    def move_pending(self, low: float, high: float, to: float, keep_length: bool = False) -> int:
+    def move_pending(self, low: float, high: float, to: float) -> int:
         """Notes not yet started whose start is within ``low``..``high`` (beats) start at
-        ``to`` instead; returns how many. One that would end by ``to`` is forgotten, or
-        with ``keep_length`` keeps its length from ``to``."""
+        ``to`` instead, keeping their end, or their length if they would end by ``to``;
+        returns how many."""
         with self._cond:
             sounding = set(self._ledger.values())
             moved = {nid: n for nid, n in self._notes.items()
-                     if low - 1e-9 <= n.start <= high + 1e-9 and nid not in sounding and (keep_length or n.end > to)}
+                     if low - 1e-9 <= n.start <= high + 1e-9 and nid not in sounding}
             self._forget(set(moved))
         for note in moved.values():
             end = note.end if note.end > to else to + (note.end - note.start)
