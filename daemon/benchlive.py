@@ -33,16 +33,17 @@ MAX_BEATS = 64      # of each piece, so that the session cycles through several
 
 def session_chords(beats: float) -> list[tuple[float, float, tuple[int, ...], bool]]:
     """(start_beat, end_beat, pitches, rolled) for at least ``beats`` beats: chord-symbol
-    tunes (block) and chorales (rolled) in turn, transposed by a fourth each round."""
+    tunes (block) and chorales (rolled) strictly in turn, so that every minute holds both
+    kinds; each round takes the next chorales and is transposed by a fourth."""
     from riffd.models.training.corpus import chord_symbol_paths, chord_symbol_tunes, chorale, chorale_paths
 
     tunes = [t for p in chord_symbol_paths() for t in chord_symbol_tunes(p)]
     chorales = [c for c in (chorale(p) for p in chorale_paths()[:12]) if c is not None and c.chords]
-    pieces = [(t, False) for t in tunes]
-    for i, c in enumerate(chorales):
-        pieces.insert(min(len(pieces), 2 * i + 1), (c, True))
     out, offset, round_ = [], 0.0, 0
     while offset < beats:
+        # tunes run out before chorales: the next round goes on with the chorales not yet played
+        pieces = [piece for i, t in enumerate(tunes)
+                  for piece in ((t, False), (chorales[(round_ * len(tunes) + i) % len(chorales)], True))]
         for piece, rolled in pieces:
             shift = (5 * round_) % 12 - (6 if (5 * round_) % 12 > 6 else 0)
             first = piece.chords[0][0]

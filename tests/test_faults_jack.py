@@ -180,6 +180,17 @@ def test_a_minute_at_160_bpm_with_the_transformer_loses_no_clock_and_leaves_noth
     assert count_flams(run.messages) * 50 < len([m for _, m in run.messages if m[0] & 0xF0 == 0x90])
 
 
+def test_every_minute_of_the_latency_session_holds_block_and_rolled_chords():
+    """The benchmark reports reaction per minute (block chords) and rolled reaction: a minute
+    of one kind only (the last minute at 160 BPM once held only chorales) reports nothing."""
+    from riffd.daemon.benchlive import session_chords
+    bpm, minutes = 160.0, 5
+    chords = session_chords(bpm * minutes)
+    for minute in range(minutes):
+        kinds = [rolled for start, _, _, rolled in chords if minute * bpm <= start < (minute + 1) * bpm]
+        assert kinds.count(False) >= 20 and kinds.count(True) >= 20, (minute, kinds.count(False), kinds.count(True))
+
+
 def test_a_one_minute_soak_leaves_nothing_stuck_and_never_crashes():
     result = run_riffd("bench", "soak", "--minutes", "1", "--json", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
