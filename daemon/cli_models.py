@@ -99,11 +99,18 @@ def train(arch, output, max_order, data, resume, stop_after, **kw):
 @train_options
 def finetune(init, output, midi_dir, style, preset, jobs, data, resume, stop_after, **kw):
     """Fine-tune a checkpoint on your genre: a folder of MIDI arrangements (--midi DIR),
-    or a dataset built before (--data DIR)."""
+    or a dataset built before (--data DIR); either way OUTPUT/model.onnx is written too."""
     if (midi_dir is None) == (data is None):
         raise BadInput("give one of --midi DIR (your arrangements) or --data DIR (a built dataset)")
     if data is not None:
         run_training(data, output, init, resume, stop_after, **kw)
+        from riffd.models.checkpoint import CheckpointError
+        from riffd.models.training.onnx_export import export as to_onnx
+        try:  # --model OUTPUT (or its folder name in models/checkpoints) then plays on onnxruntime
+            for path in to_onnx(output, int8=False):
+                click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); play it: --model {output}")
+        except CheckpointError as exc:
+            raise BadInput(str(exc)) from None
         return
     from riffd.models.checkpoint import CheckpointError
     from riffd.models.training.finetune import finetune_midi

@@ -31,6 +31,9 @@ class Window:
 
     def __init__(self, runner, max_context: int, bar: int):
         self.runner, self.max_context, self.bar = runner, max_context, bar
+        # a checkpoint trained on shorter windows (finetune --seq-len) scales them down
+        self.keep = min(KEEP, max_context * 5 // 8)
+        self.room, self.early_room = min(SLIDE_ROOM, max_context // 6), min(EARLY_ROOM, max_context // 5)
         self.prefix: list[int] = []
         self.waits = 0  # model calls that had to finish a refill first (a reaction's tail)
         self.reset()
@@ -49,7 +52,7 @@ class Window:
         """The logits (shape (vocab,)) after the last of ``ids``, sliding first if the
         window is full."""
         if len(self.prefix) + len(ids) - self.start > self.max_context:
-            self.slide(ids, KEEP)
+            self.slide(ids, self.keep)
         if self.refilling:
             self.waits += 1
             self.refilling = False
@@ -75,10 +78,10 @@ class Window:
         """Idle work: slide before the window runs out (to ``KEEP`` tokens; after a
         Chord token, ``EARLY_ROOM`` sooner) and refill ``PREFILL_CHUNK`` tokens per call;
         True while the refill goes on."""
-        room = SLIDE_ROOM + (EARLY_ROOM if self.early else 0)
+        room = self.room + (self.early_room if self.early else 0)
         self.early = False
         if not self.refilling and len(self.prefix) + len(ids) - self.start > self.max_context - room:
-            self.slide(ids, KEEP)
+            self.slide(ids, self.keep)
             self.refilling = True
         if not self.refilling:
             return False

@@ -129,6 +129,24 @@ def test_export_round_trips(built, fmt, tmp_path):
     assert to_text(vocab, from_text(vocab, "Bar_None Pitch_60")) == "Bar_None Pitch_60"
 
 
+def test_finetune_on_a_built_dataset_writes_onnx_that_plays(built, tmp_path, chorale_piece):
+    """`finetune --data` (how riff-fiddle and riff-folksong are made) exports model.onnx too,
+    so --model OUT plays on onnxruntime as the shipped checkpoints do."""
+    out = tmp_path / "ckpt"
+    result = run_riffd("finetune", "--data", str(built), "-o", str(out), "--epochs", "1", "--epoch-steps", "2",
+                       "--batch-size", "2", "--seq-len", "32", "--warmup", "1")
+    assert result.returncode == 0, result.stderr
+    assert (out / "model.onnx").stat().st_size > 1_000_000 and f"play it: --model {out}" in result.stdout
+    chords = tmp_path / "chords.mid"
+    chorale_piece.to_midi(with_melody=False).save(chords)
+    played = run_riffd("render", str(chords), "-o", str(tmp_path / "out.mid"), "--model", str(out), "--seed", "1")
+    # the model itself plays (a 32-token window once failed it over to rules)
+    assert played.returncode == 0 and "failed" not in played.stderr and "rules" not in played.stderr, played.stderr
+    from riffd.models import load_model
+    model = load_model(str(out))
+    assert type(model.runner).__name__ == "OnnxRunner" and model.max_context == 32
+
+
 def test_bad_dataset_commands_exit_2(tmp_path):
     assert run_riffd("dataset", "build", "-o", str(tmp_path / "x"), "--sources", "nope").returncode == 2
     assert run_riffd("dataset", "stats", str(tmp_path)).returncode == 2

@@ -60,7 +60,7 @@ def test_unknown_model_is_a_clear_error():
         load_model("banjo")
 
 
-@pytest.mark.parametrize("name", ["riff-small", "riff-fiddle"])
+@pytest.mark.parametrize("name", ["riff-small", "riff-fiddle", "riff-folksong"])
 def test_a_shipped_checkpoint_loads_by_its_folder_name(name):
     model = load_model(name)  # its model.onnx on onnxruntime, as --model onnx
     assert type(model).__name__ == "NeuralModel" and type(model.runner).__name__ == "OnnxRunner"

@@ -6,7 +6,7 @@ from riffd.presets import PresetError, bundled_names, load_preset
 
 def test_bundled_presets_load():
     names = bundled_names()
-    for required in ("gospel", "jazz", "blues", "trance", "folk", "fiddle", "chorale", "pop"):
+    for required in ("gospel", "jazz", "blues", "trance", "folk", "fiddle", "folksong", "chorale", "pop"):
         assert required in names
     for name in names:
         preset = load_preset(name)
