@@ -34,11 +34,14 @@ MAX_BEATS = 64      # of each piece, so that the session cycles through several
 def session_chords(beats: float) -> list[tuple[float, float, tuple[int, ...], bool]]:
     """(start_beat, end_beat, pitches, rolled) for at least ``beats`` beats: chord-symbol
     tunes (block) and chorales (rolled) strictly in turn, so that every minute holds both
-    kinds; each round takes the next chorales and is transposed by a fourth."""
+    kinds; each round takes the next chorales and is transposed by a fourth. Raises
+    ValueError if the corpus lacks either kind."""
     from riffd.models.training.corpus import chord_symbol_paths, chord_symbol_tunes, chorale, chorale_paths
 
     tunes = [t for p in chord_symbol_paths() for t in chord_symbol_tunes(p)]
     chorales = [c for c in (chorale(p) for p in chorale_paths()[:12]) if c is not None and c.chords]
+    if not tunes or not chorales:
+        raise ValueError("the music21 corpus lacks its chord-symbol tunes or Bach chorales")
     out, offset, round_ = [], 0.0, 0
     while offset < beats:
         # tunes run out before chorales: the next round goes on with the chorales not yet played
