@@ -75,8 +75,8 @@ class Window:
         self.fed, self.last = self.start, None
 
     def prepare(self, ids: list[int]) -> bool:
-        """Idle work: slide before the window runs out (to ``KEEP`` tokens; after a
-        Chord token, ``EARLY_ROOM`` sooner) and refill ``PREFILL_CHUNK`` tokens per call;
+        """Idle work: slide before the window runs out (to ``KEEP`` tokens, or 5/8 of a
+        shorter window; after a Chord token, ``EARLY_ROOM`` sooner) and refill ``PREFILL_CHUNK`` tokens per call;
         True while the refill goes on."""
         room = self.room + (self.early_room if self.early else 0)
         self.early = False

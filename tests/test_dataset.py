@@ -4,6 +4,8 @@ import json
 import numpy as np
 import pytest
 
+from riffd.models import load_model
+from riffd.models.backends import OnnxRunner
 from riffd.models.training.corpus import Piece, folk_paths, melodies
 from riffd.models.training.dataset import Filters, check, load_split, split_of
 from riffd.models.training.datatext import from_text, to_text
@@ -142,9 +144,8 @@ def test_finetune_on_a_built_dataset_writes_onnx_that_plays(built, tmp_path, cho
     played = run_riffd("render", str(chords), "-o", str(tmp_path / "out.mid"), "--model", str(out), "--seed", "1")
     # the model itself plays (a 32-token window once failed it over to rules)
     assert played.returncode == 0 and "failed" not in played.stderr and "rules" not in played.stderr, played.stderr
-    from riffd.models import load_model
     model = load_model(str(out))
-    assert type(model.runner).__name__ == "OnnxRunner" and model.max_context == 32
+    assert isinstance(model.runner, OnnxRunner) and model.max_context == 32
 
 
 def test_bad_dataset_commands_exit_2(tmp_path):
