@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from riffd.models.evaluation.arrangements import read_folder
-from riffd.models.evaluation.features import features, kl, repetition, valid
-from riffd.models.evaluation.judge import told_apart
+from riffd.models.evaluation.features import FEATURE_NAMES, features, kl, repetition, valid
+from riffd.models.evaluation.judge import tells, told_apart
 from riffd.models.protocol import ChordAt, MelodyNote
 from riffd.music.chords import parse_chord
 
@@ -53,6 +53,24 @@ def test_validity_and_kl():
     p = np.array([0.5, 0.5, 0.0])
     assert kl(p, p) == pytest.approx(0.0, abs=1e-12)
     assert kl(p, np.array([0.0, 0.0, 1.0])) > 3.0
+
+
+def test_tells_name_the_feature_that_differs():
+    """The report's 'what tells it from real': the shifted column comes first, with its sign."""
+    rng = np.random.default_rng(3)
+    real, other = rng.normal(size=(80, len(FEATURE_NAMES))), rng.normal(size=(80, len(FEATURE_NAMES)))
+    repeated = FEATURE_NAMES.index("interval 0 (repeated note)")
+    other[:, repeated] -= 1.5
+    first = tells(real, other, FEATURE_NAMES, k=3)[0]
+    assert first["feature"] == "interval 0 (repeated note)" and first["d"] < -1.0
+    # the names follow MelodyFeatures.vector(), entry for entry
+    chords = [ChordAt(0.0, parse_chord("C"))]
+    notes = [MelodyNote(0, 1, 60, 80), MelodyNote(1, 1, 60, 80), MelodyNote(2, 2, 64, 80), MelodyNote(4, 4.5, 67, 80)]
+    vector = dict(zip(FEATURE_NAMES, features(notes, chords, 4.0, 12.0).vector(), strict=True))
+    assert vector["notes_per_bar"] == pytest.approx(4 / 3) and vector["range"] == 7.0
+    assert vector["interval 0 (repeated note)"] == pytest.approx(1 / 3) and vector["interval +4"] == pytest.approx(1 / 3)
+    assert vector["onset 0/12 beat"] == 1.0 and vector["chord pc +4"] == 0.25
+    assert vector["duration 1.51-2.01 beats"] == 0.25 and vector["duration over 4.01 beats"] == 0.25
 
 
 def test_judge_is_near_chance_on_one_distribution_and_sure_on_two():
@@ -113,9 +131,11 @@ def test_eval_command_on_a_folder(arrangements, tmp_path):
         row = report["configs"][name]
         assert len(row["distances"]) == 12 and row["composite"] == pytest.approx(np.mean(row["distances"]), abs=1e-3)
         assert set(row["targets"]) == {"judge", "chord_tone_ratio", "pc_entropy", "notes_per_bar", "repetition_2bar", "kl"}
+        assert len(row["tells"]) == 5 and all(t["feature"] in FEATURE_NAMES for t in row["tells"])
     assert report["configs"]["real"]["valid"] == 1.0
     assert {p.name for p in out.iterdir()} == {"report.md", "report.json", "histograms.png", "pieces.png"}
     assert "| rules |" in (out / "report.md").read_text()
+    assert f"- rules: {report['configs']['rules']['tells'][0]['feature']} " in (out / "report.md").read_text()
     assert "noise.mid: skipped" in result.stdout
     # --seeds 3: the two-sample test again with seeds 1 and 2; seed 0's is the table's
     for name in ("rules", "markov"):

@@ -36,6 +36,18 @@ SCALARS = ("chord_tone_ratio", "pc_entropy", "notes_per_bar", "range", "repetiti
            "self_similarity_8bar", "valid")
 
 
+def _bin_names() -> list[str]:
+    edges = ("0",) + tuple(f"{e:g}" for e in DURATION_EDGES)
+    return ([f"chord pc +{i}" for i in range(12)]
+            + [f"interval {i - 12:+d}" if i != 12 else "interval 0 (repeated note)" for i in range(25)]
+            + [f"onset {i}/12 beat" for i in range(12)]
+            + [f"duration {a}-{b} beats" for a, b in zip(edges, edges[1:])] + [f"duration over {edges[-1]} beats"])
+
+
+# what each entry of MelodyFeatures.vector() measures, in its order
+FEATURE_NAMES = [k for k in SCALARS if k != "valid"] + _bin_names()
+
+
 @dataclass
 class MelodyFeatures:
     """The scalars (``SCALARS``) and histograms (``HISTOGRAMS``) of one melody."""

@@ -41,3 +41,15 @@ def calibration(real: np.ndarray, repeats: int = 5, seed: int = 0) -> tuple[floa
         half = len(real) // 2
         scores.append(told_apart(real[order[:half]], real[order[half:2 * half]], seed + r))
     return min(scores), max(scores)
+
+
+def tells(real: np.ndarray, other: np.ndarray, names: list[str], k: int = 5) -> list[dict]:
+    """The ``k`` features that set ``other`` apart from ``real`` the most (each shape
+    (n, features), columns named by ``names``): by the difference of their means in
+    standard deviations of the two samples pooled (Cohen's d), largest first. Each is
+    ``{"feature", "real", "other", "d"}``: what to look at when the test tells them apart."""
+    pooled = np.sqrt((real.var(axis=0) + other.var(axis=0)) / 2.0)
+    d = (other.mean(axis=0) - real.mean(axis=0)) / np.where(pooled > 0, pooled, np.inf)
+    return [{"feature": names[i], "real": round(float(real[:, i].mean()), 3),
+             "other": round(float(other[:, i].mean()), 3), "d": round(float(d[i]), 2)}
+            for i in np.argsort(-np.abs(d))[:k]]

@@ -41,6 +41,10 @@ def markdown(result: dict, source: str) -> str:
     for name in models:
         t = configs[name]["targets"]
         lines.append(f"| {name} | " + " | ".join("met" if t[k] else "no" for k in TARGETS) + " |")
+    lines += ["", "What tells each model from real most (feature: real mean / the model's, difference in pooled "
+                  "standard deviations):", ""]
+    lines += [f"- {name}: " + "; ".join(f"{t['feature']} {t['real']:g} / {t['other']:g} ({t['d']:+.2f})"
+                                        for t in configs[name].get("tells", [])) for name in models]
     for name, row in result.get("judge_seeds", {}).items():
         lines += ["", f"Told from real, {name}, seeds {row['seeds'][0]}-{row['seeds'][-1]}: "
                       + " / ".join(f"{x:.3f}" for x in row["told_from_real"]) + f" (mean {row['mean']:.3f})"]

@@ -23,8 +23,8 @@ import numpy as np
 from riffd.models.protocol import Context, one_voice
 
 from .arrangements import Arrangement
-from .features import HISTOGRAMS, SCALARS, MelodyFeatures, features, kl, pooled
-from .judge import calibration, told_apart
+from .features import FEATURE_NAMES, HISTOGRAMS, SCALARS, MelodyFeatures, features, kl, pooled
+from .judge import calibration, tells, told_apart
 
 TARGETS = {"judge": 0.70, "chord_tone_ratio": 0.03, "pc_entropy": 0.15, "notes_per_bar": 0.15,
            "repetition_2bar": 0.10, "kl": 0.05}
@@ -117,8 +117,9 @@ def evaluate_pieces(pieces: list[Arrangement], models: list[str], preset, seed: 
     for spec, name in zip(models, labels):
         t0 = time.perf_counter()
         rows = [piece_features(notes, p) for notes, p in zip(play(spec, pieces, preset, seed), pieces)]
-        row = summary(rows, real)
-        row["judge"] = judge[name] = round(told_apart(real_x, np.array([r.vector() for r in rows]), seed), 3)
+        row, x = summary(rows, real), np.array([r.vector() for r in rows])
+        row["judge"] = judge[name] = round(told_apart(real_x, x, seed), 3)
+        row["tells"] = tells(real_x, x, FEATURE_NAMES)
         row["seconds"] = round(time.perf_counter() - t0, 1)
         configs[name], every[name] = row, rows
         echo(f"riffd eval: {name}: told from real {row['judge']:.2f}, composite {row['composite']:.3f} "
