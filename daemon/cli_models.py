@@ -104,13 +104,8 @@ def finetune(init, output, midi_dir, style, preset, jobs, data, resume, stop_aft
         raise BadInput("give one of --midi DIR (your arrangements) or --data DIR (a built dataset)")
     if data is not None:
         run_training(data, output, init, resume, stop_after, **kw)
-        from riffd.models.checkpoint import CheckpointError
-        from riffd.models.training.onnx_export import export as to_onnx
-        try:  # --model OUTPUT (or its folder name in models/checkpoints) then plays on onnxruntime
-            for path in to_onnx(output, int8=False):
-                click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); play it: --model {output}")
-        except CheckpointError as exc:
-            raise BadInput(str(exc)) from None
+        # --model OUTPUT (or its folder name in models/checkpoints) then plays on onnxruntime
+        write_onnx(output, int8=False, then=f"; play it: --model {output}")
         return
     from riffd.models.checkpoint import CheckpointError
     from riffd.models.training.finetune import finetune_midi
@@ -147,11 +142,17 @@ def export():
               help="Standard ONNX operators only, instead of onnxruntime's fused GroupQueryAttention.")
 def export_onnx(checkpoint, int8, portable):
     """Write CHECKPOINT/model.onnx (KV cache in and out) from its model.safetensors."""
+    write_onnx(checkpoint, int8=int8, fused=not portable)
+
+
+def write_onnx(checkpoint: Path, int8: bool, fused: bool = True, then: str = "") -> None:
+    """Export ``checkpoint`` to ONNX, one line per file written (``then`` appended); a
+    checkpoint that cannot be exported is BadInput."""
     from riffd.models.checkpoint import CheckpointError
     from riffd.models.training.onnx_export import export as run
     try:
-        for path in run(checkpoint, int8=int8, fused=not portable):
-            click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        for path in run(checkpoint, int8=int8, fused=fused):
+            click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB){then}")
     except CheckpointError as exc:
         raise BadInput(str(exc)) from None
 
@@ -183,10 +184,10 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
     from riffd.models.evaluation.suite import evaluate_pieces
     from riffd.presets import PresetError, load_preset
     from riffd.models import model_names
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [n for n in names if n not in model_names() and not Path(n).exists()]
+    names, known = [m.strip() for m in models.split(",") if m.strip()], model_names()
+    unknown = [n for n in names if n not in known and not Path(n).exists()]
     if unknown or not names:
-        raise BadInput(f"unknown model {', '.join(unknown) or '(none)'} (choose {', '.join(model_names())}, "
+        raise BadInput(f"unknown model {', '.join(unknown) or '(none)'} (choose {', '.join(known)}, "
                        "or a path to a model)")
     try:
         the_preset = load_preset(preset or ("pop" if folder else "folk"))

@@ -76,8 +76,8 @@ class Window:
 
     def prepare(self, ids: list[int]) -> bool:
         """Idle work: slide before the window runs out (to ``KEEP`` tokens, or 5/8 of a
-        shorter window; after a Chord token, ``EARLY_ROOM`` sooner) and refill ``PREFILL_CHUNK`` tokens per call;
-        True while the refill goes on."""
+        shorter window; after a Chord token, ``EARLY_ROOM`` sooner) and refill
+        ``PREFILL_CHUNK`` tokens per call; True while the refill goes on."""
         room = self.room + (self.early_room if self.early else 0)
         self.early = False
         if not self.refilling and len(self.prefix) + len(ids) - self.start > self.max_context - room:
