@@ -7,7 +7,7 @@ Duration]``. Its tokens are written by the same REMI kernel that encodes the dat
 (``cython_ext/remi.py``'s ``Stream``, token by token), so live and batch streams of the
 same notes and chords are equal. Bar, TimeSig, Tempo and Chord tokens are forced from the
 preset and the chord timeline (a chord equal to the one before adds no token, as in the
-dataset), Velocity from the preset's velocity and the metric accent; the model samples
+dataset), Velocity as ``STREAM_VELOCITY`` whatever the note's accent; the model samples
 Position, Bar, Pitch and Duration, each from the ids the grammar allows there
 (riffd.models.sampling), so every output decodes to notes.
 
@@ -36,6 +36,7 @@ from .tokens import STYLES, Vocab
 from .window import Window
 
 POS_PER_BEAT = 12  # Position steps per beat of the meter's denominator (tokens.CONFIG)
+STREAM_VELOCITY = 80  # the corpus' one velocity (training/corpus.py); accents skewed sampling
 
 
 @dataclass(frozen=True)
@@ -327,13 +328,12 @@ class NeuralModel(MelodyModel):
         return note_velocity(self.preset.velocity, strength(beat, self.bar_beats))
 
     def _push_pitch(self, token: int, beat: float) -> None:
-        """A Pitch and its Velocity. The velocity is forced, not sampled: the corpus has no
-        dynamics (one velocity per piece, plus augmentation jitter), and feeding the two
-        together saves one model call per note."""
-        self._note_tokens(int(self.groups.pitch_of[token]), self._velocity(beat), beat)
+        """A Pitch and its Velocity, forced (``STREAM_VELOCITY``): the corpus has no dynamics,
+        and feeding the two together saves one model call per note."""
+        self._note_tokens(int(self.groups.pitch_of[token]), beat)
 
-    def _note_tokens(self, pitch: int, velocity: int, beat: float) -> None:
-        self.enc.pitch_velocity(pitch, self.tables.vel_bin[min(max(velocity, 0), 127)])
+    def _note_tokens(self, pitch: int, beat: float) -> None:
+        self.enc.pitch_velocity(pitch, self.tables.vel_bin[STREAM_VELOCITY])
         self._take(beat, replace(self.state, expect="duration"))
 
     def _position(self, q: int) -> None:
@@ -390,7 +390,7 @@ class NeuralModel(MelodyModel):
         at = self._beat_of(s.bar, q)
         if q > s.pos:
             self._position(q)
-        self._note_tokens(min(max(note.pitch, 21), 108), note.velocity, at)
+        self._note_tokens(min(max(note.pitch, 21), 108), at)
         self.enc.duration(self._duration_bin(at, note.end))
         self._take(at, replace(self.state, expect="event"))
 
