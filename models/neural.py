@@ -3,17 +3,15 @@ transformer behind a runner (mlx or onnx), spoken through the melody model proto
 
 The stream is what the model was trained on (riffd.models.training.dataset): BOS, Style,
 then per bar ``Bar TimeSig``, and per event ``Position [Tempo] [Chord] [Pitch Velocity
-Duration]``. Its tokens are written by the same REMI kernel that encodes the dataset
-(``cython_ext/remi.py``'s ``Stream``, token by token), so live and batch streams of the
-same notes and chords are equal. Bar, TimeSig, Tempo and Chord tokens are forced from the
-preset and the chord timeline (a chord equal to the one before adds no token, as in the
-dataset), Velocity as ``STREAM_VELOCITY`` whatever the note's accent; the model samples
-Position, Bar, Pitch and Duration, each from the ids the grammar allows there
-(riffd.models.sampling), so every output decodes to notes.
+Duration]``, written by the REMI kernel that encodes the dataset (``cython_ext/remi.py``'s
+``Stream``, token by token), so live and batch streams are equal. Bar, TimeSig, Tempo and
+Chord tokens are forced from the preset and the chord timeline (a chord equal to the one
+before adds no token, as in the dataset), Velocity is ``STREAM_VELOCITY`` whatever the
+note's accent; the model samples Position, Bar, Pitch and Duration, each from the ids the
+grammar allows there (riffd.models.sampling), so every output decodes to notes.
 
-A runner (models/backends.py) keeps the KV cache; ``rollback`` truncates it to the
-tokens before the beat. A missed deadline hands the rest of the request to the rules
-model, whose notes enter the stream as forced tokens (counted in ``fallbacks``).
+A runner (models/backends.py) keeps the KV cache; ``rollback`` truncates it to the tokens
+before the beat. A missed deadline hands the rest to the rules model (``fallbacks``).
 """
 from __future__ import annotations
 
@@ -41,9 +39,8 @@ STREAM_VELOCITY = 80  # the corpus' one velocity (training/corpus.py); accents s
 
 @dataclass(frozen=True)
 class StreamState:
-    """Where the stream is: ``bar`` index (-1 before the first), last ``pos`` in the bar
-    (-1 none), the beat and id of the last chord reached, and what the grammar
-    ``expect``s next."""
+    """Where the stream is: ``bar`` index (-1 before the first), last ``pos`` in the bar (-1
+    none), the beat and id of the last chord reached, and what the grammar ``expect``s next."""
     bar: int = -1
     pos: int = -1
     chord_beat: float = -math.inf
@@ -285,9 +282,13 @@ class NeuralModel(MelodyModel):
 
     def _answers(self) -> bool:
         """After a Chord token: whether a note sounds on the change. A rest's chance is the
-        model's (a later Position or the Bar against a pitch) times ``rest_on_changes``."""
+        model's (a later Position or the Bar against a pitch) times ``rest_on_changes``; if
+        the model's last note still sounds (it chose to hold before it knew of the change;
+        live, the rollback has cut it), that key alone."""
         if self.preset.rest_on_changes <= 0.0:
             return True
+        if self.generated and self.generated[-1].end > self._beat_of(self.state.bar, self.state.pos) + 1e-6:
+            return self.rng.random() >= self.preset.rest_on_changes
         z = self._logits() / max(self.preset.temperature, 0.05)
         rests = np.append(self.groups.positions[self.state.pos + 1:], self.groups.bar)
         pitch, rest = np.logaddexp.reduce(z[self._pitch_ids()]), np.logaddexp.reduce(z[rests])
@@ -328,8 +329,7 @@ class NeuralModel(MelodyModel):
         return note_velocity(self.preset.velocity, strength(beat, self.bar_beats))
 
     def _push_pitch(self, token: int, beat: float) -> None:
-        """A Pitch and its Velocity, forced (``STREAM_VELOCITY``): the corpus has no dynamics,
-        and feeding the two together saves one model call per note."""
+        """A Pitch and its Velocity (forced: fed together, they save one model call a note)."""
         self._note_tokens(int(self.groups.pitch_of[token]), beat)
 
     def _note_tokens(self, pitch: int, beat: float) -> None:

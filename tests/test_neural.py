@@ -178,6 +178,26 @@ def test_rest_on_changes_lets_the_model_leave_a_change_without_a_note(check):
     assert answered[0.0] == 1.0 > answered[1.0]
 
 
+def test_a_note_the_model_chose_to_hold_holds_over_a_change_at_rest_on_changes_1(check):
+    """In batch the model picks a Duration before it knows of the next change. At
+    ``rest_on_changes`` 0 a change under a sounding note still gets a new note (the held
+    one is cut); at 1 the held note holds: no note starts while the one before sounds."""
+    chords = progression(16)
+    # a change is a new Chord token: root and quality (G/B to G is none)
+    changes = {round(b.beat, 6) for a, b in zip(chords, chords[1:])
+               if (b.chord.root, b.chord.quality) != (a.chord.root, a.chord.quality)}
+    cut = {}
+    for share in (0.0, 1.0):
+        cut[share] = 0
+        for seed in range(3):
+            model = neural(check)
+            model.start(Context(load_preset("chorale").with_values(rest_on_changes=share, grid=2), seed=seed,
+                                chords=chords))
+            notes = list(model.generate(64.0))
+            cut[share] += sum(b.start < a.end - 1e-6 and round(b.start, 6) in changes for a, b in zip(notes, notes[1:]))
+    assert cut[0.0] > 0 and cut[1.0] == 0
+
+
 def test_repeated_note_penalty_makes_the_model_repeat_a_pitch_less_often(check):
     """``repeated_note_penalty`` (nats off the previous note's pitch) lowers the share of
     notes that repeat the pitch before them; the stream still decodes to the notes."""
