@@ -65,7 +65,7 @@ COMMANDS: tuple[Address, ...] = (
     Address("/riffd/preset", "in", (Arg("name", "str"),),
             "switch preset: blues, chorale, fiddle, folk, folksong, gospel, jazz, pop, trance"),
     Address("/riffd/model", "in", (Arg("name", "str"),),
-            "switch model: rules, markov, onnx, onnx-int8, mlx, riff-fiddle, riff-folksong or a path"),
+            "switch model: rules, markov, onnx, onnx-int8, mlx, riff-fiddle, riff-folksong, riff-chorale or a path"),
     Address("/riffd/mode", "in", (Arg("mode", "str"),), "accompany or call-response"),
     *(Address(f"/riffd/param/{name}", "in", (Arg("value", "float"),), f"set the preset's {name}")
       for name in PARAMS),

@@ -15,7 +15,7 @@ from .logs import LEVELS
 from .cli_common import (BadInput, api_option, model_or_exit, model_or_rules, parse_channels, preset_or_exit,
                          warm_option)
 
-MODEL_HELP = "rules, markov, mlx, onnx, onnx-int8, riff-fiddle, riff-folksong or a model path [preset's]."
+MODEL_HELP = "rules, markov, mlx, onnx, onnx-int8, riff-fiddle, riff-folksong, riff-chorale or a model path [preset's]."
 
 
 @click.command()

@@ -60,7 +60,8 @@ SPEC: dict[str, tuple] = {
     "chord_tone_bias": (float, 0.0, 1.0, 0.85, "chance that a strong-beat note is a chord tone"),
     "repeat": (float, 0.0, 1.0, 0.0, "chance that a returning progression brings back the melody played over it"),
     "rest_on_changes": (float, 0.0, 1.0, 0.0, "how far the transformer may leave a chord change without a note "
-                                              "on it: 0 answers every change, 1 leaves it to the model's odds"),
+                                              "on it: 0 answers every change, 1 leaves it to the model's odds "
+                                              "(in batch a note it chose to hold holds)"),
     "repeated_note_penalty": (float, 0.0, 5.0, 0.0, "nats off the transformer's logit for repeating the "
                                                      "previous note's pitch: above 0 repeats notes less often"),
     "phrase_bars": (int, 1, 64, 2, "length of an answer phrase in call-response mode (bars)"),
@@ -69,7 +70,7 @@ SPEC: dict[str, tuple] = {
     "strike_window_ms": (float, 5.0, 200.0, 30.0, "keys this close to a strike's first key are one chord (ms)"),
     "mode": (str, MODES, None, "accompany", "accompany or call-response"),
     "model": (str, None, None, "onnx", "melody model: rules, markov, mlx, onnx, onnx-int8, a shipped checkpoint "
-                                         "(riff-fiddle, riff-folksong) or a path"),
+                                         "(riff-fiddle, riff-folksong, riff-chorale) or a path"),
     "style": (str, None, None, "pop", "style token given to the model"),
     "velocity": (int, 1, 127, 90, "base note-on velocity"),
     "channel": (int, 1, 16, 2, "MIDI channel of the melody (1-16)"),

@@ -132,7 +132,7 @@ def test_export_round_trips(built, fmt, tmp_path):
 
 
 def test_finetune_on_a_built_dataset_writes_onnx_that_plays(built, tmp_path, chorale_piece):
-    """`finetune --data` (how riff-fiddle and riff-folksong are made) exports model.onnx too,
+    """`finetune --data` (how riff-fiddle, riff-folksong and riff-chorale are made) exports model.onnx too,
     so --model OUT plays on onnxruntime as the shipped checkpoints do."""
     out = tmp_path / "ckpt"
     result = run_riffd("finetune", "--data", str(built), "-o", str(out), "--epochs", "1", "--epoch-steps", "2",

@@ -67,13 +67,13 @@ def assert_balanced(messages):
     assert not sounding, f"left sounding: {sorted(sounding)}"
 
 
-@pytest.mark.parametrize("model", ["rules", "markov", "onnx"])
+@pytest.mark.parametrize("model", ["rules", "markov", "riff-chorale"])  # the last: the preset's own
 def test_serve_accompanies_a_chorale(jack, chorale_piece, model):
     preset = load_preset("chorale")
     with serving("--preset", "chorale", "--model", model, "--tempo", "240", "--seed", "1") as (proc, player):
         seconds_per_beat = 0.25
         t0 = time.monotonic() + 0.2
-        struck = play_chords(player, chorale_piece.chords[:48], seconds_per_beat, t0)
+        struck = play_chords(player, chorale_piece.chords, seconds_per_beat, t0)  # all 54 chords
         time.sleep(0.2)
         code, err = stop_serve(proc)
         time.sleep(0.2)
@@ -99,8 +99,10 @@ def test_serve_accompanies_a_chorale(jack, chorale_piece, model):
         tones = {p % 12 for p in played} | (chord.tones if chord else set())
         strong += 1
         good += m[1] % 12 in tones
-    assert strong >= 20
-    assert good / strong >= 0.7, (good, strong)
+    assert strong >= 30
+    # Bach's own sopranos: 71 % by this measure over 60 chorales (this one's: 83 %); pitches
+    # drawn at random from the register: 26 %
+    assert good / strong >= 0.5, (good, strong)
     # after SIGTERM: CC123 and sustain off on the melody channel
     ch = preset.channel - 1
     assert [0xB0 | ch, 123, 0] in [m for _, m in messages]

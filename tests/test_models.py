@@ -29,8 +29,10 @@ def test_melody_in_register_and_on_chord_tones(name, preset):
     on_beat = [n for n in notes if abs(n.start - round(n.start)) < 1e-6]
     share = sum(n.pitch % 12 in model.chord_at(n.start).tones for n in on_beat) / len(on_beat)
     assert share >= 0.7, share
-    # every chord change starts a note
-    assert {i * 4.0 for i in range(8)} <= {round(n.start, 6) for n in notes}
+    # every chord change starts a note, unless the preset lets the model hold or rest over some
+    changes = {i * 4.0 for i in range(8)}
+    answered = changes & {round(n.start, 6) for n in notes}
+    assert answered == changes if load_preset(preset).rest_on_changes == 0 else len(answered) >= 4
 
 
 @pytest.mark.parametrize("name", ["rules", "markov", "onnx", "mlx"])
@@ -60,7 +62,7 @@ def test_unknown_model_is_a_clear_error():
         load_model("banjo")
 
 
-@pytest.mark.parametrize("name", ["riff-small", "riff-fiddle", "riff-folksong"])
+@pytest.mark.parametrize("name", ["riff-small", "riff-fiddle", "riff-folksong", "riff-chorale"])
 def test_a_shipped_checkpoint_loads_by_its_folder_name(name):
     model = load_model(name)  # its model.onnx on onnxruntime, as --model onnx
     assert type(model).__name__ == "NeuralModel" and type(model.runner).__name__ == "OnnxRunner"

@@ -104,8 +104,8 @@ def test_demo_renders_real_corpus(tmp_path):
     outputs = sorted((tmp_path / "demo").glob("*-riffd.mid"))
     assert len(outputs) == 2
     assert "bwv269" in result.stdout and "riffd melody" in result.stdout
-    # each piece with its preset's own model: the chorale on riff-small, the reel on riff-fiddle
-    assert "preset chorale, model onnx" in result.stdout and "preset fiddle, model riff-fiddle" in result.stdout
+    # each piece with its preset's own model: the chorale on riff-chorale, the reel on riff-fiddle
+    assert "preset chorale, model riff-chorale" in result.stdout and "preset fiddle, model riff-fiddle" in result.stdout
     assert "unavailable" not in result.stdout
     for path in outputs:
         assert mido.MidiFile(path).tracks[-1].name == "riffd melody"
