@@ -30,11 +30,10 @@ from .protocol import Context, MelodyModel, MelodyNote
 from .remi import QUALITY_INDEX, RemiTokenizer
 from .rules import RulesModel
 from .sampling import CHORD_TONE_NATS, Groups, sample
-from .tokens import STYLES, Vocab
+from .tokens import STREAM_VELOCITY, STYLES, Vocab
 from .window import Window
 
 POS_PER_BEAT = 12  # Position steps per beat of the meter's denominator (tokens.CONFIG)
-STREAM_VELOCITY = 80  # the corpus' one velocity (training/corpus.py); accents skewed sampling
 
 
 @dataclass(frozen=True)

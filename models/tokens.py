@@ -18,6 +18,10 @@ from riffd.music.chords import QUALITIES
 STYLES = ("chorale", "folk", "tune", "user", "synthetic",
           "pop", "gospel", "jazz", "blues", "trance")
 SPECIAL = ("PAD", "BOS", "EOS", "MASK")
+# Every melody Velocity token's velocity, in datasets (plus augmentation's offset) and in the
+# live stream: the corpus' one velocity (music21's default, training/corpus.py). The stream
+# is forced, so a dataset with dynamics (a user's files) would teach a pattern never heard.
+STREAM_VELOCITY = 80
 
 CONFIG = {
     "pitch_range": (21, 108),  # piano range, inclusive (miditok keeps both ends)

@@ -68,6 +68,25 @@ def test_sequences_are_bos_style_remi_eos(built):
         assert any(t.startswith("Chord_") for t in seq) and any(t.startswith("Pitch_") for t in seq)
 
 
+def test_every_melody_note_is_encoded_at_the_one_stream_velocity(chorale_piece):
+    """A user's played dynamics are not kept: the stream a model plays into forces one
+    velocity, so a dataset teaching others would teach a pattern it never hears."""
+    from dataclasses import replace
+
+    from riffd.models.remi import RemiTokenizer
+    from riffd.models.tokens import STREAM_VELOCITY
+    from riffd.models.training.dataset import encode_piece
+    tok = RemiTokenizer(Vocab.default())
+    played = replace(chorale_piece, melody=[replace(n, velocity=30 + 13 * i % 97)
+                                            for i, n in enumerate(chorale_piece.melody)])
+    for offset in (0, 10):
+        aug = {"transpose": 0, "tempo": 1.0, "velocity": offset, "octave": 0}
+        names = {tok.vocab.tokens[int(i)] for i in encode_piece(tok, played, "user", aug)}
+        velocities = {name for name in names if name.startswith("Velocity_")}
+        bins = np.array(tok.vocab.data["velocities"])
+        assert velocities == {f"Velocity_{bins[np.abs(bins - STREAM_VELOCITY - offset).argmin()]}"}
+
+
 def test_transposed_copies_move_pitch_and_chord_root(built):
     vocab = Vocab.load(built / "tokenizer.json")
     meta = [json.loads(line) for line in (built / "pieces.jsonl").read_text().splitlines()]

@@ -17,7 +17,8 @@ from riffd.presets import load_preset
 from riffd.models.backends import MlxRunner, OnnxRunner
 from riffd.models.checkpoint import DEFAULT, Checkpoint
 from riffd.models.training.dataset import encode_piece, estimate_chords
-from riffd.models.neural import STREAM_VELOCITY, NeuralModel
+from riffd.models.neural import NeuralModel
+from riffd.models.tokens import STREAM_VELOCITY
 from riffd.models.window import EARLY_ROOM, PREFILL_CHUNK, SLIDE_ROOM, Window
 from riffd.models.protocol import ChordAt, Context
 from riffd.models.remi import QUALITY_INDEX, Notes, RemiTokenizer

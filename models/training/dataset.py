@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from riffd.music.chords import NOTE_NAMES
+from riffd.models.tokens import STREAM_VELOCITY
 
 from .corpus import BadPiece, Piece
 from .harmonize import estimate_key
@@ -188,7 +189,8 @@ def encode_piece(tok, piece: Piece, style: str, aug: dict | None = None) -> np.n
     shift = aug["transpose"] + aug["octave"]
     melody = Notes.of(piece.melody, ppqn)
     melody.pitches = melody.pitches + shift
-    melody.velocities = np.clip(melody.velocities + aug["velocity"], 1, 127)
+    # one velocity, as the stream a model plays into has (tokens.STREAM_VELOCITY)
+    melody.velocities = np.full_like(melody.velocities, STREAM_VELOCITY + aug["velocity"])
     blocks = [(round(s * ppqn), round(e * ppqn), [p + aug["transpose"] for p in ps]) for s, e, ps in piece.chords]
     sigs = [(round(b * ppqn), n, d) for b, n, d in piece.time_signatures]
     mspq = round(60e6 / (piece.tempo * aug["tempo"]))
