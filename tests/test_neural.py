@@ -184,7 +184,8 @@ def test_rest_on_changes_lets_the_model_leave_a_change_without_a_note(check):
 def test_a_note_the_model_chose_to_hold_holds_over_a_change_at_rest_on_changes_1(check):
     """In batch the model picks a Duration before it knows of the next change. At
     ``rest_on_changes`` 0 a change under a sounding note still gets a new note (the held
-    one is cut); at 1 the held note holds: no note starts while the one before sounds."""
+    one is cut); at 1 the held note holds: no note starts on a change while the one before
+    sounds."""
     chords = progression(16)
     # a change is a new Chord token: root and quality (G/B to G is none)
     changes = {round(b.beat, 6) for a, b in zip(chords, chords[1:])
