@@ -7,6 +7,10 @@ import click
 from riffd.bridges.midi import APIS
 from riffd.presets import PresetError, load_preset
 
+# --model's help, for every command that takes one (serve, render, watch)
+MODEL_HELP = ("rules, markov, mlx, onnx, onnx-int8, riff-fiddle, riff-folksong, riff-chorale or a model path "
+              "[preset's].")
+
 
 class BadInput(click.ClickException):
     """Bad usage or input: exit 2 with a one-line reason on stderr."""

@@ -12,10 +12,8 @@ from riffd.bridges.midi import APIS, PortError
 from riffd.bridges.midifile import MidiInputError
 
 from .logs import LEVELS
-from .cli_common import (BadInput, api_option, model_or_exit, model_or_rules, parse_channels, preset_or_exit,
-                         warm_option)
-
-MODEL_HELP = "rules, markov, mlx, onnx, onnx-int8, riff-fiddle, riff-folksong, riff-chorale or a model path [preset's]."
+from .cli_common import (MODEL_HELP, BadInput, api_option, model_or_exit, model_or_rules, parse_channels,
+                         preset_or_exit, warm_option)
 
 
 @click.command()
