@@ -139,19 +139,21 @@ def export():
 @click.option("--int8/--no-int8", default=True, show_default=True,
               help="Also write model.int8.onnx (onnxruntime dynamic quantization).")
 @click.option("--portable", is_flag=True,
-              help="Standard ONNX operators only, instead of onnxruntime's fused GroupQueryAttention.")
-def export_onnx(checkpoint, int8, portable):
+              help="Standard ONNX operators only (float32), instead of onnxruntime's fused GroupQueryAttention.")
+@click.option("--float32", "float32", is_flag=True,
+              help="model.onnx with float32 weights instead of 8-bit blocks (twice the cost per token).")
+def export_onnx(checkpoint, int8, portable, float32):
     """Write CHECKPOINT/model.onnx (KV cache in and out) from its model.safetensors."""
-    write_onnx(checkpoint, int8=int8, fused=not portable)
+    write_onnx(checkpoint, int8=int8, fused=not portable, weights="float32" if float32 else "q8")
 
 
-def write_onnx(checkpoint: Path, int8: bool, fused: bool = True, then: str = "") -> None:
+def write_onnx(checkpoint: Path, int8: bool, fused: bool = True, then: str = "", weights: str = "q8") -> None:
     """Export ``checkpoint`` to ONNX, one line per file written (``then`` appended); a
     checkpoint that cannot be exported is BadInput."""
     from riffd.models.checkpoint import CheckpointError
     from riffd.models.training.onnx_export import export as run
     try:
-        for path in run(checkpoint, int8=int8, fused=fused):
+        for path in run(checkpoint, int8=int8, fused=fused, weights=weights):
             click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB){then}")
     except CheckpointError as exc:
         raise BadInput(str(exc)) from None
