@@ -129,16 +129,16 @@ def test_the_8_bit_export_stays_within_a_small_kl_of_mlx(check, real_sequences, 
 
 
 def test_onnx_cache_buffer_grows_and_keeps_what_it_holds(check, real_sequences):
-    """The shipped graph writes its KV cache into one buffer in place; a feed past the
-    buffer's end moves the cache into a bigger one, and the logits stay those of one pass."""
+    """The fused graph writes its KV cache into one buffer in place; a feed past the
+    buffer's end moves the cache into a bigger one, and the logits stay mlx's."""
     onnx = OnnxRunner(check)
-    assert onnx.shared, "the shipped model.onnx takes past_length (riffd export onnx)"
+    assert onnx.shared, "the fused model.onnx takes past_length (riffd export onnx)"
     ids = np.concatenate([real_sequences[0], real_sequences[1]])[:onnx.capacity + 40]
     assert len(ids) > onnx.capacity
     onnx.feed(ids[:onnx.capacity - 5].tolist())
     got = onnx.feed(ids[onnx.capacity - 5:].tolist())
     assert onnx.capacity >= len(ids) and onnx.length == len(ids)
-    assert np.abs(got - OnnxRunner(check).logits(ids)[-1]).max() < 1e-3
+    assert np.abs(got - MlxRunner(check).logits(ids)[-1]).max() < 1e-3
 
 
 
