@@ -141,7 +141,8 @@ def export():
 @click.option("--portable", is_flag=True,
               help="Standard ONNX operators only (float32), instead of onnxruntime's fused GroupQueryAttention.")
 @click.option("--float32", "float32", is_flag=True,
-              help="model.onnx with float32 weights instead of 8-bit blocks (about twice the cost of a one-token call).")
+              help="model.onnx with float32 weights instead of 8-bit blocks "
+                   "(about twice the cost of a one-token call).")
 def export_onnx(checkpoint, int8, portable, float32):
     """Write CHECKPOINT/model.onnx (KV cache in and out) from its model.safetensors."""
     write_onnx(checkpoint, int8=int8, fused=not portable, weights="float32" if float32 else "q8")
