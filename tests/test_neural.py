@@ -29,6 +29,14 @@ from conftest import run_riffd
 CKPT = Path(os.environ.get("RIFFD_TEST_CHECKPOINT", DEFAULT))
 
 
+def weights_copy(folder: Path) -> Path:
+    """``folder`` (made) holding the checkpoint's config, tokenizer and weights, no export."""
+    folder.mkdir(exist_ok=True)
+    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+        shutil.copy(CKPT / name, folder / name)
+    return folder
+
+
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +46,7 @@ def check(tmp_path_factory):
     within about 0.06 (its activations are quantized per call: see
     ``test_the_8_bit_export_stays_within_a_small_kl_of_mlx``)."""
     from riffd.models.training.onnx_export import export
-    folder = tmp_path_factory.mktemp("float32")
-    for name in ("config.json", "tokenizer.json", "model.safetensors"):
-        shutil.copy(CKPT / name, folder / name)
+    folder = weights_copy(tmp_path_factory.mktemp("float32"))
     export(folder, int8=False, weights="float32")
     return Checkpoint.load(folder)
 
@@ -75,10 +81,7 @@ def kl_nats(logits, reference) -> float:
 @pytest.mark.parametrize("flags", [["--float32"], ["--portable"]])
 def test_export_onnx_logits_equal_mlx(check, real_sequences, tmp_path, flags):
     """The float32 graphs (fused and portable) give mlx's logits, with and without the KV cache."""
-    folder = tmp_path / "ckpt"
-    folder.mkdir()
-    for name in ("config.json", "tokenizer.json", "model.safetensors"):
-        shutil.copy(CKPT / name, folder / name)
+    folder = weights_copy(tmp_path / "ckpt")
     result = run_riffd("export", "onnx", str(folder), *flags)
     assert result.returncode == 0, result.stderr
     import onnx
@@ -108,10 +111,7 @@ def test_the_8_bit_export_stays_within_a_small_kl_of_mlx(check, real_sequences, 
     """`riffd export onnx` (8-bit weight blocks, the default), freshly written and as shipped:
     its next-token distributions stay within 0.005 nats of the float weights' (the quantization
     of riff-small measured 3e-5, the dynamic int8 one 6e-4; riff-fiddle, a fine-tune of it, 0.45)."""
-    folder = tmp_path / "ckpt"
-    folder.mkdir()
-    for name in ("config.json", "tokenizer.json", "model.safetensors"):
-        shutil.copy(CKPT / name, folder / name)
+    folder = weights_copy(tmp_path / "ckpt")
     assert run_riffd("export", "onnx", str(folder), "--no-int8").returncode == 0
     import onnx
     mlx = MlxRunner(check)

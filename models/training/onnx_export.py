@@ -25,6 +25,8 @@ onnxruntime's dynamically quantized copy (INT8 weights, activations per tensor).
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -228,32 +230,32 @@ def export(path: str | Path, int8: bool = True, fused: bool = True, weights: str
 def quantize_q8(model):
     """``model`` (an onnx ModelProto) with every MatMul's constant weight in 8-bit blocks
     of 32 (onnxruntime's ``MatMulNBits``, symmetric, accuracy level 4: int8 products)."""
-    import logging
-
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
     config = DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=True, accuracy_level=4, bits=8)
-    quiet = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # it logs every MatMul it visits
-    try:
+    with _quiet_logging():  # it logs every MatMul it visits
         quantizer = MatMulNBitsQuantizer(model, algo_config=config)
         quantizer.process()
-    finally:
-        logging.getLogger().setLevel(quiet)
     return quantizer.model.model
 
 
 def quantize_int8(src: Path, dst: Path) -> Path:
     """onnxruntime's dynamic quantization: INT8 MatMul weights, activations quantized at
     run time per tensor."""
-    import logging
-
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    quiet = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process does not apply here
-    try:
+    with _quiet_logging():  # its advice to pre-process does not apply here
         # the contrib attention op has no ONNX shape inference: say its outputs are float
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
                          extra_options={"DefaultTensorType": 1})
-    finally:
-        logging.getLogger().setLevel(quiet)
     return dst
+
+
+@contextlib.contextmanager
+def _quiet_logging():
+    """The root logger at ERROR for the block: onnxruntime's quantizers log through it."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
