@@ -97,3 +97,19 @@ def test_rules_steps_in_sixteenths_at_most_on_a_finer_grid():
     rules.start(Context(preset, seed=2, chords=chords))
     onsets = [n.start * 4 for n in rules.generate(32.0)]
     assert len(onsets) > 40 and all(abs(x - round(x)) < 1e-6 for x in onsets)
+
+
+def test_every_help_text_names_every_model_and_preset():
+    """bridges/ and presets/ may not import models/, so their help texts list the shipped
+    checkpoints by hand: a checkpoint or preset added without them fails here."""
+    from riffd.bridges.osctable import TABLE
+    from riffd.daemon.cli_common import MODEL_HELP
+    from riffd.models import model_names
+    from riffd.presets import SPEC, bundled_names
+    texts = {"osc /riffd/model": TABLE["/riffd/model"].help, "preset key model": SPEC["model"][4],
+             "--model": MODEL_HELP}
+    for name in model_names():
+        if name != "riff-small":  # riff-small is "onnx"
+            for where, text in texts.items():
+                assert name in text, (name, where)
+    assert all(name in TABLE["/riffd/preset"].help for name in bundled_names())
