@@ -88,6 +88,7 @@ def test_export_onnx_logits_equal_mlx(check, real_sequences, tmp_path, flags):
     ops = {n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node}
     assert ("GroupQueryAttention" in ops) == ("--portable" not in flags) and "MatMulNBits" not in ops
     assert (folder / "model.onnx").exists() and (folder / "model.int8.onnx").exists()
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]  # no scratch graph left
     mlx = MlxRunner(check)
     onnx = OnnxRunner(Checkpoint.load(folder))
     for ids in real_sequences:

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -218,12 +220,21 @@ def export(path: str | Path, int8: bool = True, fused: bool = True, weights: str
     model = build_graph(load_file(str(check.weights)), check.arch, fused)
     onnx.checker.check_model(model)
     out = check.path / "model.onnx"
-    onnx.save(model, str(out))
     written = [out]
-    if int8:  # from the float32 graph, before model.onnx becomes the 8-bit one
-        written.append(quantize_int8(out, check.path / "model.int8.onnx"))
-    if fused and weights == "q8":
-        onnx.save(quantize_q8(model), str(out))
+    if int8:  # dynamic quantization reads the float32 graph from a file: a scratch copy
+        with tempfile.TemporaryDirectory(dir=check.path, prefix=".export-") as tmp:
+            src = Path(tmp) / "model.float32.onnx"
+            onnx.save(model, str(src))
+            written.append(quantize_int8(src, check.path / "model.int8.onnx"))
+    final = quantize_q8(model) if fused and weights == "q8" else model
+    # written once, under a temporary name and renamed: a running riffd never reads half a file
+    part = check.path / f".model.onnx.{os.getpid()}.part"  # created as any file is (umask)
+    try:
+        onnx.save(final, str(part))
+        os.replace(part, out)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
     return written
 
 
