@@ -111,7 +111,8 @@ def test_export_onnx_logits_equal_mlx(check, real_sequences, tmp_path, flags):
 def test_the_8_bit_export_stays_within_a_small_kl_of_mlx(check, real_sequences, tmp_path):
     """`riffd export onnx` (8-bit weight blocks, the default), freshly written and as shipped:
     its next-token distributions stay within 0.005 nats of the float weights' (the quantization
-    of riff-small measured 3e-5, the dynamic int8 one 6e-4; riff-fiddle, a fine-tune of it, 0.45)."""
+    of riff-small measured 3e-5, the dynamic int8 one 6e-4; another model, riff-fiddle, lies
+    0.34-0.54 from riff-small on test tunes, so the bound tells models apart)."""
     folder = weights_copy(tmp_path / "ckpt")
     assert run_riffd("export", "onnx", str(folder), "--no-int8").returncode == 0
     import onnx

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -221,11 +220,8 @@ def export(path: str | Path, int8: bool = True, fused: bool = True, weights: str
     onnx.checker.check_model(model)
     out = check.path / "model.onnx"
     written = [out]
-    if int8:  # dynamic quantization reads the float32 graph from a file: a scratch copy
-        with tempfile.TemporaryDirectory(dir=check.path, prefix=".export-") as tmp:
-            src = Path(tmp) / "model.float32.onnx"
-            onnx.save(model, str(src))
-            written.append(quantize_int8(src, check.path / "model.int8.onnx"))
+    if int8:  # from the float32 graph
+        written.append(quantize_int8(model, check.path / "model.int8.onnx"))
     final = quantize_q8(model) if fused and weights == "q8" else model
     # written once, under a temporary name and renamed: a running riffd never reads half a file
     part = check.path / f".model.onnx.{os.getpid()}.part"  # created as any file is (umask)
@@ -249,13 +245,14 @@ def quantize_q8(model):
     return quantizer.model.model
 
 
-def quantize_int8(src: Path, dst: Path) -> Path:
-    """onnxruntime's dynamic quantization: INT8 MatMul weights, activations quantized at
-    run time per tensor."""
+def quantize_int8(model, dst: Path) -> Path:
+    """onnxruntime's dynamic quantization of ``model`` (an onnx ModelProto, left as it is:
+    onnxruntime quantizes a reloaded copy) into ``dst``: INT8 MatMul weights, activations
+    quantized at run time per tensor."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     with _quiet_logging():  # its advice to pre-process does not apply here
         # the contrib attention op has no ONNX shape inference: say its outputs are float
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+        quantize_dynamic(model, str(dst), weight_type=QuantType.QInt8,
                          extra_options={"DefaultTensorType": 1})
     return dst
 
