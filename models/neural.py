@@ -8,7 +8,8 @@ Duration]``, written by the REMI kernel that encodes the dataset (``cython_ext/r
 Chord tokens are forced from the preset and the chord timeline (a chord equal to the one
 before adds no token, as in the dataset), Velocity is ``STREAM_VELOCITY`` whatever the
 note's accent; the model samples Position, Bar, Pitch and Duration, each from the ids the
-grammar allows there (riffd.models.sampling), so every output decodes to notes.
+grammar allows there (riffd.models.sampling), so every output decodes to notes in one
+voice: no Position before the sounding note's end but a chord change's.
 
 A runner (models/backends.py) keeps the KV cache; ``rollback`` truncates it to the tokens
 before the beat. A missed deadline hands the rest to the rules model (``fallbacks``).
@@ -256,7 +257,8 @@ class NeuralModel(MelodyModel):
         q_hi = qf if in_bar else self.bar_positions - 1
         qs = np.arange(q_lo, q_hi + 1)
         steps = qs * self.preset.grid / self.qpb
-        on_grid = np.abs(steps - np.round(steps)) < 1e-6
+        held = math.ceil((self.generated[-1].end - bar_start) * self.qpb - 1e-6) if self.generated else 0
+        on_grid = (np.abs(steps - np.round(steps)) < 1e-6) & (qs >= held)  # one voice
         if in_bar:
             on_grid |= qs == qf  # the chord's own position is always reachable
         allowed = list(g.positions[qs[on_grid]]) if len(qs) else []
@@ -265,8 +267,7 @@ class NeuralModel(MelodyModel):
         if len(allowed) == 1:  # forced (a chord to reach, or the bar is over): no model call
             token = allowed[0]
         else:
-            token = sample(self._logits(), np.array(allowed), self.rng, self.preset.temperature,
-                           self.preset.top_p)
+            token = sample(self._logits(), np.array(allowed), self.rng, self.preset.temperature, self.preset.top_p)
         if token == g.bar:
             self._open_bar(s.bar + 1)
             self.cursor = max(self.cursor, self._bar_start(s.bar + 1))

@@ -246,6 +246,25 @@ def test_a_note_the_model_chose_to_hold_holds_over_a_change_at_rest_on_changes_1
     assert cut[0.0] > 0 and cut[1.0] == 0
 
 
+def test_no_note_starts_while_the_one_before_sounds(check):
+    """A melody is one voice: after a note the model may place its next one no earlier
+    than that note's end (a chord change in between gets its token; at ``rest_on_changes``
+    1 the note holds over it). Palestrina's 4/2 movements, with a chord change every
+    quarter, are where the model cut its own long notes when this was left to its odds."""
+    names = ["C", "Am", "F", "G", "Em", "Dm"]
+    chords = [ChordAt(float(b), parse_chord(names[b % len(names)])) for b in range(64)]
+    overlaps = 0
+    for seed in range(3):
+        model = neural(check)
+        preset = load_preset("chorale").with_values(meter=[4, 2], rest_on_changes=1.0)
+        model.start(Context(preset, seed=seed, chords=chords))
+        notes = list(model.generate(64.0))
+        assert decoded(model)[0] == [(n.start, n.pitch) for n in notes]
+        assert len(notes) > 20 and max(n.duration for n in notes) >= 2.0  # long notes, over changes
+        overlaps += sum(b.start < a.end - 1e-6 for a, b in zip(notes, notes[1:]))
+    assert overlaps == 0
+
+
 def test_repeated_note_penalty_makes_the_model_repeat_a_pitch_less_often(check):
     """``repeated_note_penalty`` (nats off the previous note's pitch) lowers the share of
     notes that repeat the pitch before them; the stream still decodes to the notes."""
