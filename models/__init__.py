@@ -72,15 +72,18 @@ def is_shipped_neural(name: str) -> bool:
     return name in NEURAL or name in shipped_names()
 
 
-def neural_model(folder, file: str | None, name: str):
+def neural_model(folder, file: str | None, name: str, calibrated: bool = True):
     """A NeuralModel on the checkpoint ``folder``: mlx when ``file`` is None, else the
-    ONNX ``file`` in it. Raises ValueError (a CheckpointError) when it cannot load."""
+    ONNX ``file`` in it, with the folder's calibration.json if it has one (and
+    ``calibrated``). Raises ValueError (a CheckpointError or CalibrationError) when it
+    cannot load."""
     from .backends import MlxRunner, OnnxRunner
+    from .calibration import Calibration
     from .checkpoint import Checkpoint
     from .neural import NeuralModel
     check = Checkpoint.load(folder)
     runner = MlxRunner(check) if file is None else OnnxRunner(check, file)
-    return NeuralModel(runner, check.vocab, check.max_context, name)
+    return NeuralModel(runner, check.vocab, check.max_context, name, Calibration.load(folder) if calibrated else None)
 
 
 def load_or_fallback(name: str, warn=print):

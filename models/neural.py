@@ -30,7 +30,8 @@ from riffd.music.theory import strength, swing_offset, velocity as note_velocity
 from .protocol import Context, MelodyModel, MelodyNote
 from .remi import QUALITY_INDEX, RemiTokenizer
 from .rules import RulesModel
-from .sampling import CHORD_TONE_NATS, Groups, sample
+from .calibration import Calibration
+from .sampling import Groups, pitch_bias, sample
 from .tokens import STREAM_VELOCITY, STYLES, Vocab
 from .window import Window
 
@@ -50,10 +51,12 @@ class StreamState:
 
 class NeuralModel(MelodyModel):
     """A transformer melody model; ``runner`` holds the weights and KV cache,
-    ``max_context`` is the longest window it was trained on (tokens)."""
+    ``max_context`` is the longest window it was trained on (tokens), ``calibration`` its
+    checkpoint's pitch corrections (none: zero)."""
 
-    def __init__(self, runner, vocab: Vocab, max_context: int = 256, name: str = "neural"):
+    def __init__(self, runner, vocab: Vocab, max_context: int = 256, name: str = "neural", calibration=None):
         self.runner, self.vocab, self.max_context, self.name = runner, vocab, max_context, name
+        self.calibration = calibration or Calibration.zero()  # models/calibration.py
         self.tok = RemiTokenizer(vocab)
         self.tables = self.tok.tables
         self.groups = Groups.of(self.tables, vocab)
@@ -300,14 +303,11 @@ class NeuralModel(MelodyModel):
         return ids[ids >= 0]
 
     def _pitch_bias(self, beat: float, pitch_ids: np.ndarray) -> np.ndarray:
-        """Logit bias (nats) for ``pitch_ids`` at ``beat``: the preset's chord-tone bias
-        on chord tones, on beats and chord changes; ``repeated_note_penalty`` off the
-        previous note's pitch."""
-        chord, pitches = self.chord_at(beat), self.groups.pitch_of[pitch_ids]
+        """Logit bias (nats) for ``pitch_ids`` at ``beat`` (sampling.pitch_bias)."""
+        chord = self.chord_at(beat)
         on_beat = chord is not None and (self.changes_at(beat) or strength(beat, self.bar_beats) >= 2)
-        bias = np.isin(pitches % 12, list(chord.tones) if on_beat else []) * CHORD_TONE_NATS * self.preset.chord_tone_bias
-        previous = self.previous_pitch()
-        return bias - self.preset.repeated_note_penalty * (pitches == (-1 if previous is None else previous))
+        return pitch_bias(self.groups.pitch_of[pitch_ids], chord, on_beat, self.previous_pitch(), self.preset,
+                          self.calibration)
 
     def _sample_pitch(self) -> None:
         s = self.state

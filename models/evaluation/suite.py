@@ -30,11 +30,12 @@ TARGETS = {"judge": 0.70, "chord_tone_ratio": 0.03, "pc_entropy": 0.15, "notes_p
            "repetition_2bar": 0.10, "kl": 0.05}
 
 
-def play(model_name: str, pieces: list[Arrangement], preset, seed: int = 0):
-    """Each piece's melody by ``model_name`` over its chords (preset's meter and tempo
-    set from the piece; seed ``seed + i`` for piece i), one voice as riffd plays it."""
+def play(model_name, pieces: list[Arrangement], preset, seed: int = 0):
+    """Each piece's melody by ``model_name`` (a name load_model takes, or a model) over
+    its chords (preset's meter and tempo set from the piece; seed ``seed + i`` for piece
+    i), one voice as riffd plays it."""
     from riffd.models import load_model
-    model = load_model(model_name)
+    model = load_model(model_name) if isinstance(model_name, str) else model_name
     out = []
     for i, piece in enumerate(pieces):
         played = preset.with_values(meter=list(piece.meter), tempo=min(400.0, max(20.0, float(piece.tempo))))

@@ -44,13 +44,17 @@ class TestPiece:
         return end / (self.meter[0] * 4 / self.meter[1])
 
 
-def test_pieces(data, vocab: Vocab, max_tokens: int, limit: int | None = None) -> list[TestPiece]:
-    """The test split's sequences, cut to ``max_tokens`` (the model's window), decoded."""
+def test_pieces(data, vocab: Vocab, max_tokens: int, limit: int | None = None, split: str = "test") -> list[TestPiece]:
+    """The test split's sequences (or another ``split``'s), cut to ``max_tokens`` (the
+    model's window), decoded: the first ``limit`` of the test split, ``limit`` spread
+    evenly over another (a training split holds each piece's transpositions in a row)."""
     from riffd.music.chords import Chord
-    ids, offsets = load_split(data, "test")
+    ids, offsets = load_split(data, split)
     tok = RemiTokenizer(vocab)
     out = []
-    for i in range(len(offsets) - 1)[:limit]:
+    count = len(offsets) - 1
+    every = max(1, count // limit) if limit and split != "test" else 1
+    for i in range(0, count, every)[:limit]:
         seq = np.asarray(ids[offsets[i]:min(offsets[i + 1], offsets[i] + max_tokens)], dtype=np.int64)
         events = tok.decode(seq)
         meter = next(((e[2], e[3]) for e in events if e[0] == "timesig"), (4, 4))

@@ -1,0 +1,83 @@
+"""A checkpoint's sampling calibration: logit corrections (nats) for a pitch by its
+interval from the previous pitch and by its pitch class above the chord's root (apart for
+the chord's tones and the others, so that the chord-tone share is kept too), kept in
+the checkpoint folder as ``calibration.json`` and added to the pitch logits by the neural
+model (models/neural.py) before temperature and nucleus.
+
+Why: teacher-forced on real melodies, riffd's models give the intervals of those
+melodies; along their own streams they drift to fewer steps and more thirds, and riff-chorale
+to the chord's root over its third (exposure bias: README, "Where the melodies drift").
+``riffd calibrate`` (models/evaluation/calibrate.py) fits the two tables on a dataset's
+training split, so that what the model plays there keeps those shares; the test split
+judges it. A checkpoint without the file plays uncorrected.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FILE = "calibration.json"
+MAX_INTERVAL = 12  # semitones; larger intervals share the outermost bins, as in the evaluation's histogram
+MAX_NATS = 3.0  # no correction moves a pitch's odds by more than e^3 = 20x either way
+
+
+class CalibrationError(ValueError):
+    """A calibration file that cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """``interval``: shape (25,), nats for intervals -12..+12 semitones (clipped);
+    ``chord_pc``: shape (2, 12), nats for pitch classes 0-11 above the chord's root, row 0
+    for pitches outside the chord, row 1 for its tones;
+    ``meta``: how it was fitted (data, preset, pieces, iterations, shares before and after)."""
+    interval: np.ndarray
+    chord_pc: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def zero(cls) -> Calibration:
+        return cls(np.zeros(2 * MAX_INTERVAL + 1), np.zeros((2, 12)))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Calibration | None:
+        """The calibration in checkpoint ``folder``, or None when it has none. Raises
+        CalibrationError for a file that is not two tables of the right sizes."""
+        path = Path(folder) / FILE
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            interval = np.asarray(data["interval"], dtype=np.float64)
+            chord_pc = np.asarray(data["chord_pc"], dtype=np.float64)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CalibrationError(f"{path}: not a calibration ({type(exc).__name__}: {exc})") from None
+        if interval.shape != (2 * MAX_INTERVAL + 1,) or chord_pc.shape != (2, 12) \
+                or not (np.isfinite(interval).all() and np.isfinite(chord_pc).all()):
+            raise CalibrationError(f"{path}: 'interval' must hold 25 numbers and 'chord_pc' two rows of 12")
+        return cls(np.clip(interval, -MAX_NATS, MAX_NATS), np.clip(chord_pc, -MAX_NATS, MAX_NATS),
+                   data.get("meta", {}))
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``calibration.json`` into ``folder`` (a temporary name, then renamed)."""
+        path = Path(folder) / FILE
+        tmp = path.with_name(f".{FILE}.{os.getpid()}.part")
+        tmp.write_text(json.dumps({"interval": [round(float(x), 4) for x in self.interval],
+                                   "chord_pc": [[round(float(x), 4) for x in row] for row in self.chord_pc],
+                                   "meta": self.meta}, indent=1) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    def bias(self, pitches: np.ndarray, previous: int | None, chord) -> np.ndarray:
+        """Nats for each of ``pitches`` (MIDI numbers, shape (n,)) after ``previous`` (MIDI,
+        or None at a melody's start) over ``chord`` (a riffd.music Chord, or None)."""
+        out = np.zeros(np.shape(pitches))
+        if previous is not None:
+            out += self.interval[np.clip(pitches - previous, -MAX_INTERVAL, MAX_INTERVAL) + MAX_INTERVAL]
+        if chord is not None:
+            out += self.chord_pc[np.isin(pitches % 12, list(chord.tones)).astype(int), (pitches - chord.root) % 12]
+        return out

@@ -1,0 +1,124 @@
+"""The sampling calibration (models/calibration.py, models/evaluation/calibrate.py,
+``riffd calibrate``): its tables, its file, and its fit on real chorales."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from riffd.models import SHIPPED, load_model, load_or_fallback
+from riffd.models.calibration import FILE, Calibration, CalibrationError
+from riffd.models.evaluation.arrangements import Arrangement
+from riffd.models.evaluation.calibrate import fit, shares
+from riffd.models.evaluation.suite import play
+from riffd.models.protocol import ChordAt
+from riffd.models.training.evaluate import test_pieces as split_pieces
+from riffd.music.chords import parse_chord
+from riffd.presets import load_preset
+from conftest import run_riffd
+
+
+def chorale_copy(folder: Path) -> Path:
+    """riff-chorale's weights and export in ``folder``, without its calibration."""
+    shutil.copytree(SHIPPED / "riff-chorale", folder, ignore=shutil.ignore_patterns(FILE, "train_state"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def chorales(tmp_path_factory):
+    """A dataset of 60 Bach chorales (soprano over the chords of the lower voices)."""
+    from riffd.models.training.dataset import build
+    out = tmp_path_factory.mktemp("chorales") / "data"
+    build(out, sources=("chorales",), keys=[0], limit=60, jobs=1, log=lambda *a: None)
+    return out
+
+
+def test_bias_reads_the_interval_and_the_chord_tables():
+    interval, chord_pc = np.zeros(25), np.zeros((2, 12))
+    interval[12 + 2], interval[0] = 1.5, -2.0  # a step up; -12 and below share bin 0
+    chord_pc[1, 4], chord_pc[0, 4] = 0.5, -0.25  # a major third above the root: tone of C, not of Cm
+    cal = Calibration(interval, chord_pc)
+    pitches = np.array([62, 45, 64, 60])
+    assert cal.bias(pitches, 60, None).tolist() == [1.5, -2.0, 0.0, 0.0]
+    assert cal.bias(pitches, None, parse_chord("C")).tolist() == [0.0, 0.0, 0.5, 0.0]
+    assert cal.bias(pitches, 60, parse_chord("Cm")).tolist() == [1.5, -2.0, -0.25, 0.0]
+    assert not Calibration.zero().bias(pitches, 60, parse_chord("C")).any()
+
+
+def test_the_file_round_trips_and_a_bad_one_is_named(tmp_path):
+    cal = Calibration(np.linspace(-1, 1, 25), np.arange(24.0).reshape(2, 12) / 5, {"pieces": 3})
+    cal.save(tmp_path)
+    back = Calibration.load(tmp_path)  # kept to 4 decimals; a table edited by hand is clipped to 3 nats
+    assert np.allclose(back.interval, cal.interval, atol=1e-4)
+    assert np.allclose(back.chord_pc, np.minimum(cal.chord_pc, 3.0), atol=1e-4) and back.chord_pc.max() == 3.0
+    assert back.meta == {"pieces": 3} and [p.name for p in tmp_path.iterdir()] == [FILE]
+    assert Calibration.load(tmp_path / "nothing") is None
+    for text in ("{", json.dumps({"interval": [0] * 24, "chord_pc": [[0] * 12] * 2}),
+                 json.dumps({"interval": [0] * 25, "chord_pc": [0] * 12})):
+        (tmp_path / FILE).write_text(text)
+        with pytest.raises(CalibrationError, match=FILE):
+            Calibration.load(tmp_path)
+
+
+def test_a_checkpoint_loads_its_calibration_and_a_corrupt_one_falls_back_to_rules(tmp_path):
+    folder = chorale_copy(tmp_path / "ckpt")
+    assert not load_model(str(folder)).calibration.interval.any()
+    Calibration(np.full(25, 0.5), np.zeros((2, 12))).save(folder)
+    assert (load_model(str(folder)).calibration.interval == 0.5).all()
+    (folder / FILE).write_text("not json")
+    warnings = []
+    assert load_or_fallback(str(folder), warn=warnings.append).name == "rules"
+    assert FILE in warnings[0]
+
+
+def test_a_calibration_moves_what_the_model_plays(tmp_path):
+    """Three nats off every repeated pitch, and the model repeats pitches far less often."""
+    folder = chorale_copy(tmp_path / "ckpt")
+    chords = [ChordAt(4.0 * k, parse_chord(name)) for k, name in enumerate(["C", "Am", "F", "G"] * 8)]
+    piece = Arrangement("p", [], chords, (4, 4), 90.0, 128.0)
+    preset = load_preset("chorale").with_values(repeated_note_penalty=0.0)
+    share = {}
+    for nats in (0.0, -3.0):
+        interval = np.zeros(25)
+        interval[12] = nats
+        Calibration(interval, np.zeros((2, 12))).save(folder)
+        notes = [n for seed in range(3) for n in play(str(folder), [piece], preset, seed)[0]]
+        share[nats] = np.mean([a.pitch == b.pitch for a, b in zip(notes, notes[1:])])
+    assert share[0.0] > 0.08 and share[-3.0] < share[0.0] / 3
+
+
+def test_the_fit_brings_the_shares_closer_on_pieces_it_did_not_fit(chorales, tmp_path):
+    """Fitted on the training split, judged on the validation split's chords with other seeds."""
+    folder = chorale_copy(tmp_path / "ckpt")
+    model = load_model(str(folder))
+    preset = load_preset("chorale").with_values(register=[55, 88])
+
+    def pieces(split):
+        return [Arrangement(f"{split}-{i}", p.notes, p.chords, p.meter, p.tempo, p.bars * p.meter[0] * 4 / p.meter[1],
+                            style=p.style) for i, p in enumerate(split_pieces(chorales, model.vocab, 1 << 20, 40, split=split))]
+
+    cal = fit(model, pieces("train"), preset, iterations=2, echo=lambda *a: None)
+    assert cal.meta["round_kept"] > 0 and cal.interval.any() and cal.chord_pc.any()
+    held_out = pieces("valid")
+    real = shares([p.melody for p in held_out], held_out)
+
+    def distance(calibration):
+        model.calibration = calibration
+        played = [shares(play(model, held_out, preset, seed), held_out) for seed in (7, 8)]
+        return np.mean([sum(np.abs(r - p).sum() for r, p in zip(real, one)) for one in played])
+    assert distance(cal) < distance(Calibration.zero())
+
+
+def test_calibrate_cli_writes_the_file_that_render_then_plays(chorales, tmp_path):
+    folder = chorale_copy(tmp_path / "ckpt")
+    done = run_riffd("calibrate", str(folder), "--data", str(chorales), "--preset", "chorale", "--pieces", "8",
+                     "--iterations", "1")
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((folder / FILE).read_text())["meta"]
+    assert meta["pieces"] == 8 and meta["preset"] == "chorale" and len(meta["rounds"]) == 2
+    assert "round 1:" in done.stdout
+    bad = run_riffd("calibrate", str(folder), "--data", str(chorales), "--preset", "chorale", "--tables", "rhythm")
+    assert bad.returncode == 2 and "unknown table" in bad.stderr
+    markov = run_riffd("calibrate", "markov", "--data", str(chorales), "--preset", "chorale")
+    assert markov.returncode == 2 and "not a checkpoint" in markov.stderr
