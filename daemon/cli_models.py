@@ -10,7 +10,6 @@ from .cli_common import BadInput, json_option, require_dataset
 
 RIFF_SMALL = Path("models/checkpoints/riff-small")
 WHOLE = 1 << 20  # tokens: the melody suite plays whole test pieces, so their form can return
-EVAL_REGISTER = [55, 88]  # wider than any preset's: the range of each model's melodies is its own
 # finetune --midi's defaults: 500 songs stay under 20 minutes in all on 2 cores (riffd bench
 # finetune), and validation every 150 steps lets early stopping act within that time
 MIDI_TRAIN_MINUTES, MIDI_EPOCH_STEPS = 12.0, 150
@@ -213,6 +212,7 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
 def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, seeds, card) -> dict:
     from riffd.models.checkpoint import DEFAULT, Checkpoint
     from riffd.models.evaluation.arrangements import Arrangement
+    from riffd.models.evaluation.calibrate import WIDE_REGISTER
     from riffd.models.evaluation.suite import evaluate_pieces
     from riffd.models.training.evaluate import card_section, evaluate, test_pieces, update_card
     checkpoint = checkpoint or DEFAULT
@@ -222,7 +222,7 @@ def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, see
     arrangements = [Arrangement(f"test-{i}", p.notes, p.chords, p.meter, p.tempo, p.bars * p.meter[0] * 4 / p.meter[1],
                                 style=p.style)
                     for i, p in enumerate(test_pieces(data, check.vocab, WHOLE, stats_pieces))]
-    result = evaluate_pieces(arrangements, names, preset.with_values(register=EVAL_REGISTER), seed, echo=click.echo,
+    result = evaluate_pieces(arrangements, names, preset.with_values(register=WIDE_REGISTER), seed, echo=click.echo,
                              seeds=seeds)
     # the card's melody table: the suite's means (each model plays the pieces once)
     base["melody_stats"] = {name: {k: row[k] for k in ("chord_tone_ratio", "pc_entropy", "notes_per_bar")}
@@ -250,34 +250,23 @@ def calibrate(checkpoint, data, preset, pieces, iterations, seed, tables):
     the model plays the chords of the dataset's training split, and two tables of logit
     corrections (by interval, by pitch class above the chord's root) move until its
     melodies keep the real ones' shares; written to CHECKPOINT/calibration.json, which
-    serve, render and eval then use."""
-    from riffd.models import SHIPPED, neural_model, shipped_names
+    serve, render and eval then use. A calibration already there is refitted."""
+    from riffd.models import SHIPPED, shipped_names
     from riffd.models.calibration import CalibrationError
-    from riffd.models.evaluation.arrangements import Arrangement
-    from riffd.models.evaluation.calibrate import fit
-    from riffd.models.training.evaluate import test_pieces
+    from riffd.models.evaluation.calibrate import TABLES, calibrate_checkpoint
     from riffd.presets import PresetError, load_preset
-    from riffd.models.evaluation.calibrate import TABLES
     chosen = tuple(t.strip() for t in tables.split(",") if t.strip())
     if not chosen or set(chosen) - set(TABLES):
         raise BadInput(f"unknown table in {tables!r} (choose from {', '.join(TABLES)})")
     require_dataset(data, "train.npy")
     folder = SHIPPED / checkpoint if not Path(checkpoint).exists() and checkpoint in shipped_names() else Path(checkpoint)
-    if not (folder / "config.json").is_file():
-        raise BadInput(f"{checkpoint}: not a checkpoint folder (no config.json)")
     try:
-        # the weights alone: a calibration already there (even one that no longer loads) is refitted
-        model = neural_model(folder, "model.onnx" if (folder / "model.onnx").is_file() else None, checkpoint,
-                             calibrated=False)
-        the_preset = load_preset(preset).with_values(register=EVAL_REGISTER)
-        found = [Arrangement(f"train-{i}", p.notes, p.chords, p.meter, p.tempo, p.bars * p.meter[0] * 4 / p.meter[1],
-                             style=p.style)
-                 for i, p in enumerate(test_pieces(data, model.vocab, WHOLE, pieces, split="train"))]
-        result = fit(model, found, the_preset, iterations, seed=seed, tables=chosen, echo=click.echo)
+        result = calibrate_checkpoint(folder, data, load_preset(preset), pieces, iterations, seed, chosen,
+                                      echo=click.echo)
     except (ValueError, PresetError, CalibrationError) as exc:
         raise BadInput(str(exc)) from None
-    result.meta.update(data=str(data), preset=preset, seed=seed)
-    click.echo(f"wrote {result.save(folder)} (round {result.meta['round_kept']} kept)")
+    click.echo(f"wrote {folder / 'calibration.json'} (round {result.meta['round_kept']} kept)")
+
 
 @click.group()
 def dataset():

@@ -25,7 +25,9 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "finetune.json").read_text())
     assert report["pieces"]["user"]["train"] > 100 and report["rejected"].get("unparsable") == 1
-    assert set(report["minutes"]) == {"build", "train", "export", "eval", "total"}
+    assert set(report["minutes"]) == {"build", "train", "export", "calibrate", "eval", "total"}
+    calibration = json.loads((out / "calibration.json").read_text())  # fitted on the training split
+    assert calibration["meta"]["pieces"] == 60 and len(calibration["meta"]["rounds"]) == 3
     # the held-out songs are the test split's files, none of them trained on
     held = held_out(folder, out / "dataset")
     meta = [json.loads(line) for line in (out / "dataset" / "pieces.jsonl").read_text().splitlines()]

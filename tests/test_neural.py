@@ -451,8 +451,12 @@ def test_train_is_deterministic_resumable_and_writes_a_card(tiny_data, tmp_path)
     assert run_riffd("train", "--data", str(tiny_data), "-o", str(a), "--epochs", "2", *TRAIN).returncode == 0
     first = run_riffd("train", "--data", str(tiny_data), "-o", str(b), "--epochs", "2", "--stop-after", "1", *TRAIN)
     assert first.returncode == 0 and "stopped after 1 epochs" in first.stdout
+    for made in ("model.onnx", "calibration.json"):  # made for the weights before: new weights remove them
+        (b / made).write_text("stale")
     result = run_riffd("train", "--data", str(tiny_data), "-o", str(b), "--epochs", "2", "--resume", *TRAIN)
     assert result.returncode == 0, result.stderr
+    assert not (b / "model.onnx").exists() and not (b / "calibration.json").exists()
+    assert f"riffd calibrate {b} makes it again" in result.stdout
     assert "resuming after epoch 1" in result.stdout
     wa, wb = mx.load(str(a / "train_state" / "weights.safetensors")), mx.load(str(b / "train_state" / "weights.safetensors"))
     assert all(np.array_equal(np.array(wa[k]), np.array(wb[k])) for k in wa)

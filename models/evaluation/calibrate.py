@@ -11,6 +11,8 @@ Math. Statist. 1940).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from riffd.models.calibration import MAX_INTERVAL, MAX_NATS, Calibration
@@ -20,6 +22,8 @@ from .features import chord_at
 from .suite import play
 
 SMOOTH = 2e-3  # added to each share before the log ratio: a bin never played is not pushed to +-infinity
+WIDE_REGISTER = [55, 88]  # wider than any preset's, as `riffd eval` plays a test split: the model's own range
+TABLES = ("interval", "chord_pc")
 
 
 def shares(melodies: list, pieces: list[Arrangement]) -> tuple[np.ndarray, np.ndarray]:
@@ -36,9 +40,6 @@ def shares(melodies: list, pieces: list[Arrangement]) -> tuple[np.ndarray, np.nd
             if chord is not None:
                 chord_pc[int(n.pitch % 12 in chord.tones), (n.pitch - chord.root) % 12] += 1
     return interval / max(interval.sum(), 1e-12), chord_pc / max(chord_pc.sum(), 1e-12)
-
-
-TABLES = ("interval", "chord_pc")
 
 
 def fit(model, pieces: list[Arrangement], preset, iterations: int = 3, rate: float = 0.7, seed: int = 100,
@@ -68,3 +69,26 @@ def fit(model, pieces: list[Arrangement], preset, iterations: int = 3, rate: flo
     return Calibration(tried[best].interval, tried[best].chord_pc,
                        {"pieces": len(pieces), "iterations": iterations, "rate": rate, "tables": list(tables),
                         "round_kept": best, "rounds": rounds})
+
+
+def calibrate_checkpoint(folder: str | Path, data: str | Path, preset, pieces: int = 300, iterations: int = 3,
+                         seed: int = 100, tables: tuple[str, ...] = TABLES, echo=print) -> Calibration:
+    """Fit the checkpoint ``folder``'s weights (any calibration there is ignored) on
+    ``pieces`` of dataset ``data``'s training split, played with ``preset`` over
+    ``WIDE_REGISTER``, and write ``folder/calibration.json``; returns it. Raises
+    ValueError (CheckpointError) for a folder that is not a checkpoint or too few pieces."""
+    from riffd.models import neural_model
+    from riffd.models.training.evaluate import test_pieces
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{folder}: not a checkpoint folder (no config.json)")
+    model = neural_model(folder, "model.onnx" if (folder / "model.onnx").is_file() else None, str(folder),
+                         calibrated=False)
+    found = [Arrangement(f"train-{i}", p.notes, p.chords, p.meter, p.tempo, p.bars * p.meter[0] * 4 / p.meter[1],
+                         style=p.style)
+             for i, p in enumerate(test_pieces(data, model.vocab, 1 << 20, pieces, split="train"))]
+    result = fit(model, found, preset.with_values(register=WIDE_REGISTER), iterations, seed=seed, tables=tables,
+                 echo=echo)
+    result.meta.update(data=str(data), preset=preset.name, seed=seed)
+    result.save(folder)
+    return result

@@ -3,9 +3,10 @@
 The user's arrangements become a dataset (melody track and per-beat chords found as
 ``riffd eval`` finds them; split 80/10/10 by file, the training split in 12 keys), the
 checkpoint ``init`` is fine-tuned on it (mlx-lm LoRA by default, folded into plain
-weights), exported to ONNX, and the held-out songs (the test split's files, read whole)
-are played by the model before and after: ``OUT/eval/report.md``. Stages and their
-minutes go to ``OUT/finetune.json``.
+weights), exported to ONNX, calibrated on the training split (models/calibration.py),
+and the held-out songs (the test split's files, read whole) are played by the model
+before and after: ``OUT/eval/report.md``. Stages and their minutes go to
+``OUT/finetune.json``.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from .dataset import Filters, build, summary_line
 
 MIN_HELD_OUT = 10  # the evaluation's two-sample test needs 10 pieces (suite.evaluate_pieces)
+CALIBRATION_PIECES = 60  # whole songs, 2 rounds: a few minutes for 64-bar songs (riffd bench finetune)
 # a user's melodies may be narrow (a chorus on five notes): only degenerate ones are dropped
 USER_FILTERS = Filters(max_polyphony=1, min_range=5, max_range=48)
 
@@ -43,7 +45,7 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
                   jobs: int | None = None, seed: int = 0, log=print, resume: bool = False,
                   stop_after: int | None = None) -> dict:
     """Build, fine-tune, export and evaluate (module docstring); returns finetune.json's
-    dict: ``minutes`` per stage (build, train, export, eval, total), the dataset's
+    dict: ``minutes`` per stage (build, train, export, calibrate, eval, total), the dataset's
     counts, and the evaluation's before/after rows (absent with fewer than
     ``MIN_HELD_OUT`` held-out songs). ``cfg``: train.TrainConfig; ``preset``: the preset
     the held-out songs are played with (its style set to ``style``, the token the songs
@@ -70,6 +72,10 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
     for path in export(out, int8=False):
         log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     t = lap("export", t)
+    from riffd.models.evaluation.calibrate import calibrate_checkpoint
+    calibrate_checkpoint(out, data, preset.with_values(style=style), CALIBRATION_PIECES, 2, echo=log)
+    log(f"wrote {out / 'calibration.json'}")
+    t = lap("calibrate", t)
     result = {"data": str(data), "pieces": summary["pieces"], "rejected": summary["rejected"]}
     held = held_out(midi_dir, data)
     if len(held) >= MIN_HELD_OUT:

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from riffd.models import checkpoint as ckpt
+from riffd.models.calibration import FILE as CALIBRATION
 from .dataset import load_split
 from riffd.models.tokens import Vocab
 
@@ -203,10 +204,11 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, init: str | Path 
             st["best_val"], st["bad_epochs"] = val["loss"], 0
             best = model if not cfg.lora_rank else _fused_copy(model, arch)
             ckpt.save(out, best, {"architecture": arch}, vocab)  # metrics follow below
-            for stale in (out / "model.onnx", out / "model.int8.onnx"):
-                if stale.exists():  # an export of other weights: --model OUT would play those
+            for stale, remake in ((out / "model.onnx", "export onnx"), (out / "model.int8.onnx", "export onnx"),
+                                  (out / CALIBRATION, "calibrate")):
+                if stale.exists():  # made for other weights: --model OUT would play those
                     stale.unlink()
-                    log(f"removed {stale}, exported from the weights before; riffd export onnx {out} makes it again")
+                    log(f"removed {stale}, made for the weights before; riffd {remake} {out} makes it again")
         else:
             st["bad_epochs"] += 1
             if st["bad_epochs"] >= cfg.patience:
