@@ -219,9 +219,7 @@ def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, see
     require_dataset(data, "test.npy")
     base = evaluate(data, checkpoint, pieces, echo=click.echo)
     check = Checkpoint.load(checkpoint)
-    arrangements = [Arrangement(f"test-{i}", p.notes, p.chords, p.meter, p.tempo, p.bars * p.meter[0] * 4 / p.meter[1],
-                                style=p.style)
-                    for i, p in enumerate(test_pieces(data, check.vocab, WHOLE, stats_pieces))]
+    arrangements = Arrangement.of_split(test_pieces(data, check.vocab, WHOLE, stats_pieces), "test")
     result = evaluate_pieces(arrangements, names, preset.with_values(register=WIDE_REGISTER), seed, echo=click.echo,
                              seeds=seeds)
     # the card's melody table: the suite's means (each model plays the pieces once)

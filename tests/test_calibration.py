@@ -95,8 +95,7 @@ def test_the_fit_brings_the_shares_closer_on_pieces_it_did_not_fit(chorales, tmp
     preset = load_preset("chorale").with_values(register=[55, 88])
 
     def pieces(split):
-        return [Arrangement(f"{split}-{i}", p.notes, p.chords, p.meter, p.tempo, p.bars * p.meter[0] * 4 / p.meter[1],
-                            style=p.style) for i, p in enumerate(split_pieces(chorales, model.vocab, 1 << 20, 40, split=split))]
+        return Arrangement.of_split(split_pieces(chorales, model.vocab, 1 << 20, 40, split=split), split)
 
     cal = fit(model, pieces("train"), preset, iterations=2, echo=lambda *a: None)
     assert cal.meta["round_kept"] > 0 and cal.interval.any() and cal.chord_pc.any()

@@ -54,6 +54,13 @@ class Arrangement:
     def bar_beats(self) -> float:
         return self.meter[0] * 4 / self.meter[1]
 
+    @classmethod
+    def of_split(cls, pieces, name: str) -> list[Arrangement]:
+        """A dataset split's decoded pieces (riffd.models.training.evaluate.TestPiece) as
+        arrangements named ``name-0``, ``name-1``, ...; each as long as its whole bars."""
+        return [cls(f"{name}-{i}", p.notes, p.chords, p.meter, p.tempo, p.bars * p.meter[0] * 4 / p.meter[1],
+                    style=p.style) for i, p in enumerate(pieces)]
+
 
 def trimmed(notes: list[TrackNote], tolerance: int) -> tuple[list[TrackNote], int]:
     """The skyline of ``notes``: notes starting together keep the highest, a note cut at

@@ -84,9 +84,7 @@ def calibrate_checkpoint(folder: str | Path, data: str | Path, preset, pieces: i
         raise ValueError(f"{folder}: not a checkpoint folder (no config.json)")
     model = neural_model(folder, "model.onnx" if (folder / "model.onnx").is_file() else None, str(folder),
                          calibrated=False)
-    found = [Arrangement(f"train-{i}", p.notes, p.chords, p.meter, p.tempo, p.bars * p.meter[0] * 4 / p.meter[1],
-                         style=p.style)
-             for i, p in enumerate(test_pieces(data, model.vocab, 1 << 20, pieces, split="train"))]
+    found = Arrangement.of_split(test_pieces(data, model.vocab, 1 << 20, pieces, split="train"), "train")
     result = fit(model, found, preset.with_values(register=WIDE_REGISTER), iterations, seed=seed, tables=tables,
                  echo=echo)
     result.meta.update(data=str(data), preset=preset.name, seed=seed)
