@@ -231,7 +231,6 @@ def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, see
     return result
 
 
-
 @click.command()
 @click.argument("checkpoint")
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), required=True,
