@@ -1,12 +1,13 @@
 """A checkpoint's sampling calibration: logit corrections (nats) for a pitch by its
-interval from the previous pitch and by its pitch class above the chord's root (apart for
-the chord's tones and the others, so that the chord-tone share is kept too), kept in
+interval from the previous pitch and by its pitch class above the chord's root (chord
+tones and other notes apart, so that the share of chord tones is kept too), kept in
 the checkpoint folder as ``calibration.json`` and added to the pitch logits by the neural
 model (models/neural.py) before temperature and nucleus.
 
 Why: teacher-forced on real melodies, riffd's models give the intervals of those
-melodies; along their own streams they drift to fewer steps and more thirds, and riff-chorale
-to the chord's root over its third (exposure bias: README, "Where the melodies drift").
+melodies; along their own streams they drift to fewer steps and more thirds (exposure
+bias: README, "Where the melodies drift"), and riff-chorale favours the chord's root over
+its third more than Bach did.
 ``riffd calibrate`` (models/evaluation/calibrate.py) fits the two tables on a dataset's
 training split, so that what the model plays there keeps those shares; the test split
 judges it. A checkpoint without the file plays uncorrected.
