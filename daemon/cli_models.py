@@ -212,8 +212,7 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
 def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, seeds, card) -> dict:
     from riffd.models.checkpoint import DEFAULT, Checkpoint
     from riffd.models.evaluation.arrangements import Arrangement
-    from riffd.models.evaluation.calibrate import WIDE_REGISTER
-    from riffd.models.evaluation.suite import evaluate_pieces
+    from riffd.models.evaluation.suite import WIDE_REGISTER, evaluate_pieces
     from riffd.models.training.evaluate import card_section, evaluate, test_pieces, update_card
     checkpoint = checkpoint or DEFAULT
     require_dataset(data, "test.npy")
@@ -248,7 +247,7 @@ def calibrate(checkpoint, data, preset, pieces, iterations, seed, tables):
     corrections (by interval, by pitch class above the chord's root) move until its
     melodies keep the real ones' shares; written to CHECKPOINT/calibration.json, which
     serve, render and eval then use. A calibration already there is refitted."""
-    from riffd.models import SHIPPED, shipped_names
+    from riffd.models import checkpoint_folder
     from riffd.models.calibration import CalibrationError
     from riffd.models.evaluation.calibrate import TABLES, calibrate_checkpoint
     from riffd.presets import PresetError, load_preset
@@ -256,7 +255,7 @@ def calibrate(checkpoint, data, preset, pieces, iterations, seed, tables):
     if not chosen or set(chosen) - set(TABLES):
         raise BadInput(f"unknown table in {tables!r} (choose from {', '.join(TABLES)})")
     require_dataset(data, "train.npy")
-    folder = SHIPPED / checkpoint if not Path(checkpoint).exists() and checkpoint in shipped_names() else Path(checkpoint)
+    folder = checkpoint_folder(checkpoint)
     try:
         result = calibrate_checkpoint(folder, data, load_preset(preset), pieces, iterations, seed, chosen,
                                       echo=click.echo)

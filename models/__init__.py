@@ -35,17 +35,13 @@ def load_model(name: str):
 
 def _load_path(name: str):
     """A model from a shipped checkpoint's name or a path (see load_model)."""
-    path = Path(name)
-    if not path.exists() and name in shipped_names():
-        path = SHIPPED / name  # a shipped checkpoint by its folder's name (riff-fiddle, say)
+    path = checkpoint_folder(name)
     if path.suffix == ".onnx":
         return neural_model(path.parent, path.name, "onnx")
     if path.name == "model.safetensors" and path.is_file():
         return neural_model(path.parent, None, "mlx")
     if (path / "config.json").is_file():
-        if (path / "model.onnx").is_file():
-            return neural_model(path, "model.onnx", "onnx")
-        return neural_model(path, None, "mlx")
+        return checkpoint_model(path)
     if path.suffix == ".json" or path.is_file() or (path / "model.json").is_file():
         from .markov import MarkovModel, MarkovTable
         table_path = path / "model.json" if path.is_dir() else path
@@ -54,6 +50,22 @@ def _load_path(name: str):
         except OSError as exc:
             raise ValueError(f"{table_path}: cannot read model: {exc.strerror or exc}") from None
     raise ValueError(f"unknown model {name!r} (choose {', '.join(model_names())}, or a path to a model)")
+
+
+def checkpoint_folder(name: str) -> Path:
+    """``name`` as a path: a shipped checkpoint's folder for its name (riff-fiddle, say)
+    unless a path of that name exists."""
+    path = Path(name)
+    return SHIPPED / name if not path.exists() and name in shipped_names() else path
+
+
+def checkpoint_model(folder, calibrated: bool = True):
+    """The model of checkpoint ``folder``: its ``model.onnx`` on onnxruntime when exported,
+    else mlx; ``calibrated`` as neural_model's."""
+    folder = Path(folder)
+    if (folder / "model.onnx").is_file():
+        return neural_model(folder, "model.onnx", "onnx", calibrated)
+    return neural_model(folder, None, "mlx", calibrated)
 
 
 def shipped_names() -> tuple[str, ...]:

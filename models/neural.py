@@ -30,7 +30,6 @@ from riffd.music.theory import strength, swing_offset, velocity as note_velocity
 from .protocol import Context, MelodyModel, MelodyNote
 from .remi import QUALITY_INDEX, RemiTokenizer
 from .rules import RulesModel
-from .calibration import Calibration
 from .sampling import Groups, pitch_bias, sample
 from .tokens import STREAM_VELOCITY, STYLES, Vocab
 from .window import Window
@@ -52,11 +51,11 @@ class StreamState:
 class NeuralModel(MelodyModel):
     """A transformer melody model; ``runner`` holds the weights and KV cache,
     ``max_context`` is the longest window it was trained on (tokens), ``calibration`` its
-    checkpoint's pitch corrections (none: zero)."""
+    checkpoint's pitch corrections (models/calibration.py; None when it has none)."""
 
     def __init__(self, runner, vocab: Vocab, max_context: int = 256, name: str = "neural", calibration=None):
         self.runner, self.vocab, self.max_context, self.name = runner, vocab, max_context, name
-        self.calibration = calibration or Calibration.zero()  # models/calibration.py
+        self.calibration = calibration
         self.tok = RemiTokenizer(vocab)
         self.tables = self.tok.tables
         self.groups = Groups.of(self.tables, vocab)

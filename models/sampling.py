@@ -48,11 +48,11 @@ def pitch_bias(pitches: np.ndarray, chord, on_beat: bool, previous: int | None, 
     """Logit bias (nats) for ``pitches`` (MIDI numbers, shape (n,)) over ``chord`` (a
     riffd.music Chord or None): the preset's ``chord_tone_bias`` on the chord's tones where
     ``on_beat`` (a beat or a change), ``repeated_note_penalty`` off ``previous`` (MIDI or
-    None), and the checkpoint's ``calibration`` (models/calibration.py)."""
+    None), and the checkpoint's ``calibration`` (models/calibration.py; None: none)."""
     tones = list(chord.tones) if chord is not None and on_beat else []
     bias = np.isin(pitches % 12, tones) * CHORD_TONE_NATS * preset.chord_tone_bias
     bias = bias - preset.repeated_note_penalty * (pitches == (-1 if previous is None else previous))
-    return bias + calibration.bias(pitches, previous, chord)
+    return bias if calibration is None else bias + calibration.bias(pitches, previous, chord)
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,9 @@ from riffd.models.calibration import MAX_INTERVAL, MAX_NATS, Calibration
 
 from .arrangements import Arrangement
 from .features import chord_at
-from .suite import play
+from .suite import WIDE_REGISTER, play
 
 SMOOTH = 2e-3  # added to each share before the log ratio: a bin never played is not pushed to +-infinity
-WIDE_REGISTER = [55, 88]  # wider than any preset's, as `riffd eval` plays a test split: the model's own range
 TABLES = ("interval", "chord_pc")
 
 
@@ -77,13 +76,12 @@ def calibrate_checkpoint(folder: str | Path, data: str | Path, preset, pieces: i
     ``pieces`` of dataset ``data``'s training split, played with ``preset`` over
     ``WIDE_REGISTER``, and write ``folder/calibration.json``; returns it. Raises
     ValueError (CheckpointError) for a folder that is not a checkpoint or too few pieces."""
-    from riffd.models import neural_model
+    from riffd.models import checkpoint_model
     from riffd.models.training.evaluate import test_pieces
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise ValueError(f"{folder}: not a checkpoint folder (no config.json)")
-    model = neural_model(folder, "model.onnx" if (folder / "model.onnx").is_file() else None, str(folder),
-                         calibrated=False)
+    model = checkpoint_model(folder, calibrated=False)
     found = Arrangement.of_split(test_pieces(data, model.vocab, 1 << 20, pieces, split="train"), "train")
     result = fit(model, found, preset.with_values(register=WIDE_REGISTER), iterations, seed=seed, tables=tables,
                  echo=echo)

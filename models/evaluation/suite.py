@@ -26,6 +26,7 @@ from .arrangements import Arrangement
 from .features import FEATURE_NAMES, HISTOGRAMS, SCALARS, MelodyFeatures, features, kl, pooled
 from .judge import calibration, tells, told_apart
 
+WIDE_REGISTER = [55, 88]  # wider than any preset's, for a test split (eval, calibrate): the model's own range
 TARGETS = {"judge": 0.70, "chord_tone_ratio": 0.03, "pc_entropy": 0.15, "notes_per_bar": 0.15,
            "repetition_2bar": 0.10, "kl": 0.05}
 
