@@ -121,3 +121,13 @@ def test_calibrate_cli_writes_the_file_that_render_then_plays(chorales, tmp_path
     assert bad.returncode == 2 and "unknown table" in bad.stderr
     markov = run_riffd("calibrate", "markov", "--data", str(chorales), "--preset", "chorale")
     assert markov.returncode == 2 and "not a checkpoint" in markov.stderr
+
+
+def test_the_fit_leaves_the_presets_chord_tone_bias_to_act_on_top(chorales, tmp_path):
+    """A fit with the bias in place would undo it: the tables are the model's alone."""
+    from riffd.models.evaluation.calibrate import calibrate_checkpoint
+    folder = chorale_copy(tmp_path / "ckpt")
+    fits = [calibrate_checkpoint(folder, chorales, load_preset("chorale").with_values(chord_tone_bias=bias),
+                                 pieces=8, iterations=1, echo=lambda *a: None) for bias in (0.0, 0.9)]
+    assert fits[0].chord_pc.any()
+    assert np.array_equal(fits[0].chord_pc, fits[1].chord_pc) and np.array_equal(fits[0].interval, fits[1].interval)

@@ -74,7 +74,9 @@ def calibrate_checkpoint(folder: str | Path, data: str | Path, preset, pieces: i
                          seed: int = 100, tables: tuple[str, ...] = TABLES, echo=print) -> Calibration:
     """Fit the checkpoint ``folder``'s weights (any calibration there is ignored) on
     ``pieces`` of dataset ``data``'s training split, played with ``preset`` over
-    ``WIDE_REGISTER``, and write ``folder/calibration.json``; returns it. Raises
+    ``WIDE_REGISTER`` and without its chord-tone bias (the preset's knob acts on top of
+    the model's own shares; a fit with it would undo it), and write
+    ``folder/calibration.json``; returns it. Raises
     ValueError (CheckpointError) for a folder that is not a checkpoint or too few pieces."""
     from riffd.models import checkpoint_model
     from riffd.models.training.evaluate import test_pieces
@@ -83,8 +85,8 @@ def calibrate_checkpoint(folder: str | Path, data: str | Path, preset, pieces: i
         raise ValueError(f"{folder}: not a checkpoint folder (no config.json)")
     model = checkpoint_model(folder, calibrated=False)
     found = Arrangement.of_split(test_pieces(data, model.vocab, 1 << 20, pieces, split="train"), "train")
-    result = fit(model, found, preset.with_values(register=WIDE_REGISTER), iterations, seed=seed, tables=tables,
-                 echo=echo)
+    result = fit(model, found, preset.with_values(register=WIDE_REGISTER, chord_tone_bias=0.0), iterations,
+                 seed=seed, tables=tables, echo=echo)
     result.meta.update(data=str(data), preset=preset.name, seed=seed)
     result.save(folder)
     return result
