@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from riffd.models import SHIPPED, load_model, load_or_fallback
-from riffd.models.calibration import FILE, Calibration, CalibrationError
+from riffd.models.calibration import CENTRE_NOTES, FILE, Calibration, CalibrationError, centre_of
 from riffd.models.evaluation.arrangements import Arrangement
 from riffd.models.evaluation.calibrate import fit, shares
 from riffd.models.evaluation.suite import play
-from riffd.models.protocol import ChordAt
+from riffd.models.protocol import ChordAt, MelodyNote
 from riffd.models.training.evaluate import test_pieces as split_pieces
 from riffd.music.chords import parse_chord
 from riffd.presets import load_preset
@@ -46,15 +46,38 @@ def test_bias_reads_the_interval_and_the_chord_tables():
     assert not Calibration.zero().bias(pitches, 60, parse_chord("C")).any()
 
 
+def test_the_centre_table_reads_the_distance_from_the_lines_mean():
+    centre = np.zeros(25)
+    centre[12 + 5], centre[12 - 7] = 1.0, -2.0
+    cal = Calibration(np.zeros(25), np.zeros((2, 12)), {}, centre)
+    pitches = np.array([65, 53, 60, 90])
+    assert cal.bias(pitches, None, None, 60.2).tolist() == [1.0, -2.0, 0.0, 0.0]  # 4.8 and -7.2 round to 5, -7
+    assert not cal.bias(pitches, None, None, None).any()  # no line yet: no centre
+    assert centre_of([]) is None and centre_of([60, 64]) == 62.0
+    assert centre_of(list(range(100))) == np.mean(range(100 - CENTRE_NOTES, 100))  # the last CENTRE_NOTES
+
+
+def test_shares_count_distances_from_the_centre_as_the_bias_reads_them():
+    piece = Arrangement("p", [], [], (4, 4), 90.0, 16.0)
+    notes = [MelodyNote(float(i), 1.0, p, 80) for i, p in enumerate([60, 62, 64, 72])]
+    interval, _, centre = shares([notes], [piece])
+    assert interval[12 + 2] == pytest.approx(2 / 3) and interval[12 + 8] == pytest.approx(1 / 3)
+    # 62 - 60, 64 - 61, 72 - 62: bins +2, +3, +10
+    assert centre[12 + 2] == centre[12 + 3] == centre[12 + 10] == pytest.approx(1 / 3)
+
+
 def test_the_file_round_trips_and_a_bad_one_is_named(tmp_path):
     cal = Calibration(np.linspace(-1, 1, 25), np.arange(24.0).reshape(2, 12) / 5, {"pieces": 3})
     cal.save(tmp_path)
     back = Calibration.load(tmp_path)  # kept to 4 decimals; a table edited by hand is clipped to 3 nats
-    assert np.allclose(back.interval, cal.interval, atol=1e-4)
+    assert np.allclose(back.interval, cal.interval, atol=1e-4) and not back.uses_centre
     assert np.allclose(back.chord_pc, np.minimum(cal.chord_pc, 3.0), atol=1e-4) and back.chord_pc.max() == 3.0
     assert back.meta == {"pieces": 3} and [p.name for p in tmp_path.iterdir()] == [FILE]
     assert Calibration.load(tmp_path / "nothing") is None
+    Calibration(cal.interval, cal.chord_pc, {}, np.linspace(-4, 4, 25)).save(tmp_path)
+    assert np.allclose(Calibration.load(tmp_path).centre, np.clip(np.linspace(-4, 4, 25), -3, 3), atol=1e-4)
     for text in ("{", json.dumps({"interval": [0] * 24, "chord_pc": [[0] * 12] * 2}),
+                 json.dumps({"interval": [0] * 25, "chord_pc": [[0] * 12] * 2, "centre": [0] * 12}),
                  json.dumps({"interval": [0] * 25, "chord_pc": [0] * 12})):
         (tmp_path / FILE).write_text(text)
         with pytest.raises(CalibrationError, match=FILE):
@@ -86,6 +109,21 @@ def test_a_calibration_moves_what_the_model_plays(tmp_path):
         notes = [n for seed in range(3) for n in play(str(folder), [piece], preset, seed)[0]]
         share[nats] = np.mean([a.pitch == b.pitch for a, b in zip(notes, notes[1:])])
     assert share[0.0] > 0.08 and share[-3.0] < share[0.0] / 3
+
+
+def test_a_centre_table_keeps_the_line_near_its_centre(tmp_path):
+    """Three nats off every pitch more than a fourth from the line's mean: a narrower range."""
+    folder = chorale_copy(tmp_path / "ckpt")
+    chords = [ChordAt(4.0 * k, parse_chord(name)) for k, name in enumerate(["C", "Am", "F", "G"] * 16)]
+    piece = Arrangement("p", [], chords, (4, 4), 90.0, 256.0)
+    preset = load_preset("chorale").with_values(register=[48, 96])
+    away = {}
+    for nats in (0.0, -3.0):
+        centre = np.where(np.abs(np.arange(-12, 13)) > 5, nats, 0.0)
+        Calibration(np.zeros(25), np.zeros((2, 12)), {}, centre).save(folder)
+        melodies = [play(str(folder), [piece], preset, seed)[0] for seed in range(3)]
+        away[nats] = shares(melodies, [piece] * 3)[2][np.abs(np.arange(-12, 13)) > 5].sum()
+    assert away[0.0] > 0.03 and away[-3.0] < away[0.0] / 3
 
 
 def test_the_fit_brings_the_shares_closer_on_pieces_it_did_not_fit(chorales, tmp_path):
