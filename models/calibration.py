@@ -2,7 +2,9 @@
 interval from the previous pitch, by its pitch class above the chord's root (chord
 tones and other notes apart, so that the share of chord tones is kept too) and, where
 fitted, by its distance from the melody's centre (the mean of its last ``CENTRE_NOTES``
-pitches: a line's tessitura, which a walk of well-shared intervals can leave), kept in
+pitches: a line's tessitura, which a walk of well-shared intervals can leave) and by how
+often its pitch class sounded in the last ``MEMORY_NOTES`` notes (a line's mode, which
+chord-relative shares cannot see), kept in
 the checkpoint folder as ``calibration.json`` and added to the pitch logits by the neural
 model (models/neural.py) before temperature and nucleus.
 
@@ -10,7 +12,7 @@ Why: teacher-forced on real melodies, riffd's models give the intervals of those
 melodies; along their own streams they drift to fewer steps and more thirds (exposure
 bias: README, "Where the melodies drift"), and riff-chorale favours the chord's root over
 its third more than Bach did.
-``riffd calibrate`` (models/evaluation/calibrate.py) fits the two tables on a dataset's
+``riffd calibrate`` (models/evaluation/calibrate.py) fits the tables on a dataset's
 training split, so that what the model plays there keeps those shares; the test split
 judges it. A checkpoint without the file plays uncorrected.
 """
@@ -30,6 +32,9 @@ MAX_NATS = 3.0  # no correction moves a pitch's odds by more than e^3 = 20x eith
 # on the validation split of a Palestrina fine-tune: 8 / 24 / 64 notes / the whole line
 # were told from real 0.861 / 0.845 / 0.775 / 0.782 (no centre table: 0.920).
 CENTRE_NOTES = 64
+MEMORY_NOTES = 16  # a pitch class's count among this many notes before: 0, 1, ..., MEMORY_BINS - 1 or more
+MEMORY_BINS = 6
+RECENT_NOTES = max(CENTRE_NOTES, MEMORY_NOTES)  # what ``Calibration.bias`` reads of the line
 
 
 class CalibrationError(ValueError):
@@ -42,12 +47,15 @@ class Calibration:
     ``chord_pc``: shape (2, 12), nats for pitch classes 0-11 above the chord's root, row 0
     for pitches outside the chord, row 1 for its tones;
     ``meta``: how it was fitted (data, preset, pieces, iterations, shares before and after);
-    ``centre``: shape (25,), nats for -12..+12 semitones (clipped) from the centre, rounded
-    (zeros: none; files written before it have none)."""
+    ``centre``: shape (25,), nats for -12..+12 semitones (clipped) from the centre, rounded;
+    ``memory``: shape (MEMORY_BINS,), nats by the pitch class's count among the last
+    MEMORY_NOTES notes (the last bin: that count or more).
+    Zeros: a table not used (files written before the last two have none)."""
     interval: np.ndarray
     chord_pc: np.ndarray
     meta: dict = field(default_factory=dict)
     centre: np.ndarray = field(default_factory=lambda: np.zeros(2 * MAX_INTERVAL + 1))
+    memory: np.ndarray = field(default_factory=lambda: np.zeros(MEMORY_BINS))
 
     @classmethod
     def zero(cls) -> Calibration:
@@ -56,6 +64,10 @@ class Calibration:
     @property
     def uses_centre(self) -> bool:
         return bool(self.centre.any())
+
+    @property
+    def uses_memory(self) -> bool:
+        return bool(self.memory.any())
 
     @classmethod
     def load(cls, folder: str | Path) -> Calibration | None:
@@ -69,13 +81,16 @@ class Calibration:
             interval = np.asarray(data["interval"], dtype=np.float64)
             chord_pc = np.asarray(data["chord_pc"], dtype=np.float64)
             centre = np.asarray(data.get("centre", [0.0] * (2 * MAX_INTERVAL + 1)), dtype=np.float64)
+            memory = np.asarray(data.get("memory", [0.0] * MEMORY_BINS), dtype=np.float64)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CalibrationError(f"{path}: not a calibration ({type(exc).__name__}: {exc})") from None
+        tables = (interval, chord_pc, centre, memory)
         if interval.shape != (2 * MAX_INTERVAL + 1,) or chord_pc.shape != (2, 12) or centre.shape != interval.shape \
-                or not (np.isfinite(interval).all() and np.isfinite(chord_pc).all() and np.isfinite(centre).all()):
-            raise CalibrationError(f"{path}: 'interval' and 'centre' must hold 25 numbers and 'chord_pc' two rows of 12")
-        return cls(np.clip(interval, -MAX_NATS, MAX_NATS), np.clip(chord_pc, -MAX_NATS, MAX_NATS),
-                   data.get("meta", {}), np.clip(centre, -MAX_NATS, MAX_NATS))
+                or memory.shape != (MEMORY_BINS,) or not all(np.isfinite(t).all() for t in tables):
+            raise CalibrationError(f"{path}: 'interval' and 'centre' must hold 25 numbers, 'chord_pc' two rows of 12 "
+                                   f"and 'memory' {MEMORY_BINS}")
+        interval, chord_pc, centre, memory = (np.clip(t, -MAX_NATS, MAX_NATS) for t in tables)
+        return cls(interval, chord_pc, data.get("meta", {}), centre, memory)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``calibration.json`` into ``folder`` (a temporary name, then renamed)."""
@@ -84,17 +99,20 @@ class Calibration:
         tmp.write_text(json.dumps({"interval": [round(float(x), 4) for x in self.interval],
                                    "chord_pc": [[round(float(x), 4) for x in row] for row in self.chord_pc],
                                    **({"centre": [round(float(x), 4) for x in self.centre]} if self.uses_centre else {}),
+                                   **({"memory": [round(float(x), 4) for x in self.memory]} if self.uses_memory else {}),
                                    "meta": self.meta}, indent=1) + "\n")
         os.replace(tmp, path)
         return path
 
-    def bias(self, pitches: np.ndarray, previous: int | None, chord, centre: float | None = None) -> np.ndarray:
+    def bias(self, pitches: np.ndarray, previous: int | None, chord, recent: list[int] | None = None) -> np.ndarray:
         """Nats for each of ``pitches`` (MIDI numbers, shape (n,)) after ``previous`` (MIDI,
-        or None at a melody's start) over ``chord`` (a riffd.music Chord, or None), around
-        ``centre`` (MIDI, the mean of the last CENTRE_NOTES pitches: ``centre_of``; None)."""
+        or None at a melody's start) over ``chord`` (a riffd.music Chord, or None), in a line
+        whose ``recent`` pitches (MIDI, oldest first; RECENT_NOTES of them do) are given."""
         out = np.zeros(np.shape(pitches))
-        if centre is not None and self.uses_centre:
-            out += self.centre[np.clip(np.rint(pitches - centre).astype(int), -MAX_INTERVAL, MAX_INTERVAL) + MAX_INTERVAL]
+        if recent and self.uses_centre:
+            out += self.centre[centre_bin(pitches, centre_of(recent))]
+        if recent and self.uses_memory:
+            out += self.memory[memory_bin(pitches, recent)]
         if previous is not None:
             out += self.interval[np.clip(pitches - previous, -MAX_INTERVAL, MAX_INTERVAL) + MAX_INTERVAL]
         if chord is not None:
@@ -107,3 +125,16 @@ def centre_of(pitches: list[int]) -> float | None:
     mean of the last CENTRE_NOTES of them, or None before the first."""
     recent = pitches[-CENTRE_NOTES:]
     return sum(recent) / len(recent) if recent else None
+
+
+def centre_bin(pitches, centre: float):
+    """The ``centre`` table's bin of ``pitches`` (MIDI; an int or an array): the distance
+    from ``centre`` rounded to semitones, clipped to +-MAX_INTERVAL."""
+    return np.clip(np.rint(np.asarray(pitches) - centre).astype(int), -MAX_INTERVAL, MAX_INTERVAL) + MAX_INTERVAL
+
+
+def memory_bin(pitches, recent: list[int]):
+    """The ``memory`` table's bin of ``pitches`` (MIDI; an int or an array) after ``recent``
+    (MIDI, oldest first): its pitch class's count among the last MEMORY_NOTES, capped."""
+    counts = np.bincount(np.asarray(recent[-MEMORY_NOTES:], dtype=np.int64) % 12, minlength=12)
+    return np.minimum(counts[np.asarray(pitches) % 12], MEMORY_BINS - 1)

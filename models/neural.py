@@ -306,7 +306,7 @@ class NeuralModel(MelodyModel):
         chord = self.chord_at(beat)
         on_beat = chord is not None and (self.changes_at(beat) or strength(beat, self.bar_beats) >= 2)
         return pitch_bias(self.groups.pitch_of[pitch_ids], chord, on_beat, self.previous_pitch(), self.preset,
-                          self.calibration, None if self.calibration is None else self.centre_pitch())
+                          self.calibration, None if self.calibration is None else self.recent_pitches())
 
     def _sample_pitch(self) -> None:
         s = self.state

@@ -27,7 +27,7 @@ import numpy as np
 from riffd.music.chords import Chord
 from riffd.presets import Preset
 
-from .calibration import CENTRE_NOTES, centre_of
+from .calibration import RECENT_NOTES
 from .form import Form
 
 
@@ -148,10 +148,10 @@ class MelodyModel:
             return self.generated[-1].pitch
         return self.player_notes[-1].pitch if self.player_notes else None
 
-    def centre_pitch(self) -> float | None:
-        """The line's centre (models/calibration.py's ``centre_of``, MIDI): the mean pitch
-        of the last CENTRE_NOTES notes generated, else the player's; None before any."""
-        return centre_of([n.pitch for n in self.generated[-CENTRE_NOTES:] or self.player_notes[-CENTRE_NOTES:]])
+    def recent_pitches(self) -> list[int]:
+        """The line's last RECENT_NOTES pitches (MIDI, oldest first; what a calibration
+        reads of it: models/calibration.py): generated, else the player's; [] before any."""
+        return [n.pitch for n in self.generated[-RECENT_NOTES:] or self.player_notes[-RECENT_NOTES:]]
 
     def generate(self, until_beat: float, deadline_s: float | None = None) -> Iterator[MelodyNote]:
         """Yield notes until the cursor reaches ``until_beat`` (beats) or the monotonic

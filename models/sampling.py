@@ -45,16 +45,16 @@ def sample(logits: np.ndarray, allowed: np.ndarray, rng: np.random.Generator,
 
 
 def pitch_bias(pitches: np.ndarray, chord, on_beat: bool, previous: int | None, preset, calibration,
-               centre: float | None = None) -> np.ndarray:
+               recent: list[int] | None = None) -> np.ndarray:
     """Logit bias (nats) for ``pitches`` (MIDI numbers, shape (n,)) over ``chord`` (a
     riffd.music Chord or None): the preset's ``chord_tone_bias`` on the chord's tones where
     ``on_beat`` (a beat or a change), ``repeated_note_penalty`` off ``previous`` (MIDI or
     None), and the checkpoint's ``calibration`` (models/calibration.py; None: none) after
-    ``previous`` and around the line's ``centre`` (MIDI or None)."""
+    ``previous`` in a line whose ``recent`` pitches are given (MIDI, oldest first, or None)."""
     tones = list(chord.tones) if chord is not None and on_beat else []
     bias = np.isin(pitches % 12, tones) * CHORD_TONE_NATS * preset.chord_tone_bias
     bias = bias - preset.repeated_note_penalty * (pitches == (-1 if previous is None else previous))
-    return bias if calibration is None else bias + calibration.bias(pitches, previous, chord, centre)
+    return bias if calibration is None else bias + calibration.bias(pitches, previous, chord, recent)
 
 
 @dataclass(frozen=True)

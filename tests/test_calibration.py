@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from riffd.models import SHIPPED, load_model, load_or_fallback
-from riffd.models.calibration import CENTRE_NOTES, FILE, Calibration, CalibrationError, centre_of
+from riffd.models.calibration import CENTRE_NOTES, FILE, MEMORY_NOTES, Calibration, CalibrationError, centre_of
 from riffd.models.evaluation.arrangements import Arrangement
 from riffd.models.evaluation.calibrate import fit, shares
 from riffd.models.evaluation.suite import play
@@ -51,19 +51,30 @@ def test_the_centre_table_reads_the_distance_from_the_lines_mean():
     centre[12 + 5], centre[12 - 7] = 1.0, -2.0
     cal = Calibration(np.zeros(25), np.zeros((2, 12)), {}, centre)
     pitches = np.array([65, 53, 60, 90])
-    assert cal.bias(pitches, None, None, 60.2).tolist() == [1.0, -2.0, 0.0, 0.0]  # 4.8 and -7.2 round to 5, -7
-    assert not cal.bias(pitches, None, None, None).any()  # no line yet: no centre
+    line = [60, 60, 60, 61, 60]  # centre 60.2: 4.8 and -7.2 round to 5 and -7
+    assert cal.bias(pitches, None, None, line).tolist() == [1.0, -2.0, 0.0, 0.0]
+    assert not cal.bias(pitches, None, None, []).any()  # no line yet: no centre
     assert centre_of([]) is None and centre_of([60, 64]) == 62.0
     assert centre_of(list(range(100))) == np.mean(range(100 - CENTRE_NOTES, 100))  # the last CENTRE_NOTES
+
+
+def test_the_memory_table_reads_how_often_the_pitch_class_sounded_lately():
+    memory = np.array([-1.0, 0.5, 0.0, 0.0, 0.0, 2.0])
+    cal = Calibration(np.zeros(25), np.zeros((2, 12)), {}, np.zeros(25), memory)
+    line = [62] * 30 + [60] * (MEMORY_NOTES - 1) + [72]  # C 16 times in the window, D only before it
+    assert cal.bias(np.array([48, 62, 64]), None, None, line).tolist() == [2.0, -1.0, -1.0]
+    assert cal.bias(np.array([62, 64]), None, None, [50, 52]).tolist() == [0.5, 0.5]
 
 
 def test_shares_count_distances_from_the_centre_as_the_bias_reads_them():
     piece = Arrangement("p", [], [], (4, 4), 90.0, 16.0)
     notes = [MelodyNote(float(i), 1.0, p, 80) for i, p in enumerate([60, 62, 64, 72])]
-    interval, _, centre = shares([notes], [piece])
-    assert interval[12 + 2] == pytest.approx(2 / 3) and interval[12 + 8] == pytest.approx(1 / 3)
-    # 62 - 60, 64 - 61, 72 - 62: bins +2, +3, +10
-    assert centre[12 + 2] == centre[12 + 3] == centre[12 + 10] == pytest.approx(1 / 3)
+    notes.append(MelodyNote(4.0, 1.0, 48, 80))
+    interval, _, centre, memory = shares([notes], [piece])
+    assert interval[12 + 2] == pytest.approx(2 / 4) and interval[12 + 8] == interval[0] == pytest.approx(1 / 4)
+    # 62 - 60, 64 - 61, 72 - 62, 48 - 64.5: bins +2, +3, +10, -12 (clipped)
+    assert centre[12 + 2] == centre[12 + 3] == centre[12 + 10] == centre[0] == pytest.approx(1 / 4)
+    assert memory.tolist() == pytest.approx([2 / 4, 1 / 4, 1 / 4, 0, 0, 0])  # 62, 64 new; a C after one C, then two
 
 
 def test_the_file_round_trips_and_a_bad_one_is_named(tmp_path):
@@ -74,10 +85,13 @@ def test_the_file_round_trips_and_a_bad_one_is_named(tmp_path):
     assert np.allclose(back.chord_pc, np.minimum(cal.chord_pc, 3.0), atol=1e-4) and back.chord_pc.max() == 3.0
     assert back.meta == {"pieces": 3} and [p.name for p in tmp_path.iterdir()] == [FILE]
     assert Calibration.load(tmp_path / "nothing") is None
-    Calibration(cal.interval, cal.chord_pc, {}, np.linspace(-4, 4, 25)).save(tmp_path)
-    assert np.allclose(Calibration.load(tmp_path).centre, np.clip(np.linspace(-4, 4, 25), -3, 3), atol=1e-4)
+    Calibration(cal.interval, cal.chord_pc, {}, np.linspace(-4, 4, 25), np.arange(6.0) / 4).save(tmp_path)
+    back = Calibration.load(tmp_path)
+    assert np.allclose(back.centre, np.clip(np.linspace(-4, 4, 25), -3, 3), atol=1e-4)
+    assert np.allclose(back.memory, np.arange(6.0) / 4) and back.uses_memory
     for text in ("{", json.dumps({"interval": [0] * 24, "chord_pc": [[0] * 12] * 2}),
                  json.dumps({"interval": [0] * 25, "chord_pc": [[0] * 12] * 2, "centre": [0] * 12}),
+                 json.dumps({"interval": [0] * 25, "chord_pc": [[0] * 12] * 2, "memory": [0] * 25}),
                  json.dumps({"interval": [0] * 25, "chord_pc": [0] * 12})):
         (tmp_path / FILE).write_text(text)
         with pytest.raises(CalibrationError, match=FILE):

@@ -2,8 +2,8 @@
 
 The model plays the chords of ``pieces`` (a training split's, never the test split's)
 with the preset; the shares of intervals, of pitch classes above the chord's root
-(chord tones and others apart) and of distances from the line's centre in what it played
-are compared with the real melodies';
+(chord tones and others apart), of distances from the line's centre and of pitch-class
+counts in the line's last notes in what it played are compared with the real melodies';
 each table moves by ``rate`` times the log ratio real/played, and the model plays again
 with it (``iterations`` rounds, each with fresh seeds: the corrections interact, as the
 next pitch depends on the last). A fixed-point iteration on the marginals, as
@@ -16,33 +16,37 @@ from pathlib import Path
 
 import numpy as np
 
-from riffd.models.calibration import MAX_INTERVAL, MAX_NATS, Calibration, centre_of
+from riffd.models.calibration import (MAX_INTERVAL, MAX_NATS, MEMORY_BINS, RECENT_NOTES, Calibration, centre_bin,
+                                     centre_of, memory_bin)
 
 from .arrangements import Arrangement
 from .features import chord_at
 from .suite import WIDE_REGISTER, play
 
 SMOOTH = 2e-3  # added to each share before the log ratio: a bin never played is not pushed to +-infinity
-TABLES = ("interval", "chord_pc", "centre")
+TABLES = ("interval", "chord_pc", "centre", "memory")
 
 
-def shares(melodies: list, pieces: list[Arrangement]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def shares(melodies: list, pieces: list[Arrangement]) -> tuple[np.ndarray, ...]:
     """(interval shares, shape (25,); shares by chord tone or not and pitch class above
     the chord's root, shape (2, 12); shares of distances from the line's centre, shape
-    (25,)) of ``melodies`` over ``pieces``' chords, pooled over notes; the layout of
-    models/calibration.py's tables."""
-    interval, chord_pc, centre = np.zeros(2 * MAX_INTERVAL + 1), np.zeros((2, 12)), np.zeros(2 * MAX_INTERVAL + 1)
+    (25,); shares of the pitch class's count in the line's last notes, shape (MEMORY_BINS,))
+    of ``melodies`` over ``pieces``' chords, pooled over notes; the layout of
+    models/calibration.py's tables, binned as ``Calibration.bias`` bins them."""
+    interval, chord_pc = np.zeros(2 * MAX_INTERVAL + 1), np.zeros((2, 12))
+    centre, memory = np.zeros(2 * MAX_INTERVAL + 1), np.zeros(MEMORY_BINS)
     for notes, piece in zip(melodies, pieces):
         pitches = [n.pitch for n in sorted(notes, key=lambda n: n.start)]
         for i in range(1, len(pitches)):
             interval[min(max(pitches[i] - pitches[i - 1], -MAX_INTERVAL), MAX_INTERVAL) + MAX_INTERVAL] += 1
-            away = int(np.rint(pitches[i] - centre_of(pitches[:i])))  # as Calibration.bias bins it
-            centre[min(max(away, -MAX_INTERVAL), MAX_INTERVAL) + MAX_INTERVAL] += 1
+            recent = pitches[max(0, i - RECENT_NOTES):i]
+            centre[centre_bin(pitches[i], centre_of(recent))] += 1
+            memory[memory_bin(pitches[i], recent)] += 1
         for n in notes:
             chord = chord_at(piece.chords, n.start)
             if chord is not None:
                 chord_pc[int(n.pitch % 12 in chord.tones), (n.pitch - chord.root) % 12] += 1
-    return tuple(h / max(h.sum(), 1e-12) for h in (interval, chord_pc, centre))
+    return tuple(h / max(h.sum(), 1e-12) for h in (interval, chord_pc, centre, memory))
 
 
 def fit(model, pieces: list[Arrangement], preset, iterations: int = 3, rate: float = 0.7, seed: int = 100,
@@ -61,20 +65,21 @@ def fit(model, pieces: list[Arrangement], preset, iterations: int = 3, rate: flo
         model.calibration = tried[k]
         played = shares(play(model, pieces, preset, seed + k), pieces)
         distance = [round(float(np.abs(r - p).sum()), 4) for r, p in zip(real, played)]
-        rounds.append(dict(zip(("interval_l1", "chord_pc_l1", "centre_l1"), distance)))
+        rounds.append({f"{name}_l1": d for name, d in zip(TABLES, distance)})
         echo(f"round {k}: L1 from the real shares, intervals {distance[0]:.4f}, chord pitch classes {distance[1]:.4f}, "
-             f"distances from the centre {distance[2]:.4f}")
+             f"distances from the centre {distance[2]:.4f}, pitch-class memory {distance[3]:.4f}")
         if k < iterations:
             step = [on * rate * np.log((r + SMOOTH) / (p + SMOOTH)) for on, r, p in zip(fitted, real, played)]
             last = tried[k]
-            interval, chord_pc, centre = (np.clip(t + d, -MAX_NATS, MAX_NATS)
-                                          for t, d in zip((last.interval, last.chord_pc, last.centre), step))
-            tried.append(Calibration(interval, chord_pc, {}, centre))
+            interval, chord_pc, centre, memory = (
+                np.clip(t + d, -MAX_NATS, MAX_NATS)
+                for t, d in zip((last.interval, last.chord_pc, last.centre, last.memory), step))
+            tried.append(Calibration(interval, chord_pc, {}, centre, memory))
     best = min(range(len(rounds)), key=lambda i: sum(d for d, on in zip(rounds[i].values(), fitted) if on))
     model.calibration = tried[best]
     return Calibration(tried[best].interval, tried[best].chord_pc,
                        {"pieces": len(pieces), "iterations": iterations, "rate": rate, "tables": list(tables),
-                        "round_kept": best, "rounds": rounds}, tried[best].centre)
+                        "round_kept": best, "rounds": rounds}, tried[best].centre, tried[best].memory)
 
 
 def calibrate_checkpoint(folder: str | Path, data: str | Path, preset, pieces: int = 300, iterations: int = 3,
