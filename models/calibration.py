@@ -72,6 +72,11 @@ class Calibration:
     def uses_memory(self) -> bool:
         return bool(self.memory.any())
 
+    @property
+    def reads_line(self) -> bool:
+        """Whether ``bias`` reads the line's ``recent`` pitches (a centre or memory table)."""
+        return self.uses_centre or self.uses_memory
+
     @classmethod
     def load(cls, folder: str | Path) -> Calibration | None:
         """The calibration in checkpoint ``folder``, or None when it has none. Raises

@@ -303,10 +303,10 @@ class NeuralModel(MelodyModel):
 
     def _pitch_bias(self, beat: float, pitch_ids: np.ndarray) -> np.ndarray:
         """Logit bias (nats) for ``pitch_ids`` at ``beat`` (sampling.pitch_bias)."""
-        chord = self.chord_at(beat)
+        chord, cal = self.chord_at(beat), self.calibration
         on_beat = chord is not None and (self.changes_at(beat) or strength(beat, self.bar_beats) >= 2)
-        return pitch_bias(self.groups.pitch_of[pitch_ids], chord, on_beat, self.previous_pitch(), self.preset,
-                          self.calibration, None if self.calibration is None else self.recent_pitches())
+        line = self.recent_pitches() if cal is not None and cal.reads_line else None  # only a table that reads it
+        return pitch_bias(self.groups.pitch_of[pitch_ids], chord, on_beat, self.previous_pitch(), self.preset, cal, line)
 
     def _sample_pitch(self) -> None:
         s = self.state

@@ -12,6 +12,7 @@ Math. Statist. 1940).
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -77,9 +78,8 @@ def fit(model, pieces: list[Arrangement], preset, iterations: int = 3, rate: flo
             tried.append(Calibration(interval, chord_pc, {}, centre, memory))
     best = min(range(len(rounds)), key=lambda i: sum(d for d, on in zip(rounds[i].values(), fitted) if on))
     model.calibration = tried[best]
-    return Calibration(tried[best].interval, tried[best].chord_pc,
-                       {"pieces": len(pieces), "iterations": iterations, "rate": rate, "tables": list(tables),
-                        "round_kept": best, "rounds": rounds}, tried[best].centre, tried[best].memory)
+    return replace(tried[best], meta={"pieces": len(pieces), "iterations": iterations, "rate": rate,
+                                      "tables": list(tables), "round_kept": best, "rounds": rounds})
 
 
 def calibrate_checkpoint(folder: str | Path, data: str | Path, preset, pieces: int = 300, iterations: int = 3,
