@@ -2,6 +2,7 @@
 player that plays into riffd's ports and records what comes back. Not used by serve."""
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -86,6 +87,25 @@ def jack_server(name: str, period: int = 128, rate: int = 48000, realtime: bool 
                 os.environ[k] = v
 
 
+def close_midi_in(midi_in) -> None:
+    """Close and delete an rtmidi MidiIn that may have a callback, without a use-after-free.
+
+    RtMidi's cancelCallback does not wait for a callback already running in JACK's
+    process thread; that call may be waiting for the GIL while python-rtmidi drops the
+    (function, data) tuple it is about to read. Closed that way, a flooded input crashed
+    or hung its process within 250 closes (tests/test_jackrig.py). Here the tuple is
+    held until the JACK client is closed, and the GIL is let go for 50 ms first so that
+    a running callback ends. Closing twice is a no-op."""
+    if midi_in.is_deleted:
+        return
+    held = gc.get_referents(midi_in)  # python-rtmidi's own callback tuple among them
+    midi_in.cancel_callback()
+    time.sleep(0.05)  # a callback still waiting for the GIL would deadlock jack_client_close
+    midi_in.close_port()
+    midi_in.delete()
+    del held
+
+
 def wait_for_port(midi, wanted: str, timeout: float = 10.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -136,9 +156,7 @@ class Player:
 
     def close(self):
         if self.inp is not None:
-            self.inp.cancel_callback()
-            self.inp.close_port()
-            self.inp.delete()
+            close_midi_in(self.inp)
         self.out.close_port()
         self.out.delete()
         sys.setswitchinterval(self._switch)

@@ -12,7 +12,7 @@ import time
 import pytest
 import rtmidi
 
-from riffd.bridges.jackrig import Player, jack_server, play_chords, wait_for_port
+from riffd.bridges.jackrig import Player, close_midi_in, jack_server, play_chords, wait_for_port
 from riffd.daemon.liverig import count_flams, count_stuck
 
 from conftest import RIFFD, run_riffd
@@ -71,9 +71,7 @@ class Synth:
         self.midi.set_callback(lambda md, _=None: self.received.append(md[0]))
 
     def close(self):
-        self.midi.cancel_callback()
-        self.midi.close_port()
-        self.midi.delete()
+        close_midi_in(self.midi)
 
 
 def strike(player, pitches, hold=0.6, until=None, timeout=8.0):
