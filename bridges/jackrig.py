@@ -68,7 +68,11 @@ def jack_server(name: str, period: int = 128, rate: int = 48000, realtime: bool 
                 break
             except rtmidi.SystemError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("jackd did not start within 10 s")
+                    # seen once here after JACK clients were killed mid-call: jackd hung at start
+                    raise RuntimeError("jackd did not start within 10 s: its log ends "
+                                       f"{Path(log.name).read_text(errors='replace')[-300:]!r}. With no JACK server "
+                                       "running, a registry left by killed JACK clients can hold it; "
+                                       "`ipcrm -S 0x282929; rm -rf /dev/shm/jack*` clears it")
                 time.sleep(0.1)
         yield JackServer(name, log.name, realtime)
     finally:
