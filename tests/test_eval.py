@@ -8,7 +8,7 @@ import mido
 import numpy as np
 import pytest
 
-from riffd.models.evaluation.arrangements import read_folder
+from riffd.models.evaluation.arrangements import beat_starts, read_arrangement, read_folder
 from riffd.models.evaluation.features import FEATURE_NAMES, features, kl, repetition, valid
 from riffd.models.evaluation.judge import tells, told_apart
 from riffd.models.protocol import ChordAt, MelodyNote
@@ -114,6 +114,40 @@ def test_read_folder_finds_named_and_unnamed_melodies_and_skips_what_it_cannot_u
         assert [n.pitch for n in piece.melody] == [n.pitch for n in original.melody]
         assert [round(n.duration, 3) for n in piece.melody[:-1]] == [round(n.duration, 3) for n in original.melody[:-1]]
         assert len(piece.chords) >= 8
+
+
+def test_beats_follow_the_meter():
+    ppqn = 480
+    assert beat_starts([(0, 4, 2)], ppqn, 4 * 960) == [0, 960, 1920, 2880]  # half notes
+    assert beat_starts([(0, 6, 8)], ppqn, 2 * 1440) == [0, 720, 1440, 2160]  # dotted quarters
+    assert beat_starts([(0, 3, 8)], ppqn, 1440) == [0, 480, 960]  # never shorter than a quarter
+    assert beat_starts([], ppqn, 1440) == [0, 480, 960]  # no meter: 4/4
+    # a change of meter counts its beats from where it starts
+    assert beat_starts([(0, 2, 2), (1920, 6, 8)], ppqn, 1920 + 1440) == [0, 960, 1920, 2640]
+
+
+def test_chords_are_named_per_beat_of_a_compound_meter(tmp_path):
+    """In 6/8 each dotted-quarter beat arpeggiates its chord: a chord per quarter would name
+    windows that straddle two beats."""
+    ppqn, eighth = 480, 240
+    melody, accompaniment = mido.MidiTrack(), mido.MidiTrack()
+    melody.append(mido.MetaMessage("time_signature", numerator=6, denominator=8, time=0))
+    melody.append(mido.MetaMessage("track_name", name="MELODY", time=0))
+    accompaniment.append(mido.MetaMessage("track_name", name="PIANO", time=0))
+    arpeggios = [(48, 52, 55), (53, 57, 60), (55, 59, 62), (48, 52, 55)] * 2  # C F G C, a beat each
+    for beat, chord in enumerate(arpeggios):
+        for pitch in chord:
+            accompaniment.append(mido.Message("note_on", note=pitch, velocity=70, time=0))
+            accompaniment.append(mido.Message("note_off", note=pitch, velocity=0, time=eighth))
+        melody.append(mido.Message("note_on", note=72 + chord[0] % 12, velocity=80, time=0))
+        melody.append(mido.Message("note_off", note=72 + chord[0] % 12, velocity=0, time=3 * eighth))
+    song = mido.MidiFile(ticks_per_beat=ppqn)
+    song.tracks += [melody, accompaniment]
+    song.save(tmp_path / "jig.mid")
+    piece = read_arrangement(tmp_path / "jig.mid")
+    # the second C (beat 6) continues the first: equal neighbours are one change
+    assert [(c.beat, c.chord.name) for c in piece.chords] == [(0.0, "C"), (1.5, "F"), (3.0, "G"), (4.5, "C"),
+                                                              (7.5, "F"), (9.0, "G"), (10.5, "C")]
 
 
 def test_eval_command_on_a_folder(arrangements, tmp_path):

@@ -6,8 +6,9 @@ Folders of real music come in every shape. Per file:
   the highest-sounding track that is one voice once overlaps of up to 1/8 beat are
   trimmed (a sung or played line overlaps itself by a few ticks; at most
   ``MAX_CHORDAL`` of its notes may still overlap, which the skyline then drops);
-- the chords are named per beat from every other track but drums (channel 10) with
-  riffd's recognizer (riffd.music.chords): the pitches sounding for at least a quarter
+- the chords are named per beat of the meter (``beat_starts``: a half note in 4/2, a
+  dotted quarter in 6/8, never shorter than a quarter) from every other track but drums
+  (channel 10) with riffd's recognizer (riffd.music.chords): the pitches sounding for at least a quarter
   of the beat's busiest pitch's time, the bass the lowest of them (with the next beat
   too where a beat alone sounds fewer than three pitch classes: broken chords); a beat
   the recognizer cannot name keeps the chord before; equal neighbours merge into one
@@ -111,21 +112,44 @@ def _weights(tracks, lo: int, hi: int) -> dict[int, int]:
     return weight
 
 
-def beat_chords(tracks: list[list[TrackNote]], ppqn: int, beats: int) -> list[ChordAt]:
-    """The chord of each beat from ``tracks`` (accompaniment), merged into changes. A
-    beat that sounds fewer than three pitch classes (a broken chord, a bass line) is
-    named with the beat after it too."""
+def beat_ticks(num: int, den: int, ppqn: int) -> int:
+    """Ticks of one beat of meter ``num``/``den``: the denominator's note, three of them in
+    compound meters (6/8, 9/8, 12/8, 6/16 ...), and never less than a quarter note (a
+    chord per eighth of 3/8 would name passing notes)."""
+    unit = ppqn * 4 // den
+    return max(ppqn, unit * 3 if den >= 8 and num % 3 == 0 and num > 3 else unit)
+
+
+def beat_starts(time_signatures: list[tuple[int, int, int]], ppqn: int, length: int) -> list[int]:
+    """Ticks where the beats of ``time_signatures`` ((tick, num, den), sorted; none: 4/4)
+    start, up to ``length`` ticks, each meter's beats counted from its own start."""
+    sigs = [(t, n, d) for t, n, d in time_signatures if t < length] or [(0, 4, 4)]
+    if sigs[0][0] > 0:
+        sigs.insert(0, (0, 4, 4))
+    starts: list[int] = []
+    for k, (tick, num, den) in enumerate(sigs):
+        end = sigs[k + 1][0] if k + 1 < len(sigs) else length
+        starts.extend(range(tick, end, beat_ticks(num, den, ppqn)))
+    return starts
+
+
+def beat_chords(tracks: list[list[TrackNote]], ppqn: int, starts: list[int], length: int) -> list[ChordAt]:
+    """The chord of each beat (ticks ``starts``, to ``length``) from ``tracks``
+    (accompaniment), merged into changes at their beats (quarter notes). A beat that
+    sounds fewer than three pitch classes (a broken chord, a bass line) is named with the
+    beat after it too."""
     out: list[ChordAt] = []
-    for b in range(beats):
-        weight = _weights(tracks, b * ppqn, (b + 1) * ppqn)
+    ends = [*starts[1:], length]
+    for b, lo in enumerate(starts):
+        weight = _weights(tracks, lo, ends[b])
         if len({p % 12 for p in weight}) < 3:
-            weight = _weights(tracks, b * ppqn, (b + 2) * ppqn)
+            weight = _weights(tracks, lo, ends[min(b + 1, len(ends) - 1)])
         if not weight:
             continue
         top = max(weight.values())
         chord = recognize([p for p, w in weight.items() if w >= top / 4])
         if chord is not None and (not out or out[-1].chord != chord):
-            out.append(ChordAt(float(b), chord))
+            out.append(ChordAt(lo / ppqn, chord))
     return out
 
 
@@ -140,8 +164,8 @@ def read_arrangement(path: str | Path) -> Arrangement:
     names = [t.name for t in song.midi.tracks]
     index, how, (line, chordal) = melody_track(song, names)
     others = [t for k, t in enumerate(song.tracks) if k != index]
-    beats = int(song.length_ticks / song.ppqn) + 1
-    chords = beat_chords(others, song.ppqn, beats)
+    length = (int(song.length_ticks / song.ppqn) + 1) * song.ppqn
+    chords = beat_chords(others, song.ppqn, beat_starts(song.time_signatures, song.ppqn, length), length)
     if not chords:
         raise ArrangementError("no chords: nothing besides the melody track plays two or more pitch classes")
     melody = [MelodyNote(n.start / song.ppqn, max(n.end - n.start, 1) / song.ppqn, n.pitch, n.velocity) for n in line]
