@@ -88,8 +88,9 @@ def train(arch, output, max_order, data, resume, stop_after, **kw):
               help="A folder of your arrangements: build OUTPUT/dataset from it, fine-tune, export ONNX, "
                    "and evaluate the held-out songs before and after (instead of --data). "
                    f"--max-minutes and --epoch-steps then default to {MIDI_TRAIN_MINUTES:g} and {MIDI_EPOCH_STEPS}.")
-@click.option("--style", default="pop", show_default=True,
-              help="--midi: the style token your songs are learned under; play them with a preset of this style.")
+@click.option("--style", default=None,
+              help="--midi: the style token your songs are learned under [the --preset's style]; play them "
+                   "with a preset of this style.")
 @click.option("--preset", default="pop", show_default=True, help="--midi: the preset of the before/after evaluation.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None, help="--midi: processes reading files [cores].")
 @click.option("--lora-rank", type=click.IntRange(0, 256), default=8, show_default=True,
@@ -111,7 +112,7 @@ def finetune(init, output, midi_dir, style, preset, jobs, data, resume, stop_aft
     from riffd.models.training.finetune import finetune_midi
     from riffd.presets import PresetError, load_preset
     from riffd.models.tokens import STYLES
-    if style not in STYLES:
+    if style is not None and style not in STYLES:
         raise BadInput(f"unknown style {style!r} (choose {', '.join(STYLES)})")
     kw["max_minutes"] = kw["max_minutes"] or MIDI_TRAIN_MINUTES
     kw["epoch_steps"] = kw["epoch_steps"] or MIDI_EPOCH_STEPS

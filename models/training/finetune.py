@@ -41,7 +41,7 @@ def held_out(midi_dir: str | Path, data: str | Path) -> list:
     return out
 
 
-def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, preset, style: str = "pop",
+def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, preset, style: str | None = None,
                   jobs: int | None = None, seed: int = 0, log=print, resume: bool = False,
                   stop_after: int | None = None) -> dict:
     """Build, fine-tune, export and evaluate (module docstring); returns finetune.json's
@@ -49,7 +49,8 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
     counts, and the evaluation's before/after rows (absent with fewer than
     ``MIN_HELD_OUT`` held-out songs). ``cfg``: train.TrainConfig; ``preset``: the preset
     the held-out songs are played with (its style set to ``style``, the token the songs
-    are learned under). ``resume``/``stop_after``: as train.train's (the dataset is built
+    are learned under; None: the preset's own, so that ``--preset`` plays them live as
+    they were learned). ``resume``/``stop_after``: as train.train's (the dataset is built
     again the same way: the split hashes names, the keys come from ``seed``). Raises
     ValueError when the folder yields too little data to train on (train.train's
     message), FileNotFoundError when there is nothing to resume, CheckpointError for a
@@ -57,6 +58,7 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
     from .onnx_export import export
     from .train import train
     out, t0 = Path(out), time.monotonic()
+    style = style or preset.style
     minutes: dict[str, float] = {}
 
     def lap(name: str, since: float) -> float:
