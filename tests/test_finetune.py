@@ -40,6 +40,7 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     assert "| after |" in (out / "eval" / "report.md").read_text()
     card = (out / "README.md").read_text()  # the model card says how it was made
     assert "`riffd finetune` from `riff-small` (LoRA rank 4 on the last 4 layers" in card and "12 keys" in card
+    assert "learned under the `pop` style token" in card and report["style"] == "pop"
     assert "before: told from real" in result.stdout and "after: told from real" in result.stdout
     # LoRA folded in: the plain architecture, with only adapted layers changed
     base, tuned = mx.load(str(DEFAULT / "model.safetensors")), mx.load(str(out / "model.safetensors"))
@@ -86,4 +87,4 @@ def test_finetune_midi_stops_and_resumes(tmp_path):
     assert json.loads((out / "config.json").read_text())["training"]["epochs"] == 2
     # no --style: the songs are learned under the --preset's, so that it plays them live
     styles = {json.loads(line)["style"] for line in (out / "dataset" / "pieces.jsonl").read_text().splitlines()}
-    assert styles == {"folk"}
+    assert styles == {"folk"} and (out / "README.md").read_text().count("learned under the `folk` style token") == 1

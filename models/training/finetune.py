@@ -78,7 +78,10 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
     calibrate_checkpoint(out, data, preset.with_values(style=style), CALIBRATION_PIECES, 2, echo=log)
     log(f"wrote {out / 'calibration.json'}")
     t = lap("calibrate", t)
-    result = {"data": str(data), "pieces": summary["pieces"], "rejected": summary["rejected"]}
+    result = {"data": str(data), "style": style, "pieces": summary["pieces"], "rejected": summary["rejected"]}
+    with open(out / "README.md", "a", encoding="utf-8") as card:  # train's model card: how to play it
+        card.write(f"\nYour songs were learned under the `{style}` style token: play them with a preset of that "
+                   f"style{f' (`--preset {preset.name}`)' if preset.style == style else ''}.\n")
     held = held_out(midi_dir, data)
     if len(held) >= MIN_HELD_OUT:
         from riffd.models.evaluation.report import write_report
