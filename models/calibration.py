@@ -122,10 +122,23 @@ class Calibration:
         if recent and self.uses_memory:
             out += self.memory[memory_bin(pitches, recent)]
         if previous is not None:
-            out += self.interval[np.clip(pitches - previous, -MAX_INTERVAL, MAX_INTERVAL) + MAX_INTERVAL]
+            out += self.interval[interval_bin(pitches, previous)]
         if chord is not None:
-            out += self.chord_pc[np.isin(pitches % 12, list(chord.tones)).astype(int), (pitches - chord.root) % 12]
+            out += self.chord_pc[chord_pc_bin(pitches, chord)]
         return out
+
+
+def interval_bin(pitches, previous: int):
+    """The ``interval`` table's bin of ``pitches`` (MIDI; an int or an array) after
+    ``previous`` (MIDI): the interval clipped to +-MAX_INTERVAL semitones."""
+    return np.clip(np.asarray(pitches) - previous, -MAX_INTERVAL, MAX_INTERVAL) + MAX_INTERVAL
+
+
+def chord_pc_bin(pitches, chord) -> tuple:
+    """The ``chord_pc`` table's (row, column) of ``pitches`` (MIDI; an int or an array) over
+    ``chord``: 1 for its tones (0 else), and the pitch class above its root."""
+    pitches = np.asarray(pitches)
+    return np.isin(pitches % 12, list(chord.tones)).astype(int), (pitches - chord.root) % 12
 
 
 def centre_of(pitches: list[int]) -> float | None:

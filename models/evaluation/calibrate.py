@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from riffd.models.calibration import (MAX_INTERVAL, MAX_NATS, MEMORY_BINS, RECENT_NOTES, Calibration, centre_bin,
-                                     centre_of, memory_bin)
+                                     centre_of, chord_pc_bin, interval_bin, memory_bin)
 
 from .arrangements import Arrangement
 from .features import chord_at
@@ -39,14 +39,14 @@ def shares(melodies: list, pieces: list[Arrangement]) -> tuple[np.ndarray, ...]:
     for notes, piece in zip(melodies, pieces):
         pitches = [n.pitch for n in sorted(notes, key=lambda n: n.start)]
         for i in range(1, len(pitches)):
-            interval[min(max(pitches[i] - pitches[i - 1], -MAX_INTERVAL), MAX_INTERVAL) + MAX_INTERVAL] += 1
+            interval[interval_bin(pitches[i], pitches[i - 1])] += 1
             recent = pitches[max(0, i - RECENT_NOTES):i]
             centre[centre_bin(pitches[i], centre_of(recent))] += 1
             memory[memory_bin(pitches[i], recent)] += 1
         for n in notes:
             chord = chord_at(piece.chords, n.start)
             if chord is not None:
-                chord_pc[int(n.pitch % 12 in chord.tones), (n.pitch - chord.root) % 12] += 1
+                chord_pc[chord_pc_bin(n.pitch, chord)] += 1
     return tuple(h / max(h.sum(), 1e-12) for h in (interval, chord_pc, centre, memory))
 
 
