@@ -95,7 +95,11 @@ def neural_model(folder, file: str | None, name: str, calibrated: bool = True):
     from .neural import NeuralModel
     check = Checkpoint.load(folder)
     runner = MlxRunner(check) if file is None else OnnxRunner(check, file)
-    return NeuralModel(runner, check.vocab, check.max_context, name, Calibration.load(folder) if calibrated else None)
+    calibration = Calibration.load(folder) if calibrated else None
+    model = NeuralModel(runner, check.vocab, check.max_context, name, calibration)
+    if calibration is not None:
+        calibration.duration_bias(len(model.groups.durations))  # raises for another vocabulary's table
+    return model
 
 
 def load_or_fallback(name: str, warn=print):

@@ -4,8 +4,9 @@ tones and other notes apart, so that the share of chord tones is kept too) and, 
 fitted, by its distance from the melody's centre (the mean of its last ``CENTRE_NOTES``
 pitches: a line's tessitura, which a walk of well-shared intervals can leave) and by how
 often its pitch class sounded in the last ``MEMORY_NOTES`` notes (a line's mode, which
-chord-relative shares cannot see), kept in
-the checkpoint folder as ``calibration.json`` and added to the pitch logits by the neural
+chord-relative shares cannot see); and, where fitted, logit corrections for each
+Duration bin (the rhythm, which the pitch tables do not touch). Kept in the checkpoint
+folder as ``calibration.json`` and added to the pitch (and Duration) logits by the neural
 model (models/neural.py) before temperature and nucleus.
 
 Why: teacher-forced on real melodies, riffd's models give the intervals of those
@@ -52,13 +53,15 @@ class Calibration:
     ``meta``: how it was fitted (data, preset, pieces, iterations, shares before and after);
     ``centre``: shape (25,), nats for -12..+12 semitones (clipped) from the centre, rounded;
     ``memory``: shape (MEMORY_BINS,), nats by the pitch class's count among the last
-    MEMORY_NOTES notes (the last bin: that count or more).
-    Zeros: a table not used (files written before the last two have none)."""
+    MEMORY_NOTES notes (the last bin: that count or more);
+    ``duration``: shape (Duration bins of the vocabulary,), nats per bin, or shape (0,).
+    Zeros (or empty): a table not used (files written before a table have none of it)."""
     interval: np.ndarray
     chord_pc: np.ndarray
     meta: dict = field(default_factory=dict)
     centre: np.ndarray = field(default_factory=lambda: np.zeros(2 * MAX_INTERVAL + 1))
     memory: np.ndarray = field(default_factory=lambda: np.zeros(MEMORY_BINS))
+    duration: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def zero(cls) -> Calibration:
@@ -71,6 +74,20 @@ class Calibration:
     @property
     def uses_memory(self) -> bool:
         return bool(self.memory.any())
+
+    @property
+    def uses_duration(self) -> bool:
+        return bool(self.duration.any())
+
+    def duration_bias(self, bins: int) -> np.ndarray | None:
+        """Nats for each of a vocabulary's ``bins`` Duration bins, or None when unused.
+        Raises CalibrationError when the table has another size (another vocabulary's)."""
+        if not self.uses_duration:
+            return None
+        if self.duration.shape != (bins,):
+            raise CalibrationError(f"{FILE}: 'duration' holds {self.duration.size} numbers, the vocabulary "
+                                   f"has {bins} Duration bins")
+        return self.duration
 
     @property
     def reads_line(self) -> bool:
@@ -90,15 +107,17 @@ class Calibration:
             chord_pc = np.asarray(data["chord_pc"], dtype=np.float64)
             centre = np.asarray(data.get("centre", [0.0] * (2 * MAX_INTERVAL + 1)), dtype=np.float64)
             memory = np.asarray(data.get("memory", [0.0] * MEMORY_BINS), dtype=np.float64)
+            duration = np.asarray(data.get("duration", []), dtype=np.float64)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CalibrationError(f"{path}: not a calibration ({type(exc).__name__}: {exc})") from None
-        tables = (interval, chord_pc, centre, memory)
+        tables = (interval, chord_pc, centre, memory, duration)
         if interval.shape != (2 * MAX_INTERVAL + 1,) or chord_pc.shape != (2, 12) or centre.shape != interval.shape \
-                or memory.shape != (MEMORY_BINS,) or not all(np.isfinite(t).all() for t in tables):
-            raise CalibrationError(f"{path}: 'interval' and 'centre' must hold 25 numbers, 'chord_pc' two rows of 12 "
-                                   f"and 'memory' {MEMORY_BINS}")
-        interval, chord_pc, centre, memory = (np.clip(t, -MAX_NATS, MAX_NATS) for t in tables)
-        return cls(interval, chord_pc, data.get("meta", {}), centre, memory)
+                or memory.shape != (MEMORY_BINS,) or duration.ndim != 1 \
+                or not all(np.isfinite(t).all() for t in tables):
+            raise CalibrationError(f"{path}: 'interval' and 'centre' must hold 25 numbers, 'chord_pc' two rows of 12, "
+                                   f"'memory' {MEMORY_BINS} and 'duration' one list")
+        interval, chord_pc, centre, memory, duration = (np.clip(t, -MAX_NATS, MAX_NATS) for t in tables)
+        return cls(interval, chord_pc, data.get("meta", {}), centre, memory, duration)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``calibration.json`` into ``folder`` (a temporary name, then renamed)."""
@@ -108,6 +127,8 @@ class Calibration:
                                    "chord_pc": [[round(float(x), 4) for x in row] for row in self.chord_pc],
                                    **({"centre": [round(float(x), 4) for x in self.centre]} if self.uses_centre else {}),
                                    **({"memory": [round(float(x), 4) for x in self.memory]} if self.uses_memory else {}),
+                                   **({"duration": [round(float(x), 4) for x in self.duration]}
+                                      if self.uses_duration else {}),
                                    "meta": self.meta}, indent=1) + "\n")
         os.replace(tmp, path)
         return path
@@ -139,6 +160,13 @@ def chord_pc_bin(pitches, chord) -> tuple:
     ``chord``: 1 for its tones (0 else), and the pitch class above its root."""
     pitches = np.asarray(pitches)
     return np.isin(pitches % 12, list(chord.tones)).astype(int), (pitches - chord.root) % 12
+
+
+def duration_bin(tables, beats: float, den: int) -> int:
+    """The ``duration`` table's bin of a note ``beats`` long (quarter notes) in a meter
+    over ``den``: its Duration token's bin (``tables``: the REMI kernel's Tables), as the
+    neural model writes it (12 positions per beat of the denominator, tokens.CONFIG)."""
+    return int(tables.duration_bin(round(beats * 3 * den)))
 
 
 def centre_of(pitches: list[int]) -> float | None:

@@ -342,7 +342,8 @@ class NeuralModel(MelodyModel):
     def _finish_note(self) -> MelodyNote:
         s, g = self.state, self.groups
         beat = self._beat_of(s.bar, s.pos)
-        token = sample(self._logits(), g.durations, self.rng, self.preset.temperature, self.preset.top_p)
+        bias = None if self.calibration is None else self.calibration.duration_bias(len(g.durations))
+        token = sample(self._logits(), g.durations, self.rng, self.preset.temperature, self.preset.top_p, bias)
         k = int(np.nonzero(g.durations == token)[0][0])  # the Duration bin
         self.enc.duration(k)
         self._take(beat, replace(s, expect="event"))

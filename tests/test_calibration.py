@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from riffd.models import SHIPPED, load_model, load_or_fallback
-from riffd.models.calibration import CENTRE_NOTES, FILE, MEMORY_NOTES, Calibration, CalibrationError, centre_of
+from riffd.models.calibration import (CENTRE_NOTES, FILE, MEMORY_NOTES, Calibration, CalibrationError, centre_of,
+                                     duration_bin)
 from riffd.models.evaluation.arrangements import Arrangement
 from riffd.models.evaluation.calibrate import fit, shares
 from riffd.models.evaluation.suite import play
 from riffd.models.protocol import ChordAt, MelodyNote
+from riffd.models.remi import RemiTokenizer
 from riffd.models.training.evaluate import test_pieces as split_pieces
 from riffd.music.chords import parse_chord
 from riffd.presets import load_preset
@@ -70,11 +72,26 @@ def test_shares_count_distances_from_the_centre_as_the_bias_reads_them():
     piece = Arrangement("p", [], [], (4, 4), 90.0, 16.0)
     notes = [MelodyNote(float(i), 1.0, p, 80) for i, p in enumerate([60, 62, 64, 72])]
     notes.append(MelodyNote(4.0, 1.0, 48, 80))
-    interval, _, centre, memory = shares([notes], [piece])
+    interval, _, centre, memory, duration = shares([notes], [piece])
+    assert duration.shape == (0,)  # no Duration bins without the tokenizer's tables
     assert interval[12 + 2] == pytest.approx(2 / 4) and interval[12 + 8] == interval[0] == pytest.approx(1 / 4)
     # 62 - 60, 64 - 61, 72 - 62, 48 - 64.5: bins +2, +3, +10, -12 (clipped)
     assert centre[12 + 2] == centre[12 + 3] == centre[12 + 10] == centre[0] == pytest.approx(1 / 4)
     assert memory.tolist() == pytest.approx([2 / 4, 1 / 4, 1 / 4, 0, 0, 0])  # 62, 64 new; a C after one C, then two
+
+
+def test_shares_count_durations_in_the_bins_of_the_duration_tokens():
+    """A quarter, a half and a whole note: in 4/4 three bins; in 4/2 (12 positions per
+    half note) the same lengths are the bins of 6, 12 and 24 positions of 4/4."""
+    tables = RemiTokenizer().tables
+    notes = [MelodyNote(0.0, 1.0, 60, 80), MelodyNote(1.0, 2.0, 62, 80), MelodyNote(3.0, 4.0, 64, 80),
+             MelodyNote(7.0, 1.0, 65, 80)]
+    for meter, positions in (((4, 4), (12, 24, 48)), ((4, 2), (6, 12, 24))):
+        duration = shares([notes], [Arrangement("p", [], [], meter, 90.0, 8.0)], tables)[4]
+        bins = [tables.duration_bin(q) for q in positions]
+        assert len(set(bins)) == 3 and duration.shape == (len(tables.dur_ids),)
+        assert duration[bins].tolist() == pytest.approx([2 / 4, 1 / 4, 1 / 4]) and duration.sum() == pytest.approx(1)
+        assert [duration_bin(tables, n.duration, meter[1]) for n in notes[:3]] == bins
 
 
 def test_the_file_round_trips_and_a_bad_one_is_named(tmp_path):
@@ -88,10 +105,16 @@ def test_the_file_round_trips_and_a_bad_one_is_named(tmp_path):
     Calibration(cal.interval, cal.chord_pc, {}, np.linspace(-4, 4, 25), np.arange(6.0) / 4).save(tmp_path)
     back = Calibration.load(tmp_path)
     assert np.allclose(back.centre, np.clip(np.linspace(-4, 4, 25), -3, 3), atol=1e-4)
-    assert np.allclose(back.memory, np.arange(6.0) / 4) and back.uses_memory
+    assert np.allclose(back.memory, np.arange(6.0) / 4) and back.uses_memory and back.duration_bias(3) is None
+    Calibration(cal.interval, cal.chord_pc, {}, duration=np.array([0.5, -4.0, 0.0])).save(tmp_path)
+    back = Calibration.load(tmp_path)
+    assert back.duration_bias(3).tolist() == [0.5, -3.0, 0.0] and not back.uses_centre
+    with pytest.raises(CalibrationError, match="3 numbers"):
+        back.duration_bias(4)  # another vocabulary's table
     for text in ("{", json.dumps({"interval": [0] * 24, "chord_pc": [[0] * 12] * 2}),
                  json.dumps({"interval": [0] * 25, "chord_pc": [[0] * 12] * 2, "centre": [0] * 12}),
                  json.dumps({"interval": [0] * 25, "chord_pc": [[0] * 12] * 2, "memory": [0] * 25}),
+                 json.dumps({"interval": [0] * 25, "chord_pc": [[0] * 12] * 2, "duration": [[0.5]]}),
                  json.dumps({"interval": [0] * 25, "chord_pc": [0] * 12})):
         (tmp_path / FILE).write_text(text)
         with pytest.raises(CalibrationError, match=FILE):
@@ -107,6 +130,9 @@ def test_a_checkpoint_loads_its_calibration_and_a_corrupt_one_falls_back_to_rule
     warnings = []
     assert load_or_fallback(str(folder), warn=warnings.append).name == "rules"
     assert FILE in warnings[0]
+    Calibration(np.zeros(25), np.zeros((2, 12)), duration=np.ones(5)).save(folder)  # not this vocabulary's bins
+    assert load_or_fallback(str(folder), warn=warnings.append).name == "rules"
+    assert "Duration bins" in warnings[1]
 
 
 def test_a_calibration_moves_what_the_model_plays(tmp_path):
@@ -140,6 +166,21 @@ def test_a_centre_table_keeps_the_line_near_its_centre(tmp_path):
     assert away[0.0] > 0.03 and away[-3.0] < away[0.0] / 3
 
 
+def test_a_duration_table_moves_the_rhythm(tmp_path):
+    """Three nats off every Duration shorter than a half note: fewer short notes."""
+    folder = chorale_copy(tmp_path / "ckpt")
+    tables = load_model(str(folder)).tables
+    chords = [ChordAt(4.0 * k, parse_chord(name)) for k, name in enumerate(["C", "Am", "F", "G"] * 8)]
+    piece = Arrangement("p", [], chords, (4, 4), 90.0, 128.0)
+    short = np.asarray(tables.dur_ticks) < 2 * tables.P
+    share = {}
+    for nats in (0.0, -3.0):
+        Calibration(np.zeros(25), np.zeros((2, 12)), duration=np.where(short, nats, 0.0)).save(folder)
+        melodies = [play(str(folder), [piece], load_preset("chorale"), seed)[0] for seed in range(3)]
+        share[nats] = shares(melodies, [piece] * 3, tables)[4][short].sum()
+    assert share[0.0] > 0.5 and share[-3.0] < share[0.0] / 2
+
+
 def test_the_fit_brings_the_shares_closer_on_pieces_it_did_not_fit(chorales, tmp_path):
     """Fitted on the training split, judged on the validation split's chords with other seeds."""
     folder = chorale_copy(tmp_path / "ckpt")
@@ -150,13 +191,13 @@ def test_the_fit_brings_the_shares_closer_on_pieces_it_did_not_fit(chorales, tmp
         return Arrangement.of_split(split_pieces(chorales, model.vocab, 1 << 20, 40, split=split), split)
 
     cal = fit(model, pieces("train"), preset, iterations=2, echo=lambda *a: None)
-    assert cal.meta["round_kept"] > 0 and cal.interval.any() and cal.chord_pc.any()
+    assert cal.meta["round_kept"] > 0 and cal.interval.any() and cal.chord_pc.any() and cal.uses_duration
     held_out = pieces("valid")
-    real = shares([p.melody for p in held_out], held_out)
+    real = shares([p.melody for p in held_out], held_out, model.tables)
 
     def distance(calibration):
         model.calibration = calibration
-        played = [shares(play(model, held_out, preset, seed), held_out) for seed in (7, 8)]
+        played = [shares(play(model, held_out, preset, seed), held_out, model.tables) for seed in (7, 8)]
         return np.mean([sum(np.abs(r - p).sum() for r, p in zip(real, one)) for one in played])
     assert distance(cal) < distance(Calibration.zero())
 

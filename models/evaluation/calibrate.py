@@ -2,8 +2,9 @@
 
 The model plays the chords of ``pieces`` (a training split's, never the test split's)
 with the preset; the shares of intervals, of pitch classes above the chord's root
-(chord tones and others apart), of distances from the line's centre and of pitch-class
-counts in the line's last notes in what it played are compared with the real melodies';
+(chord tones and others apart), of distances from the line's centre, of pitch-class
+counts in the line's last notes and of Duration bins in what it played are compared with
+the real melodies';
 each table moves by ``rate`` times the log ratio real/played, and the model plays again
 with it (``iterations`` rounds, each with fresh seeds: the corrections interact, as the
 next pitch depends on the last). A fixed-point iteration on the marginals, as
@@ -18,24 +19,26 @@ from pathlib import Path
 import numpy as np
 
 from riffd.models.calibration import (MAX_INTERVAL, MAX_NATS, MEMORY_BINS, RECENT_NOTES, Calibration, centre_bin,
-                                     centre_of, chord_pc_bin, interval_bin, memory_bin)
+                                     centre_of, chord_pc_bin, duration_bin, interval_bin, memory_bin)
 
 from .arrangements import Arrangement
 from .features import chord_at
 from .suite import WIDE_REGISTER, play
 
 SMOOTH = 2e-3  # added to each share before the log ratio: a bin never played is not pushed to +-infinity
-TABLES = ("interval", "chord_pc", "centre", "memory")
+TABLES = ("interval", "chord_pc", "centre", "memory", "duration")
 
 
-def shares(melodies: list, pieces: list[Arrangement]) -> tuple[np.ndarray, ...]:
+def shares(melodies: list, pieces: list[Arrangement], tables=None) -> tuple[np.ndarray, ...]:
     """(interval shares, shape (25,); shares by chord tone or not and pitch class above
     the chord's root, shape (2, 12); shares of distances from the line's centre, shape
-    (25,); shares of the pitch class's count in the line's last notes, shape (MEMORY_BINS,))
-    of ``melodies`` over ``pieces``' chords, pooled over notes; the layout of
-    models/calibration.py's tables, binned as ``Calibration.bias`` bins them."""
+    (25,); shares of the pitch class's count in the line's last notes, shape (MEMORY_BINS,);
+    shares of Duration bins, shape (bins of ``tables``, the REMI kernel's Tables; (0,)
+    without them)) of ``melodies`` over ``pieces``' chords, pooled over notes; the layout
+    of models/calibration.py's tables, binned as the neural model bins them."""
     interval, chord_pc = np.zeros(2 * MAX_INTERVAL + 1), np.zeros((2, 12))
     centre, memory = np.zeros(2 * MAX_INTERVAL + 1), np.zeros(MEMORY_BINS)
+    duration = np.zeros(0 if tables is None else len(tables.dur_ids))
     for notes, piece in zip(melodies, pieces):
         pitches = [n.pitch for n in sorted(notes, key=lambda n: n.start)]
         for i in range(1, len(pitches)):
@@ -47,7 +50,9 @@ def shares(melodies: list, pieces: list[Arrangement]) -> tuple[np.ndarray, ...]:
             chord = chord_at(piece.chords, n.start)
             if chord is not None:
                 chord_pc[chord_pc_bin(n.pitch, chord)] += 1
-    return tuple(h / max(h.sum(), 1e-12) for h in (interval, chord_pc, centre, memory))
+            if tables is not None:
+                duration[duration_bin(tables, n.duration, piece.meter[1])] += 1
+    return tuple(h / max(h.sum(), 1e-12) for h in (interval, chord_pc, centre, memory, duration))
 
 
 def fit(model, pieces: list[Arrangement], preset, iterations: int = 3, rate: float = 0.7, seed: int = 100,
@@ -59,23 +64,24 @@ def fit(model, pieces: list[Arrangement], preset, iterations: int = 3, rate: flo
     distances (0 = equal shares, 2 = disjoint). Raises ValueError for fewer than 2 pieces."""
     if len(pieces) < 2:
         raise ValueError(f"calibration needs at least 2 pieces with a melody and chords ({len(pieces)})")
-    real = shares([p.melody for p in pieces], pieces)
+    real = shares([p.melody for p in pieces], pieces, model.tables)
     fitted = np.array([name in tables for name in TABLES], dtype=float)
-    tried, rounds = [Calibration.zero()], []
+    tried, rounds = [replace(Calibration.zero(), duration=np.zeros(len(real[-1])))], []
     for k in range(iterations + 1):
         model.calibration = tried[k]
-        played = shares(play(model, pieces, preset, seed + k), pieces)
+        played = shares(play(model, pieces, preset, seed + k), pieces, model.tables)
         distance = [round(float(np.abs(r - p).sum()), 4) for r, p in zip(real, played)]
         rounds.append({f"{name}_l1": d for name, d in zip(TABLES, distance)})
         echo(f"round {k}: L1 from the real shares, intervals {distance[0]:.4f}, chord pitch classes {distance[1]:.4f}, "
-             f"distances from the centre {distance[2]:.4f}, pitch-class memory {distance[3]:.4f}")
+             f"distances from the centre {distance[2]:.4f}, pitch-class memory {distance[3]:.4f}, "
+             f"durations {distance[4]:.4f}")
         if k < iterations:
             step = [on * rate * np.log((r + SMOOTH) / (p + SMOOTH)) for on, r, p in zip(fitted, real, played)]
             last = tried[k]
-            interval, chord_pc, centre, memory = (
+            interval, chord_pc, centre, memory, duration = (
                 np.clip(t + d, -MAX_NATS, MAX_NATS)
-                for t, d in zip((last.interval, last.chord_pc, last.centre, last.memory), step))
-            tried.append(Calibration(interval, chord_pc, {}, centre, memory))
+                for t, d in zip((last.interval, last.chord_pc, last.centre, last.memory, last.duration), step))
+            tried.append(Calibration(interval, chord_pc, {}, centre, memory, duration))
     best = min(range(len(rounds)), key=lambda i: sum(d for d, on in zip(rounds[i].values(), fitted) if on))
     model.calibration = tried[best]
     return replace(tried[best], meta={"pieces": len(pieces), "iterations": iterations, "rate": rate,
@@ -86,7 +92,7 @@ def calibrate_checkpoint(folder: str | Path, data: str | Path, preset, pieces: i
                          seed: int = 100, tables: tuple[str, ...] = TABLES, echo=print) -> Calibration:
     """Fit the checkpoint ``folder``'s weights (any calibration there is ignored) on
     ``pieces`` of dataset ``data``'s training split, played with ``preset`` over
-    ``WIDE_REGISTER`` and without its chord-tone bias (the preset's knob acts on top of
+    ``WIDE_REGISTER``, without swing and without its chord-tone bias (the preset's knob acts on top of
     the model's own shares; a fit with it would undo it), and write
     ``folder/calibration.json``; returns it. Raises
     ValueError (CheckpointError) for a folder that is not a checkpoint or too few pieces."""
@@ -97,7 +103,8 @@ def calibrate_checkpoint(folder: str | Path, data: str | Path, preset, pieces: i
         raise ValueError(f"{folder}: not a checkpoint folder (no config.json)")
     model = checkpoint_model(folder, calibrated=False)
     found = Arrangement.of_split(test_pieces(data, model.vocab, 1 << 20, pieces, split="train"), "train")
-    result = fit(model, found, preset.with_values(register=WIDE_REGISTER, chord_tone_bias=0.0), iterations,
+    # no swing: a swung note's Duration is not its length, and the tables are the model's own
+    result = fit(model, found, preset.with_values(register=WIDE_REGISTER, chord_tone_bias=0.0, swing=0.0), iterations,
                  seed=seed, tables=tables, echo=echo)
     result.meta.update(data=str(data), preset=preset.name, seed=seed)
     result.save(folder)
