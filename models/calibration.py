@@ -163,10 +163,10 @@ def chord_pc_bin(pitches, chord) -> tuple:
 
 
 def duration_bin(tables, beats: float, den: int) -> int:
-    """The ``duration`` table's bin of a note ``beats`` long (quarter notes) in a meter
-    over ``den``: its Duration token's bin (``tables``: the REMI kernel's Tables), as the
-    neural model writes it (12 positions per beat of the denominator, tokens.CONFIG)."""
-    return int(tables.duration_bin(round(beats * 3 * den)))
+    """The Duration token's bin of a note ``beats`` long (quarter notes) in a meter over
+    ``den`` (``tables``: the REMI kernel's Tables, ``P`` positions per beat of the
+    denominator): the ``duration`` table's bin, and the one the neural model writes."""
+    return int(tables.duration_bin(round(beats * (tables.P * den / 4))))
 
 
 def centre_of(pitches: list[int]) -> float | None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from riffd.music.theory import strength, swing_offset, velocity as note_velocity
 
+from .calibration import duration_bin
 from .protocol import Context, MelodyModel, MelodyNote
 from .remi import QUALITY_INDEX, RemiTokenizer
 from .rules import RulesModel
@@ -395,6 +396,5 @@ class NeuralModel(MelodyModel):
         self._take(at, replace(self.state, expect="event"))
 
     def _duration_bin(self, beat: float, end: float) -> int:
-        """The Duration bin of a note whose token sits at ``beat`` (unswung) and which ends
-        at ``end`` (beats; a swung note's end is unchanged, so the token holds the delay)."""
-        return self.tables.duration_bin(round((end - beat) * self.qpb))
+        """The Duration bin of a note from ``beat`` (unswung) to ``end``: a swung note's token holds its delay."""
+        return duration_bin(self.tables, end - beat, self.den)
