@@ -240,17 +240,15 @@ def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, see
               help="Training pieces, spread over the split.")
 @click.option("--iterations", type=click.IntRange(1, 10), default=3, show_default=True)
 @click.option("--seed", type=int, default=100, show_default=True)
-@click.option("--tables", default="interval,chord_pc,centre,memory,duration,span", show_default=True,
+@click.option("--tables", default="interval,chord_pc,centre,memory,duration", show_default=True,
               help="Tables to fit: interval (from the previous pitch), chord_pc (above the chord's root), "
                    "centre (from the mean of the line's last 64 pitches), memory (the pitch class's count "
-                   "in the line's last 16 notes), duration (the Duration token's bin), span (the range of "
-                   "the line's last 64 pitches with the new one).")
+                   "in the line's last 16 notes), duration (the Duration token's bin).")
 def calibrate(checkpoint, data, preset, pieces, iterations, seed, tables):
     """Fit CHECKPOINT's sampling calibration (a shipped checkpoint's name or a folder):
     the model plays the chords of the dataset's training split, and tables of logit
     corrections (by interval, by pitch class above the chord's root, by distance from the
-    line's centre, by how often the pitch class sounded lately, by Duration, by the span the
-    line would have) move until
+    line's centre, by how often the pitch class sounded lately, by Duration) move until
     its melodies keep the real ones' shares; written to CHECKPOINT/calibration.json, which
     serve, render and eval then use. A calibration already there is refitted."""
     from riffd.models import checkpoint_folder

@@ -4,9 +4,7 @@ tones and other notes apart, so that the share of chord tones is kept too) and, 
 fitted, by its distance from the melody's centre (the mean of its last ``CENTRE_NOTES``
 pitches: a line's tessitura, which a walk of well-shared intervals can leave) and by how
 often its pitch class sounded in the last ``MEMORY_NOTES`` notes (a line's mode, which
-chord-relative shares cannot see) and by the span the line's last ``SPAN_NOTES`` pitches
-would have with it (its ambitus, which a centre that follows the line cannot keep); and,
-where fitted, logit corrections for each
+chord-relative shares cannot see); and, where fitted, logit corrections for each
 Duration bin (the rhythm, which the pitch tables do not touch). Kept in the checkpoint
 folder as ``calibration.json`` and added to the pitch (and Duration) logits by the neural
 model (models/neural.py) before temperature and nucleus.
@@ -40,12 +38,7 @@ CENTRE_NOTES = 64
 # 0.755 (with the centre table, without this one: 0.775).
 MEMORY_NOTES = 16
 MEMORY_BINS = 6
-# The span (highest minus lowest, semitones) of this many notes before and the new one,
-# 0 .. SPAN_BINS - 1 or more: a melody's ambitus (about an octave and a step in a
-# Renaissance mode; 12.6 semitones in a Palestrina cantus, README "An ambitus table").
-SPAN_NOTES = 64
-SPAN_BINS = 25
-RECENT_NOTES = max(CENTRE_NOTES, MEMORY_NOTES, SPAN_NOTES)  # what ``Calibration.bias`` reads of the line
+RECENT_NOTES = max(CENTRE_NOTES, MEMORY_NOTES)  # what ``Calibration.bias`` reads of the line
 
 
 class CalibrationError(ValueError):
@@ -61,9 +54,7 @@ class Calibration:
     ``centre``: shape (25,), nats for -12..+12 semitones (clipped) from the centre, rounded;
     ``memory``: shape (MEMORY_BINS,), nats by the pitch class's count among the last
     MEMORY_NOTES notes (the last bin: that count or more);
-    ``duration``: shape (Duration bins of the vocabulary,), nats per bin, or shape (0,);
-    ``span``: shape (SPAN_BINS,), nats by the span (semitones) of the last SPAN_NOTES
-    pitches and the new one (the last bin: that span or more).
+    ``duration``: shape (Duration bins of the vocabulary,), nats per bin, or shape (0,).
     Zeros (or empty): a table not used (files written before a table have none of it)."""
     interval: np.ndarray
     chord_pc: np.ndarray
@@ -71,7 +62,6 @@ class Calibration:
     centre: np.ndarray = field(default_factory=lambda: np.zeros(2 * MAX_INTERVAL + 1))
     memory: np.ndarray = field(default_factory=lambda: np.zeros(MEMORY_BINS))
     duration: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    span: np.ndarray = field(default_factory=lambda: np.zeros(SPAN_BINS))
 
     @classmethod
     def zero(cls) -> Calibration:
@@ -84,10 +74,6 @@ class Calibration:
     @property
     def uses_memory(self) -> bool:
         return bool(self.memory.any())
-
-    @property
-    def uses_span(self) -> bool:
-        return bool(self.span.any())
 
     @property
     def uses_duration(self) -> bool:
@@ -105,8 +91,8 @@ class Calibration:
 
     @property
     def reads_line(self) -> bool:
-        """Whether ``bias`` reads the line's ``recent`` pitches (a centre, memory or span table)."""
-        return self.uses_centre or self.uses_memory or self.uses_span
+        """Whether ``bias`` reads the line's ``recent`` pitches (a centre or memory table)."""
+        return self.uses_centre or self.uses_memory
 
     @classmethod
     def load(cls, folder: str | Path) -> Calibration | None:
@@ -122,17 +108,16 @@ class Calibration:
             centre = np.asarray(data.get("centre", [0.0] * (2 * MAX_INTERVAL + 1)), dtype=np.float64)
             memory = np.asarray(data.get("memory", [0.0] * MEMORY_BINS), dtype=np.float64)
             duration = np.asarray(data.get("duration", []), dtype=np.float64)
-            span = np.asarray(data.get("span", [0.0] * SPAN_BINS), dtype=np.float64)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CalibrationError(f"{path}: not a calibration ({type(exc).__name__}: {exc})") from None
-        tables = (interval, chord_pc, centre, memory, duration, span)
+        tables = (interval, chord_pc, centre, memory, duration)
         if interval.shape != (2 * MAX_INTERVAL + 1,) or chord_pc.shape != (2, 12) or centre.shape != interval.shape \
-                or memory.shape != (MEMORY_BINS,) or duration.ndim != 1 or span.shape != (SPAN_BINS,) \
+                or memory.shape != (MEMORY_BINS,) or duration.ndim != 1 \
                 or not all(np.isfinite(t).all() for t in tables):
             raise CalibrationError(f"{path}: 'interval' and 'centre' must hold 25 numbers, 'chord_pc' two rows of 12, "
-                                   f"'memory' {MEMORY_BINS}, 'span' {SPAN_BINS} and 'duration' one list")
-        interval, chord_pc, centre, memory, duration, span = (np.clip(t, -MAX_NATS, MAX_NATS) for t in tables)
-        return cls(interval, chord_pc, data.get("meta", {}), centre, memory, duration, span)
+                                   f"'memory' {MEMORY_BINS} and 'duration' one list")
+        interval, chord_pc, centre, memory, duration = (np.clip(t, -MAX_NATS, MAX_NATS) for t in tables)
+        return cls(interval, chord_pc, data.get("meta", {}), centre, memory, duration)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``calibration.json`` into ``folder`` (a temporary name, then renamed)."""
@@ -144,7 +129,6 @@ class Calibration:
                                    **({"memory": [round(float(x), 4) for x in self.memory]} if self.uses_memory else {}),
                                    **({"duration": [round(float(x), 4) for x in self.duration]}
                                       if self.uses_duration else {}),
-                                   **({"span": [round(float(x), 4) for x in self.span]} if self.uses_span else {}),
                                    "meta": self.meta}, indent=1) + "\n")
         os.replace(tmp, path)
         return path
@@ -158,8 +142,6 @@ class Calibration:
             out += self.centre[centre_bin(pitches, centre_of(recent))]
         if recent and self.uses_memory:
             out += self.memory[memory_bin(pitches, recent)]
-        if recent and self.uses_span:
-            out += self.span[span_bin(pitches, recent)]
         if previous is not None:
             out += self.interval[interval_bin(pitches, previous)]
         if chord is not None:
@@ -205,12 +187,3 @@ def memory_bin(pitches, recent: list[int]):
     (MIDI, oldest first): its pitch class's count among the last MEMORY_NOTES, capped."""
     counts = np.bincount(np.asarray(recent[-MEMORY_NOTES:], dtype=np.int64) % 12, minlength=12)
     return np.minimum(counts[np.asarray(pitches) % 12], MEMORY_BINS - 1)
-
-
-def span_bin(pitches, recent: list[int]):
-    """The ``span`` table's bin of ``pitches`` (MIDI; an int or an array) after ``recent``
-    (MIDI, oldest first, at least one): the span in semitones of the last SPAN_NOTES of
-    them with the pitch, capped at SPAN_BINS - 1."""
-    line = recent[-SPAN_NOTES:]
-    pitches = np.asarray(pitches)
-    return np.minimum(np.maximum(pitches, max(line)) - np.minimum(pitches, min(line)), SPAN_BINS - 1)

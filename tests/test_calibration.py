@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from riffd.models import SHIPPED, load_model, load_or_fallback
-from riffd.models.calibration import (CENTRE_NOTES, FILE, MEMORY_NOTES, SPAN_BINS, SPAN_NOTES, Calibration,
-                                     CalibrationError, centre_of, duration_bin, span_bin)
+from riffd.models.calibration import (CENTRE_NOTES, FILE, MEMORY_NOTES, Calibration, CalibrationError, centre_of,
+                                     duration_bin)
 from riffd.models.evaluation.arrangements import Arrangement
 from riffd.models.evaluation.calibrate import fit, shares
 from riffd.models.evaluation.suite import play
@@ -68,23 +68,12 @@ def test_the_memory_table_reads_how_often_the_pitch_class_sounded_lately():
     assert cal.bias(np.array([62, 64]), None, None, [50, 52]).tolist() == [0.5, 0.5]
 
 
-def test_the_span_table_reads_the_span_the_line_would_have():
-    span = np.zeros(SPAN_BINS)
-    span[12], span[14], span[SPAN_BINS - 1] = -1.0, -2.0, -3.0
-    cal = Calibration(np.zeros(25), np.zeros((2, 12)), span=span)
-    line = [40] * 10 + [60] * (SPAN_NOTES - 1) + [72]  # the 40s are older than SPAN_NOTES notes
-    # inside 60..72: span 12; 74 widens it to 14, 58 to 14, 59 to 13; 100 caps at the last bin
-    assert cal.bias(np.array([64, 74, 58, 59, 100]), None, None, line).tolist() == [-1.0, -2.0, -2.0, 0.0, -3.0]
-    assert span_bin(60, [60]) == 0 and cal.reads_line and not Calibration.zero().reads_line
-
-
 def test_shares_count_distances_from_the_centre_as_the_bias_reads_them():
     piece = Arrangement("p", [], [], (4, 4), 90.0, 16.0)
     notes = [MelodyNote(float(i), 1.0, p, 80) for i, p in enumerate([60, 62, 64, 72])]
     notes.append(MelodyNote(4.0, 1.0, 48, 80))
-    interval, _, centre, memory, duration, span = shares([notes], [piece])
+    interval, _, centre, memory, duration = shares([notes], [piece])
     assert duration.shape == (0,)  # no Duration bins without the tokenizer's tables
-    assert span[[2, 4, 12, 24]].tolist() == pytest.approx([1 / 4] * 4)  # 60-62, 60-64, 60-72, 48-72
     assert interval[12 + 2] == pytest.approx(2 / 4) and interval[12 + 8] == interval[0] == pytest.approx(1 / 4)
     # 62 - 60, 64 - 61, 72 - 62, 48 - 64.5: bins +2, +3, +10, -12 (clipped)
     assert centre[12 + 2] == centre[12 + 3] == centre[12 + 10] == centre[0] == pytest.approx(1 / 4)
@@ -117,18 +106,15 @@ def test_the_file_round_trips_and_a_bad_one_is_named(tmp_path):
     back = Calibration.load(tmp_path)
     assert np.allclose(back.centre, np.clip(np.linspace(-4, 4, 25), -3, 3), atol=1e-4)
     assert np.allclose(back.memory, np.arange(6.0) / 4) and back.uses_memory and back.duration_bias(3) is None
-    Calibration(cal.interval, cal.chord_pc, {}, duration=np.array([0.5, -4.0, 0.0]),
-                span=np.linspace(0, -5, SPAN_BINS)).save(tmp_path)
+    Calibration(cal.interval, cal.chord_pc, {}, duration=np.array([0.5, -4.0, 0.0])).save(tmp_path)
     back = Calibration.load(tmp_path)
     assert back.duration_bias(3).tolist() == [0.5, -3.0, 0.0] and not back.uses_centre
-    assert np.allclose(back.span, np.clip(np.linspace(0, -5, SPAN_BINS), -3, 3), atol=1e-4) and back.uses_span
     with pytest.raises(CalibrationError, match="3 numbers"):
         back.duration_bias(4)  # another vocabulary's table
     for text in ("{", json.dumps({"interval": [0] * 24, "chord_pc": [[0] * 12] * 2}),
                  json.dumps({"interval": [0] * 25, "chord_pc": [[0] * 12] * 2, "centre": [0] * 12}),
                  json.dumps({"interval": [0] * 25, "chord_pc": [[0] * 12] * 2, "memory": [0] * 25}),
                  json.dumps({"interval": [0] * 25, "chord_pc": [[0] * 12] * 2, "duration": [[0.5]]}),
-                 json.dumps({"interval": [0] * 25, "chord_pc": [[0] * 12] * 2, "span": [0] * 6}),
                  json.dumps({"interval": [0] * 25, "chord_pc": [0] * 12})):
         (tmp_path / FILE).write_text(text)
         with pytest.raises(CalibrationError, match=FILE):
@@ -178,20 +164,6 @@ def test_a_centre_table_keeps_the_line_near_its_centre(tmp_path):
         melodies = [play(str(folder), [piece], preset, seed)[0] for seed in range(3)]
         away[nats] = shares(melodies, [piece] * 3)[2][np.abs(np.arange(-12, 13)) > 5].sum()
     assert away[0.0] > 0.03 and away[-3.0] < away[0.0] / 3
-
-
-def test_a_span_table_narrows_the_line(tmp_path):
-    """Three nats off every pitch that would stretch the line past an octave: a narrower range."""
-    folder = chorale_copy(tmp_path / "ckpt")
-    chords = [ChordAt(4.0 * k, parse_chord(name)) for k, name in enumerate(["C", "Am", "F", "G"] * 16)]
-    piece = Arrangement("p", [], chords, (4, 4), 90.0, 256.0)
-    preset = load_preset("chorale").with_values(register=[48, 96])
-    wide = {}
-    for nats in (0.0, -3.0):
-        Calibration(np.zeros(25), np.zeros((2, 12)), span=np.where(np.arange(SPAN_BINS) > 12, nats, 0.0)).save(folder)
-        melodies = [play(str(folder), [piece], preset, seed)[0] for seed in range(3)]
-        wide[nats] = shares(melodies, [piece] * 3)[5][13:].sum()
-    assert wide[0.0] > 0.2 and wide[-3.0] < wide[0.0] / 2
 
 
 def test_a_duration_table_moves_the_rhythm(tmp_path):

@@ -28,7 +28,7 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     assert set(report["minutes"]) == {"build", "train", "export", "calibrate", "eval", "total"}
     calibration = json.loads((out / "calibration.json").read_text())  # fitted on the training split
     assert calibration["meta"]["pieces"] == 60 and len(calibration["meta"]["rounds"]) == 3
-    assert calibration["meta"]["tables"] == ["interval", "chord_pc", "centre", "memory", "duration", "span"]
+    assert calibration["meta"]["tables"] == ["interval", "chord_pc", "centre", "memory", "duration"]
     assert all("duration_l1" in r for r in calibration["meta"]["rounds"])  # the rhythm's shares are fitted too
     # the held-out songs are the test split's files, none of them trained on
     held = held_out(folder, out / "dataset")
