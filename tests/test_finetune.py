@@ -43,6 +43,8 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     card = (out / "README.md").read_text()  # the model card says how it was made
     assert "`riffd finetune` from `riff-small` (LoRA rank 4 on the last 4 layers" in card and "12 keys" in card
     assert "learned under the `pop` style token" in card and report["style"] == "pop"
+    trained_with = json.loads((out / "config.json").read_text())["training"]["config"]
+    assert trained_with["learning_rate"] == 5e-4 and trained_with["max_minutes"] == 12.0  # --midi's defaults
     assert "before: told from real" in result.stdout and "after: told from real" in result.stdout
     # LoRA folded in: the plain architecture, with only adapted layers changed
     base, tuned = mx.load(str(DEFAULT / "model.safetensors")), mx.load(str(out / "model.safetensors"))

@@ -462,6 +462,7 @@ def test_train_is_deterministic_resumable_and_writes_a_card(tiny_data, tmp_path)
     assert all(np.array_equal(np.array(wa[k]), np.array(wb[k])) for k in wa)
     config = Checkpoint.load(a).config
     assert config["training"]["steps"] == 6 and len(config["training"]["history"]) == 2
+    assert config["training"]["config"]["learning_rate"] == 1.5e-3  # train's default (finetune --midi's is lower)
     assert config["metrics"]["test_perplexity"] > 1.0
     assert (a / "loss.png").stat().st_size > 1000 and "perplexity" in (a / "README.md").read_text()
     assert run_riffd("train", "--data", str(tmp_path / "nothing"), "-o", str(a)).returncode == 2
