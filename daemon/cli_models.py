@@ -119,6 +119,7 @@ def finetune(init, output, midi_dir, style, preset, jobs, data, resume, stop_aft
         write_onnx(output, int8=False, then=f"; play it: --model {output}")
         return
     from riffd.models.checkpoint import CheckpointError
+    from riffd.models.evaluation.suite import told
     from riffd.models.training.finetune import finetune_midi
     from riffd.presets import PresetError, load_preset
     from riffd.models.tokens import STYLES
@@ -135,8 +136,10 @@ def finetune(init, output, midi_dir, style, preset, jobs, data, resume, stop_aft
         raise BadInput(str(exc)) from None
     for name in ("before", "after") if "eval" in result else ():
         row = result["eval"][name]
-        click.echo(f"{name}: told from real {row['judge']:.2f}, composite {row['composite']:.3f}, "
+        click.echo(f"{name}: told from real {told(row)}, composite {row['composite']:.3f}, "
                    f"chord tones {row['chord_tone_ratio']:.2f}, notes/bar {row['notes_per_bar']:.2f}")
+    for test in result.get("eval_tests", []):
+        click.echo(f"closer to the held-out songs: {test['closer']} (Wilcoxon p {test['p']:g}, {test['pieces']} songs)")
     minutes = result["minutes"]
     click.echo(f"riffd finetune: {minutes['total']:.1f} min (" + ", ".join(f"{k} {v:.1f}" for k, v in minutes.items()
                                                                      if k != "total") + f"); play it: --model {output}")

@@ -180,15 +180,34 @@ def test_eval_command_on_a_folder(arrangements, tmp_path):
         assert f"Told from real, {name}, seeds 0-2:" in (out / "report.md").read_text()
 
 
-def test_eval_command_refuses_too_few_pieces(arrangements, tmp_path):
+def test_eval_command_on_a_small_folder_measures_all_but_the_two_sample_test(arrangements, tmp_path):
+    """3 pieces: every figure but told-from-real (whose calibration needs two halves of 5);
+    a folder with no usable piece, or an unknown model, is refused before any work."""
     folder, written = arrangements
     few = tmp_path / "few"
     few.mkdir()
     for path in written[:3]:
         (few / path.name).write_bytes(path.read_bytes())
-    result = run_riffd("eval", str(few), "--models", "rules", "-o", str(tmp_path / "out"))
-    assert result.returncode == 2
-    assert "at least 10 pieces" in result.stderr and "Traceback" not in result.stderr
+    out = tmp_path / "out"
+    result = run_riffd("eval", str(few), "--models", "rules,markov", "-o", str(out), "--json", "--seeds", "3")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["pieces"] == 3 and report["judge"]["real_vs_real"] is None and report["judge_seeds"] == {}
+    assert "needs at least 10 pieces (3 here)" in report["judge"]["skipped"]
+    for name in ("rules", "markov"):
+        row = report["configs"][name]
+        assert row["judge"] is None and row["targets"]["judge"] is None and len(row["distances"]) == 3
+        assert isinstance(row["targets"]["chord_tone_ratio"], bool) and len(row["tells"]) == 5
+    assert report["tests"][0]["pieces"] == 3 and 0 <= report["tests"][0]["p"] <= 1
+    md = (out / "report.md").read_text()
+    assert "Told from real: not tested (the two-sample test needs at least 10 pieces (3 here))" in md
+    assert "| rules | - |" in md
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    (noise / "noise.mid").write_bytes(np.random.default_rng(1).bytes(900))
+    refused = run_riffd("eval", str(noise), "--models", "rules", "-o", str(tmp_path / "out1"))
+    assert refused.returncode == 2
+    assert "at least 1 piece" in refused.stderr and "Traceback" not in refused.stderr
     unknown = run_riffd("eval", str(folder), "--models", "rules,nosuch", "-o", str(tmp_path / "out2"))
     assert unknown.returncode == 2 and "unknown model nosuch" in unknown.stderr
     assert not (tmp_path / "out2").exists()  # refused before any work

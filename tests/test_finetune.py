@@ -35,6 +35,7 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     meta = [json.loads(line) for line in (out / "dataset" / "pieces.jsonl").read_text().splitlines()]
     trained = {m["id"].split("/")[1] for m in meta if m["split"] == "train"}
     assert len(held) >= 10 and not {p.found["file"] for p in held} & trained
+    assert report["held_out"] == {"songs": len(held), "splits": ["test"]}
     assert {p.found["file"] for p in held} <= {s.name for s in songs}
     rows = report["eval"]
     assert set(rows) == {"real", "before", "after"} and len(rows["after"]["distances"]) == len(held)
@@ -84,7 +85,21 @@ def test_finetune_midi_stops_and_resumes(tmp_path):
     out, args = tmp_path / "ckpt", ("--lora-rank", "2", "--preset", "folk", *TRAIN[2:])
     first = run_riffd("finetune", "--midi", str(folder), "-o", str(out), "--epochs", "2", "--stop-after", "1", *args)
     assert first.returncode == 0, first.stderr
-    assert "stopped after 1 epochs" in first.stdout and "no before/after evaluation" in first.stdout
+    assert "stopped after 1 epochs" in first.stdout
+    # 30 songs hold out fewer than 10 test songs: the validation split's are evaluated too,
+    # without the two-sample test when they are still fewer than 10
+    report = json.loads((out / "finetune.json").read_text())
+    meta = [json.loads(line) for line in (out / "dataset" / "pieces.jsonl").read_text().splitlines()]
+    split_of = {m["id"].split("/")[1]: m["split"] for m in meta}
+    held = held_out(folder, out / "dataset", ("test", "valid"))
+    assert report["held_out"] == {"songs": len(held), "splits": ["test", "valid"]} and 0 < len(held)
+    assert {split_of[p.found["file"]] for p in held} <= {"test", "valid"}
+    assert len(held) == sum(1 for split in split_of.values() if split != "train")  # every held-out file
+    rows = report["eval"]
+    assert len(rows["after"]["distances"]) == len(held) and "before: told from real" in first.stdout
+    assert len(held) < 10 and rows["after"]["judge"] is None  # 7 test and 1 validation song, by their names' hash
+    assert "Told from real: not tested" in (out / "eval" / "report.md").read_text()
+    assert f"closer to the held-out songs: {report['eval_tests'][0]['closer']} (Wilcoxon p" in first.stdout
     again = run_riffd("finetune", "--midi", str(folder), "-o", str(out), "--epochs", "2", "--resume", *args)
     assert again.returncode == 0, again.stderr
     assert "resuming after epoch 1" in again.stdout

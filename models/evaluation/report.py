@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from .features import HISTOGRAMS
-from .suite import TARGETS
+from .suite import TARGETS, told
 
 LABELS = {"chord_pc": "pitch class above the chord root", "interval": "interval (semitones)",
           "onset": "onset within the beat (1/12 beat)", "duration": "duration bin"}
@@ -20,7 +20,7 @@ def table(result: dict) -> list[str]:
              "| --- " + "| ---: " * 13 + "|"]
     for name, r in result["configs"].items():
         kls = [f"{r[f'kl_{k}']:.3f}" if f"kl_{k}" in r else "0" for k in HISTOGRAMS]
-        lines.append(f"| {name} | {r.get('judge', '-')} | {r['chord_tone_ratio']:.2f} | {r['pc_entropy']:.2f} | "
+        lines.append(f"| {name} | {'-' if r.get('judge') is None else r['judge']} | {r['chord_tone_ratio']:.2f} | {r['pc_entropy']:.2f} | "
                      f"{r['notes_per_bar']:.2f} | {r['range']:.1f} | {r['repetition_2bar']:.2f} | "
                      f"{r['self_similarity_8bar']:.2f} | " + " | ".join(kls) +
                      f" | {r['valid']:.2f} | {r.get('composite', 0)} |")
@@ -31,16 +31,17 @@ def markdown(result: dict, source: str) -> str:
     """The tables of ``result`` (suite.evaluate_pieces) as Markdown."""
     configs = result["configs"]
     models = [m for m in configs if m != "real"]
-    low, high = result["judge"]["real_vs_real"]
-    lines = [f"# riffd eval: {source}", "",
-             f"{result['pieces']} pieces, preset `{result['preset']}`. Told from real: accuracy of a classifier "
-             f"two-sample test (0.50 = chance; two halves of the real melodies score {low:.2f} to {high:.2f}).", "",
+    calibrated = result["judge"]["real_vs_real"]
+    told_line = (f"Told from real: accuracy of a classifier two-sample test (0.50 = chance; two halves of the real "
+                 f"melodies score {calibrated[0]:.2f} to {calibrated[1]:.2f})." if calibrated else
+                 f"Told from real: not tested ({result['judge']['skipped']}).")
+    lines = [f"# riffd eval: {source}", "", f"{result['pieces']} pieces, preset `{result['preset']}`. {told_line}", "",
              *table(result)]
     lines += ["", "Targets (issue 12): " + ", ".join(f"{k} {v}" for k, v in TARGETS.items()), "",
               "| model | " + " | ".join(TARGETS) + " |", "| --- " + "| :-: " * len(TARGETS) + "|"]
     for name in models:
         t = configs[name]["targets"]
-        lines.append(f"| {name} | " + " | ".join("met" if t[k] else "no" for k in TARGETS) + " |")
+        lines.append(f"| {name} | " + " | ".join({True: "met", False: "no", None: "-"}[t[k]] for k in TARGETS) + " |")
     lines += ["", "What tells each model from real most (feature: real mean / the model's, difference in pooled "
                   "standard deviations):", ""]
     lines += [f"- {name}: " + "; ".join(f"{t['feature']} {t['real']:g} / {t['other']:g} ({t['d']:+.2f})"

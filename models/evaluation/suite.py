@@ -24,9 +24,10 @@ from riffd.models.protocol import Context, one_voice
 
 from .arrangements import Arrangement
 from .features import FEATURE_NAMES, HISTOGRAMS, SCALARS, MelodyFeatures, features, kl, pooled
-from .judge import calibration, tells, told_apart
+from .judge import FOLDS, calibration, tells, told_apart
 
 WIDE_REGISTER = [55, 88]  # wider than any preset's, for a test split (eval, calibrate): the model's own range
+JUDGE_PIECES = 2 * FOLDS  # the calibration splits the real melodies in halves of FOLDS each
 TARGETS = {"judge": 0.70, "chord_tone_ratio": 0.03, "pc_entropy": 0.15, "notes_per_bar": 0.15,
            "repetition_2bar": 0.10, "kl": 0.05}
 
@@ -69,9 +70,10 @@ def summary(rows: list[MelodyFeatures], real: list[MelodyFeatures]) -> dict:
 
 
 def verdicts(row: dict, real: dict) -> dict:
-    """Each target of ``TARGETS`` as True (met) or False for one model's row."""
+    """Each target of ``TARGETS`` as True (met) or False for one model's row; the
+    two-sample test's is None when it was not run (fewer than ``JUDGE_PIECES`` pieces)."""
     return {
-        "judge": row["judge"] <= TARGETS["judge"],
+        "judge": None if row["judge"] is None else row["judge"] <= TARGETS["judge"],
         "chord_tone_ratio": abs(row["chord_tone_ratio"] - real["chord_tone_ratio"]) <= TARGETS["chord_tone_ratio"],
         "pc_entropy": abs(row["pc_entropy"] - real["pc_entropy"]) <= TARGETS["pc_entropy"],
         "notes_per_bar": abs(row["notes_per_bar"] - real["notes_per_bar"])
@@ -95,6 +97,11 @@ def wilcoxon_tests(configs: dict, models: list[str]) -> list[dict]:
     return tests
 
 
+def told(row: dict) -> str:
+    """A row's two-sample accuracy for a line of text: "0.74", or "-" when not tested."""
+    return "-" if row.get("judge") is None else f"{row['judge']:.2f}"
+
+
 def piece_features(notes: list, piece: Arrangement) -> MelodyFeatures:
     """The features of ``notes`` played over ``piece``'s chords and bars."""
     return features(notes, piece.chords, piece.bar_beats, piece.length, piece.origin)
@@ -106,30 +113,38 @@ def evaluate_pieces(pieces: list[Arrangement], models: list[str], preset, seed: 
     "tests": [...], "judge": {...}, "pieces": n}``, each model under its label
     (``labels``, default the names: "before"/"after" for a fine-tune); with ``seeds`` > 1
     also ``"judge_seeds"``: the two-sample test with seeds ``seed`` to ``seed + seeds - 1``
-    (judge_over_seeds). Raises ValueError with fewer than 10 pieces (the two-sample
-    test's folds) or for an unknown model name."""
+    (judge_over_seeds). With fewer than ``JUDGE_PIECES`` (10) pieces everything but the
+    two-sample test is measured: each ``judge`` is None and ``judge["skipped"]`` says
+    why (a user's small folder still gets its before/after figures). Raises ValueError
+    with no piece or for an unknown model name."""
     labels = labels or list(models)
-    if len(pieces) < 10:
-        raise ValueError(f"the evaluation needs at least 10 pieces with a melody and chords ({len(pieces)} found)")
+    if not pieces:
+        raise ValueError("the evaluation needs at least 1 piece with a melody and chords (0 found)")
     real = [piece_features(p.melody, p) for p in pieces]
     real_x = np.array([r.vector() for r in real])
-    low, high = calibration(real_x, seed=seed)
+    judged = len(pieces) >= JUDGE_PIECES
+    if judged:
+        low, high = calibration(real_x, seed=seed)
+        judge = {"real_vs_real": [round(low, 3), round(high, 3)]}
+    else:
+        judge = {"real_vs_real": None, "skipped": f"the two-sample test needs at least {JUDGE_PIECES} pieces "
+                                                  f"({len(pieces)} here)"}
+        echo(f"riffd eval: {judge['skipped']}: every other figure is measured")
     configs, every = {"real": summary(real, real)}, {"real": real}
-    judge = {"real_vs_real": [round(low, 3), round(high, 3)]}
     for spec, name in zip(models, labels):
         t0 = time.perf_counter()
         rows = [piece_features(notes, p) for notes, p in zip(play(spec, pieces, preset, seed), pieces)]
         row, x = summary(rows, real), np.array([r.vector() for r in rows])
-        row["judge"] = judge[name] = round(told_apart(real_x, x, seed), 3)
+        row["judge"] = judge[name] = round(told_apart(real_x, x, seed), 3) if judged else None
         row["tells"] = tells(real_x, x, FEATURE_NAMES)
         row["seconds"] = round(time.perf_counter() - t0, 1)
         configs[name], every[name] = row, rows
-        echo(f"riffd eval: {name}: told from real {row['judge']:.2f}, composite {row['composite']:.3f} "
+        echo(f"riffd eval: {name}: told from real {told(row)}, composite {row['composite']:.3f} "
              f"({row['seconds']} s)")
     for name in labels:
         configs[name]["targets"] = verdicts(configs[name], configs["real"])
     more = judge_over_seeds(real_x, pieces, models, preset, list(range(seed + 1, seed + seeds)), labels) \
-        if seeds > 1 else {}
+        if seeds > 1 and judged else {}
     for name, row in more.items():  # the first seed's test is the one above
         row["seeds"], row["told_from_real"] = [seed, *row["seeds"]], [judge[name], *row["told_from_real"]]
         row["mean"] = round(float(np.mean(row["told_from_real"])), 3)

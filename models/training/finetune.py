@@ -4,8 +4,9 @@ The user's arrangements become a dataset (melody track and per-beat chords found
 ``riffd eval`` finds them; split 80/10/10 by file, the training split in 12 keys), the
 checkpoint ``init`` is fine-tuned on it (mlx-lm LoRA by default, folded into plain
 weights), exported to ONNX, calibrated on the training split (models/calibration.py),
-and the held-out songs (the test split's files, read whole) are played by the model
-before and after: ``OUT/eval/report.md``. Stages and their minutes go to
+and the held-out songs (the test split's files, read whole; with fewer than 10 of them
+the validation split's files too) are played by the model before and after:
+``OUT/eval/report.md``. Stages and their minutes go to
 ``OUT/finetune.json``.
 """
 from __future__ import annotations
@@ -16,21 +17,21 @@ from pathlib import Path
 
 from .dataset import Filters, build, summary_line
 
-MIN_HELD_OUT = 10  # the evaluation's two-sample test needs 10 pieces (suite.evaluate_pieces)
+MIN_HELD_OUT = 10  # the evaluation's two-sample test needs 10 pieces (suite.JUDGE_PIECES)
 CALIBRATION_PIECES = 60  # whole songs, 2 rounds: 0.27 of riffd bench finetune's 8.65 minutes
 # a user's melodies may be narrow (a chorus on five notes): only degenerate ones are dropped
 USER_FILTERS = Filters(max_polyphony=1, min_range=5, max_range=48)
 
 
-def held_out(midi_dir: str | Path, data: str | Path) -> list:
+def held_out(midi_dir: str | Path, data: str | Path, splits: tuple[str, ...] = ("test",)) -> list:
     """The arrangements (riffd.models.evaluation.arrangements.Arrangement) of the user's
-    files that ``data``'s build put in its test split, read whole, sorted by path (the
+    files that ``data``'s build put in one of ``splits``, read whole, sorted by path (the
     build knows files by name: two files of one name in different folders go together)."""
     from riffd.models.evaluation.arrangements import ArrangementError, read_arrangement
     test = set()
     for line in (Path(data) / "pieces.jsonl").read_text().splitlines():
         meta = json.loads(line) if line.strip() else {}
-        if meta.get("source") == "user" and meta.get("split") == "test":
+        if meta.get("source") == "user" and meta.get("split") in splits:
             test.add(meta["id"].split("/")[1])  # identity: source/file/name
     out = []
     for path in sorted(p for p in Path(midi_dir).rglob("*") if p.name in test and p.is_file()):
@@ -46,8 +47,8 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
                   stop_after: int | None = None) -> dict:
     """Build, fine-tune, export and evaluate (module docstring); returns finetune.json's
     dict: ``minutes`` per stage (build, train, export, calibrate, eval, total), the dataset's
-    counts, and the evaluation's before/after rows (absent with fewer than
-    ``MIN_HELD_OUT`` held-out songs). ``cfg``: train.TrainConfig; ``preset``: the preset
+    counts, the held-out songs' splits, and the evaluation's before/after rows (absent
+    with no held-out song; without the two-sample test under 10). ``cfg``: train.TrainConfig; ``preset``: the preset
     the held-out songs are played with (its style set to ``style``, the token the songs
     are learned under; None: the preset's own, so that ``--preset`` plays them live as
     they were learned). ``resume``/``stop_after``: as train.train's (the dataset is built
@@ -82,18 +83,24 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
     with open(out / "README.md", "a", encoding="utf-8") as card:  # train's model card: how to play it
         card.write(f"\nYour songs were learned under the `{style}` style token: play them with a preset of that "
                    f"style{f' (`--preset {preset.name}`)' if preset.style == style else ''}.\n")
-    held = held_out(midi_dir, data)
-    if len(held) >= MIN_HELD_OUT:
+    held, splits = held_out(midi_dir, data), ["test"]
+    if len(held) < MIN_HELD_OUT:  # a small folder: the validation songs are held out from training too
+        held, splits = held_out(midi_dir, data, ("test", "valid")), ["test", "valid"]
+        log(f"riffd finetune: fewer than {MIN_HELD_OUT} test songs: evaluating the {len(held)} songs of the "
+            "test and validation splits (the validation loss chose when to stop; nothing trained on them)")
+    result["held_out"] = {"songs": len(held), "splits": splits}
+    if held:
         from riffd.models.evaluation.report import write_report
         from riffd.models.evaluation.suite import evaluate_pieces
         evaluated = evaluate_pieces(held, [str(init), str(out)], preset.with_values(style=style), seed,
                                     echo=log, labels=["before", "after"])
-        write_report(evaluated, out / "eval", f"{len(held)} held-out songs of {midi_dir}")
+        write_report(evaluated, out / "eval", f"{len(held)} held-out songs ({' and '.join(splits)} splits) "
+                                              f"of {midi_dir}")
         result["eval"] = {k: evaluated["configs"][k] for k in ("real", "before", "after")}
         result["eval_tests"] = evaluated["tests"]
         result["eval_report"] = str(out / "eval" / "report.md")
     else:
-        log(f"riffd finetune: {len(held)} held-out songs, fewer than {MIN_HELD_OUT}: no before/after evaluation")
+        log("riffd finetune: no held-out song: no before/after evaluation")
     lap("eval", t)
     minutes["total"] = round((time.monotonic() - t0) / 60, 2)
     result["minutes"] = minutes
