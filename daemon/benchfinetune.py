@@ -3,7 +3,7 @@
 The songs are corpus pieces written as a user's files (riffd.models.training.songfiles:
 chorales, then Ryan's Mammoth tunes; named and unnamed tracks, broken and block chords,
 480 PPQN); writing them is not timed. The command then runs as a user runs it, with its
-defaults, in a child process: build, LoRA fine-tune, ONNX export, before/after
+defaults, in a child process: build, fine-tune, ONNX export, calibration, before/after
 evaluation. Target (issue 12): under 20 minutes for 500 songs on 2 cores.
 """
 from __future__ import annotations

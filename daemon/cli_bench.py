@@ -146,7 +146,7 @@ def bench_folder(models, jobs, count, as_json):
               help="Arrangements written from the corpus and fine-tuned on.")
 @json_option
 def bench_finetune(songs, as_json):
-    """Minutes of `riffd finetune --midi DIR` (build, LoRA, export, evaluation) on SONGS files."""
+    """Minutes of `riffd finetune --midi DIR` (build, fine-tune, export, calibration, evaluation) on SONGS files."""
     from .benchfinetune import finetune
     try:
         finetune(songs, as_json=as_json, echo=click.echo)

@@ -82,7 +82,7 @@ def test_dataset_songs_writes_corpus_works_as_a_users_files(tmp_path):
 def test_finetune_midi_stops_and_resumes(tmp_path):
     folder = tmp_path / "songs"
     write_songs(folder, 30)
-    out, args = tmp_path / "ckpt", ("--lora-rank", "2", "--preset", "folk", *TRAIN[2:])
+    out, args = tmp_path / "ckpt", ("--preset", "folk", *TRAIN[2:])  # --midi's default: every weight
     first = run_riffd("finetune", "--midi", str(folder), "-o", str(out), "--epochs", "2", "--stop-after", "1", *args)
     assert first.returncode == 0, first.stderr
     assert "stopped after 1 epochs" in first.stdout
@@ -103,7 +103,9 @@ def test_finetune_midi_stops_and_resumes(tmp_path):
     again = run_riffd("finetune", "--midi", str(folder), "-o", str(out), "--epochs", "2", "--resume", *args)
     assert again.returncode == 0, again.stderr
     assert "resuming after epoch 1" in again.stdout
-    assert json.loads((out / "config.json").read_text())["training"]["epochs"] == 2
+    trained_with = json.loads((out / "config.json").read_text())["training"]
+    assert trained_with["epochs"] == 2 and trained_with["config"]["lora_rank"] == 0
+    assert "`riffd finetune` from `riff-small` (every weight)" in (out / "README.md").read_text()
     # no --style: the songs are learned under the --preset's, so that it plays them live
     styles = {json.loads(line)["style"] for line in (out / "dataset" / "pieces.jsonl").read_text().splitlines()}
     assert styles == {"folk"} and (out / "README.md").read_text().count("learned under the `folk` style token") == 1

@@ -2,11 +2,11 @@
 
 The user's arrangements become a dataset (melody track and per-beat chords found as
 ``riffd eval`` finds them; split 80/10/10 by file, the training split in 12 keys), the
-checkpoint ``init`` is fine-tuned on it (mlx-lm LoRA by default, folded into plain
-weights), exported to ONNX, calibrated on the training split (models/calibration.py),
-and the held-out songs (the test split's files, read whole; with fewer than 10 of them
-the validation split's files too) are played by the model before and after:
-``OUT/eval/report.md``. Stages and their minutes go to
+checkpoint ``init`` is fine-tuned on it (as ``cfg`` says: every weight, the command's
+default, or mlx-lm LoRA folded into plain weights), exported to ONNX, calibrated on the
+training split (models/calibration.py), and the held-out songs (the test split's files,
+read whole; with fewer than 10 of them the validation split's too) are played by the
+model before and after: ``OUT/eval/report.md``. Stages and their minutes go to
 ``OUT/finetune.json``.
 """
 from __future__ import annotations
@@ -94,8 +94,8 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
         from riffd.models.evaluation.suite import evaluate_pieces
         evaluated = evaluate_pieces(held, [str(init), str(out)], preset.with_values(style=style), seed,
                                     echo=log, labels=["before", "after"])
-        write_report(evaluated, out / "eval", f"{len(held)} held-out songs ({' and '.join(splits)} splits) "
-                                              f"of {midi_dir}")
+        named = " and ".join("validation" if s == "valid" else s for s in splits)
+        write_report(evaluated, out / "eval", f"{len(held)} held-out songs ({named} splits) of {midi_dir}")
         result["eval"] = {k: evaluated["configs"][k] for k in ("real", "before", "after")}
         result["eval_tests"] = evaluated["tests"]
         result["eval_report"] = str(out / "eval" / "report.md")
