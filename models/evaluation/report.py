@@ -20,7 +20,8 @@ def table(result: dict) -> list[str]:
              "| --- " + "| ---: " * 13 + "|"]
     for name, r in result["configs"].items():
         kls = [f"{r[f'kl_{k}']:.3f}" if f"kl_{k}" in r else "0" for k in HISTOGRAMS]
-        lines.append(f"| {name} | {'-' if r.get('judge') is None else r['judge']} | {r['chord_tone_ratio']:.2f} | {r['pc_entropy']:.2f} | "
+        judged = "-" if r.get("judge") is None else r["judge"]
+        lines.append(f"| {name} | {judged} | {r['chord_tone_ratio']:.2f} | {r['pc_entropy']:.2f} | "
                      f"{r['notes_per_bar']:.2f} | {r['range']:.1f} | {r['repetition_2bar']:.2f} | "
                      f"{r['self_similarity_8bar']:.2f} | " + " | ".join(kls) +
                      f" | {r['valid']:.2f} | {r.get('composite', 0)} |")

@@ -48,14 +48,15 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
     """Build, fine-tune, export and evaluate (module docstring); returns finetune.json's
     dict: ``minutes`` per stage (build, train, export, calibrate, eval, total), the dataset's
     counts, the held-out songs' splits, and the evaluation's before/after rows (absent
-    with no held-out song; without the two-sample test under 10). ``cfg``: train.TrainConfig; ``preset``: the preset
-    the held-out songs are played with (its style set to ``style``, the token the songs
-    are learned under; None: the preset's own, so that ``--preset`` plays them live as
-    they were learned). ``resume``/``stop_after``: as train.train's (the dataset is built
-    again the same way: the split hashes names, the keys come from ``seed``). Raises
-    ValueError when the folder yields too little data to train on (train.train's
-    message), FileNotFoundError when there is nothing to resume, CheckpointError for a
-    bad ``init``."""
+    with no held-out song; without the two-sample test under 10). ``cfg``:
+    train.TrainConfig; ``preset``: the preset the held-out songs are played with (its
+    style set to ``style``, the token the songs are learned under; None: the preset's
+    own, so that ``--preset`` plays them live as they were learned).
+    ``resume``/``stop_after``: as train.train's (the dataset is built again the same
+    way: the split hashes names, the keys come from ``seed``). Raises ValueError when
+    the folder yields too little data to train on (train.train's message),
+    FileNotFoundError when there is nothing to resume, CheckpointError for a bad
+    ``init``."""
     from .onnx_export import export
     from .train import train
     out, t0 = Path(out), time.monotonic()
