@@ -28,13 +28,13 @@ def held_out(midi_dir: str | Path, data: str | Path, splits: tuple[str, ...] = (
     files that ``data``'s build put in one of ``splits``, read whole, sorted by path (the
     build knows files by name: two files of one name in different folders go together)."""
     from riffd.models.evaluation.arrangements import ArrangementError, read_arrangement
-    test = set()
+    names = set()
     for line in (Path(data) / "pieces.jsonl").read_text().splitlines():
         meta = json.loads(line) if line.strip() else {}
         if meta.get("source") == "user" and meta.get("split") in splits:
-            test.add(meta["id"].split("/")[1])  # identity: source/file/name
+            names.add(meta["id"].split("/")[1])  # identity: source/file/name
     out = []
-    for path in sorted(p for p in Path(midi_dir).rglob("*") if p.name in test and p.is_file()):
+    for path in sorted(p for p in Path(midi_dir).rglob("*") if p.name in names and p.is_file()):
         try:
             out.append(read_arrangement(path))
         except ArrangementError:  # read once already by the build: cannot happen twice
