@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from riffd.models.calibration import CENTRE_NOTES, MEMORY_NOTES
-
 from .cli_common import BadInput, json_option, require_dataset
 
 RIFF_SMALL = Path("models/checkpoints/riff-small")
@@ -266,8 +264,8 @@ def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, see
 @click.option("--seed", type=int, default=100, show_default=True)
 @click.option("--tables", default="interval,chord_pc,centre,memory,duration", show_default=True,
               help="Tables to fit: interval (from the previous pitch), chord_pc (above the chord's root), "
-                   f"centre (from the mean of the line's last {CENTRE_NOTES} pitches), memory (the pitch class's "
-                   f"count in the line's last {MEMORY_NOTES} notes), duration (the Duration token's bin).")
+                   "centre (from the mean of the line's last 64 pitches), memory (the pitch class's count "
+                   "in the line's last 16 notes), duration (the Duration token's bin).")
 def calibrate(checkpoint, data, preset, pieces, iterations, seed, tables):
     """Fit CHECKPOINT's sampling calibration (a shipped checkpoint's name or a folder):
     the model plays the chords of the dataset's training split, and tables of logit

@@ -214,6 +214,9 @@ def test_calibrate_cli_writes_the_file_that_render_then_plays(chorales, tmp_path
     assert bad.returncode == 2 and "unknown table" in bad.stderr
     markov = run_riffd("calibrate", "markov", "--data", str(chorales), "--preset", "chorale")
     assert markov.returncode == 2 and "not a checkpoint" in markov.stderr
+    # the help spells the tables' note counts (literals: the CLI starts without numpy)
+    helped = " ".join(run_riffd("calibrate", "--help").stdout.split())
+    assert f"line's last {CENTRE_NOTES} pitches" in helped and f"line's last {MEMORY_NOTES} notes" in helped
 
 
 def test_the_fit_leaves_the_presets_chord_tone_bias_to_act_on_top(chorales, tmp_path):
