@@ -23,16 +23,22 @@ CALIBRATION_PIECES = 60  # whole songs, 2 rounds: 0.27 of riffd bench finetune's
 USER_FILTERS = Filters(max_polyphony=1, min_range=5, max_range=48)
 
 
+def user_splits(data: str | Path) -> dict[str, str]:
+    """The split (train, valid, test) of each user file of ``data``'s build, by file name."""
+    found = {}
+    for line in (Path(data) / "pieces.jsonl").read_text().splitlines():
+        meta = json.loads(line) if line.strip() else {}
+        if meta.get("source") == "user":
+            found[meta["id"].split("/")[1]] = meta["split"]  # identity: source/file/name
+    return found
+
+
 def held_out(midi_dir: str | Path, data: str | Path, splits: tuple[str, ...] = ("test",)) -> list:
     """The arrangements (riffd.models.evaluation.arrangements.Arrangement) of the user's
     files that ``data``'s build put in one of ``splits``, read whole, sorted by path (the
     build knows files by name: two files of one name in different folders go together)."""
     from riffd.models.evaluation.arrangements import ArrangementError, read_arrangement
-    names = set()
-    for line in (Path(data) / "pieces.jsonl").read_text().splitlines():
-        meta = json.loads(line) if line.strip() else {}
-        if meta.get("source") == "user" and meta.get("split") in splits:
-            names.add(meta["id"].split("/")[1])  # identity: source/file/name
+    names = {name for name, split in user_splits(data).items() if split in splits}
     out = []
     for path in sorted(p for p in Path(midi_dir).rglob("*") if p.name in names and p.is_file()):
         try:
@@ -84,9 +90,10 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
     with open(out / "README.md", "a", encoding="utf-8") as card:  # train's model card: how to play it
         card.write(f"\nYour songs were learned under the `{style}` style token: play them with a preset of that "
                    f"style{f' (`--preset {preset.name}`)' if preset.style == style else ''}.\n")
-    held, splits = held_out(midi_dir, data), ["test"]
-    if len(held) < MIN_HELD_OUT:  # a small folder: the validation songs are held out from training too
-        held, splits = held_out(midi_dir, data, ("test", "valid")), ["test", "valid"]
+    # a small folder: the validation songs are held out from training too
+    splits = ["test"] if list(user_splits(data).values()).count("test") >= MIN_HELD_OUT else ["test", "valid"]
+    held = held_out(midi_dir, data, tuple(splits))
+    if "valid" in splits:
         log(f"riffd finetune: fewer than {MIN_HELD_OUT} test songs: evaluating the {len(held)} songs of the "
             "test and validation splits (the validation loss chose when to stop; nothing trained on them)")
     result["held_out"] = {"songs": len(held), "splits": splits}
