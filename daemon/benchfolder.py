@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+from .benchmachine import Meter
+
 BARS = 16
 
 
@@ -42,7 +44,7 @@ def folder(models=("rules", "onnx"), jobs=(1, 2), count: int = 40, as_json: bool
     """Run the benchmark; echo a line per run and, with ``as_json``, one JSON object.
     Keys per model: ``files_per_s_N`` (a running watcher), ``once_files_per_s_N``
     (`riffd watch --once`, start-up included). Raises RuntimeError if a file fails."""
-    result: dict = {"files": count, "bars": BARS, "models": {}}
+    meter, result = Meter(), {"files": count, "bars": BARS, "models": {}}
     for model in models:
         row = {}
         for n in jobs:
@@ -52,6 +54,7 @@ def folder(models=("rules", "onnx"), jobs=(1, 2), count: int = 40, as_json: bool
                 echo(f"{model:6} --jobs {n}{' --once' if once else '       '}: {count} files in {wall:.1f} s, "
                      f"{count / wall:.2f} files/s")
         result["models"][model] = row
+    meter.finish(result, echo)
     if as_json:
         echo(json.dumps(result))
     return result

@@ -22,6 +22,8 @@ from riffd.models.protocol import ChordAt, Context
 from riffd.music.chords import recognize
 from riffd.presets import load_preset
 
+from .benchmachine import Meter
+
 BARS = 16
 
 
@@ -53,7 +55,7 @@ def time_phrase(model, preset, chords, seed) -> tuple[float, int, int]:
 def generate(backends=("rules", "markov", "mlx", "onnx", "onnx-int8"), runs: int = 10, replans: int = 200,
              preset: str = "folk", as_json: bool = False, echo=print) -> dict:
     """Run the benchmark and echo a table (and a JSON line with ``as_json``)."""
-    the_preset = load_preset(preset)
+    meter, the_preset = Meter(), load_preset(preset)
     chords = progression()
     result = {"bars": BARS, "runs": runs, "chords": len(chords)}
     for name in backends:
@@ -78,6 +80,7 @@ def generate(backends=("rules", "markov", "mlx", "onnx", "onnx-int8"), runs: int
         echo(f"re-plan one beat after a chord change (onnx): p50 {result['replan_ms_p50']} ms, "
              f"p99 {result['replan_ms_p99']} ms over {replans}; p50 of the first fifth "
              f"{result['replan_ms_p50_first_fifth']} ms, of the last {result['replan_ms_p50_last_fifth']} ms")
+    meter.finish(result, echo)
     if as_json:
         echo(json.dumps(result))
     return result

@@ -23,6 +23,7 @@ import numpy as np
 from riffd.bridges.jackrig import jack_server
 from riffd.music.chords import recognize
 
+from .benchmachine import Meter, describe
 from .liverig import (TICK, by_minute, count_flams, count_stuck, first_on_after, note_ons, percentile, run_session,
                       sort_timeline)
 
@@ -144,7 +145,7 @@ def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", 
             chords = session_chords(minutes * bpm)
             events, strikes, ticks = timeline(chords, bpm, minutes)
             for model in models:
-                before = server.xruns()
+                before, meter = server.xruns(), Meter()
                 run = run_session(["--preset", preset, "--model", model, "--seed", "1", "--warm-ms", str(warm_ms)],
                                   events)
                 row = {"model": model, "tempo_bpm": bpm, "strikes": len(strikes),
@@ -156,9 +157,10 @@ def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", 
                        "faults": run.stats.get("faults", 0), "exit_code": run.returncode,
                        "reader_late_ms_p99": run.stats.get("reader_late_ms_p99"),
                        "reader_late_ms_max": run.stats.get("reader_late_ms_max"),
-                       "refill_waits": run.stats.get("refill_waits")}
+                       "refill_waits": run.stats.get("refill_waits"), "machine": meter.report()}
                 results["sessions"].append(row)
                 echo(format_row(row))
+                echo("    " + describe(row["machine"]))
     if as_json:
         echo(json.dumps(results))
     return results

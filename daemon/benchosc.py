@@ -26,6 +26,7 @@ from riffd.models.protocol import ChordAt
 from riffd.music.chords import recognize
 from riffd.presets import load_preset
 
+from .benchmachine import Meter
 from .phrases import progression as phrase_chords
 from .liverig import percentile
 from .oscrig import cpu_seconds, serve_osc
@@ -132,7 +133,7 @@ def osc(models=("rules", "markov", "onnx"), changes: int = 500, tempo: float = 1
     from riffd.models import load_model
 
     from .benchgen import progression, time_phrase
-    chords = chord_stream(changes + WARMUP)
+    meter, chords = Meter(), chord_stream(changes + WARMUP)
     result = {"changes": changes, "tempo_bpm": tempo, "preset": preset, "warm_ms": warm_ms, "models": {}}
     for model in models:
         ms, read, missed, cpu = reactions(model, chords, tempo, preset, warm_ms)
@@ -161,6 +162,7 @@ def osc(models=("rules", "markov", "onnx"), changes: int = 500, tempo: float = 1
         echo(f"/riffd/generate 16 round trip (onnx): {result['osc_generate16_ms']} ms median of {runs}; "
              f"bench generate's in-process time of the same phrase, interleaved: "
              f"{result['generate16_ms_in_process']} ms (median difference {result['osc_generate16_overhead_ms']:+} ms)")
+    meter.finish(result, echo)
     if as_json:
         echo(json.dumps(result))
     return result

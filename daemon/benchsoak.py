@@ -16,6 +16,7 @@ import numpy as np
 from riffd.bridges.jackrig import jack_server
 from riffd.music.chords import QUALITIES, Chord
 
+from .benchmachine import Meter
 from .liverig import TICK, by_minute, count_stuck, first_on_after, note_ons, run_session, sort_timeline
 
 TEMPO_EVERY_S, STOP_EVERY_S, JUMP_EVERY_S = 20.0, 45.0, 30.0
@@ -62,6 +63,7 @@ def soak(minutes: float = 10.0, rate: float = 20.0, model: str = "onnx", preset:
          period: int = 128, seed: int = 1, as_json: bool = False, echo=print) -> dict:
     """Run the soak session; prints a summary, and with ``as_json`` one JSON object last.
     Raises RuntimeError if jackd or riffd serve cannot start."""
+    meter = Meter()
     events, strikes, ticks = soak_timeline(minutes, rate, seed)
     with jack_server(f"riffd-soak-{seed}-{id(events)}", period=period, realtime=True) as server:
         run = run_session(["--preset", preset, "--model", model, "--seed", str(seed)], events)
@@ -91,6 +93,7 @@ def soak(minutes: float = 10.0, rate: float = 20.0, model: str = "onnx", preset:
          f"stuck {result['stuck_notes']}, crashes {result['crashes']}, faults {result['faults']}, "
          f"RSS growth {result['rss_growth_mb']} MB, reaction p99 first minute {p99[0]} ms, "
          f"last {p99[-1]} ms; ticks {result['ticks_received']}/{ticks}; xruns {xruns['clients']} (driver {xruns['driver']})")
+    meter.finish(result, echo)
     if as_json:
         echo(json.dumps(result))
     return result

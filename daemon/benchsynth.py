@@ -18,6 +18,8 @@ from pathlib import Path
 
 import mido
 
+from .benchmachine import Meter
+
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2")
 
 
@@ -64,7 +66,7 @@ def soundfont() -> str | None:
 
 def synth(minutes: float = 4.0, repeat: int = 3, limit_s: float = 300.0, as_json: bool = False, echo=print) -> dict:
     """Run the benchmark; echo lines and, with ``as_json``, one JSON object last."""
-    result: dict = {"minutes": minutes, "sample_rate": 44100}
+    meter, result = Meter(), {"minutes": minutes, "sample_rate": 44100}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         path, seconds = piece(minutes, folder)
@@ -98,6 +100,7 @@ def synth(minutes: float = 4.0, repeat: int = 3, limit_s: float = 300.0, as_json
                      f"riffd is {result['vs_fluidsynth']}x faster")
         else:
             echo("fluidsynth or a General MIDI SoundFont is missing (make bench installs them)")
+    meter.finish(result, echo)
     if as_json:
         echo(json.dumps(result))
     return result

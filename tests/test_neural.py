@@ -549,7 +549,19 @@ def test_bench_generate_reports_every_figure():
     for key in ("mlx_16bar_ms", "onnx_16bar_ms", "onnx_int8_16bar_ms", "onnx_tokens_per_s", "replan_ms_p99"):
         assert figures[key] > 0, key
     assert figures["onnx_notes"] >= 16 * 2  # 16 bars of melody, not a few notes
+    machine = figures["machine"]  # the machine's speed and steal ride along with the figures
+    assert machine["reference_ms_before"] > 0 and machine["reference_ms_after"] > 0
+    assert machine["steal_pct"] is None or 0 <= machine["steal_pct"] <= 100
     assert run_riffd("bench", "generate", "--models", "banjo").returncode == 2
+
+
+def test_machine_meter_gives_the_steal_share_of_the_run(monkeypatch):
+    from riffd.daemon import benchmachine
+    readings = iter([(1000, 10), (1400, 110), (2000, 200), None])
+    monkeypatch.setattr(benchmachine, "cpu_times", lambda: next(readings))
+    assert benchmachine.Meter().report()["steal_pct"] == 25.0  # 100 of 400 jiffies
+    assert benchmachine.Meter().report()["steal_pct"] is None  # no /proc/stat at the end
+    assert 0 < benchmachine.reference_ms(repeats=1) < 1000
 
 
 def test_each_sampled_note_is_told_on_its_pitch_before_its_length(check):
