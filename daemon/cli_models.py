@@ -16,11 +16,11 @@ MIDI_TRAIN_MINUTES, MIDI_EPOCH_STEPS = 12.0, 150
 # Peak learning rate and epochs (the cosine's length). LoRA from riff-small on 500
 # Palestrina movements: at 1.5e-3 the validation loss was best after the first epoch and
 # rose after (0.756 -> 0.813); at 5e-4 it fell to 0.614 in 12 minutes with the cosine
-# barely begun, and to 0.610 with the cosine over 9 epochs (README, "A gentler learning rate")
+# barely begun, and to 0.610 with the cosine over 9 epochs (docs/measured.md, "A gentler learning rate")
 TRAIN_LR, TRAIN_EPOCHS, MIDI_LR, MIDI_EPOCHS = 1.5e-3, 20, 5e-4, 9
 # finetune --midi trains every weight: on the same 500 movements, test perplexity 1.78
 # against LoRA rank 8's 1.84 and told from real 0.698 against 0.735 (ten seeds), in the same
-# time and size; on 100, 1.89 against 1.92 (README, "Every weight, not LoRA")
+# time and size; on 100, 1.89 against 1.92 (docs/measured.md, "Every weight, not LoRA")
 DATA_LORA_RANK, MIDI_LORA_RANK = 8, 0
 
 

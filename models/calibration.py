@@ -11,7 +11,7 @@ model (models/neural.py) before temperature and nucleus.
 
 Why: teacher-forced on real melodies, riffd's models give the intervals of those
 melodies; along their own streams they drift to fewer steps and more thirds (exposure
-bias: README, "Where the melodies drift"), and riff-chorale favours the chord's root over
+bias: docs/measured.md, "Where the melodies drift"), and riff-chorale favours the chord's root over
 its third more than Bach did.
 ``riffd calibrate`` (models/evaluation/calibrate.py) fits the tables on a dataset's
 training split, so that what the model plays there keeps those shares; the test split
