@@ -19,8 +19,8 @@ REPEATS = 7  # the median of seven ~4 ms runs: one preempted run does not move i
 
 def reference_ms(repeats: int = REPEATS) -> float:
     """Median ms of a fixed workload: 20,000 Python loop steps and 200 softmax-and-sample
-    steps over 512 logits (float32). README, Measured, gives its range on this project's
-    2-core VM."""
+    steps over 512 logits (float32). 2.25-2.6 ms on this project's 2-core VM when it was
+    quiet, 3.5-4.1 ms when it was not (docs/measured.md, "The machine beside each figure")."""
     import numpy as np
     logits = np.random.default_rng(0).standard_normal(512).astype(np.float32)
     times = []

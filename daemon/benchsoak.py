@@ -85,15 +85,27 @@ def soak(minutes: float = 10.0, rate: float = 20.0, model: str = "onnx", preset:
               "rss_mb_after_first_minute": round(after_first[0], 1) if after_first else None,
               "rss_growth_mb": round(after_first[-1] - after_first[0], 1) if after_first else None,
               "reaction_ms_p99_first_minute": p99[0], "reaction_ms_p99_last_minute": p99[-1],
-              "reaction_ms_p99_by_minute": p99, "reactions": len(reactions),
+              "reaction_ms_p99_by_minute": p99, "reaction_ms_p99_trend_per_minute": trend(p99),
+              "reactions": len(reactions),
               "ticks_sent": ticks, "ticks_received": run.stats.get("clock_ticks"),
               "xruns_clients": xruns["clients"], "xruns_driver": xruns["driver"], "jack_realtime": server.realtime,
               "reader_late_ms_p99": run.stats.get("reader_late_ms_p99")}
     echo(f"riffd bench soak: {minutes:g} min, {len(strikes)} strikes ({rate:g}/s), model {model}: "
          f"stuck {result['stuck_notes']}, crashes {result['crashes']}, faults {result['faults']}, "
          f"RSS growth {result['rss_growth_mb']} MB, reaction p99 first minute {p99[0]} ms, "
-         f"last {p99[-1]} ms; ticks {result['ticks_received']}/{ticks}; xruns {xruns['clients']} (driver {xruns['driver']})")
+         f"last {p99[-1]} ms (trend {result['reaction_ms_p99_trend_per_minute']} ms a minute); ticks {result['ticks_received']}/{ticks}; xruns {xruns['clients']} (driver {xruns['driver']})")
     meter.finish(result, echo)
     if as_json:
         echo(json.dumps(result))
     return result
+
+
+def trend(per_minute: list) -> float | None:
+    """Least-squares slope (ms per minute) through the minutes' p99 reactions: growth over
+    the session, which one minute against another cannot tell from a minute's noise.
+    None with fewer than two minutes that have a figure."""
+    points = [(i, v) for i, v in enumerate(per_minute) if v is not None]
+    if len(points) < 2:
+        return None
+    x, y = np.array(points, dtype=float).T
+    return round(float(np.polyfit(x, y, 1)[0]), 2)

@@ -196,3 +196,11 @@ def test_a_one_minute_soak_leaves_nothing_stuck_and_never_crashes():
     assert figures["stuck_notes"] == 0 and figures["crashes"] == 0, figures
     assert figures["ticks_received"] == figures["ticks_sent"]
     assert figures["reactions"] > 100
+
+
+def test_the_soak_trend_is_the_slope_through_the_minutes():
+    from riffd.daemon.benchsoak import trend
+    assert trend([10.0, 12.0, 14.0, 16.0]) == 2.0  # 2 ms more each minute
+    assert trend([10.0, None, 14.0]) == 2.0  # a minute without a figure is left out
+    assert trend([30.0, 10.0, 30.0, 10.0, 30.0, 10.0]) < 0  # noise that ends low is no growth
+    assert trend([10.0]) is None
