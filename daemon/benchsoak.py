@@ -93,7 +93,8 @@ def soak(minutes: float = 10.0, rate: float = 20.0, model: str = "onnx", preset:
     echo(f"riffd bench soak: {minutes:g} min, {len(strikes)} strikes ({rate:g}/s), model {model}: "
          f"stuck {result['stuck_notes']}, crashes {result['crashes']}, faults {result['faults']}, "
          f"RSS growth {result['rss_growth_mb']} MB, reaction p99 first minute {p99[0]} ms, "
-         f"last {p99[-1]} ms (trend {result['reaction_ms_p99_trend_per_minute']} ms a minute); ticks {result['ticks_received']}/{ticks}; xruns {xruns['clients']} (driver {xruns['driver']})")
+         f"last {p99[-1]} ms (trend {result['reaction_ms_p99_trend_per_minute']} ms a minute); "
+         f"ticks {result['ticks_received']}/{ticks}; xruns {xruns['clients']} (driver {xruns['driver']})")
     meter.finish(result, echo)
     if as_json:
         echo(json.dumps(result))
