@@ -14,7 +14,7 @@ import os
 import statistics
 import time
 
-REPEATS = 7  # the median of seven ~4 ms runs: one preempted run does not move it
+REPEATS = 7  # the median of seven 2.5-4 ms runs: one preempted run does not move it
 
 
 def reference_ms(repeats: int = REPEATS) -> float:
