@@ -71,4 +71,5 @@ def describe(machine: dict) -> str:
     """One line for a benchmark's output."""
     return (f"machine: reference workload {machine['reference_ms_before']} ms before, "
             f"{machine['reference_ms_after']} ms after; "
-            f"steal {machine['steal_pct']} % of CPU time")
+            + ("steal unknown (no /proc/stat)" if machine["steal_pct"] is None
+               else f"steal {machine['steal_pct']} % of CPU time"))

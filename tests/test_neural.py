@@ -562,6 +562,8 @@ def test_machine_meter_gives_the_steal_share_of_the_run(monkeypatch):
     assert benchmachine.Meter().report()["steal_pct"] == 25.0  # 100 of 400 jiffies
     assert benchmachine.Meter().report()["steal_pct"] is None  # no /proc/stat at the end
     assert 0 < benchmachine.reference_ms(repeats=1) < 1000
+    line = benchmachine.describe({"reference_ms_before": 2.5, "reference_ms_after": 2.6, "steal_pct": None})
+    assert "steal unknown" in line and "None" not in line
 
 
 def test_each_sampled_note_is_told_on_its_pitch_before_its_length(check):
