@@ -121,6 +121,8 @@ def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list
             "reaction_ms_p99": percentile([v for _, v in reactions], 99),
             "reaction_ms_p99_first_minute": react_p99[0], "reaction_ms_p99_last_minute": react_p99[-1],
             "reaction_ms_p99_by_minute": react_p99,
+            # the first answer of a session: what a cold model or path costs shows here
+            "reaction_ms_first_strike": round(reactions[0][1], 2) if reactions else None,
             # (minute, ms) of the three slowest block-chord answers, to find an outlier's cause
             "slowest_reactions": [[round(m, 2), round(ms, 2)] for m, ms in sorted(reactions, key=lambda r: r[1])[-3:]],
             "rolled_reaction_ms_p50": percentile([v for _, v in rolled_reactions], 50),
@@ -170,7 +172,7 @@ def format_row(r: dict) -> str:
     """One line of the latency table."""
     return (f"{r['model']:9} {r['tempo_bpm']:>4g} BPM: reaction p50 {r['reaction_ms_p50']} ms, p99 "
             f"{r['reaction_ms_p99']} ms (minute 1 {r['reaction_ms_p99_first_minute']}, last "
-            f"{r['reaction_ms_p99_last_minute']}); rolled p50 {r['rolled_reaction_ms_p50']} ms; timing p50 "
+            f"{r['reaction_ms_p99_last_minute']}, first strike {r.get('reaction_ms_first_strike')}); rolled p50 {r['rolled_reaction_ms_p50']} ms; timing p50 "
             f"{r['timing_ms_p50']} ms; flams {r['flams']}; stuck {r['stuck_notes']}; ticks {r['ticks_received']}/{r['ticks_sent']} "
             f"({r.get('ticks_inferred_lost')} inferred lost); "
             f"xruns {r['xruns_clients']} (driver {r['xruns_driver']}); reader late p99 {r['reader_late_ms_p99']} ms"

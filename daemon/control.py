@@ -94,6 +94,7 @@ class Control:
     def _load(self, c: ev.Command) -> None:
         try:
             model = self.load(c.args[0])
+            model.rehearse(self.engine.preset)  # here, not on the engine's thread
         except Exception as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self.osc.send("/riffd/error", ["/riffd/model", reason], c.source)

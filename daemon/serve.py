@@ -92,6 +92,7 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
                 ms = (the_clock.time_at(note.end) - the_clock.time_at(note.start)) * 1000.0
                 bridge.send("/riffd/note", [note.pitch, note.velocity, max(1, round(ms))])
 
+    model.rehearse(preset)  # the first chord change then costs what later ones do
     scheduler = Scheduler(the_clock, output.send if output else (lambda message: None), on_note=on_note)
     engine = Engine(model, preset, the_clock, scheduler,
                     channel=None if channel is None else channel - 1, mode=mode, seed=seed,

@@ -591,3 +591,22 @@ def test_each_sampled_note_is_told_on_its_pitch_before_its_length(check):
     assert any(abs(s - round(s * 2) / 2) > 1e-6 for s, _, _ in told)  # swung onsets among them
     # each onset was told before the model call that chose the note's length
     assert all(at_note > at_onset for at_onset, at_note in zip(calls_at_onset, calls_at_note))
+
+
+@pytest.mark.parametrize("backend", ["onnx", "markov"])
+def test_a_rehearsal_changes_nothing_that_follows(check, backend):
+    """serve rehearses a model before its first chord (MelodyModel.rehearse): the session
+    after it plays exactly what a fresh model plays, and no onset is told meanwhile."""
+    from riffd.models import load_model
+
+    def phrase(rehearsed: bool) -> list:
+        model = neural(check) if backend == "onnx" else load_model("markov")
+        told = []
+        model.on_onset = lambda *onset: told.append(onset)
+        if rehearsed:
+            model.rehearse(load_preset("pop"))
+            assert told == [] and model.on_onset is not None
+        model.start(Context(load_preset("pop"), seed=4, chords=progression(8)))
+        return [(n.start, n.duration, n.pitch, n.velocity) for n in model.generate(32.0)]
+    fresh = phrase(False)
+    assert len(fresh) >= 16 and phrase(True) == fresh
