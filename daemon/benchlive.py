@@ -155,6 +155,9 @@ def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", 
                        "stuck_notes": count_stuck(run.messages), "ticks_sent": ticks,
                        "ticks_received": run.stats.get("clock_ticks"),
                        "ticks_inferred_lost": run.stats.get("clock_ticks_inferred"),
+                       # serve's word on each loss it counted: where, the gap, how late the clocks since
+                       "clock_losses": [line.split("MIDI clock: ", 1)[1] for line in run.log.splitlines()
+                                        if "counted as lost" in line],
                        **{f"xruns_{k}": v - before[k] for k, v in server.xruns().items()},
                        "faults": run.stats.get("faults", 0), "exit_code": run.returncode,
                        "reader_late_ms_p99": run.stats.get("reader_late_ms_p99"),

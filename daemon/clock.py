@@ -7,6 +7,7 @@ Real-Time Messages": 0xF8 at 24 per quarter note (24 PPQN), 0xFA start, 0xFB con
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 
@@ -19,6 +20,8 @@ CATCH_UP = 0.75    # a gap this short after a long one: late clocks catching up 
 BUNCHED = 0.35     # a gap this short is clocks delivered together after a stall, not a tempo
 LATE_S = 0.002     # a clock this far behind the fitted line (s) came late: fit without it
 TEMPO_JUMP = 0.2   # three gaps this far (share of a clock) off one side: a new tempo
+
+log = logging.getLogger("riffd.daemon")
 
 
 class InternalClock:
@@ -100,6 +103,7 @@ class MidiClock:
         self._since = 0             # clocks received since that gap, that one included
         self._gap_line = (0.0, 1.0, False)  # the fitted line before that gap, and the
         self._gap_from = 0           # position of the clock before it
+        self._gap = 0.0              # its length, in clocks
         self._least = 0.0           # the least lateness since, in clocks, on that line
         self._caught = False        # a short gap came since: late clocks catching up
         self._all_long = False      # every gap since then was long (a slower tempo?)
@@ -197,11 +201,15 @@ class MidiClock:
                 self._undo(self._skipped - lost, self._since - 1)
                 self._skipped = lost
             if self._since >= CONFIRM:
-                self._skipped = 0  # what is still counted stays counted
+                if self._skipped:  # what is still counted stays counted: say so, once
+                    log.info("MIDI clock: %d clock(s) counted as lost at beat %.2f (a gap of %.2f clocks; "
+                             "the clocks since came %.2f clocks late at least)",
+                             self._skipped, (self._gap_from + 1) / PPQN, self._gap, self._least)
+                self._skipped = 0
             return 1
         step = max(1, round(gap))
         self._skipped, self._since, self._all_long, self._caught = step - 1, 1, True, False
-        self._gap_line, self._gap_from = self._line, last_pos
+        self._gap_line, self._gap_from, self._gap = self._line, last_pos, gap
         self._least = self._lateness(t)
         self.inferred += step - 1
         off = gap / step - 1.0

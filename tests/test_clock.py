@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from riffd.daemon.clock import PPQN, InternalClock, MidiClock
+from riffd.daemon.clock import CONFIRM, PPQN, InternalClock, MidiClock
 
 from conftest import run_riffd
 
@@ -72,9 +72,11 @@ def test_internal_clock_tempo_change_keeps_position():
 
 
 @pytest.mark.parametrize("bpm", [90.0, 120.0, 160.0])
-def test_lost_clocks_count_and_the_beat_stays_within_2_ms(bpm):
+def test_lost_clocks_count_and_the_beat_stays_within_2_ms(bpm, caplog):
     """One clock in 50 dropped (and a JACK period of jitter): riffd's beat stays within
-    2 ms of the sender's for 64 beats, and no clock is lost from the count."""
+    2 ms of the sender's for 64 beats, no clock is lost from the count, and each loss
+    counted is logged once, with its beat."""
+    caplog.set_level("INFO", logger="riffd.daemon")
     rng = random.Random(7)
     spc = 60.0 / bpm / PPQN
     clock = MidiClock()
@@ -91,6 +93,10 @@ def test_lost_clocks_count_and_the_beat_stays_within_2_ms(bpm):
     assert worst < 0.002, worst
     assert clock.position_beats == pytest.approx((64 * PPQN - 1) / PPQN)
     assert clock.inferred == len([i for i in range(64 * PPQN) if i % 50 == 25])
+    said = [r.getMessage() for r in caplog.records if "counted as lost" in r.getMessage()]
+    # a loss is said once confirmed, CONFIRM clocks on: the last one came too late for that
+    confirmed = [f"beat {i / PPQN:.2f}" for i in range(64 * PPQN) if i % 50 == 25 and i + CONFIRM < 64 * PPQN]
+    assert len(said) == len(confirmed) and all(at in line for at, line in zip(confirmed, said)), said[:3]
 
 
 def test_a_slower_tempo_is_not_taken_for_lost_clocks():
