@@ -7,11 +7,17 @@
 - ``replan_ms``: a chord change mid-phrase: rollback to the beat, the new chord, and
   generate one beat, timed for ``replans`` changes in one stream on the onnx backend
   (p50, p99, and p50 of the first and last fifth of the changes: a long live session
-  must not grow slower).
+  must not grow slower);
+- ``first_change_ms_cold`` and ``first_change_ms_rehearsed``: the first chord change
+  (as the live engine makes it: rollback, the chord, one beat) of a freshly loaded onnx
+  model, without and after ``MelodyModel.rehearse`` (what ``riffd serve`` does before
+  it says ready), each in a fresh process as serve's is, median of ``FRESH_LOADS``.
 """
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -25,6 +31,7 @@ from riffd.presets import load_preset
 from .benchmachine import Meter
 
 BARS = 16
+FRESH_LOADS = 3
 
 
 def progression(bars: int = BARS) -> list[ChordAt]:
@@ -80,6 +87,13 @@ def generate(backends=("rules", "markov", "mlx", "onnx", "onnx-int8"), runs: int
         echo(f"re-plan one beat after a chord change (onnx): p50 {result['replan_ms_p50']} ms, "
              f"p99 {result['replan_ms_p99']} ms over {replans}; p50 of the first fifth "
              f"{result['replan_ms_p50_first_fifth']} ms, of the last {result['replan_ms_p50_last_fifth']} ms")
+    if "onnx" in backends:
+        for kind in ("cold", "rehearsed"):
+            ms = [float(subprocess.run([sys.executable, "-m", __name__, kind, preset], capture_output=True,
+                                       text=True, check=True).stdout.split()[-1]) for _ in range(FRESH_LOADS)]
+            result[f"first_change_ms_{kind}"] = round(float(np.median(ms)), 3)
+        echo(f"first chord change of a fresh onnx model: {result['first_change_ms_cold']} ms, "
+             f"{result['first_change_ms_rehearsed']} ms after a rehearsal (median of {FRESH_LOADS} processes)")
     meter.finish(result, echo)
     if as_json:
         echo(json.dumps(result))
@@ -103,3 +117,21 @@ def replan_times(model, preset, chords, count: int) -> list[float]:
         list(model.generate(beat + 1.0))
         out.append(1000 * (time.perf_counter() - t0))
     return out
+
+
+def first_change_ms(preset, chord, rehearse: bool) -> float:
+    """Milliseconds for the first chord change of a freshly loaded onnx model, as the
+    engine makes it after its ``start`` with no chords."""
+    model = load_model("onnx")
+    if rehearse:
+        model.rehearse(preset)
+    model.start(Context(preset, seed=0))
+    t0 = time.perf_counter()
+    model.rollback(0.0)
+    model.extend([ChordAt(0.0, chord)])
+    list(model.generate(1.0))
+    return 1000 * (time.perf_counter() - t0)
+
+
+if __name__ == "__main__":  # one fresh process's first change: python -m riffd.daemon.benchgen cold|rehearsed PRESET
+    print(first_change_ms(load_preset(sys.argv[2]), progression()[0].chord, sys.argv[1] == "rehearsed"))

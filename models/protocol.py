@@ -221,10 +221,10 @@ class MelodyModel:
     def rehearse(self, preset: Preset) -> None:
         """Play a throwaway phrase (two bars of C then a change to Am, a rollback and the
         re-plan) so that the first real chord change does not pay for first calls; call
-        ``start`` next, which forgets the phrase. On the onnx backend the first change after
-        loading cost 9-17 ms against 2 ms for later ones (ONNX Runtime's first run of each
-        input shape, the cache's bindings, tables built on first use); after a rehearsal,
-        under 1 ms. ``on_onset`` is not called meanwhile."""
+        ``start`` next, which forgets the phrase. On the onnx backend the first change of a
+        fresh process cost 3.9 ms, against 1.1 ms after a rehearsal (ONNX Runtime's first
+        run of each input shape, the cache's bindings; `riffd bench generate`,
+        ``first_change_ms_*``). ``on_onset`` is not called meanwhile."""
         hook, self.on_onset = self.on_onset, None
         try:
             self.start(Context(preset, seed=0, chords=[ChordAt(0.0, parse_chord("C"))]))

@@ -546,7 +546,8 @@ def test_bench_generate_reports_every_figure():
                    "--replans", "5", "--json")
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    for key in ("mlx_16bar_ms", "onnx_16bar_ms", "onnx_int8_16bar_ms", "onnx_tokens_per_s", "replan_ms_p99"):
+    for key in ("mlx_16bar_ms", "onnx_16bar_ms", "onnx_int8_16bar_ms", "onnx_tokens_per_s", "replan_ms_p99",
+                "first_change_ms_cold", "first_change_ms_rehearsed"):
         assert figures[key] > 0, key
     assert figures["onnx_notes"] >= 16 * 2  # 16 bars of melody, not a few notes
     machine = figures["machine"]  # the machine's speed and steal ride along with the figures
