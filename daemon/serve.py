@@ -23,6 +23,8 @@ from typing import Callable
 from riffd.bridges.events import Command
 from riffd.bridges.midi import MidiInput, MidiOutput
 from riffd.bridges.osc import OscBridge
+from riffd.models.protocol import MelodyModel
+from riffd.models.rules import RulesModel
 from riffd.presets import Preset
 
 from .clock import InternalClock, MidiClock
@@ -45,6 +47,21 @@ class OscOptions:
     allow: list | None = None
     reply: tuple[str, int] | None = None
     load: Callable | None = None
+
+
+def rehearsed(model: MelodyModel, preset: Preset) -> MelodyModel:
+    """``model`` after its rehearsal (``MelodyModel.rehearse``: the first chord change then
+    costs what later ones do); a model that loaded but fails it is reported in one line
+    and the rules model plays instead, as for a model file that cannot be loaded."""
+    try:
+        model.rehearse(preset)
+        return model
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.warning("model %s failed before the first chord (%s): the rules model plays", model.name, reason)
+        fallback = RulesModel()
+        fallback.rehearse(preset)
+        return fallback
 
 
 def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "auto",
@@ -92,7 +109,7 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
                 ms = (the_clock.time_at(note.end) - the_clock.time_at(note.start)) * 1000.0
                 bridge.send("/riffd/note", [note.pitch, note.velocity, max(1, round(ms))])
 
-    model.rehearse(preset)  # the first chord change then costs what later ones do
+    model = rehearsed(model, preset)
     scheduler = Scheduler(the_clock, output.send if output else (lambda message: None), on_note=on_note)
     engine = Engine(model, preset, the_clock, scheduler,
                     channel=None if channel is None else channel - 1, mode=mode, seed=seed,

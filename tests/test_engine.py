@@ -430,3 +430,23 @@ def test_a_late_answer_holds_on_instead_of_striking_the_next_due_note_ms_later()
     assert any(n.pitch == g for n in rig.scheduler.sounding())  # held to the second note's end
     rig.advance(102.55)
     assert not any(n.pitch == g for n in rig.scheduler.sounding())
+
+
+def test_a_model_that_fails_its_rehearsal_leaves_the_rules_model_playing(caplog):
+    """serve rehearses its model before it says ready; one that loaded but cannot play is
+    reported in one line and the rules model plays, as for a file that cannot be loaded."""
+    from riffd.daemon.serve import rehearsed
+    from riffd.models.rules import RulesModel
+
+    class Broken(RulesModel):
+        name = "broken"
+
+        def _next_notes(self):
+            raise RuntimeError("weights corrupt\nmore detail")
+    preset = load_preset("pop")
+    fine = RulesModel()
+    assert rehearsed(fine, preset) is fine
+    model = rehearsed(Broken(), preset)
+    assert type(model) is RulesModel
+    said = [r.getMessage() for r in caplog.records if "before the first chord" in r.getMessage()]
+    assert said == ["model broken failed before the first chord (weights corrupt): the rules model plays"]
