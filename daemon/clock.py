@@ -20,6 +20,9 @@ CATCH_UP = 0.75    # a gap this short after a long one: late clocks catching up 
 BUNCHED = 0.35     # a gap this short is clocks delivered together after a stall, not a tempo
 LATE_S = 0.002     # a clock this far behind the fitted line (s) came late: fit without it
 TEMPO_JUMP = 0.2   # three gaps this far (share of a clock) off one side: a new tempo
+MEASURED = 4       # clocks in the window before a gap may count as a loss: until then the
+                   # tempo is a guess (120 BPM at first), and a slower one's gap looks like one
+TEMPO_RANGE = (20.0, 400.0)  # BPM a line through fewer clocks than that may take at once
 
 log = logging.getLogger("riffd.daemon")
 
@@ -178,6 +181,8 @@ class MidiClock:
         if not self._ticks:
             return 1
         last_pos, last_t = self._ticks[-1]
+        if len(self._ticks) < MEASURED and not self._skipped:
+            return 1  # no tempo measured since the (re)start: a long gap is that tempo, not a loss
         gap = (t - last_t) / self._line[1]
         if gap > PAUSE_CLOCKS:
             self._ticks.clear()  # paused without a stop: the old phase is gone
@@ -245,12 +250,13 @@ class MidiClock:
         if n < 2:
             pos, t = self._ticks[-1]
             return (t - s_prev * pos, s_prev, True)
-        a, s = _line(self._ticks, s_prev)
+        free = n < MEASURED  # the tempo is being measured: any musical one goes
+        a, s = _line(self._ticks, s_prev, free)
         for _ in range(2):  # twice: a stall at one end of the window tilts the first line
             on_time = [(p, t) for p, t in self._ticks if t - (a + s * p) <= LATE_S]
             if len(on_time) == n or 2 * len(on_time) <= n:
                 break
-            a, s = _line(on_time, s_prev)
+            a, s = _line(on_time, s_prev, free)
         return (a, s, True)
 
     def beat_at(self, t: float) -> float:
@@ -266,15 +272,17 @@ class MidiClock:
         return a + s * beat * PPQN
 
 
-def _line(ticks, s_prev: float) -> tuple[float, float]:
+def _line(ticks, s_prev: float, free: bool = False) -> tuple[float, float]:
     """(a, s) of the least-squares line t = a + s * clocks through (clocks, t, ...); a
     slope beyond half or twice ``s_prev`` keeps ``s_prev`` (clocks bunched by a stall are
-    no tempo; a real change takes two fits)."""
+    no tempo; a real change takes two fits). ``free``: any slope of a tempo within
+    TEMPO_RANGE goes (the tempo is being measured after a start or a jump)."""
     n = len(ticks)
     mx = sum(tick[0] for tick in ticks) / n
     my = sum(tick[1] for tick in ticks) / n
     sxx = sum((tick[0] - mx) ** 2 for tick in ticks)
     s = sum((tick[0] - mx) * (tick[1] - my) for tick in ticks) / sxx if sxx else s_prev
-    if not s_prev / 2 <= s <= 2 * s_prev:
+    low, high = (60.0 / (TEMPO_RANGE[1] * PPQN), 60.0 / (TEMPO_RANGE[0] * PPQN)) if free else (s_prev / 2, 2 * s_prev)
+    if not low <= s <= high:
         s = s_prev
     return my - s * mx, s

@@ -111,6 +111,24 @@ def test_a_slower_tempo_is_not_taken_for_lost_clocks():
     assert clock.inferred == 0
 
 
+@pytest.mark.parametrize("bpm", [30.0, 50.0, 80.0, 90.0, 250.0, 300.0])
+@pytest.mark.parametrize("late_clock", [None, 1, 2, 3])
+def test_a_session_at_any_tempo_starts_on_the_beat(bpm, late_clock):
+    """Before riffd has measured the tempo it guesses 120 BPM: at 80-90 BPM one clock a
+    JACK period or two late (6 ms) made a gap of 1.5 guessed clocks, counted as a loss
+    for the rest of the session (the beat one clock ahead: 2026-12-02, `bench latency`),
+    and a tempo over twice or under half the guess was never taken up. Now the first
+    clocks measure the tempo and no gap counts until they have."""
+    clock = MidiClock()
+    clock.start(0.0)
+    spc = 60.0 / bpm / PPQN
+    for i in range(16 * PPQN):
+        clock.tick(1.0 + i * spc + (0.006 if i == late_clock else 0.0))
+    assert clock.inferred == 0
+    assert clock.position_beats == pytest.approx(16 - 1 / PPQN)
+    assert clock.tempo == pytest.approx(bpm, rel=0.01)
+
+
 def test_song_position_while_running_re_anchors():
     clock = MidiClock()
     clock.start(0.0)
