@@ -76,14 +76,20 @@ class Synth:
 
 def strike(player, pitches, hold=0.6, until=None, timeout=8.0):
     """Hold a chord for ``hold`` seconds, or, given ``until``, until it is true (at most
-    ``timeout`` seconds: a loaded 2-core CI machine can be slow to settle new ports)."""
-    for p in pitches:
-        player.send([0x90, p, 90])
+    ``timeout`` seconds: a loaded 2-core CI machine can be slow to settle new ports).
+    Given ``until``, the chord is struck again each second: keys sent before JACK has
+    made a new port's connection are lost (a fresh clone's run once failed so)."""
     deadline = time.monotonic() + (timeout if until else hold)
-    while time.monotonic() < deadline and not (until and until()):
-        time.sleep(0.02)
-    for p in pitches:
-        player.send([0x80, p, 0])
+    while True:
+        for p in pitches:
+            player.send([0x90, p, 90])
+        again = time.monotonic() + (1.0 if until else hold)
+        while time.monotonic() < min(deadline, again) and not (until and until()):
+            time.sleep(0.02)
+        for p in pitches:
+            player.send([0x80, p, 0])
+        if not until or until() or time.monotonic() >= deadline:
+            return
 
 
 def heard(synth):
