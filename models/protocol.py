@@ -219,8 +219,8 @@ class MelodyModel:
         return False
 
     def rehearse(self, preset: Preset) -> None:
-        """Play a throwaway phrase (two bars of C then a change to Am, a rollback and the
-        re-plan) so that the first real chord change does not pay for first calls; call
+        """Play a throwaway phrase (two beats of C, a rollback to beat 1, a change to Am
+        there and the re-plan) so that the first real chord change does not pay for first calls; call
         ``start`` next, which forgets the phrase. On the onnx backend the first change of a
         fresh process cost 3.9 ms, against 1.1 ms after a rehearsal (ONNX Runtime's first
         run of each input shape, the cache's bindings; `riffd bench generate`,
