@@ -43,12 +43,14 @@ def bench_latency(minutes, tempos, models, period, preset, warm_ms, as_json):
 @click.option("--stall-rate", type=click.FloatRange(0, 0.5), default=0.01, show_default=True,
               help="Share of clocks at which a driver stall starts.")
 @click.option("--drop", is_flag=True, help="Also drop one clock in 50.")
+@click.option("--catch-up", type=click.IntRange(0, 96), default=0, show_default=True,
+              help="Clocks over which a stall's late clocks come back on time (0: at once).")
 @json_option
-def bench_clock(seeds, bpm, minutes, stall_rate, drop, as_json):
+def bench_clock(seeds, bpm, minutes, stall_rate, drop, catch_up, as_json):
     """The MIDI clock follower against a stalling driver (in process): whole clocks off."""
     from .benchclock import clock
-    clock(seeds=seeds, bpm=bpm, minutes=minutes, stall_rate=stall_rate, drop=drop, as_json=as_json,
-          echo=click.echo)
+    clock(seeds=seeds, bpm=bpm, minutes=minutes, stall_rate=stall_rate, drop=drop, catch_up=catch_up,
+          as_json=as_json, echo=click.echo)
 
 
 @bench.command("soak")

@@ -15,7 +15,7 @@ PPQN = 24  # MIDI timing clocks per quarter note
 CLOCKS_PER_SIXTEENTH = 6
 PAUSE_CLOCKS = 24  # a silence this long (in clocks) without 0xFC: the sender paused
 LONG_GAP = 1.4     # gaps this many clocks long three times running: a slower tempo, not a loss
-CONFIRM = 12       # clocks after a gap within which a clock back on time undoes its count
+CONFIRM = 48       # clocks after a gap within which clocks back on time undo its count
 CATCH_UP = 0.75    # a gap this short after a long one: late clocks catching up (a stall)
 BUNCHED = 0.35     # a gap this short is clocks delivered together after a stall, not a tempo
 LATE_S = 0.002     # a clock this far behind the fitted line (s) came late: fit without it
@@ -23,6 +23,9 @@ TEMPO_JUMP = 0.2   # three gaps this far (share of a clock) off one side: a new 
 MEASURED = 4       # clocks in the window before a gap may count as a loss: until then the
                    # tempo is a guess (120 BPM at first), and a slower one's gap looks like one
 TEMPO_RANGE = (20.0, 400.0)  # BPM a line through fewer clocks than that may take at once
+SETTLED = 8        # clocks in a row on one line that show where the clocks settled after a gap
+FLAT = 0.02        # lateness changing less than this (clocks per clock): back at the old tempo
+SPREAD = 0.2       # clocks settled on a line lie this close to it (a JACK period is 0.17 at 160 BPM)
 
 log = logging.getLogger("riffd.daemon")
 
@@ -88,9 +91,9 @@ class MidiClock:
 
     Clocks get lost (USB and network MIDI drop messages): a gap of about n clocks counts
     as n clocks, so the beat never slips by whole clocks. Three long gaps running are a
-    slower tempo instead, and a long gap after which the clocks come back on time
-    (within ``CONFIRM`` clocks) was a stall that made them late; either way the count is
-    corrected. A song position pointer re-anchors. A stall's late clocks are left out of
+    slower tempo instead, and a long gap after which the clocks come back on time (at
+    once or over several clocks, within ``CONFIRM``) was a stall that made them late;
+    either way the count is corrected. A song position pointer re-anchors. A stall's late clocks are left out of
     the fitted line.
     """
 
@@ -108,6 +111,7 @@ class MidiClock:
         self._gap_from = 0           # position of the clock before it
         self._gap = 0.0              # its length, in clocks
         self._least = 0.0           # the least lateness since, in clocks, on that line
+        self._lates: list[float] = []  # the lateness of each clock since, in clocks
         self._caught = False        # a short gap came since: late clocks catching up
         self._all_long = False      # every gap since then was long (a slower tempo?)
         self._off = 0               # consecutive gaps off the fitted period, signed
@@ -174,10 +178,11 @@ class MidiClock:
         """Clocks since the last one (lock held): 1, or n after n - 1 lost ones.
 
         A gap of about n clocks counts n at once, tentatively: a stalled driver delivers
-        clocks late, never early, so over the next ``CONFIRM`` clocks the least lateness
-        (in clocks, against the line fitted before the gap, counting none lost) is how
-        many were really lost; a clock back on time, by a short gap (not the drift of a
-        faster tempo), undoes the rest."""
+        clocks late, never early, so the lateness of the clocks after it (in clocks,
+        against the line fitted before the gap, counting none lost) tells how many were
+        really lost: the least lateness once a short gap shows late clocks catching up,
+        or the level at which ``SETTLED`` clocks in a row sit on that line (the drift of a
+        faster tempo is neither). ``CONFIRM`` clocks on, the count stands."""
         if not self._ticks:
             return 1
         last_pos, last_t = self._ticks[-1]
@@ -188,34 +193,13 @@ class MidiClock:
             self._ticks.clear()  # paused without a stop: the old phase is gone
             self._skipped = self._off = 0
             return 1
-        if self._skipped:
-            self._since += 1
-            self._least = min(self._least, self._lateness(t))
-            self._all_long = self._all_long and gap > LONG_GAP
-            if self._all_long and self._since >= 3:
-                # three long gaps running: the tempo fell and nothing was lost (a stall's
-                # long gap is followed by short ones, a loss's by regular ones)
-                self._undo(self._skipped, self._since - 1)
-                self._ticks.clear()
-                self._ticks.append((self._position, last_t))
-                self._skipped = self._off = 0
-                return 1
-            self._caught = self._caught or gap < CATCH_UP
-            lost = max(0, int(self._least + 0.5))
-            if lost < self._skipped and self._caught:  # the clocks were late (a stall), not lost
-                self._undo(self._skipped - lost, self._since - 1)
-                self._skipped = lost
-            if self._since >= CONFIRM:
-                if self._skipped:  # what is still counted stays counted: say so, once
-                    log.info("MIDI clock: %d clock(s) counted as lost at beat %.2f (a gap of %.2f clocks; "
-                             "the clocks since came %.2f clocks late at least)",
-                             self._skipped, (self._gap_from + 1) / PPQN, self._gap, self._least)
-                self._skipped = 0
+        if self._skipped and self._pending(t, gap, last_t):
             return 1
         step = max(1, round(gap))
         self._skipped, self._since, self._all_long, self._caught = step - 1, 1, True, False
         self._gap_line, self._gap_from, self._gap = self._line, last_pos, gap
         self._least = self._lateness(t)
+        self._lates = [self._least]
         self.inferred += step - 1
         off = gap / step - 1.0
         side = 0 if gap < BUNCHED else 1 if off > TEMPO_JUMP else -1 if off < -TEMPO_JUMP else 0
@@ -227,6 +211,47 @@ class MidiClock:
             self._ticks.extend(recent)
             self._off = 0
         return step
+
+    def _pending(self, t: float, gap: float, last_t: float) -> bool:
+        """Weigh a clock that came while a gap's count is tentative (lock held); False:
+        the count is settled and this clock's own gap is a new one to count."""
+        self._since += 1
+        self._lates.append(self._lateness(t))
+        self._least = min(self._least, self._lates[-1])
+        self._all_long = self._all_long and gap > LONG_GAP
+        if self._all_long and self._since >= 3:
+            # three long gaps running: the tempo fell and nothing was lost (a stall's
+            # long gap is followed by short ones, a loss's by regular ones)
+            self._undo(self._skipped, self._since - 1)
+            self._ticks.clear()
+            self._ticks.append((self._position, last_t))
+            self._skipped = self._off = 0
+            return True
+        self._caught = self._caught or gap < CATCH_UP
+        lost = max(0, int(self._least + 0.5))
+        if lost < self._skipped and self._caught:  # the clocks were late (a stall), not lost
+            self._undo(self._skipped - lost, self._since - 1)
+            self._skipped = lost
+        level = _flat_level(self._lates[-SETTLED:]) if len(self._lates) >= SETTLED else None
+        if level is not None:
+            # the clocks keep the old line's tempo again (a faster one would drift early): how
+            # late they sit is how many were lost, whether they caught up at once or slowly
+            lost = max(0, int(level + 0.5))
+            if lost < self._skipped:
+                self._undo(self._skipped - lost, self._since - 1)
+                self._skipped = lost
+            self._settle()
+        elif self._since >= CONFIRM:
+            self._settle()
+        return True
+
+    def _settle(self) -> None:
+        """End a gap's tentative count: what is still counted stays counted; say so once."""
+        if self._skipped:
+            log.info("MIDI clock: %d clock(s) counted as lost at beat %.2f (a gap of %.2f clocks; "
+                     "the clocks since came %.2f clocks late at least)",
+                     self._skipped, (self._gap_from + 1) / PPQN, self._gap, self._least)
+        self._skipped = 0
 
     def _lateness(self, t: float) -> float:
         """How late (clocks) the ``_since``-th clock after the gap came at ``t``, on the
@@ -270,6 +295,21 @@ class MidiClock:
         """Monotonic time (s) at which ``beat`` is expected, from the fitted line."""
         a, s, _ = self._line
         return a + s * beat * PPQN
+
+
+def _flat_level(lates: list[float]) -> float | None:
+    """The mean of ``lates`` (clocks) if they lie on a flat line near a whole number of
+    clocks: slope under ``FLAT`` clocks per clock (the clocks keep the tempo of the line
+    they are measured on), each within ``SPREAD`` of the mean and the mean within
+    ``SPREAD`` of a whole clock (a stall's sawtooth or a half-way level is no level);
+    else None."""
+    n = len(lates)
+    mx, my = (n - 1) / 2.0, sum(lates) / n
+    sxx = sum((i - mx) ** 2 for i in range(n))
+    slope = sum((i - mx) * (v - my) for i, v in enumerate(lates)) / sxx
+    if abs(slope) >= FLAT or abs(my - round(my)) > SPREAD or any(abs(v - my) > SPREAD for v in lates):
+        return None
+    return my
 
 
 def _line(ticks, s_prev: float, free: bool = False) -> tuple[float, float]:

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from riffd.daemon.clock import CONFIRM, PPQN, InternalClock, MidiClock
+from riffd.daemon.clock import PPQN, SETTLED, InternalClock, MidiClock
 
 from conftest import run_riffd
 
@@ -94,8 +94,8 @@ def test_lost_clocks_count_and_the_beat_stays_within_2_ms(bpm, caplog):
     assert clock.position_beats == pytest.approx((64 * PPQN - 1) / PPQN)
     assert clock.inferred == len([i for i in range(64 * PPQN) if i % 50 == 25])
     said = [r.getMessage() for r in caplog.records if "counted as lost" in r.getMessage()]
-    # a loss is said once confirmed, CONFIRM clocks on: the last one came too late for that
-    confirmed = [f"beat {i / PPQN:.2f}" for i in range(64 * PPQN) if i % 50 == 25 and i + CONFIRM < 64 * PPQN]
+    # a loss is said once confirmed: on a steady tempo, when SETTLED clocks have come since
+    confirmed = [f"beat {i / PPQN:.2f}" for i in range(64 * PPQN) if i % 50 == 25 and i + SETTLED < 64 * PPQN]
     assert len(said) == len(confirmed) and all(at in line for at, line in zip(confirmed, said)), said[:3]
 
 
@@ -152,6 +152,24 @@ def test_a_late_clock_is_not_taken_for_a_lost_one():
     assert clock.inferred == 0
     assert clock.position_beats == pytest.approx(4 - 1 / PPQN)
     assert clock.beat_at(1.0 + 4 * PPQN * spc) == pytest.approx(4.0, abs=0.002 / (60 / 160))
+
+
+@pytest.mark.parametrize("bpm", [90.0, 120.0, 160.0, 240.0])
+@pytest.mark.parametrize("late", [0.55, 0.7, 1.6])
+def test_late_clocks_that_catch_up_gradually_are_not_lost(bpm, late):
+    """A clock ``late`` clocks late, and the ones after it back on time over 4 clocks
+    (no short gap among them): the count its long gap made is taken back once the
+    clocks sit on the old line again (seen so in two full latency runs)."""
+    rng = random.Random(3)
+    spc = 60.0 / bpm / PPQN
+    clock = MidiClock()
+    clock.start(0.0)
+    n = 8 * PPQN
+    for i in range(n):
+        lateness = late * max(0.0, 1.0 - (i - 100) / 4) if i >= 100 else 0.0
+        clock.tick(1.0 + (i + lateness) * spc + rng.uniform(0.0, 0.0005))
+    assert clock.inferred == 0
+    assert clock.position_beats == pytest.approx((n - 1) / PPQN)
 
 
 @pytest.mark.parametrize("bpm", [90.0, 120.0, 160.0])
