@@ -223,7 +223,8 @@ def test_lost_clocks_during_a_tempo_ramp_stay_counted(ramp):
 
 def test_bench_clock_reports_sessions_off_per_stall_range():
     """`riffd bench clock` runs the follower against stalls and says how many sessions
-    ended whole clocks off; short stalls with nothing dropped leave none off."""
+    ended whole clocks off; short stalls with nothing dropped leave none off, whether the
+    late clocks catch up at once or gradually."""
     out = run_riffd("bench", "clock", "--seeds", "3", "--minutes", "0.5", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -231,3 +232,9 @@ def test_bench_clock_reports_sessions_off_per_stall_range():
     assert result["ranges"]["5-20ms"]["sessions"] == 3
     assert result["ranges"]["5-20ms"]["sessions_off"] == 0
     assert result["ranges"]["5-20ms"]["false_losses"] == 0
+    # late clocks that come back on time over 4 clocks, not at once: still none off
+    out = run_riffd("bench", "clock", "--seeds", "3", "--minutes", "0.5", "--catch-up", "4", "--json")
+    assert out.returncode == 0, out.stderr
+    gradual = json.loads(out.stdout.strip().splitlines()[-1])
+    assert gradual["catch_up"] == 4
+    assert gradual["ranges"]["5-20ms"]["sessions_off"] == 0
