@@ -50,13 +50,14 @@ def model_or_rules(name, warn):
     from pathlib import Path
 
     from riffd.models import BUILTIN, is_shipped_neural, load_model
+
+    from .logs import reason
     try:
         return load_model(name)
     except Exception as exc:
         if name in BUILTIN or (not is_shipped_neural(name) and not Path(name).suffix and "/" not in name):
             raise BadInput(str(exc)) from None
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        warn(f"model {name!r} cannot be used ({reason}); the rules model plays instead")
+        warn(f"model {name!r} cannot be used ({reason(exc)}); the rules model plays instead")
         return load_model("rules")
 
 

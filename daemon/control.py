@@ -22,6 +22,7 @@ from riffd.music.chords import parse_chord, recognize
 from riffd.presets import load_preset
 
 from .clock import InternalClock
+from .logs import reason
 from .phrases import MAX_PHRASE_CHORDS, PhraseJob, PhraseWorker, played, progression
 
 log = logging.getLogger("riffd.daemon")
@@ -49,10 +50,9 @@ class Control:
         try:
             self._apply(command)
         except Exception as exc:  # a bad name or value, or a model that fails to load: answer, play on
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if not isinstance(exc, (ValueError, OSError)):
-                log.error("OSC /riffd/%s failed (%s: %s)", command.name, type(exc).__name__, reason)
-            self.osc.send("/riffd/error", [f"/riffd/{command.name}", reason], command.source)
+                log.error("OSC /riffd/%s failed (%s: %s)", command.name, type(exc).__name__, reason(exc))
+            self.osc.send("/riffd/error", [f"/riffd/{command.name}", reason(exc)], command.source)
 
     def _apply(self, c: ev.Command) -> None:
         e, name = self.engine, c.name
@@ -96,8 +96,7 @@ class Control:
             model = self.load(c.args[0])
             model.rehearse(self.engine.preset)  # here, not on the engine's thread
         except Exception as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.osc.send("/riffd/error", ["/riffd/model", reason], c.source)
+            self.osc.send("/riffd/error", ["/riffd/model", reason(exc)], c.source)
             return
         self.events.put(ev.Command(c.t, "model/loaded", (c.args[0], model), c.source))
 

@@ -18,10 +18,11 @@ from collections import Counter, deque
 from riffd.bridges import events as ev
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
 from riffd.models.rules import RulesModel
+from riffd.presets import Preset
 
 from .capture import Call, ChordCapture, ChordChange, MelodyKey, Restrike, snap_to_beat
 from .clock import InternalClock, MidiClock
-from riffd.presets import Preset
+from .logs import reason
 from .onset import EarlyOnsets
 from .scheduler import Note, Scheduler
 
@@ -170,8 +171,7 @@ class Engine:
     def _fault(self, exc: Exception) -> None:
         """Log one line; the rules model plays the next ``lookahead`` beats."""
         self.stats["faults"] += 1
-        log.error("engine step failed (%s: %s); the rules model plays on",
-                  type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        log.error("engine step failed (%s: %s); the rules model plays on", type(exc).__name__, reason(exc))
         try:
             if self.chord is None or not self.clock.running:
                 return

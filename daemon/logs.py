@@ -18,6 +18,13 @@ class _OneLine(logging.Formatter):
         return " | ".join(part for part in line.splitlines() if part.strip())  # one line, always
 
 
+def reason(exc: BaseException) -> str:
+    """An error in one line for a log, a reply or an error file: the first line of its
+    message, or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def setup(level: str = "info", stream=None) -> None:
     """Send riffd's logs at ``level`` (one of LEVELS) and above to ``stream`` (stderr)."""
     handler = logging.StreamHandler(stream or sys.stderr)

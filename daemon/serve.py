@@ -30,6 +30,7 @@ from riffd.presets import Preset
 from .clock import InternalClock, MidiClock
 from .control import Control
 from .engine import ALL_BUT_DRUMS, WARM_S, Engine
+from .logs import reason
 from .portwatch import PortWatch
 from .scheduler import Scheduler
 
@@ -57,8 +58,7 @@ def rehearsed(model: MelodyModel, preset: Preset) -> MelodyModel:
         model.rehearse(preset)
         return model
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        log.warning("model %s failed before the first chord (%s): the rules model plays", model.name, reason)
+        log.warning("model %s failed before the first chord (%s): the rules model plays", model.name, reason(exc))
         fallback = RulesModel()
         fallback.rehearse(preset)
         return fallback

@@ -34,6 +34,8 @@ from pathlib import Path
 
 from riffd.bridges.folder import Inbox
 
+from .logs import reason as one_line
+
 MAX_BARS = 256
 READY_TIMEOUT_S = 60.0  # for the workers' start (model loads); then the watcher goes on regardless
 _MODEL = None  # the worker process's model, loaded once by _load
@@ -298,7 +300,7 @@ def watch(root: str | Path, options: Options, jobs: int | None = None, once: boo
 
 
 def _fail(work: Path, folders: Folders, exc: JobError, echo) -> int:
-    reason = str(exc).splitlines()[0] if str(exc) else "failed"
+    reason = one_line(exc)
     write_json({"file": work.name, "error": reason, "exit_code": exc.code},
                folders.failed / f"{work.name}.error.json")
     os.replace(work, folders.failed / work.name)
