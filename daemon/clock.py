@@ -298,16 +298,14 @@ class MidiClock:
 
 
 def _flat_level(lates: list[float]) -> float | None:
-    """The mean of ``lates`` (clocks) if they lie on a flat line near a whole number of
-    clocks: slope under ``FLAT`` clocks per clock (the clocks keep the tempo of the line
-    they are measured on), each within ``SPREAD`` of the mean and the mean within
-    ``SPREAD`` of a whole clock (a stall's sawtooth or a half-way level is no level);
-    else None."""
+    """The mean of ``lates`` (clocks) if they lie on a flat line: slope under ``FLAT``
+    clocks per clock (the clocks keep the tempo of the line they are measured on) and
+    each within ``SPREAD`` of the mean (a stall's sawtooth is no level); else None."""
     n = len(lates)
     mx, my = (n - 1) / 2.0, sum(lates) / n
     sxx = sum((i - mx) ** 2 for i in range(n))
     slope = sum((i - mx) * (v - my) for i, v in enumerate(lates)) / sxx
-    if abs(slope) >= FLAT or abs(my - round(my)) > SPREAD or any(abs(v - my) > SPREAD for v in lates):
+    if abs(slope) >= FLAT or any(abs(v - my) > SPREAD for v in lates):
         return None
     return my
 
