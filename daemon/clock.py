@@ -240,17 +240,18 @@ class MidiClock:
             if lost < self._skipped:
                 self._undo(self._skipped - lost, self._since - 1)
                 self._skipped = lost
-            self._settle()
+            self._settle(f"settled {level:.2f} clocks late")
         elif self._since >= CONFIRM:
-            self._settle()
+            self._settle(f"not settled within {CONFIRM} clocks")
         return True
 
-    def _settle(self) -> None:
-        """End a gap's tentative count: what is still counted stays counted; say so once."""
+    def _settle(self, how: str) -> None:
+        """End a gap's tentative count: what is still counted stays counted; say so once,
+        with ``how`` the clocks after the gap came back."""
         if self._skipped:
             log.info("MIDI clock: %d clock(s) counted as lost at beat %.2f (a gap of %.2f clocks; "
-                     "the clocks since came %.2f clocks late at least)",
-                     self._skipped, (self._gap_from + 1) / PPQN, self._gap, self._least)
+                     "the clocks since came %.2f clocks late at least, %s)",
+                     self._skipped, (self._gap_from + 1) / PPQN, self._gap, self._least, how)
         self._skipped = 0
 
     def _lateness(self, t: float) -> float:
