@@ -93,8 +93,8 @@ class MidiClock:
     as n clocks, so the beat never slips by whole clocks. Three long gaps running are a
     slower tempo instead, and a long gap after which the clocks come back on time (at
     once or over several clocks, within ``CONFIRM``) was a stall that made them late;
-    either way the count is corrected. A song position pointer re-anchors. A stall's late clocks are left out of
-    the fitted line.
+    either way the count is corrected. A song position pointer re-anchors. A stall's
+    late clocks are left out of the fitted line.
     """
 
     def __init__(self, window: int = 24, initial_tempo: float = 120.0):
@@ -193,7 +193,8 @@ class MidiClock:
             self._ticks.clear()  # paused without a stop: the old phase is gone
             self._skipped = self._off = 0
             return 1
-        if self._skipped and self._pending(t, gap, last_t):
+        if self._skipped:
+            self._pending(t, gap, last_t)
             return 1
         step = max(1, round(gap))
         self._skipped, self._since, self._all_long, self._caught = step - 1, 1, True, False
@@ -212,9 +213,9 @@ class MidiClock:
             self._off = 0
         return step
 
-    def _pending(self, t: float, gap: float, last_t: float) -> bool:
-        """Weigh a clock that came while a gap's count is tentative (lock held); False:
-        the count is settled and this clock's own gap is a new one to count."""
+    def _pending(self, t: float, gap: float, last_t: float) -> None:
+        """Weigh a clock that came while a gap's count is tentative (lock held): it counts
+        as one clock, and it may take back clocks counted at the gap or settle the count."""
         self._since += 1
         self._lates.append(self._lateness(t))
         self._least = min(self._least, self._lates[-1])
@@ -226,7 +227,7 @@ class MidiClock:
             self._ticks.clear()
             self._ticks.append((self._position, last_t))
             self._skipped = self._off = 0
-            return True
+            return
         self._caught = self._caught or gap < CATCH_UP
         lost = max(0, int(self._least + 0.5))
         if lost < self._skipped and self._caught:  # the clocks were late (a stall), not lost
@@ -243,7 +244,6 @@ class MidiClock:
             self._settle(f"settled {level:.2f} clocks late")
         elif self._since >= CONFIRM:
             self._settle(f"not settled within {CONFIRM} clocks")
-        return True
 
     def _settle(self, how: str) -> None:
         """End a gap's tentative count: what is still counted stays counted; say so once,
