@@ -110,8 +110,7 @@ class MidiClock:
         self._gap_line = (0.0, 1.0, False)  # the fitted line before that gap, and the
         self._gap_from = 0           # position of the clock before it
         self._gap = 0.0              # its length, in clocks
-        self._least = 0.0           # the least lateness since, in clocks, on that line
-        self._lates: list[float] = []  # the lateness of each clock since, in clocks
+        self._lates: list[float] = []  # the lateness of each clock since, in clocks, on that line
         self._caught = False        # a short gap came since: late clocks catching up
         self._all_long = False      # every gap since then was long (a slower tempo?)
         self._off = 0               # consecutive gaps off the fitted period, signed
@@ -199,8 +198,7 @@ class MidiClock:
         step = max(1, round(gap))
         self._skipped, self._since, self._all_long, self._caught = step - 1, 1, True, False
         self._gap_line, self._gap_from, self._gap = self._line, last_pos, gap
-        self._least = self._lateness(t)
-        self._lates = [self._least]
+        self._lates = [self._lateness(t)]
         self.inferred += step - 1
         off = gap / step - 1.0
         side = 0 if gap < BUNCHED else 1 if off > TEMPO_JUMP else -1 if off < -TEMPO_JUMP else 0
@@ -218,7 +216,6 @@ class MidiClock:
         as one clock, and it may take back clocks counted at the gap or settle the count."""
         self._since += 1
         self._lates.append(self._lateness(t))
-        self._least = min(self._least, self._lates[-1])
         self._all_long = self._all_long and gap > LONG_GAP
         if self._all_long and self._since >= 3:
             # three long gaps running: the tempo fell and nothing was lost (a stall's
@@ -229,21 +226,23 @@ class MidiClock:
             self._skipped = self._off = 0
             return
         self._caught = self._caught or gap < CATCH_UP
-        lost = max(0, int(self._least + 0.5))
-        if lost < self._skipped and self._caught:  # the clocks were late (a stall), not lost
-            self._undo(self._skipped - lost, self._since - 1)
-            self._skipped = lost
+        if self._caught:  # the clocks were late (a stall): the least lateness is what was lost
+            self._keep_at_most(min(self._lates))
         level = _flat_level(self._lates[-SETTLED:]) if len(self._lates) >= SETTLED else None
         if level is not None:
             # the clocks keep the old line's tempo again (a faster one would drift early): how
             # late they sit is how many were lost, whether they caught up at once or slowly
-            lost = max(0, int(level + 0.5))
-            if lost < self._skipped:
-                self._undo(self._skipped - lost, self._since - 1)
-                self._skipped = lost
+            self._keep_at_most(level)
             self._settle(f"settled {level:.2f} clocks late")
         elif self._since >= CONFIRM:
             self._settle(f"not settled within {CONFIRM} clocks")
+
+    def _keep_at_most(self, lateness: float) -> None:
+        """Count no more clocks lost at the gap than ``lateness`` (clocks), rounded."""
+        lost = max(0, int(lateness + 0.5))
+        if lost < self._skipped:
+            self._undo(self._skipped - lost, self._since - 1)
+            self._skipped = lost
 
     def _settle(self, how: str) -> None:
         """End a gap's tentative count: what is still counted stays counted; say so once,
@@ -251,7 +250,7 @@ class MidiClock:
         if self._skipped:
             log.info("MIDI clock: %d clock(s) counted as lost at beat %.2f (a gap of %.2f clocks; "
                      "the clocks since came %.2f clocks late at least, %s)",
-                     self._skipped, (self._gap_from + 1) / PPQN, self._gap, self._least, how)
+                     self._skipped, (self._gap_from + 1) / PPQN, self._gap, min(self._lates), how)
         self._skipped = 0
 
     def _lateness(self, t: float) -> float:
