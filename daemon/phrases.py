@@ -42,12 +42,55 @@ class PhraseJob:
 
 
 def progression(names: list[str], bars: int, beats_per_bar: float) -> list[tuple[float, object]]:
-    """(beat, Chord) for chord ``names``: one bar each, repeated to fill ``bars``; more
-    names than bars share the phrase evenly. Raises ValueError for an unknown name."""
+    """(beat, Chord) for chord ``names``, repeated to fill ``bars``.
+
+    Names alone take one bar each (more names than bars share the phrase evenly; a name
+    with spaces is several). Names with bar lines, as a lead sheet writes them
+    (``"Am F | C G"``, or ``|`` as a name of its own), take their bars: the chords of a
+    bar share it (two in 4/4 take two beats each; three take 2 + 1 + 1, the first the
+    longest), and ``%`` repeats the bar before. Raises ValueError for an unknown name, an
+    empty bar or more than ``MAX_PHRASE_CHORDS`` names.
+    """
+    if any("|" in n for n in names):
+        return _lead_sheet(" ".join(names), bars, beats_per_bar)
+    names = [word for n in names for word in n.split()]  # "Am F C G" is four names
+    if len(names) > MAX_PHRASE_CHORDS:
+        raise ValueError(f"more than {MAX_PHRASE_CHORDS} chord names")
     chords = [parse_chord(n) for n in names]
     span = beats_per_bar if len(chords) <= bars else bars * beats_per_bar / len(chords)
     total = bars * beats_per_bar
     return [(k * span, chords[k % len(chords)]) for k in range(int(math.ceil(total / span - 1e-9)))]
+
+
+def _lead_sheet(text: str, bars: int, beats_per_bar: float) -> list[tuple[float, object]]:
+    """``progression`` for names with bar lines; bar lines at either end are optional."""
+    cells = [cell.split() for cell in text.split("|")]
+    while cells and not cells[0]:
+        cells.pop(0)
+    while cells and not cells[-1]:
+        cells.pop()
+    if not cells or sum(len(c) for c in cells) > MAX_PHRASE_CHORDS:
+        raise ValueError(f"give 1 to {MAX_PHRASE_CHORDS} chord names between the bar lines")
+    parsed: list[list] = []
+    for k, cell in enumerate(cells):
+        if not cell:
+            raise ValueError(f"bar {k + 1} has no chord (% repeats the bar before)")
+        if cell == ["%"]:
+            if not parsed:
+                raise ValueError("% repeats the bar before, and the first bar has none")
+            parsed.append(parsed[-1])
+        else:
+            parsed.append([parse_chord(n) for n in cell])
+    out = []
+    for bar in range(bars):
+        chords, beat = parsed[bar % len(parsed)], bar * beats_per_bar
+        whole = int(beats_per_bar) // len(chords) if beats_per_bar == int(beats_per_bar) else 0
+        spans = ([beats_per_bar - whole * (len(chords) - 1)] + [whole] * (len(chords) - 1) if whole >= 1
+                 else [beats_per_bar / len(chords)] * len(chords))
+        for chord, span in zip(chords, spans):
+            out.append((beat, chord))
+            beat += span
+    return out
 
 
 def played(chords: list[tuple[float, object]], tempo: float, bars: int, beats_per_bar: float):

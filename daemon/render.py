@@ -66,19 +66,21 @@ def chord_tone_share(notes: list[MelodyNote], chord_at) -> float:
 def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyModel,
                 seed: int | None = None, chord_track: int | None = None, source: str = "",
                 wav: str | Path | None = None, png: str | Path | None = None,
-                continue_melody: bool = False) -> RenderReport:
+                continue_melody: bool = False, chords: list[ChordAt] | None = None) -> RenderReport:
     """Render ``song`` to ``out_path`` (type-1 MIDI, written atomically), and with
     ``wav`` / ``png`` a WAV preview (44.1 kHz, the preset's [synth] patches) and a
     piano roll of chords and melody.
 
     ``continue_melody``: the song's melody track (the one-voice track with the most
     notes besides the chord track) is the model's context, and riffd's melody starts
-    where it ends. Raises MidiInputError when the song has no usable chord track (or,
+    where it ends. ``chords``: the chords as named (a request's), instead of those
+    recognized from the chord track. Raises MidiInputError when the song has no usable chord track (or,
     with ``continue_melody``, no melody track).
     """
     index = find_chord_track(song, chord_track, source)
     preset = preset.with_values(meter=list(song.meter), tempo=min(400.0, max(20.0, song.tempo)))
-    chords = chord_timeline(song.tracks[index], song.ppqn, preset.strike_tolerance_beats)
+    if chords is None:
+        chords = chord_timeline(song.tracks[index], song.ppqn, preset.strike_tolerance_beats)
     end = song.length_ticks / song.ppqn
     given = given_melody(song, index, source) if continue_melody else []
     start = max((n.end for n in given), default=chords[0].beat if chords else 0.0)

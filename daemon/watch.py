@@ -137,20 +137,23 @@ def _nothing() -> None:
 
 
 def request_song(request: dict, work_dir: Path, stem: str, preset):
-    """The Song of a JSON request's chords (one bar each, repeated to fill ``bars``).
-    Raises JobError for a malformed request."""
+    """The Song of a JSON request's chords (``phrases.progression``: one bar each, or
+    as bar lines place them; repeated to fill ``bars``), and those chords as ChordAt
+    (their names as written: Cadd9 stays Cadd9). Raises JobError for a malformed request."""
     import mido
 
     from riffd.bridges.midifile import melody_track, read_song, write_atomic
-    from riffd.models.protocol import MelodyNote
+    from riffd.models.protocol import ChordAt, MelodyNote
 
     from .phrases import progression
     known = {"chords", "bars", "tempo", "preset", "seed"}
     if not isinstance(request, dict) or set(request) - known:
         raise JobError(f"a request is a JSON object with keys {', '.join(sorted(known))}")
     chords, bars = request.get("chords"), request.get("bars", 8)
-    if not isinstance(chords, list) or not chords or not all(isinstance(c, str) for c in chords):
-        raise JobError("'chords' must be a non-empty list of chord names such as \"Am\"")
+    if isinstance(chords, str):  # a lead sheet's line: "Am F | C G7"
+        chords = [chords]
+    if not isinstance(chords, list) or not chords or not all(isinstance(c, str) and c.strip() for c in chords):
+        raise JobError("'chords' must be chord names such as [\"Am\", \"F\"] or \"Am F | C G7\"")
     if not isinstance(bars, int) or isinstance(bars, bool) or not 1 <= bars <= MAX_BARS:
         raise JobError(f"'bars' must be a whole number from 1 to {MAX_BARS}")
     try:
@@ -168,7 +171,7 @@ def request_song(request: dict, work_dir: Path, stem: str, preset):
     path = work_dir / f".{stem}.chords.mid"
     write_atomic(midi, path)
     try:
-        return read_song(path)
+        return read_song(path), [ChordAt(b, c) for b, c in timeline]
     finally:
         path.unlink(missing_ok=True)
 
@@ -182,7 +185,7 @@ def process(work: str, outbox: str, options: Options) -> dict:
     path, out = Path(work), Path(outbox)
     stem, t0 = path.stem, time.perf_counter()
     try:
-        preset, seed, model = load_preset(options.preset), options.seed, _MODEL
+        preset, seed, model, chords = load_preset(options.preset), options.seed, _MODEL, None
         if path.suffix.lower() == ".json":
             try:
                 request = json.loads(path.read_text(encoding="utf-8"))
@@ -195,14 +198,14 @@ def process(work: str, outbox: str, options: Options) -> dict:
                 seed = request.get("seed", seed)
                 if not (seed is None or isinstance(seed, int)):
                     raise JobError("'seed' must be a whole number")
-            song = request_song(request, path.parent, stem, preset)
+            song, chords = request_song(request, path.parent, stem, preset)
         elif path.suffix.lower() in (".mid", ".midi", ".smf"):
             song = read_song(path)
         else:
             raise JobError("not a .mid or .json file")
         report = render_song(song, out / f"{stem}.mid", preset, model, seed, source=path.name,
                              wav=out / f"{stem}.wav", png=out / f"{stem}.png",
-                             continue_melody=options.continue_melody)
+                             continue_melody=options.continue_melody, chords=chords)
     except JobError:
         raise
     except (MidiInputError, PresetError) as exc:

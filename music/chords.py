@@ -39,8 +39,45 @@ _SUFFIXES = {
     "dim": "dim", "o": "dim", "aug": "aug", "+": "aug", "sus2": "sus2", "sus4": "sus4",
     "sus": "sus4", "7": "7", "dom7": "7", "maj7": "maj7", "M7": "maj7", "m7": "m7",
     "min7": "m7", "-7": "m7", "m7b5": "m7b5", "ø": "m7b5", "ø7": "m7b5", "dim7": "dim7",
-    "o7": "dim7", "aug7": "aug7", "+7": "aug7", "9": "9", "m9": "m9", "min9": "m9",
+    "o7": "dim7", "aug7": "aug7", "+7": "aug7", "7#5": "aug7", "7+5": "aug7", "9": "9", "m9": "m9",
+    "min9": "m9", "-9": "m9", "mi": "min", "mi7": "m7", "ma7": "maj7",
 }
+# Names beyond the models' qualities, as lead sheets write them: suffix -> (the quality
+# the models hear, tones added above the root in semitones, 14 = the ninth). The first
+# suffix of a pair is the one ``Chord.name`` writes.
+EXTENDED: dict[str, tuple[str, tuple[int, ...]]] = {
+    "6": ("maj", (9,)), "M6": ("maj", (9,)), "maj6": ("maj", (9,)), "add6": ("maj", (9,)),
+    "m6": ("min", (9,)), "min6": ("min", (9,)), "-6": ("min", (9,)),
+    "6/9": ("maj", (9, 14)), "69": ("maj", (9, 14)), "6add9": ("maj", (9, 14)),
+    "m6/9": ("min", (9, 14)), "m69": ("min", (9, 14)),
+    "add9": ("maj", (14,)), "add2": ("maj", (2,)), "add11": ("maj", (17,)), "add4": ("maj", (5,)),
+    "madd9": ("min", (14,)), "minadd9": ("min", (14,)), "-add9": ("min", (14,)), "madd2": ("min", (2,)),
+    "7sus4": ("sus4", (10,)), "7sus": ("sus4", (10,)), "7sus2": ("sus2", (10,)),
+    "9sus4": ("sus4", (10, 14)), "9sus": ("sus4", (10, 14)), "11": ("sus4", (10, 14, 17)),
+    "m11": ("m9", (17,)), "min11": ("m9", (17,)), "-11": ("m9", (17,)),
+    "13": ("9", (21,)), "m13": ("m9", (21,)), "min13": ("m9", (21,)), "-13": ("m9", (21,)),
+    "maj9": ("maj7", (14,)), "M9": ("maj7", (14,)), "maj13": ("maj7", (14, 21)), "M13": ("maj7", (14, 21)),
+    "maj7#11": ("maj7", (18,)), "M7#11": ("maj7", (18,)),
+    "7b9": ("7", (13,)), "7#9": ("7", (15,)), "7#11": ("7", (18,)), "7b13": ("7", (20,)),
+    "9#11": ("9", (18,)), "7alt": ("7", (13, 15, 20)),
+    "mM7": ("min", (11,)), "mmaj7": ("min", (11,)), "minmaj7": ("min", (11,)), "m/maj7": ("min", (11,)),
+    "-maj7": ("min", (11,)),
+    "maj7#5": ("aug", (11,)), "+maj7": ("aug", (11,)), "augmaj7": ("aug", (11,)), "+M7": ("aug", (11,)),
+}
+_EXTENDED_NAME = {}
+for _suffix, _pair in EXTENDED.items():
+    _EXTENDED_NAME.setdefault(_pair, _suffix)
+
+
+def _spelled(suffix: str) -> str:
+    """One spelling of a suffix: 7(b9) = 7b9, C° = Co, Maj7 = maj7, and the jazz signs
+    Δ and ^ (alone: maj7; before an extension: maj, so Δ9 = maj9; -Δ = minor-major)."""
+    for text, same in (("(", ""), (")", ""), (",", ""), (" ", ""), ("°", "o"), ("Maj", "maj"), ("MAJ", "maj")):
+        suffix = suffix.replace(text, same)
+    for sign in ("Δ", "^"):
+        suffix = (suffix[:-1] + "maj7" if suffix.endswith(sign) else suffix).replace(sign, "maj")
+    return suffix
+
 _NAME_RE = re.compile(r"^\s*([A-Ga-g])([#b]?)(.*?)(?:/([A-Ga-g])([#b]?))?\s*$")
 _LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
@@ -48,20 +85,26 @@ _LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 @dataclass(frozen=True, slots=True)
 class Chord:
     """A named chord. ``root`` and ``bass`` are pitch classes 0-11 (C=0); ``quality`` a
-    key of QUALITIES."""
+    key of QUALITIES, the chord as the models hear it; ``added``: tones beyond the
+    quality in semitones above the root (the 6 of C6 is 9, the 9 of Cadd9 14), from a
+    name in EXTENDED. A recognized chord adds none."""
     root: int
     quality: str
     bass: int
+    added: tuple[int, ...] = ()
 
     @property
     def tones(self) -> frozenset[int]:
-        """The chord's pitch classes, 0-11."""
-        return frozenset((self.root + i) % 12 for i in QUALITIES[self.quality][0])
+        """The chord's pitch classes, 0-11, added tones included."""
+        return frozenset((self.root + i) % 12 for i in QUALITIES[self.quality][0] + self.added)
 
     @property
     def name(self) -> str:
-        """A lead-sheet name such as ``Am7`` or ``C/E``."""
-        text = NOTE_NAMES[self.root] + QUALITIES[self.quality][1]
+        """A lead-sheet name such as ``Am7``, ``C/E`` or ``G7sus4``."""
+        suffix = _EXTENDED_NAME.get((self.quality, self.added)) if self.added else None
+        if suffix is None:
+            suffix = QUALITIES[self.quality][1] + "".join(f"add{i}" for i in self.added)
+        text = NOTE_NAMES[self.root] + suffix
         return text if self.bass == self.root else f"{text}/{NOTE_NAMES[self.bass]}"
 
     @property
@@ -71,12 +114,13 @@ class Chord:
 
     def voicing(self, low: int = 48) -> list[int]:
         """MIDI pitches of a close voicing: the bass at or above ``low``, then the chord
-        tones upwards from the root in the octave above the bass."""
+        tones upwards from the root in the octave above the bass, added tones where
+        their interval puts them (a ninth above the octave)."""
         bass = low + (self.bass - low) % 12
         root = bass + (self.root - bass) % 12
         if root == bass:
             root += 12
-        return [bass] + [root + i for i in QUALITIES[self.quality][0]]
+        return sorted([bass] + [root + i for i in QUALITIES[self.quality][0] + self.added])
 
 
 def _score(pcs: int, bass: int, root: int, quality: str) -> float:
@@ -91,6 +135,8 @@ def _score(pcs: int, bass: int, root: int, quality: str) -> float:
     optional = quality not in ("dim", "aug", "sus2", "sus4", "m7b5", "dim7", "aug7")
     missing_fifth = 0 if (pcs & fifth or not optional) else 1
     missing_other = bin(template & ~pcs).count("1") - missing_fifth
+    if quality in ("9", "m9") and not pcs & (1 << ((root + 10) % 12)):
+        missing_other += 2  # a ninth without its seventh is an added ninth (Cadd9), not C9
     return (2.0 * matched - 1.5 * missing_other - 0.5 * missing_fifth - 2.0 * extra
             + (0.5 if root == bass else 0.0) - 0.1 * len(QUALITIES[quality][0]))
 
@@ -123,17 +169,27 @@ def recognize(pitches) -> Chord | None:
     return _recognize(pcs, min(pitches) % 12)
 
 
+def suffixes() -> list[str]:
+    """Every chord suffix that ``parse_chord`` takes (besides none: a major triad), in the
+    README's order: the models' qualities with their other spellings, then EXTENDED."""
+    return sorted(set(_SUFFIXES) - {""}, key=lambda s: (list(QUALITIES).index(_SUFFIXES[s]), s)) + list(EXTENDED)
+
+
 def parse_chord(name: str) -> Chord:
-    """Parse a lead-sheet chord name (``Am7``, ``F#m7b5``, ``C/E``, ``Bbmaj7``).
+    """Parse a lead-sheet chord name: ``Am7``, ``F#m7b5``, ``C/E``, ``Bbmaj7``, and the
+    names of EXTENDED (``G7sus4``, ``Cadd9``, ``Bb13``, ``Dm(maj7)``, ``E7(b9)``), with
+    ``♭``/``♯`` for b/#, ``°`` for o, ``Δ`` or ``^`` for maj7.
 
     Raises ValueError naming the text when it is not a chord this module knows.
     """
-    match = _NAME_RE.match(name)
-    if not match or match.group(3) not in _SUFFIXES:
-        raise ValueError(f"not a chord name: {name!r} (known qualities: "
-                         f"{', '.join(sorted(set(_SUFFIXES) - {''}))})")
+    match = _NAME_RE.match(name.replace("♭", "b").replace("♯", "#"))
+    suffix = _spelled(match.group(3)) if match else ""
+    if not match or (suffix not in _SUFFIXES and suffix not in EXTENDED):
+        raise ValueError(f"not a chord name: {name!r} (a root A-G, # or b, a suffix such as m, 7, maj7, m7b5, "
+                         f"dim, sus4, 6, add9, 7sus4 or 13, then /bass; the README lists every suffix)")
     root = (_LETTER_PC[match.group(1).upper()] + {"#": 1, "b": -1, "": 0}[match.group(2)]) % 12
     bass = root
     if match.group(4):
         bass = (_LETTER_PC[match.group(4).upper()] + {"#": 1, "b": -1, "": 0}[match.group(5)]) % 12
-    return Chord(root, _SUFFIXES[match.group(3)], bass)
+    quality, added = EXTENDED.get(suffix) or (_SUFFIXES[suffix], ())
+    return Chord(root, quality, bass, added)

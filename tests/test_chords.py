@@ -1,4 +1,4 @@
-from riffd.music.chords import QUALITIES, Chord, parse_chord, recognize
+from riffd.music.chords import QUALITIES, Chord, parse_chord, recognize, suffixes
 
 
 def test_every_quality_named_in_root_position_and_inversions():
@@ -43,3 +43,43 @@ def test_parse_rejects_garbage():
     import pytest
     with pytest.raises(ValueError, match="not a chord name"):
         parse_chord("Hm7")
+
+
+def test_lead_sheet_names_beyond_the_qualities():
+    # the quality the models hear, and every written tone among the chord tones
+    cases = {"G7sus4": (7, "sus4", {7, 0, 2, 5}), "Cadd9": (0, "maj", {0, 4, 7, 2}),
+             "Bb13": (10, "9", {10, 2, 5, 8, 0, 7}), "Dm(maj7)": (2, "min", {2, 5, 9, 1}),
+             "E7(b9)": (4, "7", {4, 8, 11, 2, 5}), "C6": (0, "maj", {0, 4, 7, 9}),
+             "F#m11": (6, "m9", {6, 9, 1, 4, 8, 11}), "Ebmaj7#11": (3, "maj7", {3, 7, 10, 2, 9})}
+    for name, (root, quality, tones) in cases.items():
+        chord = parse_chord(name)
+        assert (chord.root, chord.quality, set(chord.tones)) == (root, quality, tones), name
+        assert {p % 12 for p in chord.voicing()} == tones, name
+    # other spellings of the same chord
+    for a, b in [("D-Δ", "DmM7"), ("CΔ9", "Cmaj9"), ("C^7", "Cmaj7"), ("B°7", "Bdim7"), ("B♭m6", "Bbm6"),
+                 ("F♯m7♭5", "F#m7b5"), ("AMaj7", "Amaj7"), ("A-7", "Am7"), ("Cm(add9)", "Cmadd9")]:
+        assert parse_chord(a) == parse_chord(b), (a, b)
+    assert parse_chord("G7sus4") != parse_chord("Gsus4") and parse_chord("C6") != parse_chord("C")
+
+
+def test_every_suffix_parses_and_its_name_parses_back():
+    for suffix in suffixes():
+        for text in (f"C{suffix}", f"F#{suffix}", f"Bb{suffix}/D"):
+            chord = parse_chord(text)
+            assert parse_chord(chord.name) == chord, (text, chord.name)
+            voiced = chord.voicing()
+            assert voiced == sorted(voiced) and voiced[0] % 12 == chord.bass
+
+
+def test_an_added_ninth_is_not_a_ninth_chord():
+    assert recognize([48, 62, 64, 67]).name == "C"         # C D E G: Cadd9, no seventh
+    assert recognize([48, 62, 63, 67]).name == "Cm"        # C D Eb G
+    assert recognize([48, 62, 64, 67, 70]).name == "C9"    # with Bb it is C9
+    assert recognize([48, 62, 63, 67, 70]).name == "Cm9"
+
+
+def test_the_readme_lists_every_suffix():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = readme.split("<!-- suffixes -->", 1)[1].split("<!-- /suffixes -->", 1)[0]
+    assert listed == ", ".join(suffixes())

@@ -204,6 +204,22 @@ def test_a_64_bar_phrase_comes_whole_in_safe_datagrams(riffd_osc):
     assert starts == sorted(starts) and starts[-1] < 64 * 4
 
 
+def test_lead_sheet_names_strike_and_place_chords(riffd_osc):
+    client, inbox, _ = riffd_osc
+    before = len(inbox.messages("/riffd/note"))
+    client.send_message("/riffd/chord/name", ["G7sus4"])        # a name beyond the 14 qualities
+    assert inbox.wait("/riffd/note", since=before)[0][1][0] % 12 in {7, 0, 2, 5}
+    done, errors = len(inbox.messages("/riffd/done")), len(inbox.messages("/riffd/error"))
+    client.send_message("/riffd/generate", [2, "Am", "|", "|", "F"])  # an empty bar
+    client.send_message("/riffd/generate", [2, "Cadd9 G/B | F#m7b5 B7(b9)"])
+    finished = inbox.wait("/riffd/done", since=done, timeout=20)
+    error = inbox.wait("/riffd/error", since=errors)
+    assert error and error[0][1][0] == "/riffd/generate" and "bar 2 has no chord" in error[0][1][1]
+    pid = finished[0][1][0]
+    starts = [m[1][3] for m in inbox.messages("/riffd/phrase/note") if m[1][0] == pid]
+    assert starts and max(starts) < 8
+
+
 # derandomized, no example database: every run sends the same 150 datagrams, so CI is repeatable;
 # OSC strings end at a NUL, so a string argument cannot hold one (python-osc's builder refuses it)
 @settings(max_examples=150, deadline=None, derandomize=True, database=None,

@@ -92,6 +92,38 @@ def test_bad_inputs_fail_with_a_reason_and_the_rest_goes_on(tmp_path, chorale_pi
     assert_one_set_per_done_input(tmp_path)
 
 
+def test_progression_places_chords_by_bar_lines():
+    from riffd.daemon.phrases import progression
+
+    def placed(names, bars, beats=4.0):
+        return [(b, c.name) for b, c in progression(names, bars, beats)]
+    assert placed(["Am F | C G7 | %"], 3) == [(0.0, "Am"), (2.0, "F"), (4.0, "C"), (6.0, "G7"), (8.0, "C"),
+                                           (10.0, "G7")]
+    assert placed(["C F G"], 4) == [(0.0, "C"), (4.0, "F"), (8.0, "G"), (12.0, "C")]  # no bar line: a bar each
+    assert placed(["|", "C", "F", "G", "|"], 1) == [(0.0, "C"), (2.0, "F"), (3.0, "G")]   # 2 + 1 + 1
+    assert placed(["C F | Dm"], 3, 3.0) == [(0.0, "C"), (2.0, "F"), (3.0, "Dm"), (6.0, "C"), (8.0, "F")]
+    for bad, reason in [(["C | | F"], "bar 2 has no chord"), (["% | C"], "first bar"), (["C | Hm"], "Hm")]:
+        with pytest.raises(ValueError, match=reason):
+            progression(bad, 4, 4.0)
+
+
+def test_a_lead_sheet_request_keeps_its_chord_names(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "sheet.json").write_text(json.dumps({"chords": "Cadd9 | Am7 D7(b9) | G^7 | %", "bars": 4}))
+    assert watch_once(tmp_path).returncode == 0
+    report = json.loads((tmp_path / "outbox" / "sheet.json").read_text())
+    assert report["chords"] == [[0.0, "Cadd9"], [4.0, "Am7"], [6.0, "D7b9"], [8.0, "Gmaj7"], [12.0, "Gmaj7"]]
+    track = mido.MidiFile(tmp_path / "outbox" / "sheet.mid").tracks[1]   # the chords as struck
+    first = set()
+    for m in track:
+        if m.type == "note_on" and m.velocity:
+            first.add(m.note % 12)
+        elif first and m.type == "note_off":
+            break
+    assert first == {0, 4, 7, 2}                                           # C E G and the added D
+
+
 def test_names_with_spaces_and_unicode_and_hidden_files(tmp_path, chorale_piece):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
