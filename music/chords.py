@@ -5,6 +5,9 @@ the same everywhere. It scores every root and quality template against the pitch
 set (template matching in the manner of Pardo & Birmingham, "Algorithms for Chordal
 Analysis", Computer Music Journal 26(2), 2002), so inversions and spread voicings are
 named by their root, not by their lowest note.
+
+Names as lead sheets write them (``parse_chord``) reach beyond the 14 qualities that the
+models hear: G7sus4 is heard as sus4 with the seventh added to its tones and voicing.
 """
 from __future__ import annotations
 
@@ -123,9 +126,14 @@ class Chord:
         return sorted([bass] + [root + i for i in QUALITIES[self.quality][0] + self.added])
 
 
-def _score(pcs: int, bass: int, root: int, quality: str) -> float:
+# What the recognizer names: every quality, and the added ninths (Cadd9, Cmadd9), which
+# a player voices as often as the ninth chords and which the 9 template must not take.
+TEMPLATES = [(q, ()) for q in QUALITIES] + [("maj", (14,)), ("min", (14,))]
+
+
+def _score(pcs: int, bass: int, root: int, quality: str, added: tuple[int, ...] = ()) -> float:
     template = 0
-    for i in QUALITIES[quality][0]:
+    for i in QUALITIES[quality][0] + added:
         template |= 1 << ((root + i) % 12)
     matched = bin(pcs & template).count("1")
     extra = bin(pcs & ~template).count("1")
@@ -138,7 +146,7 @@ def _score(pcs: int, bass: int, root: int, quality: str) -> float:
     if quality in ("9", "m9") and not pcs & (1 << ((root + 10) % 12)):
         missing_other += 2  # a ninth without its seventh is an added ninth (Cadd9), not C9
     return (2.0 * matched - 1.5 * missing_other - 0.5 * missing_fifth - 2.0 * extra
-            + (0.5 if root == bass else 0.0) - 0.1 * len(QUALITIES[quality][0]))
+            + (0.5 if root == bass else 0.0) - 0.1 * (len(QUALITIES[quality][0]) + len(added)))
 
 
 @lru_cache(maxsize=65536)
@@ -147,10 +155,10 @@ def _recognize(pcs: int, bass: int) -> Chord | None:
     for root in range(12):
         if not pcs & (1 << root):
             continue  # a chord is named only by a root that sounds
-        for quality in QUALITIES:
-            score = _score(pcs, bass, root, quality)
+        for quality, added in TEMPLATES:
+            score = _score(pcs, bass, root, quality, added)
             if score > best_score + 1e-9:
-                best, best_score = Chord(root, quality, bass), score
+                best, best_score = Chord(root, quality, bass, added), score
     return best
 
 
@@ -158,7 +166,8 @@ def recognize(pitches) -> Chord | None:
     """Name the chord of sounding MIDI ``pitches`` (any iterable of 0-127).
 
     Returns None when fewer than two pitch classes sound (a single note is melody, not a
-    chord). The bass is the lowest pitch; the root is the best-scoring template root.
+    chord). The bass is the lowest pitch; the root and quality those of the best-scoring
+    of TEMPLATES (an added ninth comes back as ``added`` (14,): Cadd9).
     """
     pitches = list(pitches)
     pcs = 0

@@ -72,8 +72,10 @@ def test_every_suffix_parses_and_its_name_parses_back():
 
 
 def test_an_added_ninth_is_not_a_ninth_chord():
-    assert recognize([48, 62, 64, 67]).name == "C"         # C D E G: Cadd9, no seventh
-    assert recognize([48, 62, 63, 67]).name == "Cm"        # C D Eb G
+    assert recognize([48, 62, 64, 67]) == parse_chord("Cadd9")     # C D E G: no seventh
+    assert recognize([48, 62, 63, 67]).name == "Cmadd9"            # C D Eb G
+    assert recognize([48, 65, 67, 69]).name == "Fadd9/C"           # F/C with a G
+    assert recognize([48, 60, 64, 67]).name == "C"
     assert recognize([48, 62, 64, 67, 70]).name == "C9"    # with Bb it is C9
     assert recognize([48, 62, 63, 67, 70]).name == "Cm9"
 

@@ -206,6 +206,11 @@ def test_a_64_bar_phrase_comes_whole_in_safe_datagrams(riffd_osc):
 
 def test_lead_sheet_names_strike_and_place_chords(riffd_osc):
     client, inbox, _ = riffd_osc
+    client.send_message("/riffd/model", ["rules"])               # it answers a change with a chord tone
+    for _ in range(50):
+        if status(client, inbox)[0] == "rules":
+            break
+        time.sleep(0.1)
     before = len(inbox.messages("/riffd/note"))
     client.send_message("/riffd/chord/name", ["G7sus4"])        # a name beyond the 14 qualities
     assert inbox.wait("/riffd/note", since=before)[0][1][0] % 12 in {7, 0, 2, 5}
