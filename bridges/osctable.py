@@ -53,7 +53,8 @@ PITCH = Arg("pitch", "int", 0, 127)
 COMMANDS: tuple[Address, ...] = (
     Address("/riffd/chord", "in", (), "strike a chord by MIDI pitches (1-16); it sounds until the next",
             repeat=PITCH, at_least=1, at_most=MAX_CHORD),
-    Address("/riffd/chord/name", "in", (Arg("name", "str"),), "strike a chord by name: Am7, F#dim, C/G, G7sus4, Bb13"),
+    Address("/riffd/chord/name", "in", (Arg("name", "str"),),
+            "strike a chord by name: Am7, F#dim, C/G, G7sus4, Bb13"),
     Address("/riffd/note/on", "in", (PITCH, Arg("velocity", "int", 0, 127)), "a key down (velocity 0: up)"),
     Address("/riffd/note/off", "in", (PITCH,), "a key up"),
     Address("/riffd/play", "in", (), "start the internal clock at beat 0"),

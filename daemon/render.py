@@ -74,8 +74,8 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     ``continue_melody``: the song's melody track (the one-voice track with the most
     notes besides the chord track) is the model's context, and riffd's melody starts
     where it ends. ``chords``: the chords as named (a request's), instead of those
-    recognized from the chord track. Raises MidiInputError when the song has no usable chord track (or,
-    with ``continue_melody``, no melody track).
+    recognized from the chord track. Raises MidiInputError when the song has no usable
+    chord track (or, with ``continue_melody``, no melody track).
     """
     index = find_chord_track(song, chord_track, source)
     preset = preset.with_values(meter=list(song.meter), tempo=min(400.0, max(20.0, song.tempo)))
