@@ -14,6 +14,7 @@ import math
 import os
 import pickle
 import queue
+import re
 import signal
 import threading
 from dataclasses import dataclass
@@ -63,8 +64,9 @@ def progression(names: list[str], bars: int, beats_per_bar: float) -> list[tuple
 
 
 def _lead_sheet(text: str, bars: int, beats_per_bar: float) -> list[tuple[float, object]]:
-    """``progression`` for names with bar lines; bar lines at either end are optional."""
-    cells = [cell.split() for cell in text.split("|")]
+    """``progression`` for names with bar lines; bar lines at either end are optional, and
+    a double bar or a repeat sign (``||``, ``|:``, ``:|``) is a bar line too."""
+    cells = [cell.split() for cell in re.sub(r":?\|+:?", "|", text).split("|")]
     while cells and not cells[0]:
         cells.pop(0)
     while cells and not cells[-1]:

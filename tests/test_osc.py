@@ -220,6 +220,7 @@ def test_lead_sheet_names_strike_and_place_chords(riffd_osc):
     finished = inbox.wait("/riffd/done", since=done, timeout=20)
     error = inbox.wait("/riffd/error", since=errors)
     assert error and error[0][1][0] == "/riffd/generate" and "bar 2 has no chord" in error[0][1][1]
+    assert finished
     pid = finished[0][1][0]
     starts = [m[1][3] for m in inbox.messages("/riffd/phrase/note") if m[1][0] == pid]
     assert starts and max(starts) < 8

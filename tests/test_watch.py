@@ -102,6 +102,7 @@ def test_progression_places_chords_by_bar_lines():
     assert placed(["C F G"], 4) == [(0.0, "C"), (4.0, "F"), (8.0, "G"), (12.0, "C")]  # no bar line: a bar each
     assert placed(["|", "C", "F", "G", "|"], 1) == [(0.0, "C"), (2.0, "F"), (3.0, "G")]   # 2 + 1 + 1
     assert placed(["C F | Dm"], 3, 3.0) == [(0.0, "C"), (2.0, "F"), (3.0, "Dm"), (6.0, "C"), (8.0, "F")]
+    assert placed(["|: C | G :| F || Am |"], 4) == [(0.0, "C"), (4.0, "G"), (8.0, "F"), (12.0, "Am")]
     for bad, reason in [(["C | | F"], "bar 2 has no chord"), (["% | C"], "first bar"), (["C | Hm"], "Hm")]:
         with pytest.raises(ValueError, match=reason):
             progression(bad, 4, 4.0)
