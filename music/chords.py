@@ -143,8 +143,6 @@ def _score(pcs: int, bass: int, root: int, quality: str, added: tuple[int, ...] 
     optional = quality not in ("dim", "aug", "sus2", "sus4", "m7b5", "dim7", "aug7")
     missing_fifth = 0 if (pcs & fifth or not optional) else 1
     missing_other = bin(template & ~pcs).count("1") - missing_fifth
-    if quality in ("9", "m9") and not pcs & (1 << ((root + 10) % 12)):
-        missing_other += 2  # a ninth without its seventh is an added ninth (Cadd9), not C9
     return (2.0 * matched - 1.5 * missing_other - 0.5 * missing_fifth - 2.0 * extra
             + (0.5 if root == bass else 0.0) - 0.1 * (len(QUALITIES[quality][0]) + len(added)))
 
