@@ -107,13 +107,15 @@ def train(arch, output, max_order, data, resume, stop_after, **kw):
                    "with a preset of this style.")
 @click.option("--preset", default="pop", show_default=True, help="--midi: the preset of the before/after evaluation.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None, help="--midi: processes reading files [cores].")
+@click.option("--calibration-songs", type=click.IntRange(2), default=None,
+              help="--midi: training songs the sampling calibration is fitted on [200].")
 @click.option("--lora-rank", type=click.IntRange(0, 256), default=None,
               help="0: train every weight; N: mlx-lm LoRA layers of rank N (folded in when saved) "
                    f"[--data: {DATA_LORA_RANK}; --midi: {MIDI_LORA_RANK}].")
 @click.option("--lora-layers", type=click.IntRange(1), default=4, show_default=True,
               help="LoRA: how many of the last layers get adapters.")
 @train_options
-def finetune(init, output, midi_dir, style, preset, jobs, data, resume, stop_after, **kw):
+def finetune(init, output, midi_dir, style, preset, jobs, calibration_songs, data, resume, stop_after, **kw):
     """Fine-tune a checkpoint on your genre: a folder of MIDI arrangements (--midi DIR),
     or a dataset built before (--data DIR); either way OUTPUT/model.onnx is written too."""
     if (midi_dir is None) == (data is None):
@@ -138,7 +140,8 @@ def finetune(init, output, midi_dir, style, preset, jobs, data, resume, stop_aft
     kw["lora_rank"] = MIDI_LORA_RANK if kw["lora_rank"] is None else kw["lora_rank"]
     try:
         result = finetune_midi(midi_dir, output, init, training_config(kw), load_preset(preset), style, jobs,
-                               kw["seed"], log=click.echo, resume=resume, stop_after=stop_after)
+                               kw["seed"], log=click.echo, resume=resume, stop_after=stop_after,
+                               calibration_songs=calibration_songs)
     except (CheckpointError, PresetError, FileNotFoundError, ValueError) as exc:
         raise BadInput(str(exc)) from None
     for name in ("before", "after") if "eval" in result else ():

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from riffd.models.checkpoint import DEFAULT
-from riffd.models.training.finetune import held_out
+from riffd.models.training.finetune import CALIBRATION_ROUNDS, CALIBRATION_SONGS, held_out
 from riffd.models.training.songfiles import write_songs
 
 from conftest import run_riffd
@@ -21,13 +21,14 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     songs = write_songs(folder, 150)
     (folder / "noise.mid").write_bytes(np.random.default_rng(2).bytes(1500))
     out = tmp_path / "ckpt"
-    result = run_riffd("finetune", "--midi", str(folder), "-o", str(out), "--lora-rank", "4", *TRAIN)
+    result = run_riffd("finetune", "--midi", str(folder), "-o", str(out), "--lora-rank", "4",
+                       "--calibration-songs", "60", *TRAIN)
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "finetune.json").read_text())
     assert report["pieces"]["user"]["train"] > 100 and report["rejected"].get("unparsable") == 1
     assert set(report["minutes"]) == {"build", "train", "export", "calibrate", "eval", "total"}
     calibration = json.loads((out / "calibration.json").read_text())  # fitted on the training split
-    assert calibration["meta"]["pieces"] == 60 and len(calibration["meta"]["rounds"]) == 3
+    assert calibration["meta"]["pieces"] == 60 and len(calibration["meta"]["rounds"]) == CALIBRATION_ROUNDS + 1
     assert calibration["meta"]["tables"] == ["interval", "chord_pc", "centre", "memory", "duration"]
     assert all("duration_l1" in r for r in calibration["meta"]["rounds"])  # the rhythm's shares are fitted too
     # the held-out songs are the test split's files, none of them trained on
@@ -67,6 +68,8 @@ def test_finetune_needs_a_source_and_usable_songs(tmp_path):
     result = run_riffd("finetune", "--midi", str(empty), "-o", str(tmp_path / "y"), *TRAIN)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "split" in result.stderr or "songs" in result.stderr, result.stderr
+    # the help's default is the one the command uses
+    assert f"calibration is fitted on [{CALIBRATION_SONGS}]" in " ".join(run_riffd("finetune", "--help").stdout.split())
 
 
 def test_dataset_songs_writes_corpus_works_as_a_users_files(tmp_path):

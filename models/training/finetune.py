@@ -18,7 +18,9 @@ from pathlib import Path
 from .dataset import Filters, build, summary_line
 
 MIN_HELD_OUT = 10  # the evaluation's two-sample test needs 10 pieces (suite.JUDGE_PIECES)
-CALIBRATION_PIECES = 60  # whole songs, 2 rounds: 0.27 of riffd bench finetune's 8.65 minutes
+# 200 training songs in 4 rounds: 60 in 2 left the fit still moving (Palestrina told from real 0.739
+# against 0.660); about 2 of the command's minutes (docs/measured.md, "A longer calibration")
+CALIBRATION_SONGS, CALIBRATION_ROUNDS = 200, 4
 # a user's melodies may be narrow (a chorus on five notes): only degenerate ones are dropped
 USER_FILTERS = Filters(max_polyphony=1, min_range=5, max_range=48)
 
@@ -50,7 +52,7 @@ def held_out(midi_dir: str | Path, data: str | Path, splits: tuple[str, ...] = (
 
 def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, preset, style: str | None = None,
                   jobs: int | None = None, seed: int = 0, log=print, resume: bool = False,
-                  stop_after: int | None = None) -> dict:
+                  stop_after: int | None = None, calibration_songs: int | None = None) -> dict:
     """Build, fine-tune, export and evaluate (module docstring); returns finetune.json's
     dict: ``minutes`` per stage (build, train, export, calibrate, eval, total), the dataset's
     counts, the held-out songs' splits, and the evaluation's before/after rows (absent
@@ -58,7 +60,8 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
     train.TrainConfig; ``preset``: the preset the held-out songs are played with (its
     style set to ``style``, the token the songs are learned under; None: the preset's
     own, so that ``--preset`` plays them live as they were learned).
-    ``resume``/``stop_after``: as train.train's (the dataset is built again the same
+    ``calibration_songs``: training songs the calibration is fitted on (None:
+    CALIBRATION_SONGS). ``resume``/``stop_after``: as train.train's (the dataset is built again the same
     way: the split hashes names, the keys come from ``seed``). Raises ValueError when
     the folder yields too little data to train on (train.train's message),
     FileNotFoundError when there is nothing to resume, CheckpointError for a bad
@@ -83,7 +86,8 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
         log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     t = lap("export", t)
     from riffd.models.evaluation.calibrate import calibrate_checkpoint
-    calibrate_checkpoint(out, data, preset.with_values(style=style), CALIBRATION_PIECES, 2, echo=log)
+    calibrate_checkpoint(out, data, preset.with_values(style=style), calibration_songs or CALIBRATION_SONGS,
+                         CALIBRATION_ROUNDS, echo=log)
     log(f"wrote {out / 'calibration.json'}")
     t = lap("calibrate", t)
     result = {"data": str(data), "style": style, "pieces": summary["pieces"], "rejected": summary["rejected"]}
