@@ -17,13 +17,18 @@ from .checkpoint import Checkpoint, CheckpointError
 class MlxRunner:
     """The checkpoint's mlx-lm model; the KV cache is mlx-lm's ``KVCache`` per layer."""
 
-    def __init__(self, checkpoint: Checkpoint):
+    def __init__(self, checkpoint: Checkpoint, model=None):
         from .blas import use_fast_blas
         use_fast_blas()  # before mlx_lm imports mlx.core
         from mlx_lm.models.cache import make_prompt_cache
         self._make_cache = make_prompt_cache
-        self.model = checkpoint.mlx_model()
+        self.checkpoint = checkpoint
+        self.model = checkpoint.mlx_model() if model is None else model
         self.reset()
+
+    def twin(self) -> "MlxRunner":
+        """A runner on the same weights with a KV cache of its own."""
+        return MlxRunner(self.checkpoint, self.model)
 
     def reset(self) -> None:
         self.cache = self._make_cache(self.model)
@@ -65,16 +70,9 @@ class OnnxRunner:
     doubles when a feed needs more. Other graphs pass the past in and take the present out.
     """
 
-    def __init__(self, checkpoint: Checkpoint, file: str = "model.onnx", threads: int = 1):
-        import onnxruntime as ort
-        path = Path(checkpoint.path) / file
-        if not path.exists():
-            raise CheckpointError(f"{path} not found (run: riffd export onnx {checkpoint.path})")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    def __init__(self, checkpoint: Checkpoint, file: str = "model.onnx", threads: int = 1, session=None):
+        self.checkpoint, self.file = checkpoint, file
+        self.session = self._session(checkpoint, file, threads) if session is None else session
         arch = checkpoint.arch
         self.layers = arch["num_hidden_layers"]
         self.kv_heads = arch.get("num_key_value_heads") or arch["num_attention_heads"]
@@ -89,6 +87,22 @@ class OnnxRunner:
         if self.shared:
             self._allocate(checkpoint.max_context + 64)
         self.reset()
+
+    @staticmethod
+    def _session(checkpoint: Checkpoint, file: str, threads: int):
+        import onnxruntime as ort
+        path = Path(checkpoint.path) / file
+        if not path.exists():
+            raise CheckpointError(f"{path} not found (run: riffd export onnx {checkpoint.path})")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def twin(self) -> "OnnxRunner":
+        """A runner on the same session (weights, loaded once) with a KV cache of its own."""
+        return OnnxRunner(self.checkpoint, self.file, session=self.session)
 
     def _allocate(self, capacity: int) -> None:
         """(Re)make the shared buffers with room for ``capacity`` positions, keeping the cache."""

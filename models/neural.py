@@ -55,7 +55,7 @@ class NeuralModel(MelodyModel):
     checkpoint's pitch corrections (models/calibration.py; None when it has none)."""
 
     def __init__(self, runner, vocab: Vocab, max_context: int = 256, name: str = "neural", calibration=None):
-        self.runner, self.vocab, self.max_context, self.name = runner, vocab, max_context, name
+        self.vocab, self.max_context, self.name = vocab, max_context, name
         self.calibration = calibration
         self.tok = RemiTokenizer(vocab)
         self.tables = self.tok.tables
@@ -64,6 +64,11 @@ class NeuralModel(MelodyModel):
         self._duration_ids = set(int(i) for i in self.groups.durations)
         self._position_ids = set(int(i) for i in self.groups.positions)
         self.fallbacks = self.errors = 0
+
+    @property
+    def runner(self):
+        """The runner whose KV cache serves now (the window swaps in its twin after a live refill)."""
+        return self.window.runner
 
     # -- protocol ---------------------------------------------------------------------
     def start(self, context: Context) -> None:
@@ -161,7 +166,7 @@ class NeuralModel(MelodyModel):
         return self.state.bar >= 0 and bool(self.ids) and self.window.prepare(self.ids)
 
     def warm(self) -> None:
-        self.window.runner.warm()  # a step past the cache's end, not kept
+        self.runner.warm()  # a step past the cache's end, not kept
 
     def _bar_start(self, bar: int) -> float:
         return bar * self.bar_beats

@@ -346,13 +346,13 @@ def test_long_sessions_slide_the_window(check):
     assert notes[-1].start > 240.0  # still playing at the end
 
 
-def test_idle_prepare_slides_ahead_so_a_chord_change_never_prefills(check):
+def test_idle_prepare_slides_ahead_so_a_chord_change_never_prefills(check, monkeypatch):
     """Live, the window slides and the KV cache refills in idle chunks (``prepare``): a
     chord change then feeds only a few tokens, and the cache still equals a fresh pass."""
     model = neural(check)
     feeds = []
-    feed = model.runner.feed
-    model.runner.feed = lambda ids: feeds.append(len(ids)) or feed(ids)
+    feed = OnnxRunner.feed  # both caches: the serving one and its twin that refills
+    monkeypatch.setattr(OnnxRunner, "feed", lambda self, ids: feeds.append(len(ids)) or feed(self, ids))
     chords = progression(64)
     model.start(Context(load_preset("pop"), seed=2, chords=chords[:1]))
     beat, on_change, idle = 0.0, [], []
@@ -374,6 +374,45 @@ def test_idle_prepare_slides_ahead_so_a_chord_change_never_prefills(check):
     assert max(idle) <= PREFILL_CHUNK + len(model.prefix)  # the refill came in chunks
     assert sum(idle) > 2 * check.max_context  # it slid, and refilled, more than twice
     assert max(on_change) <= 8  # no change paid for a prefill
+    fresh = OnnxRunner(check).logits(np.array(model.prefix + model.ids[model.window.start:]))[-1]
+    assert np.abs(model._logits() - fresh).max() < 1e-3
+    assert model.window.waits == 0
+
+
+def test_a_change_during_a_refill_is_answered_from_the_old_cache(check, monkeypatch):
+    """A chord change that comes while the twin cache refills (one chunk of ``prepare``
+    done) is answered from the serving cache without finishing the refill; the refill
+    then goes on, catches up with what was played meanwhile, and swaps in: its logits
+    equal a fresh pass over the new window."""
+    model = neural(check)
+    feeds = []
+    feed = OnnxRunner.feed
+    monkeypatch.setattr(OnnxRunner, "feed", lambda self, ids: feeds.append((id(self), len(ids))) or feed(self, ids))
+    chords = progression(64)
+    model.start(Context(load_preset("pop"), seed=4, chords=chords[:1]))
+    beat, caught, swaps = 0.0, 0, 0
+    for change in chords[1:120]:
+        if change.beat <= beat:
+            continue
+        beat = change.beat
+        list(model.generate(beat))
+        serving = model.runner
+        refilling = model.prepare()  # one idle chunk, no more: the change comes mid-refill
+        start = model.window.start
+        feeds.clear()
+        model.rollback(beat)
+        model.extend([change])
+        list(model.generate(beat + 1.0))
+        if refilling:
+            caught += 1
+            assert model.runner is serving and model.window.start == start  # answered from the old window
+            assert all(runner == id(serving) and n <= 8 for runner, n in feeds)  # no prefill paid
+            assert model.window.refilling  # the refill goes on at the next idle moment
+            while model.prepare():
+                pass
+            swaps += model.runner is not serving
+        assert len(model.prefix) + len(model.ids) - model.window.start <= check.max_context
+    assert caught >= 2 and swaps >= 2 and model.window.waits == 0
     fresh = OnnxRunner(check).logits(np.array(model.prefix + model.ids[model.window.start:]))[-1]
     assert np.abs(model._logits() - fresh).max() < 1e-3
 
@@ -409,6 +448,42 @@ def test_window_slides_early_right_after_a_chord_change():
     assert window.runner.length == 2 + len(ids) - window.start and not window.early
     window.logits(ids + [1] * 30)  # the refilled cache serves on without another slide
     assert window.runner.length == 2 + len(ids) + 30 - window.start
+
+
+class TwinRunner(CountingRunner):
+    """A counting runner with a second cache, as the onnx and mlx runners have."""
+
+    def twin(self):
+        return TwinRunner()
+
+
+def test_window_refills_a_twin_cache_while_the_old_one_serves():
+    window = Window(TwinRunner(), 256, bar=0)
+    window.reset([7, 8])
+    ids = ([0] + [1] * 19) * 11  # 220 ids: due for a slide
+    window.logits(ids)
+    serving = window.runner
+    assert window.prepare(ids) and window.start == 0 and window.runner is serving  # the twin fills
+    assert window.spare.length == 2 + PREFILL_CHUNK
+    ids += [1] * 5
+    window.logits(ids)  # a change meanwhile: the old cache serves it, the refill waits
+    assert window.runner is serving and serving.length == 2 + len(ids) and window.waits == 0
+    window.forget_from(len(ids) - 2)  # a rollback: both caches drop what changed
+    assert serving.length == 2 + len(ids) - 3
+    while window.prepare(ids):
+        pass
+    assert window.runner is not serving and ids[window.start] == 0 and window.start > 0  # swapped in
+    assert window.runner.length == 2 + len(ids) - window.start and window.fed == len(ids)
+    ids += [1] * 120  # past the window with no idle moment between: slid at once, as in batch
+    window.logits(ids)
+    assert window.runner.length <= 256 and window.start > len(ids) - 256 and window.waits == 0
+    # a refill that is still going when the old window fills up is finished first, and counted
+    window.early = True
+    window.prepare(ids + [1] * 30)
+    more = ids + [1] * 200
+    assert window.refilling
+    window.logits(more)
+    assert window.waits == 1 and not window.refilling and window.runner.length <= 256
 
 
 def test_missed_deadline_falls_back_to_rules_and_is_counted(check):
