@@ -19,6 +19,7 @@ import time
 import rtmidi
 
 from .events import from_midi_bytes
+from .realtime import make_realtime
 
 APIS = {
     "auto": rtmidi.API_UNSPECIFIED,
@@ -232,7 +233,8 @@ class _Port:
 class MidiInput(_Port):
     """Receives MIDI into ``events`` (a queue.Queue of riffd.bridges.events values).
 
-    A reader thread polls RtMidi's queue every ``POLL_S``; ``lateness`` (a Lateness)
+    A reader thread polls RtMidi's queue every ``POLL_S`` (at SCHED_FIFO ``rt_priority``
+    where granted: ``realtime``); ``lateness`` (a Lateness)
     keeps how late each poll woke, which measures how long other threads held the GIL.
     ``received`` counts the raw messages read. Raises PortError if the port cannot open.
     """
@@ -240,9 +242,10 @@ class MidiInput(_Port):
     cls, default, direction = rtmidi.MidiIn, DEFAULT_IN, "input"
 
     def __init__(self, events: queue.Queue, api_name: str = "auto", port: str | None = None,
-                 client_name: str = "riffd-in"):
+                 client_name: str = "riffd-in", rt_priority: int = 0):
         super().__init__(api_name, port, client_name, queue_size_limit=QUEUE_SIZE)
         self._events = events
+        self.rt_priority, self.realtime = rt_priority, False  # SCHED_FIFO for the reader (bridges/realtime.py)
         self.received = 0
         self.lateness = Lateness()
         self._start_reader()
@@ -254,6 +257,7 @@ class MidiInput(_Port):
         self._thread.start()
 
     def _read(self, midi) -> None:
+        self.realtime = make_realtime(self.rt_priority)
         stamper = Stamper()
         due = time.monotonic()
         while not self._stop.is_set():

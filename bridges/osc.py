@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 from pythonosc import osc_bundle_builder, osc_message_builder, osc_packet
 
 from .osctable import OscInputError, check, translate
+from .realtime import make_realtime
 
 SAFE_DATAGRAM = 1400
 MAX_DATAGRAM = 65507   # the largest UDP payload over IPv4
@@ -108,13 +109,16 @@ class OscBridge:
 
     ``allow``: networks that may talk to riffd (default: loopback only when ``host`` is
     a loopback address, else everyone). ``reply_to``: (host, port) for every reply.
-    ``counts``: datagrams received, dropped (not allowed) and errors answered. Raises
+    ``counts``: datagrams received, dropped (not allowed) and errors answered. The
+    reader runs at SCHED_FIFO ``rt_priority`` where granted (``realtime``). Raises
     OSError when the port cannot be bound.
     """
 
     def __init__(self, queue, host: str = "127.0.0.1", port: int = 9000, allow=None,
-                 reply_to: tuple[str, int] | None = None, now: Callable[[], float] = time.monotonic):
+                 reply_to: tuple[str, int] | None = None, now: Callable[[], float] = time.monotonic,
+                 rt_priority: int = 0):
         self.queue, self.reply_to, self._now = queue, reply_to, now
+        self.rt_priority, self.realtime = rt_priority, False  # SCHED_FIFO for the reader (bridges/realtime.py)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         widen_receive_buffer(self.sock)  # for a burst while the reader waits for the GIL
@@ -144,6 +148,7 @@ class OscBridge:
         return any(ip.version == net.version and ip in net for net in self.allow)
 
     def _read(self) -> None:
+        self.realtime = make_realtime(self.rt_priority)
         while not self._stop.is_set():
             try:
                 data, source = self.sock.recvfrom(MAX_DATAGRAM + 1)

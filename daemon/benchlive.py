@@ -162,7 +162,8 @@ def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", 
                        "faults": run.stats.get("faults", 0), "exit_code": run.returncode,
                        "reader_late_ms_p99": run.stats.get("reader_late_ms_p99"),
                        "reader_late_ms_max": run.stats.get("reader_late_ms_max"),
-                       "refill_waits": run.stats.get("refill_waits"), "machine": meter.report()}
+                       "refill_waits": run.stats.get("refill_waits"),
+                       "realtime_threads": run.stats.get("realtime"), "machine": meter.report()}
                 results["sessions"].append(row)
                 echo(format_row(row))
                 echo("    " + describe(row["machine"]))
@@ -180,4 +181,5 @@ def format_row(r: dict) -> str:
             f"{r['timing_ms_p50']} ms; flams {r['flams']}; stuck {r['stuck_notes']}; ticks {r['ticks_received']}/{r['ticks_sent']} "
             f"({r.get('ticks_inferred_lost')} inferred lost); "
             f"xruns {r['xruns_clients']} (driver {r['xruns_driver']}); reader late p99 {r['reader_late_ms_p99']} ms"
-            + (f"; refill waits {r['refill_waits']}" if r.get("refill_waits") is not None else ""))
+            + (f"; refill waits {r['refill_waits']}" if r.get("refill_waits") is not None else "")
+            + f"; realtime threads: {', '.join(r.get('realtime_threads') or ['none'])}")

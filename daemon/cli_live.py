@@ -10,6 +10,7 @@ import click
 
 from riffd.bridges.midi import APIS, PortError
 from riffd.bridges.midifile import MidiInputError
+from riffd.bridges.realtime import PRIORITY as RT_PRIORITY
 
 from .logs import LEVELS
 from .cli_common import (MODEL_HELP, BadInput, api_option, model_or_exit, model_or_rules, parse_channels,
@@ -43,10 +44,13 @@ from .cli_common import (MODEL_HELP, BadInput, api_option, model_or_exit, model_
 @click.option("--osc-reply", default=None, help="host:port for every OSC reply [the sender].")
 @click.option("--watch", "watch_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also render chord files dropped into DIR/inbox/ (see riffd watch).")
+@click.option("--rt-priority", type=click.IntRange(0, 98), default=RT_PRIORITY, show_default=True,
+              help="SCHED_FIFO priority of the engine's thread, where the system grants it (Linux; the MIDI and "
+                   "OSC readers and the sending thread get one more; 0: normal scheduling).")
 @warm_option("While playing, a warm-up model call this often (ms; 0: never): keeps the model in "
              "the CPU caches, so a chord change is answered sooner, for about 4% of one core.")
 def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, channel, in_channel, seed,
-          log_level, osc_port, osc_host, osc_allow, osc_reply, watch_dir, warm_ms):
+          log_level, osc_port, osc_host, osc_allow, osc_reply, watch_dir, rt_priority, warm_ms):
     """Answer chords played on the input (or sent over OSC) with melody, live."""
     import logging
 
@@ -70,7 +74,7 @@ def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, c
     try:
         run(the_preset, model, mode=mode, midi_api=midi_api, in_port=in_port, out_port=out_port,
             clock=clock, tempo=tempo, channel=channel, seed=seed, in_channels=in_channels, osc=osc, stop=stop,
-            warm_ms=warm_ms)
+            warm_ms=warm_ms, rt_priority=rt_priority)
     except PortError as exc:
         raise BadInput(str(exc)) from None
     except OSError as exc:

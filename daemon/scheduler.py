@@ -21,6 +21,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from riffd.bridges.realtime import make_realtime
+
 log = logging.getLogger("riffd.daemon")
 
 
@@ -60,6 +62,7 @@ class Scheduler:
         self.stats: Counter = Counter()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self.rt_priority, self.realtime = 0, False
 
     # -- planning (any thread) ------------------------------------------------------
     def add(self, note: Note, provisional: bool = False) -> int:
@@ -269,6 +272,7 @@ class Scheduler:
             return None
 
     def _run(self) -> None:
+        self.realtime = make_realtime(self.rt_priority)
         while True:
             with self._cond:
                 self._busy = False
@@ -290,8 +294,10 @@ class Scheduler:
                 self._busy = True
             self._deliver(batch)  # outside the lock: planning never waits for the driver
 
-    def start(self) -> None:
-        """Start the sending thread."""
+    def start(self, rt_priority: int = 0) -> None:
+        """Start the sending thread, at SCHED_FIFO ``rt_priority`` where granted
+        (``realtime``; riffd.bridges.realtime)."""
+        self.rt_priority = rt_priority
         self._thread = threading.Thread(target=self._run, name="riffd-scheduler", daemon=True)
         self._thread.start()
 

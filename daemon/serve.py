@@ -23,6 +23,7 @@ from typing import Callable
 from riffd.bridges.events import Command
 from riffd.bridges.midi import MidiInput, MidiOutput
 from riffd.bridges.osc import OscBridge
+from riffd.bridges.realtime import PRIORITY as RT_PRIORITY, make_realtime, normal_scheduling
 from riffd.models.protocol import MelodyModel
 from riffd.models.rules import RulesModel
 from riffd.presets import Preset
@@ -68,7 +69,8 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
           in_port: str | None = None, out_port: str | None = None, clock: str = "internal",
           tempo: float | None = None, channel: int | None = None, seed: int | None = None,
           in_channels=None, stop: threading.Event | None = None, watch_s: float = 1.0,
-          osc: OscOptions | None = None, warm_ms: float = WARM_S * 1000) -> Engine:
+          osc: OscOptions | None = None, warm_ms: float = WARM_S * 1000,
+          rt_priority: int = RT_PRIORITY) -> Engine:
     """Run the live daemon until ``stop`` is set or SIGINT/SIGTERM arrives.
 
     ``channel`` is 1-16; ``in_channels`` the input channels (1-16) that count, by
@@ -76,7 +78,9 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
     ``midi_api`` "none" opens no MIDI port (OSC only). Raises PortError (before anything
     runs) for ports that cannot be opened, OSError for an OSC port that cannot be bound.
     ``warm_ms``: while playing, a warm-up model call this often (ms; 0: never), see
-    ``MelodyModel.warm``.
+    ``MelodyModel.warm``. ``rt_priority``: the SCHED_FIFO priority of the engine's thread
+    (the MIDI and OSC readers and the sending thread get one more; 0: normal scheduling;
+    riffd.bridges.realtime), used where the system grants it.
     Returns the engine (its ``stats``) after the final panic.
     """
     # Shorter GIL turns let the scheduler thread send on time while the engine generates.
@@ -87,9 +91,10 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
     try:
         if midi_api != "none":
             output = MidiOutput(midi_api, out_port)
-            midi_in = MidiInput(events, midi_api, in_port)
+            midi_in = MidiInput(events, midi_api, in_port, rt_priority=rt_priority and rt_priority + 1)
         if osc is not None:
-            bridge = OscBridge(events, osc.host, osc.port, osc.allow, osc.reply)
+            bridge = OscBridge(events, osc.host, osc.port, osc.allow, osc.reply,
+                               rt_priority=rt_priority and rt_priority + 1)
     except Exception:
         for port in (midi_in, output):
             if port is not None:
@@ -136,14 +141,19 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
     # model) never stalls an answer (gc.freeze, CPython 3.7+).
     gc.collect()
     gc.freeze()
-    scheduler.start()
+    scheduler.start(rt_priority and rt_priority + 1)
     if watch:
         watch.start()
+    # last: threads and worker processes started from here on begin as normal ones
+    realtime = make_realtime(rt_priority)
     where = (f"in {midi_in.port_name!r}, out {output.port_name!r} ({midi_api})" if midi_in else "no MIDI ports")
     if bridge:
         where += f"; OSC on {bridge.address[0]}:{bridge.address[1]}"
     log.info("ready: %s; preset %s, model %s, mode %s, clock %s%s. Ctrl-C stops.", where, preset.name,
              model.name, engine.mode, clock, "" if clock == "midi" else f" {the_clock.tempo:g} BPM")
+    if rt_priority > 0 and not realtime:
+        log.info("realtime scheduling not granted (an rtprio limit, as the audio group's, allows it): "
+                 "riffd runs at normal priority")
     if clock == "link":
         log.info("Link: %d other peer(s) in the session, quantum %g beats", the_clock.peers, the_clock.quantum)
     try:
@@ -163,6 +173,8 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
                     event = None
             engine.poll(time.monotonic())
     finally:
+        if realtime:
+            normal_scheduling()  # the caller's thread goes on as it came (a test's, say)
         scheduler.panic()  # first: nothing below (a port check hung in the driver, say) may delay it
         scheduler.stop()
         stuck = watch is not None and not watch.stop()
@@ -174,6 +186,9 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
         if previous and hasattr(signal, "SIGQUIT"):
             faulthandler.unregister(signal.SIGQUIT)
         stats = session_stats(engine, scheduler, midi_in, watch, bridge)
+        stats["realtime"] = [name for name, part in (("engine", realtime), ("scheduler", scheduler.realtime),
+                                                      ("midi_in", getattr(midi_in, "realtime", False)),
+                                                      ("osc_in", getattr(bridge, "realtime", False))) if part]
         log.info("stopped after panic; %s", stats)
     return engine
 

@@ -11,8 +11,8 @@ note's accent; the model samples Position, Bar, Pitch and Duration, each from th
 grammar allows there (riffd.models.sampling), so every output decodes to notes in one
 voice: no Position before the sounding note's end but a chord change's.
 
-A runner (models/backends.py) keeps the KV cache; ``rollback`` truncates it to the tokens
-before the beat. A missed deadline hands the rest to the rules model (``fallbacks``).
+A runner (models/backends.py) keeps the KV cache; ``rollback`` truncates it to the tokens before
+the beat. A missed deadline hands the rest to the rules model (``fallbacks``).
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from .tokens import STREAM_VELOCITY, STYLES, Vocab
 from .window import Window
 
 POS_PER_BEAT = 12  # Position steps per beat of the meter's denominator (tokens.CONFIG)
+log = logging.getLogger("riffd.models")
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,10 @@ class NeuralModel(MelodyModel):
     """A transformer melody model; ``runner`` holds the weights and KV cache,
     ``max_context`` is the longest window it was trained on (tokens), ``calibration`` its
     checkpoint's pitch corrections (models/calibration.py; None when it has none)."""
+    runner = property(lambda self: self.window.runner, doc="The runner serving now (models/window.py swaps twins).")
 
     def __init__(self, runner, vocab: Vocab, max_context: int = 256, name: str = "neural", calibration=None):
-        self.vocab, self.max_context, self.name = vocab, max_context, name
-        self.calibration = calibration
+        self.vocab, self.max_context, self.name, self.calibration = vocab, max_context, name, calibration
         self.tok = RemiTokenizer(vocab)
         self.tables = self.tok.tables
         self.groups = Groups.of(self.tables, vocab)
@@ -64,11 +65,6 @@ class NeuralModel(MelodyModel):
         self._duration_ids = set(int(i) for i in self.groups.durations)
         self._position_ids = set(int(i) for i in self.groups.positions)
         self.fallbacks = self.errors = 0
-
-    @property
-    def runner(self):
-        """The runner whose KV cache serves now (the window swaps in its twin after a live refill)."""
-        return self.window.runner
 
     # -- protocol ---------------------------------------------------------------------
     def start(self, context: Context) -> None:
@@ -100,8 +96,7 @@ class NeuralModel(MelodyModel):
             except Exception as exc:  # keep playing: the daemon must not stop on a model fault
                 self.errors += 1
                 if self.errors == 1:
-                    logging.getLogger("riffd.models").error(
-                        "%s model failed (%s: %s); the rules model plays on", self.name, type(exc).__name__, exc)
+                    log.error("%s model failed (%s: %s); the rules model plays on", self.name, type(exc).__name__, exc)
                 self._restart_stream()
                 yield from self._fallback(until_beat)
                 return

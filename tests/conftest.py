@@ -23,6 +23,30 @@ def run_riffd(*args, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*RIFFD, *args], capture_output=True, text=True, timeout=timeout, **kw)
 
 
+def in_thread(fn):
+    """``fn()`` called on a new thread; its result."""
+    out = []
+    thread = threading.Thread(target=lambda: out.append(fn()))
+    thread.start()
+    thread.join()
+    return out[0]
+
+
+def realtime_allowed() -> bool:
+    """Whether this system lets this user's threads run at SCHED_FIFO, at the priority of
+    riffd's readers (root with CAP_SYS_NICE, or an rtprio limit): tried with the os call
+    on a throwaway thread."""
+    from riffd.bridges.realtime import PRIORITY
+
+    def attempt():
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(PRIORITY + 1))
+            return True
+        except (AttributeError, OSError):
+            return False
+    return in_thread(attempt)
+
+
 def pytest_configure(config):
     """Generated corpus files go to RIFFD_CACHE, else to pytest's cache folder in the
     checkout: tests never read or write $HOME. Subprocesses inherit the setting."""

@@ -1,4 +1,5 @@
 """riffd serve end to end: real JACK MIDI ports, a real chorale played in real time."""
+import ast
 import bisect
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from riffd.bridges.jackrig import Player, play_chords, play_clocked
 from riffd.music.chords import recognize
 from riffd.presets import load_preset
 
-from conftest import RIFFD, run_riffd
+from conftest import RIFFD, realtime_allowed, run_riffd
 
 pytestmark = pytest.mark.jack
 
@@ -80,6 +81,9 @@ def test_serve_accompanies_a_chorale(jack, chorale_piece, model):
         messages = player.messages()
     assert code == 0, err
     assert "stopped after panic" in err
+    stats = ast.literal_eval(err.split("stopped after panic; ", 1)[1].splitlines()[0])
+    # the engine, the reader and the sender at SCHED_FIFO wherever the system grants it
+    assert (set(stats["realtime"]) == {"engine", "scheduler", "midi_in"}) == realtime_allowed(), stats
     assert_balanced(messages)
     ons = [(t, m) for t, m in messages if is_on(m)]
     assert len(ons) > 30
