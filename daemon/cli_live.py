@@ -44,9 +44,10 @@ from .cli_common import (MODEL_HELP, BadInput, api_option, model_or_exit, model_
 @click.option("--osc-reply", default=None, help="host:port for every OSC reply [the sender].")
 @click.option("--watch", "watch_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also render chord files dropped into DIR/inbox/ (see riffd watch).")
-@click.option("--rt-priority", type=click.IntRange(0, 98), default=RT_PRIORITY, show_default=True,
-              help="SCHED_FIFO priority of the engine's thread, where the system grants it (Linux; the MIDI and "
-                   "OSC readers and the sending thread get one more; 0: normal scheduling).")
+@click.option("--rt-priority", type=click.IntRange(0, 98), default=None,
+              help=f"SCHED_FIFO priority of the engine's thread, where the system grants it (Linux; the MIDI and "
+                   f"OSC readers and the sending thread get one more; 0: normal scheduling)  [{RT_PRIORITY} with "
+                   f"MIDI ports, 0 with --midi-api none].")
 @warm_option("While playing, a warm-up model call this often (ms; 0: never): keeps the model in "
              "the CPU caches, so a chord change is answered sooner, for about 4% of one core.")
 def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, channel, in_channel, seed,

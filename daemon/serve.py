@@ -70,7 +70,7 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
           tempo: float | None = None, channel: int | None = None, seed: int | None = None,
           in_channels=None, stop: threading.Event | None = None, watch_s: float = 1.0,
           osc: OscOptions | None = None, warm_ms: float = WARM_S * 1000,
-          rt_priority: int = RT_PRIORITY) -> Engine:
+          rt_priority: int | None = None) -> Engine:
     """Run the live daemon until ``stop`` is set or SIGINT/SIGTERM arrives.
 
     ``channel`` is 1-16; ``in_channels`` the input channels (1-16) that count, by
@@ -80,11 +80,15 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
     ``warm_ms``: while playing, a warm-up model call this often (ms; 0: never), see
     ``MelodyModel.warm``. ``rt_priority``: the SCHED_FIFO priority of the engine's thread
     (the MIDI and OSC readers and the sending thread get one more; 0: normal scheduling;
-    riffd.bridges.realtime), used where the system grants it.
+    riffd.bridges.realtime), used where the system grants it; None: ``RT_PRIORITY`` with
+    MIDI ports, 0 on OSC alone (no driver's deadline to keep, and its median reaction was
+    higher with them in each of 8 A/B pairs: docs/measured.md).
     Returns the engine (its ``stats``) after the final panic.
     """
     # Shorter GIL turns let the scheduler thread send on time while the engine generates.
     sys.setswitchinterval(0.0005)
+    if rt_priority is None:
+        rt_priority = RT_PRIORITY if midi_api != "none" else 0
     stop = stop or threading.Event()
     events: queue.Queue = queue.Queue()
     output = midi_in = bridge = None

@@ -7,6 +7,7 @@ A bad file raises PresetError naming the file and the key, and loses nothing els
 """
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import field, fields, make_dataclass, replace
 from importlib import resources
@@ -208,6 +209,24 @@ def _validate(data: dict, where: str) -> dict:
             raise PresetError(f"{where}: key 'register': {list(out['register'])} must span at "
                               "least an octave within 0..127")
     return out
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string with its escapes is a TOML basic string
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)  # int or float: Python's spelling is TOML's (no inf or nan in SPEC's ranges)
+
+
+def to_toml(preset, comment: str = "") -> str:
+    """``preset`` as a TOML file's text that ``load_preset`` reads back equal: every key of
+    SPEC, the [synth.<role>] tables last; ``comment`` (lines) on top as # comments."""
+    lines = [f"# {line}".rstrip() for line in comment.splitlines()]
+    lines += [f"{key} = {_toml_value(getattr(preset, key))}" for key in SPEC if SPEC[key][0] is not dict]
+    for role, values in preset.synth.items():
+        lines += ["", f"[synth.{role}]"] + [f"{key} = {_toml_value(v)}" for key, v in values.items()]
+    return "\n".join(lines) + "\n"
 
 
 def bundled_names() -> list[str]:

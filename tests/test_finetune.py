@@ -9,6 +9,7 @@ import numpy as np
 from riffd.models.checkpoint import DEFAULT
 from riffd.models.training.finetune import CALIBRATION_ROUNDS, CALIBRATION_SONGS, held_out
 from riffd.models.training.songfiles import write_songs
+from riffd.presets import load_preset
 
 from conftest import run_riffd
 
@@ -45,6 +46,12 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     card = (out / "README.md").read_text()  # the model card says how it was made
     assert "`riffd finetune` from `riff-small` (LoRA rank 4 on the last 4 layers" in card and "12 keys" in card
     assert "learned under the `pop` style token" in card and report["style"] == "pop"
+    # its preset plays this model under that token, without the chord-tone bias
+    written = load_preset(out / "preset.toml")
+    assert report["preset"] == str(out / "preset.toml") and f"--preset {out / 'preset.toml'}" in card
+    assert (written.model, written.style, written.chord_tone_bias) == (str(out.resolve()), "pop", 0.0)
+    assert written.with_values(**{k: getattr(load_preset("pop"), k) for k in ("name", "model", "chord_tone_bias")}) \
+        == load_preset("pop")  # every other key is the --preset's
     trained_with = json.loads((out / "config.json").read_text())["training"]["config"]
     assert trained_with["learning_rate"] == 5e-4 and trained_with["max_minutes"] == 12.0  # --midi's defaults
     assert "before: told from real" in result.stdout and "after: told from real" in result.stdout
@@ -52,10 +59,11 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     base, tuned = mx.load(str(DEFAULT / "model.safetensors")), mx.load(str(out / "model.safetensors"))
     changed = {k for k in base if not np.array_equal(np.array(base[k]), np.array(tuned[k]))}
     assert set(base) == set(tuned) and changed and "model.embed_tokens.weight" not in changed
-    # --model OUT plays it, on onnxruntime (the export written next to the weights)
+    # its preset plays it, on onnxruntime (the export written next to the weights)
     chords = tmp_path / "chords.mid"
     chords.write_bytes(songs[1].read_bytes())
-    played = run_riffd("render", str(chords), "-o", str(tmp_path / "out.mid"), "--model", str(out), "--seed", "2")
+    played = run_riffd("render", str(chords), "-o", str(tmp_path / "out.mid"), "--preset", str(out / "preset.toml"),
+                       "--seed", "2")
     assert played.returncode == 0, played.stderr
     assert (tmp_path / "out.mid").stat().st_size > 100
 

@@ -128,6 +128,7 @@ def test_serve_drops_senders_outside_osc_allow(tmp_path):
         proc.terminate()
         assert proc.wait(timeout=20) == 0
     assert "'osc_dropped': 2" in log.read_text()
+    assert "'realtime': []" in log.read_text()  # on OSC alone riffd's threads keep normal scheduling
 
 
 def test_readme_address_table_is_the_generated_one():

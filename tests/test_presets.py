@@ -1,7 +1,7 @@
 import pytest
 
 from riffd.models import model_names
-from riffd.presets import PresetError, bundled_names, load_preset
+from riffd.presets import PresetError, bundled_names, load_preset, to_toml
 
 
 def test_bundled_presets_load():
@@ -83,3 +83,14 @@ def test_grid_is_a_divisor_of_the_beats_twelve_positions():
     assert load_preset("pop").with_values(grid=3).grid == 3
     with pytest.raises(PresetError, match="key 'grid': 5 does not divide"):
         load_preset("pop").with_values(grid=5)
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_a_preset_written_as_toml_reads_back_equal(tmp_path, name):
+    preset = load_preset(name).with_values(name='a "quoted" näme', model=str(tmp_path / "my génre"),
+                                           synth={"melody": {"timbre": "organ", "pan": -0.5}})
+    path = tmp_path / "written.toml"
+    path.write_text(to_toml(preset, "two\nlines"), encoding="utf-8")
+    assert load_preset(path) == preset
+    assert path.read_text(encoding="utf-8").startswith("# two\n# lines\n")
+
