@@ -153,12 +153,14 @@ def render(in_path, output, preset, model_name, seed, chord_track, wav, png):
     from .render import render_file
     the_preset = preset_or_exit(preset)
     output = output or in_path.with_name(in_path.stem + "-riffd.mid")
+    name = model_name or the_preset.model
     try:
-        report = render_file(in_path, output, the_preset, model_or_exit(model_name or the_preset.model),
+        report = render_file(in_path, output, the_preset, model_or_exit(name),
                              seed=seed, chord_track=chord_track, wav=wav, png=png)
     except MidiInputError as exc:
         raise BadInput(str(exc)) from None
     click.echo(report.summary())
+    click.echo(f"  preset {the_preset.name}, model {name}" + ("" if seed is None else f", seed {seed}"))
 
 
 @click.command()

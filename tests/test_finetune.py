@@ -65,6 +65,7 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     played = run_riffd("render", str(chords), "-o", str(tmp_path / "out.mid"), "--preset", str(out / "preset.toml"),
                        "--seed", "2")
     assert played.returncode == 0, played.stderr
+    assert f"model {out.resolve()}, seed 2" in played.stdout  # the checkpoint played, named by its preset
     assert (tmp_path / "out.mid").stat().st_size > 100
 
 

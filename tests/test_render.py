@@ -58,7 +58,7 @@ def test_cli_render_type0_input_and_chord_track_option(tmp_path, chorale_piece):
     type0.save(src)
     result = run_riffd("render", str(src), "-o", str(tmp_path / "o.mid"), "--seed", "2", "--model", "rules")
     assert result.returncode == 0, result.stderr
-    assert "riffd melody" in result.stdout
+    assert "riffd melody" in result.stdout and "preset pop, model rules, seed 2" in result.stdout
     assert len(mido.MidiFile(tmp_path / "o.mid").tracks) == 2
     bad = run_riffd("render", str(src), "-o", str(tmp_path / "p.mid"), "--chord-track", "5")
     assert bad.returncode == 2 and "track 5 does not exist" in bad.stderr
