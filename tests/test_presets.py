@@ -93,4 +93,3 @@ def test_a_preset_written_as_toml_reads_back_equal(tmp_path, name):
     path.write_text(to_toml(preset, "two\nlines"), encoding="utf-8")
     assert load_preset(path) == preset
     assert path.read_text(encoding="utf-8").startswith("# two\n# lines\n")
-
