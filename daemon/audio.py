@@ -105,11 +105,11 @@ def write_wav(pcm: np.ndarray, path: str | Path, rate: int = 44100) -> None:
         raise
 
 
-def song_parts(song, melody, preset, chord_track: int) -> list[Part]:
-    """The chord track and the melody of a render as Parts, in seconds at the song's
-    tempo; ``melody`` as MelodyNotes in beats."""
+def song_parts(song, melody, preset, chord_tracks: tuple[int, ...]) -> list[Part]:
+    """The chord tracks (indices) and the melody of a render as Parts, in seconds at the
+    song's tempo; ``melody`` as MelodyNotes in beats."""
     spb = 60.0 / song.tempo
     tick = spb / song.ppqn
-    chords = [(n.start * tick, n.end * tick, n.pitch, n.velocity) for n in song.tracks[chord_track]]
+    chords = [(n.start * tick, n.end * tick, n.pitch, n.velocity) for k in chord_tracks for n in song.tracks[k]]
     lead = [(n.start * spb, n.end * spb, n.pitch, n.velocity) for n in melody]
     return [Part(chords, preset.synth["chords"]), Part(lead, preset.synth["melody"])]

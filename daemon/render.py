@@ -1,11 +1,17 @@
-"""Batch rendering: a MIDI file's chord track in, the same file plus a melody track out."""
+"""Batch rendering: a MIDI file's chord track in, the same file plus a melody track out.
+
+A file whose parts each play one voice (a choir's or a string quartet's score, a band
+exported one instrument a track) has no chord track: its chords are then named per beat
+from all of them together, as `riffd eval` names an accompaniment's
+(riffd.models.evaluation.arrangements.beat_chords)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from riffd.bridges.midifile import (MidiInputError, Song, find_chord_track, free_channel, read_song, with_melody,
-                                    write_atomic)
+from riffd.bridges.midifile import (MidiInputError, Song, find_chord_track, free_channel, max_polyphony, read_song,
+                                    with_melody, write_atomic)
+from riffd.models.evaluation.arrangements import DRUMS, MELODY_NAMES, beat_chords, beat_starts
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, one_voice
 
 from .capture import ChordCapture, ChordChange, snap_to_beat
@@ -16,16 +22,19 @@ from riffd.presets import Preset
 class RenderReport:
     """What a render made: ``chords`` as (beat, name), ``notes`` the melody."""
     output: Path
-    chord_track: int
+    chord_track: int | None  # None: named per beat from ``voices``
     channel: int
     chords: list[tuple[float, str]]
     notes: list[MelodyNote]
     chord_tone_share: float  # of melody notes on beats, the share that are chord tones
+    voices: tuple[int, ...] = ()  # the tracks the chords came from, with no chord track
 
     def summary(self) -> str:
         names = " ".join(name for _, name in self.chords[:8])
         more = " ..." if len(self.chords) > 8 else ""
-        return (f"{self.output}: chord track {self.chord_track} unchanged, {len(self.chords)} chord "
+        where = (f"chord track {self.chord_track}" if self.chord_track is not None else
+                 f"tracks {', '.join(map(str, self.voices))} (one voice each, chords named per beat)")
+        return (f"{self.output}: {where} unchanged, {len(self.chords)} chord "
                 f"changes ({names}{more}); track 'riffd melody' on channel {self.channel + 1}: "
                 f"{len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes are chord tones")
 
@@ -74,15 +83,22 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     ``continue_melody``: the song's melody track (the one-voice track with the most
     notes besides the chord track) is the model's context, and riffd's melody starts
     where it ends. ``chords``: the chords as named (a request's), instead of those
-    recognized from the chord track. Raises MidiInputError when the song has no usable
-    chord track (or, with ``continue_melody``, no melody track).
+    recognized from the chord track. With no chord track but parts in one voice each
+    that sound together, the chords are named per beat from those parts
+    (``voice_chords``). Raises MidiInputError when the song has no usable chords (or,
+    with ``continue_melody``, no melody track).
     """
-    index = find_chord_track(song, chord_track, source)
+    index, voices = _chord_source(song, chord_track, source, continue_melody)
     preset = preset.with_values(meter=list(song.meter), tempo=min(400.0, max(20.0, song.tempo)))
-    if chords is None:
+    if chords is None and index is None:
+        chords = voice_chords(song, voices)
+    elif chords is None:
         chords = chord_timeline(song.tracks[index], song.ppqn, preset.strike_tolerance_beats)
+        if not chords:
+            raise MidiInputError(f"{source or 'the file'}: no chord recognized in track {index} "
+                                 "(choose another with --chord-track N)")
     end = song.length_ticks / song.ppqn
-    given = given_melody(song, index, source) if continue_melody else []
+    given = given_melody(song, -1 if index is None else index, source) if continue_melody else []
     start = max((n.end for n in given), default=chords[0].beat if chords else 0.0)
     model.start(Context(preset, seed=seed, start_beat=start, chords=chords, notes=given))
     notes = [n if n.end <= end else MelodyNote(n.start, end - n.start, n.pitch, n.velocity)
@@ -92,26 +108,65 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     names = [(c.beat, c.chord.name) for c in chords if c.chord]
     if wav is not None:
         from .audio import render_parts, song_parts, write_wav
-        write_wav(render_parts(song_parts(song, notes, preset, index)), wav)
+        write_wav(render_parts(song_parts(song, notes, preset, voices or (index,))), wav)
     if png is not None:
         from .pianoroll import piano_roll
-        tracked = [(n.start / song.ppqn, n.end / song.ppqn, n.pitch) for n in song.tracks[index]]
+        tracked = [(n.start / song.ppqn, n.end / song.ppqn, n.pitch) for k in voices or (index,) for n in song.tracks[k]]
         piano_roll(png, tracked, [(n.start, n.end, n.pitch) for n in notes], names, preset.beats_per_bar,
                    title=f"{Path(source or out_path).name}: {model.name}, preset {preset.name}")
-    return RenderReport(Path(out_path), index, channel, names, notes, chord_tone_share(notes, model.chord_at))
+    return RenderReport(Path(out_path), index, channel, names, notes, chord_tone_share(notes, model.chord_at),
+                        voices)
 
 
-def given_melody(song: Song, chord_track: int, source: str = "") -> list[MelodyNote]:
-    """The song's melody as MelodyNotes in beats: the track besides ``chord_track`` that
-    plays one note at a time (overlaps of a few ticks allowed) and has the most notes.
+def _chord_source(song: Song, chord_track: int | None, source: str,
+                  continue_melody: bool) -> tuple[int | None, tuple[int, ...]]:
+    """(the chord track, ()) or, where no track plays two notes at once but two or more
+    sound together, (None, the tracks to name chords from: all with notes but drums and,
+    with ``continue_melody``, the melody). Raises MidiInputError (find_chord_track's)."""
+    try:
+        return find_chord_track(song, chord_track, source), ()
+    except MidiInputError:
+        if chord_track is not None:
+            raise
+        parts = [k for k, t in enumerate(song.tracks) if t and not all(n.channel == DRUMS for n in t)]
+        if continue_melody:
+            lead = given_track(song, -1, source)
+            parts = [k for k in parts if k != lead]
+        if len(parts) < 2 or max_polyphony([n for k in parts for n in song.tracks[k]]) < 2:
+            raise
+        if not voice_chords(song, tuple(parts)):
+            raise MidiInputError(f"{source or 'the file'}: no chords: its tracks never sound three pitch "
+                                 "classes together") from None
+        return None, tuple(parts)
+
+
+def voice_chords(song: Song, voices: tuple[int, ...]) -> list[ChordAt]:
+    """The chords of the tracks ``voices`` together, named per beat of the file's meters."""
+    length = (int(song.length_ticks / song.ppqn) + 1) * song.ppqn
+    starts = beat_starts(song.time_signatures, song.ppqn, length)
+    return beat_chords([song.tracks[k] for k in voices], song.ppqn, starts, length)
+
+
+def given_track(song: Song, chord_track: int, source: str = "") -> int:
+    """The index of the song's melody: of the tracks besides ``chord_track`` and drums that
+    play one note at a time (overlaps of a few ticks allowed), of those named like a
+    melody (MELODY_NAMES: lead, vocal, soprano ...) the highest, else the one with the most notes.
     Raises MidiInputError if there is none."""
-    from riffd.bridges.midifile import max_polyphony
     tolerance = song.ppqn // 16  # a sung or played line overlaps itself by a few ticks
-    candidates = [k for k, t in enumerate(song.tracks) if t and k != chord_track
+    candidates = [k for k, t in enumerate(song.tracks) if t and k != chord_track and not all(n.channel == DRUMS for n in t)
                   and max_polyphony([replace(n, end=max(n.start, n.end - tolerance)) for n in t]) <= 1]
     if not candidates:
         raise MidiInputError(f"{source or 'the file'}: no melody track to continue (one voice, besides the chords)")
-    track = song.tracks[max(candidates, key=lambda k: len(song.tracks[k]))]
+    named = [k for k in candidates if MELODY_NAMES.search(song.midi.tracks[k].name or "")]
+    if named:  # "Voice 1", "Voice 2" ...: the top one
+        return max(named, key=lambda k: sum(n.pitch for n in song.tracks[k]) / len(song.tracks[k]))
+    return max(candidates, key=lambda k: len(song.tracks[k]))
+
+
+def given_melody(song: Song, chord_track: int, source: str = "") -> list[MelodyNote]:
+    """The song's melody (``given_track``) as MelodyNotes in beats. Raises MidiInputError
+    if there is none."""
+    track = song.tracks[given_track(song, chord_track, source)]
     return [MelodyNote(n.start / song.ppqn, (n.end - n.start) / song.ppqn, n.pitch, n.velocity) for n in track]
 
 

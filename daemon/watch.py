@@ -214,6 +214,8 @@ def process(work: str, outbox: str, options: Options) -> dict:
         raise JobError(f"{type(exc).__name__}: {exc}", code=1) from None
     result = {"input": path.name, "model": model.name, "preset": preset.name, "seed": seed,
               "notes": len(report.notes), "chord_changes": len(report.chords),
+              # where the chords came from: a chord track, or parts in one voice each named per beat
+              "chord_track": report.chord_track, "chord_voices": list(report.voices),
               "chords": [[b, n] for b, n in report.chords[:512]],
               "chord_tone_share": round(report.chord_tone_share, 3),
               "outputs": [f"{stem}.mid", f"{stem}.wav", f"{stem}.png", f"{stem}.json"],

@@ -71,7 +71,8 @@ SPEC: dict[str, tuple] = {
     "strike_window_ms": (float, 5.0, 200.0, 30.0, "keys this close to a strike's first key are one chord (ms)"),
     "mode": (str, MODES, None, "accompany", "accompany or call-response"),
     "model": (str, None, None, "onnx", "melody model: rules, markov, mlx, onnx, onnx-int8, a shipped checkpoint "
-                                         "(riff-fiddle, riff-folksong, riff-chorale) or a path"),
+                                         "(riff-fiddle, riff-folksong, riff-chorale) or a path (in a preset file, "
+                                         "one that starts with ./ or ../ is relative to the file's folder)"),
     "style": (str, None, None, "pop", "style token given to the model"),
     "velocity": (int, 1, 127, 90, "base note-on velocity"),
     "channel": (int, 1, 16, 2, "MIDI channel of the melody (1-16)"),
@@ -258,5 +259,14 @@ def load_preset(name_or_path: str | Path = "pop"):
         raise PresetError(f"{where}: not valid TOML: {exc}") from None
     values = _validate(data, where)
     values.setdefault("name", path.stem)
+    if where == str(path) and _file_relative(values.get("model", "")):
+        # a checkpoint beside its preset (finetune writes model = "."): the folder may move
+        values["model"] = str((path.parent / values["model"]).resolve())
     return Preset(**values)
+
+
+def _file_relative(model: str) -> bool:
+    """Whether a preset file's ``model`` names a path relative to the file: ``.``,
+    ``..``, or one starting ``./`` or ``../``."""
+    return model in (".", "..") or model.startswith(("./", "../"))
 

@@ -48,6 +48,7 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     assert "learned under the `pop` style token" in card and report["style"] == "pop"
     # its preset plays this model under that token, without the chord-tone bias
     written = load_preset(out / "preset.toml")
+    assert 'model = "."' in (out / "preset.toml").read_text(encoding="utf-8")  # the folder may move
     assert report["preset"] == str(out / "preset.toml") and f"--preset {out / 'preset.toml'}" in card
     assert (written.model, written.style, written.chord_tone_bias) == (str(out.resolve()), "pop", 0.0)
     assert written.with_values(**{k: getattr(load_preset("pop"), k) for k in ("name", "model", "chord_tone_bias")}) \

@@ -93,3 +93,18 @@ def test_a_preset_written_as_toml_reads_back_equal(tmp_path, name):
     path.write_text(to_toml(preset, "two\nlines"), encoding="utf-8")
     assert load_preset(path) == preset
     assert path.read_text(encoding="utf-8").startswith("# two\n# lines\n")
+
+
+def test_a_model_path_starting_with_a_dot_is_relative_to_the_preset_file(tmp_path, monkeypatch):
+    # finetune writes model = "." beside its checkpoint: the folder can move and still play
+    for folder in (tmp_path / "mine", tmp_path / "moved" / "mine"):
+        folder.mkdir(parents=True)
+        (folder / "preset.toml").write_text('model = "."\n', encoding="utf-8")
+        (folder / "other.toml").write_text('model = "../ckpt"\n', encoding="utf-8")
+        assert load_preset(folder / "preset.toml").model == str(folder.resolve())
+        assert load_preset(folder / "other.toml").model == str((folder.parent / "ckpt").resolve())
+    # a name or a bare relative path means what it means on the command line (the cwd)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plain.toml").write_text('model = "mine"\n', encoding="utf-8")
+    assert load_preset(tmp_path / "plain.toml").model == "mine"
+    assert load_preset(tmp_path / "plain.toml").with_values(model="./x").model == "./x"  # overrides: as given

@@ -1,4 +1,6 @@
 
+import re
+
 import mido
 import pytest
 
@@ -175,3 +177,59 @@ def test_piano_rolls_of_one_shape_share_a_frame_and_keep_nothing_of_each_other(t
     orange = lambda image: int((np.abs(image - np.array([0xe0, 0x66, 0x2b]) / 255).sum(axis=2) < 0.02).sum())
     legend = orange(c)
     assert legend > 0 and 6 < (orange(a) - legend) / (orange(b) - legend) < 10   # 16 notes against 2
+
+
+def _voices_file(piece, path, with_melody=False):
+    """``piece``'s chords split into one track per voice (lowest pitch first), as a
+    choir's score is written: no track plays two notes at once."""
+    from riffd.bridges.midifile import melody_track
+    from riffd.models.protocol import MelodyNote
+    midi = piece.to_midi(with_melody=False)
+    chord_track = midi.tracks.pop()
+    voices = max(len(ps) for _, _, ps in piece.chords)
+    for v in range(voices):
+        line = [MelodyNote(s, e - s, sorted(ps)[v], 70) for s, e, ps in piece.chords if v < len(ps)]
+        midi.tracks.append(melody_track(line, midi.ticks_per_beat, v, name=f"voice {v + 1}"))
+    if with_melody:
+        midi.tracks.append(melody_track(piece.melody, midi.ticks_per_beat, 5, name="melody"))
+    assert chord_track.name == "chords"
+    midi.save(path)
+    return voices
+
+
+def test_parts_in_one_voice_each_are_named_per_beat(tmp_path, chorale_mid, chorale_piece):
+    voices = _voices_file(chorale_piece, tmp_path / "satb.mid")
+    preset, model = load_preset("chorale"), load_model("rules")
+    report = render_file(tmp_path / "satb.mid", tmp_path / "out.mid", preset, model, seed=1,
+                         wav=tmp_path / "out.wav", png=tmp_path / "out.png")
+    assert report.chord_track is None and report.voices == tuple(range(1, voices + 1))
+    assert "one voice each, chords named per beat" in report.summary()
+    # mostly the chords the block-chord file's chord track gives, beat for beat (a beat of
+    # two pitch classes is named with the next one: Bmaj7 where the strike says D, say)
+    whole = render_file(chorale_mid, tmp_path / "whole.mid", preset, model, seed=1)
+    root = lambda chords, beat: next((re.match("[A-G][#b]?", n)[0] for b, n in reversed(chords) if b <= beat + 1e-9), None)
+    beats = range(int(max(b for b, _ in whole.chords)))
+    agree = sum(root(report.chords, b) == root(whole.chords, b) for b in beats) / len(beats)
+    assert agree > 0.7, agree
+    assert len(report.notes) > 20 and (tmp_path / "out.wav").stat().st_size > 0 and (tmp_path / "out.png").exists()
+    assert len(mido.MidiFile(tmp_path / "out.mid").tracks) == voices + 2  # conductor, voices, riffd melody
+
+
+def test_continuing_a_melody_over_voices_leaves_it_out_of_the_chords(tmp_path, chorale_piece):
+    voices = _voices_file(chorale_piece, tmp_path / "satb+melody.mid", with_melody=True)
+    half = chorale_piece.melody[:len(chorale_piece.melody) // 2]
+    from riffd.daemon.render import render_song
+    song = read_song(tmp_path / "satb+melody.mid")
+    song.tracks[-1] = [n for n in song.tracks[-1] if n.start < half[-1].end * song.ppqn]  # the melody stops halfway
+    report = render_song(song, tmp_path / "out.mid", load_preset("chorale"), load_model("rules"), seed=1,
+                         continue_melody=True)
+    assert report.voices == tuple(range(1, voices + 1))  # the melody's track is no voice of the chords
+    assert min(n.start for n in report.notes) >= half[-1].end - 1e-9
+
+
+def test_a_chord_track_with_no_chord_is_refused(tmp_path, chorale_piece):
+    _voices_file(chorale_piece, tmp_path / "satb.mid")
+    result = run_riffd("render", str(tmp_path / "satb.mid"), "-o", str(tmp_path / "out.mid"), "--chord-track", "2",
+                       "--model", "rules")
+    assert result.returncode == 2 and "no chord recognized in track 2" in result.stderr
+    assert not (tmp_path / "out.mid").exists()

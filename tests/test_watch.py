@@ -79,6 +79,8 @@ def test_bad_inputs_fail_with_a_reason_and_the_rest_goes_on(tmp_path, chorale_pi
     melody_only.save(inbox / "melody only.mid")
     (inbox / "notes.txt").write_text("chords please")
     request(inbox / "fine.json")
+    from test_render import _voices_file
+    voices = _voices_file(chorale_piece, inbox / "choir.mid")  # no chord track, but voices that sound together
     result = watch_once(tmp_path)
     assert result.returncode == 1                                     # something failed
     failed = {p.name for p in (tmp_path / "failed").iterdir() if not p.name.endswith(".error.json")}
@@ -88,7 +90,10 @@ def test_bad_inputs_fail_with_a_reason_and_the_rest_goes_on(tmp_path, chorale_pi
         error = json.loads((tmp_path / "failed" / f"{name}.error.json").read_text())
         assert error["exit_code"] == 2 and error["error"] and "\n" not in error["error"]
     assert "Xq9" in json.loads((tmp_path / "failed" / "unknown chords.json.error.json").read_text())["error"]
-    assert [p.name for p in (tmp_path / "done").iterdir()] == ["fine.json"]
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == ["choir.mid", "fine.json"]
+    choir = json.loads((tmp_path / "outbox" / "choir.json").read_text())
+    assert choir["chord_track"] is None and choir["chord_voices"] == list(range(1, voices + 1))
+    assert choir["chord_changes"] > 10
     assert_one_set_per_done_input(tmp_path)
 
 

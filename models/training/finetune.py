@@ -130,11 +130,13 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
 
 
 def written_preset(out: Path, preset, style: str):
-    """Write ``OUT/preset.toml``: ``preset`` with ``model`` the checkpoint ``out`` (its
-    absolute path), ``style`` and PLAYED's values; returns that preset."""
-    from riffd.presets import to_toml
-    played = preset.with_values(name=f"{preset.name}-{out.name}", model=str(out.resolve()), style=style, **PLAYED)
-    (out / "preset.toml").write_text(to_toml(played, f"Written by `riffd finetune --midi`: the preset "
-                                                     f"{preset.name!r} for the model in this folder."),
-                                     encoding="utf-8")
-    return played
+    """Write ``OUT/preset.toml``: ``preset`` with ``model`` the checkpoint ``out`` (written
+    as ``"."``, the file's own folder, so that the folder can move), ``style`` and PLAYED's
+    values; returns that preset as loaded (its ``model`` the absolute path)."""
+    from riffd.presets import load_preset, to_toml
+    played = preset.with_values(name=f"{preset.name}-{out.name}", model=".", style=style, **PLAYED)
+    path = out / "preset.toml"
+    path.write_text(to_toml(played, f"Written by `riffd finetune --midi`: the preset {preset.name!r} for "
+                                    f"the model in this folder (model \".\": this folder, wherever it is)."),
+                    encoding="utf-8")
+    return load_preset(path)
