@@ -327,7 +327,7 @@ class Engine:
         self.scheduler.end_by(start, self.channel)  # one voice: this onset releases the note before
         self.scheduler.add(Note(start, note.end, note.pitch, note.velocity, self.channel))
         if start <= now_beat:
-            time.sleep(0)  # a reaction: let the sending thread take the GIL and send it now
+            self.scheduler.send_due()  # a reaction: it leaves before planning goes on
 
     # -- time passing -----------------------------------------------------------------
     def poll(self, now: float | None = None) -> None:

@@ -80,8 +80,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     ``wav`` / ``png`` a WAV preview (44.1 kHz, the preset's [synth] patches) and a
     piano roll of chords and melody.
 
-    ``continue_melody``: the song's melody track (the one-voice track with the most
-    notes besides the chord track) is the model's context, and riffd's melody starts
+    ``continue_melody``: the song's melody track (``given_track``) is the model's context, and riffd's melody starts
     where it ends. ``chords``: the chords as named (a request's), instead of those
     recognized from the chord track. With no chord track but parts in one voice each
     that sound together, the chords are named per beat from those parts
@@ -90,13 +89,13 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     """
     index, voices = _chord_source(song, chord_track, source, continue_melody)
     preset = preset.with_values(meter=list(song.meter), tempo=min(400.0, max(20.0, song.tempo)))
-    if chords is None and index is None:
-        chords = voice_chords(song, voices)
-    elif chords is None:
-        chords = chord_timeline(song.tracks[index], song.ppqn, preset.strike_tolerance_beats)
+    if chords is None:
+        chords = (voice_chords(song, voices) if index is None else
+                  chord_timeline(song.tracks[index], song.ppqn, preset.strike_tolerance_beats))
         if not chords:
-            raise MidiInputError(f"{source or 'the file'}: no chord recognized in track {index} "
-                                 "(choose another with --chord-track N)")
+            where = f"track {index}" if index is not None else f"tracks {', '.join(map(str, voices))} together"
+            raise MidiInputError(f"{source or 'the file'}: no chord recognized in {where} "
+                                 "(choose a chord track with --chord-track N)")
     end = song.length_ticks / song.ppqn
     given = given_melody(song, -1 if index is None else index, source) if continue_melody else []
     start = max((n.end for n in given), default=chords[0].beat if chords else 0.0)
@@ -111,7 +110,8 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         write_wav(render_parts(song_parts(song, notes, preset, voices or (index,))), wav)
     if png is not None:
         from .pianoroll import piano_roll
-        tracked = [(n.start / song.ppqn, n.end / song.ppqn, n.pitch) for k in voices or (index,) for n in song.tracks[k]]
+        parts = [n for k in voices or (index,) for n in song.tracks[k]]
+        tracked = [(n.start / song.ppqn, n.end / song.ppqn, n.pitch) for n in parts]
         piano_roll(png, tracked, [(n.start, n.end, n.pitch) for n in notes], names, preset.beats_per_bar,
                    title=f"{Path(source or out_path).name}: {model.name}, preset {preset.name}")
     return RenderReport(Path(out_path), index, channel, names, notes, chord_tone_share(notes, model.chord_at),
@@ -134,9 +134,6 @@ def _chord_source(song: Song, chord_track: int | None, source: str,
             parts = [k for k in parts if k != lead]
         if len(parts) < 2 or max_polyphony([n for k in parts for n in song.tracks[k]]) < 2:
             raise
-        if not voice_chords(song, tuple(parts)):
-            raise MidiInputError(f"{source or 'the file'}: no chords: its tracks never sound three pitch "
-                                 "classes together") from None
         return None, tuple(parts)
 
 
@@ -150,10 +147,12 @@ def voice_chords(song: Song, voices: tuple[int, ...]) -> list[ChordAt]:
 def given_track(song: Song, chord_track: int, source: str = "") -> int:
     """The index of the song's melody: of the tracks besides ``chord_track`` and drums that
     play one note at a time (overlaps of a few ticks allowed), of those named like a
-    melody (MELODY_NAMES: lead, vocal, soprano ...) the highest, else the one with the most notes.
+    melody (MELODY_NAMES: lead, vocal, soprano ...) the highest, else the one with the
+    most notes.
     Raises MidiInputError if there is none."""
     tolerance = song.ppqn // 16  # a sung or played line overlaps itself by a few ticks
-    candidates = [k for k, t in enumerate(song.tracks) if t and k != chord_track and not all(n.channel == DRUMS for n in t)
+    candidates = [k for k, t in enumerate(song.tracks)
+                  if t and k != chord_track and not all(n.channel == DRUMS for n in t)
                   and max_polyphony([replace(n, end=max(n.start, n.end - tolerance)) for n in t]) <= 1]
     if not candidates:
         raise MidiInputError(f"{source or 'the file'}: no melody track to continue (one voice, besides the chords)")

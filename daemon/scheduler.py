@@ -24,6 +24,9 @@ from typing import Callable
 from riffd.bridges.realtime import make_realtime
 
 log = logging.getLogger("riffd.daemon")
+# The longest a planning thread waits for a reaction to be sent (send_due): the send
+# takes about 0.2 ms; this bounds what a stalled sending thread can cost the plan.
+SEND_WAIT_S = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +226,25 @@ class Scheduler:
                 self._cond.notify()
                 self._cond.wait(min(left, 0.01))
         self._deliver_here()
+        return True
+
+    def send_due(self, timeout: float = SEND_WAIT_S) -> bool:
+        """Wait until the sending thread has sent every event due now (False after
+        ``timeout`` s). The planning thread calls it after queueing a reaction: waiting here
+        hands the GIL over, where going on would make the sender wait for it, up to a
+        switch interval at every hand-over (sys.setswitchinterval)."""
+        if self._thread is None:
+            self.run_due()
+            return True
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._cond.notify()
+            while (self._outbox or self._busy or (self._heap and self.clock.running
+                                                  and self.clock.time_at(self._heap[0][0]) <= self._now())):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
         return True
 
     def _note_off(self, nid: int) -> None:

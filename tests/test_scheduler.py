@@ -92,6 +92,41 @@ def test_thread_sends_and_stops():
     assert sent == [[0x90, 60, 90], [0x80, 60, 0]]
 
 
+def test_send_due_returns_once_the_sending_thread_has_sent_what_is_due():
+    import threading
+    import time
+    clock = InternalClock(120.0)
+    clock.start(time.monotonic())
+    sent, gate = [], threading.Event()
+
+    def send(message):
+        gate.wait(5.0)  # a driver that takes its time
+        sent.append((message, time.monotonic()))
+    s = Scheduler(clock, send)
+    s.start()
+    try:
+        now = clock.beat_at(time.monotonic())
+        s.add(Note(now, now + 10.0, 60, 90, 0))   # a reaction: due at once
+        s.add(Note(now + 8.0, now + 10.0, 64, 90, 0))  # planned ahead: not waited for
+        assert not s.send_due(0.05)  # the send is held: the wait ends at the timeout
+        gate.set()
+        assert s.send_due(1.0)
+        returned = time.monotonic()
+        assert [m for m, _ in sent] == [[0x90, 60, 90]] and sent[0][1] <= returned
+        assert s.send_due(0.05)  # nothing due: at once
+    finally:
+        gate.set()
+        s.panic()
+        s.stop()
+
+
+def test_send_due_without_a_thread_sends_from_the_caller():
+    s, sent = make()
+    s.add(Note(0.0, 1.0, 60, 90, 0))
+    s.add(Note(0.5, 1.0, 62, 90, 0))
+    assert s.send_due() and sent == [[0x90, 60, 90]]
+
+
 def test_stamps_keep_arrival_times_however_late_the_reader_reads():
     from riffd.bridges.midi import Stamper
     stamper = Stamper()
