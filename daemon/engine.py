@@ -40,19 +40,19 @@ log = logging.getLogger("riffd.daemon")
 class Engine:
     """Drives ``model`` from played chords and sends its notes through ``scheduler``.
 
-    ``clock`` is an InternalClock or a MidiClock; ``channel`` is 0-15; ``in_channels``
-    the input channels (0-15) whose keys and pedal count, by default all but channel 10;
-    ``now`` returns monotonic seconds; ``input_waiting()`` tells whether events wait to
-    be handled (planning ahead then stops between notes); ``early_onsets``: an answer
-    sounds on its pitch, before its length is chosen (daemon/onset.py; MIDI out); ``warm_s``:
-    s between warm-up model calls (0: none). ``stats`` counts changes, re-plans, misses, ticks, faults.
-    """
+    ``clock`` is an InternalClock or a MidiClock; ``channel`` is 0-15; ``in_channels`` the input
+    channels (0-15) whose keys and pedal count, by default all but channel 10; ``now`` returns
+    monotonic seconds; ``input_waiting()`` tells whether events wait to be handled (planning
+    ahead then stops between notes); ``early_onsets``: an answer sounds on its pitch, before its
+    length is chosen (daemon/onset.py; MIDI out); ``warm_s``: s between warm-up model calls (0:
+    none); ``send_first``: an answer is sent before planning goes on (Scheduler.send_due; OSC
+    alone). ``stats`` counts changes, re-plans, misses, ticks, faults."""
 
     def __init__(self, model: MelodyModel, preset: Preset, clock: InternalClock | MidiClock,
                  scheduler: Scheduler, channel: int | None = None, mode: str | None = None,
                  lookahead: float = 1.0, seed: int | None = None, hold_ms: float = HOLD_MS,
                  in_channels=ALL_BUT_DRUMS, now=time.monotonic, input_waiting=lambda: False,
-                 early_onsets: bool = True, warm_s: float = WARM_S):
+                 early_onsets: bool = True, warm_s: float = WARM_S, send_first: bool = False):
         self.model, self.preset, self.clock, self.scheduler = model, preset, clock, scheduler
         self.channel = preset.channel - 1 if channel is None else channel
         self.mode = mode or preset.mode
@@ -71,7 +71,7 @@ class Engine:
         self.last_activity, self.call, self.responding_until = float("-inf"), Call(), None
         self.stats, self.seed = Counter(), seed
         self._resync = False  # the rules model played the last step: the model re-plans after it
-        self.early = EarlyOnsets(scheduler) if early_onsets else None
+        self.early, self.send_first = EarlyOnsets(scheduler) if early_onsets else None, send_first
         self._plan_beat = self._warmed = float("-inf")
         self._use(model)
         model.start(Context(preset, seed=seed))
@@ -326,8 +326,8 @@ class Engine:
             start = min(start + self._beats(self.hold_s()), note.end - 1e-3)
         self.scheduler.end_by(start, self.channel)  # one voice: this onset releases the note before
         self.scheduler.add(Note(start, note.end, note.pitch, note.velocity, self.channel))
-        if start <= now_beat:
-            self.scheduler.send_due()  # a reaction: it leaves before planning goes on
+        if start <= now_beat:  # a reaction: the sending thread takes the GIL and sends it now
+            self.scheduler.send_due() if self.send_first else time.sleep(0)
 
     # -- time passing -----------------------------------------------------------------
     def poll(self, now: float | None = None) -> None:

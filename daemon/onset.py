@@ -11,6 +11,8 @@ answer: the answer holds on to that note's end instead, one attack as a player m
 """
 from __future__ import annotations
 
+import time
+
 from .scheduler import Note, Scheduler
 
 PLACEHOLDER_BEATS = 0.25  # the end a note keeps if its length never comes (a model fault)
@@ -42,7 +44,7 @@ class EarlyOnsets:
                                  provisional=True)
         self.pending = (start, pitch, now_beat, nid)
         self.answer = (start, nid, now_beat + PLACEHOLDER_BEATS)
-        self.scheduler.send_due()  # it leaves before the model chooses its length
+        time.sleep(0)  # let the sending thread take the GIL and send it now
 
     def finish(self, start: float, pitch: int, end: float) -> bool:
         """The model's note (``start``, ``pitch``, ``end`` in beats) arrived: True if it is

@@ -10,7 +10,8 @@ from riffd.models import load_model
 
 
 class Rig:
-    def __init__(self, preset="pop", mode=None, clock=None, model=None, step=0.01, input_waiting=None):
+    def __init__(self, preset="pop", mode=None, clock=None, model=None, step=0.01, input_waiting=None,
+                 send_first=False):
         self.t, self.step = 100.0, step
         self.sent, self.started = [], []
         # one beat per second; strong-beat notes always chord tones, so answers are checkable
@@ -19,7 +20,7 @@ class Rig:
         self.scheduler = Scheduler(self.clock, self.sent.append, now=lambda: self.t, on_note=self._started)
         self.engine = Engine(model or load_model("rules"), self.preset, self.clock, self.scheduler,
                              mode=mode, seed=4, now=lambda: self.t,
-                             input_waiting=input_waiting or (lambda: False))
+                             input_waiting=input_waiting or (lambda: False), send_first=send_first)
 
     def _started(self, kind, note, t):
         if kind == "on":
@@ -59,6 +60,16 @@ def test_accompany_answers_each_chord_on_its_beat():
     for note in rig.scheduler.sounding():
         assert note.start >= 4.0 or note.pitch % 12 in parse_chord("Ab").tones
     assert rig.engine.stats["chord_changes"] == 2
+
+
+def test_send_first_sends_the_answer_before_the_engine_plans_on():
+    for send_first in (False, True):
+        rig = Rig(send_first=send_first)
+        rig.strike("C")
+        rig.engine.poll(rig.t + 0.05)  # the strike closes: the change is planned, nothing sent by hand
+        answered = [m for m in rig.ons() if m[1] % 12 in parse_chord("C").tones]
+        assert bool(answered) == send_first, send_first
+        assert rig.scheduler.pending() > 0  # the look-ahead is planned either way, and not sent
 
 
 def test_silence_rests_and_restarts_on_beat_zero():
