@@ -125,8 +125,8 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
                     in_channels=ALL_BUT_DRUMS if in_channels is None else {c - 1 for c in in_channels},
                     input_waiting=lambda: not events.empty(),
                     early_onsets=output is not None,  # OSC's notes carry their length: they wait for it
-                    # OSC alone: an answer is sent before planning goes on (docs/measured.md,
-                    # "An answer leaves first"); with MIDI ports, as before until measured there
+                    # OSC alone: an answer is sent before planning goes on (docs/measured.md, "An
+                    # answer leaves first"); over MIDI that sounded answers a re-plan cuts (flams)
                     send_first=output is None, warm_s=warm_ms / 1000.0)
     control = None if bridge is None else Control(
         engine, bridge, events, clock, osc.load or _no_loader, lambda: started["notes"],
