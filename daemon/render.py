@@ -11,7 +11,7 @@ from pathlib import Path
 
 from riffd.bridges.midifile import (MidiInputError, Song, find_chord_track, free_channel, max_polyphony, read_song,
                                     with_melody, write_atomic)
-from riffd.models.evaluation.arrangements import DRUMS, MELODY_NAMES, beat_chords, beat_starts
+from riffd.models.evaluation.arrangements import MELODY_NAMES, drums_only, song_chords
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, one_voice
 
 from .capture import ChordCapture, ChordChange, snap_to_beat
@@ -80,17 +80,17 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     ``wav`` / ``png`` a WAV preview (44.1 kHz, the preset's [synth] patches) and a
     piano roll of chords and melody.
 
-    ``continue_melody``: the song's melody track (``given_track``) is the model's context, and riffd's melody starts
-    where it ends. ``chords``: the chords as named (a request's), instead of those
-    recognized from the chord track. With no chord track but parts in one voice each
-    that sound together, the chords are named per beat from those parts
-    (``voice_chords``). Raises MidiInputError when the song has no usable chords (or,
+    ``continue_melody``: the song's melody track (``given_track``) is the model's
+    context, and riffd's melody starts where it ends. ``chords``: the chords as named (a
+    request's), instead of those recognized from the chord track. With no chord track but
+    parts in one voice each that sound together, the chords are named per beat from those
+    parts (``song_chords``). Raises MidiInputError when the song has no usable chords (or,
     with ``continue_melody``, no melody track).
     """
     index, voices = _chord_source(song, chord_track, source, continue_melody)
     preset = preset.with_values(meter=list(song.meter), tempo=min(400.0, max(20.0, song.tempo)))
     if chords is None:
-        chords = (voice_chords(song, voices) if index is None else
+        chords = (song_chords(song, [song.tracks[k] for k in voices]) if index is None else
                   chord_timeline(song.tracks[index], song.ppqn, preset.strike_tolerance_beats))
         if not chords:
             where = f"track {index}" if index is not None else f"tracks {', '.join(map(str, voices))} together"
@@ -128,20 +128,13 @@ def _chord_source(song: Song, chord_track: int | None, source: str,
     except MidiInputError:
         if chord_track is not None:
             raise
-        parts = [k for k, t in enumerate(song.tracks) if t and not all(n.channel == DRUMS for n in t)]
+        parts = [k for k, t in enumerate(song.tracks) if t and not drums_only(t)]
         if continue_melody:
             lead = given_track(song, -1, source)
             parts = [k for k in parts if k != lead]
         if len(parts) < 2 or max_polyphony([n for k in parts for n in song.tracks[k]]) < 2:
             raise
         return None, tuple(parts)
-
-
-def voice_chords(song: Song, voices: tuple[int, ...]) -> list[ChordAt]:
-    """The chords of the tracks ``voices`` together, named per beat of the file's meters."""
-    length = (int(song.length_ticks / song.ppqn) + 1) * song.ppqn
-    starts = beat_starts(song.time_signatures, song.ppqn, length)
-    return beat_chords([song.tracks[k] for k in voices], song.ppqn, starts, length)
 
 
 def given_track(song: Song, chord_track: int, source: str = "") -> int:
@@ -152,7 +145,7 @@ def given_track(song: Song, chord_track: int, source: str = "") -> int:
     Raises MidiInputError if there is none."""
     tolerance = song.ppqn // 16  # a sung or played line overlaps itself by a few ticks
     candidates = [k for k, t in enumerate(song.tracks)
-                  if t and k != chord_track and not all(n.channel == DRUMS for n in t)
+                  if t and k != chord_track and not drums_only(t)
                   and max_polyphony([replace(n, end=max(n.start, n.end - tolerance)) for n in t]) <= 1]
     if not candidates:
         raise MidiInputError(f"{source or 'the file'}: no melody track to continue (one voice, besides the chords)")

@@ -89,7 +89,7 @@ def melody_track(song, names: list[str]) -> tuple[int, str, tuple[list[TrackNote
     track; raises ArrangementError."""
     tolerance = song.ppqn // 8
     playable = [k for k, t in enumerate(song.tracks)
-                if len(t) >= MIN_NOTES and not all(n.channel == DRUMS for n in t)]
+                if len(t) >= MIN_NOTES and not drums_only(t)]
     named = [k for k in playable if MELODY_NAMES.search(names[k] or "")]
     if named:
         return named[0], f"named {names[named[0]]!r}", trimmed(song.tracks[named[0]], tolerance)
@@ -153,6 +153,18 @@ def beat_chords(tracks: list[list[TrackNote]], ppqn: int, starts: list[int], len
     return out
 
 
+def song_chords(song, tracks: list[list[TrackNote]]) -> list[ChordAt]:
+    """``beat_chords`` of ``tracks`` (some of ``song``'s) per beat of the song's meters, to
+    the end of the song's last beat."""
+    length = (int(song.length_ticks / song.ppqn) + 1) * song.ppqn
+    return beat_chords(tracks, song.ppqn, beat_starts(song.time_signatures, song.ppqn, length), length)
+
+
+def drums_only(track: list[TrackNote]) -> bool:
+    """Whether every note of ``track`` is on the drum channel (10)."""
+    return all(n.channel == DRUMS for n in track)
+
+
 def read_arrangement(path: str | Path) -> Arrangement:
     """Melody and chords of one MIDI file; raises ArrangementError (MidiInputError's
     message included) when there is no usable melody or no chords."""
@@ -163,9 +175,7 @@ def read_arrangement(path: str | Path) -> Arrangement:
         raise ArrangementError(str(exc).replace(str(path), path.name)) from None
     names = [t.name for t in song.midi.tracks]
     index, how, (line, chordal) = melody_track(song, names)
-    others = [t for k, t in enumerate(song.tracks) if k != index]
-    length = (int(song.length_ticks / song.ppqn) + 1) * song.ppqn
-    chords = beat_chords(others, song.ppqn, beat_starts(song.time_signatures, song.ppqn, length), length)
+    chords = song_chords(song, [t for k, t in enumerate(song.tracks) if k != index])
     if not chords:
         raise ArrangementError("no chords: nothing besides the melody track plays two or more pitch classes")
     melody = [MelodyNote(n.start / song.ppqn, max(n.end - n.start, 1) / song.ppqn, n.pitch, n.velocity) for n in line]
