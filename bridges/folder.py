@@ -23,16 +23,13 @@ def is_candidate(path: Path) -> bool:
     return not (name.startswith(".") or name.endswith("~") or name.lower().endswith(TEMPORARY))
 
 
-def open_for_writing(path: Path) -> bool:
-    """Whether a process holds ``path`` open for writing (Linux /proc; False elsewhere
-    or where /proc cannot be read)."""
-    proc = Path("/proc")
+def files_open_for_writing() -> set[str]:
+    """The real paths every process holds open for writing, read from /proc/<pid>/fd and
+    fdinfo in one pass (an empty set where there is no /proc). One pass costs about 3
+    ms with 70 processes, so ``Inbox.ready`` makes one per call, not one per file."""
+    proc, found = Path("/proc"), set()
     if not proc.is_dir():
-        return False
-    try:
-        target = os.path.realpath(path)
-    except OSError:
-        return False
+        return found
     for pid in os.listdir(proc):
         if not pid.isdigit():
             continue
@@ -43,14 +40,15 @@ def open_for_writing(path: Path) -> bool:
             continue
         for fd in entries:
             try:
-                if os.readlink(fds / fd) != target:
-                    continue
+                target = os.readlink(fds / fd)
+                if not target.startswith("/"):
+                    continue  # a pipe, a socket, an anon inode
                 flags = (proc / pid / "fdinfo" / fd).read_text().split("flags:")[1].split()[0]
             except (OSError, IndexError):
                 continue
             if int(flags, 8) & (os.O_WRONLY | os.O_RDWR):
-                return True
-    return False
+                found.add(target)
+    return found
 
 
 class Inbox:
@@ -117,10 +115,13 @@ class Inbox:
                     self._seen[path] = (current, now)
                 elif now - since >= self.settle_s:
                     out.append((since, path))
-        ready = []
+        ready, writing = [], files_open_for_writing() if out else set()
         for _, path in sorted(out):
-            if open_for_writing(path):
-                continue  # still being written: look again later
+            try:
+                if os.path.realpath(path) in writing:
+                    continue  # still being written: look again later
+            except OSError:
+                continue
             with self._lock:
                 self._seen.pop(path, None)
             ready.append(path)

@@ -211,3 +211,19 @@ def test_bench_folder_times_a_running_watcher_and_once():
     row = result["models"]["rules"]
     assert set(row) == {"files_per_s_1", "once_files_per_s_1"} and all(v > 0 for v in row.values())
     assert json.loads(lines[-1]) == result and sum("--jobs 1" in line for line in lines) == 2
+
+
+def test_the_inbox_holds_back_a_file_open_for_writing_until_it_is_closed(tmp_path):
+    from riffd.bridges.folder import Inbox
+    inbox = Inbox(tmp_path / "inbox", settle_s=0.0, observe=False)
+    (tmp_path / "inbox" / "whole.json").write_text("{}")
+    with open(tmp_path / "inbox" / "writing.json", "w") as f:
+        f.write("{")
+        f.flush()
+        inbox.scan()
+        first = inbox.ready()  # the first look only records sizes
+        second = inbox.ready()
+        assert [p.name for p in first + second] == ["whole.json"]
+    inbox.scan()
+    assert [p.name for p in inbox.ready()] == ["writing.json"]
+    inbox.close()
