@@ -327,7 +327,7 @@ class Engine:
         self.scheduler.end_by(start, self.channel)  # one voice: this onset releases the note before
         self.scheduler.add(Note(start, note.end, note.pitch, note.velocity, self.channel))
         if start <= now_beat:  # a reaction: the sending thread takes the GIL and sends it now
-            self.scheduler.send_due() if self.send_first else time.sleep(0)
+            self.scheduler.hand_over(wait=self.send_first)
 
     # -- time passing -----------------------------------------------------------------
     def poll(self, now: float | None = None) -> None:

@@ -239,13 +239,20 @@ class Scheduler:
         deadline = time.monotonic() + timeout
         with self._cond:
             self._cond.notify()
-            while (self._outbox or self._busy or (self._heap and self.clock.running
-                                                  and self.clock.time_at(self._heap[0][0]) <= self._now())):
+            while self._outbox or self._busy or self._head_due(self._now()):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._cond.wait(left)
         return True
+
+    def hand_over(self, wait: bool) -> None:
+        """After queueing a reaction: with ``wait``, ``send_due``; else one yield of the
+        GIL (time.sleep(0)), so that the sending thread can take it at once."""
+        if wait:
+            self.send_due()
+        else:
+            time.sleep(0)
 
     def _note_off(self, nid: int) -> None:
         note = self._notes.get(nid)
@@ -285,13 +292,14 @@ class Scheduler:
     def _decide_due(self, now: float | None = None) -> float | None:
         with self._cond:
             now = self._now() if now is None else now
-            while self._heap and self.clock.running:
-                due = self.clock.time_at(self._heap[0][0])
-                if due > now:
-                    return due - now
+            while self._head_due(now):
                 _, _, _, kind, nid = heapq.heappop(self._heap)
                 self._dispatch(kind, nid)
-            return None
+            return self.clock.time_at(self._heap[0][0]) - now if self._heap and self.clock.running else None
+
+    def _head_due(self, now: float) -> bool:
+        """Whether the first queued event is due at ``now`` (s); never while the clock stops."""
+        return bool(self._heap) and self.clock.running and self.clock.time_at(self._heap[0][0]) <= now
 
     def _run(self) -> None:
         self.realtime = make_realtime(self.rt_priority)
