@@ -117,11 +117,8 @@ class Inbox:
                     out.append((since, path))
         ready, writing = [], files_open_for_writing() if out else set()
         for _, path in sorted(out):
-            try:
-                if os.path.realpath(path) in writing:
-                    continue  # still being written: look again later
-            except OSError:
-                continue
+            if os.path.realpath(path) in writing:
+                continue  # still being written: look again later
             with self._lock:
                 self._seen.pop(path, None)
             ready.append(path)

@@ -11,7 +11,6 @@ answer: the answer holds on to that note's end instead, one attack as a player m
 """
 from __future__ import annotations
 
-import time
 
 from .scheduler import Note, Scheduler
 
@@ -44,7 +43,7 @@ class EarlyOnsets:
                                  provisional=True)
         self.pending = (start, pitch, now_beat, nid)
         self.answer = (start, nid, now_beat + PLACEHOLDER_BEATS)
-        time.sleep(0)  # let the sending thread take the GIL and send it now
+        self.scheduler.hand_over(wait=False)  # the sending thread takes the GIL and sends it now
 
     def finish(self, start: float, pitch: int, end: float) -> bool:
         """The model's note (``start``, ``pitch``, ``end`` in beats) arrived: True if it is
