@@ -7,11 +7,11 @@ Duration]``, written by the REMI kernel that encodes the dataset (``cython_ext/r
 ``Stream``, token by token), so live and batch streams are equal. Bar, TimeSig, Tempo and
 Chord tokens are forced from the preset and the chord timeline (a chord equal to the one
 before adds no token, as in the dataset), Velocity is ``STREAM_VELOCITY`` whatever the
-note's accent; the model samples Position, Bar, Pitch and Duration, each from the ids the
-grammar allows there (riffd.models.sampling), so every output decodes to notes in one
-voice: no Position before the sounding note's end but a chord change's.
-
-A runner (models/backends.py) keeps the KV cache; ``rollback`` truncates it to the tokens before
+note's accent; the model samples Position, Bar, Pitch and Duration from the ids the
+grammar allows (models/sampling.py; pitch and rhythm biased by the preset: pitch_bias,
+models/density.py): one voice, no Position before the sounding note's end but a chord
+change's. A runner
+(models/backends.py) keeps the KV cache; ``rollback`` truncates it to the tokens before
 the beat. A missed deadline hands the rest to the rules model (``fallbacks``).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import bisect
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Iterator
 
 import numpy as np
@@ -28,26 +28,16 @@ import numpy as np
 from riffd.music.theory import strength, swing_offset, velocity as note_velocity
 
 from .calibration import duration_bin
+from .density import gap_bias, tilt_now
 from .protocol import Context, MelodyModel, MelodyNote
 from .remi import QUALITY_INDEX, RemiTokenizer
 from .rules import RulesModel
-from .sampling import Groups, pitch_bias, sample
+from .sampling import Groups, StreamState, pitch_bias, sample
 from .tokens import STREAM_VELOCITY, STYLES, Vocab
 from .window import Window
 
 POS_PER_BEAT = 12  # Position steps per beat of the meter's denominator (tokens.CONFIG)
 log = logging.getLogger("riffd.models")
-
-
-@dataclass(frozen=True)
-class StreamState:
-    """Where the stream is: ``bar`` index (-1 before the first), last ``pos`` in the bar (-1
-    none), the beat and id of the last chord reached, and what the grammar ``expect``s next."""
-    bar: int = -1
-    pos: int = -1
-    chord_beat: float = -math.inf
-    expect: str = "event"  # event | pitch | answer (a pitch, or a rest: after a Chord) | duration
-    chord_id: int = -1
 
 
 class NeuralModel(MelodyModel):
@@ -83,9 +73,8 @@ class NeuralModel(MelodyModel):
         self._rules.start(Context(context.preset, seed=context.seed, start_beat=context.start_beat))
 
     def generate(self, until_beat: float, deadline_s: float | None = None) -> Iterator[MelodyNote]:
-        """As MelodyModel.generate; past ``deadline_s`` the rules model plays the rest.
-        A failure of the runner (an onnxruntime error, say) is reported once on stderr,
-        counted in ``errors``, and the rules model plays the rest from a fresh stream."""
+        """As MelodyModel.generate; past ``deadline_s`` the rules model plays the rest. A runner's
+        failure (onnxruntime's, say) is logged once, counted in ``errors``, and rules play on."""
         while self.cursor < until_beat - 1e-9:
             if deadline_s is not None and time.monotonic() > deadline_s:
                 yield from self._fallback(until_beat)
@@ -269,8 +258,12 @@ class NeuralModel(MelodyModel):
             allowed.append(g.bar)
         if len(allowed) == 1:  # forced (a chord to reach, or the bar is over): no model call
             token = allowed[0]
-        else:
-            token = sample(self._logits(), np.array(allowed), self.rng, self.preset.temperature, self.preset.top_p)
+        else:  # density_follow tilts each choice by its gap from the last onset (the Bar's: to the next bar)
+            bias = None
+            if nats := tilt_now(self, self._bar_start(self.bar0)):
+                bias = gap_bias(np.append(self._beat_of(s.bar, qs[on_grid]), self._bar_start(s.bar + 1))[:len(allowed)]
+                                - (self.generated[-1].start if self.generated else self.cursor), nats)
+            token = sample(self._logits(), np.array(allowed), self.rng, self.preset.temperature, self.preset.top_p, bias)
         if token == g.bar:
             self._open_bar(s.bar + 1)
             self.cursor = max(self.cursor, self._bar_start(s.bar + 1))
@@ -344,6 +337,8 @@ class NeuralModel(MelodyModel):
         s, g = self.state, self.groups
         beat = self._beat_of(s.bar, s.pos)
         bias = None if self.calibration is None else self.calibration.duration_bias(len(g.durations))
+        if nats := tilt_now(self, self._bar_start(self.bar0)):  # density_follow: by the note's length
+            bias = (0.0 if bias is None else bias) + gap_bias(g.duration_beats * 4 / self.den, nats)
         token = sample(self._logits(), g.durations, self.rng, self.preset.temperature, self.preset.top_p, bias)
         k = int(np.nonzero(g.durations == token)[0][0])  # the Duration bin
         self.enc.duration(k)

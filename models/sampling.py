@@ -3,10 +3,12 @@
 A token is drawn from the ids the REMI grammar and the register allow at that point (so
 every output decodes to valid notes), after a bias (chord tones) is added to the logits:
 temperature scaling, then nucleus (top-p) sampling (Holtzman et al., "The Curious Case
-of Neural Text Degeneration", ICLR 2020).
+of Neural Text Degeneration", ICLR 2020). ``StreamState`` is where a stream stands in
+that grammar.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +57,17 @@ def pitch_bias(pitches: np.ndarray, chord, on_beat: bool, previous: int | None, 
     bias = np.isin(pitches % 12, tones) * CHORD_TONE_NATS * preset.chord_tone_bias
     bias = bias - preset.repeated_note_penalty * (pitches == (-1 if previous is None else previous))
     return bias if calibration is None else bias + calibration.bias(pitches, previous, chord, recent)
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """Where the stream is: ``bar`` index (-1 before the first), last ``pos`` in the bar (-1
+    none), the beat and id of the last chord reached, and what the grammar ``expect``s next."""
+    bar: int = -1
+    pos: int = -1
+    chord_beat: float = -math.inf
+    expect: str = "event"  # event | pitch | answer (a pitch, or a rest: after a Chord) | duration
+    chord_id: int = -1
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,12 @@ SPEC: dict[str, tuple] = {
     "swing": (float, 0.0, 0.75, 0.0, "delay of off-beat grid notes, as a share of a grid step"),
     "scale": (str, SCALES, None, "major", "scale preferred for passing tones"),
     "register": (list, None, None, [60, 84], "lowest and highest melody pitch (MIDI)"),
-    "density": (float, 0.5, 32.0, 6.0, "melody notes per bar, on average"),
+    "density": (float, 0.5, 32.0, 6.0, "melody notes per bar, on average (the rules model's; the transformer "
+                                       "keeps it as far as density_follow says)"),
+    "density_follow": (float, 0.0, 1.0, 0.0, "how firmly the transformer keeps density: 0 plays its own rhythm "
+                                             "(closest to real melodies), 1 tilts its rhythm while its notes per "
+                                             "bar over the last 4 bars stray over 25 % from density (a chord "
+                                             "change still gets its note unless rest_on_changes)"),
     "grid": (int, 1, 12, 2, "rhythm grid steps per beat, a divisor of 12 (2 = eighths, 3 = triplets, "
                             "4 = sixteenths, 12 = every REMI position: the transformer's own rhythm)"),
     "temperature": (float, 0.05, 3.0, 1.0, "sampling temperature"),
