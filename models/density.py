@@ -1,14 +1,15 @@
-"""The preset's ``density`` for a model that plays its own rhythm: a band, not a grid.
+"""The preset's ``density`` for models that play their own rhythm: a band, not a grid.
 
-The rules model places ``density`` notes per bar. The transformer plays the rhythm it
-learned: over the chorales' chords 4.75 notes a bar with the pop preset whatever the
-density (docs/measured.md, "Density for the transformer"). With the preset's ``density_follow``
-above 0 its sampling is tilted while its notes per bar over the last ``BARS`` bars lie
-outside ``density / BAND`` to ``density * BAND``: ``GAIN`` nats (times density_follow)
-against each doubling of a gap between onsets (or of a note's length) for each doubling
-of the rate beyond the band, at most ``LIMIT``. Inside the band the model's own rhythm is
-left as it is. It is off by default: held in a band, riff-chorale's melodies were told
-from Bach's more often (0.77 against 0.61), as real pieces differ in their rates.
+The rules model places ``density`` notes per bar. The transformer and the markov model
+play the rhythm they learned: the transformer 4.75 notes a bar over the chorales' chords
+with the pop preset, whatever the density (docs/measured.md, "Density for the
+transformer"). With the preset's ``density_follow`` above 0 their sampling is tilted
+while their notes per bar over the last ``BARS`` bars lie outside ``density / BAND`` to
+``density * BAND``: ``GAIN`` nats (times density_follow) against each doubling of a gap
+between onsets (or of a note's length) for each doubling of the rate beyond the band, at
+most ``LIMIT``. Inside the band a model's own rhythm is left as it is. It is off by
+default: held in a band, riff-chorale's melodies were told from Bach's more often (0.77
+against 0.61), as real pieces differ in their rates.
 """
 from __future__ import annotations
 
@@ -44,13 +45,14 @@ def gap_bias(gaps_beats: np.ndarray, nats: float) -> np.ndarray:
 
 
 def tilt_now(model, stream_start: float) -> float:
-    """``tilt`` for ``model`` (a MelodyModel with ``preset``, ``cursor`` and ``bar_beats``)
-    at its cursor: the notes it began over the last ``BARS`` bars, none before
-    ``stream_start`` (beats: where its stream began). 0 at once when the preset's
-    ``density_follow`` is 0, so that the default costs nothing per step."""
+    """``tilt`` for ``model`` (a MelodyModel) at its cursor: the notes it began over the
+    last ``BARS`` bars of its preset's meter, none before ``stream_start`` (beats: where
+    it began to play). 0 at once when the preset's ``density_follow`` is 0, so that the
+    default costs nothing per step."""
     preset = model.preset
     if preset.density_follow <= 0:
         return 0.0
-    since = max(model.cursor - BARS * model.bar_beats, stream_start)
+    bar = preset.beats_per_bar
+    since = max(model.cursor - BARS * bar, stream_start)
     onsets = len(model.notes_between(since, model.cursor + 1e-9))
-    return tilt(onsets, model.cursor - since, model.bar_beats, preset.density, preset.density_follow)
+    return tilt(onsets, model.cursor - since, bar, preset.density, preset.density_follow)

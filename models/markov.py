@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 
+from .density import gap_bias, tilt_now
 from .protocol import MelodyModel, MelodyNote
 from riffd.music.theory import chord_family, strength, swing_offset
 from riffd.music.theory import velocity as note_velocity
@@ -147,6 +148,8 @@ class MarkovModel(MelodyModel):
             if self.changes_at(pos) or (strong and self.rng.random() < p.chord_tone_bias):
                 weights *= np.isin(pitches % 12, list(chord.tones))
         weights *= (pitches >= low) & (pitches <= high)
+        if nats := tilt_now(self, self._chord_beats[0] if self._chord_beats else pos):  # density_follow
+            weights *= np.exp(gap_bias(np.array([d for _, d in symbols]) * SIXTEENTH, nats))
         if weights.sum() <= 0:  # nothing fits: the nearest chord (or scale) tone in register
             pool = [q for q in range(low, high + 1) if chord is None or q % 12 in chord.tones]
             pitch = min(pool, key=lambda q: abs(q - prev))

@@ -54,9 +54,9 @@ SPEC: dict[str, tuple] = {
     "scale": (str, SCALES, None, "major", "scale preferred for passing tones"),
     "register": (list, None, None, [60, 84], "lowest and highest melody pitch (MIDI)"),
     "density": (float, 0.5, 32.0, 6.0, "melody notes per bar, on average (the rules model's; the transformer "
-                                       "keeps it as far as density_follow says)"),
-    "density_follow": (float, 0.0, 1.0, 0.0, "how firmly the transformer keeps density: 0 plays its own rhythm "
-                                             "(closest to real melodies), 1 tilts its rhythm while its notes per "
+                                       "and markov keep it as far as density_follow says)"),
+    "density_follow": (float, 0.0, 1.0, 0.0, "how firmly the transformer and markov keep density: 0 play their own "
+                                             "rhythm (closest to real melodies), 1 tilts it while their notes per "
                                              "bar over the last 4 bars stray over 25 % from density (a chord "
                                              "change still gets its note unless rest_on_changes)"),
     "grid": (int, 1, 12, 2, "rhythm grid steps per beat, a divisor of 12 (2 = eighths, 3 = triplets, "
