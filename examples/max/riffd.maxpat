@@ -557,6 +557,42 @@
      ],
      "text": "print riffd-phrase"
     }
+   },
+   {
+    "box": {
+     "id": "obj-31",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      320,
+      260,
+      140,
+      22
+     ],
+     "text": "/riffd/param/density_follow 1",
+     "outlettype": [
+      ""
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-32",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      470,
+      260,
+      140,
+      22
+     ],
+     "text": "/riffd/param/density 3",
+     "outlettype": [
+      ""
+     ]
+    }
    }
   ],
   "lines": [
@@ -952,6 +988,30 @@
      ],
      "destination": [
       "obj-30",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-31",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-32",
+      0
+     ],
+     "destination": [
+      "obj-2",
       0
      ]
     }
