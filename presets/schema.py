@@ -51,7 +51,8 @@ SPEC: dict[str, tuple] = {
     "tempo": (float, 20.0, 400.0, 110.0, "beats per minute when riffd keeps the clock"),
     "meter": (list, None, None, [4, 4], "time signature [numerator, denominator]"),
     "swing": (float, 0.0, 0.75, 0.0, "delay of off-beat grid notes, as a share of a grid step"),
-    "scale": (str, SCALES, None, "major", "scale preferred for passing tones"),
+    "scale": (str, SCALES, None, "major", "scale the rules model prefers for passing tones (the transformer "
+                                            "and markov play the ones they learned)"),
     "register": (list, None, None, [60, 84], "lowest and highest melody pitch (MIDI)"),
     "density": (float, 0.5, 32.0, 6.0, "melody notes per bar, on average (the rules model's; the transformer "
                                        "and markov keep it as far as density_follow says)"),
@@ -60,7 +61,8 @@ SPEC: dict[str, tuple] = {
                                              "bar over the last 4 bars stray over 25 % from density (a chord "
                                              "change still gets its note unless rest_on_changes)"),
     "grid": (int, 1, 12, 2, "rhythm grid steps per beat, a divisor of 12 (2 = eighths, 3 = triplets, "
-                            "4 = sixteenths, 12 = every REMI position: the transformer's own rhythm)"),
+                            "4 = sixteenths, 12 = every REMI position: the transformer's own rhythm); "
+                            "markov's onsets keep the sixteenths it learned"),
     "temperature": (float, 0.05, 3.0, 1.0, "sampling temperature"),
     "top_p": (float, 0.05, 1.0, 0.95, "nucleus sampling mass"),
     "chord_tone_bias": (float, 0.0, 1.0, 0.85, "chance that a strong-beat note is a chord tone"),
