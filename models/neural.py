@@ -10,9 +10,8 @@ before adds no token, as in the dataset), Velocity is ``STREAM_VELOCITY`` whatev
 note's accent; the model samples Position, Bar, Pitch and Duration from the ids the
 grammar allows (models/sampling.py; pitch and rhythm biased by the preset: pitch_bias,
 models/density.py): one voice, no Position before the sounding note's end but a chord
-change's. A runner
-(models/backends.py) keeps the KV cache; ``rollback`` truncates it to the tokens before
-the beat. A missed deadline hands the rest to the rules model (``fallbacks``).
+change's. A runner (models/backends.py) keeps the KV cache; ``rollback`` truncates it to
+the tokens before the beat. A missed deadline hands the rest to the rules model (``fallbacks``).
 """
 from __future__ import annotations
 
@@ -263,7 +262,8 @@ class NeuralModel(MelodyModel):
             if nats := tilt_now(self, self._bar_start(self.bar0)):
                 bias = gap_bias(np.append(self._beat_of(s.bar, qs[on_grid]), self._bar_start(s.bar + 1))[:len(allowed)]
                                 - (self.generated[-1].start if self.generated else self.cursor), nats)
-            token = sample(self._logits(), np.array(allowed), self.rng, self.preset.temperature, self.preset.top_p, bias)
+            token = sample(self._logits(), np.array(allowed), self.rng, self.preset.temperature, self.preset.top_p,
+                           bias)
         if token == g.bar:
             self._open_bar(s.bar + 1)
             self.cursor = max(self.cursor, self._bar_start(s.bar + 1))
