@@ -11,7 +11,6 @@ answer: the answer holds on to that note's end instead, one attack as a player m
 """
 from __future__ import annotations
 
-
 from .scheduler import Note, Scheduler
 
 PLACEHOLDER_BEATS = 0.25  # the end a note keeps if its length never comes (a model fault)

@@ -292,14 +292,18 @@ class Scheduler:
     def _decide_due(self, now: float | None = None) -> float | None:
         with self._cond:
             now = self._now() if now is None else now
-            while self._head_due(now):
+            while (due := self._head_time()) is not None and due <= now:
                 _, _, _, kind, nid = heapq.heappop(self._heap)
                 self._dispatch(kind, nid)
-            return self.clock.time_at(self._heap[0][0]) - now if self._heap and self.clock.running else None
+            return None if due is None else due - now
+
+    def _head_time(self) -> float | None:
+        """When (monotonic s) the first queued event is due; None with none, or while the clock stops."""
+        return self.clock.time_at(self._heap[0][0]) if self._heap and self.clock.running else None
 
     def _head_due(self, now: float) -> bool:
         """Whether the first queued event is due at ``now`` (s); never while the clock stops."""
-        return bool(self._heap) and self.clock.running and self.clock.time_at(self._heap[0][0]) <= now
+        return (due := self._head_time()) is not None and due <= now
 
     def _run(self) -> None:
         self.realtime = make_realtime(self.rt_priority)

@@ -67,7 +67,8 @@ def test_density_follow_brings_the_transformer_to_the_density(transformer):
     7 they more than double that."""
     pop = load_preset("pop").with_values(density_follow=1.0)
     own = notes_per_bar(transformer, pop.with_values(density=2.0, density_follow=0.0))
-    sparse, dense = notes_per_bar(transformer, pop.with_values(density=2.0)), notes_per_bar(transformer, pop.with_values(density=7.0))
+    sparse = notes_per_bar(transformer, pop.with_values(density=2.0))
+    dense = notes_per_bar(transformer, pop.with_values(density=7.0))
     assert sparse <= 2.0 * BAND + 0.5 < own / 2, (sparse, own)
     assert dense >= 2.0 * sparse, (sparse, dense)
 
