@@ -308,10 +308,11 @@ def test_link_clock_follows_the_session_and_proposes_tempo(tmp_path):
                 ons = [t for t, a, _ in inbox.arrivals if a == "/riffd/note"]
         offset = peer.clock().micros() - time.monotonic() * 1e6   # Link's clock is CLOCK_MONOTONIC_RAW
         state = peer.captureAppSessionState()
-        # notes fall on the session's sixteenths: nine in ten within 0.3 of one (32 ms at 140 BPM)
+        # notes fall on the session's sixteenths: nine in ten within 0.4 of one (43 ms at 140 BPM);
+        # a wrong tempo or phase would spread them evenly over 0..0.5
         errors = sorted(abs(b * 4 - round(b * 4)) for b in
                         (state.beatAtTime(int(t * 1e6 + offset), 4.0) for t in ons))
-        assert len(errors) >= 6 and errors[int(0.9 * len(errors)) - 1] < 0.3, errors
+        assert len(errors) >= 6 and errors[int(0.9 * len(errors)) - 1] < 0.4, errors
     finally:
         peer.enabled = False
 
