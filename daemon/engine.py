@@ -27,8 +27,7 @@ from .onset import EarlyOnsets
 from .scheduler import Note, Scheduler
 
 HOLD_MS = 15.0  # the longest a planned note waits for a strike on its beat
-# A key's way in: one 128-frame JACK period at 48 kHz (2.7 ms) plus the reader's 1 ms poll.
-HOLD_MARGIN_MS = 4.0
+HOLD_MARGIN_MS = 4.0  # beyond the strikes' lateness: a JACK period (2.7 ms at 128/48 kHz), a 1 ms poll
 PHASE_GAIN = 0.5  # share of a strike's timing error the internal clock follows
 IDLE_BARS = 2.0  # the player silent this long: accompaniment rests (internal clock: re-anchors)
 WARM_S = 0.01  # idle and playing: a warm-up model call this often (MelodyModel.warm; 0: never)
@@ -62,7 +61,8 @@ class Engine:
         # a key opens a strike there, notes wait for it to close (a change replaces them).
         self.max_hold_s = hold_ms / 1000.0
         self._strike_phases: deque[float] = deque(maxlen=8)
-        self._lateness: deque[float] = deque(maxlen=8)  # s after the beat, of the last strikes
+        self._lateness: deque[float] = deque(maxlen=8)  # s after the beat the last strikes were heard
+        self._read_delay = 0.0  # s from the open strike's first key's stamp to its handling here
         self._deferred: tuple[float, float, float] | None = None  # beats whose notes wait, to
         self.capture = ChordCapture(window_s=preset.strike_window_ms / 1000.0)
         self.in_channels = frozenset(in_channels)
@@ -80,8 +80,7 @@ class Engine:
 
     # -- events ---------------------------------------------------------------------
     def handle(self, event) -> None:
-        """Apply one event from a bridge. Never raises: a fault is logged and the rules
-        model plays on (see the module's docstring)."""
+        """Apply one event from a bridge. Never raises: a fault is logged, the rules model plays on."""
         try:
             self._handle(event)
         except Exception as exc:
@@ -96,6 +95,7 @@ class Engine:
             before = self.capture.strike_start
             self._take(self.capture.note_on(event.pitch, event.t, event.velocity))
             if self.capture.strike_start != before:
+                self._read_delay = max(0.0, self._now() - event.t)
                 self._defer_for_strike(event.t)
         elif isinstance(event, ev.NoteOff):
             self.last_activity = event.t
@@ -124,7 +124,8 @@ class Engine:
 
     def hold_s(self) -> float:
         """How long (s) a planned note on a striking beat waits: ``HOLD_MARGIN_MS`` plus the
-        75th percentile of how late the last strikes came, at most (and at first) ``hold_ms``."""
+        75th percentile of how late the engine heard the last strikes (stamp after the beat, plus
+        the read delay: a note sent before sounds the old chord, a flam), at most ``hold_ms``."""
         if not self._lateness:
             return self.max_hold_s
         late = sorted(self._lateness)[(len(self._lateness) - 1) * 3 // 4]
@@ -160,7 +161,7 @@ class Engine:
             beat = snap_to_beat(heard, self.preset.strike_tolerance_beats)
             self._strike_phases.append(round(beat % self.preset.beats_per_bar, 3))
             if abs(heard - round(heard)) <= self.preset.strike_tolerance_beats:
-                self._lateness.append(max(0.0, (heard - beat) * 60.0 / self.clock.tempo))
+                self._lateness.append(max(0.0, (heard - beat) * 60.0 / self.clock.tempo) + self._read_delay)
         if isinstance(outcome, ChordChange):
             self._on_chord(outcome)
         elif isinstance(outcome, MelodyKey) and self.clock.running:
@@ -240,9 +241,8 @@ class Engine:
             start, pitch, velocity, self._plan_beat, self.channel)
 
     def locate(self, kind: str, t: float, beat: float = 0.0) -> None:
-        """Transport of the internal clock at ``t`` (s): "start" runs from beat 0,
-        "continue" from where it stopped, "position" from ``beat``, "stop" stops and
-        silences. Raises ValueError with a MIDI clock (the DAW's transport rules)."""
+        """Transport of the internal clock at ``t`` (s): "start" runs from beat 0, "continue" from where
+        it stopped, "position" from ``beat``, "stop" silences. Raises ValueError with a MIDI clock."""
         if not isinstance(self.clock, InternalClock):
             raise ValueError("the clock follows MIDI clock: use the DAW's transport")
         if kind == "stop":

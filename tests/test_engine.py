@@ -323,6 +323,31 @@ def test_the_hold_follows_how_late_the_player_strikes():
     assert rig.engine.hold_s() == HOLD_MS / 1000
 
 
+def test_the_hold_covers_keys_that_reach_the_engine_late():
+    """Found over JACK under load: keys stamped on the beat reached the engine 1-7 ms later,
+    after a 4 ms hold had let the old plan's note go, and the answer struck 0-3 ms after
+    it (a flam). The hold now counts how late the engine heard the strikes, not the stamps."""
+    for read_delay in (0.0, 0.006):
+        rig = Rig(model=EveryBeat(), step=0.001)
+        held = []
+        for beat in range(0, 8, 2):     # C on beats 0, 2, 4 and 6, stamped on time
+            rig.advance(100.0 + beat + read_delay)
+            for p in held:
+                rig.engine.handle(NoteOff(100.0 + beat, 0, p))
+            held = parse_chord("C").voicing()
+            for p in held:
+                rig.engine.handle(NoteOn(100.0 + beat, 0, p, 90))
+        assert abs(rig.engine.hold_s() - (HOLD_MARGIN_MS / 1000 + read_delay)) < 1e-6, read_delay
+        rig.advance(108.0 + read_delay)  # Ab struck on beat 8, heard ``read_delay`` late
+        for p in held:
+            rig.engine.handle(NoteOff(108.0, 0, p))
+        for p in parse_chord("Ab").voicing():
+            rig.engine.handle(NoteOn(108.0, 0, p, 90))
+        rig.advance(108.06)
+        ons = note_ons_between(rig, 108.0, 108.06)
+        assert [p % 12 for _, p in ons] == [8], read_delay  # C's note never left: no flam
+
+
 def test_planning_ahead_stops_between_notes_while_events_wait():
     waiting = [True]                    # keys keep arriving: one model step per poll
     rig = Rig(model=EveryBeat(), input_waiting=lambda: waiting[0])
