@@ -54,7 +54,7 @@ COMMANDS: tuple[Address, ...] = (
     Address("/riffd/chord", "in", (), "strike a chord by MIDI pitches (1-16); it sounds until the next",
             repeat=PITCH, at_least=1, at_most=MAX_CHORD),
     Address("/riffd/chord/name", "in", (Arg("name", "str"),),
-            "strike a chord by name: Am7, F#dim, C/G, G7sus4, Bb13"),
+            "strike a chord by name: Am7, F#dim, C/G, G7sus4, Bb13; N.C. lets the chord go"),
     Address("/riffd/note/on", "in", (PITCH, Arg("velocity", "int", 0, 127)), "a key down (velocity 0: up)"),
     Address("/riffd/note/off", "in", (PITCH,), "a key up"),
     Address("/riffd/play", "in", (), "start the internal clock at beat 0"),
@@ -72,7 +72,7 @@ COMMANDS: tuple[Address, ...] = (
       for name in PARAMS),
     Address("/riffd/generate", "in", (Arg("bars", "int", 1, MAX_BARS),),
             "a phrase of that many bars over the chords sent since the last generate, or over the names given "
-            "(one a bar, or placed by bar lines as a lead sheet writes them)",
+            "(one a bar, or placed by bar lines as a lead sheet writes them; over N.C. the chord before plays on)",
             repeat=Arg("chord", "str"), at_most=MAX_NAMES),
     Address("/riffd/status", "in", (), "ask for /riffd/status/reply"),
     Address("/riffd/panic", "in", (), "all riffd notes off now (note-offs, CC123, CC64 0)"),

@@ -23,7 +23,7 @@ from riffd.presets import load_preset
 
 from .clock import InternalClock
 from .logs import reason
-from .phrases import MAX_PHRASE_CHORDS, PhraseJob, PhraseWorker, played, progression
+from .phrases import MAX_PHRASE_CHORDS, NO_CHORD, PhraseJob, PhraseWorker, played, progression
 
 log = logging.getLogger("riffd.daemon")
 
@@ -56,7 +56,9 @@ class Control:
 
     def _apply(self, c: ev.Command) -> None:
         e, name = self.engine, c.name
-        if name in ("chord", "chord/name"):
+        if name == "chord/name" and NO_CHORD.match(c.args[0]):
+            self.strike([], c.t)  # N.C.: the chord's keys are let go
+        elif name in ("chord", "chord/name"):
             chord = parse_chord(c.args[0]) if name == "chord/name" else recognize(c.args)
             self.strike(chord.voicing() if name == "chord/name" else list(c.args), c.t)
             if chord is not None and len(self.sent_chords) < MAX_PHRASE_CHORDS:

@@ -27,6 +27,7 @@ from riffd.music.chords import parse_chord
 from riffd.presets import Preset
 
 MAX_PHRASE_CHORDS = 256
+NO_CHORD = re.compile(r"^N\.?C\.?$", re.IGNORECASE)  # a lead sheet's "no chord": the band stops
 RESULT_WAIT_S = 0.5  # how often the sending thread checks that the worker still lives
 
 
@@ -43,24 +44,35 @@ class PhraseJob:
 
 
 def progression(names: list[str], bars: int, beats_per_bar: float) -> list[tuple[float, object]]:
-    """(beat, Chord) for chord ``names``, repeated to fill ``bars``.
+    """(beat, Chord or None) for chord ``names``, repeated to fill ``bars``; ``N.C.`` (or
+    ``NC``) is None: no chord sounds there, as a lead sheet's break.
 
     Names alone take one bar each (more names than bars share the phrase evenly; a name
     with spaces is several). Names with bar lines, as a lead sheet writes them
     (``"Am F | C G"``, or ``|`` as a name of its own), take their bars: the chords of a
     bar share it (two in 4/4 take two beats each; three take 2 + 1 + 1, the first the
     longest), and ``%`` repeats the bar before. Raises ValueError for an unknown name, an
-    empty bar or more than ``MAX_PHRASE_CHORDS`` names.
+    empty bar, no chord but N.C., or more than ``MAX_PHRASE_CHORDS`` names.
     """
     if any("|" in n for n in names):
-        return _lead_sheet(" ".join(names), bars, beats_per_bar)
+        return _some_chord(_lead_sheet(" ".join(names), bars, beats_per_bar))
     names = [word for n in names for word in n.split()]  # "Am F C G" is four names
     if len(names) > MAX_PHRASE_CHORDS:
         raise ValueError(f"more than {MAX_PHRASE_CHORDS} chord names")
-    chords = [parse_chord(n) for n in names]
+    chords = [_chord(n) for n in names]
     span = beats_per_bar if len(chords) <= bars else bars * beats_per_bar / len(chords)
     total = bars * beats_per_bar
-    return [(k * span, chords[k % len(chords)]) for k in range(int(math.ceil(total / span - 1e-9)))]
+    return _some_chord([(k * span, chords[k % len(chords)]) for k in range(int(math.ceil(total / span - 1e-9)))])
+
+
+def _chord(name: str):
+    return None if NO_CHORD.match(name) else parse_chord(name)
+
+
+def _some_chord(timeline: list[tuple[float, object]]) -> list[tuple[float, object]]:
+    if all(chord is None for _, chord in timeline):
+        raise ValueError("no chord to play over: N.C. alone")
+    return timeline
 
 
 def _lead_sheet(text: str, bars: int, beats_per_bar: float) -> list[tuple[float, object]]:
@@ -82,7 +94,7 @@ def _lead_sheet(text: str, bars: int, beats_per_bar: float) -> list[tuple[float,
                 raise ValueError("% repeats the bar before, and the first bar has none")
             parsed.append(parsed[-1])
         else:
-            parsed.append([parse_chord(n) for n in cell])
+            parsed.append([_chord(n) for n in cell])
     out = []
     for bar in range(bars):
         chords, beat = parsed[bar % len(parsed)], bar * beats_per_bar
@@ -119,7 +131,8 @@ def render_phrase(model: MelodyModel, job: PhraseJob) -> list[tuple[int, int, fl
     """The notes of ``job`` as (pitch, velocity, start beat, duration beats), one voice,
     cut at its end, from a fresh start of ``model``."""
     end = job.bars * job.preset.beats_per_bar
-    model.start(Context(job.preset, seed=job.seed, chords=[ChordAt(b, c) for b, c in job.chords]))
+    # over N.C. the melody plays on over the chord before, as over a lead sheet's break
+    model.start(Context(job.preset, seed=job.seed, chords=[ChordAt(b, c) for b, c in job.chords if c]))
     return [(n.pitch, n.velocity, round(n.start, 4), round(min(n.end, end) - n.start, 4))
             for n in one_voice(model.generate(end)) if n.start < end]
 

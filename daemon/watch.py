@@ -138,8 +138,9 @@ def _nothing() -> None:
 
 def request_song(request: dict, work_dir: Path, stem: str, preset):
     """The Song of a JSON request's chords (``phrases.progression``: one bar each, or
-    as bar lines place them; repeated to fill ``bars``), and those chords as ChordAt
-    (their names as written: Cadd9 stays Cadd9). Raises JobError for a malformed request."""
+    as bar lines place them; repeated to fill ``bars``; N.C. silent), and those chords as
+    ChordAt (their names as written: Cadd9 stays Cadd9; over N.C. the melody plays on over
+    the chord before, as over a lead sheet's break). Raises JobError for a malformed request."""
     import mido
 
     from riffd.bridges.midifile import melody_track, read_song, write_atomic
@@ -148,7 +149,9 @@ def request_song(request: dict, work_dir: Path, stem: str, preset):
     from .phrases import progression
     known = {"chords", "bars", "tempo", "preset", "seed"}
     if not isinstance(request, dict) or set(request) - known:
-        raise JobError(f"a request is a JSON object with keys {', '.join(sorted(known))}")
+        unknown = sorted(set(request) - known) if isinstance(request, dict) else []
+        raise JobError(f"a request is a JSON object with keys {', '.join(sorted(known))}"
+                       + (f" (unknown: {', '.join(map(repr, unknown))})" if unknown else ""))
     chords, bars = request.get("chords"), request.get("bars", 8)
     if isinstance(chords, str):  # a lead sheet's line: "Am F | C G7"
         chords = [chords]
@@ -166,12 +169,12 @@ def request_song(request: dict, work_dir: Path, stem: str, preset):
     midi.tracks.append(mido.MidiTrack([
         mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(preset.tempo), time=0),
         mido.MetaMessage("time_signature", numerator=preset.meter[0], denominator=preset.meter[1], time=0)]))
-    block = [MelodyNote(b, e - b, p, 70) for (b, c), e in zip(timeline, ends) for p in c.voicing()]
+    block = [MelodyNote(b, e - b, p, 70) for (b, c), e in zip(timeline, ends) for p in (c.voicing() if c else ())]
     midi.tracks.append(melody_track(block, 480, 0, name="chords"))
     path = work_dir / f".{stem}.chords.mid"
     write_atomic(midi, path)
     try:
-        return read_song(path), [ChordAt(b, c) for b, c in timeline]
+        return read_song(path), [ChordAt(b, c) for b, c in timeline if c]  # over N.C. the chord before plays on
     finally:
         path.unlink(missing_ok=True)
 
@@ -196,7 +199,7 @@ def process(work: str, outbox: str, options: Options) -> dict:
                 if "tempo" in request:
                     preset = preset.with_values(tempo=request["tempo"])
                 seed = request.get("seed", seed)
-                if not (seed is None or isinstance(seed, int)):
+                if not (seed is None or isinstance(seed, int)) or isinstance(seed, bool):
                     raise JobError("'seed' must be a whole number")
             song, chords = request_song(request, path.parent, stem, preset)
         elif path.suffix.lower() in (".mid", ".midi", ".smf"):

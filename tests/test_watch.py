@@ -70,6 +70,8 @@ def test_bad_inputs_fail_with_a_reason_and_the_rest_goes_on(tmp_path, chorale_pi
     (inbox / "truncated.mid").write_bytes(whole.read_bytes()[:200])
     request(inbox / "unknown chords.json", chords=["Am", "Xq9", "C"])
     (inbox / "broken.json").write_text('{"chords": ["Am", "F"', encoding="utf-8")
+    request(inbox / "model key.json", model="markov")                 # not a request's key
+    request(inbox / "true seed.json", seed=True)                      # JSON true is no seed
     melody_only = mido.MidiFile(type=1)
     line = []
     for i in range(8):  # one voice: no chord track to answer
@@ -85,11 +87,12 @@ def test_bad_inputs_fail_with_a_reason_and_the_rest_goes_on(tmp_path, chorale_pi
     assert result.returncode == 1                                     # something failed
     failed = {p.name for p in (tmp_path / "failed").iterdir() if not p.name.endswith(".error.json")}
     assert failed == {"noise.mid", "truncated.mid", "unknown chords.json", "broken.json", "melody only.mid",
-                      "notes.txt"}
+                      "notes.txt", "model key.json", "true seed.json"}
     for name in failed:
         error = json.loads((tmp_path / "failed" / f"{name}.error.json").read_text())
         assert error["exit_code"] == 2 and error["error"] and "\n" not in error["error"]
     assert "Xq9" in json.loads((tmp_path / "failed" / "unknown chords.json.error.json").read_text())["error"]
+    assert "unknown: 'model'" in json.loads((tmp_path / "failed" / "model key.json.error.json").read_text())["error"]
     assert sorted(p.name for p in (tmp_path / "done").iterdir()) == ["choir.mid", "fine.json"]
     choir = json.loads((tmp_path / "outbox" / "choir.json").read_text())
     assert choir["chord_track"] is None and choir["chord_voices"] == list(range(1, voices + 1))
@@ -108,7 +111,11 @@ def test_progression_places_chords_by_bar_lines():
     assert placed(["|", "C", "F", "G", "|"], 1) == [(0.0, "C"), (2.0, "F"), (3.0, "G")]   # 2 + 1 + 1
     assert placed(["C F | Dm"], 3, 3.0) == [(0.0, "C"), (2.0, "F"), (3.0, "Dm"), (6.0, "C"), (8.0, "F")]
     assert placed(["|: C | G :| F || Am |"], 4) == [(0.0, "C"), (4.0, "G"), (8.0, "F"), (12.0, "Am")]
-    for bad, reason in [(["C | | F"], "bar 2 has no chord"), (["% | C"], "first bar"), (["C | Hm"], "Hm")]:
+    assert [(b, c and c.name) for b, c in progression(["Am F | N.C. | nc"], 3, 4.0)] == [
+        (0.0, "Am"), (2.0, "F"), (4.0, None), (8.0, None)]              # a lead sheet's break
+    assert [(b, c and c.name) for b, c in progression(["C NC"], 2, 4.0)] == [(0.0, "C"), (4.0, None)]
+    for bad, reason in [(["C | | F"], "bar 2 has no chord"), (["% | C"], "first bar"), (["C | Hm"], "Hm"),
+                        (["N.C. | NC"], "N.C. alone"), (["N.C."], "N.C. alone")]:
         with pytest.raises(ValueError, match=reason):
             progression(bad, 4, 4.0)
 
@@ -128,6 +135,27 @@ def test_a_lead_sheet_request_keeps_its_chord_names(tmp_path):
         elif first and m.type == "note_off":
             break
     assert first == {0, 4, 7, 2}                                           # C E G and the added D
+
+
+def test_over_a_break_no_chord_sounds_and_the_melody_plays_on(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "break.json").write_text(json.dumps({"chords": "Am | F | N.C. | E7", "bars": 4}))
+    assert watch_once(tmp_path).returncode == 0
+    report = json.loads((tmp_path / "outbox" / "break.json").read_text())
+    assert report["chords"] == [[0.0, "Am"], [4.0, "F"], [12.0, "E7"]]
+    song = mido.MidiFile(tmp_path / "outbox" / "break.mid")
+
+    def onsets(track):  # beats of the track's note-ons
+        ticks, out = 0, []
+        for m in track:
+            ticks += m.time
+            if m.type == "note_on" and m.velocity:
+                out.append(ticks / song.ticks_per_beat)
+        return out
+    chords, melody = song.tracks[1], next(t for t in song.tracks if t.name == "riffd melody")
+    assert not [b for b in onsets(chords) if 8.0 <= b < 12.0]              # the band stops in bar 3
+    assert [b for b in onsets(melody) if 8.0 <= b < 12.0]                  # the melody plays on (rules: over F)
 
 
 def test_names_with_spaces_and_unicode_and_hidden_files(tmp_path, chorale_piece):
