@@ -120,14 +120,19 @@ def test_progression_places_chords_by_bar_lines():
             progression(bad, 4, 4.0)
 
 
+def one_request(root: Path, body: dict) -> tuple[dict, mido.MidiFile]:
+    """Drop one request into ``root``'s inbox and run `riffd watch --once`: its report and MIDI."""
+    (root / "inbox").mkdir()
+    (root / "inbox" / "request.json").write_text(json.dumps(body))
+    assert watch_once(root).returncode == 0
+    return (json.loads((root / "outbox" / "request.json").read_text()),
+            mido.MidiFile(root / "outbox" / "request.mid"))
+
+
 def test_a_lead_sheet_request_keeps_its_chord_names(tmp_path):
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    (inbox / "sheet.json").write_text(json.dumps({"chords": "Cadd9 | Am7 D7(b9) | G^7 | %", "bars": 4}))
-    assert watch_once(tmp_path).returncode == 0
-    report = json.loads((tmp_path / "outbox" / "sheet.json").read_text())
+    report, song = one_request(tmp_path, {"chords": "Cadd9 | Am7 D7(b9) | G^7 | %", "bars": 4})
     assert report["chords"] == [[0.0, "Cadd9"], [4.0, "Am7"], [6.0, "D7b9"], [8.0, "Gmaj7"], [12.0, "Gmaj7"]]
-    track = mido.MidiFile(tmp_path / "outbox" / "sheet.mid").tracks[1]   # the chords as struck
+    track = song.tracks[1]                                                 # the chords as struck
     first = set()
     for m in track:
         if m.type == "note_on" and m.velocity:
@@ -138,13 +143,8 @@ def test_a_lead_sheet_request_keeps_its_chord_names(tmp_path):
 
 
 def test_over_a_break_no_chord_sounds_and_the_melody_plays_on(tmp_path):
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    (inbox / "break.json").write_text(json.dumps({"chords": "Am | F | N.C. | E7", "bars": 4}))
-    assert watch_once(tmp_path).returncode == 0
-    report = json.loads((tmp_path / "outbox" / "break.json").read_text())
+    report, song = one_request(tmp_path, {"chords": "Am | F | N.C. | E7", "bars": 4})
     assert report["chords"] == [[0.0, "Am"], [4.0, "F"], [12.0, "E7"]]
-    song = mido.MidiFile(tmp_path / "outbox" / "break.mid")
 
     def onsets(track):  # beats of the track's note-ons
         ticks, out = 0, []
