@@ -65,6 +65,12 @@ def progression(names: list[str], bars: int, beats_per_bar: float) -> list[tuple
     return _some_chord([(k * span, chords[k % len(chords)]) for k in range(int(math.ceil(total / span - 1e-9)))])
 
 
+def model_chords(timeline: list[tuple[float, object]]) -> list[ChordAt]:
+    """``progression``'s (beat, Chord or None) as the model hears them: over N.C. the
+    melody plays on over the chord before, as over a lead sheet's break."""
+    return [ChordAt(b, c) for b, c in timeline if c is not None]
+
+
 def _chord(name: str):
     return None if NO_CHORD.match(name) else parse_chord(name)
 
@@ -131,8 +137,7 @@ def render_phrase(model: MelodyModel, job: PhraseJob) -> list[tuple[int, int, fl
     """The notes of ``job`` as (pitch, velocity, start beat, duration beats), one voice,
     cut at its end, from a fresh start of ``model``."""
     end = job.bars * job.preset.beats_per_bar
-    # over N.C. the melody plays on over the chord before, as over a lead sheet's break
-    model.start(Context(job.preset, seed=job.seed, chords=[ChordAt(b, c) for b, c in job.chords if c]))
+    model.start(Context(job.preset, seed=job.seed, chords=model_chords(job.chords)))
     return [(n.pitch, n.velocity, round(n.start, 4), round(min(n.end, end) - n.start, 4))
             for n in one_voice(model.generate(end)) if n.start < end]
 

@@ -144,12 +144,12 @@ def request_song(request: dict, work_dir: Path, stem: str, preset):
     import mido
 
     from riffd.bridges.midifile import melody_track, read_song, write_atomic
-    from riffd.models.protocol import ChordAt, MelodyNote
+    from riffd.models.protocol import MelodyNote
 
-    from .phrases import progression
+    from .phrases import model_chords, progression
     known = {"chords", "bars", "tempo", "preset", "seed"}
-    if not isinstance(request, dict) or set(request) - known:
-        unknown = sorted(set(request) - known) if isinstance(request, dict) else []
+    unknown = sorted(set(request) - known) if isinstance(request, dict) else []
+    if not isinstance(request, dict) or unknown:
         raise JobError(f"a request is a JSON object with keys {', '.join(sorted(known))}"
                        + (f" (unknown: {', '.join(map(repr, unknown))})" if unknown else ""))
     chords, bars = request.get("chords"), request.get("bars", 8)
@@ -174,7 +174,7 @@ def request_song(request: dict, work_dir: Path, stem: str, preset):
     path = work_dir / f".{stem}.chords.mid"
     write_atomic(midi, path)
     try:
-        return read_song(path), [ChordAt(b, c) for b, c in timeline if c]  # over N.C. the chord before plays on
+        return read_song(path), model_chords(timeline)
     finally:
         path.unlink(missing_ok=True)
 
