@@ -313,7 +313,7 @@ class Engine:
     def _schedule(self, note: MelodyNote, now_beat: float) -> None:
         if self.early and self.early.finish(note.start, note.pitch, note.end):
             return  # sounding since its pitch was chosen (daemon/onset.py)
-        start = note.start
+        start, wait = note.start, None
         if start < now_beat:  # a reaction to a chord already struck: play it now
             if note.end - now_beat < 0.1:
                 return
@@ -322,10 +322,10 @@ class Engine:
             start = self._deferred[2]  # a strike is open there: wait for it
         elif abs(start - round(start)) < 1e-6 and start > self.chord_beat + 1e-6 \
                 and round(start % self.preset.beats_per_bar, 3) in self._strike_phases:
-            # a chord may be struck on this beat
-            start = min(start + self._beats(self.hold_s()), note.end - 1e-3)
+            # a chord may be struck on this beat: the note waits, and up to hold_ms for keys still unread
+            start, wait = (min(start + self._beats(s), note.end - 1e-3) for s in (self.hold_s(), self.max_hold_s))
         self.scheduler.end_by(start, self.channel)  # one voice: this onset releases the note before
-        self.scheduler.add(Note(start, note.end, note.pitch, note.velocity, self.channel))
+        self.scheduler.add(Note(start, note.end, note.pitch, note.velocity, self.channel), wait_for_keys=wait)
         if start <= now_beat:  # a reaction: the sending thread takes the GIL and sends it now
             self.scheduler.hand_over(wait=self.send_first)
 

@@ -27,6 +27,8 @@ log = logging.getLogger("riffd.daemon")
 # The longest a planning thread waits for a reaction to be sent (send_due): the send
 # takes about 0.2 ms; this bounds what a stalled sending thread can cost the plan.
 SEND_WAIT_S = 0.005
+# How often a note-on that waits for keys still to be read looks again (s).
+KEY_RECHECK_S = 0.0005
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +47,18 @@ class Scheduler:
     ``clock`` has ``running``, ``time_at(beat)`` and ``beat_at(t)``; ``now`` returns
     monotonic seconds (replaceable in tests). Call ``start()`` for the sending thread,
     or ``run_due(now)`` to send what is due by hand (then messages leave from the
-    caller's thread, still in ledger order). ``stats`` counts ``sent`` and ``send_errors``.
+    caller's thread, still in ledger order). ``keys_waiting()`` tells whether keys have
+    come in that the engine has yet to handle (see ``add``'s ``wait_for_keys``). ``stats``
+    counts ``sent``, ``send_errors`` and ``waited_for_keys`` (note-ons that waited).
     """
 
     def __init__(self, clock, send: Callable[[list[int]], None], now=time.monotonic,
-                 port: str = "out", on_note: Callable[[str, Note, float], None] | None = None):
+                 port: str = "out", on_note: Callable[[str, Note, float], None] | None = None,
+                 keys_waiting: Callable[[], bool] = lambda: False):
         self.clock, self._send, self._now, self.port = clock, send, now, port
-        self._on_note = on_note
+        self._on_note, self._keys_waiting = on_note, keys_waiting
+        self._until: dict[int, float] = {}  # id -> beat its note-on may wait to, for unread keys
+        self._waited: set[int] = set()      # ids whose note-on has waited (counted once)
         self._heap: list[tuple[float, int, int, str, Note]] = []
         self._seq = itertools.count()
         self._ids = itertools.count(1)
@@ -68,11 +75,13 @@ class Scheduler:
         self.rt_priority, self.realtime = 0, False
 
     # -- planning (any thread) ------------------------------------------------------
-    def add(self, note: Note, provisional: bool = False) -> int:
+    def add(self, note: Note, provisional: bool = False, wait_for_keys: float | None = None) -> int:
         """Schedule ``note``; returns its id. A note ending at or before its start is
         ignored. ``provisional``: its end is a placeholder until ``set_end`` (a note that
         starts before the model has chosen its length); ``on_note`` hears of its start
-        only then, with the real end."""
+        only then, with the real end. ``wait_for_keys`` (beats): while ``keys_waiting()``,
+        the note-on waits, up to that beat, for the engine to handle them (a key stamped
+        in time but read late may strike the chord change that replaces this note)."""
         if note.end <= note.start:
             return 0
         with self._cond:
@@ -80,6 +89,8 @@ class Scheduler:
             self._notes[nid] = note
             if provisional:
                 self._provisional.add(nid)
+            if wait_for_keys is not None and note.start < wait_for_keys < note.end:
+                self._until[nid] = wait_for_keys
             # note-offs sort before note-ons at the same beat, so a repeat re-strikes
             heapq.heappush(self._heap, (note.start, 1, next(self._seq), "on", nid))
             heapq.heappush(self._heap, (note.end, 0, next(self._seq), "off", nid))
@@ -166,6 +177,7 @@ class Scheduler:
             for nid in ids:
                 self._notes.pop(nid, None)
                 self._provisional.discard(nid)
+                self._unwait(nid)
 
     def sounding(self) -> list[Note]:
         """The notes sounding now (a copy)."""
@@ -186,6 +198,8 @@ class Scheduler:
                 self._note_off(nid)
             self._notes.clear()
             self._provisional.clear()
+            self._until.clear()
+            self._waited.clear()
             for ch in sorted(self._used_channels):
                 self._emit([0xB0 | ch, 123, 0])
                 self._emit([0xB0 | ch, 64, 0])
@@ -273,6 +287,7 @@ class Scheduler:
             self._note_off(nid)
             self._notes.pop(nid, None)
             self._provisional.discard(nid)
+            self._unwait(nid)
             return
         key = (self.port, note.channel, note.pitch)
         if key in self._ledger:
@@ -294,8 +309,31 @@ class Scheduler:
             now = self._now() if now is None else now
             while (due := self._head_time()) is not None and due <= now:
                 _, _, _, kind, nid = heapq.heappop(self._heap)
-                self._dispatch(kind, nid)
+                if kind != "on" or not self._wait_for_keys(nid, now):
+                    self._dispatch(kind, nid)
             return None if due is None else due - now
+
+    def _unwait(self, nid: int) -> None:
+        self._until.pop(nid, None)
+        self._waited.discard(nid)
+
+    def _wait_for_keys(self, nid: int, now: float) -> bool:
+        """Whether note ``nid``'s due note-on waits for unread keys: then it is due again
+        ``KEY_RECHECK_S`` later, never past its ``wait_for_keys`` beat (lock held)."""
+        until, note = self._until.get(nid), self._notes.get(nid)
+        if until is None or note is None or not self._keys_waiting():
+            self._unwait(nid)
+            return False
+        beat = min(until, note.end - 1e-3, self.clock.beat_at(now + KEY_RECHECK_S))
+        if self.clock.time_at(beat) <= now:
+            self._unwait(nid)
+            return False
+        if nid not in self._waited:
+            self._waited.add(nid)
+            self.stats["waited_for_keys"] += 1
+        self._notes[nid] = replace(note, start=beat)
+        heapq.heappush(self._heap, (beat, 1, next(self._seq), "on", nid))
+        return True
 
     def _head_time(self) -> float | None:
         """When (monotonic s) the first queued event is due; None with none, or while the clock stops."""

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
-from riffd.bridges.events import Command
+from riffd.bridges.events import Command, NoteOn
 from riffd.bridges.midi import MidiInput, MidiOutput
 from riffd.bridges.osc import OscBridge
 from riffd.bridges.realtime import PRIORITY as RT_PRIORITY, make_realtime, normal_scheduling
@@ -119,10 +119,11 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
                 bridge.send("/riffd/note", [note.pitch, note.velocity, max(1, round(ms))])
 
     model = rehearsed(model, preset)
-    scheduler = Scheduler(the_clock, output.send if output else (lambda message: None), on_note=on_note)
+    keys = ALL_BUT_DRUMS if in_channels is None else {c - 1 for c in in_channels}
+    scheduler = Scheduler(the_clock, output.send if output else (lambda message: None), on_note=on_note,
+                          keys_waiting=lambda: keys_in(events, keys))
     engine = Engine(model, preset, the_clock, scheduler,
-                    channel=None if channel is None else channel - 1, mode=mode, seed=seed,
-                    in_channels=ALL_BUT_DRUMS if in_channels is None else {c - 1 for c in in_channels},
+                    channel=None if channel is None else channel - 1, mode=mode, seed=seed, in_channels=keys,
                     input_waiting=lambda: not events.empty(),
                     early_onsets=output is not None,  # OSC's notes carry their length: they wait for it
                     # OSC alone: an answer is sent before planning goes on (docs/measured.md, "An
@@ -203,16 +204,24 @@ def _no_loader(name: str):
     raise ValueError(f"this riffd cannot load models ({name!r})")
 
 
+def keys_in(events: queue.Queue, channels) -> bool:
+    """Whether a note-on on one of ``channels`` (0-15) waits in ``events`` for the engine
+    (the sending thread asks before it lets a note go that such a key may replace)."""
+    with events.mutex:
+        return any(type(e) is NoteOn and e.channel in channels for e in events.queue)
+
+
 def session_stats(engine: Engine, scheduler: Scheduler, midi_in: MidiInput | None, watch: PortWatch | None,
                   bridge: OscBridge | None = None) -> dict:
     """The session's counts: the engine's stats, clock ticks received and inferred as
-    lost, messages sent and failed, reconnects, how late the input reader woke (ms: the
+    lost, messages sent and failed, note-ons that waited for unread keys, reconnects, how late the input reader woke (ms: the
     longest the GIL was held elsewhere), OSC datagrams received, dropped and refused, and a
     transformer's model calls that had to finish a KV-cache refill first."""
     stats = dict(engine.stats)
     if isinstance(engine.clock, MidiClock):
         stats["clock_ticks_inferred"] = engine.clock.inferred
-    stats.update(sent=scheduler.stats["sent"], send_errors=scheduler.stats["send_errors"])
+    stats.update(sent=scheduler.stats["sent"], send_errors=scheduler.stats["send_errors"],
+                 waited_for_keys=scheduler.stats["waited_for_keys"])
     if midi_in is not None:
         stats.update(midi_messages_in=midi_in.received, reconnects=watch.reconnects,
                      reader_late_ms_p99=midi_in.lateness.percentile(99),

@@ -11,13 +11,14 @@ from riffd.models import load_model
 
 class Rig:
     def __init__(self, preset="pop", mode=None, clock=None, model=None, step=0.01, input_waiting=None,
-                 send_first=False):
+                 send_first=False, keys_waiting=lambda: False):
         self.t, self.step = 100.0, step
         self.sent, self.started = [], []
         # one beat per second; strong-beat notes always chord tones, so answers are checkable
         self.preset = load_preset(preset).with_values(tempo=60.0, chord_tone_bias=1.0)
         self.clock = clock or InternalClock(60.0)
-        self.scheduler = Scheduler(self.clock, self.sent.append, now=lambda: self.t, on_note=self._started)
+        self.scheduler = Scheduler(self.clock, self.sent.append, now=lambda: self.t, on_note=self._started,
+                                   keys_waiting=keys_waiting)
         self.engine = Engine(model or load_model("rules"), self.preset, self.clock, self.scheduler,
                              mode=mode, seed=4, now=lambda: self.t,
                              input_waiting=input_waiting or (lambda: False), send_first=send_first)
@@ -348,6 +349,35 @@ def test_the_hold_covers_keys_that_reach_the_engine_late():
         assert [p % 12 for _, p in ons] == [8], read_delay  # C's note never left: no flam
 
 
+def test_a_note_on_a_striking_beat_waits_for_keys_still_unread():
+    """A key stamped on the beat but read later than the hold (its strike not yet in the
+    engine): the sending thread sees it waiting and holds the note, at most ``HOLD_MS``."""
+    for unread_until, flam in ((108.012, False), (None, True)):
+        unread = [False]
+        rig = Rig(model=EveryBeat(), step=0.001, keys_waiting=lambda: unread[0])
+        held = strike_every_two_beats(rig, "C", 6)   # on time: the hold is HOLD_MARGIN_MS
+        rig.advance(108.0)
+        unread[0] = unread_until is not None           # Ab's keys wait in the queue from 108.0
+        rig.advance(unread_until or 108.012)
+        unread[0] = False
+        for p in held:
+            rig.engine.handle(NoteOff(108.0, 0, p))
+        for p in parse_chord("Ab").voicing():
+            rig.engine.handle(NoteOn(108.0, 0, p, 90))
+        rig.advance(108.06)
+        ons = note_ons_between(rig, 108.0, 108.06)
+        assert [p % 12 for _, p in ons] == ([0, 8] if flam else [8]), unread_until
+        assert rig.scheduler.stats["waited_for_keys"] == (0 if flam else 1)
+
+
+def test_keys_that_never_come_hold_a_note_at_most_hold_ms():
+    rig = Rig(model=EveryBeat(), step=0.001, keys_waiting=lambda: True)
+    strike_every_two_beats(rig, "C", 6)
+    rig.advance(108.05)
+    ons = note_ons_between(rig, 108.0, 108.05)
+    assert [p % 12 for _, p in ons] == [0] and ons[0][0] <= 108.0 + HOLD_MS / 1000 + 0.001
+
+
 def test_planning_ahead_stops_between_notes_while_events_wait():
     waiting = [True]                    # keys keep arriving: one model step per poll
     rig = Rig(model=EveryBeat(), input_waiting=lambda: waiting[0])
@@ -486,3 +516,18 @@ def test_a_model_that_fails_its_rehearsal_leaves_the_rules_model_playing(caplog)
     assert type(model) is RulesModel
     said = [r.getMessage() for r in caplog.records if "before the first chord" in r.getMessage()]
     assert said == ["model broken failed before the first chord (weights corrupt): the rules model plays"]
+
+
+def test_keys_in_sees_only_note_ons_the_engine_takes():
+    import queue
+
+    from riffd.daemon.engine import ALL_BUT_DRUMS
+    from riffd.daemon.serve import keys_in
+    events = queue.Queue()
+    events.put(ClockTick(1.0))
+    events.put(NoteOff(1.0, 0, 60))
+    events.put(NoteOn(1.0, 9, 36, 100))   # a drum key: never a chord
+    assert not keys_in(events, ALL_BUT_DRUMS)
+    events.put(NoteOn(1.0, 0, 60, 90))
+    assert keys_in(events, ALL_BUT_DRUMS) and not keys_in(events, {3})
+    assert events.qsize() == 4            # it looks, it takes nothing
