@@ -9,7 +9,8 @@ records what riffd sends back and reports, per minute and overall:
 - reaction: from a chord change's first key (block) or last key (rolled) to riffd's
   first note-on after it, within a beat and before the next strike;
 - timing: every other note-on against the nearest sixteenth of the benchmark's clock;
-- flams: note-ons within 10 ms of the note-on before (liverig.count_flams);
+- flams: note-ons within 10 ms of the note-on before (liverig.count_flams), and how
+  many note-ons waited for keys still unread (``waited_for_keys``, daemon/scheduler.py);
 - stuck notes: note-ons without an explicit note-off once riffd has exited;
 - clock ticks riffd received against those sent, and jackd's xruns.
 """
@@ -163,6 +164,7 @@ def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", 
                        "reader_late_ms_p99": run.stats.get("reader_late_ms_p99"),
                        "reader_late_ms_max": run.stats.get("reader_late_ms_max"),
                        "refill_waits": run.stats.get("refill_waits"),
+                       "waited_for_keys": run.stats.get("waited_for_keys"),
                        "realtime_threads": run.stats.get("realtime"), "machine": meter.report()}
                 results["sessions"].append(row)
                 echo(format_row(row))
@@ -178,7 +180,7 @@ def format_row(r: dict) -> str:
             f"{r['reaction_ms_p99']} ms (minute 1 {r['reaction_ms_p99_first_minute']}, last "
             f"{r['reaction_ms_p99_last_minute']}, first strike {r.get('reaction_ms_first_strike')}); "
             f"rolled p50 {r['rolled_reaction_ms_p50']} ms; timing p50 "
-            f"{r['timing_ms_p50']} ms; flams {r['flams']}; stuck {r['stuck_notes']}; ticks {r['ticks_received']}/{r['ticks_sent']} "
+            f"{r['timing_ms_p50']} ms; flams {r['flams']} (waited for keys {r.get('waited_for_keys')}); stuck {r['stuck_notes']}; ticks {r['ticks_received']}/{r['ticks_sent']} "
             f"({r.get('ticks_inferred_lost')} inferred lost); "
             f"xruns {r['xruns_clients']} (driver {r['xruns_driver']}); reader late p99 {r['reader_late_ms_p99']} ms"
             + (f"; refill waits {r['refill_waits']}" if r.get("refill_waits") is not None else "")
