@@ -324,6 +324,17 @@ def test_the_hold_follows_how_late_the_player_strikes():
     assert rig.engine.hold_s() == HOLD_MS / 1000
 
 
+def change_at(rig, held, name, stamp):
+    """The keys ``held`` let go and ``name`` struck, stamped ``stamp`` s, handled now; the
+    pitch classes riffd strikes from ``stamp`` to 60 ms after it."""
+    for p in held:
+        rig.engine.handle(NoteOff(stamp, 0, p))
+    for p in parse_chord(name).voicing():
+        rig.engine.handle(NoteOn(stamp, 0, p, 90))
+    rig.advance(stamp + 0.06)
+    return [p % 12 for _, p in note_ons_between(rig, stamp, stamp + 0.06)]
+
+
 def test_the_hold_covers_keys_that_reach_the_engine_late():
     """Found over JACK under load: keys stamped on the beat reached the engine 1-7 ms later,
     after a 4 ms hold had let the old plan's note go, and the answer struck 0-3 ms after
@@ -340,13 +351,7 @@ def test_the_hold_covers_keys_that_reach_the_engine_late():
                 rig.engine.handle(NoteOn(100.0 + beat, 0, p, 90))
         assert abs(rig.engine.hold_s() - (HOLD_MARGIN_MS / 1000 + read_delay)) < 1e-6, read_delay
         rig.advance(108.0 + read_delay)  # Ab struck on beat 8, heard ``read_delay`` late
-        for p in held:
-            rig.engine.handle(NoteOff(108.0, 0, p))
-        for p in parse_chord("Ab").voicing():
-            rig.engine.handle(NoteOn(108.0, 0, p, 90))
-        rig.advance(108.06)
-        ons = note_ons_between(rig, 108.0, 108.06)
-        assert [p % 12 for _, p in ons] == [8], read_delay  # C's note never left: no flam
+        assert change_at(rig, held, "Ab", 108.0) == [8], read_delay  # C's note never left: no flam
 
 
 def test_a_note_on_a_striking_beat_waits_for_keys_still_unread():
@@ -360,13 +365,7 @@ def test_a_note_on_a_striking_beat_waits_for_keys_still_unread():
         unread[0] = unread_until is not None           # Ab's keys wait in the queue from 108.0
         rig.advance(unread_until or 108.012)
         unread[0] = False
-        for p in held:
-            rig.engine.handle(NoteOff(108.0, 0, p))
-        for p in parse_chord("Ab").voicing():
-            rig.engine.handle(NoteOn(108.0, 0, p, 90))
-        rig.advance(108.06)
-        ons = note_ons_between(rig, 108.0, 108.06)
-        assert [p % 12 for _, p in ons] == ([0, 8] if flam else [8]), unread_until
+        assert change_at(rig, held, "Ab", 108.0) == ([0, 8] if flam else [8]), unread_until
         assert rig.scheduler.stats["waited_for_keys"] == (0 if flam else 1)
 
 
