@@ -214,9 +214,10 @@ def keys_in(events: queue.Queue, channels) -> bool:
 def session_stats(engine: Engine, scheduler: Scheduler, midi_in: MidiInput | None, watch: PortWatch | None,
                   bridge: OscBridge | None = None) -> dict:
     """The session's counts: the engine's stats, clock ticks received and inferred as
-    lost, messages sent and failed, note-ons that waited for unread keys, reconnects, how late the input reader woke (ms: the
-    longest the GIL was held elsewhere), OSC datagrams received, dropped and refused, and a
-    transformer's model calls that had to finish a KV-cache refill first."""
+    lost, messages sent and failed, note-ons that waited for unread keys, reconnects, how
+    late the input reader woke (ms: the longest the GIL was held elsewhere), OSC datagrams
+    received, dropped and refused, and a transformer's model calls that had to finish a
+    KV-cache refill first."""
     stats = dict(engine.stats)
     if isinstance(engine.clock, MidiClock):
         stats["clock_ticks_inferred"] = engine.clock.inferred
