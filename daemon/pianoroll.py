@@ -11,8 +11,9 @@ the frame cost 40-55 ms a file (axis ticks alone 15), a picture over a kept fram
 ms plus the PNG. The pitch range is widened to whole half-octaves so that files of one
 batch share frames. Fixed margins instead of ``tight_layout`` (which drew the figure
 twice), a few musical ticks (bar numbers every 4 bars, the octaves' Cs), a bare Figure
-without pyplot's figure manager, the PNG written with zlib level 1 (a flat-coloured
-picture compresses nearly as well)."""
+without pyplot's figure manager, the PNG written by Pillow as RGB (the figure is opaque;
+matplotlib's ``imsave`` writes RGBA: 17 ms for a 1600 x 450 picture against 11.5) with
+zlib level 1 (a flat-coloured picture compresses nearly as well)."""
 from __future__ import annotations
 
 import math
@@ -24,6 +25,7 @@ from pathlib import Path
 
 CHORD_COLOUR = "#7f9cc4"
 MELODY_COLOUR = "#e0662b"
+DPI = 100
 FRAMES_KEPT = 4  # frames of different shapes kept per process (about 3 MB of pixels each)
 _frames: OrderedDict = OrderedDict()
 
@@ -39,7 +41,7 @@ class Frame:
 
         self.high = high
         width = min(40.0, max(8.0, end / 4.0))
-        self.figure = fig = Figure(figsize=(width, 4.5), dpi=100)
+        self.figure = fig = Figure(figsize=(width, 4.5), dpi=DPI)
         self.canvas = FigureCanvasAgg(fig)
         self.axes = ax = fig.add_subplot()
         fig.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, bottom=0.12, top=0.9)
@@ -102,7 +104,7 @@ def label(name: str):
 
 def warm() -> None:
     """Import matplotlib's parts and load the label font now (a worker's start-up)."""
-    import matplotlib.image  # noqa: F401
+    from PIL import Image  # noqa: F401
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
     from matplotlib.collections import PathCollection  # noqa: F401
     from matplotlib.figure import Figure  # noqa: F401
@@ -126,7 +128,7 @@ def piano_roll(path: str | Path, chords, melody, chord_names, beats_per_bar: flo
     """Draw ``chords`` and ``melody`` as (start beat, end beat, pitch) to ``path``;
     ``chord_names`` as (beat, name); a bar line every ``beats_per_bar`` beats. The
     pitch axis spans the notes with a margin, widened to whole octaves (C to C)."""
-    import matplotlib.image
+    from PIL import Image
 
     notes = list(chords) + list(melody)
     end = max((n[1] for n in notes), default=beats_per_bar)
@@ -137,7 +139,9 @@ def piano_roll(path: str | Path, chords, melody, chord_names, beats_per_bar: flo
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
-        matplotlib.image.imsave(tmp, pixels, format="png", dpi=100, pil_kwargs={"compress_level": 1})
+        height, width = pixels.shape[:2]
+        rgb = Image.frombuffer("RGBA", (width, height), pixels, "raw", "RGBA", 0, 1).convert("RGB")
+        rgb.save(tmp, format="png", compress_level=1, dpi=(DPI, DPI))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -137,7 +137,7 @@ def test_render_writes_a_wav_preview_and_a_piano_roll(tmp_path, chorale_mid):
         at = int(n.start / song.ppqn * 60.0 / song.tempo * 44100)
         assert np.abs(pcm[at:at + 2000]).max() > 0.01
     image = matplotlib.image.imread(png)
-    assert image.ndim == 3 and image.shape[1] > 600
+    assert image.ndim == 3 and image.shape[1] > 600 and image.shape[2] == 3   # opaque: RGB, no alpha
     colours = {tuple(np.round(px[:3] * 255).astype(int)) for px in image.reshape(-1, image.shape[2])[::7]}
     assert (0x7f, 0x9c, 0xc4) in colours and (0xe0, 0x66, 0x2b) in colours   # chords and melody drawn
 

@@ -66,3 +66,12 @@ def test_greedy_takes_the_first_most_likely_id():
     assert sampler.draw(logits, allowed, NONE, 0.05, 1.0, 0.99) == 1
     assert sampler.draw(logits, allowed, np.array([0.0, 0.0, 2.0, 0.0]), 0.01, 0.9, 0.0) == 2
     assert sampler.draw(logits, np.array([3], dtype=np.int64), NONE, 1.0, 1.0, 0.99) == 3
+
+
+@pytest.mark.parametrize("module", [sampler, twin("sampler")], ids=["compiled", "twin"])
+def test_no_ids_or_a_bias_of_another_length_is_an_error(module):
+    logits = np.zeros(8, dtype=np.float32)
+    with pytest.raises(ValueError, match="allowed ids"):
+        module.draw(logits, np.zeros(0, dtype=np.int64), NONE, 1.0, 1.0, 0.5)
+    with pytest.raises(ValueError, match="2 biases"):
+        module.draw(logits, np.array([1, 2, 3], dtype=np.int64), np.zeros(2), 1.0, 1.0, 0.5)
