@@ -7,8 +7,6 @@ down only if it would clip (to a peak of -1 dBFS).
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from riffd.cython_ext import kernel
+
+from .atomic import atomic_path
 
 RATES = (44100, 48000)
 MAX_VOICES = 32        # per part; the oldest voice is stolen past this
@@ -87,22 +87,15 @@ def write_wav(pcm: np.ndarray, path: str | Path, rate: int = 44100) -> None:
     written to a temporary name and renamed."""
     peak = max(float(pcm.max()), -float(pcm.min())) if len(pcm) else 0.0
     gain = 32767.0 * (PEAK / peak if peak > PEAK else 1.0)  # scaled, nothing passes -1 dBFS
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw, wave.open(raw, "wb") as w:
-            w.setnchannels(2)
-            w.setsampwidth(2)
-            w.setframerate(rate)
-            # in blocks that stay in cache: a 4-minute mix is 170 MB of float64, and
-            # whole-array temporaries cost as much as the synthesis
-            for i in range(0, len(pcm), WAV_BLOCK):
-                block = pcm[i:i + WAV_BLOCK] * gain
-                w.writeframesraw(memoryview(np.rint(block, out=block).astype("<i2")).cast("B"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw, wave.open(raw, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        # in blocks that stay in cache: a 4-minute mix is 170 MB of float64, and
+        # whole-array temporaries cost as much as the synthesis
+        for i in range(0, len(pcm), WAV_BLOCK):
+            block = pcm[i:i + WAV_BLOCK] * gain
+            w.writeframesraw(memoryview(np.rint(block, out=block).astype("<i2")).cast("B"))
 
 
 def song_parts(song, melody, preset, chord_tracks: tuple[int, ...]) -> list[Part]:

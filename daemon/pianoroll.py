@@ -17,11 +17,11 @@ zlib level 1 (a flat-coloured picture compresses nearly as well)."""
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
+
+from .atomic import atomic_path
 
 CHORD_COLOUR = "#7f9cc4"
 MELODY_COLOUR = "#e0662b"
@@ -135,14 +135,7 @@ def piano_roll(path: str | Path, chords, melody, chord_names, beats_per_bar: flo
     low = 12 * math.floor((min((n[2] for n in notes), default=48) - 2) / 12)
     high = 12 * math.ceil((max((n[2] for n in notes), default=84) + 3) / 12)
     pixels = frame(end, low, high, beats_per_bar).draw(chords, melody, chord_names, title)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        height, width = pixels.shape[:2]
-        rgb = Image.frombuffer("RGBA", (width, height), pixels, "raw", "RGBA", 0, 1).convert("RGB")
+    height, width = pixels.shape[:2]
+    rgb = Image.frombuffer("RGBA", (width, height), pixels, "raw", "RGBA", 0, 1).convert("RGB")
+    with atomic_path(path) as tmp:
         rgb.save(tmp, format="png", compress_level=1, dpi=(DPI, DPI))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

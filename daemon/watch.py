@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from riffd.bridges.folder import Inbox
 
+from .atomic import atomic_path
 from .logs import reason as one_line
 
 MAX_BARS = 256
@@ -81,14 +81,8 @@ class Folders:
 
 def write_json(data: dict, path: Path) -> None:
     """``data`` as JSON at ``path``, written under a temporary name and renamed."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, ensure_ascii=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, ensure_ascii=False)
 
 
 def unique_name(name: str, folders: Folders) -> str:

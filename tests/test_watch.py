@@ -30,9 +30,12 @@ def assert_one_set_per_done_input(root: Path) -> None:
     done = sorted(p for p in (root / "done").iterdir())
     stems = [p.stem for p in done]
     assert len(set(stems)) == len(stems)
+    umask = os.umask(0)
+    os.umask(umask)
     for p in done:
         for out in outputs_of(root, p.stem):
             assert out.exists(), out
+            assert out.stat().st_mode & 0o777 == 0o666 & ~umask, out   # a new file's permissions, not mkstemp's 0600
     made = sorted(p for p in (root / "outbox").iterdir())
     assert not [p for p in made if p.name.startswith(".")]          # no temporaries left
     assert len(made) == len(OUTPUTS) * len(done)                      # exactly one set each

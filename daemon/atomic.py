@@ -1,0 +1,32 @@
+"""Output files written whole or not at all: under a temporary name beside the target,
+then renamed, so that a watcher of the outbox (a DAW's browser, a script) never reads
+half a file."""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+# read once, at import (setting it to read it is process-wide, so never from a worker thread)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` (``.NAME.XXXXXXXX.part``: hidden, and ignored by
+    the watched folder) for the caller to write. On success it gets a new file's
+    permissions (0666 less the umask; mkstemp makes 0600) and is renamed to ``path``; on
+    any error it is removed and the error raised again."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
