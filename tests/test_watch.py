@@ -258,3 +258,28 @@ def test_the_inbox_holds_back_a_file_open_for_writing_until_it_is_closed(tmp_pat
     inbox.scan()
     assert [p.name for p in inbox.ready()] == ["writing.json"]
     inbox.close()
+
+
+def test_serve_watches_a_folder_and_plays_on(tmp_path):
+    """`riffd serve --watch DIR`: a request dropped while riffd plays live is rendered
+    (one set of outputs), live chords are still answered, and SIGTERM ends both cleanly."""
+    from riffd.daemon.oscrig import serve_osc
+
+    root, log = tmp_path / "folder", tmp_path / "serve.log"
+    with serve_osc(log, "--model", "rules", "--seed", "1", "--tempo", "120", "--watch", str(root)) as rig:
+        client, replies, _, proc = rig
+        deadline = time.monotonic() + 120
+        while not (root / "inbox").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        staged = request(tmp_path / "set list ♪.json", bars=8)
+        staged.rename(root / "inbox" / staged.name)       # dropped whole, as a producer's copy lands
+        client.send_message("/riffd/play", [])
+        client.send_message("/riffd/chord", [57, 60, 64])  # A minor, played while the folder works
+        assert replies.wait("/riffd/note", timeout=10), log.read_text()[-2000:]
+        while not (root / "done" / staged.name).exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
+    assert_one_set_per_done_input(root)
+    report = json.loads((root / "outbox" / f"{staged.stem}.json").read_text())
+    assert report["model"] == "rules" and report["notes"] > 0
