@@ -6,12 +6,12 @@ render leaves no partial file.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import mido
+
+from .atomic import atomic_path
 
 
 class MidiInputError(ValueError):
@@ -168,17 +168,8 @@ def write_atomic(midi: mido.MidiFile, path: str | Path) -> None:
     """Save ``midi`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         midi.save(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def with_melody(song: Song, notes, channel: int) -> mido.MidiFile:

@@ -15,7 +15,7 @@ import numpy as np
 
 from riffd.cython_ext import kernel
 
-from .atomic import atomic_path
+from riffd.bridges.atomic import atomic_path
 
 RATES = (44100, 48000)
 MAX_VOICES = 32        # per part; the oldest voice is stolen past this

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
-from .atomic import atomic_path
+from riffd.bridges.atomic import atomic_path
 
 CHORD_COLOUR = "#7f9cc4"
 MELODY_COLOUR = "#e0662b"

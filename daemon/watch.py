@@ -33,7 +33,7 @@ from pathlib import Path
 
 from riffd.bridges.folder import Inbox
 
-from .atomic import atomic_path
+from riffd.bridges.atomic import atomic_path
 from .logs import reason as one_line
 
 MAX_BARS = 256

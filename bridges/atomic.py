@@ -1,6 +1,6 @@
 """Output files written whole or not at all: under a temporary name beside the target,
 then renamed, so that a watcher of the outbox (a DAW's browser, a script) never reads
-half a file."""
+half a file. Used for every file riffd writes beside a user's: MIDI, WAV, PNG, JSON."""
 from __future__ import annotations
 
 import os
