@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all demo test install build clean jackd blas lock bench fluidsynth
+.PHONY: all demo test install build clean jackd rttests blas lock bench fluidsynth
 
 all: build
 
@@ -50,7 +50,14 @@ jackd:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends jackd2 >/dev/null; }
 
-test: build jackd
+# cyclictest (rt-tests): the machine's own stalls beside the live benchmarks' figures
+rttests:
+	@command -v cyclictest >/dev/null 2>&1 || { \
+	  echo "installing rt-tests (cyclictest: the machine's stalls beside the live benchmarks)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rt-tests >/dev/null; }
+
+test: build jackd rttests
 	$(BIN)/python -m pytest -q
 
 # FluidSynth and a General MIDI SoundFont: the reference `riffd bench synth` compares with.
@@ -60,7 +67,7 @@ fluidsynth:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fluidsynth fluid-soundfont-gm >/dev/null; }
 
-bench: build jackd fluidsynth
+bench: build jackd rttests fluidsynth
 	$(BIN)/riffd bench synth --json
 	$(BIN)/riffd bench folder --json
 

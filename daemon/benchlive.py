@@ -12,7 +12,10 @@ records what riffd sends back and reports, per minute and overall:
 - flams: note-ons within 10 ms of the note-on before (liverig.count_flams), and how
   many note-ons waited for keys still unread (``waited_for_keys``, daemon/scheduler.py);
 - stuck notes: note-ons without an explicit note-off once riffd has exited;
-- clock ticks riffd received against those sent, and jackd's xruns.
+- clock ticks riffd received against those sent, and jackd's xruns;
+- the machine's own stalls per minute (daemon/benchstall.py, cyclictest), and the
+  longest within each of the slowest reactions: a late answer in a stalled minute was
+  the machine's, one in a quiet minute riffd's.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from riffd.bridges.jackrig import jack_server
 from riffd.music.chords import recognize
 
 from .benchmachine import Meter, describe
+from .benchstall import MISSING, StallWatch
 from .liverig import (TICK, by_minute, count_flams, count_stuck, first_on_after, note_ons, percentile, run_session,
                       sort_timeline)
 
@@ -91,10 +95,11 @@ def timeline(chords, bpm: float, minutes: float) -> tuple[list, list, int]:
     return timeline_, strikes, ticks
 
 
-def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list[float]) -> dict:
+def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list[float], stalls=None) -> dict:
     """Reaction and timing per minute, and over the whole session. Reaction counts from
     when the key really left (``sent``, monotonic s per timeline event): a benchmark
-    that sends late must not be charged to riffd."""
+    that sends late must not be charged to riffd. ``stalls``: a finished StallWatch,
+    whose longest stall within each of the slowest reactions is reported beside it."""
     spb = 60.0 / bpm
     ons = note_ons(messages)
     on_times = np.array([t for t, _ in ons])
@@ -110,24 +115,27 @@ def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list
         i = first_on_after(on_times, start, limit)
         if i is not None:
             ms = (ons[i][0] - start) * 1000
-            (rolled_reactions if rolled else reactions).append((first / 60.0, ms))
+            (rolled_reactions if rolled else reactions).append((first / 60.0, ms, start))
             tones_ok.append(ons[i][1] % 12 in (chord.tones | {p % 12 for p in pitches}))
             used.add(i)
     sixteenth = spb / 4
     timing = [((t - t0) / 60.0, abs((t - t0) / sixteenth - round((t - t0) / sixteenth)) * sixteenth * 1000)
               for i, (t, _) in enumerate(ons) if i not in used]
-    react_p99 = by_minute(reactions, 99, minutes)
+    react_p99 = by_minute([r[:2] for r in reactions], 99, minutes)
     return {"chord_changes": len(reactions) + len(rolled_reactions), "notes": len(ons),
-            "reaction_ms_p50": percentile([v for _, v in reactions], 50),
-            "reaction_ms_p99": percentile([v for _, v in reactions], 99),
+            "reaction_ms_p50": percentile([r[1] for r in reactions], 50),
+            "reaction_ms_p99": percentile([r[1] for r in reactions], 99),
             "reaction_ms_p99_first_minute": react_p99[0], "reaction_ms_p99_last_minute": react_p99[-1],
             "reaction_ms_p99_by_minute": react_p99,
             # the first answer of a session: what a cold model or path costs shows here
             "reaction_ms_first_strike": round(reactions[0][1], 2) if reactions else None,
-            # (minute, ms) of the three slowest block-chord answers, to find an outlier's cause
-            "slowest_reactions": [[round(m, 2), round(ms, 2)] for m, ms in sorted(reactions, key=lambda r: r[1])[-3:]],
-            "rolled_reaction_ms_p50": percentile([v for _, v in rolled_reactions], 50),
-            "rolled_reaction_ms_p99": percentile([v for _, v in rolled_reactions], 99),
+            # (minute, ms, the machine's longest stall within it) of the three slowest
+            # block-chord answers, to find an outlier's cause
+            "slowest_reactions": [[round(m, 2), round(ms, 2),
+                                   stalls.overlapping(at, at + ms / 1000) if stalls is not None else None]
+                                  for m, ms, at in sorted(reactions, key=lambda r: r[1])[-3:]],
+            "rolled_reaction_ms_p50": percentile([r[1] for r in rolled_reactions], 50),
+            "rolled_reaction_ms_p99": percentile([r[1] for r in rolled_reactions], 99),
             "timing_ms_p50": percentile([v for _, v in timing], 50),
             "timing_ms_p50_by_minute": by_minute(timing, 50, minutes),
             "chord_tone_share": round(float(np.mean(tones_ok)), 3) if tones_ok else None,
@@ -149,10 +157,11 @@ def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", 
             events, strikes, ticks = timeline(chords, bpm, minutes)
             for model in models:
                 before, meter = server.xruns(), Meter()
-                run = run_session(["--preset", preset, "--model", model, "--seed", "1", "--warm-ms", str(warm_ms)],
-                                  events)
+                with StallWatch() as stalls:
+                    run = run_session(["--preset", preset, "--model", model, "--seed", "1", "--warm-ms",
+                                       str(warm_ms)], events)
                 row = {"model": model, "tempo_bpm": bpm, "strikes": len(strikes),
-                       **measure(run.messages, strikes, bpm, run.t0, minutes, run.sent),
+                       **measure(run.messages, strikes, bpm, run.t0, minutes, run.sent, stalls),
                        "stuck_notes": count_stuck(run.messages), "ticks_sent": ticks,
                        "ticks_received": run.stats.get("clock_ticks"),
                        "ticks_inferred_lost": run.stats.get("clock_ticks_inferred"),
@@ -165,7 +174,11 @@ def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", 
                        "reader_late_ms_max": run.stats.get("reader_late_ms_max"),
                        "refill_waits": run.stats.get("refill_waits"),
                        "waited_for_keys": run.stats.get("waited_for_keys"),
-                       "realtime_threads": run.stats.get("realtime"), "machine": meter.report()}
+                       "realtime_threads": run.stats.get("realtime"),
+                       # the machine's own stalls (cyclictest, above every thread): 0.0 is none over 1 ms
+                       "machine_stall_ms_max": stalls.max_ms(),
+                       "machine_stall_ms_by_minute": stalls.by_minute(run.t0, minutes),
+                       "machine": meter.report()}
                 results["sessions"].append(row)
                 echo(format_row(row))
                 echo("    " + describe(row["machine"]))
@@ -184,4 +197,6 @@ def format_row(r: dict) -> str:
             f"({r.get('ticks_inferred_lost')} inferred lost); "
             f"xruns {r['xruns_clients']} (driver {r['xruns_driver']}); reader late p99 {r['reader_late_ms_p99']} ms"
             + (f"; refill waits {r['refill_waits']}" if r.get("refill_waits") is not None else "")
-            + f"; realtime threads: {', '.join(r.get('realtime_threads') or ['none'])}")
+            + f"; realtime threads: {', '.join(r.get('realtime_threads') or ['none'])}; machine stalls by minute "
+            + (" / ".join(map(str, r["machine_stall_ms_by_minute"])) + " ms"
+               if r.get("machine_stall_ms_by_minute") is not None else MISSING))

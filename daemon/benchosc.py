@@ -27,6 +27,7 @@ from riffd.music.chords import recognize
 from riffd.presets import load_preset
 
 from .benchmachine import Meter
+from .benchstall import MISSING, StallWatch
 from .phrases import progression as phrase_chords
 from .liverig import percentile
 from .oscrig import cpu_seconds, serve_osc
@@ -70,13 +71,14 @@ def reactions(model: str, chords, tempo: float, preset: str, warm_ms: float = 10
     """Milliseconds from each chord's datagram leaving to riffd's first note after it
     arriving (Inbox: the kernel's time, where it has one); the same, to when the
     benchmark's thread read it; how many chords got no note before the next one; and
-    serve's CPU use over the session (% of one core; None without /proc). ``warm_ms``:
-    serve's --warm-ms. Datagrams are built before they are timed."""
+    serve's CPU use over the session (% of one core; None without /proc); and the
+    finished StallWatch (the machine's stalls). ``warm_ms``: serve's --warm-ms.
+    Datagrams are built before they are timed."""
     spb = 60.0 / tempo
     with tempfile.TemporaryDirectory() as tmp, \
             serve_osc(Path(tmp) / "serve.log", "--model", model, "--preset", preset, "--tempo", str(tempo),
                       "--seed", "1", "--warm-ms", str(warm_ms)) as (_, inbox, port, proc), \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, StallWatch() as stalls:
         datagrams, sent = [build("/riffd/chord", list(pitches)) for pitches in chords], []
         t0 = time.monotonic() + 0.3
         sleep_until(t0)
@@ -91,16 +93,17 @@ def reactions(model: str, chords, tempo: float, preset: str, warm_ms: float = 10
         with inbox.lock:
             notes = [(t, r) for (t, a, _), r in zip(inbox.arrivals, inbox.read_at) if a == "/riffd/note"]
     ons, reads = np.array([t for t, _ in notes]), [r for _, r in notes]
-    out, read, missed = [], [], 0
+    out, read, missed, stalled = [], [], 0, []
     for k in range(WARMUP, len(sent)):
         end = sent[k + 1] if k + 1 < len(sent) else sent[k] + spb
         i = int(np.searchsorted(ons, sent[k]))
         if i < len(ons) and ons[i] < end:
             out.append(1000.0 * (ons[i] - sent[k]))
             read.append(1000.0 * (reads[i] - sent[k]))
+            stalled.append(stalls.overlapping(sent[k], ons[i]))
         else:
             missed += 1
-    return out, read, missed, cpu
+    return out, read, missed, cpu, (stalls, stalled)
 
 
 def generate_round_trip(names: list[str], runs: int, preset: str, between=None) -> list[float]:
@@ -136,16 +139,25 @@ def osc(models=("rules", "markov", "onnx"), changes: int = 500, tempo: float = 1
     meter, chords = Meter(), chord_stream(changes + WARMUP)
     result = {"changes": changes, "tempo_bpm": tempo, "preset": preset, "warm_ms": warm_ms, "models": {}}
     for model in models:
-        ms, read, missed, cpu = reactions(model, chords, tempo, preset, warm_ms)
+        ms, read, missed, cpu, (stalls, stalled) = reactions(model, chords, tempo, preset, warm_ms)
+        quiet = [v for v, st in zip(ms, stalled) if st == 0.0]  # no stall over 1 ms while it waited
         row = {"osc_reaction_ms_p50": percentile(ms, 50), "osc_reaction_ms_p99": percentile(ms, 99),
                "osc_reaction_ms_max": percentile(ms, 100), "answered": len(ms), "unanswered": missed,
                "serve_cpu_percent": cpu, "read_reaction_ms_p50": percentile(read, 50),
-               "read_reaction_ms_p99": percentile(read, 99)}
+               "read_reaction_ms_p99": percentile(read, 99),
+               # the machine's own stalls (daemon/benchstall.py): the longest, how many answers
+               # waited through one over 1 ms, and the p99 of the answers that did not
+               "machine_stall_ms_max": stalls.max_ms(),
+               "stalled_reactions": sum(1 for st in stalled if st) if stalls.available else None,
+               "osc_reaction_ms_p99_unstalled": percentile(quiet, 99) if stalls.available else None}
         result["models"][model] = row
         echo(f"{model:9} reaction p50 {row['osc_reaction_ms_p50']} ms, p99 {row['osc_reaction_ms_p99']} ms, "
              f"max {row['osc_reaction_ms_max']} ms; {len(ms)} answered, {missed} unanswered; "
              f"serve's CPU {cpu} % of a core; read by the benchmark: p50 {row['read_reaction_ms_p50']} ms, "
-             f"p99 {row['read_reaction_ms_p99']} ms")
+             f"p99 {row['read_reaction_ms_p99']} ms; "
+             + (f"machine stalls: longest {row['machine_stall_ms_max']} ms, {row['stalled_reactions']} answers "
+                f"waited through one, p99 of the rest {row['osc_reaction_ms_p99_unstalled']} ms"
+                if stalls.available else MISSING))
     if "onnx" in models and runs:
         names = [c.chord.name for c in progression()][:16]
         # bench generate's timing of the very phrase serve is asked for: the same chords (one

@@ -58,6 +58,7 @@ def pytest_configure(config):
 LINUX_ONLY = {
     "jack": "JACK dummy-server tests run on Linux, where make test installs jackd2",
     "openblas": "MLX's reference BLAS is swapped for OpenBLAS on Linux only",
+    "cyclictest": "cyclictest (rt-tests) measures the machine on Linux, where make test installs it",
 }
 
 

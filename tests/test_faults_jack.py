@@ -175,15 +175,21 @@ def test_a_minute_at_160_bpm_with_the_transformer_loses_no_clock_and_leaves_noth
     depends on when riffd hears the key (a fresh clone's run had 6 in 259 note-ons, three
     runs on a quiet machine 9, 0 and 7 in about 300), a timing; test_engine's waiting-note
     tests hold the mechanism, and `riffd bench latency` reports the count."""
-    from riffd.daemon.benchlive import session_chords, timeline
+    from riffd.daemon.benchlive import measure, session_chords, timeline
+    from riffd.daemon.benchstall import StallWatch
     from riffd.daemon.liverig import run_session
     events, strikes, ticks = timeline(session_chords(160.0), 160.0, 1.0)
-    run = run_session(["--preset", "pop", "--model", "onnx", "--seed", "1"], events)
+    with StallWatch() as stalls:
+        run = run_session(["--preset", "pop", "--model", "onnx", "--seed", "1"], events)
     assert run.returncode == 0, run.log[-2000:]
     assert run.stats["clock_ticks"] == ticks
     assert run.stats.get("faults", 0) == 0
     assert len([m for _, m in run.messages if m[0] & 0xF0 == 0x90]) > 100
     assert count_stuck(run.messages) == 0
+    # the benchmark's reading of the same session: each slow answer with the machine's stall beside it
+    row = measure(run.messages, strikes, 160.0, run.t0, 1.0, run.sent, stalls)
+    assert row["chord_changes"] > 20 and len(row["slowest_reactions"]) == 3
+    assert all(minute < 1.0 and ms > 0 and stall >= 0.0 for minute, ms, stall in row["slowest_reactions"])
 
 
 def test_a_flam_is_two_note_ons_closer_than_10_ms():
