@@ -248,32 +248,51 @@ class MidiInput(_Port):
         self.rt_priority, self.realtime = rt_priority, False  # SCHED_FIFO for the reader (bridges/realtime.py)
         self.received = 0
         self.lateness = Lateness()
+        # one reader of RtMidi's queue at a time: the reader thread, or read_now's caller
+        self._lock = threading.Lock()
         self._start_reader()
 
     def _start_reader(self) -> None:
         self._midi.ignore_types(sysex=True, timing=False, active_sense=True)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, args=(self._midi,), name="riffd-midi-in", daemon=True)
+        with self._lock:
+            self._reading, self._stamper, self._stop = self._midi, Stamper(), threading.Event()
+        self._thread = threading.Thread(target=self._read, name="riffd-midi-in", daemon=True)
         self._thread.start()
 
-    def _read(self, midi) -> None:
+    def _drain(self, now: float) -> int:
+        """Move what waits in RtMidi's queue into ``events`` (lock held); returns how many."""
+        n = 0
+        while (item := self._reading.get_message()) is not None:
+            message, delta = item
+            n += 1
+            event = from_midi_bytes(message, self._stamper.stamp(delta, now))
+            if event is not None:
+                self._events.put(event)
+        self.received += n
+        return n
+
+    def read_now(self) -> int:
+        """Read RtMidi's queue now, from any thread, without waiting for the next poll
+        (up to ``POLL_S``): the sending thread calls it before a note-on that a key just
+        struck may replace. Returns how many messages it read (0 while the reader is
+        stopped for a reconnect)."""
+        with self._lock:
+            return 0 if self._stop.is_set() else self._drain(time.monotonic())
+
+    def _read(self) -> None:
         self.realtime = make_realtime(self.rt_priority)
-        stamper = Stamper()
         due = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
             self.lateness.add(max(0.0, now - due))
-            while (item := midi.get_message()) is not None:
-                message, delta = item
-                self.received += 1
-                event = from_midi_bytes(message, stamper.stamp(delta, now))
-                if event is not None:
-                    self._events.put(event)
+            with self._lock:
+                self._drain(now)
             due = time.monotonic() + POLL_S
             self._stop.wait(POLL_S)
 
     def _stop_reader(self) -> None:
-        self._stop.set()
+        with self._lock:  # no read_now runs on a port about to close
+            self._stop.set()
         self._thread.join()
 
     def reopen(self, fresh_client: bool = False) -> None:

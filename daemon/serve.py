@@ -120,8 +120,13 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
 
     model = rehearsed(model, preset)
     keys = ALL_BUT_DRUMS if in_channels is None else {c - 1 for c in in_channels}
+    def keys_waiting() -> bool:
+        if midi_in is not None:  # a key still in RtMidi's queue counts too
+            midi_in.read_now()
+        return keys_in(events, keys)
+
     scheduler = Scheduler(the_clock, output.send if output else (lambda message: None), on_note=on_note,
-                          keys_waiting=lambda: keys_in(events, keys))
+                          keys_waiting=keys_waiting)
     engine = Engine(model, preset, the_clock, scheduler,
                     channel=None if channel is None else channel - 1, mode=mode, seed=seed, in_channels=keys,
                     input_waiting=lambda: not events.empty(),

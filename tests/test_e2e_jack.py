@@ -154,3 +154,31 @@ def test_ports_lists_riffd_ports(jack):
         stop_serve(proc)
     assert result.returncode == 0
     assert "riffd in" in result.stdout and "riffd out" in result.stdout
+
+
+def test_a_key_still_in_rtmidis_queue_is_read_at_once(jack, monkeypatch):
+    """Before a note-on that a key just struck may replace, the sending thread reads
+    RtMidi's queue itself (MidiInput.read_now) instead of waiting for the reader's next
+    poll. With the poll stretched to 10 s, the key waits in RtMidi's queue until then."""
+    import queue
+
+    from riffd.bridges import midi
+    from riffd.bridges.events import NoteOn
+
+    monkeypatch.setattr(midi, "POLL_S", 10.0)
+    events: queue.Queue = queue.Queue()
+    port = midi.MidiInput(events, "jack", client_name="riffd-test-in")
+    player = Player(into=port.port_name, record=None)
+    try:
+        time.sleep(0.2)  # the reader's first poll is done: it sleeps for 10 s now
+        player.send([0x90, 60, 100])
+        time.sleep(0.2)  # a JACK period (2.7 ms) brings it into RtMidi's queue
+        assert events.empty() and port.received == 0
+        assert port.read_now() == 1
+        event = events.get_nowait()
+        assert type(event) is NoteOn and event.pitch == 60 and event.velocity == 100
+        assert port.read_now() == 0
+    finally:
+        player.close()
+        port.close()
+    assert port.read_now() == 0  # stopped: no read on a closed port
