@@ -2,7 +2,8 @@
 
 A random, seeded session: chord changes at ``rate`` strikes per second (random roots
 and qualities, block chords), a new tempo every 20 s (70-180 BPM), a stop and start
-every 45 s, and a song-position jump (stop, 0xF2, continue) every 30 s. It reports
+every 45 s, and a song-position jump (stop, 0xF2, continue) every 30 s; its last minute
+plays its first minute again, event for event, so the two compare the same music. It reports
 stuck notes, crashes (riffd exiting on its own or not with 0), the growth of riffd's
 resident memory after its first minute, and reaction per minute.
 """
@@ -20,13 +21,36 @@ from .benchmachine import Meter
 from .liverig import TICK, by_minute, count_stuck, first_on_after, note_ons, run_session, sort_timeline
 
 TEMPO_EVERY_S, STOP_EVERY_S, JUMP_EVERY_S = 20.0, 45.0, 30.0
+SEAM_S = 0.01  # between one stretch's stop and the next one's start
 
 
 def soak_timeline(minutes: float, rate: float, seed: int) -> tuple[list, list, int]:
     """(time s, message) events; the strikes as (time s, pitches, event index of the
-    first key); clocks sent."""
+    first key); clocks sent. A session of two minutes or more ends with its first minute
+    played again, event for event (strikes, tempos, stops, jumps): "the last minute no
+    worse than the first" then compares the same music, cold against after the load."""
     rng = random.Random(seed)
-    end = minutes * 60.0
+    total = minutes * 60.0
+    if minutes >= 2:
+        first = _stretch(60.0, rate, rng)
+        parts = [first] + ([_stretch(total - 120.0, rate, rng)] if total > 120.0 else []) + [first]
+    else:
+        parts = [_stretch(total, rate, rng)]
+    events, strikes, ticks, offset = [], [], 0, 0.0
+    for part_events, part_strikes, part_ticks in parts:
+        base = len(strikes)  # a first key's tag is its strike's number: renumbered in the session
+        events += [(e[0] + offset, e[1], e[2], *((e[3] + base,) if len(e) > 3 else ())) for e in part_events]
+        strikes += [(at + offset, pitches) for at, pitches in part_strikes]
+        ticks += part_ticks
+        offset += max(e[0] for e in part_events) + SEAM_S  # after this stretch's stop
+    timeline, where = sort_timeline(events)
+    return timeline, [(at, pitches, where[k]) for k, (at, pitches) in enumerate(strikes)], ticks
+
+
+def _stretch(seconds: float, rate: float, rng: random.Random) -> tuple[list, list, int]:
+    """One stretch of the session from MIDI start to stop: unsorted (time s, priority,
+    message[, strike number]) events, the strikes as (time s, pitches), clocks sent."""
+    end = seconds
     events: list[tuple[float, int, list[int]]] = [(0.0, 0, [0xFA])]
     t, bpm, ticks, next_tempo, next_stop, next_jump = 0.0, 120.0, 0, TEMPO_EVERY_S, STOP_EVERY_S, JUMP_EVERY_S / 2
     while t < end:
@@ -55,8 +79,7 @@ def soak_timeline(minutes: float, rate: float, seed: int) -> tuple[list, list, i
         strikes.append((at, pitches))
         held, at = pitches, at + rng.expovariate(rate)
     events += [(end, 2, [0x80, p, 0]) for p in held] + [(end + 0.001, 4, [0xFC])]
-    timeline, where = sort_timeline(events)
-    return timeline, [(at, pitches, where[k]) for k, (at, pitches) in enumerate(strikes)], ticks
+    return events, strikes, ticks
 
 
 def soak(minutes: float = 10.0, rate: float = 20.0, model: str = "onnx", preset: str = "pop",

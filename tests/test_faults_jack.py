@@ -218,6 +218,24 @@ def test_a_one_minute_soak_leaves_nothing_stuck_and_never_crashes():
     assert figures["reactions"] > 100
 
 
+def test_the_soak_ends_with_its_first_minute_played_again():
+    """So that its last minute is compared with its first on the same strikes, tempos,
+    stops and jumps; the strikes' event indexes point at their first keys throughout."""
+    from riffd.daemon.benchsoak import soak_timeline
+    timeline, strikes, ticks = soak_timeline(3.0, 20.0, 1)
+    replay = min(t for t, m in timeline if m == [0xFA] and t >= 119.0)  # the last stretch's start
+    first = [(round(t, 6), m) for t, m in timeline if t <= 60.001 + 1e-9]
+    last = [(round(t - replay, 6), m) for t, m in timeline if t >= replay - 1e-9]
+    assert first == last and len(first) > 3000
+    assert [m for _, m in first].count([0xF8]) * 2 < ticks  # a middle stretch between them
+    in_first = [(round(at, 6), p) for at, p, _ in strikes if at < 60.0]
+    in_last = [(round(at - replay, 6), p) for at, p, _ in strikes if at >= replay]
+    assert in_first == in_last and len(in_first) > 1000
+    for at, pitches, i in strikes:
+        assert abs(timeline[i][0] - at) < 1e-9 and timeline[i][1][0] == 0x90 and timeline[i][1][1] == pitches[0]
+    assert {int(at // 60) for at, _, _ in strikes} == {0, 1, 2}
+
+
 def test_the_soak_trend_is_the_slope_through_the_minutes():
     from riffd.daemon.benchsoak import trend
     assert trend([10.0, 12.0, 14.0, 16.0]) == 2.0  # 2 ms more each minute
