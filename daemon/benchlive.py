@@ -14,8 +14,8 @@ records what riffd sends back and reports, per minute and overall:
 - stuck notes: note-ons without an explicit note-off once riffd has exited;
 - clock ticks riffd received against those sent, and jackd's xruns;
 - the machine's own stalls per minute (daemon/benchstall.py, cyclictest), and the
-  longest within each of the slowest reactions: a late answer in a stalled minute was
-  the machine's, one in a quiet minute riffd's.
+  longest within each of the slowest reactions: a late answer that a stall overlapped
+  lost that long to the machine; one that no stall touched was riffd's own.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import tempfile
 
 PRIORITY = 90  # SCHED_FIFO: above jackd (10) and its clients, riffd (1); below the kernel's 99
 SPIKE = re.compile(r"T:\s*(\d+)\s+Spike:\s+(\d+):\s+TS:\s+(\d+)")
-MISSING = "cyclictest not installed (apt-get install rt-tests; `make bench` does)"
+MISSING = "cyclictest not installed (apt-get install rt-tests; `make test` and `make bench` do)"
 MAX_SPIKES = 50000  # per thread; at most one a millisecond: 14 minutes of a machine that never keeps up
 
 
