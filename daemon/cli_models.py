@@ -203,12 +203,16 @@ def write_onnx(checkpoint: Path, int8: bool, fused: bool = True, then: str = "",
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-report"),
               show_default=True, help="Folder for report.md, report.json, histograms.png and pieces.png.")
 @click.option("--card", is_flag=True, help="Write the test-split figures into the checkpoint's model card (README.md).")
+@click.option("--humans", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A folder of other real music (repeatable): its melodies are told from the real ones as a "
+                   "model's are, a human reference for the two-sample test.")
 @json_option
-def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, seeds, out, card, as_json):
+def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, seeds, out, card, humans, as_json):
     """Melodies of each model against real ones: over the chords of FOLDER's MIDI files
     (melody track and chords found per file), or of the dataset's test split (plus its
     perplexity and accuracy against markov)."""
     from riffd.models.evaluation.arrangements import read_folder
+    from riffd.models.evaluation.humans import read_references
     from riffd.models.evaluation.report import table, write_report
     from riffd.models.evaluation.suite import evaluate_pieces
     from riffd.presets import PresetError, load_preset
@@ -220,12 +224,13 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
                        "or a path to a model)")
     try:
         the_preset = load_preset(preset or ("pop" if folder else "folk"))
+        people = read_references(humans, echo=click.echo)
         if folder:
             found, files = read_folder(folder, echo=click.echo)
-            result = evaluate_pieces(found, names, the_preset, seed, echo=click.echo, seeds=seeds)
+            result = evaluate_pieces(found, names, the_preset, seed, echo=click.echo, seeds=seeds, humans=people)
             result["files"] = files
         else:
-            result = _test_split(data, checkpoint, pieces, stats_pieces, names, the_preset, seed, seeds, card)
+            result = _test_split(data, checkpoint, pieces, stats_pieces, names, the_preset, seed, seeds, card, people)
     except (ValueError, PresetError) as exc:  # CheckpointError, an unknown model, too few pieces
         raise BadInput(str(exc)) from None
     for path in write_report(result, out, str(folder or f"{data} (test split)")):
@@ -235,7 +240,7 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
         click.echo(json.dumps(result))
 
 
-def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, seeds, card) -> dict:
+def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, seeds, card, humans) -> dict:
     from riffd.models.checkpoint import DEFAULT, Checkpoint
     from riffd.models.evaluation.arrangements import Arrangement
     from riffd.models.evaluation.suite import WIDE_REGISTER, evaluate_pieces
@@ -246,7 +251,7 @@ def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, see
     check = Checkpoint.load(checkpoint)
     arrangements = Arrangement.of_split(test_pieces(data, check.vocab, WHOLE, stats_pieces), "test")
     result = evaluate_pieces(arrangements, names, preset.with_values(register=WIDE_REGISTER), seed, echo=click.echo,
-                             seeds=seeds)
+                             seeds=seeds, humans=humans)
     # the card's melody table: the suite's means (each model plays the pieces once)
     base["melody_stats"] = {name: {k: row[k] for k in ("chord_tone_ratio", "pc_entropy", "notes_per_bar")}
                             for name, row in result["configs"].items()}
@@ -330,14 +335,16 @@ def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min
 @dataset.command("songs")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--source", default="corpus", show_default=True,
-              help="corpus: chorales then Ryan's tunes, as users' arrangements; or a composer of the "
-                   "music21 corpus (palestrina, monteverdi, ...), one track per voice.")
+              help="corpus: chorales then Ryan's tunes, as users' arrangements; airds, essen, oneill or ryans: "
+                   "that tune collection (chords estimated from each melody; airds was never in the training "
+                   "corpus); or a composer of the music21 corpus (palestrina, monteverdi, ...), one track per voice.")
 @click.option("--count", type=click.IntRange(1, 5000), default=100, show_default=True)
 def dataset_songs(output, source, count):
     """Write corpus works as a user's MIDI files (for riffd eval and finetune --midi)."""
-    from riffd.models.training.songfiles import write_scores, write_songs
+    from riffd.models.training.songfiles import TUNES, write_scores, write_songs
     try:
-        written = write_songs(output, count) if source == "corpus" else write_scores(output, source, count)
+        written = write_songs(output, count) if source == "corpus" else write_songs(output, count, source) \
+            if source in TUNES else write_scores(output, source, count)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     click.echo(f"{output}: {len(written)} MIDI files")

@@ -225,3 +225,43 @@ def test_dataset_build_takes_real_arrangements(arrangements, tmp_path):
     assert built["rejected"] == {"unparsable": 1, "no melody track": 1}  # the noise, the chords-only file
     pieces = [json.loads(line) for line in (out / "pieces.jsonl").read_text().splitlines()]
     assert len(pieces) == 12
+
+
+def test_a_human_reference_is_told_apart_as_a_model_is(arrangements, tmp_path):
+    """--humans: another folder's real melodies go through the two-sample test against the
+    folder's: its own copy is near chance, Aird's airs (written by `dataset songs --source
+    airds`, tunes riffd never trained on) are told from the chorales almost always."""
+    folder, written = arrangements
+    chorales, airs = tmp_path / "chorales", tmp_path / "airs"
+    chorales.mkdir()
+    for path in written[:12]:
+        (chorales / path.name).write_bytes(path.read_bytes())
+    made = run_riffd("dataset", "songs", "-o", str(airs), "--source", "airds", "--count", "12")
+    assert made.returncode == 0, made.stderr
+    assert f"{airs}: 12 MIDI files" in made.stdout
+    tunes, files = read_folder(airs, echo=lambda line: None)
+    assert len(tunes) == 12 and all(len(t.chords) >= 4 and len(t.melody) >= 16 for t in tunes)
+    assert files[0]["melody_found_as"] == "named 'MELODY'"
+    out = tmp_path / "report"
+    result = run_riffd("eval", str(folder), "--models", "rules,markov", "-o", str(out), "--json", "--seeds", "2",
+                       "--humans", str(chorales), "--humans", str(airs))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    same, other = report["humans"]["humans: chorales"], report["humans"]["humans: airs"]
+    for row in (same, other):
+        assert row["seeds"] == [0, 1] and len(row["told_from_real"]) == 2 and row["pieces"] == 12
+        assert row["mean"] == pytest.approx(np.mean(row["told_from_real"]), abs=1e-3)
+        assert len(row["tells"]) == 5 and "composite" not in row
+    assert max(same["told_from_real"]) <= 0.7 and min(other["told_from_real"]) >= 0.8
+    assert same["kl_interval"] == pytest.approx(0.0, abs=1e-6) and other["kl_duration"] > 0.05
+    # not paired with the folder's pieces: no Wilcoxon test takes them
+    assert [(t["a"], t["b"]) for t in report["tests"]] == [("rules", "markov")]
+    assert set(report["histograms"]) == {"real", "rules", "markov", "humans: chorales", "humans: airs"}
+    md = (out / "report.md").read_text()
+    assert "| humans: airs |" in md and "humans: airs (the real melodies of another folder, as a human reference)" in md
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    (noise / "noise.mid").write_bytes(np.random.default_rng(2).bytes(900))
+    refused = run_riffd("eval", str(folder), "--models", "rules", "-o", str(tmp_path / "out1"), "--humans", str(noise))
+    assert refused.returncode == 2 and "no MIDI file with a melody and chords for a human reference" in refused.stderr
+    assert "Traceback" not in refused.stderr

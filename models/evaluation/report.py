@@ -18,13 +18,14 @@ def table(result: dict) -> list[str]:
     lines = ["| melody | told from real | chord-tone ratio | pc entropy (bits) | notes/bar | range | 2-bar repetition "
              "| 8-bar self-similarity | KL chord pc | KL interval | KL onset | KL duration | valid | composite |",
              "| --- " + "| ---: " * 13 + "|"]
-    for name, r in result["configs"].items():
+    rows = {**result["configs"], **result.get("humans", {})}
+    for name, r in rows.items():
         kls = [f"{r[f'kl_{k}']:.3f}" if f"kl_{k}" in r else "0" for k in HISTOGRAMS]
         judged = "-" if r.get("judge") is None else r["judge"]
         lines.append(f"| {name} | {judged} | {r['chord_tone_ratio']:.2f} | {r['pc_entropy']:.2f} | "
                      f"{r['notes_per_bar']:.2f} | {r['range']:.1f} | {r['repetition_2bar']:.2f} | "
                      f"{r['self_similarity_8bar']:.2f} | " + " | ".join(kls) +
-                     f" | {r['valid']:.2f} | {r.get('composite', 0)} |")
+                     f" | {r['valid']:.2f} | {r.get('composite', 0 if name == 'real' else '-')} |")
     return lines
 
 
@@ -47,6 +48,11 @@ def markdown(result: dict, source: str) -> str:
                   "standard deviations):", ""]
     lines += [f"- {name}: " + "; ".join(f"{t['feature']} {t['real']:g} / {t['other']:g} ({t['d']:+.2f})"
                                         for t in configs[name].get("tells", [])) for name in models]
+    for name, row in result.get("humans", {}).items():
+        lines += ["", f"{name} (the real melodies of another folder, as a human reference): told from real, seeds "
+                      f"{row['seeds'][0]}-{row['seeds'][-1]}: " + " / ".join(f"{x:.3f}" for x in row["told_from_real"])
+                      + f" (mean {row['mean']:.3f}); most told by "
+                      + "; ".join(f"{t['feature']} {t['real']:g} / {t['other']:g} ({t['d']:+.2f})" for t in row["tells"])]
     for name, row in result.get("judge_seeds", {}).items():
         lines += ["", f"Told from real, {name}, seeds {row['seeds'][0]}-{row['seeds'][-1]}: "
                       + " / ".join(f"{x:.3f}" for x in row["told_from_real"]) + f" (mean {row['mean']:.3f})"]

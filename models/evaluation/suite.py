@@ -24,6 +24,7 @@ from riffd.models.protocol import Context, one_voice
 
 from .arrangements import Arrangement
 from .features import FEATURE_NAMES, HISTOGRAMS, SCALARS, MelodyFeatures, features, kl, pooled
+from .humans import reference
 from .judge import FOLDS, calibration, tells, told_apart
 
 WIDE_REGISTER = [55, 88]  # wider than any preset's, for a test split (eval, calibrate): the model's own range
@@ -108,15 +109,18 @@ def piece_features(notes: list, piece: Arrangement) -> MelodyFeatures:
 
 
 def evaluate_pieces(pieces: list[Arrangement], models: list[str], preset, seed: int = 0, echo=print,
-                    labels: list[str] | None = None, seeds: int = 1) -> dict:
+                    labels: list[str] | None = None, seeds: int = 1, humans: dict | None = None) -> dict:
     """The whole comparison; returns ``{"configs": {"real": {...}, model: {...}},
     "tests": [...], "judge": {...}, "pieces": n}``, each model under its label
     (``labels``, default the names: "before"/"after" for a fine-tune); with ``seeds`` > 1
     also ``"judge_seeds"``: the two-sample test with seeds ``seed`` to ``seed + seeds - 1``
     (judge_over_seeds). With fewer than ``JUDGE_PIECES`` (10) pieces everything but the
     two-sample test is measured: each ``judge`` is None and ``judge["skipped"]`` says
-    why (a user's small folder still gets its before/after figures). Raises ValueError
-    with no piece or for an unknown model name."""
+    why (a user's small folder still gets its before/after figures). ``humans``: other
+    folders' real pieces by label (humans.read_references), each told from these real
+    melodies as a model is, with the same seeds, under ``"humans"`` (humans.reference;
+    not with fewer than ``JUDGE_PIECES`` pieces). Raises ValueError with no piece or for
+    an unknown model name."""
     labels = labels or list(models)
     if not pieces:
         raise ValueError("the evaluation needs at least 1 piece with a melody and chords (0 found)")
@@ -150,7 +154,13 @@ def evaluate_pieces(pieces: list[Arrangement], models: list[str], preset, seed: 
         row["mean"] = round(float(np.mean(row["told_from_real"])), 3)
         echo(f"riffd eval: {name}: told from real with seeds {seed}-{seed + seeds - 1}: "
              + " / ".join(f"{x:.3f}" for x in row["told_from_real"]) + f", mean {row['mean']:.3f}")
-    return {"judge_seeds": more, "pieces": len(pieces), "preset": preset.name, "configs": configs,
+    people = {name: reference(real, found, list(range(seed, seed + seeds)))
+              for name, found in (humans or {}).items()} if judged else {}
+    for name, found in (humans or {}).items() if judged else ():
+        every[name] = [piece_features(p.melody, p) for p in found]
+        echo(f"riffd eval: {name} (real melodies of another folder): told from real "
+             + " / ".join(f"{x:.3f}" for x in people[name]["told_from_real"]))
+    return {"judge_seeds": more, "humans": people, "pieces": len(pieces), "preset": preset.name, "configs": configs,
             "tests": wilcoxon_tests(configs, labels), "judge": judge,
             "histograms": {name: {k: [round(float(v), 4) for v in pooled(rows, k)] for k in HISTOGRAMS}
                            for name, rows in every.items()},

@@ -87,8 +87,11 @@ def chord_symbol_paths() -> list[Path]:
 
 def folk_paths(collection: str) -> list[Path]:
     """ABC files of a melody collection: "essen", "oneill" or "ryans" (files with chord
-    symbols are left to the chord-symbol source)."""
-    folder = {"essen": "essenFolksong", "oneill": "oneills1850", "ryans": "ryansMammoth"}[collection]
+    symbols are left to the chord-symbol source), or "airds" (James Aird's Selection of
+    Scotch, English, Irish and Foreign Airs, 1778-1803: never in riffd's training corpus,
+    a folder of real tunes outside it for `riffd eval`)."""
+    folder = {"essen": "essenFolksong", "oneill": "oneills1850", "ryans": "ryansMammoth",
+              "airds": "airdsAirs"}[collection]
     with_symbols = set(chord_symbol_paths())
     return [p for p in sorted((corpus_root() / folder).glob("*.abc")) if p not in with_symbols]
 

@@ -8,7 +8,9 @@ Even-numbered files: a named MELODY track played legato (each note overlapping t
 by 8 ticks) over a PIANO part that breaks the chords into rising arpeggios. Odd ones:
 unnamed tracks, the melody first, block chords second. Bach chorales come first (their
 chords are the lower voices); then Ryan's Mammoth Collection tunes, with chords
-estimated from the melody (riffd.models.training.harmonize).
+estimated from the melody (riffd.models.training.harmonize). ``write_songs`` with a
+collection writes that collection's tunes instead, the same way (Aird's airs: tunes
+riffd never trained on).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from riffd.bridges.midifile import melody_track
 from riffd.models.protocol import MelodyNote
 
 PPQN = 480
+TUNES = ("airds", "essen", "oneill", "ryans")  # melody-only collections: corpus.folk_paths
 
 
 def broken(chords) -> list[MelodyNote]:
@@ -37,9 +40,7 @@ def broken(chords) -> list[MelodyNote]:
 
 def pieces():
     """Corpus pieces with a melody and chords, chorales first (a generator: parsing is slow)."""
-    from .corpus import BadPiece, chorale, chorale_paths, folk_paths, melodies
-    from .dataset import estimate_chords
-    from .harmonize import estimate_key
+    from .corpus import BadPiece, chorale, chorale_paths
     for path in chorale_paths():
         try:
             piece = chorale(path)
@@ -47,12 +48,23 @@ def pieces():
             continue
         if piece is not None and piece.melody and piece.chords:
             yield piece
-    for path in folk_paths("ryans"):
+    yield from tunes("ryans")
+
+
+def tunes(collection: str):
+    """The tunes of a melody-only collection of the corpus (corpus.folk_paths: "airds",
+    "essen", "oneill", "ryans") of 16 notes or more, each with its key and chords
+    estimated from its melody (riffd.models.training.harmonize), in file order (a
+    generator)."""
+    from .corpus import BadPiece, folk_paths, melodies
+    from .dataset import estimate_chords
+    from .harmonize import estimate_key
+    for path in folk_paths(collection):
         try:
-            tunes = melodies(path, "ryans")
+            found = melodies(path, collection)
         except BadPiece:
             continue
-        for piece in tunes:
+        for piece in found:
             if isinstance(piece, BadPiece) or len(piece.melody) < 16:
                 continue
             piece.meta["key_pc"] = estimate_key(piece.melody)
@@ -77,13 +89,14 @@ def arrangement(piece, k: int) -> mido.MidiFile:
     return midi
 
 
-def write_songs(folder: str | Path, count: int) -> list[Path]:
-    """``count`` files ``NNN name.mid`` into ``folder`` (made if missing); fewer when the
-    corpus runs out. Returns their paths in order."""
+def write_songs(folder: str | Path, count: int, collection: str | None = None) -> list[Path]:
+    """``count`` files ``NNN name.mid`` into ``folder`` (made if missing): the corpus's
+    ``pieces``, or with ``collection`` that collection's ``tunes``; fewer when they run
+    out. Returns their paths in order."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for piece in pieces():
+    for piece in (pieces() if collection is None else tunes(collection)):
         if len(written) == count:
             break
         out = folder / f"{len(written):03d} {piece.name}.mid"
