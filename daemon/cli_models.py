@@ -6,9 +6,19 @@ from pathlib import Path
 
 import click
 
+from riffd.models import SHIPPED
+
 from .cli_common import BadInput, json_option, require_dataset
 
-RIFF_SMALL = Path("models/checkpoints/riff-small")
+RIFF_SMALL = Path("models/checkpoints/riff-small")  # train's output, relative to where it runs
+SHIPPED_SMALL = SHIPPED / "riff-small"  # finetune's start and export's default, wherever riffd runs
+
+
+def checkpoint_path(ctx, param, value: Path) -> Path:
+    """A checkpoint option's folder: a shipped checkpoint's name (riff-chorale) means its
+    folder in models/checkpoints unless a folder of that name is here."""
+    shipped = SHIPPED / str(value)
+    return shipped if not value.exists() and len(value.parts) == 1 and shipped.is_dir() else value
 WHOLE = 1 << 20  # tokens: the melody suite plays whole test pieces, so their form can return
 # finetune --midi's defaults: 500 songs stay under 20 minutes in all on 2 cores (riffd bench
 # finetune), and validation every 150 steps lets early stopping act within that time
@@ -93,8 +103,9 @@ def train(arch, output, max_order, data, resume, stop_after, **kw):
 
 
 @click.command()
-@click.option("--init", "init", type=click.Path(file_okay=False, path_type=Path), default=RIFF_SMALL,
-              show_default=True, help="Checkpoint to start from.")
+@click.option("--init", "init", type=click.Path(file_okay=False, path_type=Path), default=SHIPPED_SMALL,
+              callback=checkpoint_path, show_default="riff-small, the shipped one",
+              help="Checkpoint to start from: a folder, or a shipped one's name (riff-chorale).")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="New checkpoint folder.")
 @click.option("--midi", "midi_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -161,7 +172,7 @@ def export():
 
 
 @export.command("onnx")
-@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=RIFF_SMALL)
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=SHIPPED_SMALL)
 @click.option("--int8/--no-int8", default=True, show_default=True,
               help="Also write model.int8.onnx (onnxruntime dynamic quantization).")
 @click.option("--portable", is_flag=True,

@@ -22,8 +22,9 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     songs = write_songs(folder, 150)
     (folder / "noise.mid").write_bytes(np.random.default_rng(2).bytes(1500))
     out = tmp_path / "ckpt"
+    # run from elsewhere than the project: --init's default is the shipped riff-small wherever riffd runs
     result = run_riffd("finetune", "--midi", str(folder), "-o", str(out), "--lora-rank", "4",
-                       "--calibration-songs", "60", *TRAIN)
+                       "--calibration-songs", "60", *TRAIN, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "finetune.json").read_text())
     assert report["pieces"]["user"]["train"] > 100 and report["rejected"].get("unparsable") == 1
@@ -80,6 +81,16 @@ def test_finetune_needs_a_source_and_usable_songs(tmp_path):
     assert "split" in result.stderr or "songs" in result.stderr, result.stderr
     # the help's default is the one the command uses
     assert f"calibration is fitted on [{CALIBRATION_SONGS}]" in " ".join(run_riffd("finetune", "--help").stdout.split())
+
+
+def test_a_checkpoint_option_takes_a_shipped_name():
+    from pathlib import Path
+
+    from riffd.daemon.cli_models import SHIPPED_SMALL, checkpoint_path
+    assert SHIPPED_SMALL == DEFAULT and (SHIPPED_SMALL / "config.json").is_file()
+    assert checkpoint_path(None, None, Path("riff-chorale")) == DEFAULT.parent / "riff-chorale"
+    assert checkpoint_path(None, None, Path("nosuch")) == Path("nosuch")  # left for the command to refuse
+    assert checkpoint_path(None, None, Path("a/riff-chorale")) == Path("a/riff-chorale")
 
 
 def test_dataset_songs_writes_corpus_works_as_a_users_files(tmp_path):
