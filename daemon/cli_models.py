@@ -12,13 +12,6 @@ from .cli_common import BadInput, json_option, require_dataset
 
 RIFF_SMALL = Path("models/checkpoints/riff-small")  # train's output, relative to where it runs
 SHIPPED_SMALL = SHIPPED / "riff-small"  # finetune's start and export's default, wherever riffd runs
-
-
-def checkpoint_path(ctx, param, value: Path) -> Path:
-    """A checkpoint option's folder: a shipped checkpoint's name (riff-chorale) means its
-    folder in models/checkpoints unless a folder of that name is here."""
-    shipped = SHIPPED / str(value)
-    return shipped if not value.exists() and len(value.parts) == 1 and shipped.is_dir() else value
 WHOLE = 1 << 20  # tokens: the melody suite plays whole test pieces, so their form can return
 # finetune --midi's defaults: 500 songs stay under 20 minutes in all on 2 cores (riffd bench
 # finetune), and validation every 150 steps lets early stopping act within that time
@@ -32,6 +25,13 @@ TRAIN_LR, TRAIN_EPOCHS, MIDI_LR, MIDI_EPOCHS = 1.5e-3, 20, 5e-4, 9
 # against LoRA rank 8's 1.84 and told from real 0.698 against 0.735 (ten seeds), in the same
 # time and size; on 100, 1.89 against 1.92 (docs/measured.md, "Every weight, not LoRA")
 DATA_LORA_RANK, MIDI_LORA_RANK = 8, 0
+
+
+def checkpoint_path(ctx, param, value: Path) -> Path:
+    """A checkpoint option's folder: a shipped checkpoint's name (riff-chorale) means its
+    folder in models/checkpoints unless a folder of that name is here."""
+    shipped = SHIPPED / str(value)
+    return shipped if not value.exists() and len(value.parts) == 1 and shipped.is_dir() else value
 
 
 def train_options(f):

@@ -265,3 +265,15 @@ def test_a_human_reference_is_told_apart_as_a_model_is(arrangements, tmp_path):
     refused = run_riffd("eval", str(folder), "--models", "rules", "-o", str(tmp_path / "out1"), "--humans", str(noise))
     assert refused.returncode == 2 and "no MIDI file with a melody and chords for a human reference" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_two_reference_folders_of_one_name_keep_their_own_rows(arrangements, tmp_path):
+    from riffd.models.evaluation.humans import read_references
+    folder, written = arrangements
+    for side in ("a", "b"):
+        (tmp_path / side / "songs").mkdir(parents=True)
+        for path in written[:2] if side == "a" else written[2:5]:
+            (tmp_path / side / "songs" / path.name).write_bytes(path.read_bytes())
+    found = read_references([tmp_path / "a" / "songs", tmp_path / "b" / "songs"], echo=lambda line: None)
+    assert [len(v) for v in found.values()] == [2, 3]
+    assert list(found) == ["humans: songs", f"humans: {tmp_path / 'b' / 'songs'}"]

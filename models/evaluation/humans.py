@@ -46,12 +46,13 @@ def reference(real: list[MelodyFeatures], pieces: list[Arrangement], seeds: list
 
 
 def read_references(folders: list[str | Path], echo=print) -> dict[str, list[Arrangement]]:
-    """Each folder's arrangements (arrangements.read_folder), by ``label``. Raises
-    ValueError for a folder with no usable file."""
+    """Each folder's arrangements (arrangements.read_folder), by ``label`` (by its whole
+    path when another folder of the same name came first). Raises ValueError for a
+    folder with no usable file."""
     out = {}
     for folder in folders:
         pieces, _ = read_folder(folder, echo=echo)
         if not pieces:
             raise ValueError(f"{folder}: no MIDI file with a melody and chords for a human reference")
-        out[label(folder)] = pieces
+        out[label(folder) if label(folder) not in out else f"humans: {folder}"] = pieces  # two folders named alike
     return out
