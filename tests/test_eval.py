@@ -189,10 +189,12 @@ def test_eval_command_on_a_small_folder_measures_all_but_the_two_sample_test(arr
     for path in written[:3]:
         (few / path.name).write_bytes(path.read_bytes())
     out = tmp_path / "out"
-    result = run_riffd("eval", str(few), "--models", "rules,markov", "-o", str(out), "--json", "--seeds", "3")
+    result = run_riffd("eval", str(few), "--models", "rules,markov", "-o", str(out), "--json", "--seeds", "3",
+                       "--humans", str(folder))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["pieces"] == 3 and report["judge"]["real_vs_real"] is None and report["judge_seeds"] == {}
+    assert report["humans"] == {} and "no human reference either: the two-sample test needs" in result.stdout
     assert "needs at least 10 pieces (3 here)" in report["judge"]["skipped"]
     for name in ("rules", "markov"):
         row = report["configs"][name]

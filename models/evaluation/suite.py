@@ -156,6 +156,8 @@ def evaluate_pieces(pieces: list[Arrangement], models: list[str], preset, seed: 
              + " / ".join(f"{x:.3f}" for x in row["told_from_real"]) + f", mean {row['mean']:.3f}")
     people = {name: reference(real, found, list(range(seed, seed + seeds)))
               for name, found in (humans or {}).items()} if judged else {}
+    if humans and not judged:
+        echo(f"riffd eval: no human reference either: {judge['skipped']}")
     for name, found in (humans or {}).items() if judged else ():
         every[name] = [piece_features(p.melody, p) for p in found]
         echo(f"riffd eval: {name} (real melodies of another folder): told from real "
