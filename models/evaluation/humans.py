@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .arrangements import Arrangement, read_folder
-from .features import FEATURE_NAMES, HISTOGRAMS, SCALARS, MelodyFeatures, features, kl, pooled
+from .features import FEATURE_NAMES, HISTOGRAMS, SCALARS, MelodyFeatures, kl, pooled
 from .judge import FOLDS, tells, told_apart
 
 
@@ -26,21 +26,20 @@ def label(folder: str | Path) -> str:
     return f"humans: {Path(folder).name}"
 
 
-def reference(real: list[MelodyFeatures], pieces: list[Arrangement], seeds: list[int]) -> dict:
-    """The real melodies of ``pieces`` (their own chords) against ``real`` (the evaluated
-    folder's real melodies): the means of every scalar feature, the KL divergence
+def reference(real: list[MelodyFeatures], rows: list[MelodyFeatures], seeds: list[int]) -> dict:
+    """Another folder's real melodies, ``rows`` (each measured over its own chords), against
+    ``real`` (the evaluated folder's real melodies): the means of every scalar feature, the KL divergence
     KL(real || these) of each pooled histogram (nats), the two-sample test's accuracy
     with each of ``seeds`` (the folds drawn anew; the melodies are the same) and its mean,
     and the features that tell them apart most. Raises ValueError with fewer than
     ``FOLDS`` pieces on either side."""
-    if min(len(pieces), len(real)) < FOLDS:
-        raise ValueError(f"a human reference needs at least {FOLDS} melodies a side ({len(pieces)} and {len(real)})")
-    rows = [features(p.melody, p.chords, p.bar_beats, p.length, p.origin) for p in pieces]
+    if min(len(rows), len(real)) < FOLDS:
+        raise ValueError(f"a human reference needs at least {FOLDS} melodies a side ({len(rows)} and {len(real)})")
     real_x, x = np.array([r.vector() for r in real]), np.array([r.vector() for r in rows])
     scores = [round(told_apart(real_x, x, s), 3) for s in seeds]
     out = {k: round(float(np.mean([r.scalars[k] for r in rows])), 4) for k in SCALARS}
     out.update({f"kl_{k}": round(kl(pooled(real, k), pooled(rows, k)), 4) for k in HISTOGRAMS})
-    out.update(pieces=len(pieces), seeds=list(seeds), told_from_real=scores, judge=scores[0],
+    out.update(pieces=len(rows), seeds=list(seeds), told_from_real=scores, judge=scores[0],
                mean=round(float(np.mean(scores)), 3), tells=tells(real_x, x, FEATURE_NAMES))
     return out
 

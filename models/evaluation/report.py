@@ -29,6 +29,11 @@ def table(result: dict) -> list[str]:
     return lines
 
 
+def told_by(tells: list[dict]) -> str:
+    """judge.tells' features as one line: "feature real / other (d); ..."."""
+    return "; ".join(f"{t['feature']} {t['real']:g} / {t['other']:g} ({t['d']:+.2f})" for t in tells)
+
+
 def markdown(result: dict, source: str) -> str:
     """The tables of ``result`` (suite.evaluate_pieces) as Markdown."""
     configs = result["configs"]
@@ -46,13 +51,11 @@ def markdown(result: dict, source: str) -> str:
         lines.append(f"| {name} | " + " | ".join({True: "met", False: "no", None: "-"}[t[k]] for k in TARGETS) + " |")
     lines += ["", "What tells each model from real most (feature: real mean / the model's, difference in pooled "
                   "standard deviations):", ""]
-    lines += [f"- {name}: " + "; ".join(f"{t['feature']} {t['real']:g} / {t['other']:g} ({t['d']:+.2f})"
-                                        for t in configs[name].get("tells", [])) for name in models]
+    lines += [f"- {name}: " + told_by(configs[name].get("tells", [])) for name in models]
     for name, row in result.get("humans", {}).items():
         lines += ["", f"{name} (the real melodies of another folder, as a human reference): told from real, seeds "
                       f"{row['seeds'][0]}-{row['seeds'][-1]}: " + " / ".join(f"{x:.3f}" for x in row["told_from_real"])
-                      + f" (mean {row['mean']:.3f}); most told by "
-                      + "; ".join(f"{t['feature']} {t['real']:g} / {t['other']:g} ({t['d']:+.2f})" for t in row["tells"])]
+                      + f" (mean {row['mean']:.3f}); most told by " + told_by(row["tells"])]
     for name, row in result.get("judge_seeds", {}).items():
         lines += ["", f"Told from real, {name}, seeds {row['seeds'][0]}-{row['seeds'][-1]}: "
                       + " / ".join(f"{x:.3f}" for x in row["told_from_real"]) + f" (mean {row['mean']:.3f})"]

@@ -154,12 +154,12 @@ def evaluate_pieces(pieces: list[Arrangement], models: list[str], preset, seed: 
         row["mean"] = round(float(np.mean(row["told_from_real"])), 3)
         echo(f"riffd eval: {name}: told from real with seeds {seed}-{seed + seeds - 1}: "
              + " / ".join(f"{x:.3f}" for x in row["told_from_real"]) + f", mean {row['mean']:.3f}")
-    people = {name: reference(real, found, list(range(seed, seed + seeds)))
-              for name, found in (humans or {}).items()} if judged else {}
+    people = {}
     if humans and not judged:
         echo(f"riffd eval: no human reference either: {judge['skipped']}")
     for name, found in (humans or {}).items() if judged else ():
         every[name] = [piece_features(p.melody, p) for p in found]
+        people[name] = reference(real, every[name], list(range(seed, seed + seeds)))
         echo(f"riffd eval: {name} (real melodies of another folder): told from real "
              + " / ".join(f"{x:.3f}" for x in people[name]["told_from_real"]))
     return {"judge_seeds": more, "humans": people, "pieces": len(pieces), "preset": preset.name, "configs": configs,
