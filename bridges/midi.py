@@ -255,14 +255,15 @@ class MidiInput(_Port):
     def _start_reader(self) -> None:
         self._midi.ignore_types(sysex=True, timing=False, active_sense=True)
         with self._lock:
-            self._reading, self._stamper, self._stop = self._midi, Stamper(), threading.Event()
+            self._stamper, self._stop = Stamper(), threading.Event()
         self._thread = threading.Thread(target=self._read, name="riffd-midi-in", daemon=True)
         self._thread.start()
 
     def _drain(self, now: float) -> int:
-        """Move what waits in RtMidi's queue into ``events`` (lock held); returns how many."""
+        """Move what waits in RtMidi's queue into ``events`` (lock held); returns how many.
+        ``_midi`` changes only in reopen, between _stop_reader and _start_reader."""
         n = 0
-        while (item := self._reading.get_message()) is not None:
+        while (item := self._midi.get_message()) is not None:
             message, delta = item
             n += 1
             event = from_midi_bytes(message, self._stamper.stamp(delta, now))

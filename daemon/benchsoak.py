@@ -47,10 +47,10 @@ def soak_timeline(minutes: float, rate: float, seed: int) -> tuple[list, list, i
     return timeline, [(at, pitches, where[k]) for k, (at, pitches) in enumerate(strikes)], ticks
 
 
-def _stretch(seconds: float, rate: float, rng: random.Random) -> tuple[list, list, int]:
-    """One stretch of the session from MIDI start to stop: unsorted (time s, priority,
-    message[, strike number]) events, the strikes as (time s, pitches), clocks sent."""
-    end = seconds
+def _stretch(end: float, rate: float, rng: random.Random) -> tuple[list, list, int]:
+    """One stretch of the session from MIDI start to stop ``end`` seconds later: unsorted
+    (time s, priority, message[, strike number]) events, the strikes as (time s,
+    pitches), clocks sent."""
     events: list[tuple[float, int, list[int]]] = [(0.0, 0, [0xFA])]
     t, bpm, ticks, next_tempo, next_stop, next_jump = 0.0, 120.0, 0, TEMPO_EVERY_S, STOP_EVERY_S, JUMP_EVERY_S / 2
     while t < end:

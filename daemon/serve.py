@@ -120,6 +120,7 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
 
     model = rehearsed(model, preset)
     keys = ALL_BUT_DRUMS if in_channels is None else {c - 1 for c in in_channels}
+
     def keys_waiting() -> bool:
         if midi_in is not None:  # a key still in RtMidi's queue counts too
             midi_in.read_now()
