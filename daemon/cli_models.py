@@ -350,12 +350,14 @@ def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min
                    "that tune collection (chords estimated from each melody; airds was never in the training "
                    "corpus); or a composer of the music21 corpus (palestrina, monteverdi, ...), one track per voice.")
 @click.option("--count", type=click.IntRange(1, 5000), default=100, show_default=True)
-def dataset_songs(output, source, count):
+@click.option("--skip", type=click.IntRange(0), default=0, show_default=True,
+              help="Start after this many works: --skip 0, N, 2N ... with --count N write disjoint folders.")
+def dataset_songs(output, source, count, skip):
     """Write corpus works as a user's MIDI files (for riffd eval and finetune --midi)."""
     from riffd.models.training.songfiles import TUNES, write_scores, write_songs
     try:
-        written = write_songs(output, count) if source == "corpus" else write_songs(output, count, source) \
-            if source in TUNES else write_scores(output, source, count)
+        written = write_songs(output, count, None, skip) if source == "corpus" \
+            else write_songs(output, count, source, skip) if source in TUNES else write_scores(output, source, count, skip)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     click.echo(f"{output}: {len(written)} MIDI files")

@@ -232,7 +232,8 @@ def test_dataset_build_takes_real_arrangements(arrangements, tmp_path):
 def test_a_human_reference_is_told_apart_as_a_model_is(arrangements, tmp_path):
     """--humans: another folder's real melodies go through the two-sample test against the
     folder's: its own copy is near chance, Aird's airs (written by `dataset songs --source
-    airds`, tunes riffd never trained on) are told from the chorales almost always."""
+    airds`, tunes riffd never trained on; `--skip` writes later ones as the same files) are
+    told from the chorales almost always."""
     folder, written = arrangements
     chorales, airs = tmp_path / "chorales", tmp_path / "airs"
     chorales.mkdir()
@@ -241,6 +242,13 @@ def test_a_human_reference_is_told_apart_as_a_model_is(arrangements, tmp_path):
     made = run_riffd("dataset", "songs", "-o", str(airs), "--source", "airds", "--count", "12")
     assert made.returncode == 0, made.stderr
     assert f"{airs}: 12 MIDI files" in made.stdout
+    # --skip: the same files as the run without it wrote at those numbers, so folders do not overlap
+    rest = run_riffd("dataset", "songs", "-o", str(tmp_path / "rest"), "--source", "airds", "--skip", "9",
+                     "--count", "3")
+    assert rest.returncode == 0, rest.stderr
+    later = sorted((tmp_path / "rest").iterdir())
+    assert [p.name for p in later] == sorted(p.name for p in airs.iterdir())[9:]
+    assert all(p.read_bytes() == (airs / p.name).read_bytes() for p in later)
     tunes, files = read_folder(airs, echo=lambda line: None)
     assert len(tunes) == 12 and all(len(t.chords) >= 4 and len(t.melody) >= 16 for t in tunes)
     assert files[0]["melody_found_as"] == "named 'MELODY'"

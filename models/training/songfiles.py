@@ -89,26 +89,31 @@ def arrangement(piece, k: int) -> mido.MidiFile:
     return midi
 
 
-def write_songs(folder: str | Path, count: int, collection: str | None = None) -> list[Path]:
+def write_songs(folder: str | Path, count: int, collection: str | None = None, skip: int = 0) -> list[Path]:
     """``count`` files ``NNN name.mid`` into ``folder`` (made if missing): the corpus's
-    ``pieces``, or with ``collection`` that collection's ``tunes``; fewer when they run
-    out. Returns their paths in order."""
+    ``pieces``, or with ``collection`` that collection's ``tunes``, after the first
+    ``skip`` of them; fewer when they run out. File NNN is the one a run without ``skip``
+    writes as NNN (same name and shape), so runs with skips 0, N, 2N ... of count N make
+    disjoint folders. Returns their paths in order."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for piece in (pieces() if collection is None else tunes(collection)):
+    for k, piece in enumerate(pieces() if collection is None else tunes(collection)):
         if len(written) == count:
             break
-        out = folder / f"{len(written):03d} {piece.name}.mid"
-        arrangement(piece, len(written)).save(out)
+        if k < skip:
+            continue
+        out = folder / f"{k:03d} {piece.name}.mid"
+        arrangement(piece, k).save(out)
         written.append(out)
     return written
 
 
-def write_scores(folder: str | Path, composer: str, count: int) -> list[Path]:
+def write_scores(folder: str | Path, composer: str, count: int, skip: int = 0) -> list[Path]:
     """Up to ``count`` of ``composer``'s works in the music21 corpus with three or more
     parts into ``folder`` as MIDI files (music21's writer: one track per part, named),
-    sorted by corpus path; a work music21 cannot parse or write is skipped. Raises
+    sorted by corpus path, after the first ``skip`` such works (numbered as in
+    ``write_songs``); a work music21 cannot parse or write is skipped. Raises
     ValueError for a composer the corpus does not hold."""
     from music21 import converter, corpus
     paths = sorted(str(p) for p in corpus.getComposer(composer))
@@ -116,18 +121,22 @@ def write_scores(folder: str | Path, composer: str, count: int) -> list[Path]:
         raise ValueError(f"the music21 corpus holds no works of {composer!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, k = [], 0
     for path in paths:
         if len(written) == count:
             break
-        out = folder / f"{len(written):03d} {Path(path).parent.name}-{Path(path).stem}.mid"
+        out = folder / f"{k:03d} {Path(path).parent.name}-{Path(path).stem}.mid"
         try:
             score = converter.parse(path)
             if len(score.parts) < 3:
                 continue
-            score.write("midi", fp=str(out))
+            score.write("midi", fp=str(out))  # skipped works too: a work that fails to write takes no number
         except Exception:  # noqa: BLE001 - one unreadable work of a corpus is skipped
             out.unlink(missing_ok=True)
             continue
-        written.append(out)
+        if k < skip:
+            out.unlink()
+        else:
+            written.append(out)
+        k += 1
     return written
