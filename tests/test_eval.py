@@ -11,6 +11,7 @@ import pytest
 from riffd.models.evaluation.arrangements import beat_starts, read_arrangement, read_folder
 from riffd.models.evaluation.features import FEATURE_NAMES, features, kl, repetition, valid
 from riffd.models.evaluation.judge import tells, told_apart
+from riffd.models.evaluation.suite import verdicts
 from riffd.models.protocol import ChordAt, MelodyNote
 from riffd.music.chords import parse_chord
 
@@ -71,6 +72,16 @@ def test_tells_name_the_feature_that_differs():
     assert vector["interval 0 (repeated note)"] == pytest.approx(1 / 3) and vector["interval +4"] == pytest.approx(1 / 3)
     assert vector["onset 0/12 beat"] == 1.0 and vector["chord pc +4"] == 0.25
     assert vector["duration 1.51-2.01 beats"] == 0.25 and vector["duration over 4.01 beats"] == 0.25
+
+
+def test_the_two_sample_target_is_judged_on_the_score_given():
+    """--seeds: the target reads the mean over the seeds when it is given, not seed 0's."""
+    real = {"chord_tone_ratio": 0.7, "pc_entropy": 2.5, "notes_per_bar": 4.0, "repetition_2bar": 0.2}
+    row = {**real, "judge": 0.72, **{f"kl_{k}": 0.01 for k in ("chord_pc", "interval", "onset", "duration")}}
+    assert verdicts(row, real)["judge"] is False and verdicts(row, real, 0.68)["judge"] is True
+    assert verdicts({**row, "judge": 0.66}, real, 0.71)["judge"] is False
+    assert verdicts({**row, "judge": None}, real)["judge"] is None
+    assert all(v for k, v in verdicts(row, real, 0.68).items())
 
 
 def test_judge_is_near_chance_on_one_distribution_and_sure_on_two():
@@ -178,6 +189,8 @@ def test_eval_command_on_a_folder(arrangements, tmp_path):
         assert all(0 <= x <= 1 for x in row["told_from_real"])
         assert row["mean"] == pytest.approx(np.mean(row["told_from_real"]), abs=1e-3)
         assert f"Told from real, {name}, seeds 0-2:" in (out / "report.md").read_text()
+        assert report["configs"][name]["targets"]["judge"] == (row["mean"] <= 0.70)  # the mean, not seed 0's
+    assert "(told from real: the mean over the seeds)" in (out / "report.md").read_text()
 
 
 def test_eval_command_on_a_small_folder_measures_all_but_the_two_sample_test(arrangements, tmp_path):

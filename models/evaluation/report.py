@@ -44,7 +44,8 @@ def markdown(result: dict, source: str) -> str:
                  f"Told from real: not tested ({result['judge']['skipped']}).")
     lines = [f"# riffd eval: {source}", "", f"{result['pieces']} pieces, preset `{result['preset']}`. {told_line}", "",
              *table(result)]
-    lines += ["", "Targets (issue 12): " + ", ".join(f"{k} {v}" for k, v in TARGETS.items()), "",
+    over = " (told from real: the mean over the seeds)" if result.get("judge_seeds") else ""
+    lines += ["", "Targets (issue 12): " + ", ".join(f"{k} {v}" for k, v in TARGETS.items()) + over, "",
               "| model | " + " | ".join(TARGETS) + " |", "| --- " + "| :-: " * len(TARGETS) + "|"]
     for name in models:
         t = configs[name]["targets"]

@@ -70,11 +70,14 @@ def summary(rows: list[MelodyFeatures], real: list[MelodyFeatures]) -> dict:
     return out
 
 
-def verdicts(row: dict, real: dict) -> dict:
+def verdicts(row: dict, real: dict, told_from_real: float | None = None) -> dict:
     """Each target of ``TARGETS`` as True (met) or False for one model's row; the
-    two-sample test's is None when it was not run (fewer than ``JUDGE_PIECES`` pieces)."""
+    two-sample test's by ``told_from_real`` (the mean over seeds when there are several;
+    None: the row's own ``judge``), None when it was not run (fewer than
+    ``JUDGE_PIECES`` pieces)."""
+    told_from_real = row["judge"] if told_from_real is None else told_from_real
     return {
-        "judge": None if row["judge"] is None else row["judge"] <= TARGETS["judge"],
+        "judge": None if told_from_real is None else told_from_real <= TARGETS["judge"],
         "chord_tone_ratio": abs(row["chord_tone_ratio"] - real["chord_tone_ratio"]) <= TARGETS["chord_tone_ratio"],
         "pc_entropy": abs(row["pc_entropy"] - real["pc_entropy"]) <= TARGETS["pc_entropy"],
         "notes_per_bar": abs(row["notes_per_bar"] - real["notes_per_bar"])
@@ -152,6 +155,7 @@ def evaluate_pieces(pieces: list[Arrangement], models: list[str], preset, seed: 
     for name, row in more.items():  # the first seed's test is the one above
         row["seeds"], row["told_from_real"] = [seed, *row["seeds"]], [judge[name], *row["told_from_real"]]
         row["mean"] = round(float(np.mean(row["told_from_real"])), 3)
+        configs[name]["targets"] = verdicts(configs[name], configs["real"], row["mean"])  # the test over every seed
         echo(f"riffd eval: {name}: told from real with seeds {seed}-{seed + seeds - 1}: "
              + " / ".join(f"{x:.3f}" for x in row["told_from_real"]) + f", mean {row['mean']:.3f}")
     people = {}
