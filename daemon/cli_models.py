@@ -356,8 +356,9 @@ def dataset_songs(output, source, count, skip):
     """Write corpus works as a user's MIDI files (for riffd eval and finetune --midi)."""
     from riffd.models.training.songfiles import TUNES, write_scores, write_songs
     try:
-        written = write_songs(output, count, None, skip) if source == "corpus" \
-            else write_songs(output, count, source, skip) if source in TUNES else write_scores(output, source, count, skip)
+        collection = None if source == "corpus" else source
+        written = write_songs(output, count, collection, skip) if collection is None or collection in TUNES \
+            else write_scores(output, source, count, skip)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     click.echo(f"{output}: {len(written)} MIDI files")

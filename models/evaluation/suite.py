@@ -148,16 +148,15 @@ def evaluate_pieces(pieces: list[Arrangement], models: list[str], preset, seed: 
         configs[name], every[name] = row, rows
         echo(f"riffd eval: {name}: told from real {told(row)}, composite {row['composite']:.3f} "
              f"({row['seconds']} s)")
-    for name in labels:
-        configs[name]["targets"] = verdicts(configs[name], configs["real"])
     more = judge_over_seeds(real_x, pieces, models, preset, list(range(seed + 1, seed + seeds)), labels) \
         if seeds > 1 and judged else {}
     for name, row in more.items():  # the first seed's test is the one above
         row["seeds"], row["told_from_real"] = [seed, *row["seeds"]], [judge[name], *row["told_from_real"]]
         row["mean"] = round(float(np.mean(row["told_from_real"])), 3)
-        configs[name]["targets"] = verdicts(configs[name], configs["real"], row["mean"])  # the test over every seed
         echo(f"riffd eval: {name}: told from real with seeds {seed}-{seed + seeds - 1}: "
              + " / ".join(f"{x:.3f}" for x in row["told_from_real"]) + f", mean {row['mean']:.3f}")
+    for name in labels:  # the two-sample target over every seed where there are several
+        configs[name]["targets"] = verdicts(configs[name], configs["real"], more.get(name, {}).get("mean"))
     people = {}
     if humans and not judged:
         echo(f"riffd eval: no human reference either: {judge['skipped']}")
