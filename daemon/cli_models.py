@@ -206,7 +206,8 @@ def write_onnx(checkpoint: Path, int8: bool, fused: bool = True, then: str = "",
 @click.option("--pieces", type=click.IntRange(1), default=200, show_default=True, help="Test pieces for pitch metrics.")
 @click.option("--stats-pieces", type=click.IntRange(10), default=60, show_default=True,
               help="Test pieces whose chords each model plays over.")
-@click.option("--models", default="rules,markov,onnx", show_default=True)
+@click.option("--models", default=None, help="Comma-separated names or checkpoint folders [rules,markov and "
+              "the preset's model: onnx, riff-small, for most presets].")
 @click.option("--preset", default=None, help="Preset the models play with [pop for a FOLDER, folk for the test split].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--seeds", type=click.IntRange(1, 100), default=1, show_default=True,
@@ -225,16 +226,13 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
     from riffd.models.evaluation.arrangements import read_folder
     from riffd.models.evaluation.humans import read_references
     from riffd.models.evaluation.report import table, write_report
-    from riffd.models.evaluation.suite import evaluate_pieces
+    from riffd.models.evaluation.suite import evaluate_pieces, models_to_play
     from riffd.presets import PresetError, load_preset
-    from riffd.models import model_names
-    names, known = [m.strip() for m in models.split(",") if m.strip()], model_names()
-    unknown = [n for n in names if n not in known and not Path(n).exists()]
-    if unknown or not names:
-        raise BadInput(f"unknown model {', '.join(unknown) or '(none)'} (choose {', '.join(known)}, "
-                       "or a path to a model)")
     try:
         the_preset = load_preset(preset or ("pop" if folder else "folk"))
+        names, note = models_to_play(models, the_preset.model)
+        if note:
+            click.echo(note)
         people = read_references(humans, echo=click.echo)
         if folder:
             found, files = read_folder(folder, echo=click.echo)

@@ -228,6 +228,26 @@ def test_eval_command_on_a_small_folder_measures_all_but_the_two_sample_test(arr
     assert not (tmp_path / "out2").exists()  # refused before any work
 
 
+def test_eval_plays_the_presets_own_model_unless_told_otherwise(arrangements, tmp_path):
+    """A preset naming a model (riff-fiddle, or the checkpoint a fine-tune writes) is played
+    by that model when --models is left out; --models without it says so."""
+    folder, written = arrangements
+    few = tmp_path / "few"
+    few.mkdir()
+    for path in written[:3]:
+        (few / path.name).write_bytes(path.read_bytes())
+    preset = tmp_path / "mine.toml"
+    preset.write_text('name = "mine"\nmodel = "markov"\n')
+    own = run_riffd("eval", str(few), "--preset", str(preset), "-o", str(tmp_path / "a"), "--json")
+    assert own.returncode == 0, own.stderr
+    assert set(json.loads(own.stdout.strip().splitlines()[-1])["configs"]) == {"real", "rules", "markov"}
+    assert "note:" not in own.stdout
+    other = run_riffd("eval", str(few), "--preset", str(preset), "--models", "rules", "-o", str(tmp_path / "b"), "--json")
+    assert other.returncode == 0, other.stderr
+    assert set(json.loads(other.stdout.strip().splitlines()[-1])["configs"]) == {"real", "rules"}
+    assert "note: the preset's model is markov; --models plays rules with its values" in other.stdout
+
+
 def test_dataset_build_takes_real_arrangements(arrangements, tmp_path):
     """Legato melodies over played accompaniment, named or not: every file with a melody
     and chords becomes a piece (the old reader refused such files for melody polyphony)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +32,25 @@ WIDE_REGISTER = [55, 88]  # wider than any preset's, for a test split (eval, cal
 JUDGE_PIECES = 2 * FOLDS  # the calibration splits the real melodies in halves of FOLDS each
 TARGETS = {"judge": 0.70, "chord_tone_ratio": 0.03, "pc_entropy": 0.15, "notes_per_bar": 0.15,
            "repetition_2bar": 0.10, "kl": 0.05}
+
+
+def models_to_play(text: str | None, preset_model: str) -> tuple[list[str], str | None]:
+    """The models ``riffd eval`` plays: the comma-separated names or checkpoint folders of
+    ``text``, or for None rules, markov and ``preset_model`` (the preset's own model: onnx
+    for most presets, riff-fiddle for fiddle, the checkpoint of a ``finetune --midi``
+    preset). Second, a note when ``preset_model`` is not among them (the preset's values
+    then play other models), else None. Raises ValueError for an unknown name."""
+    from riffd.models import model_names
+    known = model_names()
+    names = list(dict.fromkeys(["rules", "markov", preset_model] if text is None
+                               else [m.strip() for m in text.split(",") if m.strip()]))
+    unknown = [n for n in names if n not in known and not Path(n).exists()]
+    if unknown or not names:
+        raise ValueError(f"unknown model {', '.join(unknown) or '(none)'} (choose {', '.join(known)}, "
+                         "or a path to a model)")
+    note = None if preset_model in names else (
+        f"note: the preset's model is {preset_model}; --models plays {', '.join(names)} with its values")
+    return names, note
 
 
 def play(model_name, pieces: list[Arrangement], preset, seed: int = 0):
