@@ -193,14 +193,19 @@ def test_eval_command_on_a_folder(arrangements, tmp_path):
     assert "(told from real: the mean over the seeds)" in (out / "report.md").read_text()
 
 
+def copied(paths, folder):
+    """``folder``, made and holding copies of ``paths``."""
+    folder.mkdir()
+    for path in paths:
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
 def test_eval_command_on_a_small_folder_measures_all_but_the_two_sample_test(arrangements, tmp_path):
     """3 pieces: every figure but told-from-real (whose calibration needs two halves of 5);
     a folder with no usable piece, or an unknown model, is refused before any work."""
     folder, written = arrangements
-    few = tmp_path / "few"
-    few.mkdir()
-    for path in written[:3]:
-        (few / path.name).write_bytes(path.read_bytes())
+    few = copied(written[:3], tmp_path / "few")
     out = tmp_path / "out"
     result = run_riffd("eval", str(few), "--models", "rules,markov", "-o", str(out), "--json", "--seeds", "3",
                        "--humans", str(folder))
@@ -231,21 +236,18 @@ def test_eval_command_on_a_small_folder_measures_all_but_the_two_sample_test(arr
 def test_eval_plays_the_presets_own_model_unless_told_otherwise(arrangements, tmp_path):
     """A preset naming a model (riff-fiddle, or the checkpoint a fine-tune writes) is played
     by that model when --models is left out; --models without it says so."""
-    folder, written = arrangements
-    few = tmp_path / "few"
-    few.mkdir()
-    for path in written[:3]:
-        (few / path.name).write_bytes(path.read_bytes())
+    _, written = arrangements
+    few = copied(written[:3], tmp_path / "few")
     preset = tmp_path / "mine.toml"
-    preset.write_text('name = "mine"\nmodel = "markov"\n')
+    preset.write_text('name = "mine"\nmodel = "riff-fiddle"\n')
     own = run_riffd("eval", str(few), "--preset", str(preset), "-o", str(tmp_path / "a"), "--json")
     assert own.returncode == 0, own.stderr
-    assert set(json.loads(own.stdout.strip().splitlines()[-1])["configs"]) == {"real", "rules", "markov"}
+    assert set(json.loads(own.stdout.strip().splitlines()[-1])["configs"]) == {"real", "rules", "markov", "riff-fiddle"}
     assert "note:" not in own.stdout
     other = run_riffd("eval", str(few), "--preset", str(preset), "--models", "rules", "-o", str(tmp_path / "b"), "--json")
     assert other.returncode == 0, other.stderr
     assert set(json.loads(other.stdout.strip().splitlines()[-1])["configs"]) == {"real", "rules"}
-    assert "note: the preset's model is markov; --models plays rules with its values" in other.stdout
+    assert "note: the preset's model is riff-fiddle; --models plays rules with its values" in other.stdout
 
 
 def test_dataset_build_takes_real_arrangements(arrangements, tmp_path):
