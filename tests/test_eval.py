@@ -195,7 +195,7 @@ def test_eval_command_on_a_folder(arrangements, tmp_path):
 
 def copied(paths, folder):
     """``folder``, made and holding copies of ``paths``."""
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for path in paths:
         (folder / path.name).write_bytes(path.read_bytes())
     return folder
@@ -270,10 +270,7 @@ def test_a_human_reference_is_told_apart_as_a_model_is(arrangements, tmp_path):
     airds`, tunes riffd never trained on; `--skip` writes later ones as the same files) are
     told from the chorales almost always."""
     folder, written = arrangements
-    chorales, airs = tmp_path / "chorales", tmp_path / "airs"
-    chorales.mkdir()
-    for path in written[:12]:
-        (chorales / path.name).write_bytes(path.read_bytes())
+    chorales, airs = copied(written[:12], tmp_path / "chorales"), tmp_path / "airs"
     made = run_riffd("dataset", "songs", "-o", str(airs), "--source", "airds", "--count", "12")
     assert made.returncode == 0, made.stderr
     assert f"{airs}: 12 MIDI files" in made.stdout
@@ -314,11 +311,9 @@ def test_a_human_reference_is_told_apart_as_a_model_is(arrangements, tmp_path):
 
 def test_two_reference_folders_of_one_name_keep_their_own_rows(arrangements, tmp_path):
     from riffd.models.evaluation.humans import read_references
-    folder, written = arrangements
-    for side in ("a", "b"):
-        (tmp_path / side / "songs").mkdir(parents=True)
-        for path in written[:2] if side == "a" else written[2:5]:
-            (tmp_path / side / "songs" / path.name).write_bytes(path.read_bytes())
+    _, written = arrangements
+    copied(written[:2], tmp_path / "a" / "songs")
+    copied(written[2:5], tmp_path / "b" / "songs")
     found = read_references([tmp_path / "a" / "songs", tmp_path / "b" / "songs"], echo=lambda line: None)
     assert [len(v) for v in found.values()] == [2, 3]
     assert list(found) == ["humans: songs", f"humans: {tmp_path / 'b' / 'songs'}"]
