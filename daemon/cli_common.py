@@ -8,7 +8,7 @@ from riffd.bridges.midi import APIS
 from riffd.presets import PresetError, load_preset
 
 # --model's help, for every command that takes one (serve, render, watch)
-MODEL_HELP = ("rules, markov, mlx, onnx, onnx-int8, riff-fiddle, riff-folksong, riff-chorale or a model path "
+MODEL_HELP = ("rules, markov, mlx, onnx, onnx-int8, riff-fiddle, riff-folksong, riff-chorale, riff-air or a model path "
               "[preset's].")
 
 
