@@ -40,8 +40,12 @@ def test_blend_refuses_checkpoints_that_are_not_one_model(tmp_path):
     config = json.loads((SHIPPED / "riff-small" / "config.json").read_text())
     config["architecture"]["num_hidden_layers"] += 2
     (other / "config.json").write_text(json.dumps(config))
+    broken = tmp_path / "broken"
+    shutil.copytree(SHIPPED / "riff-folksong", broken)
+    (broken / "model.safetensors").write_bytes(b"not weights" * 10)
     out = tmp_path / "out"
     for args, says in ((("riff-small", str(other)), "architecture"),
+                       (("riff-small", str(broken)), "unreadable weights"),
                        (("riff-small", str(tmp_path)), "not a riffd checkpoint"),
                        (("riff-small", "riff-fiddle", "--weight", "1.5"), "1.5")):
         result = run_riffd("blend", *args, "-o", str(out))

@@ -28,6 +28,7 @@ def blend(base: str | Path, tuned: str | Path, out: str | Path, weight: float = 
     ValueError for a weight outside 0-1 or ``out`` being one of the two, and
     CheckpointError when either is not a checkpoint with weights or the two differ in
     architecture, vocabulary or weight names and shapes."""
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file, save_file
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must be between 0 and 1, not {weight}")
@@ -42,7 +43,10 @@ def blend(base: str | Path, tuned: str | Path, out: str | Path, weight: float = 
     for check in (a, b):
         if not check.weights.exists():
             raise CheckpointError(f"{check.path}: no model.safetensors")
-    wa, wb = load_file(str(a.weights)), load_file(str(b.weights))
+    try:
+        wa, wb = load_file(str(a.weights)), load_file(str(b.weights))
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"unreadable weights ({exc})") from None
     if {k: v.shape for k, v in wa.items()} != {k: v.shape for k, v in wb.items()}:
         raise CheckpointError(f"{a.path} and {b.path} differ in their weights' names or shapes")
     mixed = {k: ((1.0 - weight) * wa[k] + weight * wb[k]).astype(wa[k].dtype) for k in wa}
