@@ -1,7 +1,8 @@
 """The riffd command line (click): it parses and calls, nothing more. Commands live by
 group in cli_live (serve, ports, render, demo, osc-help), cli_folder (watch), cli_models
-(dataset, train, finetune, export, eval, calibrate), cli_blend (blend) and cli_bench (bench). Exit codes: 0 done, 1 runtime failure, 2 bad usage
-or bad input, with a one-line reason on stderr."""
+(dataset, train, finetune, export, eval, calibrate), cli_blend (blend) and cli_bench
+(bench). Exit codes: 0 done, 1 runtime failure, 2 bad usage or bad input, with a
+one-line reason on stderr."""
 from __future__ import annotations
 
 import sys

@@ -1,16 +1,16 @@
 """`riffd blend BASE TUNED -o OUT`: a checkpoint between a model and its fine-tune.
 
 Every weight of OUT is ``(1 - weight) * base + weight * tuned``: weight-space ensembling
-of a model and its fine-tune, which keeps much of what the fine-tune learned and is
-told apart from music of neighbouring genres less often than either model alone
-(WiSE-FT: Wortsman et al., "Robust fine-tuning of zero-shot models", CVPR 2022; riffd's
-figures: docs/measured.md, "Weight-space blends"). Both checkpoints must share an
+of a model and its fine-tune, which keeps part of what the fine-tune learned and can
+carry further, to music neither learned, than the fine-tune alone (WiSE-FT: Wortsman et
+al., "Robust fine-tuning of zero-shot models", CVPR 2022; riffd's riff-air on Aird's
+airs: docs/measured.md, "Weight-space blends"). Both checkpoints must share an
 architecture and a vocabulary, as a fine-tune and the model it started from do.
 
-OUT gets BASE's config.json (less its training and metrics, plus the blend's sources)
-and tokenizer.json, the blended model.safetensors and a
-model card (README.md); no calibration.json, since a calibration is fitted to one
-model's sampling (``riffd calibrate`` fits one to the blend).
+OUT gets BASE's config.json (less its training and metrics, plus the blend's sources),
+its tokenizer.json, the blended model.safetensors and a model card (README.md); no
+calibration.json, since a calibration is fitted to one model's sampling (``riffd
+calibrate`` fits one to the blend).
 """
 from __future__ import annotations
 
