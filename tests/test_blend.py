@@ -26,6 +26,7 @@ def test_blend_mixes_every_weight_and_plays(tmp_path, chorale_piece):
     config = json.loads((out / "config.json").read_text())
     assert config["blend"]["weight"] == 0.25 and "metrics" not in config  # the base's figures are not the blend's
     assert not (out / "calibration.json").exists()  # riff-folksong's was fitted to riff-folksong
+    assert (out / "model.safetensors").stat().st_mode == (out / "config.json").stat().st_mode  # readable as any file
     chords = tmp_path / "chords.mid"
     chorale_piece.to_midi(with_melody=False).save(chords)
     played = run_riffd("render", str(chords), "-o", str(tmp_path / "out.mid"), "--model", str(out), "--seed", "1")

@@ -18,6 +18,8 @@ import json
 import shutil
 from pathlib import Path
 
+from riffd.bridges.atomic import atomic_path
+
 from ..checkpoint import Checkpoint, CheckpointError
 
 
@@ -53,7 +55,9 @@ def blend(base: str | Path, tuned: str | Path, out: str | Path, weight: float = 
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("model.onnx", "model.int8.onnx", "calibration.json"):
         (out / stale).unlink(missing_ok=True)  # from an earlier blend into the same folder
-    save_file(mixed, str(out / "model.safetensors"))
+    # whole or not at all, and with a new file's permissions (safetensors writes 0600)
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(mixed, str(tmp))
     # the base's shape; its training and test metrics describe the base, not the blend
     config = {k: v for k, v in a.config.items() if k not in ("training", "metrics")}
     config["blend"] = {"base": str(a.path), "tuned": str(b.path), "weight": weight}
