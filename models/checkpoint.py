@@ -89,12 +89,16 @@ class Checkpoint:
     def weights(self) -> Path:
         return self.path / "model.safetensors"
 
-    def mlx_model(self):
-        """The mlx-lm model with this checkpoint's weights (float32, eval mode)."""
+    def existing_weights(self) -> Path:
+        """``weights``, the file; raises CheckpointError when the folder has none."""
         if not self.weights.exists():
             raise CheckpointError(f"{self.path}: no model.safetensors")
+        return self.weights
+
+    def mlx_model(self):
+        """The mlx-lm model with this checkpoint's weights (float32, eval mode)."""
         model = build_model(self.arch)
-        model.load_weights(str(self.weights))
+        model.load_weights(str(self.existing_weights()))
         model.eval()
         return model
 

@@ -42,11 +42,9 @@ def blend(base: str | Path, tuned: str | Path, out: str | Path, weight: float = 
         raise CheckpointError(f"{a.path} and {b.path} differ in architecture: blend a model with its own fine-tune")
     if a.vocab.ids != b.vocab.ids:
         raise CheckpointError(f"{a.path} and {b.path} differ in vocabulary: blend a model with its own fine-tune")
-    for check in (a, b):
-        if not check.weights.exists():
-            raise CheckpointError(f"{check.path}: no model.safetensors")
+    files = a.existing_weights(), b.existing_weights()
     try:
-        wa, wb = load_file(str(a.weights)), load_file(str(b.weights))
+        wa, wb = (load_file(str(f)) for f in files)
     except (OSError, SafetensorError) as exc:
         raise CheckpointError(f"unreadable weights ({exc})") from None
     if {k: v.shape for k, v in wa.items()} != {k: v.shape for k, v in wb.items()}:

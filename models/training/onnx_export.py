@@ -212,11 +212,10 @@ def export(path: str | Path, int8: bool = True, fused: bool = True, weights: str
     if weights not in ("q8", "float32"):
         raise ValueError(f"weights must be 'q8' or 'float32', not {weights!r}")
     check = Checkpoint.load(path)
-    if not check.weights.exists():
-        raise CheckpointError(f"{check.path}: no model.safetensors")
+    weights_file = check.existing_weights()
     if fused and check.max_context * 2 > ROPE_TABLE:
         raise CheckpointError(f"{check.path}: a window of {check.max_context} tokens needs the unfused export")
-    model = build_graph(load_file(str(check.weights)), check.arch, fused)
+    model = build_graph(load_file(str(weights_file)), check.arch, fused)
     onnx.checker.check_model(model)
     out = check.path / "model.onnx"
     written = [out]
