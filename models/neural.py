@@ -57,7 +57,7 @@ class NeuralModel(MelodyModel):
 
     # -- protocol ---------------------------------------------------------------------
     def start(self, context: Context) -> None:
-        num, den = context.preset.meter
+        num, den = self.vocab.model_meter(*context.preset.meter)  # bars equal; beats may not be
         if (num, den) not in self.groups.time_signatures:
             raise ValueError(f"meter {num}/{den} is not in the model's vocabulary")
         self.num, self.den = num, den

@@ -192,7 +192,7 @@ def encode_piece(tok, piece: Piece, style: str, aug: dict | None = None) -> np.n
     # one velocity, as the stream a model plays into has (tokens.STREAM_VELOCITY)
     melody.velocities = np.full_like(melody.velocities, STREAM_VELOCITY + aug["velocity"])
     blocks = [(round(s * ppqn), round(e * ppqn), [p + aug["transpose"] for p in ps]) for s, e, ps in piece.chords]
-    sigs = [(round(b * ppqn), n, d) for b, n, d in piece.time_signatures]
+    sigs = [(round(b * ppqn), *tok.vocab.model_meter(n, d)) for b, n, d in piece.time_signatures]
     mspq = round(60e6 / (piece.tempo * aug["tempo"]))
     ids = tok.encode(melody, ppqn, sigs, [(0, mspq)], chord_events(blocks, ppqn))
     v = tok.vocab
