@@ -54,3 +54,21 @@ def test_the_model_plays_cut_time_with_sixteenths():
         assert [(first + e[1] / tpq, e[3]) for e in events if e[0] == "note"] == [(n.start, n.pitch) for n in notes]
         fine += sum(round(n.duration * 4, 6) in (1.0, 3.0) for n in notes)
     assert fine > 0
+
+
+def test_the_calibration_counts_durations_in_the_meter_the_model_hears():
+    """``calibrate.shares`` bins a 2/2 melody's lengths as the model writes them (4/4):
+    a sixteenth falls in the bin of 3 steps, the same as in 4/4."""
+    from riffd.models.evaluation.arrangements import Arrangement
+    from riffd.models.evaluation.calibrate import shares
+    from riffd.models.protocol import ChordAt
+    from riffd.music.chords import parse_chord
+    tok = RemiTokenizer()
+    melody = [MelodyNote(i * 0.25, 0.25, 67, 80) for i in range(8)]
+    chords = [ChordAt(0.0, parse_chord("G"))]
+    got = {}
+    for meter in ((2, 2), (4, 4)):
+        piece = Arrangement("reel", melody, chords, meter, 120.0, 4.0)
+        got[meter] = shares([melody], [piece], tok.tables, tok.vocab)[4]
+    sixteenth = int(tok.tables.duration_bin(3))  # 3 of 12 steps a quarter
+    assert got[(2, 2)][sixteenth] == got[(4, 4)][sixteenth] == 1.0
