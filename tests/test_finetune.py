@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from riffd.models.checkpoint import DEFAULT
-from riffd.models.training.finetune import CALIBRATION_ROUNDS, CALIBRATION_SONGS, held_out
+from riffd.models.training.finetune import CALIBRATION_ROUNDS, CALIBRATION_SONGS, CHORD_TONE_BIASES, held_out
 from riffd.models.training.songfiles import write_songs
 from riffd.presets import load_preset
 
@@ -47,11 +47,18 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     card = (out / "README.md").read_text()  # the model card says how it was made
     assert "`riffd finetune` from `riff-small` (LoRA rank 4 on the last 4 layers" in card and "12 keys" in card
     assert "learned under the `pop` style token" in card and report["style"] == "pop"
-    # its preset plays this model under that token, without the chord-tone bias
+    # its preset plays this model under that token, with the chord-tone bias whose chord tones
+    # on the validation songs came closest to theirs
     written = load_preset(out / "preset.toml")
     assert 'model = "."' in (out / "preset.toml").read_text(encoding="utf-8")  # the folder may move
     assert report["preset"] == str(out / "preset.toml") and f"--preset {out / 'preset.toml'}" in card
-    assert (written.model, written.style, written.chord_tone_bias) == (str(out.resolve()), "pop", 0.0)
+    bias = report["chord_tone_bias"]
+    ratios = {float(b): r for b, r in bias["played"].items()}
+    assert set(ratios) == set(CHORD_TONE_BIASES) and 0 < bias["real"] < 1
+    assert ratios[max(ratios)] > ratios[0.0]  # the bias pushes chord tones
+    assert bias["chosen"] == min(ratios, key=lambda b: (abs(ratios[b] - bias["real"]), b))
+    assert f"chord-tone bias {bias['chosen']:g}" in card and "validation songs" in bias["why"]
+    assert (written.model, written.style, written.chord_tone_bias) == (str(out.resolve()), "pop", bias["chosen"])
     assert written.with_values(**{k: getattr(load_preset("pop"), k) for k in ("name", "model", "chord_tone_bias")}) \
         == load_preset("pop")  # every other key is the --preset's
     trained_with = json.loads((out / "config.json").read_text())["training"]["config"]
@@ -124,6 +131,9 @@ def test_finetune_midi_stops_and_resumes(tmp_path):
     assert len(rows["after"]["distances"]) == len(held) and "before: told from real" in first.stdout
     assert len(held) < 10 and rows["after"]["judge"] is None  # 7 test and 1 validation song, by their names' hash
     assert "Told from real: not tested" in (out / "eval" / "report.md").read_text()
+    # the validation songs are evaluated, so the bias is not set on them
+    assert report["chord_tone_bias"]["chosen"] == 0.0 and report["chord_tone_bias"]["played"] == {}
+    assert load_preset(out / "preset.toml").chord_tone_bias == 0.0
     assert f"closer to the held-out songs: {report['eval_tests'][0]['closer']} (Wilcoxon p" in first.stdout
     again = run_riffd("finetune", "--midi", str(folder), "-o", str(out), "--epochs", "2", "--resume", *args)
     assert again.returncode == 0, again.stderr
