@@ -123,18 +123,23 @@ class Vocab:
         return self.ids[f"Style_{style}"]
 
     def model_meter(self, num: int, den: int) -> tuple[int, int]:
-        """The meter a model is told for ``num``/``den``: cut time (2/2) as common time
-        (4/4), the same bar in quarter-note beats, where the vocabulary has 4/4; any
-        other meter as itself.
+        """``model_meter`` of ``num``/``den`` in this vocabulary's meters."""
+        return model_meter(num, den, {tuple(m) for m in self.data["time_signatures"]})
 
-        Why: Position and Duration count ``pos_per_beat`` (12) steps per beat of the
-        denominator, so under a half-note beat a sixteenth is 1.5 steps and a dotted
-        eighth 4.5: both snap to triplets, and a reel in 2/2 loses its rhythm
-        (docs/measured.md, "Cut time"). 3/2 and 4/2 keep their own: their twins 6/4
-        (felt in two dotted halves) and 8/4 (not in the vocabulary) are other meters."""
-        if (num, den) == (2, 2) and [4, 4] in self.data["time_signatures"]:
-            return 4, 4
-        return num, den
+
+def model_meter(num: int, den: int, meters) -> tuple[int, int]:
+    """The meter a model is told for ``num``/``den``: cut time (2/2) as common time
+    (4/4), the same bar in quarter-note beats, where ``meters`` (the vocabulary's
+    (num, den) pairs) has 4/4; any other meter as itself.
+
+    Why: Position and Duration count ``pos_per_beat`` (12) steps per beat of the
+    denominator, so under a half-note beat a sixteenth is 1.5 steps and a dotted
+    eighth 4.5: both snap to triplets, and a reel in 2/2 loses its rhythm
+    (docs/measured.md, "Cut time"). 3/2 and 4/2 keep their own: their twins 6/4
+    (felt in two dotted halves) and 8/4 (not in the vocabulary) are other meters."""
+    if (num, den) == (2, 2) and (4, 4) in meters:
+        return 4, 4
+    return num, den
 
 
 DEFAULT_PATH = Path(__file__).parent / "tokenizer.json"

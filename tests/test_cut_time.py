@@ -69,6 +69,6 @@ def test_the_calibration_counts_durations_in_the_meter_the_model_hears():
     got = {}
     for meter in ((2, 2), (4, 4)):
         piece = Arrangement("reel", melody, chords, meter, 120.0, 4.0)
-        got[meter] = shares([melody], [piece], tok.tables, tok.vocab)[4]
+        got[meter] = shares([melody], [piece], tok.tables)[4]
     sixteenth = int(tok.tables.duration_bin(3))  # 3 of 12 steps a quarter
     assert got[(2, 2)][sixteenth] == got[(4, 4)][sixteenth] == 1.0

@@ -20,6 +20,7 @@ import numpy as np
 
 from riffd.models.calibration import (MAX_INTERVAL, MAX_NATS, MEMORY_BINS, RECENT_NOTES, Calibration, centre_bin,
                                      centre_of, chord_pc_bin, duration_bin, interval_bin, memory_bin)
+from riffd.models.tokens import model_meter
 
 from .arrangements import Arrangement
 from .features import chord_at
@@ -29,14 +30,14 @@ SMOOTH = 2e-3  # added to each share before the log ratio: a bin never played is
 TABLES = ("interval", "chord_pc", "centre", "memory", "duration")
 
 
-def shares(melodies: list, pieces: list[Arrangement], tables=None, vocab=None) -> tuple[np.ndarray, ...]:
+def shares(melodies: list, pieces: list[Arrangement], tables=None) -> tuple[np.ndarray, ...]:
     """(interval shares, shape (25,); shares by chord tone or not and pitch class above
     the chord's root, shape (2, 12); shares of distances from the line's centre, shape
     (25,); shares of the pitch class's count in the line's last notes, shape (MEMORY_BINS,);
     shares of Duration bins, shape (bins of ``tables``, the REMI kernel's Tables; (0,)
     without them)) of ``melodies`` over ``pieces``' chords, pooled over notes; the layout
     of models/calibration.py's tables, binned as the neural model bins them (in the meter
-    ``vocab.model_meter`` tells it, given ``vocab``)."""
+    ``tokens.model_meter`` tells it)."""
     interval, chord_pc = np.zeros(2 * MAX_INTERVAL + 1), np.zeros((2, 12))
     centre, memory = np.zeros(2 * MAX_INTERVAL + 1), np.zeros(MEMORY_BINS)
     duration = np.zeros(0 if tables is None else len(tables.dur_ids))
@@ -47,7 +48,7 @@ def shares(melodies: list, pieces: list[Arrangement], tables=None, vocab=None) -
             recent = pitches[max(0, i - RECENT_NOTES):i]
             centre[centre_bin(pitches[i], centre_of(recent))] += 1
             memory[memory_bin(pitches[i], recent)] += 1
-        den = vocab.model_meter(*piece.meter)[1] if vocab is not None else piece.meter[1]
+        den = None if tables is None else model_meter(*piece.meter, tables.ts_ids)[1]
         for n in notes:
             chord = chord_at(piece.chords, n.start)
             if chord is not None:
@@ -66,12 +67,12 @@ def fit(model, pieces: list[Arrangement], preset, iterations: int = 3, rate: flo
     distances (0 = equal shares, 2 = disjoint). Raises ValueError for fewer than 2 pieces."""
     if len(pieces) < 2:
         raise ValueError(f"calibration needs at least 2 pieces with a melody and chords ({len(pieces)})")
-    real = shares([p.melody for p in pieces], pieces, model.tables, model.vocab)
+    real = shares([p.melody for p in pieces], pieces, model.tables)
     fitted = np.array([name in tables for name in TABLES], dtype=float)
     tried, rounds = [replace(Calibration.zero(), duration=np.zeros(len(real[-1])))], []
     for k in range(iterations + 1):
         model.calibration = tried[k]
-        played = shares(play(model, pieces, preset, seed + k), pieces, model.tables, model.vocab)
+        played = shares(play(model, pieces, preset, seed + k), pieces, model.tables)
         distance = [round(float(np.abs(r - p).sum()), 4) for r, p in zip(real, played)]
         rounds.append({f"{name}_l1": d for name, d in zip(TABLES, distance)})
         echo(f"round {k}: L1 from the real shares, intervals {distance[0]:.4f}, chord pitch classes {distance[1]:.4f}, "
