@@ -10,7 +10,7 @@ import numpy as np
 from riffd.music.chords import Chord, parse_chord
 
 from .corpus import Piece
-from riffd.models.protocol import ChordAt, Context
+from riffd.models.protocol import ChordAt, Context, one_voice
 
 # Roman-numeral-free progressions in C, one chord per bar (or two where listed twice).
 PROGRESSIONS = {
@@ -46,7 +46,8 @@ def generate(index: int, seed: int = 0) -> Piece:
     model.start(Context(preset, seed=int(rng.integers(2 ** 31)),
                         chords=[ChordAt(4.0 * b, c) for b, c in enumerate(chords)]))
     end = 4.0 * bars
-    melody = [n for n in model.generate(end) if n.start < end]
+    # one voice, as render and serve play it: a rules note may outlast the next onset
+    melody = [n for n in one_voice(model.generate(end)) if n.start < end]
     blocks = [(4.0 * b, 4.0 * b + 4.0, tuple(c.voicing(48))) for b, c in enumerate(chords)]
     return Piece(f"synthetic-{seed}-{index}", "synthetic", tempo, (4, 4), blocks, melody,
                  [(0.0, 4, 4)], {"style": style, "chords": "synthetic", "file": f"synthetic-{index}"})
