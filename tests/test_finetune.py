@@ -46,6 +46,8 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     assert "| after |" in (out / "eval" / "report.md").read_text()
     card = (out / "README.md").read_text()  # the model card says how it was made
     assert "`riffd finetune` from `riff-small` (LoRA rank 4 on the last 4 layers" in card and "12 keys" in card
+    # the start is named as the project names it, not by this machine's folders
+    assert json.loads((out / "config.json").read_text())["training"]["init"] == "models/checkpoints/riff-small"
     assert "learned under the `pop` style token" in card and report["style"] == "pop"
     # its preset plays this model under that token, with the chord-tone bias whose chord tones
     # on the validation songs came closest to theirs

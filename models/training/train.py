@@ -272,7 +272,7 @@ def finish(data: Path, out: Path, cfg: TrainConfig, st: dict, init, log=print) -
         "tokenizer": vocab.data.get("config", {}),
         "parameters": int(n_params),
         "training": {
-            "data": str(data), "init": str(init) if init else None,
+            "data": str(data), "init": project_path(init) if init else None,
             "pieces": build.get("pieces"), "tokens": build.get("tokens"), "keys": build.get("keys"),
             "epochs": st["epoch"], "steps": st["step"], "tokens_seen": st["step"] * cfg.batch_size * cfg.seq_len,
             "minutes": round(st["seconds"] / 60, 1), "config": asdict(cfg), "history": st["history"],
@@ -287,6 +287,15 @@ def finish(data: Path, out: Path, cfg: TrainConfig, st: dict, init, log=print) -
     log(f"test split: perplexity {test['perplexity']:.3f}, accuracy {test['accuracy']:.3f} "
         f"over {test['tokens']} melody tokens; wrote {out}")
     return config
+
+
+def project_path(path: Path) -> str:
+    """``path`` as the project names it: relative to its root where it lies inside (a shipped
+    checkpoint), else as given, so a shipped config.json does not carry one machine's folders."""
+    try:
+        return str(Path(path).resolve().relative_to(ckpt.CHECKPOINTS.parent.parent))
+    except ValueError:
+        return str(path)
 
 
 def plot_losses(st: dict, path: Path) -> None:
