@@ -146,3 +146,23 @@ def test_finetune_midi_stops_and_resumes(tmp_path):
     # no --style: the songs are learned under the --preset's, so that it plays them live
     styles = {json.loads(line)["style"] for line in (out / "dataset" / "pieces.jsonl").read_text().splitlines()}
     assert styles == {"folk"} and (out / "README.md").read_text().count("learned under the `folk` style token") == 1
+
+
+def test_training_again_keeps_the_cards_hand_written_items(tmp_path):
+    from riffd.models.training.train import write_card
+    config = {"architecture": {"model_type": "llama", "num_hidden_layers": 4, "hidden_size": 192,
+                               "num_attention_heads": 4},
+              "parameters": 1000, "max_context": 256,
+              "training": {"data": "data/tunes", "init": "models/checkpoints/riff-small", "pieces": {"ryans": {"train": 9}},
+                           "keys": [0], "steps": 10, "epochs": 1, "minutes": 0.5, "tokens_seen": 2560,
+                           "config": {"lora_rank": 8, "lora_layers": 4, "seed": 0}},
+              "metrics": {"test_perplexity": 1.9, "test_accuracy": 0.8, "test_tokens": 100}}
+    write_card(tmp_path, config)
+    card = tmp_path / "README.md"
+    mine = "- **What it is for**: the fiddle preset's model,\n  reels and jigs.\n"
+    card.write_text(card.read_text() + mine + "\nA paragraph finetune appends.\n\n## Evaluation\n\n| a |\n")
+    config["metrics"]["test_perplexity"] = 1.7
+    write_card(tmp_path, config)
+    text = card.read_text()
+    assert mine in text and "perplexity\n  1.7," in text and "1.9" not in text
+    assert text.count("- **Data**") == 1 and "appends" not in text and "## Evaluation" not in text

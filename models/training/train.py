@@ -330,7 +330,9 @@ def write_card(out: Path, config: dict) -> None:
     how = "`riffd train`" if not t.get("init") else (
         f"`riffd finetune` from `{Path(t['init']).name}` ("
         + (f"LoRA rank {lora} on the last {t['config']['lora_layers']} layers, folded in)" if lora else "every weight)"))
-    (out / "README.md").write_text(f"""# {out.name}
+    card = out / "README.md"
+    kept = kept_card_items(card.read_text(encoding="utf-8")) if card.exists() else ""
+    card.write_text(f"""# {out.name}
 
 A decoder-only transformer (mlx-lm `{a['model_type']}`: {a['num_hidden_layers']} layers, width
 {a['hidden_size']}, {a['num_attention_heads']} heads, {config['parameters']:,} parameters) that
@@ -349,4 +351,22 @@ it writes the next melody tokens (Bar, Position, Pitch, Velocity, Duration).
 - **Limits**: learned from Bach chorales and European folk tunes with estimated chords;
   jazz extensions are rare in the data. Licenses of the sources: public domain, Essen
   Folksong Collection (free for research), music21 corpus encodings (BSD).
-""")
+{kept}""", encoding="utf-8")
+
+
+CARD_ITEMS = ("Data", "Training", "Test split", "Use", "Limits")  # the items write_card writes
+
+
+def kept_card_items(text: str) -> str:
+    """The items of a model card that ``write_card`` did not write (``- **Label**`` bullets with
+    their indented lines, such as a maintainer's "What it is for"), so training a checkpoint
+    again keeps them. The evaluation section and other paragraphs are left to their writers."""
+    kept, keep = [], False
+    for line in text.split("## Evaluation", 1)[0].splitlines():
+        if line.startswith("- **"):
+            keep = line[4:].split("**", 1)[0].rstrip(":") not in CARD_ITEMS
+        elif not line.startswith("  "):
+            keep = False
+        if keep:
+            kept.append(line)
+    return "".join(f"{line}\n" for line in kept)
