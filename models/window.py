@@ -93,8 +93,9 @@ class Window:
     def prepare(self, ids: list[int]) -> bool:
         """Idle work: slide before the window runs out (to ``KEEP`` tokens, or 5/8 of a
         shorter window; after a Chord token, ``EARLY_ROOM`` sooner) and refill
-        ``PREFILL_CHUNK`` tokens per call, into the twin cache where the runner has one;
-        True while the refill goes on."""
+        ``PREFILL_CHUNK`` tokens per call, into the twin cache where the runner has one; else
+        feed the serving cache what was appended without a model call; True while either
+        goes on."""
         room = self.room + (self.early_room if self.early else 0)
         self.early = False
         if not self.refilling and self._full(ids, room):
@@ -106,6 +107,8 @@ class Window:
                 self.spare.reset()
                 self.spare_start = self.spare_fed = self._first(ids, self.keep)
             self.refilling = True
+        if self._catch_up(ids):  # the serving cache first: the next change is answered from it
+            return True
         if not self.refilling:
             return False
         if self.spare is not None:
@@ -115,6 +118,15 @@ class Window:
         self.fill(ids, upto)
         self.refilling = upto < len(ids)
         return self.refilling
+
+    def _catch_up(self, ids: list[int]) -> bool:
+        """Feed the serving cache ``PREFILL_CHUNK`` of the ids appended without a model call
+        (a recalled phrase's notes), while the stream fits its window: else the next chord
+        change pays for them. True if any were fed."""
+        if self.runner.length == 0 or self.fed >= len(ids) or self._full(ids, 0):
+            return False
+        self.fill(ids, min(len(ids), self.fed + PREFILL_CHUNK))
+        return True
 
     def _refill(self, ids: list[int], upto: int) -> bool:
         """Feed the twin cache up to ``ids[:upto]``; once it holds the whole stream, it

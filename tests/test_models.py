@@ -18,7 +18,8 @@ def start(name, preset="pop", seed=3):
 
 
 @pytest.mark.parametrize("name", ["rules", "markov", "onnx"])
-@pytest.mark.parametrize("preset", ["pop", "jazz", "chorale", "trance"])
+# presets that ask for chord tones on strong beats (pop no longer does: its bias is 0)
+@pytest.mark.parametrize("preset", ["gospel", "jazz", "chorale", "trance"])
 def test_melody_in_register_and_on_chord_tones(name, preset):
     model = start(name, preset)
     notes = list(model.generate(32.0))

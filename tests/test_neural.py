@@ -346,15 +346,20 @@ def test_long_sessions_slide_the_window(check):
     assert notes[-1].start > 240.0  # still playing at the end
 
 
-def test_idle_prepare_slides_ahead_so_a_chord_change_never_prefills(check, monkeypatch):
+@pytest.mark.parametrize("repeat", [0.0, 1.0])
+def test_idle_prepare_slides_ahead_so_a_chord_change_never_prefills(check, monkeypatch, repeat):
     """Live, the window slides and the KV cache refills in idle chunks (``prepare``): a
-    chord change then feeds only a few tokens, and the cache still equals a fresh pass."""
+    chord change then feeds only a few tokens, and the cache still equals a fresh pass.
+    With ``repeat`` 1 returning chords bring back their phrases, whose tokens come
+    without a model call: ``prepare`` feeds them too (else the next change paid 14)."""
     model = neural(check)
     feeds = []
     feed = OnnxRunner.feed  # both caches: the serving one and its twin that refills
     monkeypatch.setattr(OnnxRunner, "feed", lambda self, ids: feeds.append(len(ids)) or feed(self, ids))
     chords = progression(64)
-    model.start(Context(load_preset("pop"), seed=2, chords=chords[:1]))
+    model.start(Context(load_preset("pop").with_values(repeat=repeat), seed=2, chords=chords[:1]))
+    recall, recalled = model.form.recall, []
+    monkeypatch.setattr(model.form, "recall", lambda cursor: recalled.append(r := recall(cursor)) or r)
     beat, on_change, idle = 0.0, [], []
     for change in chords[1:120]:
         if change.beat <= beat:
@@ -374,6 +379,7 @@ def test_idle_prepare_slides_ahead_so_a_chord_change_never_prefills(check, monke
     assert max(idle) <= PREFILL_CHUNK + len(model.prefix)  # the refill came in chunks
     assert sum(idle) > 2 * check.max_context  # it slid, and refilled, more than twice
     assert max(on_change) <= 8  # no change paid for a prefill
+    assert (sum(r is not None for r in recalled) > 10) == (repeat > 0)
     fresh = OnnxRunner(check).logits(np.array(model.prefix + model.ids[model.window.start:]))[-1]
     assert np.abs(model._logits() - fresh).max() < 1e-3
     assert model.window.waits == 0
@@ -397,7 +403,8 @@ def test_a_change_during_a_refill_is_answered_from_the_old_cache(check, monkeypa
         beat = change.beat
         list(model.generate(beat))
         serving = model.runner
-        refilling = model.prepare()  # one idle chunk, no more: the change comes mid-refill
+        model.prepare()  # one idle chunk, no more: the change comes mid-refill
+        refilling = model.window.refilling
         start = model.window.start
         feeds.clear()
         model.rollback(beat)
