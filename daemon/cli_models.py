@@ -8,7 +8,7 @@ import click
 
 from riffd.models import SHIPPED
 
-from .cli_common import BadInput, json_option, require_dataset
+from .cli_common import BadInput, json_option, repeats_option, require_dataset
 
 RIFF_SMALL = Path("models/checkpoints/riff-small")  # train's output, relative to where it runs
 SHIPPED_SMALL = SHIPPED / "riff-small"  # finetune's start and export's default, wherever riffd runs
@@ -329,7 +329,9 @@ def dataset():
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many files per source.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None, help="Worker processes [cores].")
 @click.option("--seed", type=int, default=0, show_default=True)
-def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min_range, max_range, limit, jobs, seed):
+@repeats_option
+def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min_range, max_range, limit, jobs, seed,
+                  repeats):
     """Read, filter, split (80/10/10 by piece), augment and tokenize."""
     from riffd.models.training.dataset import Filters, build, parse_keys, parse_sources, summary_line
     try:
@@ -337,7 +339,7 @@ def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     summary = build(output, names, midi_dir, synthetic, shifts, Filters(max_polyphony, min_range, max_range),
-                    limit, jobs, seed)
+                    limit, jobs, seed, repeats=repeats)
     click.echo(summary_line(output, summary))
 
 
@@ -350,13 +352,14 @@ def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min
 @click.option("--count", type=click.IntRange(1, 5000), default=100, show_default=True)
 @click.option("--skip", type=click.IntRange(0), default=0, show_default=True,
               help="Start after this many works: --skip 0, N, 2N ... with --count N write disjoint folders.")
-def dataset_songs(output, source, count, skip):
+@repeats_option
+def dataset_songs(output, source, count, skip, repeats):
     """Write corpus works as a user's MIDI files (for riffd eval and finetune --midi)."""
     from riffd.models.training.songfiles import TUNES, write_scores, write_songs
     try:
         collection = None if source == "corpus" else source
-        written = write_songs(output, count, collection, skip) if collection is None or collection in TUNES \
-            else write_scores(output, source, count, skip)
+        written = write_songs(output, count, collection, skip, repeats) if collection is None or collection in TUNES \
+            else write_scores(output, source, count, skip, repeats)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     click.echo(f"{output}: {len(written)} MIDI files")

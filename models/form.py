@@ -19,10 +19,13 @@ transposed by the root interval between the two spans' first chords (-6 to +5
 semitones, then by octaves into the register), rhythm and velocities kept, up to span
 j's next chord change, so that the next chord decides whether the recall goes on (live,
 the player's next strike re-plans from its beat and the recall is checked again; in
-batch the chords are known and checked the same way). A chord change is always answered
-at once: where the earlier span rested at that change, the model plays the note itself
-and the recall goes on after it. The span's last ``ENDING_BEATS`` are the model's own:
-the ending is varied. Live and batch share this code (MelodyModel).
+batch the chords are known and checked the same way). A span that follows a recalled
+one and matches the span after its source recalls that one without a new draw: a
+section comes back whole with the ``repeat`` chance, as people repeat one, not span by
+span. A chord change is always answered at once: where the earlier span rested at that
+change, the model plays the note itself and the recall goes on after it. The last
+``ENDING_BEATS`` of a span that ends a phrase are the model's own: the phrase's ending
+varies. Live and batch share this code (MelodyModel).
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from riffd.music.chords import Chord
 SPAN_BARS = 2
 PHRASE_SPANS = 2  # 4 bars: a phrase of most tunes and songs (half of an 8-bar section)
 MEMORY_SPANS = 32  # how far back a return is looked for: 64 bars in 4/4, a whole song's form
-ENDING_BEATS = 1.0
+ENDING_BEATS = 1.0  # the model's own at the end of a phrase: a section comes back, its ending varied
 
 
 class Form:
@@ -77,7 +80,8 @@ class Form:
         before k or whose span before matches span k's before (the form, not one chord,
         says the music came back): the one whose whole known progression matches, then
         the one that follows the same span, then the most recent; taken with the preset's
-        ``repeat`` chance. Returns (j, transposition in semitones) or None."""
+        ``repeat`` chance, or at once where span k - 1 recalled span j - 1 (the section
+        goes on). Returns (j, transposition in semitones) or None."""
         if k not in self.decided:
             self.decided[k] = None
             s, repeat = self.span, self.model.preset.repeat
@@ -101,7 +105,8 @@ class Form:
                         best = ((whole, follows), j)
                     if best[0] == (True, True):
                         break  # none fits better; the latest of equals wins
-            if best is not None and self.rng.random() < repeat:
+            goes_on = best is not None and k % PHRASE_SPANS != 0 and (self.decided.get(k - 1) or (None,))[0] == best[1] - 1
+            if best is not None and (goes_on or self.rng.random() < repeat):
                 j = best[1]
                 shift = (ours[0].root - self.model.chord_at(j * s).root) % 12
                 self.decided[k] = (j, shift - 12 if shift > 5 else shift)
@@ -114,7 +119,8 @@ class Form:
         s = self.span
         k = int(np.floor(cursor / s + 1e-9))
         offset = cursor - k * s
-        if k < 1 or offset > s - ENDING_BEATS - 1e-9:
+        ending = ENDING_BEATS if (k + 1) % PHRASE_SPANS == 0 else 0.0
+        if k < 1 or offset > s - ending - 1e-9:
             return None
         choice = self._decide(k, offset)
         if choice is None:
@@ -123,7 +129,7 @@ class Form:
         known = (self._progression(k), self._progression(j))
         if not self._matches(k, j, offset, known):
             return None
-        stop = min([c[0] for c in known[0][1] + known[1][1] if c[0] > offset + 1e-9] + [s - ENDING_BEATS])
+        stop = min([c[0] for c in known[0][1] + known[1][1] if c[0] > offset + 1e-9] + [s - ending])
         low, high = self.model.preset.register
         out = []
         for n in self.model.notes_between(j * s + offset - 1e-9, j * s + stop - 1e-9):

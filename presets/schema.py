@@ -65,7 +65,9 @@ SPEC: dict[str, tuple] = {
                             "markov's onsets keep the sixteenths it learned"),
     "temperature": (float, 0.05, 3.0, 1.0, "sampling temperature"),
     "top_p": (float, 0.05, 1.0, 0.95, "nucleus sampling mass"),
-    "chord_tone_bias": (float, 0.0, 1.0, 0.85, "chance that a strong-beat note is a chord tone"),
+    "chord_tone_bias": (float, 0.0, 1.0, 0.85, "rules and markov: chance that a strong-beat note is a chord tone; "
+                                               "the transformer: +3 nats times it on chord tones' logits on beats "
+                                               "and chord changes (0: the odds it learned)"),
     "repeat": (float, 0.0, 1.0, 0.0, "chance that a returning progression brings back the melody played over it"),
     "rest_on_changes": (float, 0.0, 1.0, 0.0, "how far the transformer may leave a chord change without a note "
                                               "on it: 0 answers every change, 1 leaves it to the model's odds "

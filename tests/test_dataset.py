@@ -129,6 +129,16 @@ def test_stats_and_plot(built):
     assert sum(stats["tokens_by_type"].values()) == sum(s["tokens"] for s in stats["splits"].values())
     assert stats["chord_qualities"] and stats["pitches"]
     assert (built / "stats.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # how many bars the 256-token training window holds, counted here sequence by sequence
+    bar = Vocab.load(built / "tokenizer.json").tokens.index("Bar_None")
+    seqs = [np.asarray(ids[a:b]) for split in ("train", "valid", "test")
+            for ids, offsets in [load_split(built, split)] for a, b in zip(offsets[:-1], offsets[1:])]
+    window = stats["window"]
+    assert window["tokens"] == 256 and window["sequences"] == len(seqs)
+    assert window["bars_per_sequence"] == np.median([int((s == bar).sum()) for s in seqs])
+    assert window["longer_than_window"] == round(np.mean([len(s) > 256 for s in seqs]), 3)
+    assert 0 < window["bars_held"]["p10"] <= window["bars_held"]["p50"] <= window["bars_held"]["p90"]
+    assert "-token window holds" in result.stdout
 
 
 @pytest.mark.parametrize("fmt", ["text", "mlx-chat"])

@@ -46,6 +46,23 @@ def test_a_returning_section_brings_back_its_melody(name):
     assert any(span_notes(never, k) != span_notes(never, k - 4) for k in (5, 6, 7))
 
 
+def test_a_phrase_comes_back_whole_and_varies_only_its_ending():
+    """At ``repeat`` 0.5 the chance is drawn once a phrase (two spans): once a phrase's
+    first span comes back, its second follows without a new draw (drawn span by span, a
+    phrase came back with holes). A span inside a phrase comes back to its last note; the
+    one that ends the phrase keeps its last beat for the model's own ending."""
+    phrases = set()
+    for seed in range(16):
+        model, notes = play("rules", timeline(SECTION * 2), repeat=0.5, seed=seed)
+        decided = model.form.decided
+        for first in (4, 6):  # the return's two phrases
+            assert decided.get(first + 1) if decided.get(first) else True
+        phrases.add((bool(decided.get(4)), bool(decided.get(6))))
+        if decided.get(4):
+            assert span_notes(notes, 4, cut=0.0) == span_notes(notes, 0, cut=0.0)  # inside the phrase: whole
+    assert len(phrases) >= 3  # each phrase drawn apart
+
+
 def test_a_return_off_the_phrase_grid_is_recognised_from_its_second_span():
     chords = timeline(SECTION + ["Dm", "Dm"] + SECTION)  # a 2-bar interlude: the return is 10 bars later
     model, notes = play("rules", chords, repeat=1.0)

@@ -16,6 +16,8 @@ import mido
 
 from riffd.models.protocol import MelodyNote
 
+from .repeats import Bar, played_order
+
 CHORD_VELOCITY = 72
 _CHORD_SYMBOL = re.compile(r"^[A-G][#b]?(m|7|maj7|m7|dim|min|aug|sus4)?(/[A-G][#b]?)?$")
 CHORALE_TEMPO = 90.0  # the corpus files carry no tempo a performer would take
@@ -117,8 +119,33 @@ def _scores(path: str | Path) -> list:
     return list(score.scores) if hasattr(score, "scores") else [score]  # an Opus holds several
 
 
-def _aligned(part, name: str):
-    """(notes, time signatures, chord symbols, end beat) of a part on a clean bar grid.
+def written_bars(part, measures: list) -> list[Bar]:
+    """The repeat signs, double bars and ending brackets of ``measures`` (a music21
+    part's, in written order) as repeats.Bar values."""
+    from music21 import bar as m21bar
+
+    endings: dict[int, frozenset[int]] = {}
+    for bracket in part.spannerBundle.getByClass("RepeatBracket"):
+        numbers = set()
+        for item in re.findall(r"\d+(?:-\d+)?", str(bracket.number or "")):
+            low, _, high = item.partition("-")
+            numbers.update(range(int(low), int(high or low) + 1))
+        for measure in bracket.getSpannedElements():
+            endings[id(measure)] = frozenset(numbers)
+    out = []
+    for m in measures:
+        left, right = m.leftBarline, m.rightBarline
+        end = isinstance(right, m21bar.Repeat) and right.direction == "end"
+        out.append(Bar(start=isinstance(left, m21bar.Repeat) and left.direction == "start",
+                       end_times=(right.times or 2) if end else None, endings=endings.get(id(m), frozenset()),
+                       double=getattr(right, "type", None) in ("double", "final", "heavy-light", "heavy-heavy")))
+    return out
+
+
+def _aligned(part, name: str, repeats: str = "written"):
+    """(notes, time signatures, chord symbols, end beat) of a part on a clean bar grid,
+    its bars as written, or with ``repeats="played"`` in the order a player takes them
+    (repeats.played_order).
 
     A short first bar (pickup) is right-aligned; short bars that add up to one bar (a
     bar split at a repeat or a line break) share it; any other short bar is padded.
@@ -128,8 +155,11 @@ def _aligned(part, name: str):
 
     notes, sigs, symbols = [], [], []
     bar_start, fill, bar, ts = 0.0, 0.0, 4.0, None
-    plain = part.getElementsByClass("Measure")
-    tied = part.stripTies().getElementsByClass("Measure")  # a tied note as one note
+    plain = list(part.getElementsByClass("Measure"))
+    tied = list(part.stripTies().getElementsByClass("Measure"))  # a tied note as one note
+    if repeats == "played":
+        order = played_order(written_bars(part, plain))
+        plain, tied = [plain[j] for j in order], [tied[j] for j in order]
     for i, (measure, merged) in enumerate(zip(plain, tied)):
         new_ts = measure.timeSignature is not None and (ts is None or ts != (
             measure.timeSignature.numerator, measure.timeSignature.denominator))
@@ -166,15 +196,16 @@ def _tempo(score, default: float) -> float:
     return float(bpm) if bpm else default
 
 
-def chorale(path: str | Path) -> Piece | None:
-    """A chorale as a Piece, or None if it does not have four parts.
+def chorale(path: str | Path, repeats: str = "written") -> Piece | None:
+    """A chorale as a Piece, or None if it does not have four parts; ``repeats``: its
+    bars as written or as "played" (``_aligned``).
     Raises BadPiece for an unparsable file or wrong bar lengths."""
     score = _scores(path)[0]
     name = Path(path).stem
     if len(score.parts) != 4:
         return None
-    melody, sigs, _, end = _aligned(score.parts[0], name)
-    lower = [_aligned(p, name)[0] for p in score.parts[1:]]
+    melody, sigs, _, end = _aligned(score.parts[0], name, repeats)
+    lower = [_aligned(p, name, repeats)[0] for p in score.parts[1:]]
     chords: list[tuple[float, float, tuple[int, ...]]] = []
     beat = 0.0
     while beat < end:
@@ -188,12 +219,13 @@ def chorale(path: str | Path) -> Piece | None:
     return Piece(name, "bach-chorale", CHORALE_TEMPO, sigs[0][1:], chords, melody, sigs)
 
 
-def chord_symbol_tunes(path: str | Path) -> list[Piece]:
-    """The tunes with chord symbols of a file (an ABC file may hold several)."""
+def chord_symbol_tunes(path: str | Path, repeats: str = "written") -> list[Piece]:
+    """The tunes with chord symbols of a file (an ABC file may hold several), their
+    bars as written or as "played" (``_aligned``)."""
     tunes = []
     for i, score in enumerate(_scores(path)):
         try:
-            tune = _chord_symbol_tune(score, f"{Path(path).stem}-{i}")
+            tune = _chord_symbol_tune(score, f"{Path(path).stem}-{i}", repeats)
         except BadPiece:
             continue
         if tune is not None:
@@ -201,9 +233,9 @@ def chord_symbol_tunes(path: str | Path) -> list[Piece]:
     return tunes
 
 
-def _chord_symbol_tune(score, name: str) -> Piece | None:
+def _chord_symbol_tune(score, name: str, repeats: str) -> Piece | None:
     part = score.parts[0] if score.parts else score
-    melody, sigs, symbols, end = _aligned(part, name)
+    melody, sigs, symbols, end = _aligned(part, name, repeats)
     symbols = [(at, cs) for at, cs in symbols if cs.pitches]
     if not symbols:
         return None
@@ -218,15 +250,16 @@ def _chord_symbol_tune(score, name: str) -> Piece | None:
     return Piece(name, "chord-symbols", _tempo(score, 110.0), sigs[0][1:], chords, melody, sigs)
 
 
-def melodies(path: str | Path, source: str) -> list[Piece | BadPiece]:
-    """Every tune of a melody-only file, without chords; a tune that cannot be laid on a
-    bar grid comes back as a BadPiece. Raises BadPiece if the file does not parse."""
+def melodies(path: str | Path, source: str, repeats: str = "written") -> list[Piece | BadPiece]:
+    """Every tune of a melody-only file, without chords, its bars as written or as
+    "played" (``_aligned``); a tune that cannot be laid on a bar grid comes back as a
+    BadPiece. Raises BadPiece if the file does not parse."""
     out: list[Piece | BadPiece] = []
     for i, score in enumerate(_scores(path)):
         name = f"{Path(path).stem}-{i}"
         try:
             part = score.parts[0] if score.parts else score
-            melody, sigs, _, _ = _aligned(part, name)
+            melody, sigs, _, _ = _aligned(part, name, repeats)
         except BadPiece as bad:
             out.append(bad)
             continue

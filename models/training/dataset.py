@@ -106,18 +106,19 @@ def source_files(source: str, midi_dir: str | None = None) -> list[Path]:
     return sorted(files, key=lambda p: -p.stat().st_size)
 
 
-def load_file(source: str, path: Path) -> list[Piece | BadPiece]:
-    """Pieces of one file (run in a worker process). Never raises: a bad file is a BadPiece."""
+def load_file(source: str, path: Path, repeats: str = "written") -> list[Piece | BadPiece]:
+    """Pieces of one file (run in a worker process), a corpus score's bars as written or
+    as "played" (repeats taken: corpus._aligned). Never raises: a bad file is a BadPiece."""
     from . import corpus
     try:
         if source == "chorales":
-            piece = corpus.chorale(path)
+            piece = corpus.chorale(path, repeats)
             return [piece] if piece else [BadPiece(path.stem, "not four parts")]
         if source == "tunes":
-            return corpus.chord_symbol_tunes(path) or [BadPiece(path.stem, "no chord symbols")]
+            return corpus.chord_symbol_tunes(path, repeats) or [BadPiece(path.stem, "no chord symbols")]
         if source == "user":
             return [_user_piece(path)]
-        return corpus.melodies(path, source)
+        return corpus.melodies(path, source, repeats)
     except BadPiece as bad:
         return [bad]
     except Exception as exc:  # a corrupt file is counted and skipped, never aborts the build
@@ -208,9 +209,12 @@ def synthetic_pieces(n: int, seed: int = 0) -> list[Piece]:
 
 def build(out: str | Path, sources=CORPUS_SOURCES, midi_dir: str | None = None, synthetic: int = 0,
           keys: list[int] | None = None, filters: Filters | None = None, limit: int | None = None,
-          jobs: int | None = None, seed: int = 0, log=print, user_style: str = "user") -> dict:
+          jobs: int | None = None, seed: int = 0, log=print, user_style: str = "user",
+          repeats: str = "written") -> dict:
     """Build a dataset folder (layout in the module docstring); returns build.json's dict.
-    ``user_style``: the style token the files of ``midi_dir`` are learned under."""
+    ``user_style``: the style token the files of ``midi_dir`` are learned under;
+    ``repeats``: the corpus scores' bars as "written" (each section once) or as "played"
+    (repeat signs and endings taken: models/training/repeats.py)."""
     from riffd.models.remi import RemiTokenizer
     from riffd.models.tokens import Vocab, build_vocab, miditok_tokenizer
     t0 = time.monotonic()
@@ -230,7 +234,7 @@ def build(out: str | Path, sources=CORPUS_SOURCES, midi_dir: str | None = None, 
     jobs_list.sort(key=lambda sp: -sp[1].stat().st_size)  # largest first keeps every core busy
     # spawn: forking after miditok/symusic have started threads crashes the children.
     with ProcessPoolExecutor(max_workers=jobs or os.cpu_count(), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(load_file, s, p): (s, p) for s, p in jobs_list}
+        futures = {pool.submit(load_file, s, p, repeats): (s, p) for s, p in jobs_list}
         for fut in tqdm(as_completed(futures), total=len(futures), desc="read files", unit="file"):
             source, path = futures[fut]
             for item in fut.result():
@@ -285,7 +289,7 @@ def build(out: str | Path, sources=CORPUS_SOURCES, midi_dir: str | None = None, 
         "pieces": {s: {sp: counts[(s, sp)] for sp in SPLITS} for s in sorted({s for s, _ in counts})},
         "sequences": {s: len(arrays[s]) for s in SPLITS},
         "tokens": {s: int(sum(len(a) for a in arrays[s])) for s in SPLITS},
-        "rejected": dict(reasons), "keys": keys, "filters": vars(filters),
+        "rejected": dict(reasons), "keys": keys, "filters": vars(filters), "repeats": repeats,
         "seconds": round(time.monotonic() - t0, 1), "cores": os.cpu_count(),
     }
     (out / "build.json").write_text(json.dumps(summary, indent=1))

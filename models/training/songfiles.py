@@ -38,30 +38,31 @@ def broken(chords) -> list[MelodyNote]:
     return out
 
 
-def pieces():
-    """Corpus pieces with a melody and chords, chorales first (a generator: parsing is slow)."""
+def pieces(repeats: str = "written"):
+    """Corpus pieces with a melody and chords, chorales first (a generator: parsing is
+    slow), their bars as written or as "played" (corpus._aligned)."""
     from .corpus import BadPiece, chorale, chorale_paths
     for path in chorale_paths():
         try:
-            piece = chorale(path)
+            piece = chorale(path, repeats)
         except BadPiece:
             continue
         if piece is not None and piece.melody and piece.chords:
             yield piece
-    yield from tunes("ryans")
+    yield from tunes("ryans", repeats)
 
 
-def tunes(collection: str):
+def tunes(collection: str, repeats: str = "written"):
     """The tunes of a melody-only collection of the corpus (corpus.folk_paths: "airds",
-    "essen", "oneill", "ryans") of 16 notes or more, each with its key and chords
-    estimated from its melody (riffd.models.training.harmonize), in file order (a
-    generator)."""
+    "essen", "oneill", "ryans") of 16 notes or more, their bars as written or as
+    "played" (corpus._aligned), each with its key and chords estimated from its melody
+    (riffd.models.training.harmonize), in file order (a generator)."""
     from .corpus import BadPiece, folk_paths, melodies
     from .dataset import estimate_chords
     from .harmonize import estimate_key
     for path in folk_paths(collection):
         try:
-            found = melodies(path, collection)
+            found = melodies(path, collection, repeats)
         except BadPiece:
             continue
         for piece in found:
@@ -89,16 +90,18 @@ def arrangement(piece, k: int) -> mido.MidiFile:
     return midi
 
 
-def write_songs(folder: str | Path, count: int, collection: str | None = None, skip: int = 0) -> list[Path]:
+def write_songs(folder: str | Path, count: int, collection: str | None = None, skip: int = 0,
+                repeats: str = "written") -> list[Path]:
     """``count`` files ``NNN name.mid`` into ``folder`` (made if missing): the corpus's
-    ``pieces``, or with ``collection`` that collection's ``tunes``, after the first
+    ``pieces``, or with ``collection`` that collection's ``tunes`` (bars as written or
+    as "played": ``repeats``), after the first
     ``skip`` of them; fewer when they run out. File NNN is the one a run without ``skip``
     writes as NNN (same name and shape), so runs with skips 0, N, 2N ... of count N make
     disjoint folders. Returns their paths in order."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for k, piece in enumerate(pieces() if collection is None else tunes(collection)):
+    for k, piece in enumerate(pieces(repeats) if collection is None else tunes(collection, repeats)):
         if len(written) == count:
             break
         if k < skip:
@@ -109,13 +112,17 @@ def write_songs(folder: str | Path, count: int, collection: str | None = None, s
     return written
 
 
-def write_scores(folder: str | Path, composer: str, count: int, skip: int = 0) -> list[Path]:
+def write_scores(folder: str | Path, composer: str, count: int, skip: int = 0, repeats: str = "written") -> list[Path]:
     """Up to ``count`` of ``composer``'s works in the music21 corpus with three or more
     parts into ``folder`` as MIDI files (music21's writer: one track per part, named),
     sorted by corpus path, after the first ``skip`` such works (numbered as in
     ``write_songs``); a work music21 cannot parse or write is skipped. Raises
-    ValueError for a composer the corpus does not hold."""
+    ValueError for a composer the corpus does not hold, or for ``repeats`` "played"
+    (music21 writes a work's bars as written)."""
     from music21 import converter, corpus
+    if repeats != "written":
+        raise ValueError("--repeats played takes the corpus or a tune collection; a composer's works are "
+                         "written as their scores are")
     paths = sorted(str(p) for p in corpus.getComposer(composer))
     if not paths:
         raise ValueError(f"the music21 corpus holds no works of {composer!r}")
