@@ -4,6 +4,8 @@
   pitches of the alto, tenor and bass sounding at that beat, merged while unchanged.
 - Tunes with chord symbols (Ryan's Mammoth Collection, the Nottingham sample, lead
   sheets): the melody, and each chord symbol voiced as a block chord until the next.
+Each reader takes its score's bars as written (each section once between repeat signs)
+or as played (repeats taken, first and second endings chosen: repeats.played_order).
 Nothing is downloaded: music21 reads its own bundled files.
 """
 from __future__ import annotations
