@@ -13,17 +13,18 @@ place of its phrase, so a section returns from its first span, and a phrase that
 on the same kind of chord starts as the one before it did, a sequence) or the span
 before j has the progression of the span before k (so a loop comes back from its third
 span, any other return from its second), the preset's ``repeat`` is the chance, drawn
-once per span, that span j's notes come back (of several such spans: the one whose
+at the span, that span j's notes come back (of several such spans: the one whose
 whole known progression matches, then the one after the same span, then the latest):
 transposed by the root interval between the two spans' first chords (-6 to +5
 semitones, then by octaves into the register), rhythm and velocities kept, up to span
 j's next chord change, so that the next chord decides whether the recall goes on (live,
 the player's next strike re-plans from its beat and the recall is checked again; in
-batch the chords are known and checked the same way). A span that follows a recalled
-one and matches the span after its source recalls that one without a new draw: a
-section comes back whole with the ``repeat`` chance, as people repeat one, not span by
-span. A chord change is always answered at once: where the earlier span rested at that
-change, the model plays the note itself and the recall goes on after it. The last
+batch the chords are known and checked the same way). A span inside a phrase that
+follows a recalled one and matches the span after its source recalls that one without a
+new draw: a phrase comes back whole with the ``repeat`` chance, as people repeat one,
+not span by span (and a looping progression's phrases still come back one by one). A
+chord change is always answered at once: where the earlier span rested at that change,
+the model plays the note itself and the recall goes on after it. The last
 ``ENDING_BEATS`` of a span that ends a phrase are the model's own: the phrase's ending
 varies. Live and batch share this code (MelodyModel).
 """
@@ -36,7 +37,7 @@ from riffd.music.chords import Chord
 SPAN_BARS = 2
 PHRASE_SPANS = 2  # 4 bars: a phrase of most tunes and songs (half of an 8-bar section)
 MEMORY_SPANS = 32  # how far back a return is looked for: 64 bars in 4/4, a whole song's form
-ENDING_BEATS = 1.0  # the model's own at the end of a phrase: a section comes back, its ending varied
+ENDING_BEATS = 1.0  # the model's own at the end of a phrase: a phrase comes back, its ending varied
 
 
 class Form:
@@ -80,8 +81,9 @@ class Form:
         before k or whose span before matches span k's before (the form, not one chord,
         says the music came back): the one whose whole known progression matches, then
         the one that follows the same span, then the most recent; taken with the preset's
-        ``repeat`` chance, or at once where span k - 1 recalled span j - 1 (the section
-        goes on). Returns (j, transposition in semitones) or None."""
+        ``repeat`` chance, or at once where span k is not a phrase's first and span k - 1
+        recalled span j - 1 (the phrase goes on). Returns (j, transposition in semitones)
+        or None."""
         if k not in self.decided:
             self.decided[k] = None
             s, repeat = self.span, self.model.preset.repeat
@@ -105,7 +107,8 @@ class Form:
                         best = ((whole, follows), j)
                     if best[0] == (True, True):
                         break  # none fits better; the latest of equals wins
-            goes_on = best is not None and k % PHRASE_SPANS != 0 and (self.decided.get(k - 1) or (None,))[0] == best[1] - 1
+            last = self.decided.get(k - 1)  # what span k - 1 recalled, if anything
+            goes_on = best is not None and k % PHRASE_SPANS != 0 and last is not None and last[0] == best[1] - 1
             if best is not None and (goes_on or self.rng.random() < repeat):
                 j = best[1]
                 shift = (ours[0].root - self.model.chord_at(j * s).root) % 12
