@@ -16,7 +16,7 @@ MAX_CHORD = 16         # pitches in one /riffd/chord
 MAX_NAMES = 256        # chord names in one /riffd/generate
 OSC_CHANNEL = 0        # keys sent over OSC count as MIDI channel 1
 PARAMS = ("temperature", "top_p", "density", "density_follow", "register_low", "register_high", "swing",
-          "chord_tone_bias", "repeat", "repeated_note_penalty", "rest_on_changes")
+          "chord_tone_bias", "repeat", "recall_bars", "repeated_note_penalty", "rest_on_changes")
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,12 @@ j's next chord change, so that the next chord decides whether the recall goes on
 the player's next strike re-plans from its beat and the recall is checked again; in
 batch the chords are known and checked the same way). A span inside a phrase that
 follows a recalled one and matches the span after its source recalls that one without a
-new draw: a phrase comes back whole with the ``repeat`` chance, as people repeat one,
-not span by span (and a looping progression's phrases still come back one by one). A
-chord change is always answered at once: where the earlier span rested at that change,
-the model plays the note itself and the recall goes on after it. The last
-``ENDING_BEATS`` of a span that ends a phrase are the model's own: the phrase's ending
+new draw: a phrase (the preset's ``recall_bars``: 4 bars, a phrase of a song; 8, a
+section of a reel or an air) comes back whole with the ``repeat`` chance, as people
+repeat one, not span by span (and a looping progression's phrases still come back one by
+one). A chord change is always answered at once: where the earlier span rested at that
+change, the model plays the note itself and the recall goes on after it. The last
+``ENDING_BEATS`` of a span that ends such a phrase are the model's own: its ending
 varies. Live and batch share this code (MelodyModel).
 """
 from __future__ import annotations
@@ -51,6 +52,11 @@ class Form:
     @property
     def span(self) -> float:
         return SPAN_BARS * self.model.preset.beats_per_bar
+
+    @property
+    def phrase_spans(self) -> int:
+        """Spans a recall runs once drawn: the preset's ``recall_bars`` in 2-bar spans."""
+        return max(1, self.model.preset.recall_bars // SPAN_BARS)
 
     def _changes(self, lo: float, hi: float) -> tuple[Chord | None, list[tuple]]:
         """The chord at ``lo`` and the known changes in (lo, hi) relative to it."""
@@ -81,9 +87,9 @@ class Form:
         before k or whose span before matches span k's before (the form, not one chord,
         says the music came back): the one whose whole known progression matches, then
         the one that follows the same span, then the most recent; taken with the preset's
-        ``repeat`` chance, or at once where span k is not a phrase's first and span k - 1
-        recalled span j - 1 (the phrase goes on). Returns (j, transposition in semitones)
-        or None."""
+        ``repeat`` chance, or at once where span k is not the first of a recalled phrase
+        (``recall_bars``) and span k - 1 recalled span j - 1 (the phrase goes on).
+        Returns (j, transposition in semitones) or None."""
         if k not in self.decided:
             self.decided[k] = None
             s, repeat = self.span, self.model.preset.repeat
@@ -108,7 +114,7 @@ class Form:
                     if best[0] == (True, True):
                         break  # none fits better; the latest of equals wins
             last = self.decided.get(k - 1)  # what span k - 1 recalled, if anything
-            goes_on = best is not None and k % PHRASE_SPANS != 0 and last is not None and last[0] == best[1] - 1
+            goes_on = best is not None and k % self.phrase_spans != 0 and last is not None and last[0] == best[1] - 1
             if best is not None and (goes_on or self.rng.random() < repeat):
                 j = best[1]
                 shift = (ours[0].root - self.model.chord_at(j * s).root) % 12
@@ -122,7 +128,7 @@ class Form:
         s = self.span
         k = int(np.floor(cursor / s + 1e-9))
         offset = cursor - k * s
-        ending = ENDING_BEATS if (k + 1) % PHRASE_SPANS == 0 else 0.0
+        ending = ENDING_BEATS if (k + 1) % self.phrase_spans == 0 else 0.0
         if k < 1 or offset > s - ending - 1e-9:
             return None
         choice = self._decide(k, offset)

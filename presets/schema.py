@@ -69,6 +69,8 @@ SPEC: dict[str, tuple] = {
                                                "the transformer: +3 nats times it on chord tones' logits on beats "
                                                "and chord changes (0: the odds it learned)"),
     "repeat": (float, 0.0, 1.0, 0.0, "chance that a returning progression brings back the melody played over it"),
+    "recall_bars": (int, 2, 32, 4, "bars a melody brought back runs once drawn, in whole 2-bar spans; its last "
+                                   "beat is the model's own (4: a song's phrase; 8: a reel's or an air's section)"),
     "rest_on_changes": (float, 0.0, 1.0, 0.0, "how far the transformer may leave a chord change without a note "
                                               "on it: 0 answers every change, 1 leaves it to the model's odds "
                                               "(in batch a note it chose to hold holds)"),
@@ -213,6 +215,9 @@ def _validate(data: dict, where: str) -> dict:
     if "grid" in out and 12 % out["grid"]:
         raise PresetError(f"{where}: key 'grid': {out['grid']} does not divide the 12 positions of a beat "
                           "(use 1, 2, 3, 4, 6 or 12)")
+    if "recall_bars" in out and out["recall_bars"] % 2:  # models/form.py's spans are 2 bars (SPAN_BARS)
+        raise PresetError(f"{where}: key 'recall_bars': {out['recall_bars']} is not a whole number of 2-bar "
+                          "spans (use 2, 4, 6, 8, ...)")
     if "register" in out:
         low, high = out["register"]
         if not 0 <= low < high <= 127 or high - low < 12:

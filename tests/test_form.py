@@ -8,7 +8,7 @@ from riffd.models import load_model
 from riffd.models.form import ENDING_BEATS
 from riffd.models.protocol import ChordAt, Context
 from riffd.music.chords import parse_chord
-from riffd.presets import load_preset
+from riffd.presets import PresetError, load_preset
 
 SECTION = ["C", "C", "F", "G", "Am", "F", "G", "C"]  # one chord a bar: four 2-bar spans
 
@@ -172,3 +172,29 @@ def test_a_live_session_keeps_its_notes_in_start_order(name):
     assert any(model.form.decided.values())  # recalls happened along the way
     for low, high in ((0.0, 8.0), (30.5, 41.0), (90.0, 200.0)):
         assert model.notes_between(low, high) == [n for n in model.generated if low <= n.start < high]
+
+
+def test_a_section_comes_back_whole_at_recall_bars_8():
+    """With ``recall_bars`` 8 (a reel's or an air's section) a return drawn at a section's
+    first span goes on through its four spans without a new draw, and only the section's
+    last beat is the model's own (at 4, the end of its first phrase was the model's too)."""
+    sections = set()
+    for seed in range(16):
+        model = load_model("rules")
+        preset = load_preset("folk").with_values(repeat=0.5, recall_bars=8)
+        model.start(Context(preset, seed=seed, chords=timeline(SECTION * 2)))
+        notes = list(model.generate(68.0))
+        decided = model.form.decided
+        recalled = [bool(decided.get(k)) for k in (4, 5, 6, 7)]
+        assert all(recalled) if recalled[0] else True, (seed, decided)  # from its first span: whole
+        sections.add(recalled[0])
+        if recalled[0]:
+            for k in (4, 5, 6):  # to the last note, the end of the first phrase too
+                assert span_notes(notes, k, cut=0.0) == span_notes(notes, k - 4, cut=0.0)
+    assert sections == {True, False}  # drawn, not always taken
+
+
+@pytest.mark.parametrize("bars", [3, 0, 34])
+def test_recall_bars_is_whole_spans_of_two_bars(bars):
+    with pytest.raises(PresetError, match="recall_bars"):
+        load_preset("folk").with_values(recall_bars=bars)

@@ -159,7 +159,7 @@ def test_every_address_of_the_table_is_taken(riffd_osc):
              "/riffd/note/off": [60], "/riffd/position": [8.0], "/riffd/tempo": [100.0],
              "/riffd/preset": ["jazz"], "/riffd/model": ["markov"], "/riffd/mode": ["call-response"],
              "/riffd/generate": [2, "Dm7", "G7"], "/riffd/param/register_low": [50],
-             "/riffd/param/register_high": [80]}
+             "/riffd/param/register_high": [80], "/riffd/param/recall_bars": [8]}
     for a in COMMANDS:
         if a.direction == "in":
             args = valid.get(a.path, [0.5] if a.path.startswith("/riffd/param/") else [])
@@ -180,12 +180,14 @@ def test_bad_commands_are_answered_and_change_nothing(riffd_osc):
     client.send_message("/riffd/preset", ["no-such-preset"])
     client.send_message("/riffd/model", ["no-such-model"])
     client.send_message("/riffd/param/temperature", [99.0])
+    client.send_message("/riffd/param/recall_bars", [7])  # not whole 2-bar spans
     client.send_message("/riffd/chord/name", ["Xmaj13#"])
     client.send_message("/riffd/mode", ["loud"])
     client.send_message("/riffd/generate", [4])     # no chords since the last generate
-    got = inbox.wait("/riffd/error", count=6, since=errors)
+    got = inbox.wait("/riffd/error", count=7, since=errors)
     assert sorted(e[1][0] for e in got) == sorted(["/riffd/preset", "/riffd/model", "/riffd/param/temperature",
-                                                   "/riffd/chord/name", "/riffd/mode", "/riffd/generate"])
+                                                   "/riffd/param/recall_bars", "/riffd/chord/name", "/riffd/mode",
+                                                   "/riffd/generate"])
     assert status(client, inbox)[:4] == before_status[:4]
 
 
