@@ -69,8 +69,9 @@ SPEC: dict[str, tuple] = {
                                                "the transformer: +3 nats times it on chord tones' logits on beats "
                                                "and chord changes (0: the odds it learned)"),
     "repeat": (float, 0.0, 1.0, 0.0, "chance that a returning progression brings back the melody played over it"),
-    "recall_bars": (int, 2, 32, 4, "bars a melody brought back runs once drawn, in whole 2-bar spans; its last "
-                                   "beat is the model's own (4: a song's phrase; 8: a reel's or an air's section)"),
+    "recall_bars": (int, 2, 32, 4, "the recall's phrase in bars, whole 2-bar spans from bar 1: a melody brought "
+                                   "back goes on to the phrase's end on one draw, its last beat the model's own "
+                                   "(4: a song's phrase; 8: a reel's or an air's section)"),
     "rest_on_changes": (float, 0.0, 1.0, 0.0, "how far the transformer may leave a chord change without a note "
                                               "on it: 0 answers every change, 1 leaves it to the model's odds "
                                               "(in batch a note it chose to hold holds)"),
