@@ -194,7 +194,8 @@ def test_a_section_comes_back_whole_at_recall_bars_8():
     assert sections == {True, False}  # drawn, not always taken
 
 
-@pytest.mark.parametrize("bars", [3, 0, 34])
-def test_recall_bars_is_whole_spans_of_two_bars(bars):
-    with pytest.raises(PresetError, match="recall_bars"):
+@pytest.mark.parametrize("bars, why", [(3, "not a whole number of 2-bar spans"), (0, "outside"), (34, "outside")])
+def test_recall_bars_is_whole_spans_of_two_bars(bars, why):
+    assert load_preset("folk").with_values(recall_bars=8).recall_bars == 8
+    with pytest.raises(PresetError, match=f"key 'recall_bars': {bars} is {why}"):
         load_preset("folk").with_values(recall_bars=bars)
