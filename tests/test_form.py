@@ -23,9 +23,9 @@ def span_notes(notes, k, span=8.0, cut=ENDING_BEATS):
             if k * span <= n.start < (k + 1) * span - cut]
 
 
-def play(model_name, chords, repeat, seed=3, until=None):
+def play(model_name, chords, repeat, seed=3, until=None, **values):
     model = load_model(model_name)
-    model.start(Context(load_preset("folk").with_values(repeat=repeat), seed=seed, chords=chords))
+    model.start(Context(load_preset("folk").with_values(repeat=repeat, **values), seed=seed, chords=chords))
     return model, list(model.generate(until or chords[-1].beat + 4.0))
 
 
@@ -180,10 +180,7 @@ def test_a_section_comes_back_whole_at_recall_bars_8():
     last beat is the model's own (at 4, the end of its first phrase was the model's too)."""
     sections = set()
     for seed in range(16):
-        model = load_model("rules")
-        preset = load_preset("folk").with_values(repeat=0.5, recall_bars=8)
-        model.start(Context(preset, seed=seed, chords=timeline(SECTION * 2)))
-        notes = list(model.generate(68.0))
+        model, notes = play("rules", timeline(SECTION * 2), repeat=0.5, seed=seed, recall_bars=8)
         decided = model.form.decided
         recalled = [bool(decided.get(k)) for k in (4, 5, 6, 7)]
         assert not recalled[0] or all(recalled), (seed, decided)  # from its first span: whole
