@@ -14,15 +14,18 @@ $(BIN)/python:
 
 # requirements.lock pins every package at the version the tests passed with (pip
 # constraints); `make lock` refreshes it from a fresh, unpinned install.
+# setuptools first: `setup.py build_ext` runs on the venv's own (3.11's venv brings 65),
+# and pyproject's SPDX license string needs 77 or later.
 $(STAMP): $(BIN)/python pyproject.toml setup.py requirements.lock
+	$(BIN)/pip install -q -c requirements.lock 'setuptools>=77'
 	$(BIN)/pip install -q -c requirements.lock -e '.[test]'
 	touch $(STAMP)
 
 lock:
 	rm -rf .lock-venv && $(PY) -m venv .lock-venv && .lock-venv/bin/pip install -q --upgrade pip
-	.lock-venv/bin/pip install -q -e '.[test]'
+	.lock-venv/bin/pip install -q 'setuptools>=77' -e '.[test]'
 	{ echo "# pip constraints: the versions 'make test' passed with. Refresh: make lock"; \
-	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^riffd'; } > requirements.lock
+	  .lock-venv/bin/pip freeze --all --exclude-editable | grep -v -E '^(riffd|pip)=='; } > requirements.lock
 	rm -rf .lock-venv
 
 install: $(STAMP)

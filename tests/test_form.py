@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from riffd.models import load_model
-from riffd.models.form import ENDING_BEATS
+from riffd.models.form import ENDING_BEATS, SPAN_BARS
 from riffd.models.protocol import ChordAt, Context
 from riffd.music.chords import parse_chord
 from riffd.presets import PresetError, load_preset
@@ -196,3 +196,14 @@ def test_recall_bars_is_whole_spans_of_two_bars(bars, why):
     assert load_preset("folk").with_values(recall_bars=8).recall_bars == 8
     with pytest.raises(PresetError, match=f"key 'recall_bars': {bars} is {why}"):
         load_preset("folk").with_values(recall_bars=bars)
+
+
+def test_the_preset_takes_recall_bars_in_the_form_s_own_spans():
+    # presets/schema.py checks against a literal 2 (presets import no model): keep the two in step
+    folk = load_preset("folk")
+    for bars in range(2, 33):
+        if bars % SPAN_BARS:
+            with pytest.raises(PresetError, match="recall_bars"):
+                folk.with_values(recall_bars=bars)
+        else:
+            assert folk.with_values(recall_bars=bars).recall_bars == bars
