@@ -57,7 +57,10 @@ def read_song(path: str | Path) -> Song:
     except FileNotFoundError:
         raise MidiInputError(f"{path}: no such file") from None
     except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
-        raise MidiInputError(f"{path}: not a readable MIDI file ({exc or type(exc).__name__})") from None
+        # mido's EOFError carries no message: say what it means
+        why = str(exc) or ("it ends before its header or a track does" if isinstance(exc, EOFError)
+                           else type(exc).__name__)
+        raise MidiInputError(f"{path}: not a readable MIDI file ({why})") from None
     if midi.type == 2:
         raise MidiInputError(f"{path}: type-2 MIDI files (independent sequences) are not supported")
     tempo, meter = 120.0, (4, 4)
