@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .cli_common import BadInput, check_models, json_option, preset_or_exit, warm_option
+from .cli_common import SEED, BadInput, check_models, json_option, preset_or_exit, warm_option
 
 
 @click.group()
@@ -60,7 +60,7 @@ def bench_clock(seeds, bpm, minutes, stall_rate, drop, catch_up, as_json):
 @click.option("--model", default="onnx", show_default=True)
 @click.option("--preset", default="pop", show_default=True)
 @click.option("--period", type=int, default=128, show_default=True, help="JACK period (frames at 48 kHz).")
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=SEED, default=1, show_default=True)
 @json_option
 def bench_soak(minutes, rate, model, preset, period, seed, as_json):
     """Load over JACK with MIDI clock: stuck notes, crashes, memory growth, reaction."""

@@ -99,6 +99,8 @@ def require_dataset(folder, marker: str = "train.npy"):
 
 api_option = click.option("--midi-api", type=click.Choice(list(APIS)), default="auto", show_default=True,
                           help="MIDI backend of python-rtmidi.")
+# a seed seeds numpy (SeedSequence) and MLX (mx.random.seed, a uint64): whole numbers from 0
+SEED = click.IntRange(0, 2**63 - 1)
 json_option = click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
 repeats_option = click.option("--repeats", type=click.Choice(["written", "played"]), default="written",
                               show_default=True, help="Corpus scores' bars as written (each section once) or as "

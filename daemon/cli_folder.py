@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import MODEL_HELP, BadInput, check_models, preset_or_exit
+from .cli_common import MODEL_HELP, SEED, BadInput, check_models, preset_or_exit
 
 
 def watch_options(preset, model_name, seed, continue_melody):
@@ -25,7 +25,7 @@ def watch_options(preset, model_name, seed, continue_melody):
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--preset", default="pop", show_default=True, help="Preset for .mid inputs (a .json may name its own).")
 @click.option("--model", "model_name", default=None, help=MODEL_HELP)
-@click.option("--seed", type=int, default=None, help="Random seed (a .json may give its own).")
+@click.option("--seed", type=SEED, default=None, help="Random seed (a .json may give its own).")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None, help="Worker processes [number of cores].")
 @click.option("--once", is_flag=True, help="Do what is in the inbox (and any claimed file), then exit; 1 if any failed.")
 @click.option("--continue", "continue_melody", is_flag=True,

@@ -13,7 +13,7 @@ from riffd.bridges.midifile import MidiInputError
 from riffd.bridges.realtime import PRIORITY as RT_PRIORITY
 
 from .logs import LEVELS
-from .cli_common import (MODEL_HELP, BadInput, api_option, model_or_exit, model_or_rules, parse_channels,
+from .cli_common import (MODEL_HELP, SEED, BadInput, api_option, model_or_exit, model_or_rules, parse_channels,
                          preset_or_exit, warm_option)
 
 
@@ -31,7 +31,7 @@ from .cli_common import (MODEL_HELP, BadInput, api_option, model_or_exit, model_
 @click.option("--channel", type=click.IntRange(1, 16), default=None, help="Melody MIDI channel [preset's].")
 @click.option("--in-channel", "in_channel", default="default", show_default=True,
               help="Input channels that count: 'all', 1-16 as 1,2 or 1-4 [all but 10, the drums].")
-@click.option("--seed", type=int, default=None, help="Random seed for repeatable answers.")
+@click.option("--seed", type=SEED, default=None, help="Random seed for repeatable answers.")
 @click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True,
               help="One-line logs on stderr: time, level, room, message.")
 @click.option("--osc-port", type=click.IntRange(0, 65535), default=None,
@@ -142,7 +142,7 @@ def ports(midi_api):
               help="Output MIDI [IN-riffd.mid].")
 @click.option("--preset", default="pop", show_default=True)
 @click.option("--model", "model_name", default=None, help=MODEL_HELP)
-@click.option("--seed", type=int, default=None, help="Random seed: the same seed gives the same file.")
+@click.option("--seed", type=SEED, default=None, help="Random seed: the same seed gives the same file.")
 @click.option("--chord-track", type=int, default=None, help="Index of the chord track [most polyphonic].")
 @click.option("--wav", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a WAV preview of chords and melody (44.1 kHz, the preset's [synth]).")
@@ -166,7 +166,7 @@ def render(in_path, output, preset, model_name, seed, chord_track, wav, png):
 @click.command()
 @click.option("-o", "--out-dir", default="demo-out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--model", "model_name", default=None, help="Melody model for both pieces [each preset's own].")
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--seed", type=SEED, default=7, show_default=True)
 def demo(out_dir, model_name, seed):
     """Render real corpus progressions (a Bach chorale, a folk tune) to demo-out/."""
     from .demo import run_demo

@@ -8,7 +8,7 @@ import click
 
 from riffd.models import SHIPPED
 
-from .cli_common import BadInput, json_option, repeats_option, require_dataset
+from .cli_common import SEED, BadInput, json_option, repeats_option, require_dataset
 
 RIFF_SMALL = Path("models/checkpoints/riff-small")  # train's output, relative to where it runs
 SHIPPED_SMALL = SHIPPED / "riff-small"  # finetune's start and export's default, wherever riffd runs
@@ -42,7 +42,7 @@ def train_options(f):
         click.option("--resume", is_flag=True, help="Carry on from OUTPUT/train_state."),
         click.option("--stop-after", type=click.IntRange(1), default=None,
                      help="Run at most this many epochs now (same schedule; carry on with --resume)."),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=SEED, default=0, show_default=True),
         click.option("--epochs", type=click.IntRange(1), default=None,
                      help=f"Most epochs; the learning rate's cosine ends there [{TRAIN_EPOCHS}; finetune --midi: "
                           f"{MIDI_EPOCHS}]."),
@@ -209,7 +209,7 @@ def write_onnx(checkpoint: Path, int8: bool, fused: bool = True, then: str = "",
 @click.option("--models", default=None, help="Comma-separated names or checkpoint folders [rules,markov and "
               "the preset's model: onnx, riff-small, for most presets].")
 @click.option("--preset", default=None, help="Preset the models play with [pop for a FOLDER, folk for the test split].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--seeds", type=click.IntRange(1, 100), default=1, show_default=True,
               help="Run the two-sample test with this many seeds (SEED, SEED+1, ...): per seed and the mean.")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-report"),
@@ -278,7 +278,7 @@ def _test_split(data, checkpoint, pieces, stats_pieces, names, preset, seed, see
 @click.option("--pieces", type=click.IntRange(2), default=300, show_default=True,
               help="Training pieces, spread over the split.")
 @click.option("--iterations", type=click.IntRange(1, 10), default=3, show_default=True)
-@click.option("--seed", type=int, default=100, show_default=True)
+@click.option("--seed", type=SEED, default=100, show_default=True)
 @click.option("--tables", default="interval,chord_pc,centre,memory,duration", show_default=True,
               help="Tables to fit: interval (from the previous pitch), chord_pc (above the chord's root), "
                    "centre (from the mean of the line's last 64 pitches), memory (the pitch class's count "
@@ -328,7 +328,7 @@ def dataset():
 @click.option("--max-range", type=int, default=36, show_default=True, help="Largest melody range, semitones.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many files per source.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None, help="Worker processes [cores].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @repeats_option
 def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min_range, max_range, limit, jobs, seed,
                   repeats):

@@ -193,8 +193,8 @@ def process(work: str, outbox: str, options: Options) -> dict:
                 if "tempo" in request:
                     preset = preset.with_values(tempo=request["tempo"])
                 seed = request.get("seed", seed)
-                if not (seed is None or isinstance(seed, int)) or isinstance(seed, bool):
-                    raise JobError("'seed' must be a whole number")
+                if not (seed is None or isinstance(seed, int) and 0 <= seed < 2**63) or isinstance(seed, bool):
+                    raise JobError("'seed' must be a whole number from 0")
             song, chords = request_song(request, path.parent, stem, preset)
         elif path.suffix.lower() in (".mid", ".midi", ".smf"):
             song = read_song(path)

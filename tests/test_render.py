@@ -64,6 +64,8 @@ def test_cli_render_type0_input_and_chord_track_option(tmp_path, chorale_piece):
     assert len(mido.MidiFile(tmp_path / "o.mid").tracks) == 2
     bad = run_riffd("render", str(src), "-o", str(tmp_path / "p.mid"), "--chord-track", "5")
     assert bad.returncode == 2 and "track 5 does not exist" in bad.stderr
+    negative = run_riffd("render", str(src), "-o", str(tmp_path / "p.mid"), "--seed", "-1")
+    assert negative.returncode == 2 and "'--seed'" in negative.stderr and "Traceback" not in negative.stderr
     assert not (tmp_path / "p.mid").exists()
 
 

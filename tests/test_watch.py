@@ -75,6 +75,7 @@ def test_bad_inputs_fail_with_a_reason_and_the_rest_goes_on(tmp_path, chorale_pi
     (inbox / "broken.json").write_text('{"chords": ["Am", "F"', encoding="utf-8")
     request(inbox / "model key.json", model="markov")                 # not a request's key
     request(inbox / "true seed.json", seed=True)                      # JSON true is no seed
+    request(inbox / "negative seed.json", seed=-1)                    # numpy takes none below 0
     melody_only = mido.MidiFile(type=1)
     line = []
     for i in range(8):  # one voice: no chord track to answer
@@ -90,7 +91,7 @@ def test_bad_inputs_fail_with_a_reason_and_the_rest_goes_on(tmp_path, chorale_pi
     assert result.returncode == 1                                     # something failed
     failed = {p.name for p in (tmp_path / "failed").iterdir() if not p.name.endswith(".error.json")}
     assert failed == {"noise.mid", "truncated.mid", "unknown chords.json", "broken.json", "melody only.mid",
-                      "notes.txt", "model key.json", "true seed.json"}
+                      "notes.txt", "model key.json", "true seed.json", "negative seed.json"}
     for name in failed:
         error = json.loads((tmp_path / "failed" / f"{name}.error.json").read_text())
         assert error["exit_code"] == 2 and error["error"] and "\n" not in error["error"]
