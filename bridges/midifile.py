@@ -168,9 +168,8 @@ def melody_track(notes, ppqn: int, channel: int, name: str = "riffd melody") -> 
 
 
 def write_atomic(midi: mido.MidiFile, path: str | Path) -> None:
-    """Save ``midi`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Save ``midi`` to ``path`` through a temporary file and a rename (atomic_path:
+    raises OutputError where ``path`` cannot be written)."""
     with atomic_path(path) as tmp:
         midi.save(tmp)
 

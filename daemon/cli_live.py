@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from riffd.bridges.atomic import OutputError
 from riffd.bridges.midi import APIS, PortError
 from riffd.bridges.midifile import MidiInputError
 from riffd.bridges.realtime import PRIORITY as RT_PRIORITY
@@ -157,7 +158,7 @@ def render(in_path, output, preset, model_name, seed, chord_track, wav, png):
     try:
         report = render_file(in_path, output, the_preset, model_or_exit(name),
                              seed=seed, chord_track=chord_track, wav=wav, png=png)
-    except MidiInputError as exc:
+    except (MidiInputError, OutputError) as exc:
         raise BadInput(str(exc)) from None
     click.echo(report.summary())
     click.echo(f"  preset {the_preset.name}, model {name}" + ("" if seed is None else f", seed {seed}"))

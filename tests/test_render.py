@@ -118,6 +118,21 @@ def test_demo_renders_real_corpus(tmp_path):
         assert path.with_suffix(".wav").stat().st_size > 44100 and path.with_suffix(".png").exists()
 
 
+def test_outputs_go_into_new_folders_and_an_unwritable_one_is_bad_input(tmp_path, chorale_mid):
+    made = tmp_path / "new" / "deeper"
+    result = run_riffd("render", str(chorale_mid), "-o", str(made / "o.mid"), "--model", "rules",
+                       "--wav", str(made / "wav" / "o.wav"), "--png", str(made / "png" / "o.png"))
+    assert result.returncode == 0, result.stderr
+    assert all((made / name).stat().st_size > 0 for name in ("o.mid", "wav/o.wav", "png/o.png"))
+    (tmp_path / "a file").write_text("")
+    blocked = tmp_path / "a file" / "o.wav"
+    result = run_riffd("render", str(chorale_mid), "-o", str(tmp_path / "p.mid"), "--model", "rules",
+                       "--wav", str(blocked))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert f"{blocked}: cannot write there" in result.stderr and ".part" not in result.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def test_render_writes_a_wav_preview_and_a_piano_roll(tmp_path, chorale_mid):
     import wave
 
