@@ -103,14 +103,15 @@ def osc_options(port, host, allow, reply):
         return None
     try:
         networks = parse_networks(allow.split(",")) if allow else None
-        target = None
-        if reply:
-            reply_host, _, reply_port = reply.rpartition(":")
-            target = (reply_host or "127.0.0.1", int(reply_port))
-            if not 0 < target[1] < 65536:
-                raise ValueError(f"port {target[1]} is outside 1..65535")
     except ValueError as exc:
-        raise BadInput(f"bad --osc-allow or --osc-reply: {exc}") from None
+        raise BadInput(f"bad --osc-allow: {exc}") from None
+    target = None
+    if reply:
+        reply_host, _, reply_port = reply.rpartition(":")
+        if not reply_port.isdigit() or not 0 < int(reply_port) < 65536:
+            raise BadInput(f"bad --osc-reply {reply!r}: expected host:port, the port 1-65535 "
+                           "(127.0.0.1:9001, or 9001 for this machine)")
+        target = (reply_host or "127.0.0.1", int(reply_port))
     return OscOptions(port, host, networks, target, load_model)
 
 

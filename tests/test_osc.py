@@ -132,6 +132,15 @@ def test_serve_drops_senders_outside_osc_allow(tmp_path):
     assert "'realtime': []" in log.read_text()  # on OSC alone riffd's threads keep normal scheduling
 
 
+@pytest.mark.parametrize("option, value", [("--osc-reply", "nohost"), ("--osc-reply", "host:0"),
+                                           ("--osc-reply", "host:abc"), ("--osc-allow", "999.1.1.1")])
+def test_serve_refuses_a_bad_reply_address_or_network_before_it_starts(option, value):
+    from conftest import run_riffd
+    result = run_riffd("serve", "--midi-api", "none", "--osc-port", "0", option, value, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"bad {option}" in result.stderr and value in result.stderr and "ready" not in result.stderr
+
+
 def test_readme_address_table_is_the_generated_one():
     assert help_table(markdown=True) in README.read_text()
 
