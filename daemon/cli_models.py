@@ -335,11 +335,10 @@ def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min
     """Read, filter, split (80/10/10 by piece), augment and tokenize."""
     from riffd.models.training.dataset import Filters, build, parse_keys, parse_sources, summary_line
     try:
-        names, shifts = parse_sources(sources), parse_keys(keys)
-    except ValueError as exc:
+        summary = build(output, parse_sources(sources), midi_dir, synthetic, parse_keys(keys),
+                        Filters(max_polyphony, min_range, max_range), limit, jobs, seed, repeats=repeats)
+    except ValueError as exc:  # a bad --sources or --keys, or nothing to read
         raise BadInput(str(exc)) from None
-    summary = build(output, names, midi_dir, synthetic, shifts, Filters(max_polyphony, min_range, max_range),
-                    limit, jobs, seed, repeats=repeats)
     click.echo(summary_line(output, summary))
 
 

@@ -182,6 +182,19 @@ def test_bad_dataset_commands_exit_2(tmp_path):
     assert run_riffd("dataset", "stats", str(tmp_path)).returncode == 2
 
 
+def test_nothing_to_build_from_is_bad_input_and_writes_nothing(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "sub" / "notes.txt").write_text("not a song")
+    alone = run_riffd("dataset", "build", "-o", str(tmp_path / "a"), "--sources", "none")
+    assert alone.returncode == 2 and "nothing to build from" in alone.stderr
+    for command in (("dataset", "build", "-o", str(tmp_path / "b"), "--sources", "none", "--midi", str(empty)),
+                    ("finetune", "--midi", str(empty), "-o", str(tmp_path / "c"))):
+        result = run_riffd(*command)
+        assert result.returncode == 2 and f"{empty} holds no .mid or .midi file" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
 def test_estimated_chords_fit_a_real_folk_tune():
     tunes = [p for p in melodies(folk_paths("oneill")[0], "oneill") if isinstance(p, Piece)][:10]
     strong = fit = 0

@@ -214,10 +214,16 @@ def build(out: str | Path, sources=CORPUS_SOURCES, midi_dir: str | None = None, 
     """Build a dataset folder (layout in the module docstring); returns build.json's dict.
     ``user_style``: the style token the files of ``midi_dir`` are learned under;
     ``repeats``: the corpus scores' bars as "written" (each section once) or as "played"
-    (repeat signs and endings taken: models/training/repeats.py)."""
+    (repeat signs and endings taken: models/training/repeats.py). Raises ValueError
+    when there is nothing to read (no source, no synthetic piece, no file in ``midi_dir``)."""
     from riffd.models.remi import RemiTokenizer
     from riffd.models.tokens import Vocab, build_vocab, miditok_tokenizer
     t0 = time.monotonic()
+    jobs_list = [(s, p) for s in sources for p in source_files(s)[:limit]]
+    jobs_list += [("user", p) for p in (source_files("user", midi_dir) if midi_dir else [])]
+    if not jobs_list and not synthetic:
+        raise ValueError("nothing to build from: no corpus source, no synthetic piece"
+                         + (f", and {midi_dir} holds no .mid or .midi file" if midi_dir else ", no --midi folder"))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     filters = filters or Filters()
@@ -229,8 +235,6 @@ def build(out: str | Path, sources=CORPUS_SOURCES, midi_dir: str | None = None, 
     reasons: Counter = Counter()
     pieces: list[tuple[str, Piece]] = []
 
-    jobs_list = [(s, p) for s in sources for p in source_files(s)[:limit]]
-    jobs_list += [("user", p) for p in (source_files("user", midi_dir) if midi_dir else [])]
     jobs_list.sort(key=lambda sp: -sp[1].stat().st_size)  # largest first keeps every core busy
     # spawn: forking after miditok/symusic have started threads crashes the children.
     with ProcessPoolExecutor(max_workers=jobs or os.cpu_count(), mp_context=multiprocessing.get_context("spawn")) as pool:
