@@ -2,6 +2,9 @@
 a model by name with errors turned into one clear line."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 from riffd.bridges.midi import APIS
@@ -89,6 +92,19 @@ def check_models(names):
             load_model(name)
         except (ValueError, OSError) as exc:
             raise BadInput(str(exc)) from None
+
+
+def check_output_folder(folder) -> None:
+    """Raise BadInput unless ``folder`` is a folder, or could be made as one, that this
+    process may write in: checked before minutes of work are done for it, made by none."""
+    path = Path(folder).absolute()
+    for there in (path, *path.parents):
+        if there.exists():
+            if not there.is_dir():
+                raise BadInput(f"{folder}: cannot make this folder ({there} is a file)")
+            if not os.access(there, os.W_OK | os.X_OK):
+                raise BadInput(f"{folder}: cannot write there (no permission in {there})")
+            return
 
 
 def require_dataset(folder, marker: str = "train.npy"):

@@ -8,7 +8,7 @@ import click
 
 from riffd.models import SHIPPED
 
-from .cli_common import SEED, BadInput, json_option, repeats_option, require_dataset
+from .cli_common import SEED, BadInput, check_output_folder, json_option, repeats_option, require_dataset
 
 RIFF_SMALL = Path("models/checkpoints/riff-small")  # train's output, relative to where it runs
 SHIPPED_SMALL = SHIPPED / "riff-small"  # finetune's start and export's default, wherever riffd runs
@@ -228,6 +228,7 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
     from riffd.models.evaluation.report import table, write_report
     from riffd.models.evaluation.suite import evaluate_pieces, models_to_play
     from riffd.presets import PresetError, load_preset
+    check_output_folder(out)  # before minutes of evaluation, not after them
     try:
         the_preset = load_preset(preset or ("pop" if folder else "folk"))
         names, note = models_to_play(models, the_preset.model)

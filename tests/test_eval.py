@@ -231,6 +231,9 @@ def test_eval_command_on_a_small_folder_measures_all_but_the_two_sample_test(arr
     unknown = run_riffd("eval", str(folder), "--models", "rules,nosuch", "-o", str(tmp_path / "out2"))
     assert unknown.returncode == 2 and "unknown model nosuch" in unknown.stderr
     assert not (tmp_path / "out2").exists()  # refused before any work
+    (tmp_path / "a file").write_text("")
+    blocked = run_riffd("eval", str(few), "--models", "rules", "-o", str(tmp_path / "a file" / "report"))
+    assert blocked.returncode == 2 and "a file is a file" in blocked.stderr and "Traceback" not in blocked.stderr
 
 
 def test_eval_plays_the_presets_own_model_unless_told_otherwise(arrangements, tmp_path):
