@@ -5,14 +5,14 @@ from pathlib import Path
 
 import click
 
-from .cli_common import BadInput
+from .cli_common import OUTPUT_FOLDER, BadInput
 from .cli_models import checkpoint_path, write_onnx
 
 
 @click.command()
 @click.argument("base", type=click.Path(file_okay=False, path_type=Path), callback=checkpoint_path)
 @click.argument("tuned", type=click.Path(file_okay=False, path_type=Path), callback=checkpoint_path)
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", type=OUTPUT_FOLDER, required=True,
               help="New checkpoint folder.")
 @click.option("--weight", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="TUNED's share of every weight: 0 is BASE, 1 is TUNED.")

@@ -94,17 +94,24 @@ def check_models(names):
             raise BadInput(str(exc)) from None
 
 
-def check_output_folder(folder) -> None:
-    """Raise BadInput unless ``folder`` is a folder, or could be made as one, that this
-    process may write in: checked before minutes of work are done for it, made by none."""
-    path = Path(folder).absolute()
-    for there in (path, *path.parents):
-        if there.exists():
-            if not there.is_dir():
-                raise BadInput(f"{folder}: cannot make this folder ({there} is a file)")
-            if not os.access(there, os.W_OK | os.X_OK):
-                raise BadInput(f"{folder}: cannot write there (no permission in {there})")
-            return
+class OutputFolder(click.Path):
+    """click's folder path for a folder a command makes and writes in: refused as it is
+    parsed (exit 2) where it cannot be made or written in, before any work is done."""
+
+    def __init__(self):
+        super().__init__(file_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        there = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+        if not there.is_dir():
+            self.fail(f"{there} is a file, where the path needs a folder", param, ctx)
+        if not os.access(there, os.W_OK | os.X_OK):
+            self.fail(f"no permission to make or write a folder in {there}", param, ctx)
+        return path
+
+
+OUTPUT_FOLDER = OutputFolder()
 
 
 def require_dataset(folder, marker: str = "train.npy"):

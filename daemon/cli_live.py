@@ -14,8 +14,8 @@ from riffd.bridges.midifile import MidiInputError
 from riffd.bridges.realtime import PRIORITY as RT_PRIORITY
 
 from .logs import LEVELS
-from .cli_common import (MODEL_HELP, SEED, BadInput, api_option, model_or_exit, model_or_rules, parse_channels,
-                         preset_or_exit, warm_option)
+from .cli_common import (MODEL_HELP, OUTPUT_FOLDER, SEED, BadInput, api_option, model_or_exit, model_or_rules,
+                         parse_channels, preset_or_exit, warm_option)
 
 
 @click.command()
@@ -166,7 +166,7 @@ def render(in_path, output, preset, model_name, seed, chord_track, wav, png):
 
 
 @click.command()
-@click.option("-o", "--out-dir", default="demo-out", show_default=True, type=click.Path(file_okay=False))
+@click.option("-o", "--out-dir", default="demo-out", show_default=True, type=OUTPUT_FOLDER)
 @click.option("--model", "model_name", default=None, help="Melody model for both pieces [each preset's own].")
 @click.option("--seed", type=SEED, default=7, show_default=True)
 def demo(out_dir, model_name, seed):

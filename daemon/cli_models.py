@@ -8,7 +8,7 @@ import click
 
 from riffd.models import SHIPPED
 
-from .cli_common import SEED, BadInput, check_output_folder, json_option, repeats_option, require_dataset
+from .cli_common import OUTPUT_FOLDER, SEED, BadInput, json_option, repeats_option, require_dataset
 
 RIFF_SMALL = Path("models/checkpoints/riff-small")  # train's output, relative to where it runs
 SHIPPED_SMALL = SHIPPED / "riff-small"  # finetune's start and export's default, wherever riffd runs
@@ -87,7 +87,7 @@ def run_training(data, output, init, resume, stop_after, **kw):
 @click.command()
 @click.option("--arch", type=click.Choice(["llama", "markov"]), default="llama", show_default=True,
               help="llama: the transformer (mlx-lm) on --data; markov: the Continuator table on the corpus.")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", type=OUTPUT_FOLDER, default=None,
               help="Checkpoint folder [models/checkpoints/riff-small, or .../markov].")
 @click.option("--max-order", type=click.IntRange(1, 8), default=4, show_default=True, help="markov only.")
 @train_options
@@ -106,7 +106,7 @@ def train(arch, output, max_order, data, resume, stop_after, **kw):
 @click.option("--init", "init", type=click.Path(file_okay=False, path_type=Path), default=SHIPPED_SMALL,
               callback=checkpoint_path, show_default="riff-small, the shipped one",
               help="Checkpoint to start from: a folder, or a shipped one's name (riff-chorale).")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", type=OUTPUT_FOLDER, required=True,
               help="New checkpoint folder.")
 @click.option("--midi", "midi_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="A folder of your arrangements: build OUTPUT/dataset from it, fine-tune, export ONNX, "
@@ -212,7 +212,7 @@ def write_onnx(checkpoint: Path, int8: bool, fused: bool = True, then: str = "",
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--seeds", type=click.IntRange(1, 100), default=1, show_default=True,
               help="Run the two-sample test with this many seeds (SEED, SEED+1, ...): per seed and the mean.")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-report"),
+@click.option("-o", "--out", type=OUTPUT_FOLDER, default=Path("eval-report"),
               show_default=True, help="Folder for report.md, report.json, histograms.png and pieces.png.")
 @click.option("--card", is_flag=True, help="Write the test-split figures into the checkpoint's model card (README.md).")
 @click.option("--humans", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -228,7 +228,6 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
     from riffd.models.evaluation.report import table, write_report
     from riffd.models.evaluation.suite import evaluate_pieces, models_to_play
     from riffd.presets import PresetError, load_preset
-    check_output_folder(out)  # before minutes of evaluation, not after them
     try:
         the_preset = load_preset(preset or ("pop" if folder else "folk"))
         names, note = models_to_play(models, the_preset.model)
@@ -314,7 +313,7 @@ def dataset():
 
 
 @dataset.command("build")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("data/corpus"),
+@click.option("-o", "--output", type=OUTPUT_FOLDER, default=Path("data/corpus"),
               show_default=True)
 @click.option("--sources", default="chorales,tunes,essen,oneill,ryans", show_default=True,
               help="Corpus sources, comma-separated; 'none' for only --midi/--synthetic.")
@@ -344,7 +343,7 @@ def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min
 
 
 @dataset.command("songs")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("-o", "--output", type=OUTPUT_FOLDER, required=True)
 @click.option("--source", default="corpus", show_default=True,
               help="corpus: chorales then Ryan's tunes, as users' arrangements; airds, essen, oneill or ryans: "
                    "that tune collection (chords estimated from each melody; airds was never in the training "
@@ -384,7 +383,7 @@ def dataset_stats(folder, png, as_json):
 @dataset.command("export")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "mlx-chat"]), default="text", show_default=True)
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", type=OUTPUT_FOLDER, default=None,
               help="Folder for train/valid/test.jsonl [FOLDER/FORMAT].")
 def dataset_export(folder, fmt, output):
     """JSONL for mlx-lm (text or chat), each line read back and checked against the ids."""

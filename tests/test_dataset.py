@@ -182,6 +182,22 @@ def test_bad_dataset_commands_exit_2(tmp_path):
     assert run_riffd("dataset", "stats", str(tmp_path)).returncode == 2
 
 
+@pytest.mark.parametrize("command", [("dataset", "build", "--sources", "none", "--synthetic", "2"),
+                                     ("dataset", "songs", "--count", "2"), ("dataset", "export", "DATA"),
+                                     ("finetune", "--midi", "DATA"), ("train", "--arch", "markov"),
+                                     ("blend", "riff-small", "riff-air"), ("eval", "--models", "rules"), ("demo",)])
+def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(tmp_path, command):
+    (tmp_path / "a file").write_text("")
+    data = tmp_path / "data"
+    data.mkdir()
+    option = "--out-dir" if command == ("demo",) else "-o"
+    args = [str(data) if a == "DATA" else a for a in command]
+    result = run_riffd(*args, option, str(tmp_path / "a file" / "out"), timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "a file is a file, where the path needs a folder" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a file", "data"]
+
+
 def test_nothing_to_build_from_is_bad_input_and_writes_nothing(tmp_path):
     empty = tmp_path / "empty"
     (empty / "sub").mkdir(parents=True)

@@ -233,7 +233,7 @@ def test_eval_command_on_a_small_folder_measures_all_but_the_two_sample_test(arr
     assert not (tmp_path / "out2").exists()  # refused before any work
     (tmp_path / "a file").write_text("")
     blocked = run_riffd("eval", str(few), "--models", "rules", "-o", str(tmp_path / "a file" / "report"))
-    assert blocked.returncode == 2 and "a file is a file" in blocked.stderr and "Traceback" not in blocked.stderr
+    assert blocked.returncode == 2 and "a file is a file, where the path needs a folder" in blocked.stderr and "Traceback" not in blocked.stderr
 
 
 def test_eval_plays_the_presets_own_model_unless_told_otherwise(arrangements, tmp_path):
