@@ -126,8 +126,9 @@ def _beats_per_bar(self) -> float:
 
 
 def _with_values(self, **values):
-    """A copy with ``values`` validated as if they came from a file (PresetError if bad)."""
-    return replace(self, **_validate(dict(values), "<override>"))
+    """A copy with ``values`` validated as if they came from a file (PresetError if bad,
+    naming the preset: "pop preset: key 'tempo': ...")."""
+    return replace(self, **_validate(dict(values), f"{self.name} preset"))
 
 
 def _plain(table) -> dict:

@@ -197,6 +197,8 @@ def test_bad_commands_are_answered_and_change_nothing(riffd_osc):
     assert sorted(e[1][0] for e in got) == sorted(["/riffd/preset", "/riffd/model", "/riffd/param/temperature",
                                                    "/riffd/param/recall_bars", "/riffd/chord/name", "/riffd/mode",
                                                    "/riffd/generate"])
+    reasons = {e[1][0]: e[1][1] for e in got}  # a bad value names the preset it was set on
+    assert reasons["/riffd/param/recall_bars"].startswith(f"{before_status[1]} preset: key 'recall_bars': 7 is")
     assert status(client, inbox)[:4] == before_status[:4]
 
 

@@ -81,7 +81,7 @@ def test_presets_cross_to_a_worker_process_by_pickling():
 def test_grid_is_a_divisor_of_the_beats_twelve_positions():
     assert load_preset("pop").with_values(grid=12).grid == 12
     assert load_preset("pop").with_values(grid=3).grid == 3
-    with pytest.raises(PresetError, match="key 'grid': 5 does not divide"):
+    with pytest.raises(PresetError, match="^pop preset: key 'grid': 5 does not divide"):
         load_preset("pop").with_values(grid=5)
 
 
