@@ -1,5 +1,6 @@
-"""What every riffd command shares: the bad-input error (exit 2), and loading a preset or
-a model by name with errors turned into one clear line."""
+"""What every riffd command shares: the bad-input error (exit 2), loading a preset or a
+model by name with errors turned into one clear line, and the seed and output-folder
+option types that refuse a bad value as it is parsed."""
 from __future__ import annotations
 
 import os
