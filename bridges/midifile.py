@@ -63,6 +63,10 @@ def read_song(path: str | Path) -> Song:
         raise MidiInputError(f"{path}: not a readable MIDI file ({why})") from None
     if midi.type == 2:
         raise MidiInputError(f"{path}: type-2 MIDI files (independent sequences) are not supported")
+    if midi.ticks_per_beat <= 0:  # the header's division: negative is SMPTE frames (mido reads it signed)
+        raise MidiInputError(f"{path}: its time is in SMPTE frames, not ticks per beat (PPQN); "
+                             "export it from the DAW with musical time" if midi.ticks_per_beat < 0
+                             else f"{path}: its header gives 0 ticks per beat")
     tempo, meter = 120.0, (4, 4)
     tracks: list[list[TrackNote]] = []
     seen_tempo = seen_meter = False

@@ -74,6 +74,8 @@ def test_cli_render_type0_input_and_chord_track_option(tmp_path, chorale_piece):
     (b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\x00\x00\x00\x10\x00\x90",
      "not a readable MIDI file (it ends before its header or a track does)"),
     (b"MThd\x00\x00", "not a readable MIDI file (it ends before its header or a track does)"),
+    (b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\xe7\x28MTrk\x00\x00\x00\x0c\x00\x90\x39\x46\x60\x80\x39\x00"
+     b"\x00\xff\x2f\x00", "its time is in SMPTE frames, not ticks per beat (PPQN)"),
     (None, "has no notes"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, content, reason):
