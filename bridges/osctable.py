@@ -131,7 +131,8 @@ def check(path: str, params: Iterable) -> tuple:
     count_ok = len(params) == fixed if spec.repeat is None else \
         fixed + spec.at_least <= len(params) <= fixed + spec.at_most
     if not count_ok:
-        raise OscInputError(path, f"expected {spec.signature()}, got {len(params)} argument(s)")
+        most = "" if spec.repeat is None else f"; {spec.repeat.name} arguments: {spec.at_least} to {spec.at_most}"
+        raise OscInputError(path, f"expected {spec.signature()}, got {len(params)} argument(s){most}")
     try:
         out = [_coerce(a, v) for a, v in zip(spec.args, params)]
         out += [_coerce(spec.repeat, v) for v in params[fixed:]]

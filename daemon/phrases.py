@@ -52,11 +52,14 @@ def progression(names: list[str], bars: int, beats_per_bar: float) -> list[tuple
     (``"Am F | C G"``, or ``|`` as a name of its own), take their bars: the chords of a
     bar share it (two in 4/4 take two beats each; three take 2 + 1 + 1, the first the
     longest), and ``%`` repeats the bar before. Raises ValueError for an unknown name, an
-    empty bar, no chord but N.C., or more than ``MAX_PHRASE_CHORDS`` names.
+    empty bar, names that are only blanks, no chord but N.C., or more than
+    ``MAX_PHRASE_CHORDS`` names.
     """
     if any("|" in n for n in names):
         return _some_chord(_lead_sheet(" ".join(names), bars, beats_per_bar))
     names = [word for n in names for word in n.split()]  # "Am F C G" is four names
+    if not names:
+        raise ValueError("no chord names, only blanks: give names such as Am F C G")
     if len(names) > MAX_PHRASE_CHORDS:
         raise ValueError(f"more than {MAX_PHRASE_CHORDS} chord names")
     chords = [_chord(n) for n in names]

@@ -62,6 +62,8 @@ def test_check_types_counts_and_bounds():
                          ("/riffd/tempo", [float("nan")]), ("/riffd/nope", [])]:
         with pytest.raises(OscInputError):
             check(path, params)
+    with pytest.raises(OscInputError, match="got 258 argument.s.; chord arguments: 0 to 256"):
+        check("/riffd/generate", [4] + ["Am"] * 257)
 
 
 def test_replies_are_packed_in_order_into_safe_datagrams():
@@ -193,12 +195,14 @@ def test_bad_commands_are_answered_and_change_nothing(riffd_osc):
     client.send_message("/riffd/chord/name", ["Xmaj13#"])
     client.send_message("/riffd/mode", ["loud"])
     client.send_message("/riffd/generate", [4])     # no chords since the last generate
-    got = inbox.wait("/riffd/error", count=7, since=errors)
+    client.send_message("/riffd/generate", [2, " "])  # a name of blanks alone
+    got = inbox.wait("/riffd/error", count=8, since=errors)
     assert sorted(e[1][0] for e in got) == sorted(["/riffd/preset", "/riffd/model", "/riffd/param/temperature",
                                                    "/riffd/param/recall_bars", "/riffd/chord/name", "/riffd/mode",
-                                                   "/riffd/generate"])
+                                                   "/riffd/generate", "/riffd/generate"])
     reasons = {e[1][0]: e[1][1] for e in got}  # a bad value names the preset it was set on
     assert reasons["/riffd/param/recall_bars"].startswith(f"{before_status[1]} preset: key 'recall_bars': 7 is")
+    assert any("only blanks" in e[1][1] for e in got if e[1][0] == "/riffd/generate")
     assert status(client, inbox)[:4] == before_status[:4]
 
 

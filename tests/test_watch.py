@@ -119,7 +119,8 @@ def test_progression_places_chords_by_bar_lines():
         (0.0, "Am"), (2.0, "F"), (4.0, None), (8.0, None)]              # a lead sheet's break
     assert [(b, c and c.name) for b, c in progression(["C NC"], 2, 4.0)] == [(0.0, "C"), (4.0, None)]
     for bad, reason in [(["C | | F"], "bar 2 has no chord"), (["% | C"], "first bar"), (["C | Hm"], "Hm"),
-                        (["N.C. | NC"], "N.C. alone"), (["N.C."], "N.C. alone")]:
+                        (["N.C. | NC"], "N.C. alone"), (["N.C."], "N.C. alone"), ([""], "only blanks"),
+                        (["  ", ""], "only blanks")]:
         with pytest.raises(ValueError, match=reason):
             progression(bad, 4, 4.0)
 
