@@ -101,9 +101,10 @@ def _close(opened, tick) -> TrackNote:
     return TrackNote(start, tick, pitch, velocity, channel)
 
 
-def max_polyphony(notes: list[TrackNote]) -> int:
-    """The most notes sounding at once in ``notes``."""
-    events = sorted([(n.start, 1) for n in notes] + [(n.end, -1) for n in notes])
+def max_polyphony(notes: list[TrackNote], legato: int = 0) -> int:
+    """The most notes sounding at once in ``notes``; a note that overlaps the next by at
+    most ``legato`` ticks (a sung or played line's legato) does not count as sounding with it."""
+    events = sorted([(n.start, 1) for n in notes] + [(max(n.start, n.end - legato), -1) for n in notes])
     level = best = 0
     for _, delta in events:
         level += delta
@@ -136,15 +137,21 @@ def block_chords(notes) -> list[tuple[int, int, tuple[int, ...]]]:
     return [(t, end, pitches) for (t, pitches), end in zip(onsets, ends) if pitches]
 
 
+def legato_ticks(ppqn: int) -> int:
+    """How far (ticks) a line in one voice may overlap itself: a 64th note, 1/16 beat."""
+    return ppqn // 16
+
+
 def find_chord_track(song: Song, index: int | None = None, path: str = "") -> int:
     """Index of the chord track: ``index`` if given, else the most polyphonic track
-    (ties: more notes). Raises MidiInputError if none plays two notes at once."""
+    (ties: more notes), a line's legato overlaps (``legato_ticks``) not counted. Raises
+    MidiInputError if none plays two notes at once."""
     if index is not None:
         if not 0 <= index < len(song.tracks) or not song.tracks[index]:
             raise MidiInputError(f"{path}: track {index} does not exist or has no notes "
                                  f"(tracks with notes: {[i for i, t in enumerate(song.tracks) if t]})")
         return index
-    scored = [(max_polyphony(t), len(t), i) for i, t in enumerate(song.tracks)]
+    scored = [(max_polyphony(t, legato_ticks(song.ppqn)), len(t), i) for i, t in enumerate(song.tracks)]
     poly, _, best = max(scored)
     if poly < 2:
         raise MidiInputError(f"{path}: no chord track: no track plays two notes at once "

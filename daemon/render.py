@@ -6,11 +6,11 @@ from all of them together, as `riffd eval` names an accompaniment's
 (riffd.models.evaluation.arrangements.beat_chords)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from riffd.bridges.midifile import (MidiInputError, Song, find_chord_track, free_channel, max_polyphony, read_song,
-                                    with_melody, write_atomic)
+from riffd.bridges.midifile import (MidiInputError, Song, find_chord_track, free_channel, legato_ticks, max_polyphony,
+                                    read_song, with_melody, write_atomic)
 from riffd.models.evaluation.arrangements import MELODY_NAMES, drums_only, song_chords
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, one_voice
 
@@ -129,10 +129,12 @@ def _chord_source(song: Song, chord_track: int | None, source: str,
         if chord_track is not None:
             raise
         parts = [k for k, t in enumerate(song.tracks) if t and not drums_only(t)]
-        if continue_melody:
+        if continue_melody:  # the rest is accompaniment: one arpeggiated part names chords too
             lead = given_track(song, -1, source)
             parts = [k for k in parts if k != lead]
-        if len(parts) < 2 or max_polyphony([n for k in parts for n in song.tracks[k]]) < 2:
+            if not parts:
+                raise
+        elif len(parts) < 2 or max_polyphony([n for k in parts for n in song.tracks[k]]) < 2:
             raise
         return None, tuple(parts)
 
@@ -143,10 +145,8 @@ def given_track(song: Song, chord_track: int, source: str = "") -> int:
     melody (MELODY_NAMES: lead, vocal, soprano ...) the highest, else the one with the
     most notes.
     Raises MidiInputError if there is none."""
-    tolerance = song.ppqn // 16  # a sung or played line overlaps itself by a few ticks
     candidates = [k for k, t in enumerate(song.tracks)
-                  if t and k != chord_track and not drums_only(t)
-                  and max_polyphony([replace(n, end=max(n.start, n.end - tolerance)) for n in t]) <= 1]
+                  if t and k != chord_track and not drums_only(t) and max_polyphony(t, legato_ticks(song.ppqn)) <= 1]
     if not candidates:
         raise MidiInputError(f"{source or 'the file'}: no melody track to continue (one voice, besides the chords)")
     named = [k for k in candidates if MELODY_NAMES.search(song.midi.tracks[k].name or "")]

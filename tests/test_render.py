@@ -248,6 +248,29 @@ def test_continuing_a_melody_over_voices_leaves_it_out_of_the_chords(tmp_path, c
     assert min(n.start for n in report.notes) >= half[-1].end - 1e-9
 
 
+def test_a_legato_melody_over_an_arpeggiated_piano_is_no_chord_track(tmp_path):
+    """A melody that overlaps itself by a few ticks plays one voice, not chords: over a
+    piano that arpeggiates in one voice, the file's chords are named per beat."""
+    from riffd.bridges.midifile import melody_track
+    from riffd.models.protocol import MelodyNote
+    arpeggios = {"Am": (57, 60, 64, 69), "F": (53, 57, 60, 65), "C": (48, 52, 55, 60), "G": (55, 59, 62, 67)}
+    piano = [MelodyNote(bar * 4 + k / 4, 0.25, arpeggios[name][k % 4], 70)  # sixteenths, one voice
+             for bar, name in enumerate(["Am", "F", "C", "G"] * 2) for k in range(16)]
+    legato = [MelodyNote(beat, 1.0 + 10 / 480, 72 + (beat % 3), 80) for beat in range(24)]  # 10 ticks over
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks += [melody_track(piano, 480, 0, name="PIANO"), melody_track(legato, 480, 1, name="MELODY")]
+    midi.save(tmp_path / "song.mid")
+    preset, model = load_preset("folk"), load_model("rules")
+    both = render_file(tmp_path / "song.mid", tmp_path / "out.mid", preset, model, seed=1)
+    assert both.chord_track is None and both.voices == (0, 1)
+    from riffd.daemon.render import render_song
+    continued = render_song(read_song(tmp_path / "song.mid"), tmp_path / "more.mid", preset, model, seed=1,
+                            continue_melody=True)
+    assert continued.voices == (0,)  # the piano alone names the chords
+    roots = [re.match("[A-G][#b]?", name)[0] for beat, name in continued.chords if beat % 4 == 0]
+    assert roots[:4] == ["A", "F", "C", "G"], continued.chords
+
+
 def test_a_chord_track_with_no_chord_is_refused(tmp_path, chorale_piece):
     _voices_file(chorale_piece, tmp_path / "satb.mid")
     result = run_riffd("render", str(tmp_path / "satb.mid"), "-o", str(tmp_path / "out.mid"), "--chord-track", "2",
