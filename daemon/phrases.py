@@ -247,3 +247,9 @@ class PhraseWorker:
             self._process.join(timeout=2.0)
             if self._process.is_alive():
                 self._process.kill()
+        # the queues' semaphores are unlinked when they are collected: serve ends in os._exit,
+        # and semaphores left for the resource tracker are warned about on stderr
+        if not self._thread.is_alive():  # else a render still holds them
+            for q in (self._requests, self._results):
+                q.close()
+            self._requests = self._results = None

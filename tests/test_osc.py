@@ -121,6 +121,19 @@ def test_senders_outside_the_allow_list_are_dropped_and_counted():
         bridge.close()
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc; none elsewhere)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_serve_drops_senders_outside_osc_allow(tmp_path):
     log = tmp_path / "serve.log"
     with serve_osc(log, "--model", "rules", "--osc-allow", "10.0.0.0/8,192.168.7.7") as (client, inbox, _, proc):
@@ -141,6 +154,22 @@ def test_serve_refuses_a_bad_reply_address_or_network_before_it_starts(option, v
     result = run_riffd("serve", "--midi-api", "none", "--osc-port", "0", option, value, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"bad {option}" in result.stderr and value in result.stderr and "ready" not in result.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds serve's child processes in /proc")
+def test_serve_ends_without_leaving_the_phrase_worker_s_semaphores(tmp_path):
+    log = tmp_path / "serve.log"
+    with serve_osc(log, "--model", "rules") as (client, inbox, _, proc):
+        client.send_message("/riffd/generate", [2, "Am", "F"])
+        assert inbox.wait("/riffd/done", timeout=30)
+        children = child_pids(proc.pid)                # the phrase worker, multiprocessing's resource tracker
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+        deadline = time.monotonic() + 20
+        while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)                           # the tracker warns of what serve left, then exits
+    assert children and "stopped after panic" in log.read_text()
+    assert "leaked" not in log.read_text(), log.read_text()[-600:]
 
 
 def test_readme_address_table_is_the_generated_one():
