@@ -322,7 +322,7 @@ def dataset():
 @click.option("--synthetic", type=click.IntRange(0, 100000), default=0, show_default=True,
               help="Pieces from the rules model in random keys, tempos and styles.")
 @click.option("--keys", default="all", show_default=True,
-              help="Transpositions for the training split: all (12 keys), none, or semitones like -2,0,2.")
+              help="Transpositions for the training split: all (12 keys), none, or semitones (-11 to 11) like -2,0,2.")
 @click.option("--max-polyphony", type=click.IntRange(1, 16), default=1, show_default=True)
 @click.option("--min-range", type=int, default=12, show_default=True, help="Smallest melody range, semitones.")
 @click.option("--max-range", type=int, default=36, show_default=True, help="Largest melody range, semitones.")

@@ -179,6 +179,9 @@ def test_finetune_on_a_built_dataset_writes_onnx_that_plays(built, tmp_path, cho
 
 def test_bad_dataset_commands_exit_2(tmp_path):
     assert run_riffd("dataset", "build", "-o", str(tmp_path / "x"), "--sources", "nope").returncode == 2
+    far = run_riffd("dataset", "build", "-o", str(tmp_path / "x"), "--sources", "tunes", "--keys", "0,99")
+    assert far.returncode == 2 and "transpositions are -11 to 11 semitones" in far.stderr
+    assert not (tmp_path / "x").exists()
     assert run_riffd("dataset", "stats", str(tmp_path)).returncode == 2
 
 

@@ -54,15 +54,18 @@ class Filters:
 
 def parse_keys(text: str) -> list[int]:
     """Transpositions (semitones) from ``--keys``: ``all`` (-5..6, the 12 keys), ``none``
-    (0), or a comma-separated list such as ``-2,0,2``. Raises ValueError."""
+    (0), or a comma-separated list such as ``-2,0,2``, each -11 to 11. Raises ValueError."""
     if text == "all":
         return list(range(-5, 7))
     if text == "none":
         return [0]
     try:
-        return sorted({int(k) for k in text.split(",")})
+        keys = sorted({int(k) for k in text.split(",")})
     except ValueError:
         raise ValueError(f"--keys {text!r}: use all, none, or semitones like -2,0,2") from None
+    if keys[0] < -11 or keys[-1] > 11:  # an octave shift is drawn per copy already (augmentations)
+        raise ValueError(f"--keys {text!r}: transpositions are -11 to 11 semitones")
+    return keys
 
 
 def parse_sources(text: str) -> list[str]:
