@@ -19,7 +19,8 @@ WARM_HELP = "riffd serve's --warm-ms (0: no warm-up calls)."
               help="Length of each continuous session (one per model and tempo).")
 @click.option("--tempos", default="90,120,160", show_default=True, help="MIDI clock tempos (BPM).")
 @click.option("--models", default="rules,markov,onnx", show_default=True)
-@click.option("--period", type=int, default=128, show_default=True, help="JACK period (frames at 48 kHz).")
+@click.option("--period", type=click.IntRange(16, 8192), default=128, show_default=True,
+              help="JACK period (frames at 48 kHz).")
 @click.option("--preset", default="pop", show_default=True)
 @warm_option(WARM_HELP)
 @json_option
@@ -59,7 +60,8 @@ def bench_clock(seeds, bpm, minutes, stall_rate, drop, catch_up, as_json):
               help="Chord changes per second.")
 @click.option("--model", default="onnx", show_default=True)
 @click.option("--preset", default="pop", show_default=True)
-@click.option("--period", type=int, default=128, show_default=True, help="JACK period (frames at 48 kHz).")
+@click.option("--period", type=click.IntRange(16, 8192), default=128, show_default=True,
+              help="JACK period (frames at 48 kHz).")
 @click.option("--seed", type=SEED, default=1, show_default=True)
 @json_option
 def bench_soak(minutes, rate, model, preset, period, seed, as_json):

@@ -125,6 +125,8 @@ api_option = click.option("--midi-api", type=click.Choice(list(APIS)), default="
                           help="MIDI backend of python-rtmidi.")
 # a seed seeds numpy (SeedSequence) and MLX (mx.random.seed, a uint64): whole numbers from 0
 SEED = click.IntRange(0, 2**63 - 1)
+POSITIVE = click.FloatRange(0, min_open=True)  # a rate or a time: above 0
+SEMITONES = click.IntRange(0, 127)  # a melody's range: at most the MIDI pitches'
 json_option = click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
 repeats_option = click.option("--repeats", type=click.Choice(["written", "played"]), default="written",
                               show_default=True, help="Corpus scores' bars as written (each section once) or as "

@@ -8,7 +8,7 @@ import click
 
 from riffd.models import SHIPPED
 
-from .cli_common import OUTPUT_FOLDER, SEED, BadInput, json_option, repeats_option, require_dataset
+from .cli_common import OUTPUT_FOLDER, POSITIVE, SEED, SEMITONES, BadInput, json_option, repeats_option, require_dataset
 
 RIFF_SMALL = Path("models/checkpoints/riff-small")  # train's output, relative to where it runs
 SHIPPED_SMALL = SHIPPED / "riff-small"  # finetune's start and export's default, wherever riffd runs
@@ -51,12 +51,12 @@ def train_options(f):
         click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True),
         click.option("--seq-len", type=click.IntRange(16, 4096), default=256, show_default=True,
                      help="Window length in tokens (the model's context)."),
-        click.option("--lr", type=float, default=None,
+        click.option("--lr", type=POSITIVE, default=None,
                      help=f"Peak learning rate [{TRAIN_LR:g}; finetune --midi: {MIDI_LR:g}]."),
         click.option("--warmup", type=click.IntRange(0), default=200, show_default=True, help="Warmup steps."),
         click.option("--patience", type=click.IntRange(1), default=3, show_default=True,
                      help="Epochs without a better validation loss before stopping."),
-        click.option("--max-minutes", type=float, default=None, help="Stop after this much training time."),
+        click.option("--max-minutes", type=POSITIVE, default=None, help="Stop after this much training time."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -324,8 +324,8 @@ def dataset():
 @click.option("--keys", default="all", show_default=True,
               help="Transpositions for the training split: all (12 keys), none, or semitones (-11 to 11) like -2,0,2.")
 @click.option("--max-polyphony", type=click.IntRange(1, 16), default=1, show_default=True)
-@click.option("--min-range", type=int, default=12, show_default=True, help="Smallest melody range, semitones.")
-@click.option("--max-range", type=int, default=36, show_default=True, help="Largest melody range, semitones.")
+@click.option("--min-range", type=SEMITONES, default=12, show_default=True, help="Smallest melody range, semitones.")
+@click.option("--max-range", type=SEMITONES, default=36, show_default=True, help="Largest melody range, semitones.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many files per source.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None, help="Worker processes [cores].")
 @click.option("--seed", type=SEED, default=0, show_default=True)
@@ -337,9 +337,11 @@ def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min
     try:
         summary = build(output, parse_sources(sources), midi_dir, synthetic, parse_keys(keys),
                         Filters(max_polyphony, min_range, max_range), limit, jobs, seed, repeats=repeats)
-    except ValueError as exc:  # a bad --sources or --keys, or nothing to read
+    except ValueError as exc:  # a bad --sources, --keys or range, or nothing to read
         raise BadInput(str(exc)) from None
     click.echo(summary_line(output, summary))
+    if not sum(summary["sequences"].values()):  # every piece rejected: nothing to train on
+        raise BadInput(f"{output}: no piece was kept (rejected: {summary['rejected']})")
 
 
 @dataset.command("songs")

@@ -181,7 +181,16 @@ def test_bad_dataset_commands_exit_2(tmp_path):
     assert run_riffd("dataset", "build", "-o", str(tmp_path / "x"), "--sources", "nope").returncode == 2
     far = run_riffd("dataset", "build", "-o", str(tmp_path / "x"), "--sources", "tunes", "--keys", "0,99")
     assert far.returncode == 2 and "transpositions are -11 to 11 semitones" in far.stderr
+    upside_down = run_riffd("dataset", "build", "-o", str(tmp_path / "x"), "--sources", "chorales",
+                            "--min-range", "40", "--max-range", "10")
+    assert upside_down.returncode == 2 and "no piece could pass" in upside_down.stderr
     assert not (tmp_path / "x").exists()
+    none_kept = run_riffd("dataset", "build", "-o", str(tmp_path / "y"), "--sources", "chorales", "--limit", "3",
+                          "--min-range", "100", "--max-range", "127")
+    assert none_kept.returncode == 2 and "no piece was kept (rejected: {" in none_kept.stderr
+    for option in ("--lr", "--max-minutes"):
+        backwards = run_riffd("train", "--data", str(tmp_path), "-o", str(tmp_path / "z"), option, "-1")
+        assert backwards.returncode == 2 and f"Invalid value for '{option}'" in backwards.stderr
     assert run_riffd("dataset", "stats", str(tmp_path)).returncode == 2
 
 

@@ -46,10 +46,16 @@ CORPUS_SOURCES = ("chorales", "tunes", "essen", "oneill", "ryans")
 @dataclass
 class Filters:
     """Quality limits: ``max_polyphony`` notes sounding at once in the melody,
-    melody range in semitones between ``min_range`` and ``max_range``."""
+    melody range in semitones between ``min_range`` and ``max_range``. Raises ValueError
+    where the smallest range is above the largest (no piece could pass)."""
     max_polyphony: int = 1
     min_range: int = 12
     max_range: int = 36
+
+    def __post_init__(self):
+        if self.min_range > self.max_range:
+            raise ValueError(f"the smallest melody range ({self.min_range}) is above the largest "
+                             f"({self.max_range}): no piece could pass")
 
 
 def parse_keys(text: str) -> list[int]:
