@@ -13,7 +13,8 @@ Crash safety: an input is claimed by an atomic rename into ``DIR/.riffd/work/`` 
 any work, and leaves it only by the rename into done/ or failed/. A restart finishes
 every claimed file first; its outputs replace any a killed run left (same names), so
 nothing is lost and nothing is done twice. A name already used in done/, failed/ or
-outbox/ gets " (2)", " (3)", ... so every done input has exactly one set of outputs.
+outbox/ gets " (2)", " (3)", ... so every done input has exactly one set of outputs. A
+name over ``MAX_NAME_BYTES`` is shortened as it is claimed, so that its outputs' names fit.
 
 Work runs in ``jobs`` worker processes (spawned, each loading the model once). A running
 watcher starts them all at once and says when they are ready; ``once`` starts them as
@@ -37,6 +38,9 @@ from riffd.bridges.atomic import atomic_path
 from .logs import reason as one_line
 
 MAX_BARS = 256
+# a claimed name's longest derivative, ".NAME.error.json.XXXXXXXX.part" (atomic_path), is 26
+# bytes more, and " (k)" may be added: 200 keeps it within a file system's 255
+MAX_NAME_BYTES = 200
 READY_TIMEOUT_S = 60.0  # for the workers' start (model loads); then the watcher goes on regardless
 _MODEL = None  # the worker process's model, loaded once by _load
 
@@ -85,9 +89,19 @@ def write_json(data: dict, path: Path) -> None:
         json.dump(data, f, indent=1, ensure_ascii=False)
 
 
+def fitting_name(name: str) -> str:
+    """``name`` with its stem cut (at a character) to ``MAX_NAME_BYTES`` of UTF-8 in all."""
+    stem, ext = os.path.splitext(name)
+    if len(ext.encode()) > 16:  # no extension riffd reads: cut the whole name
+        stem, ext = name, ""
+    room = MAX_NAME_BYTES - len(ext.encode())
+    return name if len(name.encode()) <= MAX_NAME_BYTES else stem.encode()[:room].decode(errors="ignore") + ext
+
+
 def unique_name(name: str, folders: Folders) -> str:
-    """``name``, or "stem (k).ext" if a file of that name or stem is already claimed,
-    done, failed or has outputs."""
+    """``name`` (``fitting_name``), or "stem (k).ext" if a file of that name or stem is
+    already claimed, done, failed or has outputs."""
+    name = fitting_name(name)
     stem, ext = os.path.splitext(name)
     k, candidate = 1, name
     while (any((d / candidate).exists() for d in (folders.work, folders.done, folders.failed))
@@ -303,8 +317,11 @@ def watch(root: str | Path, options: Options, jobs: int | None = None, once: boo
 
 def _fail(work: Path, folders: Folders, exc: JobError, echo) -> int:
     reason = one_line(exc)
-    write_json({"file": work.name, "error": reason, "exit_code": exc.code},
-               folders.failed / f"{work.name}.error.json")
+    try:
+        write_json({"file": work.name, "error": reason, "exit_code": exc.code},
+                   folders.failed / f"{work.name}.error.json")
+    except OSError as err:  # a full disk, say: the watcher goes on, the reason goes to the log
+        echo(f"riffd watch: {work.name}: the error report was not written ({err})")
     os.replace(work, folders.failed / work.name)
     echo(f"riffd watch: {work.name}: failed (exit {exc.code}): {reason}")
     return 1

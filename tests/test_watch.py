@@ -104,6 +104,21 @@ def test_bad_inputs_fail_with_a_reason_and_the_rest_goes_on(tmp_path, chorale_pi
     assert_one_set_per_done_input(tmp_path)
 
 
+def test_a_name_too_long_for_its_outputs_is_shortened_and_the_rest_goes_on(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    long_x, long_u = "x" * 240 + ".json", "ü" * 120 + ".json"   # 245 and 245 bytes: fit, their outputs did not
+    for name in (long_x, long_u, "after.json"):
+        request(inbox / name)
+    result = watch_once(tmp_path)
+    assert result.returncode == 0, result.stderr
+    done = sorted(p.name for p in (tmp_path / "done").iterdir())
+    assert len(done) == 3 and "after.json" in done
+    assert all(len(name.encode()) <= 200 for name in done)
+    assert {name[:20] for name in done} == {"after.json", "x" * 20, "ü" * 20}
+    assert_one_set_per_done_input(tmp_path)
+
+
 def test_progression_places_chords_by_bar_lines():
     from riffd.daemon.phrases import progression
 
