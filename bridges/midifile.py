@@ -46,7 +46,9 @@ class Song:
 
 
 def read_song(path: str | Path) -> Song:
-    """Read ``path``. Raises MidiInputError for unreadable, malformed or note-less files.
+    """Read ``path``. Raises MidiInputError for unreadable, malformed or note-less files,
+    a file timed in SMPTE frames, a tempo of 0, or a time signature over no whole to
+    sixteenth-note beat.
 
     Notes are paired as symusic (so miditok) pairs them: a note-off ends the earliest
     open note of its channel and pitch (a repeated pitch played legato overlaps), and a
@@ -76,10 +78,14 @@ def read_song(path: str | Path) -> Song:
         for msg in track:
             tick += msg.time
             if msg.type == "set_tempo":
+                if msg.tempo <= 0:  # microseconds per beat: 0 is no tempo (a broken writer's)
+                    raise MidiInputError(f"{path}: a set_tempo of {msg.tempo} microseconds per beat is no tempo")
                 tempos.append((tick, msg.tempo))
                 if not seen_tempo:
                     tempo, seen_tempo = mido.tempo2bpm(msg.tempo), True
             elif msg.type == "time_signature":
+                if msg.numerator < 1 or msg.denominator not in (1, 2, 4, 8, 16):  # presets' meters (schema)
+                    raise MidiInputError(f"{path}: riffd plays no meter of {msg.numerator}/{msg.denominator}")
                 time_signatures.append((tick, msg.numerator, msg.denominator))
                 if not seen_meter:
                     meter, seen_meter = (msg.numerator, msg.denominator), True

@@ -12,7 +12,7 @@ from pathlib import Path
 from riffd.bridges.midifile import (MidiInputError, Song, find_chord_track, free_channel, legato_ticks, max_polyphony,
                                     read_song, with_melody, write_atomic)
 from riffd.models.evaluation.arrangements import MELODY_NAMES, drums_only, song_chords
-from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, one_voice
+from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, MeterError, one_voice
 
 from .capture import ChordCapture, ChordChange, snap_to_beat
 from riffd.presets import Preset
@@ -99,7 +99,10 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     end = song.length_ticks / song.ppqn
     given = given_melody(song, -1 if index is None else index, source) if continue_melody else []
     start = max((n.end for n in given), default=chords[0].beat if chords else 0.0)
-    model.start(Context(preset, seed=seed, start_beat=start, chords=chords, notes=given))
+    try:
+        model.start(Context(preset, seed=seed, start_beat=start, chords=chords, notes=given))
+    except MeterError as exc:  # the file's meter, which the transformer never learned
+        raise MidiInputError(f"{source or 'the file'}: {exc}; --model rules or markov play any meter") from None
     notes = [n if n.end <= end else MelodyNote(n.start, end - n.start, n.pitch, n.velocity)
              for n in one_voice(model.generate(end)) if n.start < end]
     channel = free_channel(song, preset.channel - 1)

@@ -28,7 +28,7 @@ from riffd.music.theory import strength, swing_offset, velocity as note_velocity
 
 from .calibration import duration_bin
 from .density import gap_bias, tilt_now
-from .protocol import Context, MelodyModel, MelodyNote
+from .protocol import Context, MelodyModel, MelodyNote, MeterError
 from .remi import QUALITY_INDEX, RemiTokenizer
 from .rules import RulesModel
 from .sampling import Groups, StreamState, pitch_bias, sample
@@ -59,7 +59,8 @@ class NeuralModel(MelodyModel):
     def start(self, context: Context) -> None:
         num, den = self.vocab.model_meter(*context.preset.meter)  # bars equal; beats may not be
         if (num, den) not in self.groups.time_signatures:
-            raise ValueError(f"meter {num}/{den} is not in the model's vocabulary")
+            known = ", ".join(f"{n}/{d}" for n, d in sorted(self.groups.time_signatures, key=lambda m: (m[1], m[0])))
+            raise MeterError(f"meter {num}/{den} is not in the model's vocabulary ({known})")
         self.num, self.den = num, den
         self.qpb = POS_PER_BEAT * den / 4  # positions per quarter-note beat
         self.bar_beats = num * 4 / den

@@ -71,6 +71,10 @@ class ChordAt:
     chord: Chord | None
 
 
+class MeterError(ValueError):
+    """A meter a model cannot play: the transformer knows the meters of its vocabulary."""
+
+
 @dataclass
 class Context:
     """What a model starts from."""

@@ -93,6 +93,21 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, content, reason):
     assert not out.exists() and not list(tmp_path.glob(".out.mid*"))
 
 
+@pytest.mark.parametrize("meta, reason", [
+    (mido.MetaMessage("set_tempo", tempo=0), "a set_tempo of 0 microseconds per beat is no tempo"),
+    (mido.MetaMessage("time_signature", numerator=0, denominator=4), "riffd plays no meter of 0/4"),
+    (mido.MetaMessage("time_signature", numerator=4, denominator=32), "riffd plays no meter of 4/32"),
+    (mido.MetaMessage("time_signature", numerator=11, denominator=8), "meter 11/8 is not in the model's vocabulary"),
+])
+def test_a_header_riffd_cannot_play_is_bad_input(tmp_path, chorale_piece, meta, reason):
+    midi = chorale_piece.to_midi(with_melody=False)
+    midi.tracks[0].insert(0, meta)
+    midi.save(tmp_path / "in.mid")
+    result = run_riffd("render", str(tmp_path / "in.mid"), "-o", str(tmp_path / "out.mid"), "--model", "onnx")
+    assert result.returncode == 2 and reason in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "out.mid").exists()
+
+
 def test_melody_only_file_has_no_chord_track(tmp_path):
     midi = mido.MidiFile()
     track = mido.MidiTrack()
