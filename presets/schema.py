@@ -259,7 +259,7 @@ def load_preset(name_or_path: str | Path = "pop"):
     the message names the file (and the key).
     """
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file():  # a folder named like a preset ("jazz/") is no preset
         where, reader = str(path), path.read_bytes
     elif str(name_or_path) in bundled_names():
         resource = resources.files("riffd.presets") / f"{name_or_path}.toml"

@@ -38,6 +38,15 @@ def test_broken_toml_names_file(tmp_path):
         load_preset(path)
 
 
+def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "jazz").mkdir()   # a user's folder of jazz files, where riffd runs
+    assert load_preset("jazz").name == "jazz"
+    for name in ("", "."):        # an empty OSC argument: the folder riffd runs in
+        with pytest.raises(PresetError, match=f"no preset named {name!r}"):
+            load_preset(name)
+
+
 def test_unknown_preset_lists_bundled():
     with pytest.raises(PresetError, match="no preset named 'nope'.*jazz"):
         load_preset("nope")
