@@ -15,7 +15,7 @@ from riffd.models.evaluation.arrangements import MELODY_NAMES, drums_only, song_
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, MeterError, one_voice
 
 from .capture import ChordCapture, ChordChange, snap_to_beat
-from riffd.presets import Preset
+from riffd.presets import Preset, PresetError
 
 
 @dataclass
@@ -88,7 +88,11 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     with ``continue_melody``, no melody track).
     """
     index, voices = _chord_source(song, chord_track, source, continue_melody)
-    preset = preset.with_values(meter=list(song.meter), tempo=min(400.0, max(20.0, song.tempo)))
+    try:
+        preset = preset.with_values(meter=list(song.meter), tempo=min(400.0, max(20.0, song.tempo)))
+    except PresetError:  # a beat shorter than a sixteenth (4/32): no preset plays it
+        num, den = song.meter
+        raise MidiInputError(f"{source or 'the file'}: riffd plays no meter of {num}/{den}") from None
     if chords is None:
         chords = (song_chords(song, [song.tracks[k] for k in voices]) if index is None else
                   chord_timeline(song.tracks[index], song.ppqn, preset.strike_tolerance_beats))

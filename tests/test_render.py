@@ -95,7 +95,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, content, reason):
 
 @pytest.mark.parametrize("meta, reason", [
     (mido.MetaMessage("set_tempo", tempo=0), "a set_tempo of 0 microseconds per beat is no tempo"),
-    (mido.MetaMessage("time_signature", numerator=0, denominator=4), "riffd plays no meter of 0/4"),
+    (mido.MetaMessage("time_signature", numerator=0, denominator=4), "0/4 is no time signature"),
     (mido.MetaMessage("time_signature", numerator=4, denominator=32), "riffd plays no meter of 4/32"),
     (mido.MetaMessage("time_signature", numerator=11, denominator=8), "meter 11/8 is not in the model's vocabulary"),
 ])
