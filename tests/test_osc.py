@@ -18,6 +18,7 @@ from pythonosc import osc_packet
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
+from conftest import run_riffd
 from riffd.bridges import events as ev
 from riffd.daemon.liverig import RIFFD
 from riffd.daemon.oscrig import Inbox, serve_osc
@@ -150,7 +151,6 @@ def test_serve_drops_senders_outside_osc_allow(tmp_path):
 @pytest.mark.parametrize("option, value", [("--osc-reply", "nohost"), ("--osc-reply", "host:0"),
                                            ("--osc-reply", "host:abc"), ("--osc-allow", "999.1.1.1")])
 def test_serve_refuses_a_bad_reply_address_or_network_before_it_starts(option, value):
-    from conftest import run_riffd
     result = run_riffd("serve", "--midi-api", "none", "--osc-port", "0", option, value, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"bad {option}" in result.stderr and value in result.stderr and "ready" not in result.stderr
