@@ -22,6 +22,10 @@ from dataclasses import dataclass, field
 from riffd.music.chords import Chord, recognize
 
 SUSTAIN_CC = 64
+ALL_SOUND_OFF_CC = 120  # the player's panic: keys, pedal and chord are forgotten
+RESET_CONTROLLERS_CC = 121  # the pedal goes up (MMA RP-015, "Response to Reset All Controllers")
+ALL_NOTES_OFF_CCS = range(123, 128)  # All Notes Off; omni and mono/poly mode changes imply it
+# (MIDI 1.0 Detailed Specification, "Channel Mode Messages")
 SETTLE_S = 0.001  # a block chord's keys come in one driver period, read at once
 
 
@@ -195,12 +199,19 @@ class ChordCapture:
                 self.sustained.add(pitch)
 
     def control(self, control: int, value: int) -> None:
-        """CC64 >= 64 holds released keys; below 64 lets them go."""
-        if control != SUSTAIN_CC:
-            return
-        self.pedal = value >= 64
-        if not self.pedal:
-            self.sustained.clear()
+        """CC64 >= 64 holds released keys; below 64, or CC121 (Reset All Controllers), lets
+        them go. CC123 (All Notes Off, a DAW's stop or a controller's panic) and CC124-127
+        release every key as its note-off would: the pedal, if down, still holds them.
+        CC120 (All Sound Off) forgets keys, pedal and chord (``reset``)."""
+        if control == ALL_SOUND_OFF_CC:
+            self.reset()
+        elif control in ALL_NOTES_OFF_CCS:
+            for pitch in list(self.held):
+                self.note_off(pitch)
+        elif control in (SUSTAIN_CC, RESET_CONTROLLERS_CC):
+            self.pedal = control == SUSTAIN_CC and value >= 64
+            if not self.pedal:
+                self.sustained.clear()
 
     def forget_chord(self) -> None:
         """Forget the last chord (keys and pedal stay): the next strike is a change."""

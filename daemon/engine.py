@@ -20,7 +20,7 @@ from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
 from riffd.models.rules import RulesModel
 from riffd.presets import Preset
 
-from .capture import Call, ChordCapture, ChordChange, MelodyKey, Restrike, snap_to_beat
+from .capture import ALL_SOUND_OFF_CC, Call, ChordCapture, ChordChange, MelodyKey, Restrike, snap_to_beat
 from .clock import InternalClock, MidiClock
 from .logs import reason
 from .onset import EarlyOnsets
@@ -53,8 +53,7 @@ class Engine:
                  in_channels=ALL_BUT_DRUMS, now=time.monotonic, input_waiting=lambda: False,
                  early_onsets: bool = True, warm_s: float = WARM_S, send_first: bool = False):
         self.model, self.preset, self.clock, self.scheduler = model, preset, clock, scheduler
-        self.channel = preset.channel - 1 if channel is None else channel
-        self.mode = mode or preset.mode
+        self.channel, self.mode = preset.channel - 1 if channel is None else channel, mode or preset.mode
         self.lookahead, self._now, self.input_waiting, self.warm_s = lookahead, now, input_waiting, warm_s
         # A planned note on a beat where the player has been striking waits, as long as the
         # keys have been coming late (at most ``hold_ms``), so that a change replaces it; once
@@ -101,7 +100,12 @@ class Engine:
             self.last_activity = event.t
             self.capture.note_off(event.pitch)
         elif isinstance(event, ev.Control):
-            self.capture.control(event.control, event.value)
+            self.capture.control(event.control, event.value)  # CC120 forgets keys, pedal and chord
+            if event.control == ALL_SOUND_OFF_CC:  # the player's panic: silent until the next chord
+                self.panic()
+                self.chord, self.call = None, Call()
+                if isinstance(self.clock, InternalClock):
+                    self.clock.stop(event.t)  # which starts a new phrase on beat 0
         elif isinstance(event, ev.ClockTick):
             self.stats["clock_ticks"] += 1
             if isinstance(self.clock, MidiClock):
@@ -126,9 +130,7 @@ class Engine:
         """How long (s) a planned note on a striking beat waits: ``HOLD_MARGIN_MS`` plus the
         75th percentile of how late the engine heard the last strikes (stamp after the beat, plus
         the read delay: a note sent before sounds the old chord, a flam), at most ``hold_ms``."""
-        if not self._lateness:
-            return self.max_hold_s
-        late = sorted(self._lateness)[(len(self._lateness) - 1) * 3 // 4]
+        late = sorted(self._lateness)[(len(self._lateness) - 1) * 3 // 4] if self._lateness else self.max_hold_s
         return min(self.max_hold_s, HOLD_MARGIN_MS / 1000.0 + late)
 
     def _beats(self, seconds: float) -> float:
@@ -296,8 +298,7 @@ class Engine:
         now_beat = self._plan_beat = self.clock.beat_at(now)
         if self.early:  # a note told on its pitch but never finished (a fault) keeps its placeholder end
             self.early.forget()
-        # the budget is compute time, so it is measured on the real monotonic clock
-        deadline = time.monotonic() + budget
+        deadline = time.monotonic() + budget  # compute time: measured on the real monotonic clock
         while self.model.cursor < until - 1e-9:
             step = min(until, self.model.cursor + 1e-6) if yielding else until
             for note in self.model.generate(step, deadline_s=deadline):
@@ -306,8 +307,7 @@ class Engine:
                 break
         if self.model.cursor < until - 1e-9 and not (yielding and self.input_waiting()):
             self.stats["deadline_misses"] += 1
-        # a neural model hands a missed deadline to the rules model and counts it
-        self.stats["fallbacks"] = getattr(self.model, "fallbacks", 0)
+        self.stats["fallbacks"] = getattr(self.model, "fallbacks", 0)  # missed deadlines the rules model took
         self.planned_until = self.model.cursor
 
     def _schedule(self, note: MelodyNote, now_beat: float) -> None:

@@ -55,6 +55,41 @@ def test_sustain_pedal_holds_released_keys():
     assert capture.sounding == {58}
 
 
+def test_all_notes_off_releases_the_keys_as_note_offs_would():
+    """A DAW's stop or a controller's panic sends CC123 (or a mode message, CC124-127)
+    instead of each key's note-off: the keys are up, and the pedal still holds them."""
+    for cc in (123, 124, 127):
+        capture = ChordCapture()
+        strike(capture, [48, 52, 55], 0.0)
+        capture.control(cc, 0)
+        assert capture.sounding == set(), cc
+        assert [c.chord.name for c in strike(capture, [57, 60, 64], 1.0)] == ["Am"]  # no C held over it
+    capture = ChordCapture()
+    capture.control(64, 127)
+    strike(capture, [48, 52, 55], 0.0)
+    capture.control(123, 0)
+    assert capture.sounding == {48, 52, 55}  # the pedal holds them, as it would after note-offs
+    capture.control(121, 0)  # Reset All Controllers: the pedal is up
+    assert capture.sounding == set() and not capture.pedal
+
+
+def test_all_sound_off_forgets_keys_pedal_and_chord():
+    capture = ChordCapture()
+    capture.control(64, 127)
+    strike(capture, [48, 52, 55], 0.0)
+    capture.control(120, 0)
+    assert capture.sounding == set() and not capture.pedal
+    assert [c.chord.name for c in strike(capture, [48, 52, 55], 1.0)] == ["C"]  # the same chord: a change again
+
+
+def test_other_controls_leave_keys_and_pedal_alone():
+    capture = ChordCapture()
+    strike(capture, [48, 52, 55], 0.0)
+    for cc in (1, 7, 11, 64, 119, 122):
+        capture.control(cc, 0)
+    assert capture.sounding == {48, 52, 55}
+
+
 def test_a_lone_key_that_changes_nothing_is_melody():
     capture = ChordCapture()
     strike(capture, [48, 52, 55], 0.0)

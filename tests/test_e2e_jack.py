@@ -139,6 +139,33 @@ def test_serve_follows_midi_clock_and_stop_silences(jack):
     assert_balanced(messages)
 
 
+def test_a_controllers_panic_silences_riffd_until_the_next_chord(jack):
+    """CC120 (All Sound Off) on every channel, keys still down: riffd's notes end at once
+    and none follows until a chord is struck again."""
+    with serving("--preset", "pop", "--model", "rules", "--seed", "3") as (proc, player):
+        for p in (48, 52, 55):
+            player.send([0x90, p, 90])
+        time.sleep(1.0)
+        panic_at = time.monotonic()
+        for channel in range(16):
+            player.send([0xB0 | channel, 120, 0])
+        time.sleep(1.5)
+        quiet = [m for t, m in player.messages() if t > panic_at + 0.05 and is_on(m)]
+        struck_at = time.monotonic()
+        for p in (45, 48, 52):
+            player.send([0x90, p, 90])
+        time.sleep(0.8)
+        for p in (48, 52, 55, 45):
+            player.send([0x80, p, 0])
+        code, err = stop_serve(proc)
+        messages = player.messages()
+    assert code == 0, err
+    assert [m for t, m in messages if t < panic_at and is_on(m)]
+    assert quiet == []
+    assert [m for t, m in messages if t > struck_at and is_on(m)]
+    assert_balanced(messages)
+
+
 def test_missing_port_is_one_clear_line_and_exit_2(jack):
     result = run_riffd("serve", "--midi-api", "jack", "--in", "no such synth", timeout=30)
     assert result.returncode == 2

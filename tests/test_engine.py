@@ -1,5 +1,5 @@
 """The engine in one room: a real clock and scheduler, time driven by hand."""
-from riffd.bridges.events import ClockTick, NoteOff, NoteOn, Transport
+from riffd.bridges.events import ClockTick, Control, NoteOff, NoteOn, Transport
 from riffd.music.chords import parse_chord
 from riffd.daemon.clock import PPQN, InternalClock, MidiClock
 from riffd.daemon.engine import HOLD_MARGIN_MS, HOLD_MS, Engine
@@ -85,6 +85,46 @@ def test_silence_rests_and_restarts_on_beat_zero():
     rig.strike("G")
     rig.advance(115.5)
     assert len(rig.ons()) > count and rig.clock.beat_at(115.0) == 0.0
+
+
+def test_all_notes_off_instead_of_note_offs_lets_the_accompaniment_rest():
+    """Keys released by CC123 (a DAW's stop) and never by note-offs: two bars on, the
+    accompaniment rests as after note-offs, and the next chord starts on beat 0."""
+    rig = Rig()
+    rig.strike("F")
+    rig.advance(102.0)
+    rig.engine.handle(Control(rig.t, 0, 123, 0))
+    rig.advance(115.0)
+    assert not rig.clock.running and not rig.scheduler.sounding()
+    rig.strike("G")
+    rig.advance(115.5)
+    assert rig.engine.chord.name == "G" and rig.clock.beat_at(115.0) == 0.0
+
+
+def test_all_sound_off_silences_at_once_until_the_next_chord():
+    rig = Rig()
+    rig.strike("F")
+    rig.advance(102.0)
+    assert rig.ons()
+    rig.engine.handle(Control(rig.t, 0, 120, 0))  # the player's panic, keys still down
+    assert not rig.scheduler.sounding() and rig.scheduler.pending() == 0
+    assert [0xB0 | rig.engine.channel, 123, 0] in rig.sent
+    count = len(rig.ons())
+    rig.advance(106.0)
+    assert len(rig.ons()) == count and not rig.clock.running  # nothing more: it waits
+    rig.strike("F")  # the same chord again is a new phrase, on beat 0
+    rig.advance(106.5)
+    assert len(rig.ons()) > count and rig.clock.beat_at(106.0) == 0.0
+
+
+def test_all_sound_off_on_a_channel_that_does_not_count_is_ignored():
+    rig = Rig()
+    rig.strike("F")
+    rig.advance(102.0)
+    rig.engine.handle(Control(rig.t, 9, 120, 0))  # the drums' channel
+    count = len(rig.ons())
+    rig.advance(104.0)
+    assert len(rig.ons()) > count
 
 
 def test_call_response_answers_after_the_player_stops():
