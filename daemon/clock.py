@@ -115,6 +115,7 @@ class MidiClock:
         self._all_long = False      # every gap since then was long (a slower tempo?)
         self._off = 0               # consecutive gaps off the fitted period, signed
         self.inferred = 0           # clocks counted as lost
+        self._told_stopped = False  # clocks came while stopped, and the log said so
         # the fitted line t = a + s * clocks; s is seconds per clock
         self._line = (0.0, 60.0 / (initial_tempo * PPQN), False)
 
@@ -157,6 +158,7 @@ class MidiClock:
             self._skipped = self._off = 0
             self._await_first = True
             self._running = running
+            self._told_stopped = self._told_stopped and not running
             a, s, _ = self._line
             self._line = (a, s, False)  # not running until a clock gives the phase
 
@@ -164,6 +166,10 @@ class MidiClock:
         """0xF8 received at monotonic time ``t``."""
         with self._lock:
             if not self._running:
+                if not self._told_stopped:  # riffd started while the DAW plays, say: no start came
+                    self._told_stopped = True
+                    log.info("MIDI clock arrives but the transport is stopped: riffd follows it from the "
+                             "DAW's next start or continue (stop and play again to join a song playing)")
                 return
             if self._await_first:
                 self._await_first = False

@@ -1,4 +1,5 @@
 import json
+import logging
 import random
 
 import pytest
@@ -238,3 +239,22 @@ def test_bench_clock_reports_sessions_off_per_stall_range():
     gradual = json.loads(out.stdout.strip().splitlines()[-1])
     assert gradual["catch_up"] == 4
     assert gradual["ranges"]["5-20ms"]["sessions_off"] == 0
+
+
+def test_clocks_without_a_start_are_said_once_per_stop(caplog):
+    """riffd started while the DAW plays: clocks come, no start. One line says why nothing
+    plays; after a start and a stop, clocks while stopped say it once again."""
+    clock = MidiClock()
+    with caplog.at_level(logging.INFO, logger="riffd.daemon"):
+        for i in range(48):
+            clock.tick(i * 0.02)
+        assert not clock.running
+        assert len([r for r in caplog.records if "transport is stopped" in r.message]) == 1
+        clock.start(1.0)
+        for i in range(48):
+            clock.tick(1.0 + i * 0.02)
+        assert clock.running and abs(clock.tempo - 125.0) < 0.5
+        clock.stop(2.0)
+        for i in range(48):
+            clock.tick(2.0 + i * 0.02)
+    assert len([r for r in caplog.records if "transport is stopped" in r.message]) == 2
