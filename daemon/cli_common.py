@@ -75,8 +75,11 @@ def parse_channels(text: str) -> set[int] | None:
     channels: set[int] = set()
     try:
         for part in text.split(","):
-            low, _, high = part.partition("-")
-            channels.update(range(int(low), int(high or low) + 1))
+            low, dash, high = part.partition("-")
+            first, last = int(low), int(high if dash else low)  # "1-" is no range: refused
+            if first > last:
+                raise BadInput(f"--in-channel {text!r}: {part} runs backwards (write {last}-{first})")
+            channels.update(range(first, last + 1))
     except ValueError:
         raise BadInput(f"--in-channel {text!r}: give 'all', or channels 1-16 such as 1,2 or 1-4") from None
     if not channels or min(channels) < 1 or max(channels) > 16:

@@ -1,4 +1,6 @@
 """The engine in one room: a real clock and scheduler, time driven by hand."""
+import pytest
+
 from riffd.bridges.events import ClockTick, Control, NoteOff, NoteOn, Transport
 from riffd.music.chords import parse_chord
 from riffd.daemon.clock import PPQN, InternalClock, MidiClock
@@ -570,3 +572,15 @@ def test_keys_in_sees_only_note_ons_the_engine_takes():
     events.put(NoteOn(1.0, 0, 60, 90))
     assert keys_in(events, ALL_BUT_DRUMS) and not keys_in(events, {3})
     assert events.qsize() == 4            # it looks, it takes nothing
+
+
+def test_in_channel_takes_lists_and_ranges_and_refuses_what_it_cannot_read():
+    from riffd.daemon.cli_common import BadInput, parse_channels
+    assert parse_channels("default") is None and parse_channels("all") == set(range(1, 17))
+    assert parse_channels("1,3-5,16") == {1, 3, 4, 5, 16}
+    for text, says in (("1-", "give 'all'"), ("-3", "give 'all'"), ("1,,2", "give 'all'"),
+                       ("3-1", "3-1 runs backwards (write 1-3)"), ("0", "channels are 1-16"),
+                       ("9-17", "channels are 1-16")):
+        with pytest.raises(BadInput) as err:
+            parse_channels(text)
+        assert says in err.value.message, text
