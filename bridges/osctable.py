@@ -64,9 +64,10 @@ COMMANDS: tuple[Address, ...] = (
     Address("/riffd/tempo", "in", (Arg("bpm", "float", 20, 400),),
             "tempo of the internal clock (proposed to the session with --clock link)"),
     Address("/riffd/preset", "in", (Arg("name", "str"),),
-            "switch preset: air, blues, chorale, fiddle, folk, folksong, gospel, jazz, pop, trance"),
+            "switch preset: air, blues, chorale, fiddle, folk, folksong, gospel, jazz, pop, strathspey, trance"),
     Address("/riffd/model", "in", (Arg("name", "str"),),
-            "switch model: rules, markov, onnx, onnx-int8, mlx, riff-fiddle, riff-folksong, riff-chorale, riff-air or a path"),
+            "switch model: rules, markov, onnx, onnx-int8, mlx, riff-fiddle, riff-folksong, riff-chorale, riff-air, "
+            "riff-strathspey or a path"),
     Address("/riffd/mode", "in", (Arg("mode", "str"),), "accompany or call-response"),
     *(Address(f"/riffd/param/{name}", "in", (Arg("value", "float"),), f"set the preset's {name}")
       for name in PARAMS),

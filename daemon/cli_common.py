@@ -12,8 +12,8 @@ from riffd.bridges.midi import APIS
 from riffd.presets import PresetError, load_preset
 
 # --model's help, for every command that takes one (serve, render, watch)
-MODEL_HELP = ("rules, markov, mlx, onnx, onnx-int8, riff-fiddle, riff-folksong, riff-chorale, riff-air or a model path "
-              "[preset's].")
+MODEL_HELP = ("rules, markov, mlx, onnx, onnx-int8, riff-fiddle, riff-folksong, riff-chorale, riff-air, "
+              "riff-strathspey or a model path [preset's].")
 
 
 class BadInput(click.ClickException):

@@ -83,8 +83,9 @@ SPEC: dict[str, tuple] = {
     "strike_window_ms": (float, 5.0, 200.0, 30.0, "keys this close to a strike's first key are one chord (ms)"),
     "mode": (str, MODES, None, "accompany", "accompany or call-response"),
     "model": (str, None, None, "onnx", "melody model: rules, markov, mlx, onnx, onnx-int8, a shipped checkpoint "
-                                         "(riff-fiddle, riff-folksong, riff-chorale, riff-air) or a path (in a preset file, "
-                                         "one that starts with ./ or ../ is relative to the file's folder)"),
+                                         "(riff-fiddle, riff-folksong, riff-chorale, riff-air, riff-strathspey) or a "
+                                         "path (in a preset file, one that starts with ./ or ../ is relative to the "
+                                         "file's folder)"),
     "style": (str, None, None, "pop", "style token given to the model"),
     "velocity": (int, 1, 127, 90, "base note-on velocity"),
     "channel": (int, 1, 16, 2, "MIDI channel of the melody (1-16)"),
