@@ -1,6 +1,7 @@
 """Watches riffd's MIDI ports: a port that vanishes (a device unplugged, a JACK client
 gone, the JACK server restarted) is logged, reopened by name once it is back, and a
-panic follows on the reopened output.
+panic follows on the reopened output. The keys a vanished input held are let up: their
+note-offs will never come.
 """
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import queue
 import threading
 import time
 
-from riffd.bridges.events import Command
+from riffd.bridges.events import Command, Control
 from riffd.bridges.midi import MidiInput, MidiOutput, PortError
+
+from .capture import ALL_NOTES_OFF_CC
 
 log = logging.getLogger("riffd.daemon")
 
@@ -23,6 +26,9 @@ class PortWatch:
     restarted (bridges.midi.jack_server_stamp), or neither client sees anything, the
     clients are made anew once a server is there. After a reopen, a
     ``Command("panic")`` goes on ``events`` for the engine. ``reconnects`` counts them.
+    When the input vanishes, All Notes Off (CC123) on every channel goes on ``events``:
+    keys held on the unplugged keyboard are up, and the accompaniment rests as after
+    their note-offs (daemon/capture.py).
     """
 
     def __init__(self, midi_in: MidiInput, midi_out: MidiOutput, events: queue.Queue, period_s: float = 1.0):
@@ -70,6 +76,10 @@ class PortWatch:
                 self._lost.add(direction)
                 log.warning("MIDI %s port %r is gone; reconnecting when it is back", direction,
                             ports[direction][0].port_name)
+                if direction == "input":
+                    now = time.monotonic()
+                    for channel in range(16):
+                        self.events.put(Control(now, channel, ALL_NOTES_OFF_CC, 0))
         if not dead:
             return
         # the server restarted, or a dead client lists nothing, not even riffd's own port

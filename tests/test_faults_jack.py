@@ -125,6 +125,35 @@ def test_output_port_vanishing_is_logged_and_reconnected_with_a_panic(jack):
     assert all(line.count("\n") == 1 for line in log)
 
 
+def test_a_keyboard_unplugged_with_keys_down_lets_the_accompaniment_rest(jack):
+    """The keyboard's port vanishes while it holds a chord: those note-offs never come.
+    riffd lets the keys up (All Notes Off) and rests after two bars, as after note-offs,
+    instead of accompanying the lost keys for ever."""
+    synth = Synth()
+    keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="riffd-test-keyboard")
+    keyboard.open_virtual_port("keyboard out")
+    serve = Serve("--model", "rules", "--in", "keyboard out", "--out", "synth in", "--tempo", "200")
+    try:
+        deadline = time.monotonic() + 8
+        while not heard(synth)() and time.monotonic() < deadline:
+            for p in C:  # struck again until the new connection carries it; never released
+                keyboard.send_message([0x90, p, 90])
+            time.sleep(0.5)
+        assert heard(synth)(), "".join(serve.lines)
+        keyboard.close_port()
+        keyboard.delete()                                # unplugged, keys down
+        serve.wait_for("is gone", 10)
+        time.sleep(2 * 4 * 60 / 200 + 1.0)               # two bars at 200 BPM, and a beat's slack
+        before = len(synth.received)
+        time.sleep(1.5)
+        later = [m for m in synth.received[before:] if m[0] & 0xF0 == 0x90 and m[2] > 0]
+    finally:
+        code = serve.stop()
+        synth.close()
+    assert code == 0, "".join(serve.lines)
+    assert later == [], "".join(serve.lines)
+
+
 def test_jack_server_restart_is_survived():
     name = f"riffd-restart-{os.getpid()}"
     with jack_server(name):
