@@ -31,7 +31,9 @@ class TrackNote:
 @dataclass
 class Song:
     """What riffd reads from a file. ``tempo`` in BPM (the first tempo event),
-    ``meter`` the first time signature, ``ppqn`` ticks per quarter note."""
+    ``meter`` the first time signature, ``ppqn`` ticks per quarter note. ``tracks``: the
+    notes of each track, or of a type-0 file (one track) each channel's, as the tracks of
+    its type-1 equivalent; ``names``: theirs (a track's name, or "channel N", N 1-16)."""
     midi: mido.MidiFile
     ppqn: int
     tempo: float
@@ -39,6 +41,11 @@ class Song:
     tracks: list[list[TrackNote]]
     time_signatures: list[tuple[int, int, int]] = field(default_factory=list)  # (tick, num, den)
     tempos: list[tuple[int, int]] = field(default_factory=list)  # (tick, microseconds per quarter)
+    names: list[str] = field(default_factory=list)
+
+    def label(self, k: int) -> str:
+        """How a message names part ``k`` of ``tracks``: "track K", or a type-0 file's "channel N"."""
+        return self.names[k] if self.midi.type == 0 and len(self.tracks) > 1 else f"track {k}"
 
     @property
     def length_ticks(self) -> int:
@@ -97,8 +104,13 @@ def read_song(path: str | Path) -> Song:
         tracks.append(sorted(notes))  # zero-length notes stay: miditok gives them the shortest Duration
     if not any(tracks):
         raise MidiInputError(f"{path}: the file has no notes")
+    names = [t.name for t in midi.tracks]
+    if midi.type == 0 and len(channels := sorted({n.channel for n in tracks[0]})) > 1:
+        # every part in one track, a channel each: read as the type-1 file's tracks
+        tracks = [[n for n in tracks[0] if n.channel == c] for c in channels]
+        names = [f"channel {c + 1}" for c in channels]
     return Song(midi, midi.ticks_per_beat, tempo, meter, tracks,
-                sorted(time_signatures, key=lambda e: e[0]), sorted(tempos, key=lambda e: e[0]))
+                sorted(time_signatures, key=lambda e: e[0]), sorted(tempos, key=lambda e: e[0]), names)
 
 
 def _close(opened, tick) -> TrackNote:

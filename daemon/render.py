@@ -28,12 +28,14 @@ class RenderReport:
     notes: list[MelodyNote]
     chord_tone_share: float  # of melody notes on beats, the share that are chord tones
     voices: tuple[int, ...] = ()  # the tracks the chords came from, with no chord track
+    labels: tuple[str, ...] = ()  # each track's name in messages (Song.label): "track 2", "channel 3"
 
     def summary(self) -> str:
         names = " ".join(name for _, name in self.chords[:8])
         more = " ..." if len(self.chords) > 8 else ""
-        where = (f"chord track {self.chord_track}" if self.chord_track is not None else
-                 f"tracks {', '.join(map(str, self.voices))} (one voice each, chords named per beat)")
+        label = (lambda k: self.labels[k]) if self.labels else (lambda k: f"track {k}")
+        where = (f"chord {label(self.chord_track)}" if self.chord_track is not None else
+                 f"{', '.join(map(label, self.voices))} (one voice each, chords named per beat)")
         return (f"{self.output}: {where} unchanged, {len(self.chords)} chord "
                 f"changes ({names}{more}); track 'riffd melody' on channel {self.channel + 1}: "
                 f"{len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes are chord tones")
@@ -122,7 +124,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         piano_roll(png, tracked, [(n.start, n.end, n.pitch) for n in notes], names, preset.beats_per_bar,
                    title=f"{Path(source or out_path).name}: {model.name}, preset {preset.name}")
     return RenderReport(Path(out_path), index, channel, names, notes, chord_tone_share(notes, model.chord_at),
-                        voices)
+                        voices, tuple(song.label(k) for k in range(len(song.tracks))))
 
 
 def _chord_source(song: Song, chord_track: int | None, source: str,
@@ -156,7 +158,7 @@ def given_track(song: Song, chord_track: int, source: str = "") -> int:
                   if t and k != chord_track and not drums_only(t) and max_polyphony(t, legato_ticks(song.ppqn)) <= 1]
     if not candidates:
         raise MidiInputError(f"{source or 'the file'}: no melody track to continue (one voice, besides the chords)")
-    named = [k for k in candidates if MELODY_NAMES.search(song.midi.tracks[k].name or "")]
+    named = [k for k in candidates if MELODY_NAMES.search(song.names[k] or "")]
     if named:  # "Voice 1", "Voice 2" ...: the top one
         return max(named, key=lambda k: sum(n.pitch for n in song.tracks[k]) / len(song.tracks[k]))
     return max(candidates, key=lambda k: len(song.tracks[k]))

@@ -107,6 +107,38 @@ def arrangements(tmp_path_factory):
     return folder / "songs", written
 
 
+def as_type_0(path, out):
+    """``path`` with its tracks merged into one track (MIDI type 0), each track's notes on
+    its own channel, as DAWs and web files often have them."""
+    midi = mido.MidiFile(path)
+    events = []
+    for channel, track in enumerate(midi.tracks):
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type not in ("end_of_track", "track_name"):
+                events.append((tick, msg.copy(channel=channel) if msg.type.startswith("note") else msg))
+    merged, now = mido.MidiTrack(), 0
+    for tick, msg in sorted(events, key=lambda e: e[0]):
+        merged.append(msg.copy(time=tick - now))
+        now = tick
+    single = mido.MidiFile(type=0, ticks_per_beat=midi.ticks_per_beat)
+    single.tracks.append(merged)
+    single.save(out)
+
+
+def test_a_type_0_file_is_read_part_by_part_as_its_type_1_original(arrangements, tmp_path):
+    """A type-0 file holds every part in one track, a channel each: its parts are read
+    as the type-1 originals' tracks are (one with a track named MELODY, one unnamed)."""
+    _, written = arrangements
+    for path in written[:2]:
+        as_type_0(path, tmp_path / path.name)
+        single, original = read_arrangement(tmp_path / path.name), read_arrangement(path)
+        assert single.melody == original.melody and single.melody
+        assert single.chords == original.chords and single.chords
+        assert single.found["melody_part"].startswith("channel ")
+
+
 def test_read_folder_finds_named_and_unnamed_melodies_and_skips_what_it_cannot_use(arrangements):
     from riffd.models.training.corpus import chorale, chorale_paths
     folder, written = arrangements

@@ -286,6 +286,34 @@ def test_a_legato_melody_over_an_arpeggiated_piano_is_no_chord_track(tmp_path):
     assert roots[:4] == ["A", "F", "C", "G"], continued.chords
 
 
+def test_a_type_0_file_is_read_channel_by_channel_as_its_type_1_original(tmp_path):
+    """Every part in one track, a channel each: the chords named are the type-1 file's,
+    not those of the melody and the piano struck together, and the summary names the
+    channels it read them from."""
+    from riffd.bridges.midifile import melody_track
+    from riffd.models.protocol import MelodyNote
+    arpeggios = {"Am": (57, 60, 64, 69), "F": (53, 57, 60, 65), "C": (48, 52, 55, 60), "G": (55, 59, 62, 67)}
+    piano = [MelodyNote(bar * 4 + k / 4, 0.25, arpeggios[name][k % 4], 70)
+             for bar, name in enumerate(["Am", "F", "C", "G"] * 2) for k in range(16)]
+    tune = [MelodyNote(beat, 1.0, 72 + (beat % 3), 80) for beat in range(32)]
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks += [melody_track(piano, 480, 0, name="PIANO"), melody_track(tune, 480, 1, name="MELODY")]
+    midi.save(tmp_path / "type1.mid")
+    single = mido.MidiFile(type=0, ticks_per_beat=480)
+    single.tracks.append(mido.merge_tracks(midi.tracks))
+    single.save(tmp_path / "type0.mid")
+    song = read_song(tmp_path / "type0.mid")
+    assert len(song.tracks) == 2 and song.names == ["channel 1", "channel 2"]
+    preset, model = load_preset("folk"), load_model("rules")
+    one = render_file(tmp_path / "type1.mid", tmp_path / "one.mid", preset, model, seed=1)
+    zero = render_file(tmp_path / "type0.mid", tmp_path / "zero.mid", preset, model, seed=1)
+    assert zero.chords == one.chords and zero.voices == one.voices == (0, 1)
+    assert [re.match("[A-G][#b]?", name)[0] for beat, name in zero.chords if beat % 4 == 0][:4] == ["A", "F", "C", "G"]
+    assert zero.summary().split(": ", 1)[1].startswith("channel 1, channel 2 (one voice each")
+    assert [n.pitch for n in zero.notes] == [n.pitch for n in one.notes]
+    assert len(mido.MidiFile(tmp_path / "zero.mid").tracks) == 2  # the one track, unchanged, and riffd's
+
+
 def test_a_chord_track_with_no_chord_is_refused(tmp_path, chorale_piece):
     _voices_file(chorale_piece, tmp_path / "satb.mid")
     result = run_riffd("render", str(tmp_path / "satb.mid"), "-o", str(tmp_path / "out.mid"), "--chord-track", "2",

@@ -1,6 +1,8 @@
 """Real arrangements in, melody and chords out: what `riffd eval DIR` compares against.
 
-Folders of real music come in every shape. Per file:
+Folders of real music come in every shape. Per file, its parts are its tracks (a type-0
+file's channels, read_song), a track that holds several channels split into one part per
+channel (``parts``); then:
 
 - the melody track is the first of: a track named like a melody (``MELODY_NAMES``), else
   the highest-sounding track that is one voice once overlaps of up to 1/8 beat are
@@ -84,17 +86,34 @@ def trimmed(notes: list[TrackNote], tolerance: int) -> tuple[list[TrackNote], in
     return line, chordal
 
 
-def melody_track(song, names: list[str]) -> tuple[int, str, tuple[list[TrackNote], int]]:
+def parts(song) -> tuple[list[list[TrackNote]], list[str]]:
+    """``song``'s parts (note lists) and their names: each of its tracks (a type-0 file's
+    read per channel already: read_song), or, where a track holds notes on several
+    channels, one part per channel, named "TRACK channel N" (N 1-16)."""
+    notes, names = [], []
+    for track, name in zip(song.tracks, song.names):
+        channels = sorted({n.channel for n in track})
+        if len(channels) <= 1:
+            notes.append(track)
+            names.append(name)
+            continue
+        for channel in channels:
+            notes.append([n for n in track if n.channel == channel])
+            names.append(f"{name or 'track'} channel {channel + 1}")
+    return notes, names
+
+
+def melody_track(tracks: list[list[TrackNote]], names: list[str],
+                 ppqn: int) -> tuple[int, str, tuple[list[TrackNote], int]]:
     """(index, how it was found, its ``trimmed`` line and chordal count) of the melody
-    track; raises ArrangementError."""
-    tolerance = song.ppqn // 8
-    playable = [k for k, t in enumerate(song.tracks)
-                if len(t) >= MIN_NOTES and not drums_only(t)]
+    among ``tracks`` (parts) at ``ppqn``; raises ArrangementError."""
+    tolerance = ppqn // 8
+    playable = [k for k, t in enumerate(tracks) if len(t) >= MIN_NOTES and not drums_only(t)]
     named = [k for k in playable if MELODY_NAMES.search(names[k] or "")]
     if named:
-        return named[0], f"named {names[named[0]]!r}", trimmed(song.tracks[named[0]], tolerance)
-    lines = {k: trimmed(song.tracks[k], tolerance) for k in playable}
-    single = [k for k in playable if lines[k][1] <= MAX_CHORDAL * len(song.tracks[k])]
+        return named[0], f"named {names[named[0]]!r}", trimmed(tracks[named[0]], tolerance)
+    lines = {k: trimmed(tracks[k], tolerance) for k in playable}
+    single = [k for k in playable if lines[k][1] <= MAX_CHORDAL * len(tracks[k])]
     if not single:
         raise ArrangementError("no melody track: no track plays one voice")
     best = max(single, key=lambda k: sum(n.pitch for n in lines[k][0]) / len(lines[k][0]))
@@ -173,13 +192,14 @@ def read_arrangement(path: str | Path) -> Arrangement:
         song = read_song(path)
     except MidiInputError as exc:
         raise ArrangementError(str(exc).replace(str(path), path.name)) from None
-    names = [t.name for t in song.midi.tracks]
-    index, how, (line, chordal) = melody_track(song, names)
-    chords = song_chords(song, [t for k, t in enumerate(song.tracks) if k != index])
+    tracks, names = parts(song)
+    index, how, (line, chordal) = melody_track(tracks, names, song.ppqn)
+    chords = song_chords(song, [t for k, t in enumerate(tracks) if k != index])
     if not chords:
         raise ArrangementError("no chords: nothing besides the melody track plays two or more pitch classes")
     melody = [MelodyNote(n.start / song.ppqn, max(n.end - n.start, 1) / song.ppqn, n.pitch, n.velocity) for n in line]
-    found = {"file": path.name, "melody_track": index, "melody_found_as": how, "melody_notes": len(melody),
+    found = {"file": path.name, "melody_track": index, "melody_part": names[index] or "",
+             "melody_found_as": how, "melody_notes": len(melody),
              "chordal_notes_dropped": chordal, "chord_changes": len(chords), "meter": list(song.meter)}
     sigs = [(t / song.ppqn, num, den) for t, num, den in song.time_signatures]
     return Arrangement(path.stem, melody, chords, tuple(song.meter), song.tempo, song.length_ticks / song.ppqn,

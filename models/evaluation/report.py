@@ -68,7 +68,8 @@ def markdown(result: dict, source: str) -> str:
         skipped = [f for f in result["files"] if "skipped" in f]
         lines += ["", f"Files: {len(result['files']) - len(skipped)} read, {len(skipped)} skipped.", ""]
         lines += [f"- {f['file']}: skipped: {f['skipped']}" if "skipped" in f else
-                  f"- {f['file']}: melody {f['melody_found_as']} (track {f['melody_track']}, {f['melody_notes']} notes), "
+                  f"- {f['file']}: melody {f['melody_found_as']} (part {f['melody_track']}"
+                  f"{' ' + repr(f['melody_part']) if f.get('melody_part') else ''}, {f['melody_notes']} notes), "
                   f"{f['chord_changes']} chord changes" for f in result["files"]]
     return "\n".join(lines) + "\n"
 
