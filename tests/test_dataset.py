@@ -7,7 +7,7 @@ import pytest
 from riffd.models import load_model
 from riffd.models.backends import OnnxRunner
 from riffd.models.training.corpus import Piece, folk_paths, melodies
-from riffd.models.training.dataset import Filters, check, load_split, split_of
+from riffd.models.training.dataset import Filters, assign_splits, check, load_split, split_of
 from riffd.models.training.datatext import from_text, to_text
 from riffd.models.training.harmonize import harmonize
 from riffd.models.protocol import MelodyNote
@@ -43,10 +43,10 @@ def test_build_counts_bad_files_and_marks_sources(built):
     meta = [json.loads(line) for line in (built / "pieces.jsonl").read_text().splitlines()]
     sources = {m["source"] for m in meta}
     assert {"tunes", "user", "synthetic"} <= sources
+    assert [m["split"] for m in meta] == assign_splits([m["id"] for m in meta])  # the hash's, or moved to fill
     for m in meta:
         assert m["license"] and m["key"] and m["meter"] and m["tempo"] > 0
         assert m["chords"] == {"synthetic": "synthetic"}.get(m["source"], "real")
-        assert m["split"] == split_of(m["id"])
         if m["split"] == "train":  # augmented: one copy per key, with tempo/velocity/octave drawn
             assert m["sequences"] == len(m["augmentations"]) >= 3
             assert {a["transpose"] for a in m["augmentations"]} <= {-1, 0, 1, 2}
@@ -273,3 +273,26 @@ def test_synthetic_pieces_keep_the_values_they_were_made_with(monkeypatch):
     monkeypatch.setattr(riffd.presets, "load_preset",
                         lambda name: original(name).with_values(chord_tone_bias=0.2, repeat=0.9))
     assert [generate(i, 0).melody for i in (0, 6)] == made
+
+
+def test_a_small_folder_gets_a_validation_and_a_test_song():
+    """The hash splits 80/10/10 and can leave a few songs no validation song to stop on:
+    the training song hashed nearest moves there; a large set keeps the hash's splits."""
+    few = [f"user/song {k}.mid/x" for k in range(40)]
+    small = next(few[k:k + 4] for k in range(36) if {split_of(i) for i in few[k:k + 4]} == {"train"})
+    splits = assign_splits(small)
+    assert sorted(splits) == ["test", "train", "train", "valid"]
+    assert assign_splits(small[:1]) == ["train"] and assign_splits(small[:2]) == ["train", "valid"]
+    assert {split_of(i) for i in few} == {"train", "valid", "test"}
+    assert assign_splits(few) == [split_of(i) for i in few]  # nothing moves where each split has a piece
+
+
+def test_dataset_build_midi_from_four_songs_holds_one_out_for_each_split(tmp_path):
+    from riffd.models.training.songfiles import write_songs
+    write_songs(tmp_path / "songs", 4)  # four chorales: the hash alone holds out one, for test
+    result = run_riffd("dataset", "build", "-o", str(tmp_path / "ds"), "--sources", "none",
+                       "--midi", str(tmp_path / "songs"), "--keys", "none", "--min-range", "5")
+    assert result.returncode == 0, result.stderr
+    meta = [json.loads(line) for line in (tmp_path / "ds" / "pieces.jsonl").read_text().splitlines()]
+    assert sorted(m["split"] for m in meta) == ["test", "train", "train", "valid"]
+    assert [split_of(m["id"]) for m in meta].count("valid") == 0  # the hash alone left valid empty

@@ -117,6 +117,9 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, init: str | Path 
     train_ids, _ = load_split(data, "train")
     valid_ids, _ = load_split(data, "valid")
     for split, ids in (("train", train_ids), ("valid", valid_ids)):
+        if not len(ids):  # a split left empty: too few pieces to hold one out (dataset.assign_splits)
+            raise ValueError(f"{data}: the {split} split holds no piece: too few pieces passed the "
+                             "filters to hold one out for it (pieces.jsonl and build.json list them); add songs")
         if len(ids) <= cfg.seq_len + 1:
             raise ValueError(f"{data}: the {split} split has {len(ids)} tokens, not enough for one "
                              f"window of {cfg.seq_len + 1}; add data or lower --seq-len")
