@@ -34,8 +34,11 @@ class RenderReport:
         names = " ".join(name for _, name in self.chords[:8])
         more = " ..." if len(self.chords) > 8 else ""
         label = (lambda k: self.labels[k]) if self.labels else (lambda k: f"track {k}")
+        kinds = {label(k).split()[0] for k in self.voices}  # "tracks 1, 2" or "channels 2, 3"
+        voices = (f"{kinds.pop()}s {', '.join(label(k).split()[1] for k in self.voices)}" if len(kinds) == 1
+                  else ", ".join(map(label, self.voices)))
         where = (f"chord {label(self.chord_track)}" if self.chord_track is not None else
-                 f"{', '.join(map(label, self.voices))} (one voice each, chords named per beat)")
+                 f"{voices} (one voice each, chords named per beat)")
         return (f"{self.output}: {where} unchanged, {len(self.chords)} chord "
                 f"changes ({names}{more}); track 'riffd melody' on channel {self.channel + 1}: "
                 f"{len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes are chord tones")

@@ -309,7 +309,8 @@ def test_a_type_0_file_is_read_channel_by_channel_as_its_type_1_original(tmp_pat
     zero = render_file(tmp_path / "type0.mid", tmp_path / "zero.mid", preset, model, seed=1)
     assert zero.chords == one.chords and zero.voices == one.voices == (0, 1)
     assert [re.match("[A-G][#b]?", name)[0] for beat, name in zero.chords if beat % 4 == 0][:4] == ["A", "F", "C", "G"]
-    assert zero.summary().split(": ", 1)[1].startswith("channel 1, channel 2 (one voice each")
+    assert zero.summary().split(": ", 1)[1].startswith("channels 1, 2 (one voice each")
+    assert one.summary().split(": ", 1)[1].startswith("tracks 0, 1 (one voice each")
     assert [n.pitch for n in zero.notes] == [n.pitch for n in one.notes]
     assert len(mido.MidiFile(tmp_path / "zero.mid").tracks) == 2  # the one track, unchanged, and riffd's
 
