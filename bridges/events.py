@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+ALL_NOTES_OFF_CC = 123  # MIDI 1.0 Detailed Specification, "Channel Mode Messages"
+
 
 @dataclass(frozen=True, slots=True)
 class NoteOn:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from .events import Command, NoteOff, NoteOn
+from .events import ALL_NOTES_OFF_CC, Command, Control, NoteOff, NoteOn
 
 MAX_BARS = 64
 MAX_CHORD = 16         # pitches in one /riffd/chord
@@ -57,6 +57,7 @@ COMMANDS: tuple[Address, ...] = (
             "strike a chord by name: Am7, F#dim, C/G, G7sus4, Bb13; N.C. lets the chord go"),
     Address("/riffd/note/on", "in", (PITCH, Arg("velocity", "int", 0, 127)), "a key down (velocity 0: up)"),
     Address("/riffd/note/off", "in", (PITCH,), "a key up"),
+    Address("/riffd/notes/off", "in", (), "every key up, as MIDI's All Notes Off (CC123): a patch's stuck key"),
     Address("/riffd/play", "in", (), "start the internal clock at beat 0"),
     Address("/riffd/stop", "in", (), "stop: every riffd note ends"),
     Address("/riffd/continue", "in", (), "start the internal clock where it stopped"),
@@ -143,12 +144,15 @@ def check(path: str, params: Iterable) -> tuple:
 
 
 def translate(path: str, args: tuple, t: float, source=None):
-    """The event for a checked message: NoteOn/NoteOff for keys, else a Command whose
+    """The event for a checked message: NoteOn/NoteOff for keys (Control CC123 for every
+    key), else a Command whose
     name is the address after /riffd/ ("param/swing", "chord/name", ...)."""
     if path == "/riffd/note/on":
         return NoteOn(t, OSC_CHANNEL, args[0], args[1]) if args[1] else NoteOff(t, OSC_CHANNEL, args[0])
     if path == "/riffd/note/off":
         return NoteOff(t, OSC_CHANNEL, args[0])
+    if path == "/riffd/notes/off":
+        return Control(t, OSC_CHANNEL, ALL_NOTES_OFF_CC, 0)
     return Command(t, path[len("/riffd/"):], args, source)
 
 

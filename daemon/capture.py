@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from riffd.bridges.events import ALL_NOTES_OFF_CC
 from riffd.music.chords import Chord, recognize
 
 SUSTAIN_CC = 64
 ALL_SOUND_OFF_CC = 120  # the player's panic: keys, pedal and chord are forgotten
 RESET_CONTROLLERS_CC = 121  # the pedal goes up (MMA RP-015, "Response to Reset All Controllers")
-ALL_NOTES_OFF_CC = 123
 ALL_NOTES_OFF_CCS = range(ALL_NOTES_OFF_CC, 128)  # omni and mono/poly mode changes imply it
 # (MIDI 1.0 Detailed Specification, "Channel Mode Messages")
 SETTLE_S = 0.001  # a block chord's keys come in one driver period, read at once

@@ -10,10 +10,8 @@ import queue
 import threading
 import time
 
-from riffd.bridges.events import Command, Control
+from riffd.bridges.events import ALL_NOTES_OFF_CC, Command, Control
 from riffd.bridges.midi import MidiInput, MidiOutput, PortError
-
-from .capture import ALL_NOTES_OFF_CC
 
 log = logging.getLogger("riffd.daemon")
 

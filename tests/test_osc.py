@@ -54,6 +54,11 @@ def status(client, inbox, tries: int = 1) -> list:
 
 
 # -- one room: the table, checking and packing -------------------------------------------
+def test_notes_off_is_all_notes_off_on_the_osc_keys_channel():
+    from riffd.bridges.osctable import OSC_CHANNEL, translate
+    assert translate("/riffd/notes/off", (), 1.0) == ev.Control(1.0, OSC_CHANNEL, 123, 0)
+
+
 def test_check_types_counts_and_bounds():
     assert check("/riffd/chord", [57, 60, 64.0]) == (57, 60, 64)
     assert check("/riffd/generate", [8, "Am", "F"]) == (8, "Am", "F")
@@ -190,6 +195,25 @@ def test_chords_in_live_notes_out(riffd_osc):
     client.send_message("/riffd/chord/name", ["F"])
     time.sleep(0.05)
     assert inbox.wait("/riffd/note", since=before)[0][1][0] % 12 in {5, 9, 0}
+
+
+def test_notes_off_lets_a_patchs_stuck_keys_up_and_the_accompaniment_rests(riffd_osc):
+    """Keys down over /riffd/note/on whose key-ups the patch lost (and the last OSC chord):
+    riffd plays on over them until /riffd/notes/off, then rests after two bars."""
+    client, inbox, _ = riffd_osc
+    before = len(inbox.messages("/riffd/note"))
+    for pitch in (50, 53, 57):
+        client.send_message("/riffd/note/on", [pitch, 90])
+    assert inbox.wait("/riffd/note", since=before)
+    time.sleep(5.0)  # two bars at 120 BPM and a beat: keys still down, riffd still plays
+    before = len(inbox.messages("/riffd/note"))
+    time.sleep(1.0)
+    assert len(inbox.messages("/riffd/note")) > before
+    client.send_message("/riffd/notes/off", [])
+    time.sleep(5.0)
+    before = len(inbox.messages("/riffd/note"))
+    time.sleep(1.5)
+    assert len(inbox.messages("/riffd/note")) == before
 
 
 def test_every_address_of_the_table_is_taken(riffd_osc):
