@@ -1,7 +1,8 @@
 """Immutable events that bridges put on the daemon's queue.
 
 Every event carries ``t``: the ``time.monotonic()`` second at which the bridge received
-it. Bridges only build these and enqueue them; the daemon decides what they mean.
+it. Bridges only build these and enqueue them; the daemon decides what they mean. A
+``channel`` is MIDI's 0-15, or 16 for keys sent over OSC (osctable.OSC_CHANNEL).
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from .events import ALL_NOTES_OFF_CC, Command, Control, NoteOff, NoteOn
 MAX_BARS = 64
 MAX_CHORD = 16         # pitches in one /riffd/chord
 MAX_NAMES = 256        # chord names in one /riffd/generate
-OSC_CHANNEL = 0        # keys sent over OSC count as MIDI channel 1
+OSC_CHANNEL = 16       # keys sent over OSC: a channel past MIDI's 0-15, so --in-channel never drops them
 PARAMS = ("temperature", "top_p", "density", "density_follow", "register_low", "register_high", "swing",
           "chord_tone_bias", "repeat", "recall_bars", "repeated_note_penalty", "rest_on_changes")
 

@@ -16,6 +16,7 @@ import time
 from collections import Counter, deque
 
 from riffd.bridges import events as ev
+from riffd.bridges.osctable import OSC_CHANNEL
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
 from riffd.models.rules import RulesModel
 from riffd.presets import Preset
@@ -40,12 +41,12 @@ class Engine:
     """Drives ``model`` from played chords and sends its notes through ``scheduler``.
 
     ``clock`` is an InternalClock or a MidiClock; ``channel`` is 0-15; ``in_channels`` the input
-    channels (0-15) whose keys and pedal count, by default all but channel 10; ``now`` returns
-    monotonic seconds; ``input_waiting()`` tells whether events wait to be handled (planning
-    ahead then stops between notes); ``early_onsets``: an answer sounds on its pitch, before its
-    length is chosen (daemon/onset.py; MIDI out); ``warm_s``: s between warm-up model calls (0:
-    none); ``send_first``: an answer is sent before planning goes on (Scheduler.send_due; OSC
-    alone). ``stats`` counts changes, re-plans, misses, ticks, faults."""
+    channels (0-15) whose keys and pedal count, by default all but channel 10 (keys sent over OSC,
+    ``OSC_CHANNEL``, always count); ``now`` returns monotonic seconds; ``input_waiting()`` tells
+    whether events wait to be handled (planning ahead then stops between notes); ``early_onsets``:
+    an answer sounds on its pitch, before its length is chosen (daemon/onset.py; MIDI out);
+    ``warm_s``: s between warm-up model calls (0: none); ``send_first``: an answer is sent before
+    planning goes on (Scheduler.send_due; OSC alone). ``stats``: changes, re-plans, misses, ticks, faults."""
 
     def __init__(self, model: MelodyModel, preset: Preset, clock: InternalClock | MidiClock,
                  scheduler: Scheduler, channel: int | None = None, mode: str | None = None,
@@ -64,12 +65,11 @@ class Engine:
         self._read_delay = 0.0  # s from the open strike's first key's stamp to its handling here
         self._deferred: tuple[float, float, float] | None = None  # beats whose notes wait, to
         self.capture = ChordCapture(window_s=preset.strike_window_ms / 1000.0)
-        self.in_channels = frozenset(in_channels)
+        self.in_channels = frozenset(in_channels) | {OSC_CHANNEL}  # keys sent over OSC always count
         self.chord, self.chord_beat = None, float("-inf")  # the last known chord, where it starts
         self.planned_until: float | None = None  # None: nothing planned yet
         self.last_activity, self.call, self.responding_until = float("-inf"), Call(), None
-        self.stats, self.seed = Counter(), seed
-        self._resync = False  # the rules model played the last step: the model re-plans after it
+        self.stats, self.seed, self._resync = Counter(), seed, False  # _resync: rules played the last step
         self.early, self.send_first = EarlyOnsets(scheduler) if early_onsets else None, send_first
         self._plan_beat = self._warmed = float("-inf")
         self._use(model)

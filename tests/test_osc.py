@@ -216,6 +216,15 @@ def test_notes_off_lets_a_patchs_stuck_keys_up_and_the_accompaniment_rests(riffd
     assert len(inbox.messages("/riffd/note")) == before
 
 
+def test_osc_chords_count_whatever_in_channel_picks(tmp_path):
+    """--in-channel picks the MIDI input's channels; keys and chords sent over OSC are no
+    MIDI channel's and always count (they counted as channel 1, so --in-channel 2 dropped them)."""
+    with serve_osc(tmp_path / "serve.log", "--model", "rules", "--in-channel", "2") as (client, inbox, _, _proc):
+        client.send_message("/riffd/chord", [57, 60, 64])
+        notes = inbox.wait("/riffd/note", timeout=10)
+    assert notes and notes[0][1][0] % 12 in {9, 0, 4}, (tmp_path / "serve.log").read_text()[-800:]
+
+
 def test_every_address_of_the_table_is_taken(riffd_osc):
     client, inbox, _ = riffd_osc
     errors = len(inbox.messages("/riffd/error"))
