@@ -150,7 +150,8 @@ def test_a_controllers_panic_silences_riffd_until_the_next_chord(jack):
         for channel in range(16):
             player.send([0xB0 | channel, 120, 0])
         time.sleep(1.5)
-        quiet = [m for t, m in player.messages() if t > panic_at + 0.05 and is_on(m)]
+        # a quarter second's slack: a note sent as the panic arrived, on a loaded machine
+        quiet = [m for t, m in player.messages() if t > panic_at + 0.25 and is_on(m)]
         struck_at = time.monotonic()
         for p in (45, 48, 52):
             player.send([0x90, p, 90])
