@@ -43,9 +43,12 @@ class Song:
     tempos: list[tuple[int, int]] = field(default_factory=list)  # (tick, microseconds per quarter)
     names: list[str] = field(default_factory=list)
 
-    def label(self, k: int) -> str:
-        """How a message names part ``k`` of ``tracks``: "track K", or a type-0 file's "channel N"."""
-        return self.names[k] if self.midi.type == 0 and len(self.tracks) > 1 else f"track {k}"
+    def part(self, k: int) -> tuple[str, int]:
+        """How messages name part ``k`` of ``tracks``: ("track", k), or a type-0 file's
+        ("channel", N), N 1-16."""
+        if self.midi.type == 0 and len(self.tracks) > 1:
+            return "channel", self.tracks[k][0].channel + 1
+        return "track", k
 
     @property
     def length_ticks(self) -> int:
@@ -105,12 +108,16 @@ def read_song(path: str | Path) -> Song:
     if not any(tracks):
         raise MidiInputError(f"{path}: the file has no notes")
     names = [t.name for t in midi.tracks]
-    if midi.type == 0 and len(channels := sorted({n.channel for n in tracks[0]})) > 1:
+    if midi.type == 0 and len(parts := by_channel(tracks[0])) > 1:
         # every part in one track, a channel each: read as the type-1 file's tracks
-        tracks = [[n for n in tracks[0] if n.channel == c] for c in channels]
-        names = [f"channel {c + 1}" for c in channels]
+        tracks, names = list(parts.values()), [f"channel {c + 1}" for c in parts]
     return Song(midi, midi.ticks_per_beat, tempo, meter, tracks,
                 sorted(time_signatures, key=lambda e: e[0]), sorted(tempos, key=lambda e: e[0]), names)
+
+
+def by_channel(notes: list[TrackNote]) -> dict[int, list[TrackNote]]:
+    """``notes`` per channel (0-15), in channel order."""
+    return {c: [n for n in notes if n.channel == c] for c in sorted({n.channel for n in notes})}
 
 
 def _close(opened, tick) -> TrackNote:

@@ -145,8 +145,8 @@ def check(path: str, params: Iterable) -> tuple:
 
 def translate(path: str, args: tuple, t: float, source=None):
     """The event for a checked message: NoteOn/NoteOff for keys (Control CC123 for every
-    key), else a Command whose
-    name is the address after /riffd/ ("param/swing", "chord/name", ...)."""
+    key), else a Command whose name is the address after /riffd/ ("param/swing",
+    "chord/name", ...)."""
     if path == "/riffd/note/on":
         return NoteOn(t, OSC_CHANNEL, args[0], args[1]) if args[1] else NoteOff(t, OSC_CHANNEL, args[0])
     if path == "/riffd/note/off":

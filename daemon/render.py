@@ -28,20 +28,24 @@ class RenderReport:
     notes: list[MelodyNote]
     chord_tone_share: float  # of melody notes on beats, the share that are chord tones
     voices: tuple[int, ...] = ()  # the tracks the chords came from, with no chord track
-    labels: tuple[str, ...] = ()  # each track's name in messages (Song.label): "track 2", "channel 3"
+    part: str = "track"  # what the file's parts are in messages (Song.part): tracks, or a type-0 file's channels
+    numbers: tuple[int, ...] = ()  # each part's number there: a track's index, a channel's 1-16
 
     def summary(self) -> str:
         names = " ".join(name for _, name in self.chords[:8])
         more = " ..." if len(self.chords) > 8 else ""
-        label = (lambda k: self.labels[k]) if self.labels else (lambda k: f"track {k}")
-        kinds = {label(k).split()[0] for k in self.voices}  # "tracks 1, 2" or "channels 2, 3"
-        voices = (f"{kinds.pop()}s {', '.join(label(k).split()[1] for k in self.voices)}" if len(kinds) == 1
-                  else ", ".join(map(label, self.voices)))
-        where = (f"chord {label(self.chord_track)}" if self.chord_track is not None else
-                 f"{voices} (one voice each, chords named per beat)")
+        number = (lambda k: self.numbers[k]) if self.numbers else (lambda k: k)
+        where = (f"chord {named(self.part, number, [self.chord_track], plural=False)}" if self.chord_track is not None
+                 else f"{named(self.part, number, self.voices)} (one voice each, chords named per beat)")
         return (f"{self.output}: {where} unchanged, {len(self.chords)} chord "
                 f"changes ({names}{more}); track 'riffd melody' on channel {self.channel + 1}: "
                 f"{len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes are chord tones")
+
+
+def named(part: str, number, parts, plural: bool = True) -> str:
+    """``parts`` (indices into a Song's tracks) as messages name them: "track 2", "tracks 1,
+    2", a type-0 file's "channels 2, 3" (``part`` and ``number(k)``: Song.part)."""
+    return f"{part}{'s' if plural else ''} {', '.join(str(number(k)) for k in parts)}"
 
 
 def chord_timeline(notes, ppqn: int, tolerance: float) -> list[ChordAt]:
@@ -102,7 +106,9 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         chords = (song_chords(song, [song.tracks[k] for k in voices]) if index is None else
                   chord_timeline(song.tracks[index], song.ppqn, preset.strike_tolerance_beats))
         if not chords:
-            where = f"track {index}" if index is not None else f"tracks {', '.join(map(str, voices))} together"
+            kind, number = song.part(0)[0], (lambda k: song.part(k)[1])
+            where = (named(kind, number, [index], plural=False) if index is not None
+                     else f"{named(kind, number, voices)} together")
             raise MidiInputError(f"{source or 'the file'}: no chord recognized in {where} "
                                  "(choose a chord track with --chord-track N)")
     end = song.length_ticks / song.ppqn
@@ -127,7 +133,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         piano_roll(png, tracked, [(n.start, n.end, n.pitch) for n in notes], names, preset.beats_per_bar,
                    title=f"{Path(source or out_path).name}: {model.name}, preset {preset.name}")
     return RenderReport(Path(out_path), index, channel, names, notes, chord_tone_share(notes, model.chord_at),
-                        voices, tuple(song.label(k) for k in range(len(song.tracks))))
+                        voices, song.part(0)[0], tuple(song.part(k)[1] for k in range(len(song.tracks))))
 
 
 def _chord_source(song: Song, chord_track: int | None, source: str,

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from riffd.bridges.midifile import MidiInputError, TrackNote, read_song
+from riffd.bridges.midifile import MidiInputError, TrackNote, by_channel, read_song
 from riffd.models.protocol import ChordAt, MelodyNote
 from riffd.music.chords import recognize
 
@@ -92,13 +92,13 @@ def parts(song) -> tuple[list[list[TrackNote]], list[str]]:
     channels, one part per channel, named "TRACK channel N" (N 1-16)."""
     notes, names = [], []
     for track, name in zip(song.tracks, song.names):
-        channels = sorted({n.channel for n in track})
-        if len(channels) <= 1:
+        split = by_channel(track)
+        if len(split) <= 1:
             notes.append(track)
             names.append(name)
             continue
-        for channel in channels:
-            notes.append([n for n in track if n.channel == channel])
+        for channel, part in split.items():
+            notes.append(part)
             names.append(f"{name or 'track'} channel {channel + 1}")
     return notes, names
 
