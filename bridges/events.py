@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ALL_NOTES_OFF_CC = 123  # MIDI 1.0 Detailed Specification, "Channel Mode Messages"
+DRUM_CHANNEL = 9  # MIDI channel 10, General MIDI's percussion: drums are never chords
 
 
 @dataclass(frozen=True, slots=True)

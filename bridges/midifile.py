@@ -12,6 +12,7 @@ from pathlib import Path
 import mido
 
 from .atomic import atomic_path
+from .events import DRUM_CHANNEL
 
 
 class MidiInputError(ValueError):
@@ -168,19 +169,27 @@ def legato_ticks(ppqn: int) -> int:
 
 def find_chord_track(song: Song, index: int | None = None, path: str = "") -> int:
     """Index of the chord track: ``index`` if given, else the most polyphonic track
-    (ties: more notes), a line's legato overlaps (``legato_ticks``) not counted. Raises
-    MidiInputError if none plays two notes at once."""
+    (ties: more notes) but drums (channel 10: a kick under a hi-hat is no chord), a
+    line's legato overlaps (``legato_ticks``) not counted. Raises MidiInputError if none
+    plays two notes at once."""
     if index is not None:
         if not 0 <= index < len(song.tracks) or not song.tracks[index]:
             raise MidiInputError(f"{path}: track {index} does not exist or has no notes "
                                  f"(tracks with notes: {[i for i, t in enumerate(song.tracks) if t]})")
         return index
-    scored = [(max_polyphony(t, legato_ticks(song.ppqn)), len(t), i) for i, t in enumerate(song.tracks)]
-    poly, _, best = max(scored)
+    scored = [(max_polyphony(t, legato_ticks(song.ppqn)), len(t), i)
+              for i, t in enumerate(song.tracks) if t and not drums_only(t)]
+    poly, _, best = max(scored, default=(0, 0, 0))
     if poly < 2:
-        raise MidiInputError(f"{path}: no chord track: no track plays two notes at once "
+        drums = " but the drums (channel 10)" if len(scored) < sum(map(bool, song.tracks)) else ""
+        raise MidiInputError(f"{path}: no chord track: no track{drums} plays two notes at once "
                              "(use --chord-track N to choose one)")
     return best
+
+
+def drums_only(track: list[TrackNote]) -> bool:
+    """Whether every note of ``track`` is on the drum channel (10)."""
+    return all(n.channel == DRUM_CHANNEL for n in track)
 
 
 def melody_track(notes, ppqn: int, channel: int, name: str = "riffd melody") -> mido.MidiTrack:
@@ -218,8 +227,8 @@ def with_melody(song: Song, notes, channel: int) -> mido.MidiFile:
 
 
 def free_channel(song: Song, preferred: int) -> int:
-    """``preferred`` (0-15) if no track uses it, else the first unused channel (not 9, drums)."""
+    """``preferred`` (0-15) if no track uses it, else the first unused channel but the drums'."""
     used = {n.channel for t in song.tracks for n in t}
     if preferred not in used:
         return preferred
-    return next((c for c in range(16) if c not in used and c != 9), preferred)
+    return next((c for c in range(16) if c not in used and c != DRUM_CHANNEL), preferred)

@@ -32,8 +32,7 @@ HOLD_MARGIN_MS = 4.0  # beyond the strikes' lateness: a JACK period (2.7 ms at 1
 PHASE_GAIN = 0.5  # share of a strike's timing error the internal clock follows
 IDLE_BARS = 2.0  # the player silent this long: accompaniment rests (internal clock: re-anchors)
 WARM_S = 0.01  # idle and playing: a warm-up model call this often (MelodyModel.warm; 0: never)
-DRUM_CHANNEL = 9  # MIDI channel 10: drums are never chords
-ALL_BUT_DRUMS = frozenset(range(16)) - {DRUM_CHANNEL}
+ALL_BUT_DRUMS = frozenset(range(16)) - {ev.DRUM_CHANNEL}
 log = logging.getLogger("riffd.daemon")
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from riffd.bridges.midifile import (MidiInputError, Song, find_chord_track, free_channel, legato_ticks, max_polyphony,
-                                    read_song, with_melody, write_atomic)
-from riffd.models.evaluation.arrangements import MELODY_NAMES, drums_only, song_chords
+from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord_track, free_channel, legato_ticks,
+                                    max_polyphony, read_song, with_melody, write_atomic)
+from riffd.models.evaluation.arrangements import MELODY_NAMES, song_chords
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, MeterError, one_voice
 
 from .capture import ChordCapture, ChordChange, snap_to_beat

@@ -321,3 +321,35 @@ def test_a_chord_track_with_no_chord_is_refused(tmp_path, chorale_piece):
                        "--model", "rules")
     assert result.returncode == 2 and "no chord recognized in track 2" in result.stderr
     assert not (tmp_path / "out.mid").exists()
+
+
+def test_a_drum_track_is_never_the_chord_track(tmp_path):
+    """A band's file: drums on channel 10 (a kick, a snare and a crash under the hi-hat
+    sound together, more notes than the keys), keys in block chords, a bass. The chords
+    are the keys', in the type-1 file and in its type-0 twin; drums beside single lines
+    are no chord track."""
+    from riffd.bridges.midifile import find_chord_track, melody_track
+    from riffd.models.protocol import MelodyNote
+    hits = [MelodyNote(k / 2, 0.1, pitch, 100) for k in range(64)
+            for pitch in (42, 36 if k % 4 == 0 else 38 if k % 4 == 2 else None, 49 if k % 8 == 0 else None) if pitch]
+    triads = {"Am": (57, 60, 64), "F": (53, 57, 60), "C": (48, 52, 55), "G": (55, 59, 62)}
+    keys = [MelodyNote(bar * 4 + beat, 0.95, p, 80) for bar, name in enumerate(["Am", "F", "C", "G"] * 2)
+            for beat in range(4) for p in triads[name]]
+    bass = [MelodyNote(bar * 4, 3.9, triads[name][0] - 12, 90) for bar, name in enumerate(["Am", "F", "C", "G"] * 2)]
+    band = mido.MidiFile(type=1, ticks_per_beat=480)
+    band.tracks += [melody_track(hits, 480, 9, name="Drums"), melody_track(keys, 480, 0, name="Keys"),
+                    melody_track(bass, 480, 1, name="Bass")]
+    band.save(tmp_path / "band.mid")
+    single = mido.MidiFile(type=0, ticks_per_beat=480)
+    single.tracks.append(mido.merge_tracks(band.tracks))
+    single.save(tmp_path / "band0.mid")
+    preset, model = load_preset("pop"), load_model("rules")
+    for name, keys_at in (("band", 1), ("band0", 0)):  # the type-0 file's parts: channels 1, 2, 10
+        report = render_file(tmp_path / f"{name}.mid", tmp_path / f"{name}-out.mid", preset, model, seed=1)
+        assert report.chord_track == keys_at, report.summary()
+        assert [c for _, c in report.chords] == ["Am", "F", "C", "G"] * 2, report.chords
+    drums_and_bass = mido.MidiFile(type=1, ticks_per_beat=480)
+    drums_and_bass.tracks += [band.tracks[0], band.tracks[2]]
+    drums_and_bass.save(tmp_path / "groove.mid")
+    with pytest.raises(MidiInputError, match=r"no track but the drums \(channel 10\) plays two notes at once"):
+        find_chord_track(read_song(tmp_path / "groove.mid"))

@@ -25,14 +25,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from riffd.bridges.midifile import MidiInputError, TrackNote, by_channel, read_song
+from riffd.bridges.events import DRUM_CHANNEL
+from riffd.bridges.midifile import MidiInputError, TrackNote, by_channel, drums_only, read_song
 from riffd.models.protocol import ChordAt, MelodyNote
 from riffd.music.chords import recognize
 
 MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|voz|sing|soprano|tune|theme|\bmel\b", re.IGNORECASE)
 MAX_CHORDAL = 0.1
 MIN_NOTES = 8
-DRUMS = 9  # channel 10, counted from 0
 
 
 class ArrangementError(ValueError):
@@ -126,7 +126,7 @@ def _weights(tracks, lo: int, hi: int) -> dict[int, int]:
     for track in tracks:
         for n in track:
             overlap = min(n.end, hi) - max(n.start, lo)
-            if overlap > 0 and n.channel != DRUMS:
+            if overlap > 0 and n.channel != DRUM_CHANNEL:
                 weight[n.pitch] = weight.get(n.pitch, 0) + overlap
     return weight
 
@@ -177,11 +177,6 @@ def song_chords(song, tracks: list[list[TrackNote]]) -> list[ChordAt]:
     the end of the song's last beat."""
     length = (int(song.length_ticks / song.ppqn) + 1) * song.ppqn
     return beat_chords(tracks, song.ppqn, beat_starts(song.time_signatures, song.ppqn, length), length)
-
-
-def drums_only(track: list[TrackNote]) -> bool:
-    """Whether every note of ``track`` is on the drum channel (10)."""
-    return all(n.channel == DRUMS for n in track)
 
 
 def read_arrangement(path: str | Path) -> Arrangement:
