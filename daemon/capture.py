@@ -10,7 +10,9 @@ change and one re-plan, and an Am struck A-E-C is never "A major" on the way.
 A strike of at least ``min_strike`` pitch classes names the chord by itself, so a legato
 change (new keys down before the old ones are up) or a pedalled change is not blurred by
 the previous chord; a smaller strike (a new bass note under held keys) is named with
-everything sounding. A name is given only where it is sure: a bare fifth keeps the
+everything sounding. A strike whose first key comes within a window of the last key of
+the strike before (a strum or roll longer than one window) is named with that strike's
+keys still sounding: one gesture, one chord, its bass the lowest string. A name is given only where it is sure: a bare fifth keeps the
 previous chord's quality on its root; a second, a tritone or a cluster keeps the
 previous chord. A lone key that changes no chord is melody. Releasing keys never
 changes the chord: silence keeps the last one.
@@ -122,6 +124,7 @@ class ChordCapture:
         self._strike: list[tuple[float, int, int]] = []  # (t, pitch, velocity) of the open strike
         self._strike_id = 0
         self._agreed = False  # the open strike has been said to agree (Agreed)
+        self._gesture: tuple[float, list[int]] = (float("-inf"), [])  # the last strike's last key: (t, its keys)
 
     @property
     def sounding(self) -> set[int]:
@@ -181,6 +184,9 @@ class ChordCapture:
         strike, self._strike, self._agreed = self._strike, [], False
         self._strike_id += 1
         keys = [p for _, p, _ in strike]
+        if strike[0][0] - self._gesture[0] <= self.window_s:  # a strum's later strings: one chord with its first
+            keys += [p for p in self._gesture[1] if p in self.sounding and p not in keys]
+        self._gesture = (strike[-1][0], keys)
         if len({p % 12 for p in keys}) >= self.min_strike:
             pitches = keys
         else:
@@ -224,7 +230,7 @@ class ChordCapture:
         self.sustained.clear()
         self.pedal = False
         self.chord = None
-        self._strike, self._agreed = [], False
+        self._strike, self._agreed, self._gesture = [], False, (float("-inf"), [])
 
 
 def snap_to_beat(beat: float, tolerance: float, grid: float = 0.25) -> float:

@@ -59,8 +59,10 @@ def chord_timeline(notes, ppqn: int, tolerance: float) -> list[ChordAt]:
         if not isinstance(outcome, ChordChange):
             return
         at = snap_to_beat(outcome.t, tolerance)
-        if timeline and timeline[-1].beat >= at - 1e-9:
-            timeline[-1] = ChordAt(timeline[-1].beat, outcome.chord)  # two strikes on one beat: the later
+        if timeline and timeline[-1].beat >= at - 1e-9:  # two strikes on one beat: the later
+            beat = timeline.pop().beat
+            if not timeline or timeline[-1].chord != outcome.chord:  # else: the strike before was a strum's start
+                timeline.append(ChordAt(beat, outcome.chord))
         else:
             timeline.append(ChordAt(at, outcome.chord))
 

@@ -42,6 +42,21 @@ def test_legato_change_names_the_new_strike():
     assert [c.chord.name for c in changes] == ["F"]
 
 
+def test_a_strum_longer_than_a_window_is_one_chord_on_its_lowest_string():
+    """A guitar's strum, 15 ms a string (75 ms for six, over two 30 ms windows): the
+    later strings are named with the earlier ones still ringing, down or up: F, not
+    the top strings' F/A. A chord struck a window after the last key is named alone."""
+    down, up = [41, 48, 53, 57, 60, 65], [65, 60, 57, 53, 48, 41]
+    for strings in (down, up):
+        capture = ChordCapture(window_s=0.03)
+        strike(capture, [57, 60, 64], 0.0)  # Am
+        changes = strike(capture, strings, 0.5, spacing=0.015)
+        assert changes and changes[-1].chord.name == "F", [c.chord.name for c in changes]
+    capture = ChordCapture(window_s=0.03)
+    strike(capture, [48, 52, 55], 0.0)  # C, held; F 50 ms after its last key
+    assert [c.chord.name for c in strike(capture, [57, 60, 65], 0.06)] == ["F/A"]
+
+
 def test_sustain_pedal_holds_released_keys():
     capture = ChordCapture()
     capture.control(64, 127)

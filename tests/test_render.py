@@ -353,3 +353,23 @@ def test_a_drum_track_is_never_the_chord_track(tmp_path):
     drums_and_bass.save(tmp_path / "groove.mid")
     with pytest.raises(MidiInputError, match=r"no track but the drums \(channel 10\) plays two notes at once"):
         find_chord_track(read_song(tmp_path / "groove.mid"))
+
+
+def test_a_strummed_guitar_part_is_named_one_chord_a_bar(tmp_path):
+    """A guitar part strummed down and up on every beat, a string every 0.03 beat (15 ms
+    at 120 BPM, longer than a strike's window): each bar's chord once, on its lowest
+    string, as a block-chord part of the same chords names them."""
+    from riffd.bridges.midifile import melody_track
+    from riffd.models.protocol import MelodyNote
+    shapes = {"Am": (45, 52, 57, 60, 64), "F": (41, 48, 53, 57, 60, 65), "C": (48, 52, 55, 60, 64),
+              "G": (43, 47, 50, 55, 59, 67), "E7": (40, 47, 50, 56, 59, 64)}
+    progression = ["Am", "F", "C", "G", "Am", "E7", "Am", "Am"]
+    strums = [MelodyNote(bar * 4 + beat + i * 0.03, 0.9 - i * 0.03, p, 80)
+              for bar, name in enumerate(progression) for beat in range(4)
+              for i, p in enumerate(shapes[name] if beat % 2 == 0 else shapes[name][::-1])]
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(melody_track(strums, 480, 0, name="Guitar"))
+    midi.save(tmp_path / "guitar.mid")
+    report = render_file(tmp_path / "guitar.mid", tmp_path / "out.mid", load_preset("pop"), load_model("rules"), seed=1)
+    assert report.chords == [(0.0, "Am"), (4.0, "F"), (8.0, "C"), (12.0, "G"), (16.0, "Am"), (20.0, "E7"),
+                             (24.0, "Am")]
