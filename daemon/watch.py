@@ -1,8 +1,8 @@
 """`riffd watch DIR`: chord files dropped into ``DIR/inbox/`` come back as melodies.
 
 For each input (a ``.mid`` with a chord track, or a ``.json`` request such as
-``{"chords": ["Am", "F", "C", "G"], "bars": 8, "tempo": 140, "preset": "trance",
-"seed": 3}``), ``DIR/outbox/`` gets NAME.mid (the input's tracks plus "riffd melody"),
+``{"chords": ["Am", "F", "C", "G"], "bars": 8, "tempo": 140, "meter": "3/4", "preset":
+"trance", "seed": 3}``), ``DIR/outbox/`` gets NAME.mid (the input's tracks plus "riffd melody"),
 NAME.wav (chords and melody through the synthesizer), NAME.png (a piano roll) and
 NAME.json (a report), each written under a temporary name and renamed; the input then
 moves to ``DIR/done/``. A bad input moves to ``DIR/failed/`` with NAME.error.json beside
@@ -155,7 +155,7 @@ def request_song(request: dict, work_dir: Path, stem: str, preset):
     from riffd.models.protocol import MelodyNote
 
     from .phrases import model_chords, progression
-    known = {"chords", "bars", "tempo", "preset", "seed"}
+    known = {"chords", "bars", "tempo", "meter", "preset", "seed"}
     unknown = sorted(set(request) - known) if isinstance(request, dict) else []
     if not isinstance(request, dict) or unknown:
         raise JobError(f"a request is a JSON object with keys {', '.join(sorted(known))}"
@@ -187,6 +187,16 @@ def request_song(request: dict, work_dir: Path, stem: str, preset):
         path.unlink(missing_ok=True)
 
 
+def request_meter(value) -> list[int]:
+    """A request's "meter", "3/4" or [3, 4], as [beats, note value]. Raises JobError;
+    one no preset plays (3/5) raises PresetError from the preset."""
+    if isinstance(value, str) and value.count("/") == 1 and all(x.strip().isdigit() for x in value.split("/")):
+        value = [int(x) for x in value.split("/")]
+    if not (isinstance(value, list) and len(value) == 2 and all(type(x) is int for x in value)):
+        raise JobError("'meter' must be a time signature such as \"3/4\" or [3, 4]")
+    return value
+
+
 def process(work: str, outbox: str, options: Options) -> dict:
     """Render one claimed file into ``outbox``; returns its report. Raises JobError."""
     from riffd.bridges.midifile import MidiInputError, read_song
@@ -206,6 +216,8 @@ def process(work: str, outbox: str, options: Options) -> dict:
                 preset = load_preset(request.get("preset", options.preset))
                 if "tempo" in request:
                     preset = preset.with_values(tempo=request["tempo"])
+                if "meter" in request:
+                    preset = preset.with_values(meter=request_meter(request["meter"]))
                 seed = request.get("seed", seed)
                 if not (seed is None or isinstance(seed, int) and 0 <= seed < 2**63) or isinstance(seed, bool):
                     raise JobError("'seed' must be a whole number from 0")

@@ -162,6 +162,33 @@ def test_a_lead_sheet_request_keeps_its_chord_names(tmp_path):
     assert first == {0, 4, 7, 2}                                           # C E G and the added D
 
 
+def test_a_request_takes_its_meter(tmp_path):
+    """A waltz asked for in a request: "meter": "3/4" (or [3, 4]) gives bars of three
+    beats, in the chords, the melody and the file's time signature; a meter no preset
+    plays, or one that is no time signature, fails with the reason."""
+    (tmp_path / "waltz").mkdir()
+    report, song = one_request(tmp_path / "waltz", {"chords": "Am | F | C | G", "bars": 4, "meter": "3/4"})
+    assert report["chords"] == [[0.0, "Am"], [3.0, "F"], [6.0, "C"], [9.0, "G"]]
+    meters = [(m.numerator, m.denominator) for m in song.tracks[0] if m.type == "time_signature"]
+    assert meters == [(3, 4)]
+    ticks, ends = 0, []
+    for m in next(t for t in song.tracks if t.name == "riffd melody"):
+        ticks += m.time
+        ends.append(ticks)
+    assert 0 < max(ends) <= 12 * song.ticks_per_beat                       # four bars of three beats
+    inbox = tmp_path / "bad" / "inbox"
+    inbox.mkdir(parents=True)
+    request(inbox / "six eight.json", meter=[6, 8])
+    request(inbox / "three fifths.json", meter="3/5")
+    request(inbox / "waltz.json", meter="waltz")
+    assert watch_once(tmp_path / "bad").returncode == 1
+    assert [p.name for p in (tmp_path / "bad" / "done").iterdir()] == ["six eight.json"]
+    errors = {name: json.loads((tmp_path / "bad" / "failed" / f"{name}.error.json").read_text())["error"]
+              for name in ("three fifths.json", "waltz.json")}
+    assert "[3, 5] is not a time signature" in errors["three fifths.json"]
+    assert "'meter' must be a time signature" in errors["waltz.json"]
+
+
 def test_over_a_break_no_chord_sounds_and_the_melody_plays_on(tmp_path):
     report, song = one_request(tmp_path, {"chords": "Am | F | N.C. | E7", "bars": 4})
     assert report["chords"] == [[0.0, "Am"], [4.0, "F"], [12.0, "E7"]]
