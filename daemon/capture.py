@@ -12,10 +12,11 @@ change (new keys down before the old ones are up) or a pedalled change is not bl
 the previous chord; a smaller strike (a new bass note under held keys) is named with
 everything sounding. A strike whose first key comes within a window of the last key of
 the strike before (a strum or roll longer than one window) is named with that strike's
-keys still sounding: one gesture, one chord, its bass the lowest string. A name is given only where it is sure: a bare fifth keeps the
-previous chord's quality on its root; a second, a tritone or a cluster keeps the
-previous chord. A lone key that changes no chord is melody. Releasing keys never
-changes the chord: silence keeps the last one.
+keys still sounding: one gesture, one chord, its bass the lowest string; if that changes
+nothing, it is no outcome at all (no second strike, no melody key). A name is given only
+where it is sure: a bare fifth keeps the previous chord's quality on its root; a second,
+a tritone or a cluster keeps the previous chord. A lone key that changes no chord is
+melody. Releasing keys never changes the chord: silence keeps the last one.
 """
 from __future__ import annotations
 
@@ -184,7 +185,8 @@ class ChordCapture:
         strike, self._strike, self._agreed = self._strike, [], False
         self._strike_id += 1
         keys = [p for _, p, _ in strike]
-        if strike[0][0] - self._gesture[0] <= self.window_s:  # a strum's later strings: one chord with its first
+        goes_on = strike[0][0] - self._gesture[0] <= self.window_s  # a strum's later strings: its first's chord
+        if goes_on:
             keys += [p for p in self._gesture[1] if p in self.sounding and p not in keys]
         self._gesture = (strike[-1][0], keys)
         if len({p % 12 for p in keys}) >= self.min_strike:
@@ -195,6 +197,8 @@ class ChordCapture:
         if chord is not None and chord != self.chord:
             self.chord = chord
             return ChordChange(strike[0][0], chord, tuple(sorted(pitches)), self._strike_id)
+        if goes_on:  # the same gesture: neither a strike of the player's beat nor a melody key
+            return None
         if len(strike) == 1:
             return MelodyKey(*strike[0])
         return Restrike(strike[0][0])

@@ -47,11 +47,22 @@ def test_a_strum_longer_than_a_window_is_one_chord_on_its_lowest_string():
     later strings are named with the earlier ones still ringing, down or up: F, not
     the top strings' F/A. A chord struck a window after the last key is named alone."""
     down, up = [41, 48, 53, 57, 60, 65], [65, 60, 57, 53, 48, 41]
+
+    def strum(capture, strings, t):
+        for p in list(capture.held):  # a string struck again is damped first
+            capture.note_off(p)
+        return strike(capture, strings, t, spacing=0.015)
+
     for strings in (down, up):
         capture = ChordCapture(window_s=0.03)
-        strike(capture, [57, 60, 64], 0.0)  # Am
-        changes = strike(capture, strings, 0.5, spacing=0.015)
+        strum(capture, [57, 60, 64], 0.0)  # Am
+        changes = strum(capture, strings, 0.5)
         assert changes and changes[-1].chord.name == "F", [c.chord.name for c in changes]
+        again = strum(capture, strings, 1.0)
+        if strings == down:  # the same strum again: one restrike, at its first string, then nothing
+            assert [type(o) for o in again] == [Restrike] and again[0].t == 1.0, again
+        else:  # its top strings are F/A for a moment, then F again; never a melody key
+            assert [o.chord.name for o in again] == ["F/A", "F"], again
     capture = ChordCapture(window_s=0.03)
     strike(capture, [48, 52, 55], 0.0)  # C, held; F 50 ms after its last key
     assert [c.chord.name for c in strike(capture, [57, 60, 65], 0.06)] == ["F/A"]
