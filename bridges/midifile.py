@@ -183,7 +183,7 @@ def find_chord_track(song: Song, index: int | None = None, path: str = "") -> in
     if poly < 2:
         drums = " but the drums (channel 10)" if len(scored) < sum(map(bool, song.tracks)) else ""
         raise MidiInputError(f"{path}: no chord track: no track{drums} plays two notes at once "
-                             "(use --chord-track N to choose one)")
+                             "(--chord-track N names the chords of one, an arpeggio say, per beat)")
     return best
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord_track, free_channel, legato_ticks,
                                     max_polyphony, read_song, with_melody, write_atomic)
-from riffd.models.evaluation.arrangements import MELODY_NAMES, song_chords
+from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, song_chords
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, MeterError, one_voice
 
 from .capture import ChordCapture, ChordChange, snap_to_beat
@@ -105,8 +105,9 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         num, den = song.meter
         raise MidiInputError(f"{source or 'the file'}: riffd plays no meter of {num}/{den}") from None
     if chords is None:
-        chords = (song_chords(song, [song.tracks[k] for k in voices]) if index is None else
-                  chord_timeline(song.tracks[index], song.ppqn, preset.strike_tolerance_beats))
+        broken = index is not None and max_polyphony(song.tracks[index], legato_ticks(song.ppqn)) < 2
+        chords = (song_chords(song, [song.tracks[k] for k in voices or (index,)]) if index is None or broken
+                  else chord_timeline(song.tracks[index], song.ppqn, preset.strike_tolerance_beats))
         if not chords:
             kind, number = song.part(0)[0], (lambda k: song.part(k)[1])
             where = (named(kind, number, [index], plural=False) if index is not None
@@ -142,13 +143,17 @@ def _chord_source(song: Song, chord_track: int | None, source: str,
                   continue_melody: bool) -> tuple[int | None, tuple[int, ...]]:
     """(the chord track, ()) or, where no track plays two notes at once but two or more
     sound together, (None, the tracks to name chords from: all with notes but drums and,
-    with ``continue_melody``, the melody). Raises MidiInputError (find_chord_track's)."""
+    with ``continue_melody``, the melody). A lone part in one voice named like an
+    accompaniment (CHORD_NAMES: an arpeggio, a picked guitar) is the chord track. Raises
+    MidiInputError (find_chord_track's)."""
     try:
         return find_chord_track(song, chord_track, source), ()
     except MidiInputError:
         if chord_track is not None:
             raise
         parts = [k for k, t in enumerate(song.tracks) if t and not drums_only(t)]
+        if len(parts) == 1 and CHORD_NAMES.search(song.names[parts[0]] or "") and not continue_melody:
+            return parts[0], ()  # named per beat, as broken chords (render_song)
         if continue_melody:  # the rest is accompaniment: one arpeggiated part names chords too
             lead = given_track(song, -1, source)
             parts = [k for k in parts if k != lead]

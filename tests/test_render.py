@@ -316,11 +316,39 @@ def test_a_type_0_file_is_read_channel_by_channel_as_its_type_1_original(tmp_pat
 
 
 def test_a_chord_track_with_no_chord_is_refused(tmp_path, chorale_piece):
-    _voices_file(chorale_piece, tmp_path / "satb.mid")
-    result = run_riffd("render", str(tmp_path / "satb.mid"), "-o", str(tmp_path / "out.mid"), "--chord-track", "2",
+    from riffd.bridges.midifile import melody_track
+    from riffd.models.protocol import MelodyNote
+    midi = chorale_piece.to_midi(with_melody=False)
+    midi.tracks.append(melody_track([MelodyNote(b, 1.0, 36, 70) for b in range(16)], 480, 3, name="pedal"))
+    midi.save(tmp_path / "pedal.mid")
+    result = run_riffd("render", str(tmp_path / "pedal.mid"), "-o", str(tmp_path / "out.mid"), "--chord-track", "2",
                        "--model", "rules")
     assert result.returncode == 2 and "no chord recognized in track 2" in result.stderr
     assert not (tmp_path / "out.mid").exists()
+
+
+def test_an_arpeggio_names_its_chords_per_beat(tmp_path):
+    """A one-voice arpeggio is the chord track when it is chosen (--chord-track), or when
+    it is a file's one part and named like an accompaniment; a lone part named like a
+    melody, or not at all, is no chord track."""
+    from riffd.bridges.midifile import melody_track
+    from riffd.models.protocol import MelodyNote
+    arpeggios = {"Am": (57, 60, 64, 69), "F": (53, 57, 60, 65), "C": (48, 52, 55, 60), "G": (55, 59, 62, 67)}
+    notes = [MelodyNote(bar * 4 + k / 4, 0.25, arpeggios[name][k % 4], 90)
+             for bar, name in enumerate(["Am", "F", "C", "G"] * 2) for k in range(16)]
+    for name in ("Arp", "lead", ""):
+        midi = mido.MidiFile(type=1, ticks_per_beat=480)
+        midi.tracks.append(melody_track(notes, 480, 0, name=name))
+        midi.save(tmp_path / f"{name or 'unnamed'}.mid")
+    chosen = run_riffd("render", str(tmp_path / "unnamed.mid"), "-o", str(tmp_path / "chosen.mid"),
+                       "--chord-track", "0", "--model", "rules", "--preset", "trance")
+    assert chosen.returncode == 0, chosen.stderr
+    assert "8 chord changes (Am F C G Am F C G)" in chosen.stdout
+    named = render_file(tmp_path / "Arp.mid", tmp_path / "named.mid", load_preset("trance"), load_model("rules"))
+    assert named.chord_track == 0 and [c for _, c in named.chords] == ["Am", "F", "C", "G"] * 2
+    for name in ("lead", "unnamed"):
+        result = run_riffd("render", str(tmp_path / f"{name}.mid"), "-o", str(tmp_path / "out.mid"), "--model", "rules")
+        assert result.returncode == 2 and "--chord-track N names the chords of one" in result.stderr
 
 
 def test_a_drum_track_is_never_the_chord_track(tmp_path):
