@@ -32,7 +32,7 @@ from riffd.music.chords import recognize
 
 MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|voz|sing|soprano|tune|theme|\bmel\b", re.IGNORECASE)
 # an accompaniment's names: a track of these that plays one voice is broken chords
-CHORD_NAMES = re.compile(r"chord|arp|pad|keys|piano|guitar|gtr|comp|harmon|accomp|strum|pluck", re.IGNORECASE)
+CHORD_NAMES = re.compile(r"chord|\barp|\bpad|keys|piano|guitar|gtr|\bcomp|accomp|strum|pluck", re.IGNORECASE)
 MAX_CHORDAL = 0.1
 MIN_NOTES = 8
 
