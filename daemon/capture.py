@@ -16,7 +16,9 @@ keys still sounding: one gesture, one chord, its bass the lowest string; if that
 nothing, it is no outcome at all (no second strike, no melody key). A name is given only
 where it is sure: a bare fifth keeps the previous chord's quality on its root; a second,
 a tritone or a cluster keeps the previous chord. A lone key that changes no chord is
-melody. Releasing keys never changes the chord: silence keeps the last one.
+melody, and so is a lone key an octave or more over the bass the chord was struck with
+(a right hand's tune over a held chord: C, then D5, stays C; B flat 3 under the pedal
+makes it C7). Releasing keys never changes the chord: silence keeps the last one.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ RESET_CONTROLLERS_CC = 121  # the pedal goes up (MMA RP-015, "Response to Reset 
 ALL_NOTES_OFF_CCS = range(ALL_NOTES_OFF_CC, 128)  # omni and mono/poly mode changes imply it
 # (MIDI 1.0 Detailed Specification, "Channel Mode Messages")
 SETTLE_S = 0.001  # a block chord's keys come in one driver period, read at once
+MELODY_OVER = 12  # semitones: a lone key this far over the chord's bass is the right hand's melody
 
 
 @dataclass
@@ -126,6 +129,7 @@ class ChordCapture:
         self._strike_id = 0
         self._agreed = False  # the open strike has been said to agree (Agreed)
         self._gesture: tuple[float, list[int]] = (float("-inf"), [])  # the last strike's last key: (t, its keys)
+        self._chord_keys: list[int] = []  # the keys the sounding chord was last struck with
 
     @property
     def sounding(self) -> set[int]:
@@ -189,11 +193,15 @@ class ChordCapture:
         if goes_on:
             keys += [p for p in self._gesture[1] if p in self.sounding and p not in keys]
         self._gesture = (strike[-1][0], keys)
+        if len(strike) == 1 and not goes_on and self._chord_keys and keys[0] - min(self._chord_keys) >= MELODY_OVER:
+            return MelodyKey(*strike[0])  # a tune over the chord never renames it (C, then D5: not Cadd9)
         if len({p % 12 for p in keys}) >= self.min_strike:
             pitches = keys
         else:
             pitches = sorted(self.sounding | set(keys))
         chord = name_chord(pitches, self.chord)
+        if len(strike) > 1 or chord != self.chord:
+            self._chord_keys = pitches
         if chord is not None and chord != self.chord:
             self.chord = chord
             return ChordChange(strike[0][0], chord, tuple(sorted(pitches)), self._strike_id)
@@ -226,14 +234,14 @@ class ChordCapture:
 
     def forget_chord(self) -> None:
         """Forget the last chord (keys and pedal stay): the next strike is a change."""
-        self.chord = None
+        self.chord, self._chord_keys = None, []
 
     def reset(self) -> None:
         """Forget keys, pedal, chord and any open strike (after a panic or a song restart)."""
         self.held.clear()
         self.sustained.clear()
         self.pedal = False
-        self.chord = None
+        self.chord, self._chord_keys = None, []
         self._strike, self._agreed, self._gesture = [], False, (float("-inf"), [])
 
 

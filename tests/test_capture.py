@@ -68,6 +68,22 @@ def test_a_strum_longer_than_a_window_is_one_chord_on_its_lowest_string():
     assert [c.chord.name for c in strike(capture, [57, 60, 65], 0.06)] == ["F/A"]
 
 
+def test_a_tune_over_a_held_chord_is_melody_and_never_renames_it():
+    """The left hand holds C; the right hand's tune an octave and more above is melody,
+    non-chord tones too (D, F, B: not Cadd9, C/F, Cmaj7). A key within the octave over
+    the bass, or under it, still names the chord with everything held."""
+    capture = ChordCapture()
+    strike(capture, [48, 52, 55], 0.0)
+    tune = []
+    for i, p in enumerate([74, 72, 71, 77, 76, 60]):
+        tune.append(strike(capture, [p], 0.5 + i * 0.25))
+        capture.note_off(p)
+    assert [[type(o) for o in out] for out in tune] == [[MelodyKey]] * 6
+    assert capture.chord.name == "C"
+    assert [c.chord.name for c in strike(capture, [58], 2.5)] == ["C7"]      # B flat 3: within the octave
+    assert [c.chord.name for c in strike(capture, [47], 3.0)] == ["C7/B"]    # a new bass under it all
+
+
 def test_sustain_pedal_holds_released_keys():
     capture = ChordCapture()
     capture.control(64, 127)
