@@ -16,9 +16,9 @@ keys still sounding: one gesture, one chord, its bass the lowest string; if that
 nothing, it is no outcome at all (no second strike, no melody key). A name is given only
 where it is sure: a bare fifth keeps the previous chord's quality on its root; a second,
 a tritone or a cluster keeps the previous chord. A lone key that changes no chord is
-melody, and so is a lone key an octave or more over the bass the chord was struck with
-(a right hand's tune over a held chord: C, then D5, stays C; B flat 3 under the pedal
-makes it C7). Releasing keys never changes the chord: silence keeps the last one.
+melody, and so is a key or two (its top one the tune's) an octave or more over the bass
+the chord was struck with (a right hand's tune over a held chord: C, then D5, stays C; B
+flat 3 under the pedal makes it C7). Releasing keys never changes the chord: silence keeps the last one.
 """
 from __future__ import annotations
 
@@ -193,8 +193,9 @@ class ChordCapture:
         if goes_on:
             keys += [p for p in self._gesture[1] if p in self.sounding and p not in keys]
         self._gesture = (strike[-1][0], keys)
-        if len(strike) == 1 and not goes_on and self._chord_keys and keys[0] - min(self._chord_keys) >= MELODY_OVER:
-            return MelodyKey(*strike[0])  # a tune over the chord never renames it (C, then D5: not Cadd9)
+        if (not goes_on and self._chord_keys and len({p % 12 for p in keys}) < self.min_strike
+                and min(keys) - min(self._chord_keys) >= MELODY_OVER):
+            return MelodyKey(*max(strike, key=lambda k: k[1]))  # a tune over the chord never renames it
         if len({p % 12 for p in keys}) >= self.min_strike:
             pitches = keys
         else:

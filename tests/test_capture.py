@@ -70,7 +70,7 @@ def test_a_strum_longer_than_a_window_is_one_chord_on_its_lowest_string():
 
 def test_a_tune_over_a_held_chord_is_melody_and_never_renames_it():
     """The left hand holds C; the right hand's tune an octave and more above is melody,
-    non-chord tones too (D, F, B: not Cadd9, C/F, Cmaj7). A key within the octave over
+    non-chord tones too (D, F, B: not Cadd9, C/F, Cmaj7), in thirds as well. A key within the octave over
     the bass, or under it, still names the chord with everything held."""
     capture = ChordCapture()
     strike(capture, [48, 52, 55], 0.0)
@@ -79,6 +79,10 @@ def test_a_tune_over_a_held_chord_is_melody_and_never_renames_it():
         tune.append(strike(capture, [p], 0.5 + i * 0.25))
         capture.note_off(p)
     assert [[type(o) for o in out] for out in tune] == [[MelodyKey]] * 6
+    dyad = strike(capture, [74, 77], 2.0)                                   # D and F in thirds: the tune's F
+    assert [(type(o), o.pitch) for o in dyad] == [(MelodyKey, 77)]
+    for p in (74, 77):
+        capture.note_off(p)
     assert capture.chord.name == "C"
     assert [c.chord.name for c in strike(capture, [58], 2.5)] == ["C7"]      # B flat 3: within the octave
     assert [c.chord.name for c in strike(capture, [47], 3.0)] == ["C7/B"]    # a new bass under it all
