@@ -8,7 +8,7 @@ import mido
 import numpy as np
 import pytest
 
-from riffd.models.evaluation.arrangements import beat_starts, read_arrangement, read_folder
+from riffd.models.evaluation.arrangements import ArrangementError, beat_starts, read_arrangement, read_folder
 from riffd.models.evaluation.features import FEATURE_NAMES, features, kl, repetition, valid
 from riffd.models.evaluation.judge import tells, told_apart
 from riffd.models.evaluation.suite import verdicts
@@ -157,6 +157,36 @@ def test_read_folder_finds_named_and_unnamed_melodies_and_skips_what_it_cannot_u
         assert [n.pitch for n in piece.melody] == [n.pitch for n in original.melody]
         assert [round(n.duration, 3) for n in piece.melody[:-1]] == [round(n.duration, 3) for n in original.melody[:-1]]
         assert len(piece.chords) >= 8
+
+
+def test_a_piano_part_with_its_tune_on_top_gives_the_tune_and_the_left_hands_chords(tmp_path):
+    """No part plays one voice: the top line of a part that plays a tune over its own
+    chords (both hands in one track) is the melody, and the rest of it names the chords.
+    Block chords alone, a strum, or an oom-pah (the bass alone, under the chords) are no
+    tune."""
+    from riffd.bridges.midifile import melody_track
+    triads = {"C": (48, 52, 55), "Am": (45, 48, 52), "F": (41, 45, 48), "G": (43, 47, 50)}
+    progression = ["C", "Am", "F", "G"] * 2
+    left = [MelodyNote(bar * 4, 4.0, p, 70) for bar, name in enumerate(progression) for p in triads[name]]
+    tune = [72, 74, 76, 77, 79, 77, 76, 74, 72, 71, 69, 71, 72, 74, 76, 72,
+            69, 71, 72, 74, 76, 74, 72, 69, 71, 72, 74, 76, 74, 72, 71, 67] * 2
+    right = [MelodyNote(i / 2, 0.5, p, 90) for i, p in enumerate(tune)]
+    oompah = [MelodyNote(bar * 4 + beat, 0.9, p, 70) for bar, name in enumerate(progression) for beat in range(4)
+              for p in ((triads[name][0] - 12,) if beat % 2 == 0 else triads[name])]
+    strum = [MelodyNote(bar * 4 + beat + i * 0.03, 0.8, p, 70) for bar, name in enumerate(progression)
+             for beat in range(4) for i, p in enumerate(triads[name] + (triads[name][0] + 12,))]
+    files = {"piano": left + right, "chords": left, "oompah": oompah, "strum": strum}
+    for name, notes in files.items():
+        midi = mido.MidiFile(type=1, ticks_per_beat=480)
+        midi.tracks.append(melody_track(notes, 480, 0, name="Piano"))
+        midi.save(tmp_path / f"{name}.mid")
+    piano = read_arrangement(tmp_path / "piano.mid")
+    assert piano.found["melody_found_as"] == "the top line of a part that plays a tune over its chords"
+    assert [n.pitch for n in piano.melody] == tune
+    assert [c.chord.name for c in piano.chords] == progression
+    for name in ("chords", "oompah", "strum"):
+        with pytest.raises(ArrangementError, match="no melody track"):
+            read_arrangement(tmp_path / f"{name}.mid")
 
 
 def test_beats_follow_the_meter():

@@ -7,7 +7,9 @@ channel (``parts``); then:
 - the melody track is the first of: a track named like a melody (``MELODY_NAMES``), else
   the highest-sounding track that is one voice once overlaps of up to 1/8 beat are
   trimmed (a sung or played line overlaps itself by a few ticks; at most
-  ``MAX_CHORDAL`` of its notes may still overlap, which the skyline then drops);
+  ``MAX_CHORDAL`` of its notes may still overlap, which the skyline then drops), else
+  the top line of the highest part that plays a tune over its own chords (a piano's
+  right hand, or both hands in one track: ``tune_on_top``), the rest of it accompaniment;
 - the chords are named per beat of the meter (``beat_starts``: a half note in 4/2, a
   dotted quarter in 6/8, never shorter than a quarter) from every other track but drums
   (channel 10) with riffd's recognizer (riffd.music.chords): the pitches sounding for at least a quarter
@@ -21,6 +23,7 @@ reason it was skipped (``ArrangementError``).
 """
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +38,9 @@ MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|voz|sing|soprano|tune|theme|\
 CHORD_NAMES = re.compile(r"chord|\barp|\bpad|keys|piano|guitar|gtr|\bcomp|accomp|strum|pluck", re.IGNORECASE)
 MAX_CHORDAL = 0.1
 MIN_NOTES = 8
+TUNE_ALONE = 0.4  # of a top line's notes, the share that start alone: a tune over chords, not a voicing's top
+TUNE_ABOVE = 3  # semitones: its lone notes over the track's other notes, on average (a tune, not an oom-pah bass)
+TOP_LINE = "the top line of a part that plays a tune over its chords"
 
 
 class ArrangementError(ValueError):
@@ -88,6 +94,20 @@ def trimmed(notes: list[TrackNote], tolerance: int) -> tuple[list[TrackNote], in
     return line, chordal
 
 
+def tune_on_top(track: list[TrackNote], line: list[TrackNote], ppqn: int) -> bool:
+    """Whether ``line``, the skyline (``trimmed``) of ``track``, is a tune played over the
+    track's chords: TUNE_ALONE of its notes or more start alone (no other note of the
+    track within 1/16 beat: a strum's strings start together), and those lie TUNE_ABOVE
+    semitones or more over the track's notes outside the line, on average."""
+    starts, near = sorted(n.start for n in track), ppqn // 16
+    alone = [n for n in line if bisect.bisect_right(starts, n.start + near)
+             - bisect.bisect_left(starts, n.start - near) == 1]
+    tops = {(n.start, n.pitch) for n in line}
+    under = [n.pitch for n in track if (n.start, n.pitch) not in tops]
+    return (len(alone) >= TUNE_ALONE * len(line) and bool(under)
+            and sum(n.pitch for n in alone) / len(alone) - sum(under) / len(under) >= TUNE_ABOVE)
+
+
 def parts(song) -> tuple[list[list[TrackNote]], list[str]]:
     """``song``'s parts (note lists) and their names: each of its tracks (a type-0 file's
     read per channel already: read_song), or, where a track holds notes on several
@@ -116,8 +136,12 @@ def melody_track(tracks: list[list[TrackNote]], names: list[str],
         return named[0], f"named {names[named[0]]!r}", trimmed(tracks[named[0]], tolerance)
     lines = {k: trimmed(tracks[k], tolerance) for k in playable}
     single = [k for k in playable if lines[k][1] <= MAX_CHORDAL * len(tracks[k])]
-    if not single:
-        raise ArrangementError("no melody track: no track plays one voice")
+    if not single:  # a piano's right hand: its tune on top of its chords
+        tops = [k for k in playable if tune_on_top(tracks[k], lines[k][0], ppqn)]
+        if not tops:
+            raise ArrangementError("no melody track: no track plays one voice, or a tune over its chords")
+        best = max(tops, key=lambda k: sum(n.pitch for n in lines[k][0]) / len(lines[k][0]))
+        return best, TOP_LINE, lines[best]
     best = max(single, key=lambda k: sum(n.pitch for n in lines[k][0]) / len(lines[k][0]))
     return best, "the highest one-voice track", lines[best]
 
@@ -191,7 +215,11 @@ def read_arrangement(path: str | Path) -> Arrangement:
         raise ArrangementError(str(exc).replace(str(path), path.name)) from None
     tracks, names = parts(song)
     index, how, (line, chordal) = melody_track(tracks, names, song.ppqn)
-    chords = song_chords(song, [t for k, t in enumerate(tracks) if k != index])
+    accompaniment = [t for k, t in enumerate(tracks) if k != index]
+    if how == TOP_LINE:  # the chords under the tune play on in its own part
+        tops = {(n.start, n.pitch) for n in line}
+        accompaniment.append([n for n in tracks[index] if (n.start, n.pitch) not in tops])
+    chords = song_chords(song, accompaniment)
     if not chords:
         raise ArrangementError("no chords: nothing besides the melody track plays two or more pitch classes")
     melody = [MelodyNote(n.start / song.ppqn, max(n.end - n.start, 1) / song.ppqn, n.pitch, n.velocity) for n in line]
