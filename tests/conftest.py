@@ -23,6 +23,21 @@ def run_riffd(*args, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*RIFFD, *args], capture_output=True, text=True, timeout=timeout, **kw)
 
 
+TRIADS = {"C": (48, 52, 55), "Am": (45, 48, 52), "F": (41, 45, 48), "G": (43, 47, 50)}
+PROGRESSION = ["C", "Am", "F", "G"] * 2
+
+
+def piano_with_its_tune():
+    """A pianist's 8 bars in one part: (left hand, a triad of PROGRESSION a bar; right
+    hand, a tune in eighths an octave and more above, passing notes among them; the
+    tune's pitches), MelodyNotes in beats."""
+    from riffd.models.protocol import MelodyNote
+    left = [MelodyNote(bar * 4, 4.0, p, 70) for bar, name in enumerate(PROGRESSION) for p in TRIADS[name]]
+    tune = [72, 74, 76, 77, 79, 77, 76, 74, 72, 71, 69, 71, 72, 74, 76, 72,
+            69, 71, 72, 74, 76, 74, 72, 69, 71, 72, 74, 76, 74, 72, 71, 67] * 2
+    return left, [MelodyNote(i / 2, 0.5, p, 90) for i, p in enumerate(tune)], tune
+
+
 def in_thread(fn):
     """``fn()`` called on a new thread; its result."""
     out = []

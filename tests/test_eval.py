@@ -16,7 +16,7 @@ from riffd.models.protocol import ChordAt, MelodyNote
 from riffd.music.chords import parse_chord
 
 from riffd.models.training.songfiles import write_songs
-from conftest import run_riffd
+from conftest import PROGRESSION, TRIADS, piano_with_its_tune, run_riffd
 
 PHRASE = [(0, 60), (1, 62), (2, 64), (3, 65), (4, 67), (5, 65), (6, 64), (7, 62)]  # 2 bars of 4/4
 
@@ -165,12 +165,8 @@ def test_a_piano_part_with_its_tune_on_top_gives_the_tune_and_the_left_hands_cho
     Block chords alone, a strum, or an oom-pah (the bass alone, under the chords) are no
     tune."""
     from riffd.bridges.midifile import melody_track
-    triads = {"C": (48, 52, 55), "Am": (45, 48, 52), "F": (41, 45, 48), "G": (43, 47, 50)}
-    progression = ["C", "Am", "F", "G"] * 2
-    left = [MelodyNote(bar * 4, 4.0, p, 70) for bar, name in enumerate(progression) for p in triads[name]]
-    tune = [72, 74, 76, 77, 79, 77, 76, 74, 72, 71, 69, 71, 72, 74, 76, 72,
-            69, 71, 72, 74, 76, 74, 72, 69, 71, 72, 74, 76, 74, 72, 71, 67] * 2
-    right = [MelodyNote(i / 2, 0.5, p, 90) for i, p in enumerate(tune)]
+    triads, progression = TRIADS, PROGRESSION
+    left, right, tune = piano_with_its_tune()
     oompah = [MelodyNote(bar * 4 + beat, 0.9, p, 70) for bar, name in enumerate(progression) for beat in range(4)
               for p in ((triads[name][0] - 12,) if beat % 2 == 0 else triads[name])]
     strum = [MelodyNote(bar * 4 + beat + i * 0.03, 0.8, p, 70) for bar, name in enumerate(progression)

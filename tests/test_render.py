@@ -9,7 +9,7 @@ from riffd.presets import load_preset
 from riffd.daemon.render import render_file
 from riffd.models import load_model
 
-from conftest import run_riffd
+from conftest import PROGRESSION, piano_with_its_tune, run_riffd
 
 
 
@@ -408,15 +408,9 @@ def test_a_piano_part_with_its_tune_on_top_names_the_left_hands_chords(tmp_path)
     in eighths an octave and more above (passing notes among them). The chords are the
     left hand's, one a bar, not a new name for each note of the tune."""
     from riffd.bridges.midifile import melody_track
-    from riffd.models.protocol import MelodyNote
-    triads = {"C": (48, 52, 55), "Am": (45, 48, 52), "F": (41, 45, 48), "G": (43, 47, 50)}
-    progression = ["C", "Am", "F", "G"] * 2
-    left = [MelodyNote(bar * 4, 4.0, p, 70) for bar, name in enumerate(progression) for p in triads[name]]
-    tune = [72, 74, 76, 77, 79, 77, 76, 74, 72, 71, 69, 71, 72, 74, 76, 72,
-            69, 71, 72, 74, 76, 74, 72, 69, 71, 72, 74, 76, 74, 72, 71, 67] * 2
-    right = [MelodyNote(i / 2, 0.5, p, 90) for i, p in enumerate(tune)]
+    left, right, _ = piano_with_its_tune()
     midi = mido.MidiFile(type=1, ticks_per_beat=480)
     midi.tracks.append(melody_track(left + right, 480, 0, name="Piano"))
     midi.save(tmp_path / "piano.mid")
     report = render_file(tmp_path / "piano.mid", tmp_path / "out.mid", load_preset("pop"), load_model("rules"), seed=1)
-    assert report.chords == [(bar * 4.0, name) for bar, name in enumerate(progression)], report.chords
+    assert report.chords == [(bar * 4.0, name) for bar, name in enumerate(PROGRESSION)], report.chords
