@@ -185,6 +185,27 @@ def test_a_piano_part_with_its_tune_on_top_gives_the_tune_and_the_left_hands_cho
             read_arrangement(tmp_path / f"{name}.mid")
 
 
+def test_a_bass_line_is_no_melody(tmp_path):
+    """A band's file with no tune (drums, keys, a bass in one voice an octave under the
+    chords) has no melody to learn or to be measured against; with an unnamed tune
+    added, the tune is the melody."""
+    from riffd.bridges.midifile import melody_track
+    left, right, tune = piano_with_its_tune()
+    bass = [MelodyNote(bar * 4 + beat, 0.9, TRIADS[name][0] - 12, 90)
+            for bar, name in enumerate(PROGRESSION) for beat in range(4)]
+    drums = [MelodyNote(k / 2, 0.1, p, 100) for k in range(64) for p in (42, 36)]
+    band = mido.MidiFile(type=1, ticks_per_beat=480)
+    band.tracks += [melody_track(drums, 480, 9, name=""), melody_track(left, 480, 0, name=""),
+                    melody_track(bass, 480, 1, name="")]
+    band.save(tmp_path / "band.mid")
+    with pytest.raises(ArrangementError, match="no melody track"):
+        read_arrangement(tmp_path / "band.mid")
+    band.tracks.append(melody_track(right, 480, 2, name=""))
+    band.save(tmp_path / "with tune.mid")
+    found = read_arrangement(tmp_path / "with tune.mid")
+    assert found.found["melody_track"] == 3 and [n.pitch for n in found.melody] == tune
+
+
 def test_beats_follow_the_meter():
     ppqn = 480
     assert beat_starts([(0, 4, 2)], ppqn, 4 * 960) == [0, 960, 1920, 2880]  # half notes

@@ -7,7 +7,8 @@ channel (``parts``); then:
 - the melody track is the first of: a track named like a melody (``MELODY_NAMES``), else
   the highest-sounding track that is one voice once overlaps of up to 1/8 beat are
   trimmed (a sung or played line overlaps itself by a few ticks; at most
-  ``MAX_CHORDAL`` of its notes may still overlap, which the skyline then drops), else
+  ``MAX_CHORDAL`` of its notes may still overlap, which the skyline then drops) and
+  averages C3 or higher (``BASS_UNDER``: under it, a bass line), else
   the top line of the highest part that plays a tune over its own chords (a piano's
   right hand, or both hands in one track: ``tune_on_top``), the rest of it accompaniment;
 - the chords are named per beat of the meter (``beat_starts``: a half note in 4/2, a
@@ -41,6 +42,7 @@ MIN_NOTES = 8
 TUNE_ALONE = 0.4  # of a top line's notes, the share that start alone: a tune over chords, not a voicing's top
 TUNE_ABOVE = 3  # semitones: its lone notes over the track's other notes, on average (a tune, not an oom-pah bass)
 TOP_LINE = "the top line of a part that plays a tune over its chords"
+BASS_UNDER = 48  # MIDI pitch, C3: a one-voice part whose notes average under it is a bass line, not a tune
 
 
 class ArrangementError(ValueError):
@@ -135,14 +137,16 @@ def melody_track(tracks: list[list[TrackNote]], names: list[str],
     if named:
         return named[0], f"named {names[named[0]]!r}", trimmed(tracks[named[0]], tolerance)
     lines = {k: trimmed(tracks[k], tolerance) for k in playable}
-    single = [k for k in playable if lines[k][1] <= MAX_CHORDAL * len(tracks[k])]
+    height = {k: sum(n.pitch for n in lines[k][0]) / len(lines[k][0]) for k in playable}
+    single = [k for k in playable if lines[k][1] <= MAX_CHORDAL * len(tracks[k]) and height[k] >= BASS_UNDER]
     if not single:  # a piano's right hand: its tune on top of its chords
         tops = [k for k in playable if tune_on_top(tracks[k], lines[k][0], ppqn)]
         if not tops:
-            raise ArrangementError("no melody track: no track plays one voice, or a tune over its chords")
-        best = max(tops, key=lambda k: sum(n.pitch for n in lines[k][0]) / len(lines[k][0]))
+            raise ArrangementError("no melody track: no track plays one voice (a bass line, under C3, is "
+                                   "none), or a tune over its own chords")
+        best = max(tops, key=height.get)
         return best, TOP_LINE, lines[best]
-    best = max(single, key=lambda k: sum(n.pitch for n in lines[k][0]) / len(lines[k][0]))
+    best = max(single, key=height.get)
     return best, "the highest one-voice track", lines[best]
 
 
