@@ -23,7 +23,7 @@ from riffd.presets import load_preset
 
 from .clock import InternalClock
 from .logs import reason
-from .phrases import MAX_PHRASE_CHORDS, NO_CHORD, PhraseJob, PhraseWorker, played, progression
+from .phrases import MAX_PHRASE_CHORDS, NO_CHORD, PhraseJob, PhraseWorker, felt_beat, played, progression
 
 log = logging.getLogger("riffd.daemon")
 
@@ -125,7 +125,7 @@ class Control:
         bars, names = c.args[0], list(c.args[1:])
         preset = self.engine.preset
         if names:
-            chords = progression(names, bars, preset.beats_per_bar)
+            chords = progression(names, bars, preset.beats_per_bar, felt_beat(preset.meter))
         elif self.sent_chords:
             chords = played(self.sent_chords, self.engine.clock.tempo, bars, preset.beats_per_bar)
         else:

@@ -43,7 +43,14 @@ class PhraseJob:
     to: tuple | None
 
 
-def progression(names: list[str], bars: int, beats_per_bar: float) -> list[tuple[float, object]]:
+def felt_beat(meter) -> float:
+    """The beat a bar's chords share, in quarter notes: a dotted quarter in compound meters
+    (6/8, 9/8, 12/8), else a quarter (so 2/2 keeps 2 + 1 + 1 for three chords)."""
+    num, den = meter
+    return 12 / den if den >= 8 and num % 3 == 0 and num > 3 else 1.0
+
+
+def progression(names: list[str], bars: int, beats_per_bar: float, beat: float = 1.0) -> list[tuple[float, object]]:
     """(beat, Chord or None) for chord ``names``, repeated to fill ``bars``; ``N.C.`` (or
     ``NC``) is None: no chord sounds there, as a lead sheet's break.
 
@@ -51,12 +58,13 @@ def progression(names: list[str], bars: int, beats_per_bar: float) -> list[tuple
     with spaces is several). Names with bar lines, as a lead sheet writes them
     (``"Am F | C G"``, or ``|`` as a name of its own), take their bars: the chords of a
     bar share it (two in 4/4 take two beats each; three take 2 + 1 + 1, the first the
-    longest), and ``%`` repeats the bar before. Raises ValueError for an unknown name, an
+    longest; counted in ``beat``s, quarter notes long: two in 6/8 with ``felt_beat``'s
+    1.5 take a dotted quarter each), and ``%`` repeats the bar before. Raises ValueError for an unknown name, an
     empty bar, names that are only blanks, no chord but N.C., or more than
     ``MAX_PHRASE_CHORDS`` names.
     """
     if any("|" in n for n in names):
-        return _some_chord(_lead_sheet(" ".join(names), bars, beats_per_bar))
+        return _some_chord(_lead_sheet(" ".join(names), bars, beats_per_bar, beat))
     names = [word for n in names for word in n.split()]  # "Am F C G" is four names
     if not names:
         raise ValueError("no chord names, only blanks: give names such as Am F C G")
@@ -84,7 +92,7 @@ def _some_chord(timeline: list[tuple[float, object]]) -> list[tuple[float, objec
     return timeline
 
 
-def _lead_sheet(text: str, bars: int, beats_per_bar: float) -> list[tuple[float, object]]:
+def _lead_sheet(text: str, bars: int, beats_per_bar: float, beat: float) -> list[tuple[float, object]]:
     """``progression`` for names with bar lines; bar lines at either end are optional, and
     a double bar or a repeat sign (``||``, ``|:``, ``:|``) is a bar line too."""
     cells = [cell.split() for cell in re.sub(r":?\|+:?", "|", text).split("|")]
@@ -104,15 +112,15 @@ def _lead_sheet(text: str, bars: int, beats_per_bar: float) -> list[tuple[float,
             parsed.append(parsed[-1])
         else:
             parsed.append([_chord(n) for n in cell])
-    out = []
+    out, units = [], beats_per_bar / beat  # the bar in felt beats
     for bar in range(bars):
-        chords, beat = parsed[bar % len(parsed)], bar * beats_per_bar
-        whole = int(beats_per_bar) // len(chords) if beats_per_bar == int(beats_per_bar) else 0
-        spans = ([beats_per_bar - whole * (len(chords) - 1)] + [whole] * (len(chords) - 1) if whole >= 1
-                 else [beats_per_bar / len(chords)] * len(chords))
+        chords, at = parsed[bar % len(parsed)], bar * beats_per_bar
+        whole = int(units) // len(chords) if units == int(units) else 0
+        spans = ([units - whole * (len(chords) - 1)] + [whole] * (len(chords) - 1) if whole >= 1
+                 else [units / len(chords)] * len(chords))
         for chord, span in zip(chords, spans):
-            out.append((beat, chord))
-            beat += span
+            out.append((at, chord))
+            at += span * beat
     return out
 
 

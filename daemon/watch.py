@@ -154,7 +154,7 @@ def request_song(request: dict, work_dir: Path, stem: str, preset):
     from riffd.bridges.midifile import melody_track, read_song, write_atomic
     from riffd.models.protocol import MelodyNote
 
-    from .phrases import model_chords, progression
+    from .phrases import felt_beat, model_chords, progression
     known = {"chords", "bars", "tempo", "meter", "preset", "seed"}
     unknown = sorted(set(request) - known) if isinstance(request, dict) else []
     if not isinstance(request, dict) or unknown:
@@ -168,7 +168,7 @@ def request_song(request: dict, work_dir: Path, stem: str, preset):
     if not isinstance(bars, int) or isinstance(bars, bool) or not 1 <= bars <= MAX_BARS:
         raise JobError(f"'bars' must be a whole number from 1 to {MAX_BARS}")
     try:
-        timeline = progression(chords, bars, preset.beats_per_bar)
+        timeline = progression(chords, bars, preset.beats_per_bar, felt_beat(preset.meter))
     except ValueError as exc:
         raise JobError(str(exc)) from None
     end = bars * preset.beats_per_bar

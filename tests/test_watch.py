@@ -130,6 +130,11 @@ def test_progression_places_chords_by_bar_lines():
     assert placed(["|", "C", "F", "G", "|"], 1) == [(0.0, "C"), (2.0, "F"), (3.0, "G")]   # 2 + 1 + 1
     assert placed(["C F | Dm"], 3, 3.0) == [(0.0, "C"), (2.0, "F"), (3.0, "Dm"), (6.0, "C"), (8.0, "F")]
     assert placed(["|: C | G :| F || Am |"], 4) == [(0.0, "C"), (4.0, "G"), (8.0, "F"), (12.0, "Am")]
+    from riffd.daemon.phrases import felt_beat
+    assert [felt_beat(m) for m in [(6, 8), (9, 8), (12, 8), (3, 8), (2, 2), (3, 4)]] == [1.5, 1.5, 1.5, 1.0, 1.0, 1.0]
+    in_compound = [(b, c.name) for b, c in progression(["Am F | C G"], 2, 3.0, 1.5)]  # 6/8: a dotted quarter each
+    assert in_compound == [(0.0, "Am"), (1.5, "F"), (3.0, "C"), (4.5, "G")]
+    assert [b for b, _ in progression(["| Am F |"], 1, 4.5, 1.5)] == [0.0, 3.0]     # 9/8: 2 + 1 dotted quarters
     assert [(b, c and c.name) for b, c in progression(["Am F | N.C. | nc"], 3, 4.0)] == [
         (0.0, "Am"), (2.0, "F"), (4.0, None), (8.0, None)]              # a lead sheet's break
     assert [(b, c and c.name) for b, c in progression(["C NC"], 2, 4.0)] == [(0.0, "C"), (4.0, None)]
@@ -178,11 +183,14 @@ def test_a_request_takes_its_meter(tmp_path):
     assert 0 < max(ends) <= 12 * song.ticks_per_beat                       # four bars of three beats
     inbox = tmp_path / "bad" / "inbox"
     inbox.mkdir(parents=True)
-    request(inbox / "six eight.json", meter=[6, 8])
+    request(inbox / "six eight.json", chords=["Am F | C G"], meter=[6, 8])
     request(inbox / "three fifths.json", meter="3/5")
     request(inbox / "waltz.json", meter="waltz")
     assert watch_once(tmp_path / "bad").returncode == 1
     assert [p.name for p in (tmp_path / "bad" / "done").iterdir()] == ["six eight.json"]
+    six = json.loads((tmp_path / "bad" / "outbox" / "six eight.json").read_text())
+    assert six["chords"] == [[0.0, "Am"], [1.5, "F"], [3.0, "C"], [4.5, "G"], [6.0, "Am"], [7.5, "F"],
+                             [9.0, "C"], [10.5, "G"]]                      # a dotted quarter each
     errors = {name: json.loads((tmp_path / "bad" / "failed" / f"{name}.error.json").read_text())["error"]
               for name in ("three fifths.json", "waltz.json")}
     assert "[3, 5] is not a time signature" in errors["three fifths.json"]
