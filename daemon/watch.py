@@ -43,16 +43,19 @@ MAX_BARS = 256
 MAX_NAME_BYTES = 200
 READY_TIMEOUT_S = 60.0  # for the workers' start (model loads); then the watcher goes on regardless
 _MODEL = None  # the worker process's model, loaded once by _load
+_OTHERS: dict = {}  # models that requests' presets named, loaded once each, by name
 
 
 @dataclass(frozen=True)
 class Options:
     """What every job of a watch uses: preset name, model name, seed, and whether a
-    melody in a .mid is continued (``continue_melody``)."""
+    melody in a .mid is continued (``continue_melody``). ``model_given``: the model was
+    chosen (--model), so a request's preset does not bring its own."""
     preset: str = "pop"
     model: str = "onnx"
     seed: int | None = None
     continue_melody: bool = False
+    model_given: bool = True
 
 
 class JobError(Exception):
@@ -127,17 +130,29 @@ def _load(model_name: str, started=None) -> None:
     the synthesizer: 0.3-0.4 s that the first file would pay otherwise), then release
     ``started`` (a multiprocessing semaphore) if given."""
     global _MODEL
-    from riffd.models import is_shipped_neural, load_model, load_or_fallback
-
     from .audio import render_parts
     from .pianoroll import warm
     from .render import render_song  # noqa: F401
-    _MODEL = (load_or_fallback(model_name, warn=lambda m: None) if is_shipped_neural(model_name)
-              else load_model(model_name))
+    _MODEL = _loaded(model_name)
     render_parts([])
     warm()
     if started is not None:
         started.release()
+
+
+def _loaded(name: str):
+    """The model ``name``: a shipped neural model that cannot load falls back to rules."""
+    from riffd.models import is_shipped_neural, load_model, load_or_fallback
+    return load_or_fallback(name, warn=lambda m: None) if is_shipped_neural(name) else load_model(name)
+
+
+def _model_for(name: str):
+    """A request's preset's model, ``name``: the worker's own, or another loaded once."""
+    if _MODEL is not None and name == _MODEL.name:
+        return _MODEL
+    if name not in _OTHERS:
+        _OTHERS[name] = _loaded(name)
+    return _OTHERS[name]
 
 
 def _nothing() -> None:
@@ -214,6 +229,8 @@ def process(work: str, outbox: str, options: Options) -> dict:
                 raise JobError(f"not valid JSON: {exc}") from None
             if isinstance(request, dict):
                 preset = load_preset(request.get("preset", options.preset))
+                if "preset" in request and not options.model_given:  # as `render --preset` plays it
+                    model = _model_for(preset.model)
                 if "tempo" in request:
                     preset = preset.with_values(tempo=request["tempo"])
                 if "meter" in request:

@@ -197,6 +197,21 @@ def test_a_request_takes_its_meter(tmp_path):
     assert "'meter' must be a time signature" in errors["waltz.json"]
 
 
+def test_a_request_plays_its_presets_model_unless_a_model_was_chosen(tmp_path):
+    """As `riffd render --preset fiddle` plays riff-fiddle, so does a request that names
+    the fiddle preset, where the watcher was given no --model; with one, that one."""
+    for args, expected in (((), {"reel": "riff-fiddle", "plain": "onnx"}),
+                           (("--model", "rules"), {"reel": "rules", "plain": "rules"})):
+        root = tmp_path / (args[-1] if args else "presets")
+        (root / "inbox").mkdir(parents=True)
+        request(root / "inbox" / "reel.json", preset="fiddle", seed=1)
+        request(root / "inbox" / "plain.json", seed=1)
+        result = run_riffd("watch", str(root), "--once", "--jobs", "1", *args)
+        assert result.returncode == 0, result.stderr
+        played = {name: json.loads((root / "outbox" / f"{name}.json").read_text())["model"] for name in expected}
+        assert played == expected
+
+
 def test_over_a_break_no_chord_sounds_and_the_melody_plays_on(tmp_path):
     report, song = one_request(tmp_path, {"chords": "Am | F | N.C. | E7", "bars": 4})
     assert report["chords"] == [[0.0, "Am"], [4.0, "F"], [12.0, "E7"]]
