@@ -18,7 +18,8 @@ where it is sure: a bare fifth keeps the previous chord's quality on its root; a
 a tritone or a cluster keeps the previous chord. A lone key that changes no chord is
 melody, and so is a key or two (its top one the tune's) an octave or more over the bass
 the chord was struck with (a right hand's tune over a held chord: C, then D5, stays C; B
-flat 3 under the pedal makes it C7). Releasing keys never changes the chord: silence keeps the last one.
+flat 3 under the pedal makes it C7). Releasing keys never changes the chord: silence
+keeps the last one.
 """
 from __future__ import annotations
 

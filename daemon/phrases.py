@@ -50,7 +50,8 @@ def felt_beat(meter) -> float:
     return 12 / den if den >= 8 and num % 3 == 0 and num > 3 else 1.0
 
 
-def progression(names: list[str], bars: int, beats_per_bar: float, beat: float = 1.0) -> list[tuple[float, object]]:
+def progression(names: list[str], bars: int, beats_per_bar: float,
+                beat: float = 1.0) -> list[tuple[float, object]]:
     """(beat, Chord or None) for chord ``names``, repeated to fill ``bars``; ``N.C.`` (or
     ``NC``) is None: no chord sounds there, as a lead sheet's break.
 
@@ -59,9 +60,9 @@ def progression(names: list[str], bars: int, beats_per_bar: float, beat: float =
     (``"Am F | C G"``, or ``|`` as a name of its own), take their bars: the chords of a
     bar share it (two in 4/4 take two beats each; three take 2 + 1 + 1, the first the
     longest; counted in ``beat``s, quarter notes long: two in 6/8 with ``felt_beat``'s
-    1.5 take a dotted quarter each), and ``%`` repeats the bar before. Raises ValueError for an unknown name, an
-    empty bar, names that are only blanks, no chord but N.C., or more than
-    ``MAX_PHRASE_CHORDS`` names.
+    1.5 take a dotted quarter each), and ``%`` repeats the bar before. Raises ValueError
+    for an unknown name, an empty bar, names that are only blanks, no chord but N.C., or
+    more than ``MAX_PHRASE_CHORDS`` names.
     """
     if any("|" in n for n in names):
         return _some_chord(_lead_sheet(" ".join(names), bars, beats_per_bar, beat))
