@@ -230,7 +230,10 @@ def process(work: str, outbox: str, options: Options) -> dict:
             if isinstance(request, dict):
                 preset = load_preset(request.get("preset", options.preset))
                 if "preset" in request and not options.model_given:  # as `render --preset` plays it
-                    model = _model_for(preset.model)
+                    try:
+                        model = _model_for(preset.model)
+                    except ValueError as exc:  # a preset file's model that is none: bad input, as render says
+                        raise JobError(str(exc)) from None
                 if "tempo" in request:
                     preset = preset.with_values(tempo=request["tempo"])
                 if "meter" in request:

@@ -210,6 +210,12 @@ def test_a_request_plays_its_presets_model_unless_a_model_was_chosen(tmp_path):
         assert result.returncode == 0, result.stderr
         played = {name: json.loads((root / "outbox" / f"{name}.json").read_text())["model"] for name in expected}
         assert played == expected
+    (tmp_path / "mine.toml").write_text('name = "mine"\nmodel = "./no such model"\n')
+    (tmp_path / "bad" / "inbox").mkdir(parents=True)
+    request(tmp_path / "bad" / "inbox" / "mine.json", preset=str(tmp_path / "mine.toml"))
+    assert run_riffd("watch", str(tmp_path / "bad"), "--once", "--jobs", "1").returncode == 1
+    error = json.loads((tmp_path / "bad" / "failed" / "mine.json.error.json").read_text())
+    assert error["exit_code"] == 2 and "unknown model" in error["error"]        # bad input, as render says
 
 
 def test_over_a_break_no_chord_sounds_and_the_melody_plays_on(tmp_path):
