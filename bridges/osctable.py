@@ -65,7 +65,8 @@ COMMANDS: tuple[Address, ...] = (
     Address("/riffd/tempo", "in", (Arg("bpm", "float", 20, 400),),
             "tempo of the internal clock (proposed to the session with --clock link)"),
     Address("/riffd/preset", "in", (Arg("name", "str"),),
-            "switch preset: air, blues, chorale, fiddle, folk, folksong, gospel, jazz, pop, strathspey, trance"),
+            "switch preset: air, blues, chorale, fiddle, folk, folksong, gospel, jazz, pop, strathspey, trance "
+            "(and to its model, unless --model or /riffd/model chose one)"),
     Address("/riffd/model", "in", (Arg("name", "str"),),
             "switch model: rules, markov, onnx, onnx-int8, mlx, riff-fiddle, riff-folksong, riff-chorale, riff-air, "
             "riff-strathspey or a path"),

@@ -76,7 +76,7 @@ def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, c
     try:
         run(the_preset, model, mode=mode, midi_api=midi_api, in_port=in_port, out_port=out_port,
             clock=clock, tempo=tempo, channel=channel, seed=seed, in_channels=in_channels, osc=osc, stop=stop,
-            warm_ms=warm_ms, rt_priority=rt_priority)
+            warm_ms=warm_ms, rt_priority=rt_priority, model_follows_preset=model_name is None)
     except PortError as exc:
         raise BadInput(str(exc)) from None
     except OSError as exc:

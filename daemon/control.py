@@ -33,12 +33,14 @@ class Control:
     "link"; ``load(name)`` loads a model (raises ValueError or OSError on a bad name) on a
     thread of its own, which puts a "model/loaded" Command on ``events`` (the engine's
     queue) when done; ``notes_sent()`` counts melody notes started; ``propose_tempo``
-    takes /riffd/tempo instead of the internal clock (Link)."""
+    takes /riffd/tempo instead of the internal clock (Link). ``follows_preset``: no model
+    was chosen, so /riffd/preset brings the preset's model too (until /riffd/model)."""
 
     def __init__(self, engine, osc: OscBridge, events, clock_name: str, load: Callable[[str], MelodyModel],
-                 notes_sent: Callable[[], int], propose_tempo: Callable[[float], None] | None = None):
+                 notes_sent: Callable[[], int], propose_tempo: Callable[[float], None] | None = None,
+                 follows_preset: bool = False):
         self.engine, self.osc, self.events, self.clock_name, self.load = engine, osc, events, clock_name, load
-        self.notes_sent, self.propose_tempo = notes_sent, propose_tempo
+        self.notes_sent, self.propose_tempo, self.follows_preset = notes_sent, propose_tempo, follows_preset
         self.model_name = engine.model.name
         self.held: list[int] = []                     # keys of the last OSC chord
         self.sent_chords: list[tuple[float, object]] = []  # (t, Chord) since the last generate
@@ -69,9 +71,14 @@ class Control:
             self.tempo(c.args[0], c.t)
         elif name == "preset":
             e.reconfigure(preset=load_preset(c.args[0]))
-        elif name == "model":  # loading takes a while: on a thread, then back through the queue
-            threading.Thread(target=self._load, args=(c,), name="riffd-model-load", daemon=True).start()
+            if self.follows_preset and e.preset.model != self.model_name:  # as serve --preset would play it
+                self._start_load(ev.Command(c.t, "model", (e.preset.model,), c.source))
+        elif name == "model":
+            self.follows_preset = False
+            self._start_load(c)
         elif name == "model/loaded":
+            if c.args[2] and not (self.follows_preset and c.args[0] == e.preset.model):
+                return  # a preset's model that a later preset or /riffd/model has replaced
             e.reconfigure(model=c.args[1])
             self.model_name = c.args[0]
         elif name == "mode":
@@ -93,6 +100,10 @@ class Control:
         else:
             raise ValueError(f"no such command {name!r}")
 
+    def _start_load(self, c: ev.Command) -> None:
+        """Loading takes a while: on a thread, then back through the queue."""
+        threading.Thread(target=self._load, args=(c,), name="riffd-model-load", daemon=True).start()
+
     def _load(self, c: ev.Command) -> None:
         try:
             model = self.load(c.args[0])
@@ -100,7 +111,7 @@ class Control:
         except Exception as exc:
             self.osc.send("/riffd/error", ["/riffd/model", reason(exc)], c.source)
             return
-        self.events.put(ev.Command(c.t, "model/loaded", (c.args[0], model), c.source))
+        self.events.put(ev.Command(c.t, "model/loaded", (c.args[0], model, self.follows_preset), c.source))
 
     def tempo(self, bpm: float, t: float) -> None:
         """The internal clock's tempo, or a proposal to the Link session; a MIDI clock

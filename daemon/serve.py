@@ -70,7 +70,7 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
           tempo: float | None = None, channel: int | None = None, seed: int | None = None,
           in_channels=None, stop: threading.Event | None = None, watch_s: float = 1.0,
           osc: OscOptions | None = None, warm_ms: float = WARM_S * 1000,
-          rt_priority: int | None = None) -> Engine:
+          rt_priority: int | None = None, model_follows_preset: bool = False) -> Engine:
     """Run the live daemon until ``stop`` is set or SIGINT/SIGTERM arrives.
 
     ``channel`` is 1-16; ``in_channels`` the input channels (1-16) that count, by
@@ -82,7 +82,8 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
     (the MIDI and OSC readers and the sending thread get one more; 0: normal scheduling;
     riffd.bridges.realtime), used where the system grants it; None: ``RT_PRIORITY`` with
     MIDI ports, 0 on OSC alone (no driver's deadline to keep, and its median reaction was
-    higher with them in each of 8 A/B pairs: docs/measured.md).
+    higher with them in each of 8 A/B pairs: docs/measured.md). ``model_follows_preset``:
+    ``model`` is the preset's, so /riffd/preset brings the new preset's model too.
     Returns the engine (its ``stats``) after the final panic.
     """
     # Shorter GIL turns let the scheduler thread send on time while the engine generates.
@@ -137,7 +138,7 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
                     send_first=output is None, warm_s=warm_ms / 1000.0)
     control = None if bridge is None else Control(
         engine, bridge, events, clock, osc.load or _no_loader, lambda: started["notes"],
-        propose_tempo=the_clock.set_tempo if clock == "link" else None)
+        propose_tempo=the_clock.set_tempo if clock == "link" else None, follows_preset=model_follows_preset)
     watch = PortWatch(midi_in, output, events, period_s=watch_s) if midi_in else None
 
     def on_signal(signum, _frame):

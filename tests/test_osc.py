@@ -491,3 +491,29 @@ def test_bench_osc_reports_every_figure():
     if sys.platform.startswith("linux"):  # cyclictest's stalls beside the figures (make test installs rt-tests)
         assert row["machine_stall_ms_max"] >= 0.0 and 0 <= row["stalled_reactions"] <= 10
         assert row["osc_reaction_ms_p99_unstalled"] is not None or row["stalled_reactions"] == 10
+
+
+def test_a_preset_sent_over_osc_brings_its_model_unless_one_was_chosen(tmp_path):
+    """`riffd serve --preset fiddle` plays riff-fiddle; /riffd/preset air then plays
+    riff-air, as `serve --preset air` would. Once /riffd/model has chosen a model, a
+    preset leaves it; so does one chosen with --model from the start."""
+    def model_after(client, inbox, want, seconds=20.0):
+        deadline, got = time.monotonic() + seconds, None
+        while time.monotonic() < deadline and got != want:
+            got = status(client, inbox)[0]
+            time.sleep(0.2)
+        return got
+
+    with serve_osc(tmp_path / "serve.log", "--preset", "fiddle") as (client, inbox, _, _proc):
+        assert status(client, inbox)[:2] == ["riff-fiddle", "fiddle"]
+        client.send_message("/riffd/preset", ["air"])
+        assert model_after(client, inbox, "riff-air") == "riff-air"
+        client.send_message("/riffd/model", ["rules"])
+        assert model_after(client, inbox, "rules") == "rules"
+        client.send_message("/riffd/preset", ["fiddle"])
+        time.sleep(1.0)
+        assert status(client, inbox)[:2] == ["rules", "fiddle"]
+    with serve_osc(tmp_path / "chosen.log", "--preset", "fiddle", "--model", "rules") as (client, inbox, _, _proc):
+        client.send_message("/riffd/preset", ["air"])
+        time.sleep(1.0)
+        assert status(client, inbox)[:2] == ["rules", "air"]
