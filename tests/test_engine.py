@@ -584,3 +584,25 @@ def test_in_channel_takes_lists_and_ranges_and_refuses_what_it_cannot_read():
         with pytest.raises(BadInput) as err:
             parse_channels(text)
         assert says in err.value.message, text
+
+
+def test_a_tune_played_over_held_chords_is_heard_as_melody_and_never_replans():
+    """The left hand holds a chord a bar, the right hand plays a tune an octave and more
+    above, passing notes among it: the engine hears two chord changes, not one a note,
+    and the model hears the tune (its notes join the melody stream)."""
+    rig = Rig()
+    heard = []
+    extend = rig.engine.model.extend
+    rig.engine.model.extend = lambda items: (heard.extend(n for n in items if isinstance(n, MelodyNote)), extend(items))
+    held = rig.strike("C")
+    for k, pitch in enumerate([74, 76, 77, 79, 71, 72, 74, 76]):  # D E F G B C D E over C, then over G
+        rig.advance(100.0 + k * 0.5 + 0.25)
+        if k == 4:
+            held = rig.strike("G", held)
+            rig.advance(rig.t + 0.1)
+        rig.engine.handle(NoteOn(rig.t, 0, pitch, 90))
+        rig.advance(rig.t + 0.2)
+        rig.engine.handle(NoteOff(rig.t, 0, pitch))
+    rig.advance(rig.t + 0.5)
+    assert rig.engine.stats["chord_changes"] == 2 and rig.engine.chord.name == "G"
+    assert [n.pitch for n in heard][-8:] == [74, 76, 77, 79, 71, 72, 74, 76]
