@@ -414,3 +414,23 @@ def test_a_piano_part_with_its_tune_on_top_names_the_left_hands_chords(tmp_path)
     midi.save(tmp_path / "piano.mid")
     report = render_file(tmp_path / "piano.mid", tmp_path / "out.mid", load_preset("pop"), load_model("rules"), seed=1)
     assert report.chords == [(bar * 4.0, name) for bar, name in enumerate(PROGRESSION)], report.chords
+
+
+def test_continue_takes_the_tune_not_the_bass_line(tmp_path):
+    """--continue over a band's unnamed tracks: the bass plays more notes than the tune,
+    but a one-voice line that averages under C3 is a bass line; the tune is continued."""
+    from riffd.bridges.midifile import melody_track
+    from riffd.daemon.render import given_track, render_song
+    from riffd.models.protocol import MelodyNote
+    left, right, _ = piano_with_its_tune()
+    bass = [MelodyNote(beat, 0.5, 36 + beat % 5, 90) for beat in range(32)]
+    tune = [n for n in right if n.start < 8]
+    band = mido.MidiFile(type=1, ticks_per_beat=480)
+    band.tracks += [melody_track(left, 480, 0, name=""), melody_track(bass, 480, 1, name=""),
+                    melody_track(tune, 480, 2, name="")]
+    band.save(tmp_path / "band.mid")
+    song = read_song(tmp_path / "band.mid")
+    assert len(song.tracks[1]) > len(song.tracks[2]) and given_track(song, 0) == 2
+    report = render_song(song, tmp_path / "out.mid", load_preset("pop"), load_model("rules"), seed=1,
+                         continue_melody=True)
+    assert report.notes and report.notes[0].start >= 8.0             # after the tune, where it ends
