@@ -24,8 +24,8 @@ def watch_options(preset, model_name, seed, continue_melody):
 
 @click.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--preset", default="pop", show_default=True, help="Preset for .mid inputs (a .json may name its own, which brings its model "
-                   "unless --model is given).")
+@click.option("--preset", default="pop", show_default=True,
+              help="Preset for .mid inputs (a .json may name its own, which brings its model unless --model is given).")
 @click.option("--model", "model_name", default=None, help=MODEL_HELP)
 @click.option("--seed", type=SEED, default=None, help="Random seed (a .json may give its own).")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None, help="Worker processes [number of cores].")

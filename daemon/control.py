@@ -72,7 +72,7 @@ class Control:
         elif name == "preset":
             e.reconfigure(preset=load_preset(c.args[0]))
             if self.follows_preset and e.preset.model != self.model_name:  # as serve --preset would play it
-                self._start_load(ev.Command(c.t, "model", (e.preset.model,), c.source))
+                self._start_load(ev.Command(c.t, "model", (e.preset.model,), c.source), for_preset=True)
         elif name == "model":
             self.follows_preset = False
             self._start_load(c)
@@ -100,18 +100,19 @@ class Control:
         else:
             raise ValueError(f"no such command {name!r}")
 
-    def _start_load(self, c: ev.Command) -> None:
-        """Loading takes a while: on a thread, then back through the queue."""
-        threading.Thread(target=self._load, args=(c,), name="riffd-model-load", daemon=True).start()
+    def _start_load(self, c: ev.Command, for_preset: bool = False) -> None:
+        """Loading takes a while: on a thread, then back through the queue (``for_preset``:
+        the model a preset brought, dropped if the choice has moved on by then)."""
+        threading.Thread(target=self._load, args=(c, for_preset), name="riffd-model-load", daemon=True).start()
 
-    def _load(self, c: ev.Command) -> None:
+    def _load(self, c: ev.Command, for_preset: bool = False) -> None:
         try:
             model = self.load(c.args[0])
             model.rehearse(self.engine.preset)  # here, not on the engine's thread
         except Exception as exc:
             self.osc.send("/riffd/error", ["/riffd/model", reason(exc)], c.source)
             return
-        self.events.put(ev.Command(c.t, "model/loaded", (c.args[0], model, self.follows_preset), c.source))
+        self.events.put(ev.Command(c.t, "model/loaded", (c.args[0], model, for_preset), c.source))
 
     def tempo(self, bpm: float, t: float) -> None:
         """The internal clock's tempo, or a proposal to the Link session; a MIDI clock

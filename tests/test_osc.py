@@ -517,3 +517,8 @@ def test_a_preset_sent_over_osc_brings_its_model_unless_one_was_chosen(tmp_path)
         client.send_message("/riffd/preset", ["air"])
         time.sleep(1.0)
         assert status(client, inbox)[:2] == ["rules", "air"]
+    with serve_osc(tmp_path / "race.log", "--preset", "fiddle") as (client, inbox, _, _proc):
+        client.send_message("/riffd/preset", ["air"])      # riff-air loads a while ...
+        client.send_message("/riffd/model", ["rules"])     # ... rules at once: the choice made last stays
+        time.sleep(3.0)
+        assert status(client, inbox)[:2] == ["rules", "air"]
