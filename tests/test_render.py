@@ -434,3 +434,31 @@ def test_continue_takes_the_tune_not_the_bass_line(tmp_path):
     report = render_song(song, tmp_path / "out.mid", load_preset("pop"), load_model("rules"), seed=1,
                          continue_melody=True)
     assert report.notes and report.notes[0].start >= 8.0             # after the tune, where it ends
+
+
+def test_an_oom_pah_chord_is_named_with_its_bass_from_the_bass_s_beat(tmp_path):
+    """A waltz's left hand: the bass alone on beat 1, the chord on beats 2 and 3 (as a
+    triad, or as two notes). Each bar's chord is named with its bass, from beat 1: G7,
+    not the "pah"'s Bdim; C, not C/E or Em. A passing bass that is not the root of the
+    chord after it (B, then C E G) leaves that chord as it is."""
+    from riffd.bridges.midifile import melody_track
+    from riffd.models.protocol import MelodyNote
+    chords = {"C": (36, 64, 67, 72), "G7": (31, 59, 62, 65), "F": (41, 69, 72, 77)}
+    progression = ["C", "C", "G7", "G7", "C", "C", "F", "C"]
+    for pahs, names in ((slice(1, 4), ["C", "G7", "C", "F", "C"]), (slice(1, 3), ["C", "G", "C", "F", "C"])):
+        notes = [MelodyNote(bar * 3, 0.9, chords[name][0], 80) for bar, name in enumerate(progression)]
+        notes += [MelodyNote(bar * 3 + beat, 0.5, p, 70) for bar, name in enumerate(progression)
+                  for beat in (1, 2) for p in chords[name][pahs]]
+        midi = mido.MidiFile(type=1, ticks_per_beat=96)
+        midi.tracks += [mido.MidiTrack([mido.MetaMessage("time_signature", numerator=3, denominator=4)]),
+                        melody_track(notes, 96, 0, name="Accordion")]
+        midi.save(tmp_path / "waltz.mid")
+        report = render_file(tmp_path / "waltz.mid", tmp_path / "out.mid", load_preset("folk"), load_model("rules"))
+        assert report.chords == list(zip([0.0, 6.0, 12.0, 18.0, 21.0], names)), report.chords
+    walk = [MelodyNote(0, 2.0, p, 70) for p in (53, 57, 60)] + [MelodyNote(3, 0.9, 47, 80)] + \
+        [MelodyNote(4, 2.0, p, 70) for p in (48, 52, 55)]
+    midi = mido.MidiFile(type=1, ticks_per_beat=96)
+    midi.tracks.append(melody_track(walk, 96, 0, name="Piano"))
+    midi.save(tmp_path / "walk.mid")
+    report = render_file(tmp_path / "walk.mid", tmp_path / "walk-out.mid", load_preset("folk"), load_model("rules"))
+    assert report.chords == [(0.0, "F"), (4.0, "C")]
