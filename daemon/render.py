@@ -11,7 +11,7 @@ from pathlib import Path
 
 from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord_track, free_channel, legato_ticks,
                                     max_polyphony, read_song, with_melody, write_atomic)
-from riffd.models.evaluation.arrangements import BASS_UNDER, CHORD_NAMES, MELODY_NAMES, song_chords
+from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, bass_line, mean_pitch, song_chords
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, MeterError, one_voice
 from riffd.music.chords import recognize
 
@@ -75,10 +75,8 @@ def chord_timeline(notes, ppqn: int, tolerance: float) -> list[ChordAt]:
                 at, chord = snap_to_beat(oom[0].t, tolerance), under
         oom.clear()
         if timeline and timeline[-1].beat >= at - 1e-9:  # two strikes on one beat: the later
-            beat = timeline.pop().beat
-            if not timeline or timeline[-1].chord != chord:  # else: the strike before was a strum's start
-                timeline.append(ChordAt(beat, chord))
-        elif not timeline or timeline[-1].chord != chord:
+            at = timeline.pop().beat
+        if not timeline or timeline[-1].chord != chord:  # else: a strum's start, or a renamed oom-pah, said it
             timeline.append(ChordAt(at, chord))
 
     for beat, is_on, pitch in events:
@@ -183,14 +181,14 @@ def given_track(song: Song, chord_track: int, source: str = "") -> int:
     """The index of the song's melody: of the tracks besides ``chord_track`` and drums that
     play one note at a time (overlaps of a few ticks allowed), of those named like a
     melody (MELODY_NAMES: lead, vocal, soprano ...) the highest, else the one with the
-    most notes that averages C3 or higher (BASS_UNDER: under it, a bass line).
+    most notes that is no ``bass_line`` (one averaging under C3).
     Raises MidiInputError if there is none."""
     candidates = [k for k, t in enumerate(song.tracks)
                   if t and k != chord_track and not drums_only(t) and max_polyphony(t, legato_ticks(song.ppqn)) <= 1]
     named = [k for k in candidates if MELODY_NAMES.search(song.names[k] or "")]
     if named:  # "Voice 1", "Voice 2" ...: the top one
-        return max(named, key=lambda k: sum(n.pitch for n in song.tracks[k]) / len(song.tracks[k]))
-    tunes = [k for k in candidates if sum(n.pitch for n in song.tracks[k]) / len(song.tracks[k]) >= BASS_UNDER]
+        return max(named, key=lambda k: mean_pitch(song.tracks[k]))
+    tunes = [k for k in candidates if not bass_line(song.tracks[k])]
     if not tunes:
         raise MidiInputError(f"{source or 'the file'}: no melody track to continue (one voice over C3, besides "
                              "the chords; a track named like a melody, lead or vocal, is one whatever its range)")

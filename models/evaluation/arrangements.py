@@ -96,6 +96,16 @@ def trimmed(notes: list[TrackNote], tolerance: int) -> tuple[list[TrackNote], in
     return line, chordal
 
 
+def mean_pitch(notes) -> float:
+    """The average MIDI pitch of ``notes`` (objects with ``pitch``; at least one)."""
+    return sum(n.pitch for n in notes) / len(notes)
+
+
+def bass_line(notes) -> bool:
+    """Whether a line of ``notes`` in one voice averages under BASS_UNDER (C3): a bass, not a tune."""
+    return mean_pitch(notes) < BASS_UNDER
+
+
 def tune_on_top(track: list[TrackNote], line: list[TrackNote], ppqn: int) -> bool:
     """Whether ``line``, the skyline (``trimmed``) of ``track``, is a tune played over the
     track's chords: TUNE_ALONE of its notes or more start alone (no other note of the
@@ -107,7 +117,7 @@ def tune_on_top(track: list[TrackNote], line: list[TrackNote], ppqn: int) -> boo
     tops = {(n.start, n.pitch) for n in line}
     under = [n.pitch for n in track if (n.start, n.pitch) not in tops]
     return (len(alone) >= TUNE_ALONE * len(line) and bool(under)
-            and sum(n.pitch for n in alone) / len(alone) - sum(under) / len(under) >= TUNE_ABOVE)
+            and mean_pitch(alone) - sum(under) / len(under) >= TUNE_ABOVE)
 
 
 def parts(song) -> tuple[list[list[TrackNote]], list[str]]:
@@ -137,8 +147,8 @@ def melody_track(tracks: list[list[TrackNote]], names: list[str],
     if named:
         return named[0], f"named {names[named[0]]!r}", trimmed(tracks[named[0]], tolerance)
     lines = {k: trimmed(tracks[k], tolerance) for k in playable}
-    height = {k: sum(n.pitch for n in lines[k][0]) / len(lines[k][0]) for k in playable}
-    single = [k for k in playable if lines[k][1] <= MAX_CHORDAL * len(tracks[k]) and height[k] >= BASS_UNDER]
+    height = {k: mean_pitch(lines[k][0]) for k in playable}
+    single = [k for k in playable if lines[k][1] <= MAX_CHORDAL * len(tracks[k]) and not bass_line(lines[k][0])]
     if not single:  # a piano's right hand: its tune on top of its chords
         tops = [k for k in playable if tune_on_top(tracks[k], lines[k][0], ppqn)]
         if not tops:
