@@ -33,8 +33,10 @@ class TrackNote:
 class Song:
     """What riffd reads from a file. ``tempo`` in BPM (the first tempo event),
     ``meter`` the first time signature, ``ppqn`` ticks per quarter note. ``tracks``: the
-    notes of each track, or of a type-0 file (one track) each channel's, as the tracks of
-    its type-1 equivalent; ``names``: theirs (a track's name, or "channel N", N 1-16)."""
+    notes of each track, or, where one track holds every note (a type-0 file, or a type-1
+    file of a tempo track and one track of all parts), each channel's, as the tracks of
+    its type-1 equivalent (``per_channel``); ``names``: theirs (a track's name, or
+    "channel N", N 1-16)."""
     midi: mido.MidiFile
     ppqn: int
     tempo: float
@@ -43,11 +45,12 @@ class Song:
     time_signatures: list[tuple[int, int, int]] = field(default_factory=list)  # (tick, num, den)
     tempos: list[tuple[int, int]] = field(default_factory=list)  # (tick, microseconds per quarter)
     names: list[str] = field(default_factory=list)
+    per_channel: bool = False  # ``tracks`` are one track's channels
 
     def part(self, k: int) -> tuple[str, int]:
-        """How messages name part ``k`` of ``tracks``: ("track", k), or a type-0 file's
+        """How messages name part ``k`` of ``tracks``: ("track", k), or, read per channel,
         ("channel", N), N 1-16."""
-        if self.midi.type == 0 and len(self.tracks) > 1:
+        if self.per_channel:
             return "channel", self.tracks[k][0].channel + 1
         return "track", k
 
@@ -109,11 +112,15 @@ def read_song(path: str | Path) -> Song:
     if not any(tracks):
         raise MidiInputError(f"{path}: the file has no notes")
     names = [t.name for t in midi.tracks]
-    if midi.type == 0 and len(parts := by_channel(tracks[0])) > 1:
-        # every part in one track, a channel each: read as the type-1 file's tracks
-        tracks, names = list(parts.values()), [f"channel {c + 1}" for c in parts]
+    holding = [k for k, t in enumerate(tracks) if t]
+    per_channel = len(holding) == 1 and len(parts := by_channel(tracks[holding[0]])) > 1
+    if per_channel:
+        # every part in one track, a channel each (drums, keys, bass): read as a type-1 file's tracks
+        name = names[holding[0]] if midi.type == 1 else ""
+        tracks, names = list(parts.values()), [f"{name} channel {c + 1}".strip() for c in parts]
     return Song(midi, midi.ticks_per_beat, tempo, meter, tracks,
-                sorted(time_signatures, key=lambda e: e[0]), sorted(tempos, key=lambda e: e[0]), names)
+                sorted(time_signatures, key=lambda e: e[0]), sorted(tempos, key=lambda e: e[0]), names,
+                per_channel)
 
 
 def by_channel(notes: list[TrackNote]) -> dict[int, list[TrackNote]]:
@@ -169,7 +176,7 @@ def legato_ticks(ppqn: int) -> int:
 
 def find_chord_track(song: Song, index: int | None = None, path: str = "") -> int:
     """Index of the chord track: ``index`` if given, else the most polyphonic track
-    (ties: more notes) but drums (channel 10: a kick under a hi-hat is no chord), a
+    (ties: more notes), drums (channel 10: a kick under a hi-hat is no chord) and a
     line's legato overlaps (``legato_ticks``) not counted. Raises MidiInputError if none
     plays two notes at once."""
     if index is not None:
@@ -177,14 +184,20 @@ def find_chord_track(song: Song, index: int | None = None, path: str = "") -> in
             raise MidiInputError(f"{path}: track {index} does not exist or has no notes "
                                  f"(tracks with notes: {[i for i, t in enumerate(song.tracks) if t]})")
         return index
-    scored = [(max_polyphony(t, legato_ticks(song.ppqn)), len(t), i)
-              for i, t in enumerate(song.tracks) if t and not drums_only(t)]
+    tonal = [pitched(t) for t in song.tracks]
+    scored = [(max_polyphony(t, legato_ticks(song.ppqn)), len(t), i) for i, t in enumerate(tonal) if t]
     poly, _, best = max(scored, default=(0, 0, 0))
     if poly < 2:
         drums = " but the drums (channel 10)" if len(scored) < sum(map(bool, song.tracks)) else ""
         raise MidiInputError(f"{path}: no chord track: no track{drums} plays two notes at once "
                              "(--chord-track N names the chords of one, an arpeggio say, per beat)")
     return best
+
+
+def pitched(track: list[TrackNote]) -> list[TrackNote]:
+    """``track``'s notes but the drums' (channel 10), which a track of several channels
+    may hold beside its keys."""
+    return [n for n in track if n.channel != DRUM_CHANNEL]
 
 
 def drums_only(track: list[TrackNote]) -> bool:

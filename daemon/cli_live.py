@@ -146,8 +146,8 @@ def ports(midi_api):
 @click.option("--model", "model_name", default=None, help=MODEL_HELP)
 @click.option("--seed", type=SEED, default=None, help="Random seed: the same seed gives the same file.")
 @click.option("--chord-track", type=int, default=None,
-              help="Index of the chord track (a type-0 file: of its channels, in order); one in one voice, "
-                   "an arpeggio, is named per beat [most polyphonic].")
+              help="Index of the chord track (a file with all its notes in one track: of its channels, in "
+                   "order); one in one voice, an arpeggio, is named per beat [most polyphonic].")
 @click.option("--wav", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a WAV preview of chords and melody (44.1 kHz, the preset's [synth]).")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None,

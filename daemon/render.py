@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord_track, free_channel, legato_ticks,
-                                    max_polyphony, read_song, with_melody, write_atomic)
+                                    max_polyphony, pitched, read_song, with_melody, write_atomic)
 from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, bass_line, mean_pitch, song_chords
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, MeterError, one_voice
 from riffd.music.chords import recognize
@@ -32,7 +32,7 @@ class RenderReport:
     notes: list[MelodyNote]
     chord_tone_share: float  # of melody notes on beats, the share that are chord tones
     voices: tuple[int, ...] = ()  # the tracks the chords came from, with no chord track
-    part: str = "track"  # what the file's parts are in messages (Song.part): tracks, or a type-0 file's channels
+    part: str = "track"  # the file's parts in messages (Song.part): tracks, or one track's channels
     numbers: tuple[int, ...] = ()  # each part's number there: a track's index, a channel's 1-16
 
     def summary(self) -> str:
@@ -48,7 +48,7 @@ class RenderReport:
 
 def named(part: str, number, parts, plural: bool = True) -> str:
     """``parts`` (indices into a Song's tracks) as messages name them: "track 2", "tracks 1,
-    2", a type-0 file's "channels 2, 3" (``part`` and ``number(k)``: Song.part)."""
+    2", a file read per channel's "channels 2, 3" (``part`` and ``number(k)``: Song.part)."""
     return f"{part}{'s' if plural else ''} {', '.join(str(number(k)) for k in parts)}"
 
 
@@ -118,9 +118,10 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         num, den = song.meter
         raise MidiInputError(f"{source or 'the file'}: riffd plays no meter of {num}/{den}") from None
     if chords is None:
-        broken = index is not None and max_polyphony(song.tracks[index], legato_ticks(song.ppqn)) < 2
+        keys = pitched(song.tracks[index]) if index is not None else []  # a track's drums name no chord
+        broken = index is not None and max_polyphony(keys, legato_ticks(song.ppqn)) < 2
         chords = (song_chords(song, [song.tracks[k] for k in voices or (index,)]) if index is None or broken
-                  else chord_timeline(song.tracks[index], song.ppqn, preset.strike_tolerance_beats))
+                  else chord_timeline(keys, song.ppqn, preset.strike_tolerance_beats))
         if not chords:
             kind, number = song.part(0)[0], (lambda k: song.part(k)[1])
             where = (named(kind, number, [index], plural=False) if index is not None

@@ -354,8 +354,10 @@ def test_an_arpeggio_names_its_chords_per_beat(tmp_path):
 def test_a_drum_track_is_never_the_chord_track(tmp_path):
     """A band's file: drums on channel 10 (a kick, a snare and a crash under the hi-hat
     sound together, more notes than the keys), keys in block chords, a bass. The chords
-    are the keys', in the type-1 file and in its type-0 twin; drums beside single lines
-    are no chord track."""
+    are the keys', in the type-1 file, in its type-0 twin, in a type-1 file of a tempo
+    track and one track of every part (read per channel, as the type-0 file), and where
+    the drums share the keys' track among others; drums beside single lines are no chord
+    track."""
     from riffd.bridges.midifile import find_chord_track, melody_track
     from riffd.models.protocol import MelodyNote
     hits = [MelodyNote(k / 2, 0.1, pitch, 100) for k in range(64)
@@ -371,11 +373,19 @@ def test_a_drum_track_is_never_the_chord_track(tmp_path):
     single = mido.MidiFile(type=0, ticks_per_beat=480)
     single.tracks.append(mido.merge_tracks(band.tracks))
     single.save(tmp_path / "band0.mid")
+    tempo = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    mido.MidiFile(type=1, ticks_per_beat=480, tracks=[tempo, single.tracks[0]]).save(tmp_path / "band1.mid")
+    shared = mido.merge_tracks([band.tracks[0], band.tracks[1]])
+    mido.MidiFile(type=1, ticks_per_beat=480, tracks=[shared, band.tracks[2]]).save(tmp_path / "shared.mid")
     preset, model = load_preset("pop"), load_model("rules")
-    for name, keys_at in (("band", 1), ("band0", 0)):  # the type-0 file's parts: channels 1, 2, 10
+    # the one-track files' parts: channels 1, 2, 10
+    for name, keys_at in (("band", 1), ("band0", 0), ("band1", 0), ("shared", 0)):
         report = render_file(tmp_path / f"{name}.mid", tmp_path / f"{name}-out.mid", preset, model, seed=1)
         assert report.chord_track == keys_at, report.summary()
         assert [c for _, c in report.chords] == ["Am", "F", "C", "G"] * 2, report.chords
+        assert "chord channel 1 unchanged" in report.summary() or name in ("band", "shared")
+        tracks = len(mido.MidiFile(tmp_path / f"{name}.mid").tracks)
+        assert len(mido.MidiFile(tmp_path / f"{name}-out.mid").tracks) == tracks + 1  # every track kept
     drums_and_bass = mido.MidiFile(type=1, ticks_per_beat=480)
     drums_and_bass.tracks += [band.tracks[0], band.tracks[2]]
     drums_and_bass.save(tmp_path / "groove.mid")

@@ -121,8 +121,8 @@ def tune_on_top(track: list[TrackNote], line: list[TrackNote], ppqn: int) -> boo
 
 
 def parts(song) -> tuple[list[list[TrackNote]], list[str]]:
-    """``song``'s parts (note lists) and their names: each of its tracks (a type-0 file's
-    read per channel already: read_song), or, where a track holds notes on several
+    """``song``'s parts (note lists) and their names: each of its tracks (a file with all
+    its notes in one track is read per channel already: read_song), or, where a track holds notes on several
     channels, one part per channel, named "TRACK channel N" (N 1-16)."""
     notes, names = [], []
     for track, name in zip(song.tracks, song.names):
