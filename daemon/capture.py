@@ -4,7 +4,11 @@ Keys are gathered into a strike first: a strike opens with a key and closes when
 window (``window_s`` after the first key, the preset's ``strike_window_ms``) is over, or,
 once it holds ``min_strike`` pitch classes, after no key has come for ``max(settle_s,
 2 x the widest gap between its keys)`` (a DAW's block chord arrives at once and closes
-after ``settle_s``; a hand's rolled chord waits for its slower keys). Only then is it named, so one strike is one chord
+after ``settle_s``; a hand's rolled chord waits for its slower keys). Short of
+``min_strike`` pitch classes, a strike whose keys keep coming, each within a window of
+the one before (a strum's first strings, a slow roll's first keys), stays open past its
+window, up to ``ROLL_WINDOWS`` windows: a strum of F after Am is F, never first the
+bare fifth of its low strings as Fm. Only then is it named, so one strike is one chord
 change and one re-plan, and an Am struck A-E-C is never "A major" on the way.
 
 A strike of at least ``min_strike`` pitch classes names the chord by itself, so a legato
@@ -35,6 +39,7 @@ ALL_NOTES_OFF_CCS = range(ALL_NOTES_OFF_CC, 128)  # omni and mono/poly mode chan
 # (MIDI 1.0 Detailed Specification, "Channel Mode Messages")
 SETTLE_S = 0.001  # a block chord's keys come in one driver period, read at once
 MELODY_OVER = 12  # semitones: a lone key this far over the chord's bass is the right hand's melody
+ROLL_WINDOWS = 3  # a strike of fewer than min_strike pitch classes stays open this many windows at most
 
 
 @dataclass
@@ -154,7 +159,8 @@ class ChordCapture:
         times = [t for t, _, _ in self._strike]
         end = times[0] + self.window_s
         if len({p % 12 for _, p, _ in self._strike}) < self.min_strike:
-            return end  # a key or two may be the start of a rolled chord: wait
+            # a key or two may be the start of a rolled chord or a strum: wait while keys keep coming
+            return min(times[0] + ROLL_WINDOWS * self.window_s, max(end, times[-1] + self.window_s))
         widest = max((b - a for a, b in zip(times, times[1:])), default=0.0)
         return min(end, times[-1] + max(self.settle_s, 2.0 * widest))
 
