@@ -152,15 +152,17 @@ def ports(midi_api):
               help="Also write a WAV preview of chords and melody (44.1 kHz, the preset's [synth]).")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a piano roll of chords and melody.")
-def render(in_path, output, preset, model_name, seed, chord_track, wav, png):
+@click.option("--continue", "continue_melody", is_flag=True,
+              help="Continue the file's melody track from where it ends, instead of starting at the first chord.")
+def render(in_path, output, preset, model_name, seed, chord_track, wav, png, continue_melody):
     """Write IN.mid plus a melody track 'riffd melody' to a type-1 MIDI file."""
     from .render import render_file
     the_preset = preset_or_exit(preset)
     output = output or in_path.with_name(in_path.stem + "-riffd.mid")
     name = model_name or the_preset.model
     try:
-        report = render_file(in_path, output, the_preset, model_or_exit(name),
-                             seed=seed, chord_track=chord_track, wav=wav, png=png)
+        report = render_file(in_path, output, the_preset, model_or_exit(name), seed=seed,
+                             chord_track=chord_track, wav=wav, png=png, continue_melody=continue_melody)
     except (MidiInputError, OutputError) as exc:
         raise BadInput(str(exc)) from None
     click.echo(report.summary())

@@ -205,7 +205,8 @@ def given_melody(song: Song, chord_track: int, source: str = "") -> list[MelodyN
 
 def render_file(in_path: str | Path, out_path: str | Path, preset: Preset, model: MelodyModel,
                 seed: int | None = None, chord_track: int | None = None, wav: str | Path | None = None,
-                png: str | Path | None = None) -> RenderReport:
+                png: str | Path | None = None, continue_melody: bool = False) -> RenderReport:
     """Read ``in_path`` and render it (see render_song); raises MidiInputError for bad
     input (no output written)."""
-    return render_song(read_song(in_path), out_path, preset, model, seed, chord_track, str(in_path), wav, png)
+    return render_song(read_song(in_path), out_path, preset, model, seed, chord_track, str(in_path), wav, png,
+                       continue_melody)

@@ -446,6 +446,34 @@ def test_continue_takes_the_tune_not_the_bass_line(tmp_path):
     assert report.notes and report.notes[0].start >= 8.0             # after the tune, where it ends
 
 
+def test_render_continue_on_the_command_line_starts_where_the_tune_ends(tmp_path):
+    """`riffd render IN --continue`: riffd's melody starts where the file's tune (its
+    first two bars here) ends; without it, at the first chord. A file with no melody
+    to continue is refused with the reason, and nothing is written."""
+    from riffd.bridges.midifile import melody_track
+    left, right, _ = piano_with_its_tune()
+    song = mido.MidiFile(type=1, ticks_per_beat=480)
+    song.tracks += [melody_track(left, 480, 0, name="Piano"), melody_track([n for n in right if n.start < 8], 480, 1,
+                                                                             name="Melody")]
+    song.save(tmp_path / "song.mid")
+    starts = {}
+    for flags in ((), ("--continue",)):
+        out = tmp_path / f"out{len(flags)}.mid"
+        result = run_riffd("render", str(tmp_path / "song.mid"), "-o", str(out), "--model", "rules", "--seed", "1",
+                           *flags)
+        assert result.returncode == 0, result.stderr
+        melody = read_song(out).tracks[-1]
+        starts[flags] = min(n.start for n in melody) / 480
+    assert starts[()] == 0.0 and starts[("--continue",)] >= 8.0, starts
+    chords = mido.MidiFile(type=1, ticks_per_beat=480)
+    chords.tracks.append(melody_track(left, 480, 0, name="Piano"))
+    chords.save(tmp_path / "chords.mid")
+    refused = run_riffd("render", str(tmp_path / "chords.mid"), "-o", str(tmp_path / "no.mid"), "--continue",
+                        "--model", "rules")
+    assert refused.returncode == 2 and "no melody track to continue" in refused.stderr
+    assert not (tmp_path / "no.mid").exists()
+
+
 def test_an_oom_pah_chord_is_named_with_its_bass_from_the_bass_s_beat(tmp_path):
     """A waltz's left hand: the bass alone on beat 1, the chord on beats 2 and 3 (as a
     triad, or as two notes). Each bar's chord is named with its bass, from beat 1: G7,
