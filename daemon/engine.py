@@ -21,7 +21,8 @@ from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
 from riffd.models.rules import RulesModel
 from riffd.presets import Preset
 
-from .capture import ALL_SOUND_OFF_CC, Call, ChordCapture, ChordChange, MelodyKey, Restrike, snap_to_beat
+from .capture import (ALL_SOUND_OFF_CC, ROLL_WINDOWS, Call, ChordCapture, ChordChange, MelodyKey, Restrike,
+                      snap_to_beat)
 from .clock import InternalClock, MidiClock
 from .logs import reason
 from .onset import EarlyOnsets
@@ -145,8 +146,8 @@ class Engine:
         if beat != round(beat) or round(beat % self.preset.beats_per_bar, 3) not in self._strike_phases:
             return
         low, high = heard - self._beats(self.hold_s()), heard + self._beats(self.capture.window_s)
-        # they wait a window longer: due at its end, they raced the poll that closes the strike
-        self._deferred = (low, high, high + self._beats(self.capture.window_s))
+        # they wait out the longest strike (a slow roll's) and a window more: due at its end, they raced its close
+        self._deferred = (low, high, heard + self._beats((ROLL_WINDOWS + 1) * self.capture.window_s))
         self.scheduler.move_pending(low, high, self._deferred[2])
 
     def _take(self, outcome) -> None:

@@ -299,6 +299,23 @@ def test_a_rolled_change_replaces_the_waiting_note_though_the_sending_thread_com
     assert [p % 12 for _, p in ons] == [8]  # Ab's root only: C's note never sounded
 
 
+def test_a_slow_roll_keeps_the_waiting_note_until_its_third_pitch_class():
+    """Ab rolled after C, 29 ms a key, its first two keys one pitch class (Ab2, Ab3),
+    then Eb, then C at 87 ms: the strike stays open until its third pitch class, and the
+    note that waited for it is Ab's; C's never sounds (it went at two windows before)."""
+    rig = Rig(model=EveryBeat(), step=0.001)
+    strike_every_two_beats(rig, "C", 4)
+    rig.advance(106.003)
+    for i, pitch in enumerate((44, 56, 63, 60)):
+        rig.t = round(106.003 + 0.029 * i, 6)
+        rig.engine.handle(NoteOn(rig.t, 0, pitch, 90))
+        if i < 3:
+            rig.advance(round(rig.t + 0.029, 6))
+    rig.advance(106.2)
+    ons = note_ons_between(rig, 106.0, 106.2)
+    assert [p % 12 for _, p in ons] == [8] and ons[0][0] >= 106.09, ons
+
+
 def assert_a_restrike_sends_the_waiting_note_at_once(model, at):
     """F struck on beats 0, 2 and 4, then again at ``at`` s (just after beat 6)."""
     rig = Rig(model=model, step=0.001)
