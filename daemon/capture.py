@@ -17,9 +17,11 @@ the previous chord; a smaller strike (a new bass note under held keys) is named 
 everything sounding. A strike whose first key comes within a window of the last key of
 the strike before (a strum or roll longer than one window) is named with that strike's
 keys still sounding: one gesture, one chord, its bass the lowest string; if that changes
-nothing, it is no outcome at all (no second strike, no melody key). A name is given only
-where it is sure: a bare fifth keeps the previous chord's quality on its root; a second,
-a tritone or a cluster keeps the previous chord. A lone key that changes no chord is
+nothing, it is no outcome at all (no second strike, no melody key), and if it keeps the
+chord's tones and moves only its bass (an up-strum: F/A from its top strings, then F),
+the change says ``rebass`` (the engine's answer stands). A name is given only where it
+is sure: a bare fifth keeps the previous chord's quality on its root; a second, a
+tritone or a cluster keeps the previous chord. A lone key that changes no chord is
 melody, and so is a key or two (its top one the tune's) an octave or more over the bass
 the chord was struck with (a right hand's tune over a held chord: C, then D5, stays C; B
 flat 3 under the pedal makes it C7). Releasing keys never changes the chord: silence
@@ -57,6 +59,7 @@ class ChordChange:
     chord: Chord
     pitches: tuple[int, ...]
     strike: int
+    rebass: bool = False  # a strum's later strings changed only the bass of the chord its first named
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,11 @@ class ChordCapture:
         """Time of the open strike's first key, or None."""
         return self._strike[0][0] if self._strike else None
 
+    @property
+    def longest_s(self) -> float:
+        """The longest a strike stays open (a slow roll's): ``ROLL_WINDOWS`` windows."""
+        return ROLL_WINDOWS * self.window_s
+
     def closes_at(self) -> float | None:
         """When the open strike closes if no key comes, or None."""
         if not self._strike:
@@ -160,7 +168,7 @@ class ChordCapture:
         end = times[0] + self.window_s
         if len({p % 12 for _, p, _ in self._strike}) < self.min_strike:
             # a key or two may be the start of a rolled chord or a strum: wait while keys keep coming
-            return min(times[0] + ROLL_WINDOWS * self.window_s, max(end, times[-1] + self.window_s))
+            return min(times[0] + self.longest_s, max(end, times[-1] + self.window_s))
         widest = max((b - a for a, b in zip(times, times[1:])), default=0.0)
         return min(end, times[-1] + max(self.settle_s, 2.0 * widest))
 
@@ -211,8 +219,9 @@ class ChordCapture:
         if len(strike) > 1 or chord != self.chord:
             self._chord_keys = pitches
         if chord is not None and chord != self.chord:
+            rebass = goes_on and self.chord is not None and chord.tones == self.chord.tones
             self.chord = chord
-            return ChordChange(strike[0][0], chord, tuple(sorted(pitches)), self._strike_id)
+            return ChordChange(strike[0][0], chord, tuple(sorted(pitches)), self._strike_id, rebass)
         if goes_on:  # the same gesture: neither a strike of the player's beat nor a melody key
             return None
         if len(strike) == 1:

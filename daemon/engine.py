@@ -21,8 +21,7 @@ from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
 from riffd.models.rules import RulesModel
 from riffd.presets import Preset
 
-from .capture import (ALL_SOUND_OFF_CC, ROLL_WINDOWS, Call, ChordCapture, ChordChange, MelodyKey, Restrike,
-                      snap_to_beat)
+from .capture import ALL_SOUND_OFF_CC, Call, ChordCapture, ChordChange, MelodyKey, Restrike, snap_to_beat
 from .clock import InternalClock, MidiClock
 from .logs import reason
 from .onset import EarlyOnsets
@@ -147,7 +146,7 @@ class Engine:
             return
         low, high = heard - self._beats(self.hold_s()), heard + self._beats(self.capture.window_s)
         # they wait out the longest strike (a slow roll's) and a window more: due at its end, they raced its close
-        self._deferred = (low, high, heard + self._beats((ROLL_WINDOWS + 1) * self.capture.window_s))
+        self._deferred = (low, high, heard + self._beats(self.capture.longest_s + self.capture.window_s))
         self.scheduler.move_pending(low, high, self._deferred[2])
 
     def _take(self, outcome) -> None:
@@ -258,8 +257,10 @@ class Engine:
 
     # -- chords ---------------------------------------------------------------------
     def _on_chord(self, change: ChordChange) -> None:
-        self.stats["chord_changes"] += 1
         self.chord = change.chord
+        if change.rebass:  # a strum's later strings moved only its bass: its answer stands
+            return
+        self.stats["chord_changes"] += 1
         if isinstance(self.clock, InternalClock) and not self.clock.running:
             self.clock.start(change.t, 0.0)  # the first chord is beat 0
         if not self.clock.running:
@@ -387,8 +388,7 @@ class Engine:
         while offset < length:
             plan += [ChordAt(start + offset + b - first, c) for b, c in chords if offset + b - first < length]
             offset += span
-        self.call = Call()
-        self.responding_until = start + length
+        self.call, self.responding_until = Call(), start + length
         self._replan(start, plan, until=start + length)
         self.stats["answers"] += 1
 

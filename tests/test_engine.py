@@ -316,6 +316,26 @@ def test_a_slow_roll_keeps_the_waiting_note_until_its_third_pitch_class():
     assert [p % 12 for _, p in ons] == [8] and ons[0][0] >= 106.09, ons
 
 
+def test_an_up_strum_is_answered_once():
+    """F strummed up after Am, 15 ms a string: its top strings name F/A, its low ones F
+    (only the bass moves). One answer, at the first name; the second neither cuts it
+    nor strikes again, and the chord is F."""
+    rig = Rig(model=EveryBeat(), step=0.001)
+    held = strike_every_two_beats(rig, "Am", 4)
+    rig.advance(106.0)
+    for pitch in held:
+        rig.engine.handle(NoteOff(rig.t, 0, pitch))
+    for i, pitch in enumerate((65, 60, 57, 53, 48, 41)):
+        rig.t = round(106.0 + 0.015 * i, 6)
+        rig.engine.handle(NoteOn(rig.t, 0, pitch, 90))
+        rig.advance(round(rig.t + 0.015, 6))
+    rig.advance(106.5)
+    assert [p % 12 for _, p in note_ons_between(rig, 106.0, 106.5)] == [5]
+    assert rig.engine.chord.name == "F"
+    cut = [m for m in rig.sent if m[1] == 65 and (m[0] & 0xF0 == 0x80 or m[2] == 0)]
+    assert not cut, rig.sent  # the answer, a beat long, still sounds
+
+
 def assert_a_restrike_sends_the_waiting_note_at_once(model, at):
     """F struck on beats 0, 2 and 4, then again at ``at`` s (just after beat 6)."""
     rig = Rig(model=model, step=0.001)
