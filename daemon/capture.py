@@ -29,7 +29,7 @@ keeps the last one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from riffd.bridges.events import ALL_NOTES_OFF_CC
 from riffd.music.chords import Chord, recognize
@@ -42,6 +42,7 @@ ALL_NOTES_OFF_CCS = range(ALL_NOTES_OFF_CC, 128)  # omni and mono/poly mode chan
 SETTLE_S = 0.001  # a block chord's keys come in one driver period, read at once
 MELODY_OVER = 12  # semitones: a lone key this far over the chord's bass is the right hand's melody
 ROLL_WINDOWS = 3  # a strike of fewer than min_strike pitch classes stays open this many windows at most
+OOM_BEATS = 1.5  # an oom-pah's bass, struck alone, names the chord after it from this far (beats)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class ChordChange:
     pitches: tuple[int, ...]
     strike: int
     rebass: bool = False  # a strum's later strings changed only the bass of the chord its first named
+    since: float | None = None  # an oom-pah's: when its bass was struck alone (ChordCapture.over_bass)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,7 @@ class ChordCapture:
         self._agreed = False  # the open strike has been said to agree (Agreed)
         self._gesture: tuple[float, list[int]] = (float("-inf"), [])  # the last strike's last key: (t, its keys)
         self._chord_keys: list[int] = []  # the keys the sounding chord was last struck with
+        self._lone: MelodyKey | None = None  # the last key struck alone (an oom-pah's bass, maybe)
 
     @property
     def sounding(self) -> set[int]:
@@ -225,8 +228,22 @@ class ChordCapture:
         if goes_on:  # the same gesture: neither a strike of the player's beat nor a melody key
             return None
         if len(strike) == 1:
-            return MelodyKey(*strike[0])
+            self._lone = MelodyKey(*strike[0])
+            return self._lone
         return Restrike(strike[0][0])
+
+    def over_bass(self, change: ChordChange, within: float) -> ChordChange:
+        """``change`` named with the key struck alone up to ``within`` before it (the
+        capture's unit), where that key lies under its keys and is the root of them all (an
+        oom-pah's bass: G, then B D F is G7, not Bdim; C, then E G is C, not Em), with
+        ``since`` its time; else ``change``. A passing bass (B, then C E G) renames nothing."""
+        lone, self._lone = self._lone, None
+        if lone is None or not 0 <= change.t - lone.t <= within or lone.pitch >= min(change.pitches):
+            return change
+        under = recognize([lone.pitch, *change.pitches])
+        if under is None or under.root != lone.pitch % 12:
+            return change
+        return replace(change, chord=under, pitches=(lone.pitch, *change.pitches), since=lone.t)
 
     def note_off(self, pitch: int) -> None:
         if pitch in self.held:
@@ -258,7 +275,7 @@ class ChordCapture:
         self.held.clear()
         self.sustained.clear()
         self.pedal = False
-        self.chord, self._chord_keys = None, []
+        self.chord, self._chord_keys, self._lone = None, [], None
         self._strike, self._agreed, self._gesture = [], False, (float("-inf"), [])
 
 

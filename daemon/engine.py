@@ -21,7 +21,7 @@ from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
 from riffd.models.rules import RulesModel
 from riffd.presets import Preset
 
-from .capture import ALL_SOUND_OFF_CC, Call, ChordCapture, ChordChange, MelodyKey, Restrike, snap_to_beat
+from .capture import ALL_SOUND_OFF_CC, OOM_BEATS, Call, ChordCapture, ChordChange, MelodyKey, Restrike, snap_to_beat
 from .clock import InternalClock, MidiClock
 from .logs import reason
 from .onset import EarlyOnsets
@@ -163,8 +163,8 @@ class Engine:
             self._strike_phases.append(round(beat % self.preset.beats_per_bar, 3))
             if abs(heard - round(heard)) <= self.preset.strike_tolerance_beats:
                 self._lateness.append(max(0.0, (heard - beat) * 60.0 / self.clock.tempo) + self._read_delay)
-        if isinstance(outcome, ChordChange):
-            self._on_chord(outcome)
+        if isinstance(outcome, ChordChange):  # an oom-pah's chord, named with its bass (a beat late, live)
+            self._on_chord(self.capture.over_bass(outcome, OOM_BEATS * 60.0 / self.clock.tempo))
         elif isinstance(outcome, MelodyKey) and self.clock.running:
             beat = self.clock.beat_at(outcome.t)
             self.model.extend([MelodyNote(beat, 0.5, outcome.pitch, outcome.velocity)])

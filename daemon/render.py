@@ -13,13 +13,10 @@ from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord
                                     max_polyphony, pitched, read_song, with_melody, write_atomic)
 from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, bass_line, mean_pitch, song_chords
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, MeterError, one_voice
-from riffd.music.chords import recognize
 
-from .capture import ChordCapture, ChordChange, MelodyKey, snap_to_beat
+from .capture import OOM_BEATS, ChordCapture, ChordChange, snap_to_beat
 from riffd.presets import Preset, PresetError
 
-
-OOM_BEATS = 1.5  # an oom-pah's bass, struck alone, names the chord after it from this far (beats)
 
 
 @dataclass
@@ -53,27 +50,20 @@ def named(part: str, number, parts, plural: bool = True) -> str:
 
 
 def chord_timeline(notes, ppqn: int, tolerance: float) -> list[ChordAt]:
-    """Chords of a track's notes (ticks) as ChordAt in beats, named as live capture does,
-    and, as a file can be read ahead, an oom-pah's chord with the bass struck alone up to
-    OOM_BEATS before it, where that bass is the chord's root (G, then B D F: G7 from the
-    bass's beat, not Bdim from the chord's)."""
+    """Chords of a track's notes (ticks) as ChordAt in beats, named as live capture names
+    them, an oom-pah's with the bass struck alone up to OOM_BEATS before it where that
+    bass is its root (ChordCapture.over_bass: G, then B D F is G7, not Bdim); as a file
+    can be read ahead, an oom-pah's chord starts on its bass's beat, not the chord's."""
     # times here are beats: a strike gathers keys within a 64th note
     capture = ChordCapture(window_s=1 / 16, settle_s=1e-6)
     events = sorted([(n.start / ppqn, 1, n.pitch) for n in notes] + [(n.end / ppqn, 0, n.pitch) for n in notes])
     timeline: list[ChordAt] = []
-    oom: list[MelodyKey] = []  # the last key struck alone
 
     def take(outcome) -> None:
-        if isinstance(outcome, MelodyKey):
-            oom[:] = [outcome]
         if not isinstance(outcome, ChordChange):
             return
-        at, chord = snap_to_beat(outcome.t, tolerance), outcome.chord
-        if oom and outcome.t - oom[0].t <= OOM_BEATS and oom[0].pitch < min(outcome.pitches):
-            under = recognize([oom[0].pitch, *outcome.pitches])
-            if under is not None and under.root == oom[0].pitch % 12:
-                at, chord = snap_to_beat(oom[0].t, tolerance), under
-        oom.clear()
+        outcome = capture.over_bass(outcome, OOM_BEATS)
+        at, chord = snap_to_beat(outcome.t if outcome.since is None else outcome.since, tolerance), outcome.chord
         if timeline and timeline[-1].beat >= at - 1e-9:  # two strikes on one beat: the later
             at = timeline.pop().beat
         if not timeline or timeline[-1].chord != chord:  # else: a strum's start, or a renamed oom-pah, said it

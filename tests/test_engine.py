@@ -336,6 +336,29 @@ def test_an_up_strum_is_answered_once():
     assert not cut, rig.sent  # the answer, a beat long, still sounds
 
 
+def test_an_oom_pahs_chord_is_named_with_its_bass_live():
+    """A waltz's left hand, a beat a second: the bass alone on beat 1, the chord over it
+    on beats 2 and 3. Live, each bar's change comes with its first "pah" (a beat late:
+    the bass alone names nothing), named with the bass: C, not C/E; G7, not Bdim; C, not
+    the two-note pah's Em. The answer to each change is its root (EveryBeat): C, G, C."""
+    rig = Rig(model=EveryBeat(), step=0.002)
+    names = []
+    for bar, (bass, pah) in enumerate([(36, (64, 67, 72)), (43, (59, 62, 65)), (36, (64, 67))]):
+        for beat in range(3):
+            rig.advance(100.0 + bar * 3 + beat)
+            keys = (bass,) if beat == 0 else pah
+            for pitch in keys:
+                rig.engine.handle(NoteOn(rig.t, 0, pitch, 90))
+            rig.advance(rig.t + 0.3)  # staccato: let go before the next beat
+            for pitch in keys:
+                rig.engine.handle(NoteOff(rig.t, 0, pitch))
+            if beat == 1:
+                names.append(rig.engine.chord.name)
+    assert names == ["C", "G7", "C"]
+    answers = [note_ons_between(rig, pah, pah + 0.1)[-1][1] % 12 for pah in (101.0, 104.0, 107.0)]
+    assert answers == [0, 7, 0], note_ons_between(rig, 100.0, 109.0)
+
+
 def assert_a_restrike_sends_the_waiting_note_at_once(model, at):
     """F struck on beats 0, 2 and 4, then again at ``at`` s (just after beat 6)."""
     rig = Rig(model=model, step=0.001)
