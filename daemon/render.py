@@ -32,12 +32,19 @@ class RenderReport:
     part: str = "track"  # the file's parts in messages (Song.part): tracks, or one track's channels
     numbers: tuple[int, ...] = ()  # each part's number there: a track's index, a channel's 1-16
 
+    def source(self) -> str:
+        """Where the chords came from, as the file's parts are numbered: "track 1", or
+        "channels 1, 2" (a file read per channel)."""
+        number = (lambda k: self.numbers[k]) if self.numbers else (lambda k: k)
+        if self.chord_track is not None:
+            return named(self.part, number, [self.chord_track], plural=False)
+        return named(self.part, number, self.voices)
+
     def summary(self) -> str:
         names = " ".join(name for _, name in self.chords[:8])
         more = " ..." if len(self.chords) > 8 else ""
-        number = (lambda k: self.numbers[k]) if self.numbers else (lambda k: k)
-        where = (f"chord {named(self.part, number, [self.chord_track], plural=False)}" if self.chord_track is not None
-                 else f"{named(self.part, number, self.voices)} (one voice each, chords named per beat)")
+        where = (f"chord {self.source()}" if self.chord_track is not None
+                 else f"{self.source()} (one voice each, chords named per beat)")
         return (f"{self.output}: {where} unchanged, {len(self.chords)} chord "
                 f"changes ({names}{more}); track 'riffd melody' on channel {self.channel + 1}: "
                 f"{len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes are chord tones")

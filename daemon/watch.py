@@ -259,6 +259,7 @@ def process(work: str, outbox: str, options: Options) -> dict:
               "notes": len(report.notes), "chord_changes": len(report.chords),
               # where the chords came from: a chord track, or parts in one voice each named per beat
               "chord_track": report.chord_track, "chord_voices": list(report.voices),
+              "chords_from": report.source(),  # "track 1", or a one-track file's "channel 1"
               "chords": [[b, n] for b, n in report.chords[:512]],
               "chord_tone_share": round(report.chord_tone_share, 3),
               "outputs": [f"{stem}.mid", f"{stem}.wav", f"{stem}.png", f"{stem}.json"],
