@@ -18,7 +18,6 @@ from .capture import OOM_BEATS, ChordCapture, ChordChange, snap_to_beat
 from riffd.presets import Preset, PresetError
 
 
-
 @dataclass
 class RenderReport:
     """What a render made: ``chords`` as (beat, name), ``notes`` the melody."""
