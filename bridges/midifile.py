@@ -174,11 +174,12 @@ def legato_ticks(ppqn: int) -> int:
     return ppqn // 16
 
 
-def find_chord_track(song: Song, index: int | None = None, path: str = "") -> int:
+def find_chord_track(song: Song, index: int | None = None, path: str = "", leads=()) -> int:
     """Index of the chord track: ``index`` if given, else the most polyphonic track
     (ties: more notes), drums (channel 10: a kick under a hi-hat is no chord) and a
-    line's legato overlaps (``legato_ticks``) not counted. Raises MidiInputError if none
-    plays two notes at once."""
+    line's legato overlaps (``legato_ticks``) not counted; a track of ``leads`` (indices:
+    a melody's, with a double stop or a closing chord) only where no other plays two
+    notes at once. Raises MidiInputError if none plays two notes at once."""
     if index is not None:
         if not 0 <= index < len(song.tracks) or not song.tracks[index]:
             raise MidiInputError(f"{path}: track {index} does not exist or has no notes "
@@ -186,7 +187,8 @@ def find_chord_track(song: Song, index: int | None = None, path: str = "") -> in
         return index
     tonal = [pitched(t) for t in song.tracks]
     scored = [(max_polyphony(t, legato_ticks(song.ppqn)), len(t), i) for i, t in enumerate(tonal) if t]
-    poly, _, best = max(scored, default=(0, 0, 0))
+    _, poly, _, best = max(((poly > 1 and i not in leads, poly, n, i) for poly, n, i in scored),
+                           default=(False, 0, 0, 0))
     if poly < 2:
         drums = " but the drums (channel 10)" if len(scored) < sum(map(bool, song.tracks)) else ""
         raise MidiInputError(f"{path}: no chord track: no track{drums} plays two notes at once "

@@ -151,13 +151,15 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
 
 def _chord_source(song: Song, chord_track: int | None, source: str,
                   continue_melody: bool) -> tuple[int | None, tuple[int, ...]]:
-    """(the chord track, ()) or, where no track plays two notes at once but two or more
+    """(the chord track, a track named like a melody only where no other plays two
+    notes at once, and ()) or, where no track plays two notes at once but two or more
     sound together, (None, the tracks to name chords from: all with notes but drums and,
     with ``continue_melody``, the melody). A lone part in one voice named like an
     accompaniment (CHORD_NAMES: an arpeggio, a picked guitar) is the chord track. Raises
     MidiInputError (find_chord_track's)."""
     try:
-        return find_chord_track(song, chord_track, source), ()
+        leads = [k for k, name in enumerate(song.names) if MELODY_NAMES.search(name or "")]
+        return find_chord_track(song, chord_track, source, leads), ()
     except MidiInputError:
         if chord_track is not None:
             raise
