@@ -80,7 +80,9 @@ SPEC: dict[str, tuple] = {
     "phrase_bars": (int, 1, 64, 2, "length of an answer phrase in call-response mode (bars)"),
     "response_wait_beats": (float, 0.5, 16.0, 2.0, "silence before an answer (beats)"),
     "strike_tolerance_beats": (float, 0.0, 0.5, 0.25, "a chord this early counts on the next beat"),
-    "strike_window_ms": (float, 5.0, 200.0, 30.0, "keys this close to a strike's first key are one chord (ms)"),
+    "strike_window_ms": (float, 5.0, 200.0, 30.0, "keys this close to a strike's first key are one chord (ms); "
+                                                   "short of three pitch classes, keys this close to the one "
+                                                   "before, up to three windows (a strum, a roll)"),
     "mode": (str, MODES, None, "accompany", "accompany or call-response"),
     "model": (str, None, None, "onnx", "melody model: rules, markov, mlx, onnx, onnx-int8, a shipped checkpoint "
                                          "(riff-fiddle, riff-folksong, riff-chorale, riff-air, riff-strathspey) or a "
