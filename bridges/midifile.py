@@ -14,6 +14,8 @@ import mido
 from .atomic import atomic_path
 from .events import DRUM_CHANNEL
 
+CHORDAL_SHARE = 0.1  # of a chord track's onsets, more than this strike chords (as riffd eval's MAX_CHORDAL)
+
 
 class MidiInputError(ValueError):
     """A MIDI file riffd cannot use; the message says which file and why."""
@@ -144,6 +146,23 @@ def max_polyphony(notes: list[TrackNote], legato: int = 0) -> int:
     return best
 
 
+def chordal_share(notes: list[TrackNote], legato: int = 0) -> float:
+    """Of the onsets (ticks) of ``notes``, the share where two or more notes sound, a
+    line's overlap of up to ``legato`` ticks not counted: 1.0 for block chords, a few
+    hundredths for a tune that ends on a chord."""
+    events = sorted([(max(n.start, n.end - legato), -1) for n in notes] + [(n.start, 1) for n in notes])
+    level, onsets, chordal, i = 0, 0, 0, 0
+    while i < len(events):
+        tick, started = events[i][0], False
+        while i < len(events) and events[i][0] == tick:  # at one tick, ends before starts
+            level += events[i][1]
+            started |= events[i][1] > 0
+            i += 1
+        onsets += started
+        chordal += started and level > 1
+    return chordal / onsets if onsets else 0.0
+
+
 def block_chords(notes) -> list[tuple[int, int, tuple[int, ...]]]:
     """The pitches sounding at each onset of a chord track, as (start, end, pitches) in
     ticks, ``end`` the next onset (or the last note-off). One sweep over note-on and
@@ -177,18 +196,21 @@ def legato_ticks(ppqn: int) -> int:
 def find_chord_track(song: Song, index: int | None = None, path: str = "", leads=()) -> int:
     """Index of the chord track: ``index`` if given, else the most polyphonic track
     (ties: more notes), drums (channel 10: a kick under a hi-hat is no chord) and a
-    line's legato overlaps (``legato_ticks``) not counted; a track of ``leads`` (indices:
-    a melody's, with a double stop or a closing chord) only where no other plays two
-    notes at once. Raises MidiInputError if none plays two notes at once."""
+    line's legato overlaps (``legato_ticks``) not counted, of those that strike chords
+    at more than ``CHORDAL_SHARE`` of their onsets where any does (not a tune with a
+    closing chord beside two-note shells); a track of ``leads`` (indices: a melody's)
+    only where no other plays two notes at once. Raises MidiInputError if none plays
+    two notes at once."""
     if index is not None:
         if not 0 <= index < len(song.tracks) or not song.tracks[index]:
             raise MidiInputError(f"{path}: track {index} does not exist or has no notes "
                                  f"(tracks with notes: {[i for i, t in enumerate(song.tracks) if t]})")
         return index
-    tonal = [pitched(t) for t in song.tracks]
-    scored = [(max_polyphony(t, legato_ticks(song.ppqn)), len(t), i) for i, t in enumerate(tonal) if t]
-    _, poly, _, best = max(((poly > 1 and i not in leads, poly, n, i) for poly, n, i in scored),
-                           default=(False, 0, 0, 0))
+    legato, tonal = legato_ticks(song.ppqn), [pitched(t) for t in song.tracks]
+    scored = [(max_polyphony(t, legato), chordal_share(t, legato) > CHORDAL_SHARE, len(t), i)
+              for i, t in enumerate(tonal) if t]
+    _, _, poly, _, best = max(((poly > 1 and i not in leads, chordal, poly, n, i) for poly, chordal, n, i in scored),
+                              default=(False, False, 0, 0, 0))
     if poly < 2:
         drums = " but the drums (channel 10)" if len(scored) < sum(map(bool, song.tracks)) else ""
         raise MidiInputError(f"{path}: no chord track: no track{drums} plays two notes at once "

@@ -394,10 +394,12 @@ def test_a_drum_track_is_never_the_chord_track(tmp_path):
 
 
 def test_a_melody_with_a_closing_chord_is_not_the_chord_track(tmp_path):
-    """A track named Melody that ends on a three-note chord, beside Keys in two-note
-    shells (third and seventh, over a bass track): the keys name the chords, though the
-    melody is more polyphonic; alone with the bass, the melody is still the chord track."""
-    from riffd.bridges.midifile import find_chord_track, melody_track
+    """Keys in two-note shells (third and seventh) over a bass track, beside a tune that
+    ends on a three-note chord: the keys name the chords, though the tune is more
+    polyphonic, whether it is unnamed (few of its onsets are chords) or named Melody and
+    in thirds throughout (a track named like a melody gives way to any other that plays
+    two notes at once); alone with the bass, the tune is still the chord track."""
+    from riffd.bridges.midifile import chordal_share, melody_track
     from riffd.models.protocol import MelodyNote
     shells = {"Dm7": (53, 60), "G7": (53, 59), "Cmaj7": (52, 59), "A7": (55, 61)}
     roots = {"Dm7": 38, "G7": 43, "Cmaj7": 36, "A7": 33}
@@ -405,20 +407,30 @@ def test_a_melody_with_a_closing_chord_is_not_the_chord_track(tmp_path):
     keys = [MelodyNote(bar * 4 + beat, 1.9, p, 70) for bar, name in enumerate(progression) for beat in (0, 2)
             for p in shells[name]]
     bass = [MelodyNote(bar * 4, 3.9, roots[name], 90) for bar, name in enumerate(progression)]
-    tune = [MelodyNote(beat, 1.0, 72 + beat % 5, 80) for beat in range(28)] + \
-        [MelodyNote(28, 4.0, p, 80) for p in (69, 73, 76)]
+    ending = [MelodyNote(28, 4.0, p, 80) for p in (69, 73, 76)]
+    tune = [MelodyNote(beat, 1.0, 72 + beat % 5, 80) for beat in range(28)] + ending
+    thirds = [MelodyNote(n.start, n.duration, n.pitch + d, 80) for n in tune[:28] for d in (0, 4)] + ending
+    assert chordal_share(read_song_of(tmp_path, [tune]).tracks[0]) < 0.1
+    preset, model = load_preset("jazz"), load_model("rules")
+    for name, lead in (("", tune), ("Melody", thirds)):
+        midi = mido.MidiFile(type=1, ticks_per_beat=480)
+        midi.tracks += [melody_track(lead, 480, 0, name=name), melody_track(keys, 480, 1, name="Keys"),
+                        melody_track(bass, 480, 2, name="Bass")]
+        midi.save(tmp_path / "combo.mid")
+        report = render_file(tmp_path / "combo.mid", tmp_path / "out.mid", preset, model, seed=1)
+        assert report.chord_track == 1, (name, report.summary())
+        del midi.tracks[1]
+        midi.save(tmp_path / "duo.mid")
+        assert render_file(tmp_path / "duo.mid", tmp_path / "duo-out.mid", preset, model, seed=1).chord_track == 0
+
+
+def read_song_of(tmp_path, parts):
+    """The Song of a file of ``parts`` (MelodyNote lists), a track each."""
+    from riffd.bridges.midifile import melody_track
     midi = mido.MidiFile(type=1, ticks_per_beat=480)
-    midi.tracks += [melody_track(tune, 480, 0, name="Melody"), melody_track(keys, 480, 1, name="Keys"),
-                    melody_track(bass, 480, 2, name="Bass")]
-    midi.save(tmp_path / "combo.mid")
-    report = render_file(tmp_path / "combo.mid", tmp_path / "out.mid", load_preset("jazz"), load_model("rules"), seed=1)
-    assert report.chord_track == 1, report.summary()
-    song = read_song(tmp_path / "combo.mid")
-    assert find_chord_track(song) == 0  # by polyphony alone, the melody's closing chord wins
-    del midi.tracks[1]
-    midi.save(tmp_path / "duo.mid")
-    assert render_file(tmp_path / "duo.mid", tmp_path / "duo-out.mid", load_preset("jazz"), load_model("rules"),
-                       seed=1).chord_track == 0
+    midi.tracks += [melody_track(notes, 480, k) for k, notes in enumerate(parts)]
+    midi.save(tmp_path / "parts.mid")
+    return read_song(tmp_path / "parts.mid")
 
 
 def test_a_strummed_guitar_part_is_named_one_chord_a_bar(tmp_path):
