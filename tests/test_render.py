@@ -351,6 +351,22 @@ def test_an_arpeggio_names_its_chords_per_beat(tmp_path):
         assert result.returncode == 2 and "--chord-track N names the chords of one" in result.stderr
 
 
+def test_a_broken_chords_last_beat_is_named_in_its_own_bar(tmp_path):
+    """A piano's left hand alone in eighths, bass, fifth, tenth, fifth (two pitch classes
+    a beat): each bar is its chord, from beat 1; its last beat is not named with the next
+    bar's bass (C, then A7 on beat 4, as it was), nor the file's last with nothing."""
+    from riffd.bridges.midifile import melody_track
+    from riffd.models.protocol import MelodyNote
+    shapes = {"C": (36, 43, 52, 43), "Am": (33, 40, 48, 40), "F": (29, 36, 45, 36), "G": (31, 38, 47, 38)}
+    notes = [MelodyNote(bar * 4 + k / 2, 0.45, shapes[name][k % 4], 70)
+             for bar, name in enumerate(["C", "Am", "F", "G"] * 2) for k in range(8)]
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(melody_track(notes, 480, 0, name="Piano"))
+    midi.save(tmp_path / "left.mid")
+    report = render_file(tmp_path / "left.mid", tmp_path / "out.mid", load_preset("pop"), load_model("rules"), seed=1)
+    assert report.chords == [(bar * 4.0, name) for bar, name in enumerate(["C", "Am", "F", "G"] * 2)], report.chords
+
+
 def test_a_drum_track_is_never_the_chord_track(tmp_path):
     """A band's file: drums on channel 10 (a kick, a snare and a crash under the hi-hat
     sound together, more notes than the keys), keys in block chords, a bass. The chords
