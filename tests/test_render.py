@@ -353,8 +353,9 @@ def test_an_arpeggio_names_its_chords_per_beat(tmp_path):
 
 def test_a_broken_chords_last_beat_is_named_in_its_own_bar(tmp_path):
     """A piano's left hand alone in eighths, bass, fifth, tenth, fifth (two pitch classes
-    a beat): each bar is its chord, from beat 1; its last beat is not named with the next
-    bar's bass (C, then A7 on beat 4, as it was), nor the file's last with nothing."""
+    a beat): each bar is its chord, from beat 1. A beat whose two pitch classes are the
+    chord before's goes on with it: the last beat of C is not named with the next bar's
+    A (A7, as it was)."""
     from riffd.bridges.midifile import melody_track
     from riffd.models.protocol import MelodyNote
     shapes = {"C": (36, 43, 52, 43), "Am": (33, 40, 48, 40), "F": (29, 36, 45, 36), "G": (31, 38, 47, 38)}
