@@ -135,32 +135,34 @@ def _close(opened, tick) -> TrackNote:
     return TrackNote(start, tick, pitch, velocity, channel)
 
 
+def _levels(notes: list[TrackNote], legato: int) -> list[tuple[bool, int]]:
+    """For each tick where a note of ``notes`` starts or ends, in order: whether one
+    starts there, and how many sound from there on (ends before starts at one tick; a
+    note that overlaps the next by at most ``legato`` ticks ends where that one starts)."""
+    events = sorted([(max(n.start, n.end - legato), -1) for n in notes] + [(n.start, 1) for n in notes])
+    out, level, i = [], 0, 0
+    while i < len(events):
+        tick, started = events[i][0], False
+        while i < len(events) and events[i][0] == tick:
+            level += events[i][1]
+            started |= events[i][1] > 0
+            i += 1
+        out.append((started, level))
+    return out
+
+
 def max_polyphony(notes: list[TrackNote], legato: int = 0) -> int:
     """The most notes sounding at once in ``notes``; a note that overlaps the next by at
     most ``legato`` ticks (a sung or played line's legato) does not count as sounding with it."""
-    events = sorted([(n.start, 1) for n in notes] + [(max(n.start, n.end - legato), -1) for n in notes])
-    level = best = 0
-    for _, delta in events:
-        level += delta
-        best = max(best, level)
-    return best
+    return max((level for _, level in _levels(notes, legato)), default=0)
 
 
 def chordal_share(notes: list[TrackNote], legato: int = 0) -> float:
     """Of the onsets (ticks) of ``notes``, the share where two or more notes sound, a
     line's overlap of up to ``legato`` ticks not counted: 1.0 for block chords, a few
     hundredths for a tune that ends on a chord."""
-    events = sorted([(max(n.start, n.end - legato), -1) for n in notes] + [(n.start, 1) for n in notes])
-    level, onsets, chordal, i = 0, 0, 0, 0
-    while i < len(events):
-        tick, started = events[i][0], False
-        while i < len(events) and events[i][0] == tick:  # at one tick, ends before starts
-            level += events[i][1]
-            started |= events[i][1] > 0
-            i += 1
-        onsets += started
-        chordal += started and level > 1
-    return chordal / onsets if onsets else 0.0
+    onsets = [level for started, level in _levels(notes, legato) if started]
+    return sum(level > 1 for level in onsets) / len(onsets) if onsets else 0.0
 
 
 def block_chords(notes) -> list[tuple[int, int, tuple[int, ...]]]:
