@@ -227,8 +227,8 @@ def pitched(track: list[TrackNote]) -> list[TrackNote]:
 
 
 def drums_only(track: list[TrackNote]) -> bool:
-    """Whether every note of ``track`` is on the drum channel (10)."""
-    return all(n.channel == DRUM_CHANNEL for n in track)
+    """Whether every note of ``track`` is on the drum channel (10): none is ``pitched``."""
+    return not pitched(track)
 
 
 def melody_track(notes, ppqn: int, channel: int, name: str = "riffd melody") -> mido.MidiTrack:
