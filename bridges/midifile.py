@@ -15,6 +15,7 @@ from .atomic import atomic_path
 from .events import DRUM_CHANNEL
 
 CHORDAL_SHARE = 0.1  # of a chord track's onsets, more than this strike chords (as riffd eval's MAX_CHORDAL)
+SUSTAIN_CC, RESET_CC = 64, 121  # the sustain pedal (down at 64 or more), Reset All Controllers (lets it up)
 
 
 class MidiInputError(ValueError):
@@ -38,7 +39,8 @@ class Song:
     notes of each track, or, where one track holds every note (a type-0 file, or a type-1
     file of a tempo track and one track of all parts), each channel's, as the tracks of
     its type-1 equivalent (``per_channel``); ``names``: theirs (a track's name, or
-    "channel N", N 1-16)."""
+    "channel N", N 1-16); ``pedals``: each part's sustain pedal (CC64) as (down, up,
+    channel), ticks, a pedal never let up (nor reset, CC121) held to its track's end."""
     midi: mido.MidiFile
     ppqn: int
     tempo: float
@@ -48,6 +50,7 @@ class Song:
     tempos: list[tuple[int, int]] = field(default_factory=list)  # (tick, microseconds per quarter)
     names: list[str] = field(default_factory=list)
     per_channel: bool = False  # ``tracks`` are one track's channels
+    pedals: list[list[tuple[int, int, int]]] = field(default_factory=list)  # per part: sustain (down, up, channel), ticks
 
     def part(self, k: int) -> tuple[str, int]:
         """How messages name part ``k`` of ``tracks``: ("track", k), or, read per channel,
@@ -88,11 +91,17 @@ def read_song(path: str | Path) -> Song:
     tracks: list[list[TrackNote]] = []
     seen_tempo = seen_meter = False
     time_signatures, tempos = [], []
+    pedals: list[list[tuple[int, int, int]]] = []
     for track in midi.tracks:
-        tick, open_notes, notes = 0, {}, []
+        tick, open_notes, notes, down, held = 0, {}, [], {}, []
         for msg in track:
             tick += msg.time
-            if msg.type == "set_tempo":
+            if msg.type == "control_change" and msg.control in (SUSTAIN_CC, RESET_CC):
+                if msg.control == SUSTAIN_CC and msg.value >= 64:
+                    down.setdefault(msg.channel, tick)
+                elif msg.channel in down:
+                    held.append((down.pop(msg.channel), tick, msg.channel))
+            elif msg.type == "set_tempo":
                 if msg.tempo <= 0:  # microseconds per beat: 0 is no tempo (a broken writer's)
                     raise MidiInputError(f"{path}: a set_tempo of {msg.tempo} microseconds per beat is no tempo")
                 tempos.append((tick, msg.tempo))
@@ -111,6 +120,7 @@ def read_song(path: str | Path) -> Song:
                 if opened:
                     notes.append(_close(opened.pop(0), tick))
         tracks.append(sorted(notes))  # zero-length notes stay: miditok gives them the shortest Duration
+        pedals.append(sorted(held + [(t, tick, c) for c, t in down.items()]))  # never let up: to the track's end
     if not any(tracks):
         raise MidiInputError(f"{path}: the file has no notes")
     names = [t.name for t in midi.tracks]
@@ -120,14 +130,29 @@ def read_song(path: str | Path) -> Song:
         # every part in one track, a channel each (drums, keys, bass): read as a type-1 file's tracks
         name = names[holding[0]] if midi.type == 1 else ""
         tracks, names = list(parts.values()), [f"{name} channel {c + 1}".strip() for c in parts]
+        pedals = [[p for p in pedals[holding[0]] if p[2] == c] for c in parts]
     return Song(midi, midi.ticks_per_beat, tempo, meter, tracks,
                 sorted(time_signatures, key=lambda e: e[0]), sorted(tempos, key=lambda e: e[0]), names,
-                per_channel)
+                per_channel, pedals)
 
 
 def by_channel(notes: list[TrackNote]) -> dict[int, list[TrackNote]]:
     """``notes`` per channel (0-15), in channel order."""
     return {c: [n for n in notes if n.channel == c] for c in sorted({n.channel for n in notes})}
+
+
+def sounding(notes: list[TrackNote], pedals=()) -> list[tuple[int, int]]:
+    """The spans (start, end ticks, sorted, disjoint) in which any of ``notes`` sounds,
+    a note whose key goes up while its channel's sustain pedal is down (``pedals``:
+    Song.pedals' (down, up, channel)) sounding on until the pedal goes up."""
+    spans: list[tuple[int, int]] = []
+    for n in sorted(notes):
+        end = max([n.end] + [up for down, up, c in pedals if c == n.channel and down <= n.end < up])
+        if spans and n.start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((n.start, end))
+    return spans
 
 
 def _close(opened, tick) -> TrackNote:

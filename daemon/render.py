@@ -6,15 +6,16 @@ from all of them together, as `riffd eval` names an accompaniment's
 (riffd.models.evaluation.arrangements.beat_chords)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord_track, free_channel, legato_ticks,
-                                    max_polyphony, pitched, read_song, with_melody, write_atomic)
+                                    max_polyphony, pitched, read_song, sounding, with_melody, write_atomic)
 from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, bass_line, mean_pitch, song_chords
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, MeterError, one_voice
 
 from .capture import OOM_BEATS, ChordCapture, ChordChange, snap_to_beat
+from .engine import IDLE_BARS
 from riffd.presets import Preset, PresetError
 
 
@@ -30,6 +31,7 @@ class RenderReport:
     voices: tuple[int, ...] = ()  # the tracks the chords came from, with no chord track
     part: str = "track"  # the file's parts in messages (Song.part): tracks, or one track's channels
     numbers: tuple[int, ...] = ()  # each part's number there: a track's index, a channel's 1-16
+    rests: list[tuple[float, float]] = field(default_factory=list)  # (start, end) beats the chords fell silent
 
     def source(self) -> str:
         """Where the chords came from, as the file's parts are numbered: "track 1", or
@@ -44,9 +46,11 @@ class RenderReport:
         more = " ..." if len(self.chords) > 8 else ""
         where = (f"chord {self.source()}" if self.chord_track is not None
                  else f"{self.source()} (one voice each, chords named per beat)")
+        rests = ("; it rests where the chords are silent over two bars, beats "
+                 + ", ".join(f"{round(a, 1):g}-{round(b, 1):g}" for a, b in self.rests) if self.rests else "")
         return (f"{self.output}: {where} unchanged, {len(self.chords)} chord "
                 f"changes ({names}{more}); track 'riffd melody' on channel {self.channel + 1}: "
-                f"{len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes are chord tones")
+                f"{len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes are chord tones{rests}")
 
 
 def named(part: str, number, parts, plural: bool = True) -> str:
@@ -85,6 +89,32 @@ def chord_timeline(notes, ppqn: int, tolerance: float) -> list[ChordAt]:
     return timeline
 
 
+def silences(song: Song, parts, end: float, bar: float) -> list[tuple[float, float]]:
+    """Where the chords fall silent (beats): the gaps longer than ``IDLE_BARS`` bars of
+    ``bar`` beats in which no note of ``parts`` (indices of song.tracks) but drums sounds, a key
+    held by the sustain pedal sounding (midifile.sounding), from the first sound to
+    ``end``: a break, a drum solo, an outro without the keys. Live, the accompaniment
+    rests after that long a silence (engine.IDLE_BARS); a file can be read ahead, so the
+    melody rests from the silence's start."""
+    spans = sounding([n for k in parts for n in pitched(song.tracks[k])],
+                     [p for k in parts if k < len(song.pedals) for p in song.pedals[k]])
+    edges = [(a / song.ppqn, b / song.ppqn) for a, b in spans] + [(end, end)]
+    return [(edges[i][1], edges[i + 1][0]) for i in range(len(edges) - 1)
+            if edges[i + 1][0] - edges[i][1] > IDLE_BARS * bar + 1e-9]
+
+
+def rest_through(notes: list[MelodyNote], gaps: list[tuple[float, float]]) -> list[MelodyNote]:
+    """``notes`` less those that start in a gap (beats), a note that runs into one ending
+    where it starts."""
+    kept = []
+    for n in notes:
+        if any(a <= n.start < b for a, b in gaps):
+            continue
+        cut = min((a for a, _ in gaps if n.start < a < n.start + n.duration), default=None)
+        kept.append(n if cut is None else MelodyNote(n.start, cut - n.start, n.pitch, n.velocity))
+    return kept
+
+
 def chord_tone_share(notes: list[MelodyNote], chord_at) -> float:
     on_beat = [n for n in notes if abs(n.start - round(n.start)) < 1e-6 and chord_at(n.start)]
     if not on_beat:
@@ -113,6 +143,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     except PresetError:  # a beat shorter than a sixteenth (4/32): no preset plays it
         num, den = song.meter
         raise MidiInputError(f"{source or 'the file'}: riffd plays no meter of {num}/{den}") from None
+    recognized = chords is None
     if chords is None:
         keys = pitched(song.tracks[index]) if index is not None else []  # a track's drums name no chord
         broken = index is not None and max_polyphony(keys, legato_ticks(song.ppqn)) < 2
@@ -134,6 +165,8 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         raise MidiInputError(f"{source or 'the file'}: {exc}; --model rules or markov play any meter") from None
     notes = [n if n.end <= end else MelodyNote(n.start, end - n.start, n.pitch, n.velocity)
              for n in one_voice(model.generate(end)) if n.start < end]
+    gaps = silences(song, voices or (index,), end, preset.beats_per_bar) if recognized else []
+    notes = rest_through(notes, gaps)  # a request's chords say where they stop: over its N.C. the melody plays on
     channel = free_channel(song, preset.channel - 1)
     write_atomic(with_melody(song, notes, channel), out_path)
     names = [(c.beat, c.chord.name) for c in chords if c.chord]
@@ -147,7 +180,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         piano_roll(png, tracked, [(n.start, n.end, n.pitch) for n in notes], names, preset.beats_per_bar,
                    title=f"{Path(source or out_path).name}: {model.name}, preset {preset.name}")
     return RenderReport(Path(out_path), index, channel, names, notes, chord_tone_share(notes, model.chord_at),
-                        voices, song.part(0)[0], tuple(song.part(k)[1] for k in range(len(song.tracks))))
+                        voices, song.part(0)[0], tuple(song.part(k)[1] for k in range(len(song.tracks))), gaps)
 
 
 def _chord_source(song: Song, chord_track: int | None, source: str,

@@ -261,6 +261,7 @@ def process(work: str, outbox: str, options: Options) -> dict:
               "chord_track": report.chord_track, "chord_voices": list(report.voices),
               "chords_from": report.source(),  # "track 1", or a one-track file's "channel 1"
               "chords": [[b, n] for b, n in report.chords[:512]],
+              "rests": [[round(a, 3), round(b, 3)] for a, b in report.rests],  # beats the chords fell silent
               "chord_tone_share": round(report.chord_tone_share, 3),
               "outputs": [f"{stem}.mid", f"{stem}.wav", f"{stem}.png", f"{stem}.json"],
               "render_ms": round(1000 * (time.perf_counter() - t0), 1)}

@@ -557,3 +557,47 @@ def test_an_oom_pah_chord_is_named_with_its_bass_from_the_bass_s_beat(tmp_path):
     midi.save(tmp_path / "walk.mid")
     report = render_file(tmp_path / "walk.mid", tmp_path / "walk-out.mid", load_preset("folk"), load_model("rules"))
     assert report.chords == [(0.0, "F"), (4.0, "C")]
+
+
+def test_the_melody_rests_where_the_chords_fall_silent_for_over_two_bars(tmp_path):
+    """A band's file: keys and drums, the keys silent in a four-bar break and a four-bar
+    drum outro. The melody rests through both, as live riffd rests after two silent
+    bars; over a one-bar stop it plays on, and so it does over bars the sustain pedal
+    holds (a chord struck short, the pedal down four bars), not with the pedal left out."""
+    from riffd.bridges.midifile import melody_track
+    from riffd.models.protocol import MelodyNote
+    triads = {"C": (48, 52, 55), "Am": (45, 48, 52), "F": (41, 45, 48), "G": (43, 47, 50)}
+    preset, model = load_preset("pop"), load_model("rules")
+
+    def render(bars, short=False, pedal=False):
+        keys = [MelodyNote(bar * 4, 0.5 if short else 3.9, p, 70) for bar, name in enumerate(bars) if name
+                for p in triads[name]]
+        hits = [MelodyNote(beat, 0.1, 36 if beat % 2 == 0 else 38, 100) for beat in range(4 * len(bars))]
+        midi = mido.MidiFile(type=1, ticks_per_beat=480)
+        midi.tracks += [melody_track(keys, 480, 0, name="Keys"), melody_track(hits, 480, 9, name="Drums")]
+        if pedal:  # down just after each chord, up just before the next
+            downs = [bar * 4 for bar, name in enumerate(bars) if name] + [4 * len(bars)]
+            timed = [(n.start, mido.Message("note_on", note=n.pitch, velocity=70)) for n in keys]
+            timed += [(n.end, mido.Message("note_off", note=n.pitch)) for n in keys]
+            timed += [(t + 0.02, mido.Message("control_change", control=64, value=127)) for t in downs[:-1]]
+            timed += [(t - 0.02, mido.Message("control_change", control=64, value=0)) for t in downs[1:]]
+            midi.tracks[0], now = mido.MidiTrack(), 0
+            for beat, msg in sorted(timed, key=lambda e: e[0]):
+                midi.tracks[0].append(msg.copy(time=round(beat * 480) - now))
+                now = round(beat * 480)
+        midi.save(tmp_path / "band.mid")
+        report = render_file(tmp_path / "band.mid", tmp_path / "out.mid", preset, model, seed=1)
+        return [sum(bar * 4 <= n.start < bar * 4 + 4 for n in report.notes) for bar in range(len(bars))], report
+
+    progression = ["C", "Am", "F", "G"]
+    per_bar, report = render(progression + [None] * 4 + progression + [None] * 4)
+    assert all(per_bar[:4]) and all(per_bar[8:12]), per_bar
+    assert not any(per_bar[4:8] + per_bar[12:]), per_bar     # the break and the outro
+    assert all(n.end <= 16 or 32 <= n.start and n.end <= 48 for n in report.notes)
+    assert [(round(a), round(b)) for a, b in report.rests] == [(16, 32), (48, 63)]  # the drums end on 63.1
+    assert "it rests where the chords are silent over two bars, beats 15.9-32, 47.9-63.1" in report.summary()
+    per_bar, _ = render(progression + [None] + progression)  # a one-bar stop: played over
+    assert all(per_bar), per_bar
+    held = ["C", None, None, None, "F", None, None, None]
+    assert not any(render(held, short=True)[0][1:4])
+    assert all(render(held, short=True, pedal=True)[0]), "the pedal holds the chord"
