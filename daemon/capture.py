@@ -142,6 +142,7 @@ class ChordCapture:
         self._gesture: tuple[float, list[int]] = (float("-inf"), [])  # the last strike's last key: (t, its keys)
         self._chord_keys: list[int] = []  # the keys the sounding chord was last struck with
         self._lone: MelodyKey | None = None  # the last key struck alone (an oom-pah's bass, maybe)
+        self.level: float | None = None  # the mean velocity of the last strike of two keys or more
 
     @property
     def sounding(self) -> set[int]:
@@ -219,6 +220,8 @@ class ChordCapture:
         else:
             pitches = sorted(self.sounding | set(keys))
         chord = name_chord(pitches, self.chord)
+        if len(strike) > 1:  # a chord's keys, not a tune's: how loud the player plays
+            self.level = sum(v for _, _, v in strike) / len(strike)
         if len(strike) > 1 or chord != self.chord:
             self._chord_keys = pitches
         if chord is not None and chord != self.chord:

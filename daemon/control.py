@@ -19,6 +19,7 @@ from riffd.bridges.osc import OscBridge
 from riffd.bridges.osctable import OSC_CHANNEL
 from riffd.models.protocol import MelodyModel
 from riffd.music.chords import parse_chord, recognize
+from riffd.music.theory import MF
 from riffd.presets import load_preset
 
 from .clock import InternalClock
@@ -129,7 +130,7 @@ class Control:
         for p in self.held:
             self.engine.handle(ev.NoteOff(t, OSC_CHANNEL, p))
         for p in pitches:
-            self.engine.handle(ev.NoteOn(t, OSC_CHANNEL, p, 80))
+            self.engine.handle(ev.NoteOn(t, OSC_CHANNEL, p, MF))  # no velocity sent: mf, the melody at its preset's
         self.engine.close_strike()  # a chord sent whole: no key is still on its way
         self.held = list(pitches)
 

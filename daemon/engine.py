@@ -19,6 +19,7 @@ from riffd.bridges import events as ev
 from riffd.bridges.osctable import OSC_CHANNEL
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote
 from riffd.models.rules import RulesModel
+from riffd.music.theory import follow_level
 from riffd.presets import Preset
 
 from .capture import ALL_SOUND_OFF_CC, OOM_BEATS, Call, ChordCapture, ChordChange, MelodyKey, Restrike, snap_to_beat
@@ -55,15 +56,15 @@ class Engine:
         self.model, self.preset, self.clock, self.scheduler = model, preset, clock, scheduler
         self.channel, self.mode = preset.channel - 1 if channel is None else channel, mode or preset.mode
         self.lookahead, self._now, self.input_waiting, self.warm_s = lookahead, now, input_waiting, warm_s
-        # A planned note on a beat where the player has been striking waits, as long as the
-        # keys have been coming late (at most ``hold_ms``), so that a change replaces it; once
-        # a key opens a strike there, notes wait for it to close (a change replaces them).
+        # A note on a beat where the player has been striking waits as long as keys came late (at most
+        # ``hold_ms``), so that a change replaces it; once a key opens a strike there, until it closes.
         self.max_hold_s = hold_ms / 1000.0
         self._strike_phases: deque[float] = deque(maxlen=8)
         self._lateness: deque[float] = deque(maxlen=8)  # s after the beat the last strikes were heard
         self._read_delay = 0.0  # s from the open strike's first key's stamp to its handling here
         self._deferred: tuple[float, float, float] | None = None  # beats whose notes wait, to
         self.capture = ChordCapture(window_s=preset.strike_window_ms / 1000.0)
+        scheduler.loudness = self._loud  # each note-on as loud as the player's last strike, when it is sent
         self.in_channels = frozenset(in_channels) | {OSC_CHANNEL}  # keys sent over OSC always count
         self.chord, self.chord_beat = None, float("-inf")  # the last known chord, where it starts
         self.planned_until: float | None = None  # None: nothing planned yet
@@ -135,6 +136,9 @@ class Engine:
     def _beats(self, seconds: float) -> float:
         return seconds * self.clock.tempo / 60.0
 
+    def _loud(self, velocity: int) -> int:  # as loud as the player plays (the preset's velocity_follow)
+        return follow_level(velocity, self.capture.level, self.preset.velocity_follow)
+
     def _defer_for_strike(self, t: float) -> None:
         """A key at ``t`` opened a strike near a striking beat: planned notes from there to
         the end of the strike's window wait for it to close (``_take`` sends or drops them)."""
@@ -177,8 +181,7 @@ class Engine:
         try:
             if self.chord is None or not self.clock.running:
                 return
-            beat = self.clock.beat_at(self._now())
-            start = math.ceil(beat * self.preset.grid) / self.preset.grid
+            start = math.ceil(self.clock.beat_at(self._now()) * self.preset.grid) / self.preset.grid
             self.scheduler.cancel_from(start)
             self._spare.rollback(start)
             self._spare.extend([ChordAt(start, self.chord)])
@@ -228,8 +231,7 @@ class Engine:
         if model is not None:
             self._use(model)
         if fresh:
-            beat = self.clock.beat_at(self._now())
-            start = math.ceil(beat * self.preset.grid) / self.preset.grid
+            start = math.ceil(self.clock.beat_at(self._now()) * self.preset.grid) / self.preset.grid
             chords = [ChordAt(start, self.chord)] if self.chord is not None else []
             for m in (self.model, self._spare):
                 m.start(Context(self.preset, seed=self.seed, start_beat=start, chords=chords))
@@ -294,9 +296,8 @@ class Engine:
         """Generate up to ``until`` (beats) within a sixteenth note's time, and schedule.
         ``yielding``: plan one model step at a time and stop early once events wait, so
         that planning ahead never delays a key (the next poll plans on)."""
-        now = self._now()
         budget = min(0.05, 15.0 / max(self.clock.tempo, 1.0))
-        now_beat = self._plan_beat = self.clock.beat_at(now)
+        now_beat = self._plan_beat = self.clock.beat_at(self._now())
         if self.early:  # a note told on its pitch but never finished (a fault) keeps its placeholder end
             self.early.forget()
         deadline = time.monotonic() + budget  # compute time: measured on the real monotonic clock
@@ -345,8 +346,7 @@ class Engine:
         if not self.clock.running or self.chord is None:
             return
         beat = self.clock.beat_at(now)
-        seconds_per_beat = 60.0 / self.clock.tempo
-        silent_beats = (now - self.last_activity) / seconds_per_beat
+        silent_beats = self._beats(now - self.last_activity)
         held = bool(self.capture.sounding)
         if self.mode == "call-response":
             self._maybe_answer(now, beat, silent_beats, held)

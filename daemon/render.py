@@ -6,6 +6,7 @@ from all of them together, as `riffd eval` names an accompaniment's
 (riffd.models.evaluation.arrangements.beat_chords)."""
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord
                                     max_polyphony, pitched, read_song, sounding, with_melody, write_atomic)
 from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, bass_line, mean_pitch, song_chords
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, MeterError, one_voice
+from riffd.music.theory import follow_level
 
 from .capture import OOM_BEATS, ChordCapture, ChordChange, snap_to_beat
 from .engine import IDLE_BARS
@@ -115,6 +117,25 @@ def rest_through(notes: list[MelodyNote], gaps: list[tuple[float, float]]) -> li
     return kept
 
 
+def as_loud(notes: list[MelodyNote], song: Song, parts, follow: float) -> list[MelodyNote]:
+    """``notes`` as loud as the chords around them play (``follow``: the preset's
+    velocity_follow; music.theory.follow_level): a note's level is the mean velocity of
+    the notes of ``parts`` but drums begun in the beat up to it (a 64th note after it
+    counts: struck with it), else of the last strike before it."""
+    keys = sorted((n.start / song.ppqn, n.velocity) for k in parts for n in pitched(song.tracks[k]))
+    starts = [b for b, _ in keys]
+    out = []
+    for n in notes:
+        hi, level = bisect.bisect_right(starts, n.start + 1 / 16), None
+        if hi:
+            lo = bisect.bisect_right(starts, n.start - 1)
+            if lo == hi:  # none begun in the beat before: the last strike, its keys within a 64th of its last
+                lo = bisect.bisect_left(starts, starts[hi - 1] - 1 / 16)
+            level = sum(v for _, v in keys[lo:hi]) / (hi - lo)
+        out.append(MelodyNote(n.start, n.duration, n.pitch, follow_level(n.velocity, level, follow)))
+    return out
+
+
 def chord_tone_share(notes: list[MelodyNote], chord_at) -> float:
     on_beat = [n for n in notes if abs(n.start - round(n.start)) < 1e-6 and chord_at(n.start)]
     if not on_beat:
@@ -167,6 +188,8 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
              for n in one_voice(model.generate(end)) if n.start < end]
     gaps = silences(song, voices or (index,), end, preset.beats_per_bar) if recognized else []
     notes = rest_through(notes, gaps)  # a request's chords say where they stop: over its N.C. the melody plays on
+    if recognized:  # a request's chords are riffd's own, at one velocity: nothing to follow
+        notes = as_loud(notes, song, voices or (index,), preset.velocity_follow)
     channel = free_channel(song, preset.channel - 1)
     write_atomic(with_melody(song, notes, channel), out_path)
     names = [(c.beat, c.chord.name) for c in chords if c.chord]

@@ -50,6 +50,8 @@ class Scheduler:
     caller's thread, still in ledger order). ``keys_waiting()`` tells whether keys have
     come in that the engine has yet to handle (see ``add``'s ``wait_for_keys``). ``stats``
     counts ``sent``, ``send_errors`` and ``waited_for_keys`` (note-ons that waited).
+    ``loudness(velocity)`` gives each note-on's velocity (1-127) as it is sent: the engine's
+    follows the player's last strike (Engine._loud), so a note planned before it plays at it.
     """
 
     def __init__(self, clock, send: Callable[[list[int]], None], now=time.monotonic,
@@ -73,6 +75,7 @@ class Scheduler:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.rt_priority, self.realtime = 0, False
+        self.loudness: Callable[[int], int] = lambda velocity: velocity
 
     # -- planning (any thread) ------------------------------------------------------
     def add(self, note: Note, provisional: bool = False, wait_for_keys: float | None = None) -> int:
@@ -294,6 +297,8 @@ class Scheduler:
             self._note_off(self._ledger[key])  # re-strike: end the old one first
         self._ledger[key] = nid
         self._used_channels.add(note.channel)
+        if (velocity := self.loudness(note.velocity)) != note.velocity:
+            self._notes[nid] = note = replace(note, velocity=velocity)  # as sent, for on_note and panic
         self._emit([0x90 | note.channel, note.pitch, note.velocity])
         if self._on_note and nid not in self._provisional:
             self._on_note("on", note, self._now())

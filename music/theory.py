@@ -45,6 +45,19 @@ def velocity(base: int, strength_: int, jitter: int = 0) -> int:
     return int(min(127, max(1, base + (4, -8, -4, 0)[strength_] + jitter)))
 
 
+MF = 80  # mezzo-forte: the velocity notation programs (MuseScore, Sibelius) write for mf
+
+
+def follow_level(velocity: int, level: float | None, amount: float) -> int:
+    """``velocity`` (1-127) moved by ``amount`` (0-1, a preset's velocity_follow) of the
+    player's ``level`` (the mean velocity of the last chord struck) minus ``MF``: a player
+    at mf hears the preset's velocity, one at p (about 50) a melody that much softer.
+    ``level`` None (no chord heard): unchanged."""
+    if level is None or amount <= 0:
+        return velocity
+    return int(min(127, max(1, round(velocity + amount * (level - MF)))))
+
+
 def chord_scale(chord: Chord | None, preference: str) -> frozenset[int]:
     """Pitch classes (0-11) of the scale to play over ``chord`` given the preset's scale
     preference (a name in riffd.presets.SCALES); chord tones always belong."""

@@ -90,6 +90,9 @@ SPEC: dict[str, tuple] = {
                                          "file's folder)"),
     "style": (str, None, None, "pop", "style token given to the model"),
     "velocity": (int, 1, 127, 90, "base note-on velocity"),
+    "velocity_follow": (float, 0.0, 1.0, 1.0, "how far the melody's loudness follows the player's: its velocity "
+                                              "moves by this share of the last chord's mean velocity minus 80 (mf); "
+                                              "0 keeps velocity whatever the player does"),
     "channel": (int, 1, 16, 2, "MIDI channel of the melody (1-16)"),
     "synth": (dict, None, None, _frozen_synth(SYNTH_DEFAULTS),
               "the WAV preview's patches: tables [synth.melody] and [synth.chords] (keys below)"),

@@ -35,12 +35,12 @@ class Rig:
             self.engine.poll(self.t)
             self.scheduler.run_due(self.t)
 
-    def strike(self, name, release=None):
+    def strike(self, name, release=None, velocity=80):  # mf: the melody at its preset's velocity
         for p in release or []:
             self.engine.handle(NoteOff(self.t, 0, p))
         pitches = parse_chord(name).voicing()
         for p in pitches:
-            self.engine.handle(NoteOn(self.t, 0, p, 90))
+            self.engine.handle(NoteOn(self.t, 0, p, velocity))
         return pitches
 
     def ons(self):
@@ -666,3 +666,27 @@ def test_a_tune_played_over_held_chords_is_heard_as_melody_and_never_replans():
     rig.advance(rig.t + 0.5)
     assert rig.engine.stats["chord_changes"] == 2 and rig.engine.chord.name == "G"
     assert [n.pitch for n in heard][-8:] == [74, 76, 77, 79, 71, 72, 74, 76]
+
+
+def test_the_melody_is_as_loud_as_the_player():
+    """Chords struck softly (velocity 40) get a softer melody than the same struck hard
+    (120), by the difference (the preset's velocity_follow 1: its velocity 90 moves by the
+    strike's mean velocity minus 80), a restrike of the sounding chord included; with
+    velocity_follow 0 the melody keeps the preset's velocity."""
+    def velocities(follow, plays):
+        rig = Rig()
+        rig.engine.reconfigure(preset=rig.preset.with_values(velocity_follow=follow))
+        held, out = [], []
+        for name, velocity in plays:
+            mark = len(rig.ons())
+            held = rig.strike(name, held, velocity=velocity)
+            rig.advance(rig.t + 4.0)
+            out.append([m[2] for m in rig.ons()[mark:]])
+        rig.scheduler.panic()
+        return out
+
+    soft, loud, soft_again = velocities(1.0, [("C", 40), ("F", 120), ("F", 40)])
+    assert soft and loud and soft_again
+    assert max(soft) < 70 and min(loud) > 110 and max(soft_again) < 70, (soft, loud, soft_again)
+    for bar in velocities(0.0, [("C", 40), ("F", 120)]):
+        assert all(75 <= v <= 105 for v in bar), bar

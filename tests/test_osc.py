@@ -197,6 +197,26 @@ def test_chords_in_live_notes_out(riffd_osc):
     assert inbox.wait("/riffd/note", since=before)[0][1][0] % 12 in {5, 9, 0}
 
 
+def test_the_melody_is_as_loud_as_the_keys_sent_and_an_osc_chord_is_mf(riffd_osc):
+    """/riffd/chord sends no velocity: it strikes at mf (80), and the melody keeps its
+    preset's velocity (pop: 90, give or take an accent); keys sent with /riffd/note/on at
+    velocity 30 get a melody about 50 softer (velocity_follow 1)."""
+    client, inbox, _ = riffd_osc
+    client.send_message("/riffd/chord", [57, 60, 64])
+    time.sleep(0.1)
+    before = len(inbox.messages("/riffd/note"))
+    mf = [velocity for _, (_, velocity, _) in inbox.wait("/riffd/note", count=3, since=before)]
+    client.send_message("/riffd/notes/off", [])
+    for pitch in (50, 53, 57):
+        client.send_message("/riffd/note/on", [pitch, 30])
+    time.sleep(0.1)
+    before = len(inbox.messages("/riffd/note"))
+    soft = [velocity for _, (_, velocity, _) in inbox.wait("/riffd/note", count=3, since=before)]
+    client.send_message("/riffd/notes/off", [])
+    assert len(mf) >= 3 and len(soft) >= 3
+    assert all(75 <= v <= 105 for v in mf) and all(v <= 60 for v in soft), (mf, soft)
+
+
 def test_notes_off_lets_a_patchs_stuck_keys_up_and_the_accompaniment_rests(riffd_osc):
     """Keys down over /riffd/note/on whose key-ups the patch lost (and the last OSC chord):
     riffd would play on over them; after /riffd/notes/off it rests after two bars."""

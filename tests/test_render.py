@@ -601,3 +601,29 @@ def test_the_melody_rests_where_the_chords_fall_silent_for_over_two_bars(tmp_pat
     held = ["C", None, None, None, "F", None, None, None]
     assert not any(render(held, short=True)[0][1:4])
     assert all(render(held, short=True, pedal=True)[0]), "the pedal holds the chord"
+
+
+def test_the_melody_is_as_loud_as_the_chords_around_it(tmp_path):
+    """A chord track played softly (velocity 40) for four bars, then hard (110): the
+    melody follows, each note by the chords begun in the beat up to it (the preset's
+    velocity_follow 1: its velocity 90 moves by their mean velocity minus 80); with
+    velocity_follow 0 every note keeps the preset's velocity, give or take its accent."""
+    from riffd.bridges.midifile import melody_track
+    from riffd.models.protocol import MelodyNote
+    triads = {"C": (48, 52, 55), "Am": (45, 48, 52), "F": (41, 45, 48), "G": (43, 47, 50)}
+    keys = [MelodyNote(bar * 4 + beat, 0.9, p, 40 if bar < 4 else 110)
+            for bar, name in enumerate(["C", "Am", "F", "G"] * 2) for beat in (0, 2) for p in triads[name]]
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks.append(melody_track(keys, 480, 0, name="Keys"))
+    midi.save(tmp_path / "dynamics.mid")
+    for follow in (1.0, 0.0):
+        preset = load_preset("pop").with_values(velocity_follow=follow)
+        notes = render_file(tmp_path / "dynamics.mid", tmp_path / "out.mid", preset, load_model("rules"), seed=1).notes
+        soft, loud = [n.velocity for n in notes if n.start < 16], [n.velocity for n in notes if n.start >= 16]
+        assert soft and loud
+        if follow:
+            assert max(soft) < 70 and min(loud) > 100, (soft, loud)
+        else:
+            assert all(75 <= v <= 105 for v in soft + loud), (soft, loud)
+    written = [n.velocity for n in read_song(tmp_path / "out.mid").tracks[-1]]
+    assert written == [n.velocity for n in notes]  # the file holds what the report says
