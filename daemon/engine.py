@@ -1,9 +1,8 @@
 """One live session: chords in, a planned melody out, re-planned on every chord change.
 
-The engine runs on one thread: ``handle(event)`` for each event from the bridges and
-``poll(now)`` in between. It keeps the model's plan ``lookahead`` beats ahead of the
-clock; what is scheduled but not yet sounding is "not committed" and is rolled back on a
-chord change, and a sounding note that clashes with the new chord is cut.
+The engine runs on one thread: ``handle(event)`` for each event from the bridges and ``poll(now)``
+in between. It keeps the model's plan ``lookahead`` beats ahead of the clock; what is scheduled but
+not yet sounding is rolled back on a chord change, and a sounding note that clashes with it is cut.
 
 A step that raises (a model fault, a bug) is logged in one line and counted in
 ``stats["faults"]``; the rules model plays the next ``lookahead`` beats, then the model.
@@ -353,6 +352,7 @@ class Engine:
             return
         if not held and silent_beats > IDLE_BARS * self.preset.beats_per_bar:
             if isinstance(self.clock, InternalClock):
+                self._restart()  # a note still sounding ends now: the stopped clock would never reach its end
                 self.clock.stop(now)  # the next chord starts a new phrase on beat 0
                 self.capture.forget_chord()
                 self.chord = None

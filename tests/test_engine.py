@@ -690,3 +690,27 @@ def test_the_melody_is_as_loud_as_the_player():
     assert max(soft) < 70 and min(loud) > 110 and max(soft_again) < 70, (soft, loud, soft_again)
     for bar in velocities(0.0, [("C", 40), ("F", 120)]):
         assert all(75 <= v <= 105 for v in bar), bar
+
+
+def test_going_idle_ends_a_note_the_stopped_clock_would_never_reach():
+    """A long note sounding when the player has been silent two bars: the accompaniment
+    rests and the internal clock stops, and the note ends then, not ten beats into the
+    next phrase (a stopped clock never reaches its end)."""
+    class Long(MelodyModel):
+        name = "long"
+
+        def _next_notes(self):
+            start = self.cursor
+            self.cursor = start + 12.0
+            return [MelodyNote(start, 12.0, 72, 80)]
+
+    rig = Rig(model=Long())
+    held = rig.strike("F")
+    rig.advance(101.0)
+    for p in held:
+        rig.engine.handle(NoteOff(rig.t, 0, p))
+    rig.advance(111.0)                  # two bars of silence (8 beats at 60 BPM) and more
+    assert not rig.clock.running and not rig.scheduler.sounding()
+    ons = sum(m[0] & 0xF0 == 0x90 and m[2] > 0 for m in rig.sent)
+    offs = sum(m[0] & 0xF0 == 0x80 or (m[0] & 0xF0 == 0x90 and m[2] == 0) for m in rig.sent)
+    assert ons >= 1 and offs == ons, rig.sent
