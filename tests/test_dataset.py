@@ -263,15 +263,15 @@ def test_synthetic_pieces_are_one_voice_as_played():
 
 
 def test_synthetic_pieces_keep_the_values_they_were_made_with(monkeypatch):
-    """A preset set again for playing (pop's chord-tone bias and repeat) leaves the training
-    data as the shipped riff-small learned it."""
+    """A preset set again for playing (pop's chord-tone bias, repeat and density) leaves the
+    training data as the shipped riff-small learned it."""
     import riffd.presets
     from riffd.models.training.synthetic import PROGRESSIONS, generate
     assert list(PROGRESSIONS)[0] == "pop"  # index 0 and 6 are pop pieces
     made = [generate(i, 0).melody for i in (0, 6)]
     original = riffd.presets.load_preset
     monkeypatch.setattr(riffd.presets, "load_preset",
-                        lambda name: original(name).with_values(chord_tone_bias=0.2, repeat=0.9))
+                        lambda name: original(name).with_values(chord_tone_bias=0.2, repeat=0.9, density=3.0))
     assert [generate(i, 0).melody for i in (0, 6)] == made
 
 
