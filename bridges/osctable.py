@@ -16,7 +16,7 @@ MAX_CHORD = 16         # pitches in one /riffd/chord
 MAX_NAMES = 256        # chord names in one /riffd/generate
 OSC_CHANNEL = 16       # keys sent over OSC: a channel past MIDI's 0-15, so --in-channel never drops them
 PARAMS = ("temperature", "top_p", "density", "density_follow", "register_low", "register_high", "swing",
-          "chord_tone_bias", "repeat", "recall_bars", "repeated_note_penalty", "rest_on_changes")
+          "chord_tone_bias", "repeat", "recall_bars", "repeated_note_penalty", "rest_on_changes", "velocity_follow")
 
 
 @dataclass(frozen=True)

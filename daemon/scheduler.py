@@ -51,7 +51,7 @@ class Scheduler:
     come in that the engine has yet to handle (see ``add``'s ``wait_for_keys``). ``stats``
     counts ``sent``, ``send_errors`` and ``waited_for_keys`` (note-ons that waited).
     ``loudness(velocity)`` gives each note-on's velocity (1-127) as it is sent: the engine's
-    follows the player's last strike (Engine._loud), so a note planned before it plays at it.
+    follows the player's last strike, so a note planned before that strike plays at its level.
     """
 
     def __init__(self, clock, send: Callable[[list[int]], None], now=time.monotonic,
@@ -298,7 +298,7 @@ class Scheduler:
         self._ledger[key] = nid
         self._used_channels.add(note.channel)
         if (velocity := self.loudness(note.velocity)) != note.velocity:
-            self._notes[nid] = note = replace(note, velocity=velocity)  # as sent, for on_note and panic
+            self._notes[nid] = note = replace(note, velocity=velocity)  # as sent: on_note (OSC) tells this one
         self._emit([0x90 | note.channel, note.pitch, note.velocity])
         if self._on_note and nid not in self._provisional:
             self._on_note("on", note, self._now())
