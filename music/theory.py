@@ -45,7 +45,7 @@ def velocity(base: int, strength_: int, jitter: int = 0) -> int:
     return int(min(127, max(1, base + (4, -8, -4, 0)[strength_] + jitter)))
 
 
-MF = 80  # mezzo-forte: the velocity notation programs (MuseScore, Sibelius) write for mf
+MF = 80  # mezzo-forte: the velocity MuseScore writes for mf (its p is 49, its f 96)
 
 
 def follow_level(velocity: int, level: float | None, amount: float) -> int:
