@@ -200,7 +200,8 @@ def test_chords_in_live_notes_out(riffd_osc):
 def test_the_melody_is_as_loud_as_the_keys_sent_and_an_osc_chord_is_mf(riffd_osc):
     """/riffd/chord sends no velocity: it strikes at mf (80), and the melody keeps its
     preset's velocity (pop: 90, give or take an accent); keys sent with /riffd/note/on at
-    velocity 30 get a melody about 50 softer (velocity_follow 1)."""
+    velocity 30 get a melody about 50 softer (velocity_follow 1), and so does a phrase
+    asked for then."""
     client, inbox, _ = riffd_osc
     client.send_message("/riffd/chord", [57, 60, 64])
     time.sleep(0.1)
@@ -212,7 +213,13 @@ def test_the_melody_is_as_loud_as_the_keys_sent_and_an_osc_chord_is_mf(riffd_osc
     time.sleep(0.1)
     before = len(inbox.messages("/riffd/note"))
     soft = [velocity for _, (_, velocity, _) in inbox.wait("/riffd/note", count=3, since=before)]
+    done = len(inbox.messages("/riffd/done"))
+    client.send_message("/riffd/generate", [2, "C", "G"])
+    finished = inbox.wait("/riffd/done", since=done, timeout=20)
     client.send_message("/riffd/notes/off", [])
+    assert finished
+    phrase = [m[1][2] for m in inbox.messages("/riffd/phrase/note") if m[1][0] == finished[0][1][0]]
+    assert phrase and all(v <= 60 for v in phrase), phrase
     assert len(mf) >= 3 and len(soft) >= 3
     assert all(75 <= v <= 105 for v in mf) and all(v <= 60 for v in soft), (mf, soft)
 
