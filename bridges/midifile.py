@@ -6,6 +6,7 @@ render leaves no partial file.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,9 +146,15 @@ def sounding(notes: list[TrackNote], pedals=()) -> list[tuple[int, int]]:
     """The spans (start, end ticks, sorted, disjoint) in which any of ``notes`` sounds,
     a note whose key goes up while its channel's sustain pedal is down (``pedals``:
     Song.pedals' (down, up, channel)) sounding on until the pedal goes up."""
+    held: dict[int, tuple[list[int], list[int]]] = {}  # channel -> its pedal's (downs, ups), disjoint, in order
+    for down, up, c in sorted(pedals):
+        held.setdefault(c, ([], []))[0].append(down)
+        held[c][1].append(up)
     spans: list[tuple[int, int]] = []
     for n in sorted(notes):
-        end = max([n.end] + [up for down, up, c in pedals if c == n.channel and down <= n.end < up])
+        downs, ups = held.get(n.channel, ((), ()))
+        i = bisect.bisect_right(downs, n.end) - 1
+        end = ups[i] if i >= 0 and n.end < ups[i] else n.end
         if spans and n.start <= spans[-1][1]:
             spans[-1] = (spans[-1][0], max(spans[-1][1], end))
         else:
