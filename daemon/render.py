@@ -48,7 +48,7 @@ class RenderReport:
         more = " ..." if len(self.chords) > 8 else ""
         where = (f"chord {self.source()}" if self.chord_track is not None
                  else f"{self.source()} (one voice each, chords named per beat)")
-        rests = ("; it rests where the chords are silent over two bars, beats "
+        rests = ("; it rests where only drums or nothing play over two bars, beats "
                  + ", ".join(f"{round(a, 1):g}-{round(b, 1):g}" for a, b in self.rests) if self.rests else "")
         return (f"{self.output}: {where} unchanged, {len(self.chords)} chord "
                 f"changes ({names}{more}); track 'riffd melody' on channel {self.channel + 1}: "
@@ -91,15 +91,15 @@ def chord_timeline(notes, ppqn: int, tolerance: float) -> list[ChordAt]:
     return timeline
 
 
-def silences(song: Song, parts, end: float, bar: float) -> list[tuple[float, float]]:
-    """Where the chords fall silent (beats): the gaps longer than ``IDLE_BARS`` bars of
-    ``bar`` beats in which no note of ``parts`` (indices of song.tracks) but drums sounds, a key
+def silences(song: Song, end: float, bar: float) -> list[tuple[float, float]]:
+    """Where the song falls silent but for its drums (beats): the gaps longer than
+    ``IDLE_BARS`` bars of ``bar`` beats in which no pitched note of any part sounds, a key
     held by the sustain pedal sounding (midifile.sounding), from the first sound to
-    ``end``: a break, a drum solo, an outro without the keys. Live, the accompaniment
-    rests after that long a silence (engine.IDLE_BARS); a file can be read ahead, so the
-    melody rests from the silence's start."""
-    spans = sounding([n for k in parts for n in pitched(song.tracks[k])],
-                     [p for k in parts if k < len(song.pedals) for p in song.pedals[k]])
+    ``end``: a break or an outro of drums alone. Live, the accompaniment rests after that
+    long a silence of the player's (engine.IDLE_BARS); a file can be read ahead, so the
+    melody rests from the silence's start. A part that plays on (a bass line, the other
+    voices of a choir) keeps it playing."""
+    spans = sounding([n for t in song.tracks for n in pitched(t)], [p for ps in song.pedals for p in ps])
     edges = [(a / song.ppqn, b / song.ppqn) for a, b in spans] + [(end, end)]
     return [(edges[i][1], edges[i + 1][0]) for i in range(len(edges) - 1)
             if edges[i + 1][0] - edges[i][1] > IDLE_BARS * bar + 1e-9]
@@ -186,7 +186,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         raise MidiInputError(f"{source or 'the file'}: {exc}; --model rules or markov play any meter") from None
     notes = [n if n.end <= end else MelodyNote(n.start, end - n.start, n.pitch, n.velocity)
              for n in one_voice(model.generate(end)) if n.start < end]
-    gaps = silences(song, voices or (index,), end, preset.beats_per_bar) if recognized else []
+    gaps = silences(song, end, preset.beats_per_bar) if recognized else []
     notes = rest_through(notes, gaps)  # a request's chords say where they stop: over its N.C. the melody plays on
     if recognized:  # a request's chords are riffd's own, at one velocity: nothing to follow
         notes = as_loud(notes, song, voices or (index,), preset.velocity_follow)

@@ -563,18 +563,23 @@ def test_the_melody_rests_where_the_chords_fall_silent_for_over_two_bars(tmp_pat
     """A band's file: keys and drums, the keys silent in a four-bar break and a four-bar
     drum outro. The melody rests through both, as live riffd rests after two silent
     bars; over a one-bar stop it plays on, and so it does over bars the sustain pedal
-    holds (a chord struck short, the pedal down four bars), not with the pedal left out."""
+    holds (a chord struck short, the pedal down four bars), not with the pedal left out,
+    and over a break where a bass line plays on."""
     from riffd.bridges.midifile import melody_track
     from riffd.models.protocol import MelodyNote
     triads = {"C": (48, 52, 55), "Am": (45, 48, 52), "F": (41, 45, 48), "G": (43, 47, 50)}
     preset, model = load_preset("pop"), load_model("rules")
 
-    def render(bars, short=False, pedal=False):
+    def render(bars, short=False, pedal=False, bass=False):
         keys = [MelodyNote(bar * 4, 0.5 if short else 3.9, p, 70) for bar, name in enumerate(bars) if name
                 for p in triads[name]]
         hits = [MelodyNote(beat, 0.1, 36 if beat % 2 == 0 else 38, 100) for beat in range(4 * len(bars))]
         midi = mido.MidiFile(type=1, ticks_per_beat=480)
         midi.tracks += [melody_track(keys, 480, 0, name="Keys"), melody_track(hits, 480, 9, name="Drums")]
+        if bass:  # a root a beat under every bar, the silent ones too (the last chord's)
+            roots = [triads[name or next(n for n in bars[bar::-1] if n)][0] - 12 for bar, name in enumerate(bars)]
+            midi.tracks.append(melody_track([MelodyNote(b, 0.9, roots[b // 4], 90) for b in range(4 * len(bars))],
+                                            480, 1, name="Bass"))
         if pedal:  # down just after each chord, up just before the next
             downs = [bar * 4 for bar, name in enumerate(bars) if name] + [4 * len(bars)]
             timed = [(n.start, mido.Message("note_on", note=n.pitch, velocity=70)) for n in keys]
@@ -595,7 +600,9 @@ def test_the_melody_rests_where_the_chords_fall_silent_for_over_two_bars(tmp_pat
     assert not any(per_bar[4:8] + per_bar[12:]), per_bar     # the break and the outro
     assert all(n.end <= 16 or 32 <= n.start and n.end <= 48 for n in report.notes)
     assert [(round(a), round(b)) for a, b in report.rests] == [(16, 32), (48, 63)]  # the drums end on 63.1
-    assert "it rests where the chords are silent over two bars, beats 15.9-32, 47.9-63.1" in report.summary()
+    assert "it rests where only drums or nothing play over two bars, beats 15.9-32, 47.9-63.1" in report.summary()
+    per_bar, report = render(progression + [None] * 4 + progression, bass=True)
+    assert all(per_bar) and not report.rests, per_bar
     per_bar, _ = render(progression + [None] + progression)  # a one-bar stop: played over
     assert all(per_bar), per_bar
     held = ["C", None, None, None, "F", None, None, None]
