@@ -250,7 +250,7 @@ def test_osc_chords_count_whatever_in_channel_picks(tmp_path):
 
 def test_every_address_of_the_table_is_taken(riffd_osc):
     client, inbox, _ = riffd_osc
-    errors = len(inbox.messages("/riffd/error"))
+    errors, dones = len(inbox.messages("/riffd/error")), len(inbox.messages("/riffd/done"))
     valid = {"/riffd/chord": [55, 59, 62], "/riffd/chord/name": ["Em7"], "/riffd/note/on": [60, 90],
              "/riffd/note/off": [60], "/riffd/position": [8.0], "/riffd/tempo": [100.0],
              "/riffd/preset": ["jazz"], "/riffd/model": ["markov"], "/riffd/mode": ["call-response"],
@@ -261,7 +261,7 @@ def test_every_address_of_the_table_is_taken(riffd_osc):
             args = valid.get(a.path, [0.5] if a.path.startswith("/riffd/param/") else [])
             client.send_message(a.path, args)
             time.sleep(0.02)
-    inbox.wait("/riffd/done", timeout=5)
+    assert inbox.wait("/riffd/done", since=dones, timeout=20)  # its phrase's, not an earlier test's
     assert inbox.messages("/riffd/error")[errors:] == []
     model, preset, tempo, clock, notes_sent, misses = status(client, inbox)
     assert (model, preset, tempo, clock) == ("markov", "jazz", 100.0, "internal")
