@@ -10,6 +10,15 @@ from dataclasses import dataclass
 
 ALL_NOTES_OFF_CC = 123  # MIDI 1.0 Detailed Specification, "Channel Mode Messages"
 DRUM_CHANNEL = 9  # MIDI channel 10, General MIDI's percussion: drums are never chords
+SUSTAIN_CC = 64
+RESET_CONTROLLERS_CC = 121  # the pedal goes up (MMA RP-015, "Response to Reset All Controllers")
+PEDAL_CCS = (SUSTAIN_CC, RESET_CONTROLLERS_CC)
+
+
+def pedal_down(control: int, value: int) -> bool:
+    """After a control change of ``PEDAL_CCS``: whether the sustain pedal is down (CC64
+    at 64 or more; below 64, or CC121, lets it up)."""
+    return control == SUSTAIN_CC and value >= 64
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,9 @@ from pathlib import Path
 import mido
 
 from .atomic import atomic_path
-from .events import DRUM_CHANNEL
+from .events import DRUM_CHANNEL, PEDAL_CCS, pedal_down
 
 CHORDAL_SHARE = 0.1  # of a chord track's onsets, more than this strike chords (as riffd eval's MAX_CHORDAL)
-SUSTAIN_CC, RESET_CC = 64, 121  # the sustain pedal (down at 64 or more), Reset All Controllers (lets it up)
 
 
 class MidiInputError(ValueError):
@@ -97,8 +96,8 @@ def read_song(path: str | Path) -> Song:
         tick, open_notes, notes, down, held = 0, {}, [], {}, []
         for msg in track:
             tick += msg.time
-            if msg.type == "control_change" and msg.control in (SUSTAIN_CC, RESET_CC):
-                if msg.control == SUSTAIN_CC and msg.value >= 64:
+            if msg.type == "control_change" and msg.control in PEDAL_CCS:
+                if pedal_down(msg.control, msg.value):
                     down.setdefault(msg.channel, tick)
                 elif msg.channel in down:
                     held.append((down.pop(msg.channel), tick, msg.channel))

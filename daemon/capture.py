@@ -31,12 +31,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from riffd.bridges.events import ALL_NOTES_OFF_CC
+from riffd.bridges.events import ALL_NOTES_OFF_CC, PEDAL_CCS, pedal_down
 from riffd.music.chords import Chord, recognize
 
-SUSTAIN_CC = 64
 ALL_SOUND_OFF_CC = 120  # the player's panic: keys, pedal and chord are forgotten
-RESET_CONTROLLERS_CC = 121  # the pedal goes up (MMA RP-015, "Response to Reset All Controllers")
 ALL_NOTES_OFF_CCS = range(ALL_NOTES_OFF_CC, 128)  # omni and mono/poly mode changes imply it
 # (MIDI 1.0 Detailed Specification, "Channel Mode Messages")
 SETTLE_S = 0.001  # a block chord's keys come in one driver period, read at once
@@ -264,8 +262,8 @@ class ChordCapture:
         elif control in ALL_NOTES_OFF_CCS:
             for pitch in list(self.held):
                 self.note_off(pitch)
-        elif control in (SUSTAIN_CC, RESET_CONTROLLERS_CC):
-            self.pedal = control == SUSTAIN_CC and value >= 64
+        elif control in PEDAL_CCS:
+            self.pedal = pedal_down(control, value)
             if not self.pedal:
                 self.sustained.clear()
 
