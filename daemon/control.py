@@ -19,7 +19,7 @@ from riffd.bridges.osc import OscBridge
 from riffd.bridges.osctable import OSC_CHANNEL
 from riffd.models.protocol import MelodyModel
 from riffd.music.chords import parse_chord, recognize
-from riffd.music.theory import MF, follow_level
+from riffd.music.theory import MF
 from riffd.presets import load_preset
 
 from .clock import InternalClock
@@ -144,9 +144,7 @@ class Control:
         else:
             raise ValueError("no chords: send /riffd/chord first, or give chord names")
         self.sent_chords = []
-        # as loud as the player, as the live melody is (velocity_follow)
-        preset = preset.with_values(velocity=follow_level(preset.velocity, self.engine.capture.level,
-                                                          preset.velocity_follow))
+        preset = preset.with_values(velocity=self.engine.loud(preset.velocity))  # as the live melody is
         job = PhraseJob(next(self._ids), preset, self.model_name, chords, bars, self.engine.seed, c.source)
         self.phrases.jobs.put(job)
 

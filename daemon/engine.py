@@ -39,13 +39,12 @@ log = logging.getLogger("riffd.daemon")
 class Engine:
     """Drives ``model`` from played chords and sends its notes through ``scheduler``.
 
-    ``clock`` is an InternalClock or a MidiClock; ``channel`` is 0-15; ``in_channels`` the input
-    channels (0-15) whose keys and pedal count, by default all but channel 10 (keys sent over OSC,
-    ``OSC_CHANNEL``, always count); ``now`` returns monotonic seconds; ``input_waiting()`` tells
-    whether events wait to be handled (planning ahead then stops between notes); ``early_onsets``:
-    an answer sounds on its pitch, before its length is chosen (daemon/onset.py; MIDI out);
-    ``warm_s``: s between warm-up model calls (0: none); ``send_first``: an answer is sent before
-    planning goes on (Scheduler.send_due; OSC alone). ``stats``: changes, re-plans, misses, ticks, faults."""
+    ``clock`` is an InternalClock or a MidiClock; ``channel`` is 0-15; ``in_channels`` the input channels (0-15)
+    whose keys and pedal count, by default all but channel 10 (keys sent over OSC, ``OSC_CHANNEL``, always count);
+    ``now`` returns monotonic seconds; ``input_waiting()`` tells whether events wait to be handled (planning ahead
+    then stops between notes); ``early_onsets``: an answer sounds on its pitch, before its length is chosen
+    (daemon/onset.py; MIDI out); ``warm_s``: s between warm-up calls (0: none); ``send_first``: an answer is sent
+    before planning goes on (Scheduler.send_due; OSC alone). ``stats``: changes, re-plans, misses, ticks, faults."""
 
     def __init__(self, model: MelodyModel, preset: Preset, clock: InternalClock | MidiClock,
                  scheduler: Scheduler, channel: int | None = None, mode: str | None = None,
@@ -63,7 +62,7 @@ class Engine:
         self._read_delay = 0.0  # s from the open strike's first key's stamp to its handling here
         self._deferred: tuple[float, float, float] | None = None  # beats whose notes wait, to
         self.capture = ChordCapture(window_s=preset.strike_window_ms / 1000.0)
-        scheduler.loudness = self._loud  # each note-on as loud as the player's last strike, when it is sent
+        scheduler.loudness = self.loud  # each note-on as loud as the player's last strike, when it is sent
         self.in_channels = frozenset(in_channels) | {OSC_CHANNEL}  # keys sent over OSC always count
         self.chord, self.chord_beat = None, float("-inf")  # the last known chord, where it starts
         self.planned_until: float | None = None  # None: nothing planned yet
@@ -135,7 +134,8 @@ class Engine:
     def _beats(self, seconds: float) -> float:
         return seconds * self.clock.tempo / 60.0
 
-    def _loud(self, velocity: int) -> int:  # as loud as the player plays (the preset's velocity_follow)
+    def loud(self, velocity: int) -> int:
+        """``velocity`` (1-127) as loud as the player plays (music.theory.follow_level, velocity_follow)."""
         return follow_level(velocity, self.capture.level, self.preset.velocity_follow)
 
     def _defer_for_strike(self, t: float) -> None:
