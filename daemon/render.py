@@ -33,7 +33,7 @@ class RenderReport:
     voices: tuple[int, ...] = ()  # the tracks the chords came from, with no chord track
     part: str = "track"  # the file's parts in messages (Song.part): tracks, or one track's channels
     numbers: tuple[int, ...] = ()  # each part's number there: a track's index, a channel's 1-16
-    rests: list[tuple[float, float]] = field(default_factory=list)  # (start, end) beats the chords fell silent
+    rests: list[tuple[float, float]] = field(default_factory=list)  # (start, end) beats only drums or nothing played
 
     def source(self) -> str:
         """Where the chords came from, as the file's parts are numbered: "track 1", or
@@ -186,10 +186,10 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         raise MidiInputError(f"{source or 'the file'}: {exc}; --model rules or markov play any meter") from None
     notes = [n if n.end <= end else MelodyNote(n.start, end - n.start, n.pitch, n.velocity)
              for n in one_voice(model.generate(end)) if n.start < end]
-    gaps = silences(song, end, preset.beats_per_bar) if recognized else []
-    notes = rest_through(notes, gaps)  # a request's chords say where they stop: over its N.C. the melody plays on
-    if recognized:  # a request's chords are riffd's own, at one velocity: nothing to follow
-        notes = as_loud(notes, song, voices or (index,), preset.velocity_follow)
+    gaps = []
+    if recognized:  # a request's chords are riffd's own: over N.C. the melody plays on, at its preset's velocity
+        gaps = silences(song, end, preset.beats_per_bar)
+        notes = as_loud(rest_through(notes, gaps), song, voices or (index,), preset.velocity_follow)
     channel = free_channel(song, preset.channel - 1)
     write_atomic(with_melody(song, notes, channel), out_path)
     names = [(c.beat, c.chord.name) for c in chords if c.chord]
