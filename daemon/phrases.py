@@ -22,6 +22,7 @@ from multiprocessing import get_context
 from typing import Callable
 
 from riffd.bridges.osc import OscBridge
+from riffd.models.ending import land
 from riffd.models.protocol import ChordAt, Context, MelodyModel, one_voice
 from riffd.music.chords import parse_chord
 from riffd.presets import Preset
@@ -147,11 +148,13 @@ def played(chords: list[tuple[float, object]], tempo: float, bars: int, beats_pe
 
 def render_phrase(model: MelodyModel, job: PhraseJob) -> list[tuple[int, int, float, float]]:
     """The notes of ``job`` as (pitch, velocity, start beat, duration beats), one voice,
-    cut at its end, from a fresh start of ``model``."""
-    end = job.bars * job.preset.beats_per_bar
-    model.start(Context(job.preset, seed=job.seed, chords=model_chords(job.chords)))
-    return [(n.pitch, n.velocity, round(n.start, 4), round(min(n.end, end) - n.start, 4))
-            for n in one_voice(model.generate(end)) if n.start < end]
+    ended on its last chord as the preset's ``ending`` says (models/ending.py), from a
+    fresh start of ``model``."""
+    end, preset = job.bars * job.preset.beats_per_bar, job.preset
+    chords = model_chords(job.chords)
+    model.start(Context(preset, seed=job.seed, chords=chords))
+    notes = land(one_voice(model.generate(end)), chords, end, preset.beats_per_bar, preset.register, preset.ending)
+    return [(n.pitch, n.velocity, round(n.start, 4), round(n.duration, 4)) for n in notes]
 
 
 def phrase_process(load: Callable[[str], MelodyModel], requests, results, parent: int) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord_track, free_channel, legato_ticks,
                                     max_polyphony, pitched, read_song, sounding, with_melody, write_atomic)
+from riffd.models.ending import cut_at, land
 from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, bass_line, mean_pitch, song_chords
 from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, MeterError, one_voice
 from riffd.music.theory import follow_level
@@ -91,6 +92,13 @@ def chord_timeline(notes, ppqn: int, tolerance: float) -> list[ChordAt]:
     return timeline
 
 
+def sound_spans(song: Song) -> list[tuple[float, float]]:
+    """(start, end) beats in which a pitched note of any part sounds, the sustain pedal
+    holding keys on (midifile.sounding), in order."""
+    spans = sounding([n for t in song.tracks for n in pitched(t)], [p for ps in song.pedals for p in ps])
+    return [(a / song.ppqn, b / song.ppqn) for a, b in spans]
+
+
 def silences(song: Song, end: float, bar: float) -> list[tuple[float, float]]:
     """Where the song falls silent but for its drums (beats): the gaps longer than
     ``IDLE_BARS`` bars of ``bar`` beats in which no pitched note of any part sounds, a key
@@ -99,21 +107,20 @@ def silences(song: Song, end: float, bar: float) -> list[tuple[float, float]]:
     long a silence of the player's (engine.IDLE_BARS); a file can be read ahead, so the
     melody rests from the silence's start. A part that plays on (a bass line, the other
     voices of a choir) keeps it playing."""
-    spans = sounding([n for t in song.tracks for n in pitched(t)], [p for ps in song.pedals for p in ps])
-    edges = [(a / song.ppqn, b / song.ppqn) for a, b in spans] + [(end, end)]
+    edges = sound_spans(song) + [(end, end)]
     return [(edges[i][1], edges[i + 1][0]) for i in range(len(edges) - 1)
             if edges[i + 1][0] - edges[i][1] > IDLE_BARS * bar + 1e-9]
 
 
 def rest_through(notes: list[MelodyNote], gaps: list[tuple[float, float]]) -> list[MelodyNote]:
     """``notes`` less those that start in a gap (beats), a note that runs into one ending
-    where it starts."""
+    where it starts (and left out if that leaves it under ending.MIN_TAIL: a click)."""
     kept = []
     for n in notes:
         if any(a <= n.start < b for a, b in gaps):
             continue
         cut = min((a for a, _ in gaps if n.start < a < n.start + n.duration), default=None)
-        kept.append(n if cut is None else MelodyNote(n.start, cut - n.start, n.pitch, n.velocity))
+        kept += [n] if cut is None else cut_at([n], cut)
     return kept
 
 
@@ -184,8 +191,9 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         model.start(Context(preset, seed=seed, start_beat=start, chords=chords, notes=given))
     except MeterError as exc:  # the file's meter, which the transformer never learned
         raise MidiInputError(f"{source or 'the file'}: {exc}; --model rules or markov play any meter") from None
-    notes = [n if n.end <= end else MelodyNote(n.start, end - n.start, n.pitch, n.velocity)
-             for n in one_voice(model.generate(end)) if n.start < end]
+    spans = sound_spans(song)  # the melody ends with the last pitched sound, not with drums after it
+    notes = land(one_voice(model.generate(end)), chords, min(end, spans[-1][1]) if spans else end,
+                 preset.beats_per_bar, preset.register, preset.ending)
     gaps = []
     if recognized:  # a request's chords are riffd's own: over N.C. the melody plays on, at its preset's velocity
         gaps = silences(song, end, preset.beats_per_bar)

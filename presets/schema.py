@@ -16,6 +16,7 @@ from types import MappingProxyType
 
 SCALES = ("major", "minor", "dorian", "mixolydian", "blues", "pentatonic", "harmonic_minor")
 MODES = ("accompany", "call-response")
+ENDINGS = ("root", "chord", "model")  # models/ending.py
 TIMBRES = ("sine", "saw", "square", "organ", "epiano")  # cython_ext/synth.py's oscillators
 # [synth.<role>] key -> (type, low, high, help); the roles are the WAV preview's two parts.
 SYNTH_SPEC: dict[str, tuple] = {
@@ -77,6 +78,9 @@ SPEC: dict[str, tuple] = {
                                               "(in batch a note it chose to hold holds)"),
     "repeated_note_penalty": (float, 0.0, 5.0, 0.0, "nats off the transformer's logit for repeating the "
                                                      "previous note's pitch: above 0 repeats notes less often"),
+    "ending": (str, ENDINGS, None, "root", "how a melody whose end is known (render, eval, /riffd/generate) ends: "
+                                         "root lands on the final chord's root and holds it to the end, chord on "
+                                         "its nearest chord tone, model stops where the model's notes are cut"),
     "phrase_bars": (int, 1, 64, 2, "length of an answer phrase in call-response mode (bars)"),
     "response_wait_beats": (float, 0.5, 16.0, 2.0, "silence before an answer (beats)"),
     "strike_tolerance_beats": (float, 0.0, 0.5, 0.25, "a chord this early counts on the next beat"),

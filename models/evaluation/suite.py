@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from riffd.models.ending import land
 from riffd.models.protocol import Context, one_voice
 
 from .arrangements import Arrangement
@@ -56,7 +57,7 @@ def models_to_play(text: str | None, preset_model: str) -> tuple[list[str], str 
 def play(model_name, pieces: list[Arrangement], preset, seed: int = 0):
     """Each piece's melody by ``model_name`` (a name load_model takes, or a model) over
     its chords (preset's meter and tempo set from the piece; seed ``seed + i`` for piece
-    i), one voice as riffd plays it."""
+    i), one voice as riffd plays it, ended as the preset says (models/ending.py)."""
     from riffd.models import load_model
     model = load_model(model_name) if isinstance(model_name, str) else model_name
     out = []
@@ -65,7 +66,8 @@ def play(model_name, pieces: list[Arrangement], preset, seed: int = 0):
         if piece.style != "user":
             played = played.with_values(style=piece.style)
         model.start(Context(played, seed=seed + i, start_beat=piece.chords[0].beat, chords=piece.chords))
-        out.append([n for n in one_voice(model.generate(piece.length)) if n.start < piece.length])
+        out.append(land(one_voice(model.generate(piece.length)), piece.chords, piece.length, piece.bar_beats,
+                        played.register, played.ending))
     return out
 
 
