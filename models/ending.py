@@ -49,35 +49,43 @@ def landing_pitch(near: int, tones: frozenset[int], register: tuple[int, int]) -
     return min(options, key=lambda p: (abs(p - near), p)) if options else near
 
 
-def land(notes: list[MelodyNote], chords: list[ChordAt], end: float, bar: float,
+def felt_beat(meter: tuple[int, int]) -> float:
+    """The beat a last note sounds at least, in quarter notes: a dotted quarter in compound
+    meters (6/8, 9/8, 12/8), else a quarter."""
+    return 1.5 if meter[1] >= 8 and meter[0] % 3 == 0 and meter[0] > 3 else 1.0
+
+
+def land(notes: list[MelodyNote], chords: list[ChordAt], end: float, meter: tuple[int, int],
          register: tuple[int, int], how: str = "root") -> list[MelodyNote]:
     """``notes`` (one voice, beats) ended as the preset's ``ending`` (``how``) says:
 
     - ``model``: as the model played them, cut at ``end`` (``cut_at``);
-    - ``root``: the first note begun in the final chord's last bar (``bar`` beats before
-      its end, to the nearest beat; from the chord's start when it is shorter) moves to the chord's root nearest it and
-      holds to the chord's end; the notes after it go. With no note begun there, one is
-      added at that point, at the root nearest the note before, which ends there;
+    - ``root``: of the notes begun in the final chord's last bar (of ``meter``; from the
+      chord's start when it is shorter), the last that can still sound a beat
+      (``felt_beat``) moves to the chord's root nearest it and holds to the chord's end;
+      the notes after it go. With no such note, one is added where the bar (or the chord)
+      starts, at the root nearest the note before, which ends there;
     - ``chord``: as ``root``, to the chord tone nearest it (a chord tone stays).
 
-    The final chord's end is ``end``, or a "no chord" after it. Raises ValueError for
-    another ``how``."""
+    People end so: a bar's notes, then the last on a beat of it, as long as the bar has left
+    (module docstring). The final chord's end is ``end``, or a "no chord" after it.
+    Raises ValueError for another ``how``."""
     if how not in ("root", "chord", "model"):
         raise ValueError(f"unknown ending {how!r} (root, chord or model)")
     span = final_span(chords, end) if how != "model" else None
     if span is None:
         return cut_at(notes, end)
     first, stop, chord = span
+    bar = meter[0] * 4 / meter[1]
     window = max(first, math.floor(stop - bar + 0.5))  # to the beat: a late release moves no bar line
+    latest = max(window, stop - felt_beat(meter))
     notes = cut_at(notes, stop)
-    before = [n for n in notes if n.start < window - 1e-9]
-    after = [n for n in notes if n.start >= window - 1e-9]
-    if not before and not after:
-        return []
-    start = after[0].start if after else window
-    if stop - start < MIN_TAIL - 1e-9:
-        return notes
-    model = after[0] if after else before[-1]
+    landing = [n for n in notes if window - 1e-9 <= n.start <= latest + 1e-9]
+    start = landing[-1].start if landing else window
+    before = [n for n in notes if n.start < start - 1e-9]
+    if not landing and (not before or stop - start < MIN_TAIL - 1e-9):
+        return notes  # nothing to land, or a final chord too short to hold a note
+    model = landing[-1] if landing else before[-1]
     tones = frozenset({chord.root}) if how == "root" else chord.tones
     pitch = model.pitch if how == "chord" and model.pitch % 12 in tones else landing_pitch(model.pitch, tones, register)
     return cut_at(before, start) + [MelodyNote(start, stop - start, pitch, model.velocity)]

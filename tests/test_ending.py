@@ -20,37 +20,39 @@ def line(*notes):
     return [MelodyNote(s, d, p, 80 + k) for k, (s, d, p) in enumerate(notes)]
 
 
-def test_the_first_note_of_the_last_bar_moves_to_the_root_and_holds():
-    notes = line((10, 2, 71), (12, 1, 64), (13, 1, 65), (14, 2, 67))
-    out = land(notes, CHORDS, 16.0, 4.0, (60, 84), "root")
-    assert [(n.start, n.duration, n.pitch) for n in out] == [(10, 2, 71), (12, 4, 60)]
-    assert out[-1].velocity == 81                               # the model's note's own
-    chord = land(notes, CHORDS, 16.0, 4.0, (60, 84), "chord")
-    assert [(n.start, n.duration, n.pitch) for n in chord][-1] == (12, 4, 64)  # E is a tone of C: it stays
-    assert land(line((10, 2, 71), (12, 1, 62)), CHORDS, 16.0, 4.0, (60, 84), "chord")[-1].pitch == 60
+def test_the_last_note_of_the_last_bar_that_can_sound_a_beat_moves_to_the_root_and_holds():
+    notes = line((10, 2, 71), (12, 1, 64), (13, 1, 65), (14, 1, 67), (15.5, 0.5, 69))
+    out = land(notes, CHORDS, 16.0, (4, 4), (60, 84), "root")
+    assert [(n.start, n.duration, n.pitch) for n in out] == [(10, 2, 71), (12, 1, 64), (13, 1, 65), (14, 2, 72)]
+    assert out[-1].velocity == 83                               # the model's note's own
+    chord = land(notes, CHORDS, 16.0, (4, 4), (60, 84), "chord")
+    assert [(n.start, n.duration, n.pitch) for n in chord][-1] == (14, 2, 67)  # G is a tone of C: it stays
+    assert land(line((10, 2, 71), (12, 1, 62)), CHORDS, 16.0, (4, 4), (60, 84), "chord")[-1].pitch == 60
+    six_eight = land(line((12, 1.5, 64), (13.5, 1.5, 67), (14.5, 0.5, 65)), CHORDS, 15.0, (6, 8), (60, 84), "root")
+    assert [(n.start, n.duration) for n in six_eight] == [(12, 1.5), (13.5, 1.5)]  # a dotted quarter at least
 
 
 def test_with_no_note_begun_in_the_last_bar_one_is_added_where_it_starts():
-    out = land(line((9, 1, 74), (10, 5, 71)), CHORDS, 16.0, 4.0, (60, 84), "root")
+    out = land(line((9, 1, 74), (10, 5, 71)), CHORDS, 16.0, (4, 4), (60, 84), "root")
     assert [(n.start, n.duration, n.pitch) for n in out] == [(9, 1, 74), (10, 2, 71), (12, 4, 72)]
 
 
 def test_a_long_final_chord_lands_in_its_last_bar_and_the_register_is_kept():
     chords = CHORDS[:3] + [ChordAt(12.0, parse_chord("F"))]
-    notes = line((12, 2, 84), (14, 2, 81), (16, 1, 83), (17, 1, 84), (18, 1, 79))
-    out = land(notes, chords, 20.0, 4.0, (60, 84), "root")
-    assert [(n.start, n.duration, n.pitch) for n in out] == [(12, 2, 84), (14, 2, 81), (16, 4, 77)]
-    assert land(line((16, 1, 60)), chords, 20.0, 4.0, (60, 64), "root")[-1].pitch == 60  # no F in the register
+    notes = line((12, 2, 84), (14, 2, 81), (16, 1, 83), (17, 1, 84), (18, 1, 79), (19.5, 0.5, 81))
+    out = land(notes, chords, 20.0, (4, 4), (60, 84), "root")
+    assert [(n.start, n.duration, n.pitch) for n in out][-3:] == [(16, 1, 83), (17, 1, 84), (18, 2, 77)]
+    assert land(line((16, 1, 60)), chords, 20.0, (4, 4), (60, 64), "root")[-1].pitch == 60  # no F in the register
 
 
 def test_the_melody_ends_with_a_no_chord_and_a_click_is_left_out():
     chords = CHORDS + [ChordAt(14.0, None)]
-    out = land(line((12, 1, 64), (13, 2, 67), (15, 1, 72)), chords, 16.0, 4.0, (60, 84), "root")
-    assert [(n.start, n.duration, n.pitch) for n in out] == [(12, 2, 60)]
-    model = land(line((12, 1, 64), (15.5, 1, 67), (15.9, 1, 72)), CHORDS, 16.0, 4.0, (60, 84), "model")
+    out = land(line((12, 1, 64), (13, 2, 67), (15, 1, 72)), chords, 16.0, (4, 4), (60, 84), "root")
+    assert [(n.start, n.duration, n.pitch) for n in out] == [(12, 1, 64), (13, 1, 72)]
+    model = land(line((12, 1, 64), (15.5, 1, 67), (15.9, 1, 72)), CHORDS, 16.0, (4, 4), (60, 84), "model")
     assert [(n.start, n.duration) for n in model] == [(12, 1), (15.5, 0.5)]  # the last began 0.1 beats from the end
     with pytest.raises(ValueError, match="unknown ending"):
-        land([], CHORDS, 16.0, 4.0, (60, 84), "tonic")
+        land([], CHORDS, 16.0, (4, 4), (60, 84), "tonic")
 
 
 def _band(tmp_path, overhang_ticks=8, drums_bars=0):
@@ -77,7 +79,7 @@ def test_render_lands_on_the_last_chords_root_and_plays_no_click(tmp_path, model
     for seed in range(4):
         report = render_file(src, tmp_path / "out.mid", load_preset("pop"), load_model(model), seed=seed)
         last = report.notes[-1]
-        assert last.pitch % 12 == 0 and last.start >= 28 and last.end == pytest.approx(end), report.notes[-3:]
+        assert last.pitch % 12 == 0 and 28 <= last.start <= end - 1 and last.end == pytest.approx(end), report.notes[-3:]
         assert all(n.duration >= MIN_TAIL for n in report.notes)
         written = read_song(tmp_path / "out.mid").tracks[-1]
         assert max(n.end for n in written) == round(end * 480)
@@ -94,7 +96,7 @@ def test_a_phrase_asked_for_ends_on_its_last_chord():
         job = PhraseJob(1, preset, "rules", progression(["Am", "F", "C", "E7"], 4, 4.0), 4, seed, None)
         notes = render_phrase(load_model("rules"), job)
         pitch, _, start, duration = notes[-1]
-        assert pitch % 12 == 4 and start >= 12 and start + duration == pytest.approx(16.0), notes[-3:]
+        assert pitch % 12 == 4 and 12 <= start <= 15 and start + duration == pytest.approx(16.0), notes[-3:]
 
 
 def test_the_evaluation_plays_the_ending_render_plays():

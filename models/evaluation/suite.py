@@ -66,7 +66,7 @@ def play(model_name, pieces: list[Arrangement], preset, seed: int = 0):
         if piece.style != "user":
             played = played.with_values(style=piece.style)
         model.start(Context(played, seed=seed + i, start_beat=piece.chords[0].beat, chords=piece.chords))
-        out.append(land(one_voice(model.generate(piece.length)), piece.chords, piece.length, piece.bar_beats,
+        out.append(land(one_voice(model.generate(piece.length)), piece.chords, piece.length, tuple(piece.meter),
                         played.register, played.ending))
     return out
 
