@@ -153,7 +153,8 @@ def render_phrase(model: MelodyModel, job: PhraseJob) -> list[tuple[int, int, fl
     end, preset = job.bars * job.preset.beats_per_bar, job.preset
     chords = model_chords(job.chords)
     model.start(Context(preset, seed=job.seed, chords=chords))
-    notes = land(one_voice(model.generate(end)), chords, end, tuple(preset.meter), preset.register, preset.ending)
+    notes = land(one_voice(model.generate(end)), chords, end, tuple(preset.meter), preset.register,
+                 preset.ending, preset.ending_beats)
     return [(n.pitch, n.velocity, round(n.start, 4), round(n.duration, 4)) for n in notes]
 
 

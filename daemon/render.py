@@ -193,7 +193,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         raise MidiInputError(f"{source or 'the file'}: {exc}; --model rules or markov play any meter") from None
     spans = sound_spans(song)  # the melody ends with the last pitched sound, not with drums after it
     notes = land(one_voice(model.generate(end)), chords, min(end, spans[-1][1]) if spans else end,
-                 tuple(preset.meter), preset.register, preset.ending)
+                 tuple(preset.meter), preset.register, preset.ending, preset.ending_beats)
     gaps = []
     if recognized:  # a request's chords are riffd's own: over N.C. the melody plays on, at its preset's velocity
         gaps = silences(song, end, preset.beats_per_bar)

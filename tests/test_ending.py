@@ -32,6 +32,14 @@ def test_the_last_note_of_the_last_bar_that_can_sound_a_beat_moves_to_the_root_a
     assert [(n.start, n.duration) for n in six_eight] == [(12, 1.5), (13.5, 1.5)]  # a dotted quarter at least
 
 
+def test_ending_beats_holds_the_final_chord_as_a_chorale_does():
+    chords = CHORDS[:3] + [ChordAt(13.0, parse_chord("C"))]
+    notes = line((12, 1, 67), (13, 1, 64), (14, 1, 65), (15, 1, 67))
+    held = land(notes, chords, 16.0, (4, 4), (60, 84), "root", beats=3)
+    assert [(n.start, n.duration, n.pitch) for n in held] == [(12, 1, 67), (13, 3, 60)]
+    assert land(notes, chords, 16.0, (4, 4), (60, 84), "root", beats=1)[-1].start == 15
+
+
 def test_with_no_note_begun_in_the_last_bar_one_is_added_where_it_starts():
     out = land(line((9, 1, 74), (10, 5, 71)), CHORDS, 16.0, (4, 4), (60, 84), "root")
     assert [(n.start, n.duration, n.pitch) for n in out] == [(9, 1, 74), (10, 2, 71), (12, 4, 72)]

@@ -67,7 +67,7 @@ def play(model_name, pieces: list[Arrangement], preset, seed: int = 0):
             played = played.with_values(style=piece.style)
         model.start(Context(played, seed=seed + i, start_beat=piece.chords[0].beat, chords=piece.chords))
         out.append(land(one_voice(model.generate(piece.length)), piece.chords, piece.length, tuple(piece.meter),
-                        played.register, played.ending))
+                        played.register, played.ending, played.ending_beats))
     return out
 
 
