@@ -83,8 +83,8 @@ SPEC: dict[str, tuple] = {
                                          "its nearest chord tone, model stops where the model's notes are cut"),
     "ending_beats": (float, 0.25, 16.0, 1.0, "the ending's last note sounds at least this many beats (dotted "
                                              "quarters in 6/8, 9/8, 12/8) where the final chord lasts so long: the "
-                                             "last note of the final bar that can lands (1: a tune's; a chorale "
-                                             "holds its final chord)"),
+                                             "last note of the final bar that can lands (1: a tune's last note; 4 "
+                                             "in 4/4: a final bar's whole note)"),
     "phrase_bars": (int, 1, 64, 2, "length of an answer phrase in call-response mode (bars)"),
     "response_wait_beats": (float, 0.5, 16.0, 2.0, "silence before an answer (beats)"),
     "strike_tolerance_beats": (float, 0.0, 0.5, 0.25, "a chord this early counts on the next beat"),
