@@ -19,12 +19,12 @@ from riffd.bridges.osc import OscBridge
 from riffd.bridges.osctable import OSC_CHANNEL
 from riffd.models.protocol import MelodyModel
 from riffd.music.chords import parse_chord, recognize
-from riffd.music.theory import MF
+from riffd.music.theory import MF, felt_beat
 from riffd.presets import load_preset
 
 from .clock import InternalClock
 from .logs import reason
-from .phrases import MAX_PHRASE_CHORDS, NO_CHORD, PhraseJob, PhraseWorker, felt_beat, played, progression
+from .phrases import MAX_PHRASE_CHORDS, NO_CHORD, PhraseJob, PhraseWorker, played, progression
 
 log = logging.getLogger("riffd.daemon")
 

@@ -25,6 +25,7 @@ from riffd.bridges.osc import OscBridge
 from riffd.models.ending import land
 from riffd.models.protocol import ChordAt, Context, MelodyModel, one_voice
 from riffd.music.chords import parse_chord
+from riffd.music.theory import felt_beat
 from riffd.presets import Preset
 
 MAX_PHRASE_CHORDS = 256
@@ -42,13 +43,6 @@ class PhraseJob:
     bars: int
     seed: int | None
     to: tuple | None
-
-
-def felt_beat(meter) -> float:
-    """The beat a bar's chords share, in quarter notes: a dotted quarter in compound meters
-    (6/8, 9/8, 12/8), else a quarter (so 2/2 keeps 2 + 1 + 1 for three chords)."""
-    num, den = meter
-    return 12 / den if den >= 8 and num % 3 == 0 and num > 3 else 1.0
 
 
 def progression(names: list[str], bars: int, beats_per_bar: float,

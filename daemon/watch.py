@@ -169,7 +169,9 @@ def request_song(request: dict, work_dir: Path, stem: str, preset):
     from riffd.bridges.midifile import melody_track, read_song, write_atomic
     from riffd.models.protocol import MelodyNote
 
-    from .phrases import felt_beat, model_chords, progression
+    from riffd.music.theory import felt_beat
+
+    from .phrases import model_chords, progression
     known = {"chords", "bars", "tempo", "meter", "preset", "seed"}
     unknown = sorted(set(request) - known) if isinstance(request, dict) else []
     if not isinstance(request, dict) or unknown:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from riffd.models.protocol import ChordAt, MelodyNote
+from riffd.music.theory import felt_beat
 
 MIN_TAIL = 0.25  # beats: a note that the end (or a rest) would cut shorter than a sixteenth is a click
 
@@ -49,12 +50,6 @@ def landing_pitch(near: int, tones: frozenset[int], register: tuple[int, int]) -
     return min(options, key=lambda p: (abs(p - near), p)) if options else near
 
 
-def felt_beat(meter: tuple[int, int]) -> float:
-    """The beat a last note sounds at least, in quarter notes: a dotted quarter in compound
-    meters (6/8, 9/8, 12/8), else a quarter."""
-    return 1.5 if meter[1] >= 8 and meter[0] % 3 == 0 and meter[0] > 3 else 1.0
-
-
 def land(notes: list[MelodyNote], chords: list[ChordAt], end: float, meter: tuple[int, int],
          register: tuple[int, int], how: str = "root", beats: float = 1.0) -> list[MelodyNote]:
     """``notes`` (one voice, beats) ended as the preset's ``ending`` (``how``) says:
@@ -62,7 +57,7 @@ def land(notes: list[MelodyNote], chords: list[ChordAt], end: float, meter: tupl
     - ``model``: as the model played them, cut at ``end`` (``cut_at``);
     - ``root``: of the notes begun in the final chord's last bar (of ``meter``; from the
       chord's start when it is shorter), the last that can still sound ``beats`` beats
-      (the preset's ``ending_beats``, in ``felt_beat``s) moves to the chord's root
+      (the preset's ``ending_beats``, in music.theory.felt_beat's beats) moves to the chord's root
       nearest it and holds to the chord's end; the notes after it go. With no such note,
       one is added where the bar (or the chord) starts, at the root nearest the note
       before, which ends there;

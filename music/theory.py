@@ -82,6 +82,14 @@ def chord_scale(chord: Chord | None, preference: str) -> frozenset[int]:
     return frozenset(pcs | chord.tones)
 
 
+def felt_beat(meter) -> float:
+    """The beat a listener feels in ``meter`` (numerator, denominator), in quarter notes:
+    three of the meter's notes in compound meters (a dotted quarter in 6/8, 9/8, 12/8),
+    else a quarter (so 2/2 keeps 2 + 1 + 1 for three chords)."""
+    num, den = meter
+    return 12 / den if den >= 8 and num % 3 == 0 and num > 3 else 1.0
+
+
 def strength(beat: float, beats_per_bar: float) -> int:
     """Metric strength of a position: 3 downbeat, 2 beat, 1 half beat, 0 otherwise."""
     if abs(beat - round(beat)) < 1e-6:

@@ -131,7 +131,7 @@ def test_progression_places_chords_by_bar_lines():
     assert placed(["|", "C", "F", "G", "|"], 1) == [(0.0, "C"), (2.0, "F"), (3.0, "G")]   # 2 + 1 + 1
     assert placed(["C F | Dm"], 3, 3.0) == [(0.0, "C"), (2.0, "F"), (3.0, "Dm"), (6.0, "C"), (8.0, "F")]
     assert placed(["|: C | G :| F || Am |"], 4) == [(0.0, "C"), (4.0, "G"), (8.0, "F"), (12.0, "Am")]
-    from riffd.daemon.phrases import felt_beat
+    from riffd.music.theory import felt_beat
     assert [felt_beat(m) for m in [(6, 8), (9, 8), (12, 8), (3, 8), (2, 2), (3, 4)]] == [1.5, 1.5, 1.5, 1.0, 1.0, 1.0]
     in_compound = [(b, c.name) for b, c in progression(["Am F | C G"], 2, 3.0, 1.5)]  # 6/8: a dotted quarter each
     assert in_compound == [(0.0, "Am"), (1.5, "F"), (3.0, "C"), (4.5, "G")]
