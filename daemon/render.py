@@ -99,15 +99,15 @@ def sound_spans(song: Song) -> list[tuple[float, float]]:
     return [(a / song.ppqn, b / song.ppqn) for a, b in spans]
 
 
-def silences(song: Song, end: float, bar: float) -> list[tuple[float, float]]:
+def silences(spans: list[tuple[float, float]], end: float, bar: float) -> list[tuple[float, float]]:
     """Where the song falls silent but for its drums (beats): the gaps longer than
-    ``IDLE_BARS`` bars of ``bar`` beats in which no pitched note of any part sounds, a key
-    held by the sustain pedal sounding (midifile.sounding), from the first sound to
+    ``IDLE_BARS`` bars of ``bar`` beats between its ``spans`` (sound_spans: a pitched note
+    of any part sounds, a key held by the sustain pedal too), from the first sound to
     ``end``: a break or an outro of drums alone. Live, the accompaniment rests after that
     long a silence of the player's (engine.IDLE_BARS); a file can be read ahead, so the
     melody rests from the silence's start. A part that plays on (a bass line, the other
     voices of a choir) keeps it playing."""
-    edges = sound_spans(song) + [(end, end)]
+    edges = spans + [(end, end)]
     return [(edges[i][1], edges[i + 1][0]) for i in range(len(edges) - 1)
             if edges[i + 1][0] - edges[i][1] > IDLE_BARS * bar + 1e-9]
 
@@ -196,7 +196,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
                  tuple(preset.meter), preset.register, preset.ending, preset.ending_beats)
     gaps = []
     if recognized:  # a request's chords are riffd's own: over N.C. the melody plays on, at its preset's velocity
-        gaps = silences(song, end, preset.beats_per_bar)
+        gaps = silences(spans, end, preset.beats_per_bar)
         notes = as_loud(rest_through(notes, gaps), song, voices or (index,), preset.velocity_follow)
     channel = free_channel(song, preset.channel - 1)
     write_atomic(with_melody(song, notes, channel), out_path)
