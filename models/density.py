@@ -47,12 +47,13 @@ def gap_bias(gaps_beats: np.ndarray, nats: float) -> np.ndarray:
 def tilt_now(model, stream_start: float) -> float:
     """``tilt`` for ``model`` (a MelodyModel) at its cursor: the notes it began over the
     last ``BARS`` bars of its preset's meter, none before ``stream_start`` (beats: where
-    it began to play). 0 at once when the preset's ``density_follow`` is 0, so that the
+    its stream began) or its ``playing_from`` (where it last began to play: a stretch it
+    was not asked to play, a call-response call, is no sparse playing). 0 at once when the preset's ``density_follow`` is 0, so that the
     default costs nothing per step."""
     preset = model.preset
     if preset.density_follow <= 0:
         return 0.0
     bar = preset.beats_per_bar
-    since = max(model.cursor - BARS * bar, stream_start)
+    since = max(model.cursor - BARS * bar, stream_start, model.playing_from)
     onsets = len(model.notes_between(since, model.cursor + 1e-9))
     return tilt(onsets, model.cursor - since, bar, preset.density, preset.density_follow)

@@ -108,7 +108,7 @@ class MelodyModel:
         self._chords: list[Chord | None] = []
         self.player_notes: list[MelodyNote] = []
         self.generated: list[MelodyNote] = []
-        self.cursor = context.start_beat
+        self.cursor = self.playing_from = context.start_beat
         # recall decisions draw apart from the model's sampling (models/form.py)
         self.form = Form(self, np.random.default_rng(None if context.seed is None else [context.seed, 7]))
         self.extend([*context.chords, *context.notes])
@@ -202,7 +202,10 @@ class MelodyModel:
 
     def rollback(self, beat: float) -> None:
         """Forget generated notes that start at or after ``beat``; a kept note that
-        reaches past ``beat`` is shortened to end there; the cursor moves to ``beat``."""
+        reaches past ``beat`` is shortened to end there; the cursor moves to ``beat``.
+        A ``beat`` past the cursor skips a stretch the model was not asked to play (a call
+        it listened to, a rest): it plays again from there (``playing_from``; a ``beat``
+        before that moves it back to ``beat``)."""
         # in place and by bisection: a live session's list only grows, and a fallback
         # model shares it (follow)
         kept = self.generated
@@ -210,6 +213,8 @@ class MelodyModel:
         if kept and kept[-1].end > beat:
             last = kept[-1]
             kept[-1] = MelodyNote(last.start, beat - last.start, last.pitch, last.velocity)
+        if beat > self.cursor + 1e-9 or beat < self.playing_from:
+            self.playing_from = beat
         self.cursor = beat
         i = bisect.bisect_right(self._chord_beats, beat + 1e-9)
         del self._chord_beats[i:], self._chords[i:]

@@ -7,7 +7,7 @@ import pytest
 
 from riffd.daemon.benchgen import progression
 from riffd.models import load_model
-from riffd.models.density import BAND, GAIN, LIMIT, gap_bias, tilt
+from riffd.models.density import BAND, GAIN, LIMIT, gap_bias, tilt, tilt_now
 from riffd.models.protocol import ChordAt, Context
 from riffd.music.chords import parse_chord
 from riffd.presets import load_preset
@@ -85,3 +85,17 @@ def test_density_follow_moves_the_markov_model_too():
     sparse = notes_per_bar(markov, pop.with_values(density_follow=1.0))
     dense = notes_per_bar(markov, pop.with_values(density_follow=1.0, density=7.0))
     assert sparse + 0.5 < own < dense, (sparse, own, dense)
+
+
+def test_a_stretch_the_model_was_not_asked_to_play_is_no_sparse_playing():
+    """A rollback past the cursor (a call-response call it listened to, a rest the engine
+    skipped) starts the count again there: counted from before, the silence read as
+    -LIMIT nats, and a pop answer came out in twelfth-beat blips."""
+    markov = load_model("markov")
+    markov.start(Context(load_preset("pop"), seed=1, chords=progression(4)))
+    played = list(markov.generate(16.0))
+    assert len(played) >= 8
+    markov.rollback(40.0)
+    assert markov.playing_from == 40.0 and tilt_now(markov, 0.0) == 0.0  # under a bar played: no rate
+    markov.rollback(8.0)  # back before it: counted from there (what it played before is not lost, only not counted)
+    assert markov.playing_from == 8.0

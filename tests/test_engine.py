@@ -152,6 +152,25 @@ def test_call_response_answers_after_the_player_stops():
     assert not rig.scheduler.sounding() and rig.scheduler.pending() == 0
 
 
+def test_a_pop_answer_plays_notes_not_blips():
+    """Pop follows its density (density_follow 1): the beats riffd listened to are not
+    counted as its own sparse playing. Counted, the transformer's answer came in notes of
+    a twelfth of a beat with its last bar silent."""
+    rig = Rig(preset="pop", mode="call-response", model=load_model("onnx"))
+    held = []
+    for bar, name in enumerate(("C", "Am", "F", "G")):
+        held = rig.strike(name, held)
+        rig.advance(100.0 + 4 * (bar + 1))
+    for p in held:
+        rig.engine.handle(NoteOff(rig.t, 0, p))
+    rig.advance(rig.t + rig.preset.response_wait_beats + 1.1)
+    end = rig.engine.responding_until
+    rig.advance(100.0 + end + 1)
+    lengths = sorted(note.end - note.start for _, note in rig.started)
+    assert len(lengths) >= 4 and lengths[len(lengths) // 2] >= 0.25, lengths
+    assert max(t - 100.0 for t, _ in rig.started) >= end - rig.preset.beats_per_bar  # the last bar plays
+
+
 def test_player_interrupts_an_answer():
     rig = Rig(preset="blues", mode="call-response")
     held = rig.strike("Am")
