@@ -25,6 +25,7 @@ from .capture import ALL_SOUND_OFF_CC, OOM_BEATS, Call, ChordCapture, ChordChang
 from .clock import InternalClock, MidiClock
 from .logs import reason
 from .onset import EarlyOnsets
+from .response import answer_plan, ended
 from .scheduler import Note, Scheduler
 
 HOLD_MS = 15.0  # the longest a planned note waits for a strike on its beat
@@ -276,8 +277,9 @@ class Engine:
             return
         self._replan(beat, [ChordAt(beat, change.chord)])
 
-    def _replan(self, beat: float, chords: list[ChordAt], until: float | None = None) -> None:
-        """Roll back everything from ``beat``, set ``chords``, and plan again."""
+    def _replan(self, beat: float, chords: list[ChordAt], until: float | None = None, finish=None) -> None:
+        """Roll back everything from ``beat``, set ``chords``, and plan again (to ``until``, each
+        batch of notes through ``finish`` when given: a call-response answer's ending)."""
         self.stats["replans"] += 1
         self._resync = False
         self.model.rollback(beat)
@@ -289,9 +291,9 @@ class Engine:
         self.chord_beat = chords[-1].beat
         self.planned_until = beat
         now_beat = self.clock.beat_at(self._now())
-        self._plan(until if until is not None else max(beat, now_beat) + self.lookahead)
+        self._plan(until if until is not None else max(beat, now_beat) + self.lookahead, finish=finish)
 
-    def _plan(self, until: float, yielding: bool = False) -> None:
+    def _plan(self, until: float, yielding: bool = False, finish=None) -> None:
         """Generate up to ``until`` (beats) within a sixteenth note's time, and schedule.
         ``yielding``: plan one model step at a time and stop early once events wait, so
         that planning ahead never delays a key (the next poll plans on)."""
@@ -302,7 +304,8 @@ class Engine:
         deadline = time.monotonic() + budget  # compute time: measured on the real monotonic clock
         while self.model.cursor < until - 1e-9:
             step = min(until, self.model.cursor + 1e-6) if yielding else until
-            for note in self.model.generate(step, deadline_s=deadline):
+            notes = self.model.generate(step, deadline_s=deadline)
+            for note in notes if finish is None else finish(list(notes)):
                 self._schedule(note, now_beat)
             if not yielding or self.input_waiting() or time.monotonic() > deadline:
                 break
@@ -378,18 +381,9 @@ class Engine:
         if (self.responding_until is not None or held or not (self.call.chords or self.call.notes)
                 or silent_beats < self.preset.response_wait_beats):
             return
-        length = self.preset.phrase_bars * self.preset.beats_per_bar
-        start = float(math.ceil(beat))
-        chords = self.call.chords or [(start, self.chord)]
-        first = chords[0][0]
-        span = max(length if len(chords) == 1 else (beat - first), 1.0)
-        # the call's progression, replayed from the answer's start (repeated if short)
-        plan, offset = [], 0.0
-        while offset < length:
-            plan += [ChordAt(start + offset + b - first, c) for b, c in chords if offset + b - first < length]
-            offset += span
-        self.call, self.responding_until = Call(), start + length
-        self._replan(start, plan, until=start + length)
+        start, end, plan = answer_plan(self.call.chords, self.chord, beat, beat - silent_beats, self.preset)
+        self.call, self.responding_until = Call(), end
+        self._replan(start, plan, until=end, finish=lambda notes: ended(notes, plan, end, self.preset))
         self.stats["answers"] += 1
 
     def _interrupt_response(self, t: float) -> None:

@@ -152,6 +152,32 @@ def test_call_response_answers_after_the_player_stops():
     assert not rig.scheduler.sounding() and rig.scheduler.pending() == 0
 
 
+@pytest.mark.parametrize("model", ["rules", "onnx"])
+def test_an_answer_keeps_the_calls_bars_and_lands_on_its_last_chord(model):
+    """A two-bar call, C7 then F7 on the bar lines, let go on beat 8: the answer starts on a
+    bar line (the silence is heard on beat 10; beat 11 put C7 on the bar's fourth beat),
+    changes to F7 a bar later, and ends on F held to its last beat (the blues preset's
+    ending, root, as a /riffd/generate phrase ends)."""
+    rig = Rig(preset="blues", mode="call-response", model=load_model(model))
+    held = rig.strike("C7")
+    rig.advance(104.0)
+    held = rig.strike("F7", held)
+    rig.advance(108.0)
+    for p in held:
+        rig.engine.handle(NoteOff(rig.t, 0, p))
+    rig.advance(108.0 + rig.preset.response_wait_beats + 0.1)
+    end = rig.engine.responding_until
+    start = end - rig.preset.phrase_bars * rig.preset.beats_per_bar
+    assert start % rig.preset.beats_per_bar == 0 and start >= 10.0
+    assert rig.engine.model.chord_at(start) == parse_chord("C7")
+    assert rig.engine.model.chord_at(start + 4) == parse_chord("F7")
+    rig.advance(100.0 + end + 1)
+    last = max((note for _, note in rig.started), key=lambda n: n.start)
+    assert last.pitch % 12 == parse_chord("F7").root and last.end == pytest.approx(end)
+    assert end - last.start >= 1.0 - 1e-6  # ending_beats: a beat at least
+    assert not rig.scheduler.sounding() and rig.scheduler.pending() == 0
+
+
 def test_a_pop_answer_plays_notes_not_blips():
     """Pop follows its density (density_follow 1): the beats riffd listened to are not
     counted as its own sparse playing. Counted, the transformer's answer came in notes of

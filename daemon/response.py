@@ -1,0 +1,48 @@
+"""Call-response mode: where an answer starts, the chords it plays over, how it ends.
+
+An answer keeps the call's place in the bar. It starts on the first beat, once the
+player has been silent ``response_wait_beats``, that lies a whole number of bars after
+the call's first chord, and it replays the call's progression every whole number of
+bars the call lasted, so that its changes fall on the beats of the bar where the
+player's fell. (Starting on the next beat instead put a call's changes on the bar's
+third or fourth beat; Magenta's MIDI interface likewise starts its response on its next
+tick, a bar.) It ends as the preset's ``ending`` says, as a ``/riffd/generate`` phrase
+does (models/ending.py).
+"""
+from __future__ import annotations
+
+import math
+
+from riffd.models.ending import land
+from riffd.models.protocol import ChordAt, MelodyNote, one_voice
+from riffd.presets import Preset
+
+
+def answer_plan(chords: list[tuple[float, object]], chord, beat: float, call_end: float,
+                preset: Preset) -> tuple[float, float, list[ChordAt]]:
+    """(start, end, plan) of the answer to a call: ``chords`` its (beat, Chord) changes,
+    ``chord`` the one sounding (the whole answer's, when the call struck none), ``beat``
+    now and ``call_end`` the beat of the call's last key event. ``start`` is the first
+    beat at or after ``beat`` a whole number of bars (the preset's meter) after the
+    call's first chord, or the next bar line when it struck none; ``end`` is
+    ``phrase_bars`` bars later; ``plan`` the call's changes from ``start``, repeated
+    every whole number of bars the call lasted (a lone chord: the whole answer)."""
+    bar = preset.beats_per_bar
+    length = preset.phrase_bars * bar
+    first = chords[0][0] if chords else 0.0
+    start = first + bar * math.ceil((beat - first) / bar - 1e-9)
+    if len(chords) < 2:
+        return start, start + length, [ChordAt(start, chords[0][1] if chords else chord)]
+    last = chords[-1][0] - first
+    period = bar * max(1, round((call_end - first) / bar), math.floor(last / bar + 1e-9) + 1)
+    plan, offset = [], 0.0
+    while offset < length:
+        plan += [ChordAt(start + offset + b - first, c) for b, c in chords if offset + b - first < length]
+        offset += period
+    return start, start + length, plan
+
+
+def ended(notes: list[MelodyNote], plan: list[ChordAt], end: float, preset: Preset) -> list[MelodyNote]:
+    """The answer's ``notes`` (one voice, beats) ended at ``end`` as the preset's
+    ``ending`` and ``ending_beats`` say (models/ending.py, ``land``)."""
+    return land(one_voice(notes), plan, end, tuple(preset.meter), preset.register, preset.ending, preset.ending_beats)
