@@ -24,13 +24,13 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     out = tmp_path / "ckpt"
     # run from elsewhere than the project: --init's default is the shipped riff-small wherever riffd runs
     result = run_riffd("finetune", "--midi", str(folder), "-o", str(out), "--lora-rank", "4",
-                       "--calibration-songs", "60", *TRAIN, cwd=tmp_path)
+                       "--calibration-songs", "20", *TRAIN, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "finetune.json").read_text())
     assert report["pieces"]["user"]["train"] > 100 and report["rejected"].get("unparsable") == 1
     assert set(report["minutes"]) == {"build", "train", "export", "calibrate", "eval", "total"}
     calibration = json.loads((out / "calibration.json").read_text())  # fitted on the training split
-    assert calibration["meta"]["pieces"] == 60 and len(calibration["meta"]["rounds"]) == CALIBRATION_ROUNDS + 1
+    assert calibration["meta"]["pieces"] == 20 and len(calibration["meta"]["rounds"]) == CALIBRATION_ROUNDS + 1
     assert calibration["meta"]["tables"] == ["interval", "chord_pc", "centre", "memory", "duration"]
     assert all("duration_l1" in r for r in calibration["meta"]["rounds"])  # the rhythm's shares are fitted too
     # the held-out songs are the test split's files, none of them trained on
