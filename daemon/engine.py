@@ -25,13 +25,13 @@ from .capture import ALL_SOUND_OFF_CC, OOM_BEATS, Call, ChordCapture, ChordChang
 from .clock import InternalClock, MidiClock
 from .logs import reason
 from .onset import EarlyOnsets
-from .response import answer_plan, ended
+from .phrasing import answer_plan, ended, rest_beat
 from .scheduler import Note, Scheduler
 
 HOLD_MS = 15.0  # the longest a planned note waits for a strike on its beat
 HOLD_MARGIN_MS = 4.0  # beyond the strikes' lateness: a JACK period (2.7 ms at 128/48 kHz), a 1 ms poll
 PHASE_GAIN = 0.5  # share of a strike's timing error the internal clock follows
-IDLE_BARS = 2.0  # the player silent this long: accompaniment rests (internal clock: re-anchors)
+IDLE_BARS = 2.0  # let go this long (to the nearest bar line): the accompaniment rests (internal clock: re-anchors)
 WARM_S = 0.01  # idle and playing: a warm-up model call this often (MelodyModel.warm; 0: never)
 ALL_BUT_DRUMS = frozenset(range(16)) - {ev.DRUM_CHANNEL}
 log = logging.getLogger("riffd.daemon")
@@ -348,12 +348,13 @@ class Engine:
         if not self.clock.running or self.chord is None:
             return
         beat = self.clock.beat_at(now)
-        silent_beats = self._beats(now - self.last_activity)
         held = bool(self.capture.sounding)
         if self.mode == "call-response":
-            self._maybe_answer(now, beat, silent_beats, held)
+            self._maybe_answer(now, beat, self._beats(now - self.last_activity), held)
             return
-        if not held and silent_beats > IDLE_BARS * self.preset.beats_per_bar:
+        # let go: the melody ends on the bar line nearest IDLE_BARS on, as the preset's ending says
+        rest_at = math.inf if held else rest_beat(self.clock.beat_at(self.last_activity), IDLE_BARS, self.preset)
+        if beat >= rest_at - 1e-9:
             if isinstance(self.clock, InternalClock):
                 self._restart()  # a note still sounding ends now: the stopped clock would never reach its end
                 self.clock.stop(now)  # the next chord starts a new phrase on beat 0
@@ -366,8 +367,12 @@ class Engine:
         elif self._resync and self.planned_until < beat + self.lookahead:
             self._resync = False  # after the rules model's step, the model plans again from there
             self._replan(self.planned_until, [ChordAt(self.planned_until, self.chord)])
-        elif self.planned_until < beat + self.lookahead:
-            self._plan(beat + self.lookahead + 1.0, yielding=True)
+        elif self.planned_until < min(beat + self.lookahead, rest_at - 1e-9):
+            if beat + self.lookahead + 1.0 < rest_at - self.preset.beats_per_bar:
+                self._plan(beat + self.lookahead + 1.0, yielding=True)
+            else:  # the last bar, planned whole so that its end can land
+                plan, begun = [ChordAt(self.chord_beat, self.chord)], self.planned_until
+                self._plan(rest_at, finish=lambda notes: ended(notes, plan, rest_at, self.preset, begun))
         elif not self.input_waiting():  # idle: refill the model's cache now, in one go
             while self.model.prepare() and not (self.input_waiting() or self.capture.open_strike):
                 pass

@@ -78,7 +78,7 @@ SPEC: dict[str, tuple] = {
                                               "(in batch a note it chose to hold holds)"),
     "repeated_note_penalty": (float, 0.0, 5.0, 0.0, "nats off the transformer's logit for repeating the "
                                                      "previous note's pitch: above 0 repeats notes less often"),
-    "ending": (str, ENDINGS, None, "root", "how a melody whose end is known (render, eval, /riffd/generate, a call-response answer) ends: "
+    "ending": (str, ENDINGS, None, "root", "how a melody whose end is known (render, eval, /riffd/generate, a call-response answer, live once the player lets go) ends: "
                                          "root lands on the final chord's root and holds it to the end, chord on "
                                          "its nearest chord tone, model stops where the model's notes are cut"),
     "ending_beats": (float, 0.25, 16.0, 1.0, "the ending's last note sounds at least this many beats (dotted "

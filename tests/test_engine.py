@@ -15,7 +15,7 @@ class Rig:
     def __init__(self, preset="pop", mode=None, clock=None, model=None, step=0.01, input_waiting=None,
                  send_first=False, keys_waiting=lambda: False):
         self.t, self.step = 100.0, step
-        self.sent, self.started = [], []
+        self.sent, self.started, self.stopped = [], [], []
         # one beat per second; strong-beat notes always chord tones, so answers are checkable
         self.preset = load_preset(preset).with_values(tempo=60.0, chord_tone_bias=1.0)
         self.clock = clock or InternalClock(60.0)
@@ -26,8 +26,7 @@ class Rig:
                              input_waiting=input_waiting or (lambda: False), send_first=send_first)
 
     def _started(self, kind, note, t):
-        if kind == "on":
-            self.started.append((t, note))
+        (self.started if kind == "on" else self.stopped).append((t, note))
 
     def advance(self, to):
         while self.t < to - 1e-9:
@@ -87,6 +86,28 @@ def test_silence_rests_and_restarts_on_beat_zero():
     rig.strike("G")
     rig.advance(115.5)
     assert len(rig.ons()) > count and rig.clock.beat_at(115.0) == 0.0
+
+
+@pytest.mark.parametrize("preset, model", [("pop", "onnx"), ("folksong", "riff-folksong"), ("chorale", "riff-chorale")])
+def test_let_go_the_melody_ends_on_a_bar_line_as_its_preset_says(preset, model):
+    """Keys let go on beat 7.5: two bars on is 15.5, mid-beat, where the accompaniment
+    stopped mid-note. It rests on the bar line nearest (16), its last note ending there:
+    landed on the chord's root (pop and folksong, ending root), or as the model played
+    (chorale, ending model), never cut."""
+    rig = Rig(preset=preset, model=load_model(model))
+    held = rig.strike("C")
+    rig.advance(104.0)
+    held = rig.strike("F", held)
+    rig.advance(107.5)
+    for p in held:
+        rig.engine.handle(NoteOff(rig.t, 0, p))
+    rig.advance(118.0)
+    assert not rig.clock.running and not rig.scheduler.sounding()
+    last = max((note for _, note in rig.started), key=lambda n: n.start)
+    assert last.start < 16.0 <= last.start + 4.0 and last.end == pytest.approx(16.0)
+    assert max(t for t, _ in rig.stopped) == pytest.approx(116.0, abs=0.02)  # its note-off: on the bar line
+    if rig.preset.ending == "root":
+        assert last.pitch % 12 == parse_chord("F").root and last.end - last.start >= 1.0 - 1e-6
 
 
 def test_all_notes_off_instead_of_note_offs_lets_the_accompaniment_rest():

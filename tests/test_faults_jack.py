@@ -143,7 +143,7 @@ def test_a_keyboard_unplugged_with_keys_down_lets_the_accompaniment_rest(jack):
         keyboard.close_port()
         keyboard.delete()                                # unplugged, keys down
         serve.wait_for("is gone", 10)
-        time.sleep(2 * 4 * 60 / 200 + 1.0)               # two bars at 200 BPM, and a beat's slack
+        time.sleep(2.5 * 4 * 60 / 200 + 0.5)             # the bar line nearest two bars on at 200 BPM, and slack
         before = len(synth.received)
         time.sleep(1.5)
         later = [m for m in synth.received[before:] if m[0] & 0xF0 == 0x90 and m[2] > 0]

@@ -233,7 +233,7 @@ def test_notes_off_lets_a_patchs_stuck_keys_up_and_the_accompaniment_rests(riffd
         client.send_message("/riffd/note/on", [pitch, 90])
     assert inbox.wait("/riffd/note", since=before)
     client.send_message("/riffd/notes/off", [])
-    time.sleep(5.0)  # two bars at 120 BPM and a beat
+    time.sleep(5.5)  # the bar line nearest two bars on at 120 BPM (at most 2.5 bars), and a beat
     before = len(inbox.messages("/riffd/note"))
     time.sleep(1.5)
     assert len(inbox.messages("/riffd/note")) == before

@@ -1,5 +1,5 @@
-"""Call-response answers (daemon/response.py): in the call's place in the bar, ended as the preset says."""
-from riffd.daemon.response import answer_plan, ended
+"""Live phrases (daemon/phrasing.py): answers in the call's place in the bar, rests on a bar line, ended as the preset says."""
+from riffd.daemon.phrasing import answer_plan, ended, rest_beat
 from riffd.models.protocol import ChordAt, MelodyNote
 from riffd.music.chords import parse_chord
 from riffd.presets import load_preset
@@ -39,3 +39,9 @@ def test_an_answer_ends_as_the_preset_says():
     root = ended(notes, plan, 8.0, BLUES.with_values(ending="root", ending_beats=1.0))
     assert root[-1].pitch % 12 == F.root and root[-1].end == 8.0 and root[-1].start <= 7.0
     assert ended(notes, plan, 8.0, BLUES.with_values(ending="model")) == notes
+
+
+def test_the_accompaniment_rests_on_the_bar_line_nearest_two_bars_on():
+    assert rest_beat(7.5, 2, BLUES) == 16.0   # 15.5: the next bar line
+    assert rest_beat(5.9, 2, BLUES) == 12.0   # 13.9: the bar line before, nearer
+    assert rest_beat(2.0, 2, BLUES.with_values(meter=[3, 4])) == 9.0  # 8 beats on: 3/4's bar line at 9

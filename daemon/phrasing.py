@@ -1,4 +1,5 @@
-"""Call-response mode: where an answer starts, the chords it plays over, how it ends.
+"""Where live phrases begin and end: call-response answers, and the accompaniment once
+the player lets go.
 
 An answer keeps the call's place in the bar. It starts on the first beat, once the
 player has been silent ``response_wait_beats``, that lies a whole number of bars after
@@ -6,8 +7,9 @@ the call's first chord, and it replays the call's progression every whole number
 bars the call lasted, so that its changes fall on the beats of the bar where the
 player's fell. (Starting on the next beat instead put a call's changes on the bar's
 third or fourth beat; Magenta's MIDI interface likewise starts its response on its next
-tick, a bar.) It ends as the preset's ``ending`` says, as a ``/riffd/generate`` phrase
-does (models/ending.py).
+tick, a bar.) Accompanying, the melody rests on the bar line nearest two bars after the
+player's last key (it stopped mid-beat, mid-note, before). Both end as the preset's
+``ending`` says, as a ``/riffd/generate`` phrase does (models/ending.py).
 """
 from __future__ import annotations
 
@@ -42,7 +44,20 @@ def answer_plan(chords: list[tuple[float, object]], chord, beat: float, call_end
     return start, start + length, plan
 
 
-def ended(notes: list[MelodyNote], plan: list[ChordAt], end: float, preset: Preset) -> list[MelodyNote]:
-    """The answer's ``notes`` (one voice, beats) ended at ``end`` as the preset's
-    ``ending`` and ``ending_beats`` say (models/ending.py, ``land``)."""
-    return land(one_voice(notes), plan, end, tuple(preset.meter), preset.register, preset.ending, preset.ending_beats)
+def rest_beat(last: float, bars: float, preset: Preset) -> float:
+    """The beat the accompaniment rests on: the bar line (of the preset's meter, from beat
+    0) nearest ``bars`` bars after ``last``, the beat of the player's last key event (half
+    a bar after a bar line: the next one)."""
+    bar = preset.beats_per_bar
+    return bar * math.floor((last + bars * bar) / bar + 0.5)
+
+
+def ended(notes: list[MelodyNote], plan: list[ChordAt], end: float, preset: Preset,
+          begun: float | None = None) -> list[MelodyNote]:
+    """``notes`` (one voice, beats) ended at ``end`` as the preset's ``ending`` and
+    ``ending_beats`` say (models/ending.py, ``land``). ``begun``: the beat they were
+    planned from; when that lies inside the last bar, whose first notes are planned
+    already, they are only cut at ``end``."""
+    inside = begun is not None and begun > end - preset.beats_per_bar + 1e-9
+    return land(one_voice(notes), plan, end, tuple(preset.meter), preset.register,
+                "model" if inside else preset.ending, preset.ending_beats)
