@@ -368,9 +368,10 @@ class Engine:
             self._resync = False  # after the rules model's step, the model plans again from there
             self._replan(self.planned_until, [ChordAt(self.planned_until, self.chord)])
         elif self.planned_until < min(beat + self.lookahead, rest_at - 1e-9):
-            if beat + self.lookahead + 1.0 < rest_at - self.preset.beats_per_bar:
-                self._plan(beat + self.lookahead + 1.0, yielding=True)
-            else:  # the last bar, planned whole so that its end can land
+            last_bar = rest_at - self.preset.beats_per_bar
+            if self.planned_until < last_bar - 1e-9:
+                self._plan(min(beat + self.lookahead + 1.0, last_bar), yielding=True)
+            elif not self.input_waiting():  # the last bar, planned whole (one model call) so that its end can land
                 plan, begun = [ChordAt(self.chord_beat, self.chord)], self.planned_until
                 self._plan(rest_at, finish=lambda notes: ended(notes, plan, rest_at, self.preset, begun))
         elif not self.input_waiting():  # idle: refill the model's cache now, in one go
