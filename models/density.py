@@ -48,8 +48,8 @@ def tilt_now(model, stream_start: float) -> float:
     """``tilt`` for ``model`` (a MelodyModel) at its cursor: the notes it began over the
     last ``BARS`` bars of its preset's meter, none before ``stream_start`` (beats: where
     its stream began) or its ``playing_from`` (where it last began to play: a stretch it
-    was not asked to play, a call-response call, is no sparse playing). 0 at once when the preset's ``density_follow`` is 0, so that the
-    default costs nothing per step."""
+    was not asked to play, a call-response call, is no sparse playing). 0 at once when
+    the preset's ``density_follow`` is 0, so that the default costs nothing per step."""
     preset = model.preset
     if preset.density_follow <= 0:
         return 0.0
