@@ -42,6 +42,16 @@ class Rig:
             self.engine.handle(NoteOn(self.t, 0, p, velocity))
         return pitches
 
+    def play(self, names, let_go, beats=4.0):
+        """Strike ``names``, one each ``beats`` from now, and let every key go at ``let_go`` (s)."""
+        held, start = [], self.t
+        for i, name in enumerate(names):
+            self.advance(start + i * beats)
+            held = self.strike(name, held)
+        self.advance(let_go)
+        for p in held:
+            self.engine.handle(NoteOff(self.t, 0, p))
+
     def ons(self):
         return [m for m in self.sent if m[0] & 0xF0 == 0x90]
 
@@ -95,12 +105,7 @@ def test_let_go_the_melody_ends_on_a_bar_line_as_its_preset_says(preset, model):
     landed on the chord's root (pop and folksong, ending root), or as the model played
     (chorale, ending model), never cut."""
     rig = Rig(preset=preset, model=load_model(model))
-    held = rig.strike("C")
-    rig.advance(104.0)
-    held = rig.strike("F", held)
-    rig.advance(107.5)
-    for p in held:
-        rig.engine.handle(NoteOff(rig.t, 0, p))
+    rig.play(["C", "F"], let_go=107.5)
     rig.advance(118.0)
     assert not rig.clock.running and not rig.scheduler.sounding()
     last = max((note for _, note in rig.started), key=lambda n: n.start)
@@ -180,12 +185,7 @@ def test_an_answer_keeps_the_calls_bars_and_lands_on_its_last_chord(model):
     changes to F7 a bar later, and ends on F held to its last beat (the blues preset's
     ending, root, as a /riffd/generate phrase ends)."""
     rig = Rig(preset="blues", mode="call-response", model=load_model(model))
-    held = rig.strike("C7")
-    rig.advance(104.0)
-    held = rig.strike("F7", held)
-    rig.advance(108.0)
-    for p in held:
-        rig.engine.handle(NoteOff(rig.t, 0, p))
+    rig.play(["C7", "F7"], let_go=108.0)
     rig.advance(108.0 + rig.preset.response_wait_beats + 0.1)
     end = rig.engine.responding_until
     start = end - rig.preset.phrase_bars * rig.preset.beats_per_bar
@@ -204,12 +204,7 @@ def test_a_pop_answer_plays_notes_not_blips():
     counted as its own sparse playing. Counted, the transformer's answer came in notes of
     a twelfth of a beat with its last bar silent."""
     rig = Rig(preset="pop", mode="call-response", model=load_model("onnx"))
-    held = []
-    for bar, name in enumerate(("C", "Am", "F", "G")):
-        held = rig.strike(name, held)
-        rig.advance(100.0 + 4 * (bar + 1))
-    for p in held:
-        rig.engine.handle(NoteOff(rig.t, 0, p))
+    rig.play(["C", "Am", "F", "G"], let_go=116.0)
     rig.advance(rig.t + rig.preset.response_wait_beats + 1.1)
     end = rig.engine.responding_until
     rig.advance(100.0 + end + 1)
