@@ -13,8 +13,9 @@ from pathlib import Path
 from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord_track, free_channel, legato_ticks,
                                     max_polyphony, pitched, read_song, sounding, with_melody, write_atomic)
 from riffd.models.ending import cut_at, land
+from riffd.models.meters import main_meter, play
 from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, bass_line, mean_pitch, song_chords
-from riffd.models.protocol import ChordAt, Context, MelodyModel, MelodyNote, MeterError, one_voice
+from riffd.models.protocol import ChordAt, MelodyModel, MelodyNote, MeterError
 from riffd.music.theory import follow_level
 
 from .capture import OOM_BEATS, ChordCapture, ChordChange, snap_to_beat
@@ -166,10 +167,12 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     with ``continue_melody``, no melody track).
     """
     index, voices = _chord_source(song, chord_track, source, continue_melody)
+    end = song.length_ticks / song.ppqn
+    meters = [(tick / song.ppqn, num, den) for tick, num, den in song.time_signatures]
+    num, den = main_meter(meters, end, song.meter)  # the longest-lasting: a first time signature may be a pickup's
     try:
-        preset = preset.with_values(meter=list(song.meter), tempo=min(400.0, max(20.0, song.tempo)))
+        preset = preset.with_values(meter=[num, den], tempo=min(400.0, max(20.0, song.tempo)))
     except PresetError:  # a beat shorter than a sixteenth (4/32): no preset plays it
-        num, den = song.meter
         raise MidiInputError(f"{source or 'the file'}: riffd plays no meter of {num}/{den}") from None
     recognized = chords is None
     if chords is None:
@@ -184,16 +187,15 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
                      else f"{named(kind, number, voices)} together")
             raise MidiInputError(f"{source or 'the file'}: no chord recognized in {where} "
                                  "(choose a chord track with --chord-track N)")
-    end = song.length_ticks / song.ppqn
     given = given_melody(song, -1 if index is None else index, source) if continue_melody else []
     start = max((n.end for n in given), default=chords[0].beat if chords else 0.0)
-    try:
-        model.start(Context(preset, seed=seed, start_beat=start, chords=chords, notes=given))
+    try:  # each meter of the file in its own bars (models/meters.py)
+        played, last_meter = play(model, preset, chords, start, end, seed, given, meters)
     except MeterError as exc:  # the file's meter, which the transformer never learned
         raise MidiInputError(f"{source or 'the file'}: {exc}; --model rules or markov play any meter") from None
     spans = sound_spans(song)  # the melody ends with the last pitched sound, not with drums after it
-    notes = land(one_voice(model.generate(end)), chords, min(end, spans[-1][1]) if spans else end,
-                 tuple(preset.meter), preset.register, preset.ending, preset.ending_beats)
+    notes = land(played, chords, min(end, spans[-1][1]) if spans else end,
+                 last_meter, preset.register, preset.ending, preset.ending_beats)
     gaps = []
     if recognized:  # a request's chords are riffd's own: over N.C. the melody plays on, at its preset's velocity
         gaps = silences(spans, end, preset.beats_per_bar)

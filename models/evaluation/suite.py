@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from riffd.models.ending import land
-from riffd.models.protocol import Context, one_voice
+from riffd.models import meters
 
 from .arrangements import Arrangement
 from .features import FEATURE_NAMES, HISTOGRAMS, SCALARS, MelodyFeatures, features, kl, pooled
@@ -65,9 +65,9 @@ def play(model_name, pieces: list[Arrangement], preset, seed: int = 0):
         played = preset.with_values(meter=list(piece.meter), tempo=min(400.0, max(20.0, float(piece.tempo))))
         if piece.style != "user":
             played = played.with_values(style=piece.style)
-        model.start(Context(played, seed=seed + i, start_beat=piece.chords[0].beat, chords=piece.chords))
-        out.append(land(one_voice(model.generate(piece.length)), piece.chords, piece.length, tuple(piece.meter),
-                        played.register, played.ending, played.ending_beats))
+        notes, meter = meters.play(model, played, piece.chords, piece.chords[0].beat, piece.length, seed + i,
+                                   time_signatures=piece.time_signatures)  # each meter in its own bars
+        out.append(land(notes, piece.chords, piece.length, meter, played.register, played.ending, played.ending_beats))
     return out
 
 
