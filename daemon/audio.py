@@ -7,7 +7,9 @@ down only if it would clip (to a peak of -1 dBFS).
 """
 from __future__ import annotations
 
+import bisect
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,11 +100,24 @@ def write_wav(pcm: np.ndarray, path: str | Path, rate: int = 44100) -> None:
             w.writeframesraw(memoryview(np.rint(block, out=block).astype("<i2")).cast("B"))
 
 
+def tempo_map(song) -> Callable[[float], float]:
+    """Seconds at a tick (a float) through the song's set_tempo events: 120 BPM before
+    the first, as the Standard MIDI File specification has it, each then until the next."""
+    ticks, secs, rates = [0], [0.0], [0.5 / song.ppqn]
+    for tick, tempo in song.tempos:  # sorted by tick; microseconds per quarter note
+        if tick > ticks[-1]:
+            secs.append(secs[-1] + (tick - ticks[-1]) * rates[-1])
+            ticks.append(tick)
+            rates.append(rates[-1])
+        rates[-1] = tempo / 1e6 / song.ppqn  # the last of several at one tick rules
+    return lambda t: secs[(i := bisect.bisect_right(ticks, t) - 1)] + (t - ticks[i]) * rates[i]
+
+
 def song_parts(song, melody, preset, chord_tracks: tuple[int, ...]) -> list[Part]:
-    """The chord tracks (indices) and the melody of a render as Parts, in seconds at the
-    song's tempo; ``melody`` as MelodyNotes in beats."""
-    spb = 60.0 / song.tempo
-    tick = spb / song.ppqn
-    chords = [(n.start * tick, n.end * tick, n.pitch, n.velocity) for k in chord_tracks for n in song.tracks[k]]
-    lead = [(n.start * spb, n.end * spb, n.pitch, n.velocity) for n in melody]
+    """The chord tracks (indices) and the melody of a render as Parts, in seconds through
+    the song's tempo changes (``tempo_map``); ``melody`` as MelodyNotes in beats. Read
+    at its first tempo throughout, a file that slowed down was previewed too fast."""
+    at, ppqn = tempo_map(song), song.ppqn
+    chords = [(at(n.start), at(n.end), n.pitch, n.velocity) for k in chord_tracks for n in song.tracks[k]]
+    lead = [(at(n.start * ppqn), at(n.end * ppqn), n.pitch, n.velocity) for n in melody]
     return [Part(chords, preset.synth["chords"]), Part(lead, preset.synth["melody"])]

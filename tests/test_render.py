@@ -8,6 +8,7 @@ from riffd.bridges.midifile import MidiInputError, read_song
 from riffd.presets import load_preset
 from riffd.daemon.render import render_file
 from riffd.models import load_model
+from riffd.music.chords import parse_chord
 
 from conftest import PROGRESSION, piano_with_its_tune, run_riffd
 
@@ -150,6 +151,27 @@ def test_outputs_go_into_new_folders_and_an_unwritable_one_is_bad_input(tmp_path
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert f"{blocked}: cannot write there" in result.stderr and ".part" not in result.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_the_wav_preview_follows_the_files_tempo_changes(tmp_path):
+    """Four beats at 120 BPM, then four at 60 (a set_tempo on beat 4): the music lasts
+    6 s. Read at its first tempo throughout, the preview lasted 4 s and a release."""
+    import wave
+
+    midi = mido.MidiFile(ticks_per_beat=480)
+    meta = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0),
+                           mido.MetaMessage("set_tempo", tempo=1000000, time=4 * 480)])
+    keys = mido.MidiTrack()
+    for name in ("C", "G7"):
+        pitches = parse_chord(name).voicing()
+        keys += [mido.Message("note_on", note=p, velocity=80, time=0) for p in pitches]
+        keys += [mido.Message("note_off", note=p, velocity=0, time=4 * 480 if k == 0 else 0) for k, p in enumerate(pitches)]
+    midi.tracks += [meta, keys]
+    midi.save(tmp_path / "in.mid")
+    render_file(tmp_path / "in.mid", tmp_path / "o.mid", load_preset("pop"), load_model("rules"), seed=1,
+                wav=tmp_path / "o.wav")
+    with wave.open(str(tmp_path / "o.wav")) as w:
+        assert 6.0 < w.getnframes() / w.getframerate() < 8.0
 
 
 def test_render_writes_a_wav_preview_and_a_piano_roll(tmp_path, chorale_mid):
