@@ -49,12 +49,12 @@ def riffd_render(path: Path, wav: Path) -> None:
     from riffd.bridges.midifile import find_chord_track, read_song
     from riffd.presets import load_preset
 
-    from .audio import Part, render_parts, write_wav
+    from .audio import Part, render_parts, tempo_map, write_wav
     song = read_song(path)
     preset = load_preset("pop")
-    tick = 60.0 / song.tempo / song.ppqn
+    at = tempo_map(song)
     index = find_chord_track(song)
-    parts = [Part([(n.start * tick, n.end * tick, n.pitch, n.velocity) for n in track],
+    parts = [Part([(at(n.start), at(n.end), n.pitch, n.velocity) for n in track],
                   preset.synth["chords" if k == index else "melody"])
              for k, track in enumerate(song.tracks) if track]
     write_wav(render_parts(parts), wav)
