@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class Frame:
     """A figure of one shape (``end`` beats, pitches ``low``-``high``) with its static
     parts drawn, and their pixels kept in ``background``."""
 
-    def __init__(self, end: float, low: int, high: int, beats_per_bar: float):
+    def __init__(self, end: float, low: int, high: int, lines: tuple[float, ...]):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from matplotlib.patches import Patch
@@ -47,11 +48,10 @@ class Frame:
         fig.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, bottom=0.12, top=0.9)
         ax.set_xlim(0, end)
         ax.set_ylim(low, high)
-        bar_count = int(end / beats_per_bar)
-        ax.vlines([k * beats_per_bar for k in range(bar_count + 1)], low, high, colors="#999999",
-                  linewidths=0.6, zorder=0)
-        labelled = range(0, bar_count + 1, 4 if bar_count <= 64 else 16)
-        ax.set_xticks([k * beats_per_bar for k in labelled], [str(k + 1) for k in labelled])
+        lines = [b for b in lines if b <= end + 1e-9]
+        ax.vlines(lines, low, high, colors="#999999", linewidths=0.6, zorder=0)
+        labelled = range(0, len(lines), 4 if len(lines) <= 65 else 16)
+        ax.set_xticks([lines[k] for k in labelled], [str(k + 1) for k in labelled])
         octaves = list(range(math.ceil(low / 12) * 12, high + 1, 12))
         ax.set_yticks(octaves, [f"C{p // 12 - 1}" for p in octaves])
         ax.set_xlabel("bar")
@@ -111,30 +111,34 @@ def warm() -> None:
     label("C")
 
 
-def frame(end: float, low: int, high: int, beats_per_bar: float) -> Frame:
-    """This process's Frame of that shape, drawn on first use (the least recently used
-    of more than FRAMES_KEPT is dropped)."""
-    key = (end, low, high, beats_per_bar)
+def frame(end: float, low: int, high: int, lines: tuple[float, ...]) -> Frame:
+    """This process's Frame of that shape (``lines``: the bar lines' beats), drawn on
+    first use (the least recently used of more than FRAMES_KEPT is dropped)."""
+    key = (end, low, high, lines)
     if key in _frames:
         _frames.move_to_end(key)
     else:
-        _frames[key] = Frame(end, low, high, beats_per_bar)
+        _frames[key] = Frame(end, low, high, lines)
         while len(_frames) > FRAMES_KEPT:
             _frames.popitem(last=False)
     return _frames[key]
 
 
-def piano_roll(path: str | Path, chords, melody, chord_names, beats_per_bar: float, title: str = "") -> None:
+def piano_roll(path: str | Path, chords, melody, chord_names, bars: float | Sequence[float],
+               title: str = "") -> None:
     """Draw ``chords`` and ``melody`` as (start beat, end beat, pitch) to ``path``;
-    ``chord_names`` as (beat, name); a bar line every ``beats_per_bar`` beats. The
+    ``chord_names`` as (beat, name); ``bars``: a bar line every that many beats, or the
+    bar lines' beats (a file's, through its meter changes: models/meters.py). The
     pitch axis spans the notes with a margin, widened to whole octaves (C to C)."""
     from PIL import Image
 
     notes = list(chords) + list(melody)
-    end = max((n[1] for n in notes), default=beats_per_bar)
+    every = bars if isinstance(bars, (int, float)) else None
+    end = max((n[1] for n in notes), default=every or 4.0)
+    lines = tuple(k * every for k in range(int(end / every + 1e-9) + 1)) if every else tuple(bars)
     low = 12 * math.floor((min((n[2] for n in notes), default=48) - 2) / 12)
     high = 12 * math.ceil((max((n[2] for n in notes), default=84) + 3) / 12)
-    pixels = frame(end, low, high, beats_per_bar).draw(chords, melody, chord_names, title)
+    pixels = frame(end, low, high, lines).draw(chords, melody, chord_names, title)
     height, width = pixels.shape[:2]
     rgb = Image.frombuffer("RGBA", (width, height), pixels, "raw", "RGBA", 0, 1).convert("RGB")
     with atomic_path(path) as tmp:

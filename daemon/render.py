@@ -13,7 +13,7 @@ from pathlib import Path
 from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord_track, free_channel, legato_ticks,
                                     max_polyphony, pitched, read_song, sounding, with_melody, write_atomic)
 from riffd.models.ending import cut_at, land
-from riffd.models.meters import main_meter, play
+from riffd.models.meters import bar_lines, main_meter, play
 from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, bass_line, mean_pitch, song_chords
 from riffd.models.protocol import ChordAt, MelodyModel, MelodyNote, MeterError
 from riffd.music.theory import follow_level
@@ -210,7 +210,8 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         from .pianoroll import piano_roll
         parts = [n for k in voices or (index,) for n in song.tracks[k]]
         tracked = [(n.start / song.ppqn, n.end / song.ppqn, n.pitch) for n in parts]
-        piano_roll(png, tracked, [(n.start, n.end, n.pitch) for n in notes], names, preset.beats_per_bar,
+        piano_roll(png, tracked, [(n.start, n.end, n.pitch) for n in notes], names,
+                   bar_lines(meters, max([end] + [n.end for n in notes]), (num, den)),
                    title=f"{Path(source or out_path).name}: {model.name}, preset {preset.name}")
     return RenderReport(Path(out_path), index, channel, names, notes, chord_tone_share(notes, model.chord_at),
                         voices, song.part(0)[0], tuple(song.part(k)[1] for k in range(len(song.tracks))), gaps)

@@ -37,6 +37,21 @@ def meter_spans(time_signatures: Sequence[tuple[float, int, int]], end: float,
     return spans
 
 
+def bar_lines(time_signatures: Sequence[tuple[float, int, int]], end: float,
+              first: tuple[int, int]) -> list[float]:
+    """The beats of the bar lines from 0 to ``end``, each meter's counted from where it
+    begins (``meter_spans``)."""
+    lines: list[float] = []
+    for a, b, (num, den) in meter_spans(time_signatures, end, first):
+        bar, k = num * 4 / den, 0
+        while a + k * bar < b - 1e-9:
+            lines.append(a + k * bar)
+            k += 1
+        if b >= end - 1e-9 and a + k * bar <= end + 1e-9:  # the last bar's closing line
+            lines.append(a + k * bar)
+    return lines
+
+
 def main_meter(time_signatures: Sequence[tuple[float, int, int]], end: float,
                first: tuple[int, int]) -> tuple[int, int]:
     """The meter that lasts longest from 0 to ``end`` (beats; the earlier of equals): a

@@ -9,7 +9,7 @@ from riffd.daemon.render import render_song
 from riffd.models import load_model
 from riffd.models.evaluation.arrangements import Arrangement
 from riffd.models.evaluation.suite import play as suite_play
-from riffd.models.meters import main_meter, meter_spans, play
+from riffd.models.meters import bar_lines, main_meter, meter_spans, play
 from riffd.models.protocol import ChordAt, MelodyModel, MelodyNote
 from riffd.music.chords import parse_chord
 from riffd.presets import load_preset
@@ -36,6 +36,9 @@ def test_spans_and_the_files_meter():
     assert meter_spans(pickup, 33.0, (1, 4)) == [(0.0, 1.0, (1, 4)), (1.0, 33.0, (4, 4))]
     assert main_meter(pickup, 33.0, (1, 4)) == (4, 4)
     assert meter_spans([(0.0, 3, 4), (0.0, 4, 4)], 8.0, (3, 4)) == [(0.0, 8.0, (4, 4))]  # the later one rules
+    # the piano roll's bar lines (a render's PNG): the file's, through the change
+    assert bar_lines(sigs, 28.0, (4, 4)) == [0, 4, 8, 12, 16, 19, 22, 25, 28]
+    assert bar_lines(pickup, 9.0, (1, 4)) == [0, 1, 5, 9]
 
 
 def test_each_meter_is_played_in_its_own_bars():
