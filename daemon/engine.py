@@ -99,7 +99,10 @@ class Engine:
             self.last_activity = event.t
             self.capture.note_off(event.pitch)
         elif isinstance(event, ev.Control):
+            held = bool(self.capture.sounding)
             self.capture.control(event.control, event.value)  # CC120 forgets keys, pedal and chord
+            if held and not self.capture.sounding:  # keys let up (CC123) or the pedal lifted: let go now
+                self.last_activity = event.t
             if event.control == ALL_SOUND_OFF_CC:  # the player's panic: silent until the next chord
                 self.panic()
                 self.chord, self.call = None, Call()
@@ -278,8 +281,7 @@ class Engine:
         self._replan(beat, [ChordAt(beat, change.chord)])
 
     def _replan(self, beat: float, chords: list[ChordAt], until: float | None = None, finish=None) -> None:
-        """Roll back everything from ``beat``, set ``chords``, and plan again (to ``until``, each
-        batch of notes through ``finish`` when given: a call-response answer's ending)."""
+        """Roll back from ``beat``, set ``chords``, plan again (to ``until``; ``finish``: an answer's ending)."""
         self.stats["replans"] += 1
         self._resync = False
         self.model.rollback(beat)
@@ -304,8 +306,7 @@ class Engine:
         deadline = time.monotonic() + budget  # compute time: measured on the real monotonic clock
         while self.model.cursor < until - 1e-9:
             step = min(until, self.model.cursor + 1e-6) if yielding else until
-            notes = self.model.generate(step, deadline_s=deadline)
-            for note in notes if finish is None else finish(list(notes)):
+            for note in (finish or iter)(self.model.generate(step, deadline_s=deadline)):
                 self._schedule(note, now_beat)
             if not yielding or self.input_waiting() or time.monotonic() > deadline:
                 break
@@ -352,7 +353,6 @@ class Engine:
         if self.mode == "call-response":
             self._maybe_answer(now, beat, self._beats(now - self.last_activity), held)
             return
-        # let go: the melody ends on the bar line nearest IDLE_BARS on, as the preset's ending says
         rest_at = math.inf if held else rest_beat(self.clock.beat_at(self.last_activity), IDLE_BARS, self.preset)
         if beat >= rest_at - 1e-9:
             if isinstance(self.clock, InternalClock):

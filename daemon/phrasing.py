@@ -14,6 +14,7 @@ player's last key (it stopped mid-beat, mid-note, before). Both end as the prese
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from riffd.models.ending import land
 from riffd.models.protocol import ChordAt, MelodyNote, one_voice
@@ -52,7 +53,7 @@ def rest_beat(last: float, bars: float, preset: Preset) -> float:
     return bar * math.floor((last + bars * bar) / bar + 0.5)
 
 
-def ended(notes: list[MelodyNote], plan: list[ChordAt], end: float, preset: Preset,
+def ended(notes: Iterable[MelodyNote], plan: list[ChordAt], end: float, preset: Preset,
           begun: float | None = None) -> list[MelodyNote]:
     """``notes`` (one voice, beats) ended at ``end`` as the preset's ``ending`` and
     ``ending_beats`` say (models/ending.py, ``land``). ``begun``: the beat they were

@@ -129,6 +129,29 @@ def test_all_notes_off_instead_of_note_offs_lets_the_accompaniment_rest():
     assert rig.engine.chord.name == "G" and rig.clock.beat_at(115.0) == 0.0
 
 
+@pytest.mark.parametrize("let_go", ["pedal", "cc123"])
+def test_a_pedal_lifted_or_all_notes_off_is_when_the_player_let_go(let_go):
+    """Keys held by the pedal (or never released, then All Notes Off) stop sounding on
+    beat 10: the accompaniment plays on to the bar line nearest two bars after that, as
+    after note-offs then. It counted from the last key, on beat 0 or 1, and stopped at once."""
+    rig = Rig()
+    if let_go == "pedal":
+        rig.engine.handle(Control(rig.t, 0, 64, 127))
+    held = rig.strike("F")
+    rig.advance(101.0)
+    if let_go == "pedal":
+        for p in held:
+            rig.engine.handle(NoteOff(rig.t, 0, p))  # the pedal holds them
+    rig.advance(110.0)
+    rig.engine.handle(Control(rig.t, 0, 64 if let_go == "pedal" else 123, 0))
+    count = len(rig.ons())
+    rig.advance(114.0)
+    assert rig.clock.running and len(rig.ons()) > count  # still playing two beats on
+    rig.advance(122.0)
+    assert not rig.clock.running and not rig.scheduler.sounding()
+    assert max(t for t, _ in rig.stopped) == pytest.approx(120.0, abs=0.02)  # 18, half a bar: the next bar line
+
+
 def test_all_sound_off_silences_at_once_until_the_next_chord():
     rig = Rig()
     rig.strike("F")
