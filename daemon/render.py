@@ -13,8 +13,8 @@ from pathlib import Path
 from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord_track, free_channel, legato_ticks,
                                     max_polyphony, pitched, read_song, sounding, with_melody, write_atomic)
 from riffd.models.ending import cut_at, land
-from riffd.models.meters import bar_lines, main_meter, play
 from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, bass_line, mean_pitch, song_chords
+from riffd.models.meters import bar_lines, main_meter, play
 from riffd.models.protocol import ChordAt, MelodyModel, MelodyNote, MeterError
 from riffd.music.theory import follow_level
 

@@ -79,10 +79,10 @@ def play(model: MelodyModel, preset, chords: list[ChordAt], start: float, end: f
                 played = preset.with_values(meter=list(tried))
                 bar = played.beats_per_bar
                 shift = (bar - a % bar) % bar  # the stretch's bars count from where it begins
-                moved = lambda n: MelodyNote(n.start + shift, n.duration, n.pitch, n.velocity)
                 model.start(Context(played, seed=None if seed is None else seed + k, start_beat=max(a, start) + shift,
                                     chords=[ChordAt(c.beat + shift, c.chord) for c in chords],
-                                    notes=[moved(n) for n in (*notes, *out)]))
+                                    notes=[MelodyNote(n.start + shift, n.duration, n.pitch, n.velocity)
+                                           for n in (*notes, *out)]))
             except (MeterError, PresetError):  # one it never learned, or a beat under a sixteenth (4/32)
                 if tried == meter:
                     raise
