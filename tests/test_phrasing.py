@@ -39,6 +39,9 @@ def test_an_answer_ends_as_the_preset_says():
     root = ended(notes, plan, 8.0, BLUES.with_values(ending="root", ending_beats=1.0))
     assert root[-1].pitch % 12 == F.root and root[-1].end == 8.0 and root[-1].start <= 7.0
     assert ended(notes, plan, 8.0, BLUES.with_values(ending="model")) == notes
+    # planned from inside the last bar (its first notes scheduled already): only cut
+    assert ended(notes, plan, 8.0, BLUES.with_values(ending="root"), begun=5.0) == notes
+    assert ended(notes, plan, 8.0, BLUES.with_values(ending="root"), begun=4.0) == root
 
 
 def test_the_accompaniment_rests_on_the_bar_line_nearest_two_bars_on():
