@@ -22,10 +22,9 @@ from multiprocessing import get_context
 from typing import Callable
 
 from riffd.bridges.osc import OscBridge
-from riffd.models.ending import land
-from riffd.models.protocol import ChordAt, Context, MelodyModel, one_voice
+from riffd.models.ending import end_as
+from riffd.models.protocol import ChordAt, Context, MelodyModel
 from riffd.music.chords import parse_chord
-from riffd.music.theory import felt_beat
 from riffd.presets import Preset
 
 MAX_PHRASE_CHORDS = 256
@@ -147,8 +146,7 @@ def render_phrase(model: MelodyModel, job: PhraseJob) -> list[tuple[int, int, fl
     end, preset = job.bars * job.preset.beats_per_bar, job.preset
     chords = model_chords(job.chords)
     model.start(Context(preset, seed=job.seed, chords=chords))
-    notes = land(one_voice(model.generate(end)), chords, end, tuple(preset.meter), preset.register,
-                 preset.ending, preset.ending_beats)
+    notes = end_as(model.generate(end), chords, end, preset)
     return [(n.pitch, n.velocity, round(n.start, 4), round(n.duration, 4)) for n in notes]
 
 

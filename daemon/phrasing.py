@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from riffd.models.ending import land
-from riffd.models.protocol import ChordAt, MelodyNote, one_voice
+from riffd.models.ending import end_as
+from riffd.models.protocol import ChordAt, MelodyNote
 from riffd.presets import Preset
 
 
@@ -56,9 +56,8 @@ def rest_beat(last: float, bars: float, preset: Preset) -> float:
 def ended(notes: Iterable[MelodyNote], plan: list[ChordAt], end: float, preset: Preset,
           begun: float | None = None) -> list[MelodyNote]:
     """``notes`` (one voice, beats) ended at ``end`` as the preset's ``ending`` and
-    ``ending_beats`` say (models/ending.py, ``land``). ``begun``: the beat they were
+    ``ending_beats`` say (models/ending.py, ``end_as``). ``begun``: the beat they were
     planned from; when that lies inside the last bar, whose first notes are planned
     already, they are only cut at ``end``."""
     inside = begun is not None and begun > end - preset.beats_per_bar + 1e-9
-    return land(one_voice(notes), plan, end, tuple(preset.meter), preset.register,
-                "model" if inside else preset.ending, preset.ending_beats)
+    return end_as(notes, plan, end, preset, how="model" if inside else None)

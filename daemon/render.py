@@ -12,7 +12,7 @@ from pathlib import Path
 
 from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord_track, free_channel, legato_ticks,
                                     max_polyphony, pitched, read_song, sounding, with_melody, write_atomic)
-from riffd.models.ending import cut_at, land
+from riffd.models.ending import cut_at, end_as
 from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, bass_line, mean_pitch, song_chords
 from riffd.models.meters import bar_lines, main_meter, play
 from riffd.models.protocol import ChordAt, MelodyModel, MelodyNote, MeterError
@@ -194,8 +194,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     except MeterError as exc:  # the file's meter, which the transformer never learned
         raise MidiInputError(f"{source or 'the file'}: {exc}; --model rules or markov play any meter") from None
     spans = sound_spans(song)  # the melody ends with the last pitched sound, not with drums after it
-    notes = land(played, chords, min(end, spans[-1][1]) if spans else end,
-                 last_meter, preset.register, preset.ending, preset.ending_beats)
+    notes = end_as(played, chords, min(end, spans[-1][1]) if spans else end, preset, last_meter)
     gaps = []
     if recognized:  # a request's chords are riffd's own: over N.C. the melody plays on, at its preset's velocity
         gaps = silences(spans, end, preset.beats_per_bar)

@@ -12,8 +12,9 @@ their chords) and sounded as a click (docs/measured.md, "Endings").
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
-from riffd.models.protocol import ChordAt, MelodyNote
+from riffd.models.protocol import ChordAt, MelodyNote, one_voice
 from riffd.music.theory import felt_beat
 
 MIN_TAIL = 0.25  # beats: a note that the end (or a rest) would cut shorter than a sixteenth is a click
@@ -85,3 +86,12 @@ def land(notes: list[MelodyNote], chords: list[ChordAt], end: float, meter: tupl
     tones = frozenset({chord.root}) if how == "root" else chord.tones
     pitch = model.pitch if how == "chord" and model.pitch % 12 in tones else landing_pitch(model.pitch, tones, register)
     return cut_at(before, start) + [MelodyNote(start, stop - start, pitch, model.velocity)]
+
+
+def end_as(notes: Iterable[MelodyNote], chords: list[ChordAt], end: float, preset,
+           meter: tuple[int, int] | None = None, how: str | None = None) -> list[MelodyNote]:
+    """``notes`` (made one voice) ended at ``end`` as ``preset`` (a Preset) says: ``land``
+    with its meter (or ``meter``: a file's last), register, ``ending`` (or ``how``) and
+    ``ending_beats``. Render, eval, ``/riffd/generate`` and the live engine end so."""
+    return land(one_voice(notes), chords, end, tuple(meter or preset.meter), preset.register,
+                how or preset.ending, preset.ending_beats)

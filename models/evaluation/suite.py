@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from riffd.models.ending import land
+from riffd.models.ending import end_as
 from riffd.models import meters
 
 from .arrangements import Arrangement
@@ -67,7 +67,7 @@ def play(model_name, pieces: list[Arrangement], preset, seed: int = 0):
             played = played.with_values(style=piece.style)
         notes, meter = meters.play(model, played, piece.chords, piece.chords[0].beat, piece.length, seed + i,
                                    time_signatures=piece.time_signatures)  # each meter in its own bars
-        out.append(land(notes, piece.chords, piece.length, meter, played.register, played.ending, played.ending_beats))
+        out.append(end_as(notes, piece.chords, piece.length, played, meter))
     return out
 
 
