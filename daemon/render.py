@@ -14,7 +14,7 @@ from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord
                                     max_polyphony, pitched, read_song, sounding, with_melody, write_atomic)
 from riffd.models.ending import cut_at, end_as
 from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, bass_line, mean_pitch, song_chords
-from riffd.models.meters import bar_lines, main_meter, play
+from riffd.models.meters import bar_lines, play, song_meters
 from riffd.models.protocol import ChordAt, MelodyModel, MelodyNote, MeterError
 from riffd.music.theory import follow_level
 
@@ -168,8 +168,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     """
     index, voices = _chord_source(song, chord_track, source, continue_melody)
     end = song.length_ticks / song.ppqn
-    meters = [(tick / song.ppqn, num, den) for tick, num, den in song.time_signatures]
-    num, den = main_meter(meters, end, song.meter)  # the longest-lasting: a first time signature may be a pickup's
+    meters, (num, den) = song_meters(song)  # the longest-lasting: a first time signature may be a pickup's
     try:
         preset = preset.with_values(meter=[num, den], tempo=min(400.0, max(20.0, song.tempo)))
     except PresetError:  # a beat shorter than a sixteenth (4/32): no preset plays it

@@ -63,6 +63,13 @@ def main_meter(time_signatures: Sequence[tuple[float, int, int]], end: float,
     return max(totals, key=lambda m: totals[m])
 
 
+def song_meters(song) -> tuple[list[tuple[float, int, int]], tuple[int, int]]:
+    """A Song's (bridges/midifile.py) time signatures as (beat, num, den), and its meter
+    (``main_meter``)."""
+    sigs = [(tick / song.ppqn, num, den) for tick, num, den in song.time_signatures]
+    return sigs, main_meter(sigs, song.length_ticks / song.ppqn, song.meter)
+
+
 def play(model: MelodyModel, preset, chords: list[ChordAt], start: float, end: float,
          seed: int | None = None, notes: Sequence[MelodyNote] = (),
          time_signatures: Sequence[tuple[float, int, int]] = ()) -> tuple[list[MelodyNote], tuple[int, int]]:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from riffd.bridges.events import DRUM_CHANNEL
 from riffd.bridges.midifile import MidiInputError, TrackNote, by_channel, drums_only, read_song
-from riffd.models.meters import main_meter
+from riffd.models.meters import song_meters
 from riffd.models.protocol import ChordAt, MelodyNote
 from riffd.music.chords import recognize
 
@@ -249,8 +249,7 @@ def read_arrangement(path: str | Path) -> Arrangement:
     if not chords:
         raise ArrangementError("no chords: nothing besides the melody track plays two or more pitch classes")
     melody = [MelodyNote(n.start / song.ppqn, max(n.end - n.start, 1) / song.ppqn, n.pitch, n.velocity) for n in line]
-    sigs = [(t / song.ppqn, num, den) for t, num, den in song.time_signatures]
-    meter = main_meter(sigs, song.length_ticks / song.ppqn, song.meter)  # not a pickup bar's (models/meters.py)
+    sigs, meter = song_meters(song)  # its meter: not a pickup bar's (models/meters.py)
     found = {"file": path.name, "melody_track": index, "melody_part": names[index] or "",
              "melody_found_as": how, "melody_notes": len(melody),
              "chordal_notes_dropped": chordal, "chord_changes": len(chords), "meter": list(meter)}
