@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import mido
 import numpy as np
 
 from riffd.cython_ext import kernel
@@ -101,16 +102,22 @@ def write_wav(pcm: np.ndarray, path: str | Path, rate: int = 44100) -> None:
 
 
 def tempo_map(song) -> Callable[[float], float]:
-    """Seconds at a tick (a float) through the song's set_tempo events: 120 BPM before
-    the first, as the Standard MIDI File specification has it, each then until the next."""
-    ticks, secs, rates = [0], [0.0], [0.5 / song.ppqn]
+    """Seconds at a tick (a float) through the song's set_tempo events (mido.tick2second):
+    120 BPM before the first, as the Standard MIDI File specification has it, each then
+    until the next."""
+    ticks, secs, tempos = [0], [0.0], [mido.bpm2tempo(120)]
     for tick, tempo in song.tempos:  # sorted by tick; microseconds per quarter note
         if tick > ticks[-1]:
-            secs.append(secs[-1] + (tick - ticks[-1]) * rates[-1])
+            secs.append(secs[-1] + mido.tick2second(tick - ticks[-1], song.ppqn, tempos[-1]))
             ticks.append(tick)
-            rates.append(rates[-1])
-        rates[-1] = tempo / 1e6 / song.ppqn  # the last of several at one tick rules
-    return lambda t: secs[(i := bisect.bisect_right(ticks, t) - 1)] + (t - ticks[i]) * rates[i]
+            tempos.append(tempo)
+        else:  # the last of several at one tick rules
+            tempos[-1] = tempo
+
+    def at(t: float) -> float:
+        i = bisect.bisect_right(ticks, t) - 1
+        return secs[i] + mido.tick2second(t - ticks[i], song.ppqn, tempos[i])
+    return at
 
 
 def song_parts(song, melody, preset, chord_tracks: tuple[int, ...]) -> list[Part]:
