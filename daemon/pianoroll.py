@@ -124,21 +124,19 @@ def frame(end: float, low: int, high: int, lines: tuple[float, ...]) -> Frame:
     return _frames[key]
 
 
-def piano_roll(path: str | Path, chords, melody, chord_names, bars: float | Sequence[float],
+def piano_roll(path: str | Path, chords, melody, chord_names, bar_lines: Sequence[float],
                title: str = "") -> None:
     """Draw ``chords`` and ``melody`` as (start beat, end beat, pitch) to ``path``;
-    ``chord_names`` as (beat, name); ``bars``: a bar line every that many beats, or the
-    bar lines' beats (a file's, through its meter changes: models/meters.py). The
-    pitch axis spans the notes with a margin, widened to whole octaves (C to C)."""
+    ``chord_names`` as (beat, name); ``bar_lines``: their beats (a file's, through its
+    meter changes: models/meters.py). The pitch axis spans the notes with a margin,
+    widened to whole octaves (C to C)."""
     from PIL import Image
 
     notes = list(chords) + list(melody)
-    every = bars if isinstance(bars, (int, float)) else None
-    end = max((n[1] for n in notes), default=every or 4.0)
-    lines = tuple(k * every for k in range(int(end / every + 1e-9) + 1)) if every else tuple(bars)
+    end = max((n[1] for n in notes), default=4.0)
     low = 12 * math.floor((min((n[2] for n in notes), default=48) - 2) / 12)
     high = 12 * math.ceil((max((n[2] for n in notes), default=84) + 3) / 12)
-    pixels = frame(end, low, high, lines).draw(chords, melody, chord_names, title)
+    pixels = frame(end, low, high, tuple(bar_lines)).draw(chords, melody, chord_names, title)
     height, width = pixels.shape[:2]
     rgb = Image.frombuffer("RGBA", (width, height), pixels, "raw", "RGBA", 0, 1).convert("RGB")
     with atomic_path(path) as tmp:

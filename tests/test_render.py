@@ -226,12 +226,13 @@ def test_piano_rolls_of_one_shape_share_a_frame_and_keep_nothing_of_each_other(t
 
     melody = [(float(b), b + 0.5, 72) for b in range(16)]
     chords = [(0.0, 16.0, 60)]
-    pianoroll.piano_roll(tmp_path / "a.png", chords, melody, [(0.0, "C")], 4, "a")
-    pianoroll.piano_roll(tmp_path / "b.png", chords, melody[:2], [(0.0, "C")], 4, "a")
-    pianoroll.piano_roll(tmp_path / "c.png", chords, [], [(0.0, "C")], 4, "a")
+    bars = [0.0, 4.0, 8.0, 12.0, 16.0]
+    pianoroll.piano_roll(tmp_path / "a.png", chords, melody, [(0.0, "C")], bars, "a")
+    pianoroll.piano_roll(tmp_path / "b.png", chords, melody[:2], [(0.0, "C")], bars, "a")
+    pianoroll.piano_roll(tmp_path / "c.png", chords, [], [(0.0, "C")], bars, "a")
     assert len([k for k in pianoroll._frames if k[:3] == (16.0, 48, 84)]) == 1   # one frame, drawn once
     pianoroll._frames.clear()
-    pianoroll.piano_roll(tmp_path / "fresh.png", chords, [], [(0.0, "C")], 4, "a")   # on a frame of its own
+    pianoroll.piano_roll(tmp_path / "fresh.png", chords, [], [(0.0, "C")], bars, "a")   # on a frame of its own
     a, b, c, fresh = (matplotlib.image.imread(tmp_path / f"{n}.png")[..., :3] for n in ("a", "b", "c", "fresh"))
     assert np.array_equal(c, fresh)                     # nothing of a or b is left on the kept frame
     orange = lambda image: int((np.abs(image - np.array([0xe0, 0x66, 0x2b]) / 255).sum(axis=2) < 0.02).sum())
