@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from math import gcd
 from pathlib import Path
 
 import mido
@@ -15,6 +16,9 @@ import mido
 from .atomic import atomic_path
 from .events import DRUM_CHANNEL, PEDAL_CCS, pedal_down
 
+# Positions per beat a melody is written on: sixteenths and triplet eighths (the REMI
+# tokenizer's beat resolution, models/tokens.py). A file's PPQN is raised to a multiple.
+MELODY_GRID = 12
 CHORDAL_SHARE = 0.1  # of a chord track's onsets, more than this strike chords (as riffd eval's MAX_CHORDAL)
 
 
@@ -289,10 +293,17 @@ def write_atomic(midi: mido.MidiFile, path: str | Path) -> None:
 
 
 def with_melody(song: Song, notes, channel: int) -> mido.MidiFile:
-    """A type-1 copy of ``song``'s file, every track unchanged, plus a melody track."""
-    out = mido.MidiFile(type=1, ticks_per_beat=song.ppqn)
-    out.tracks.extend(mido.MidiTrack(t) for t in song.midi.tracks)
-    out.tracks.append(melody_track(notes, song.ppqn, channel))
+    """A type-1 copy of ``song``'s file, every track unchanged, plus a melody track.
+
+    Where the file's PPQN is not a multiple of ``MELODY_GRID`` (12: a step sequencer's 4,
+    say, which cannot hold an eighth's triplet), the copy's is the least multiple of both,
+    and every delta time of the tracks is scaled by the same whole factor: they sound as
+    they did, and no melody note is rounded onto its neighbour's tick.
+    """
+    scale = MELODY_GRID // gcd(song.ppqn, MELODY_GRID)
+    out = mido.MidiFile(type=1, ticks_per_beat=song.ppqn * scale)
+    out.tracks.extend(mido.MidiTrack(m.copy(time=m.time * scale) for m in t) for t in song.midi.tracks)
+    out.tracks.append(melody_track(notes, out.ticks_per_beat, channel))
     return out
 
 

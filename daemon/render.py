@@ -36,6 +36,7 @@ class RenderReport:
     part: str = "track"  # the file's parts in messages (Song.part): tracks, or one track's channels
     numbers: tuple[int, ...] = ()  # each part's number there: a track's index, a channel's 1-16
     rests: list[tuple[float, float]] = field(default_factory=list)  # (start, end) beats only drums or nothing played
+    ppqn: tuple[int, int] | None = None  # (the file's, the output's) where with_melody raised it
 
     def source(self) -> str:
         """Where the chords came from, as the file's parts are numbered: "track 1", or
@@ -52,7 +53,8 @@ class RenderReport:
                  else f"{self.source()} (one voice each, chords named per beat)")
         rests = ("; it rests where only drums or nothing play over two bars, beats "
                  + ", ".join(f"{round(a, 1):g}-{round(b, 1):g}" for a, b in self.rests) if self.rests else "")
-        return (f"{self.output}: {where} unchanged, {len(self.chords)} chord "
+        raised = f" (PPQN {self.ppqn[0]} raised to {self.ppqn[1]})" if self.ppqn else ""
+        return (f"{self.output}: {where} unchanged{raised}, {len(self.chords)} chord "
                 f"changes ({names}{more}); track 'riffd melody' on channel {self.channel + 1}: "
                 f"{len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes are chord tones{rests}")
 
@@ -199,7 +201,8 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         gaps = silences(spans, end, preset.beats_per_bar)
         notes = as_loud(rest_through(notes, gaps), song, voices or (index,), preset.velocity_follow)
     channel = free_channel(song, preset.channel - 1)
-    write_atomic(with_melody(song, notes, channel), out_path)
+    midi = with_melody(song, notes, channel)
+    write_atomic(midi, out_path)
     names = [(c.beat, c.chord.name) for c in chords if c.chord]
     if wav is not None:
         from .audio import render_parts, song_parts, write_wav
@@ -212,7 +215,8 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
                    bar_lines(meters, max([end] + [n.end for n in notes]), (num, den)),
                    title=f"{Path(source or out_path).name}: {model.name}, preset {preset.name}")
     return RenderReport(Path(out_path), index, channel, names, notes, chord_tone_share(notes, model.chord_at),
-                        voices, song.part(0)[0], tuple(song.part(k)[1] for k in range(len(song.tracks))), gaps)
+                        voices, song.part(0)[0], tuple(song.part(k)[1] for k in range(len(song.tracks))), gaps,
+                        (song.ppqn, midi.ticks_per_beat) if midi.ticks_per_beat != song.ppqn else None)
 
 
 def _chord_source(song: Song, chord_track: int | None, source: str,

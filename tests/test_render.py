@@ -53,6 +53,29 @@ def test_seed_makes_render_repeatable(tmp_path, chorale_mid):
     assert (tmp_path / "a.mid").read_bytes() != (tmp_path / "c.mid").read_bytes()
 
 
+def test_a_step_sequencers_coarse_ppqn_is_raised_to_hold_the_melody(tmp_path, chorale_piece):
+    """A file at 4 PPQN (a step sequencer's sixteenths) cannot hold a triplet eighth, and
+    at 1 PPQN two eighths round onto one tick. The output's PPQN is raised to a multiple
+    of 12, its tracks scaled to sound as before, and every melody note lands where the
+    model put it."""
+    for ppqn in (4, 1):
+        src = chorale_piece.to_midi(ppqn=ppqn, with_melody=False)
+        src.save(tmp_path / "steps.mid")
+        report = render_file(tmp_path / "steps.mid", tmp_path / "out.mid", load_preset("fiddle"),
+                             load_model("markov"), seed=2)
+        dst = mido.MidiFile(tmp_path / "out.mid")
+        assert dst.ticks_per_beat == 12 and report.ppqn == (ppqn, 12)
+        assert f"unchanged (PPQN {ppqn} raised to 12)" in report.summary()
+        before, after = read_song(tmp_path / "steps.mid"), read_song(tmp_path / "out.mid")
+        for a, b in zip(before.tracks, after.tracks):  # the chords sound where they did, in beats
+            assert [(n.start / ppqn, n.end / ppqn, n.pitch) for n in a] == [(n.start / 12, n.end / 12, n.pitch) for n in b]
+        assert mido.MidiFile(tmp_path / "out.mid").length == pytest.approx(src.length)
+        starts = [n.start / 12 for n in after.tracks[-1]]
+        assert starts == pytest.approx([n.start for n in report.notes])
+        if ppqn == 1:  # eighths, which the file's ticks could not hold
+            assert any(abs(s - round(s)) > 1e-6 for s in starts)
+
+
 def test_cli_render_type0_input_and_chord_track_option(tmp_path, chorale_piece):
     merged = mido.merge_tracks(chorale_piece.to_midi(with_melody=False).tracks)
     type0 = mido.MidiFile(type=0, ticks_per_beat=480)
