@@ -57,11 +57,10 @@ class Engine:
         self.lookahead, self._now, self.input_waiting, self.warm_s = lookahead, now, input_waiting, warm_s
         # A note on a beat where the player has been striking waits as long as keys came late (at most
         # ``hold_ms``), so that a change replaces it; once a key opens a strike there, until it closes.
-        self.max_hold_s = hold_ms / 1000.0
-        self._strike_phases: deque[float] = deque(maxlen=8)
+        self.max_hold_s, self._strike_phases = hold_ms / 1000.0, deque(maxlen=8)  # the last strikes' bar positions
         self._lateness: deque[float] = deque(maxlen=8)  # s after the beat the last strikes were heard
         self._read_delay = 0.0  # s from the open strike's first key's stamp to its handling here
-        self._deferred: tuple[float, float, float] | None = None  # beats whose notes wait, to
+        self._deferred: tuple[float, float, float] | None = None  # notes from beat [0] to [1] wait, to [2]
         self.capture = ChordCapture(window_s=preset.strike_window_ms / 1000.0)
         scheduler.loudness = self.loud  # each note-on as loud as the player's last strike, when it is sent
         self.in_channels = frozenset(in_channels) | {OSC_CHANNEL}  # keys sent over OSC always count
@@ -267,7 +266,8 @@ class Engine:
             return
         self.stats["chord_changes"] += 1
         if isinstance(self.clock, InternalClock) and not self.clock.running:
-            self.clock.start(change.t, 0.0)  # the first chord is beat 0
+            self.clock.start(change.t, 0.0)  # the first chord is beat 0, a beat the player strikes on
+            self._strike_phases.append(0.0)
         if not self.clock.running:
             return  # MIDI clock stopped: remembered, played once it runs
         heard = self.clock.beat_at(change.t)

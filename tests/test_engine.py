@@ -364,6 +364,22 @@ def test_a_note_on_a_striking_beat_waits_only_for_the_players_strike():
     assert [p % 12 for _, p in ons] == [8]   # only Ab's root: C's was replaced, never sounded
 
 
+def test_the_first_chord_marks_its_beat_as_one_the_player_strikes_on():
+    """The chord that starts the clock is struck on beat 0, so the next bar's first beat
+    waits for the player too: a change struck there, a few ms late, is answered alone,
+    not after the old chord's note for those few ms (a flam), in 4/4 and in 3/4 alike."""
+    for meter in ([4, 4], [3, 4]):
+        rig = Rig(model=EveryBeat(), step=0.001)
+        rig.preset = rig.preset.with_values(meter=meter)
+        rig.engine.reconfigure(preset=rig.preset)
+        held = rig.strike("C")
+        bar = 100.0 + rig.preset.beats_per_bar
+        rig.advance(bar + 0.003)            # the player's next chord comes 3 ms after the bar line
+        rig.strike("Ab", held)
+        rig.advance(bar + 0.05)
+        assert [p % 12 for _, p in note_ons_between(rig, bar, bar + 0.05)] == [8], meter
+
+
 def test_a_rolled_change_replaces_the_waiting_note_though_the_sending_thread_comes_first():
     """Found over JACK: a rolled chord (keys 6 ms apart) closes at the end of its window,
     where the waiting notes were due, and the sending thread sent the old chord's note
