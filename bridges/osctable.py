@@ -71,6 +71,9 @@ COMMANDS: tuple[Address, ...] = (
             "switch model: rules, markov, onnx, onnx-int8, mlx, riff-fiddle, riff-folksong, riff-chorale, riff-air, "
             "riff-strathspey or a path"),
     Address("/riffd/mode", "in", (Arg("mode", "str"),), "accompany or call-response"),
+    Address("/riffd/meter", "in", (Arg("numerator", "int", 1, 32), Arg("denominator", "int", 1, 16)),
+            "the time signature, 3 4 for a waltz: where bars begin, live and in /riffd/generate "
+            "(with --clock link, set at start: serve --meter)"),
     *(Address(f"/riffd/param/{name}", "in", (Arg("value", "float"),), f"set the preset's {name}")
       for name in PARAMS),
     Address("/riffd/generate", "in", (Arg("bars", "int", 1, MAX_BARS),),

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from riffd.bridges.midi import APIS
-from riffd.presets import PresetError, load_preset
+from riffd.presets import PresetError, is_meter, load_preset
 
 # --model's help, for every command that takes one (serve, render, watch)
 MODEL_HELP = ("rules, markov, mlx, onnx, onnx-int8, riff-fiddle, riff-folksong, riff-chorale, riff-air, "
@@ -127,6 +127,22 @@ def require_dataset(folder, marker: str = "train.npy"):
 api_option = click.option("--midi-api", type=click.Choice(list(APIS)), default="auto", show_default=True,
                           help="MIDI backend of python-rtmidi.")
 # a seed seeds numpy (SeedSequence) and MLX (mx.random.seed, a uint64): whole numbers from 0
+class Meter(click.ParamType):
+    """A time signature as written, ``3/4`` or ``6/8``: [numerator, denominator]
+    (presets.is_meter: the denominator 1, 2, 4, 8 or 16)."""
+    name = "N/D"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        numerator, _, denominator = str(value).partition("/")
+        if not (numerator.strip().isdigit() and denominator.strip().isdigit()
+                and is_meter(int(numerator), int(denominator))):
+            self.fail(f"{value!r} is not a time signature such as 3/4 or 6/8", param, ctx)
+        return [int(numerator), int(denominator)]
+
+
+METER = Meter()
 SEED = click.IntRange(0, 2**63 - 1)
 POSITIVE = click.FloatRange(0, min_open=True)  # a rate or a time: above 0
 SEMITONES = click.IntRange(0, 127)  # a melody's range: at most the MIDI pitches'

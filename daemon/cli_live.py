@@ -14,7 +14,7 @@ from riffd.bridges.midifile import MidiInputError
 from riffd.bridges.realtime import PRIORITY as RT_PRIORITY
 
 from .logs import LEVELS
-from .cli_common import (MODEL_HELP, OUTPUT_FOLDER, SEED, BadInput, api_option, model_or_exit, model_or_rules,
+from .cli_common import (METER, MODEL_HELP, OUTPUT_FOLDER, SEED, BadInput, api_option, model_or_exit, model_or_rules,
                          parse_channels, preset_or_exit, warm_option)
 
 
@@ -29,6 +29,9 @@ from .cli_common import (MODEL_HELP, OUTPUT_FOLDER, SEED, BadInput, api_option, 
 @click.option("--clock", type=click.Choice(["internal", "midi", "link"]), default="internal", show_default=True,
               help="Keep time by --tempo, follow MIDI clock on the input, or join an Ableton Link session.")
 @click.option("--tempo", type=click.FloatRange(20, 400), default=None, help="BPM for the internal clock [preset's].")
+@click.option("--meter", type=METER, default=None,
+              help="Time signature, as 3/4 or 6/8: where the melody's bars begin, counted from the first chord "
+                   "(or the DAW's song position) [preset's].")
 @click.option("--channel", type=click.IntRange(1, 16), default=None, help="Melody MIDI channel [preset's].")
 @click.option("--in-channel", "in_channel", default="default", show_default=True,
               help="Input channels that count: 'all', 1-16 as 1,2 or 1-4 [all but 10, the drums].")
@@ -51,7 +54,7 @@ from .cli_common import (MODEL_HELP, OUTPUT_FOLDER, SEED, BadInput, api_option, 
                    f"MIDI ports, 0 with --midi-api none].")
 @warm_option("While playing, a warm-up model call this often (ms; 0: never): keeps the model in "
              "the CPU caches, so a chord change is answered sooner, for about 4% of one core.")
-def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, channel, in_channel, seed,
+def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, meter, channel, in_channel, seed,
           log_level, osc_port, osc_host, osc_allow, osc_reply, watch_dir, rt_priority, warm_ms):
     """Answer chords played on the input (or sent over OSC) with melody, live."""
     import logging
@@ -59,7 +62,7 @@ def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, c
     from . import logs
     from .serve import serve as run
     logs.setup(log_level)
-    the_preset = preset_or_exit(preset)
+    the_preset = preset_or_exit(preset, meter=meter)
     in_channels = parse_channels(in_channel)
     osc = osc_options(osc_port, osc_host, osc_allow, osc_reply)
     if midi_api == "none" and osc is None:

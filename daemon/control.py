@@ -86,6 +86,10 @@ class Control:
             if c.args[0] not in ("accompany", "call-response"):
                 raise ValueError(f"unknown mode {c.args[0]!r}: accompany or call-response")
             e.reconfigure(mode=c.args[0])
+        elif name == "meter":
+            if self.clock_name == "link":  # a new quantum would move the session's beat under the plan
+                raise ValueError("the Link session's bar is set at start: serve --meter")
+            e.reconfigure(preset=e.preset.with_values(meter=list(c.args)))
         elif name.startswith("param/"):
             key, value = name.split("/", 1)[1], c.args[0]
             if key in ("register_low", "register_high"):

@@ -218,11 +218,18 @@ class Engine:
     # -- control (OSC) ----------------------------------------------------------------
     def reconfigure(self, preset: Preset | None = None, model: MelodyModel | None = None,
                     mode: str | None = None) -> None:
-        """Play on with a new preset, model or mode. Parameters that keep the preset's meter
-        and style take effect from the next planned note; anything else starts the model
-        afresh from the next grid step, over the chord sounding."""
-        fresh = model is not None or (preset is not None and (
-            preset.meter != self.preset.meter or preset.style != self.preset.style))
+        """Play on with a new preset, model or mode: a preset of the same meter and style from the next
+        planned note; anything else starts the model afresh from the next grid step, over the chord
+        sounding. Raises MeterError (a meter the model cannot play) before anything changes."""
+        new = preset or self.preset
+        fresh = model is not None or new.meter != self.preset.meter or new.style != self.preset.style
+        if fresh:  # started first: a model that refuses the meter leaves the session as it was
+            start = math.ceil(self.clock.beat_at(self._now()) * new.grid) / new.grid
+            chords = [ChordAt(start, self.chord)] if self.chord is not None else []
+            for m in (model or self.model, self._spare):
+                m.start(Context(new, seed=self.seed, start_beat=start, chords=chords))
+            self.scheduler.cancel_from(start)
+            self.planned_until = None
         if preset is not None:
             self.preset = preset
             self.capture.window_s = preset.strike_window_ms / 1000.0
@@ -232,13 +239,6 @@ class Engine:
             self.mode, self.call, self.responding_until = mode, Call(), None
         if model is not None:
             self._use(model)
-        if fresh:
-            start = math.ceil(self.clock.beat_at(self._now()) * self.preset.grid) / self.preset.grid
-            chords = [ChordAt(start, self.chord)] if self.chord is not None else []
-            for m in (self.model, self._spare):
-                m.start(Context(self.preset, seed=self.seed, start_beat=start, chords=chords))
-            self.scheduler.cancel_from(start)
-            self.planned_until = None
 
     def _use(self, model: MelodyModel) -> None:
         self.model = model

@@ -163,8 +163,8 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
     where = (f"in {midi_in.port_name!r}, out {output.port_name!r} ({midi_api})" if midi_in else "no MIDI ports")
     if bridge:
         where += f"; OSC on {bridge.address[0]}:{bridge.address[1]}"
-    log.info("ready: %s; preset %s, model %s, mode %s, clock %s%s. Ctrl-C stops.", where, preset.name,
-             model.name, engine.mode, clock, "" if clock == "midi" else f" {the_clock.tempo:g} BPM")
+    log.info("ready: %s; preset %s, model %s, mode %s, meter %d/%d, clock %s%s. Ctrl-C stops.", where, preset.name,
+             model.name, engine.mode, *preset.meter, clock, "" if clock == "midi" else f" {the_clock.tempo:g} BPM")
     if rt_priority > 0 and not realtime:
         log.info("realtime scheduling not granted (an rtprio limit, as the audio group's, allows it): "
                  "riffd runs at normal priority")

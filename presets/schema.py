@@ -206,6 +206,12 @@ def _check_number(key, value, kind, low, high, where):
     return kind(value)
 
 
+def is_meter(numerator: int, denominator: int) -> bool:
+    """Whether numerator/denominator is a time signature: a beat count of 1 or more over a
+    whole, half, quarter, eighth or sixteenth note."""
+    return numerator >= 1 and denominator in (1, 2, 4, 8, 16)
+
+
 def _validate(data: dict, where: str) -> dict:
     out = {}
     for key, value in data.items():
@@ -226,7 +232,7 @@ def _validate(data: dict, where: str) -> dict:
                     or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
                 raise PresetError(f"{where}: key '{key}': expected two whole numbers, got {value!r}")
             out[key] = tuple(value)
-    if "meter" in out and (out["meter"][0] < 1 or out["meter"][1] not in (1, 2, 4, 8, 16)):
+    if "meter" in out and not is_meter(*out["meter"]):
         raise PresetError(f"{where}: key 'meter': {list(out['meter'])} is not a time signature")
     if "grid" in out and 12 % out["grid"]:
         raise PresetError(f"{where}: key 'grid': {out['grid']} does not divide the 12 positions of a beat "

@@ -380,6 +380,38 @@ def test_the_first_chord_marks_its_beat_as_one_the_player_strikes_on():
         assert [p % 12 for _, p in note_ons_between(rig, bar, bar + 0.05)] == [8], meter
 
 
+def test_a_meter_the_model_cannot_play_is_refused_and_changes_nothing():
+    """/riffd/meter or /riffd/preset with a meter the transformer never learned (13/8):
+    MeterError, and the session plays on in its meter, as it was."""
+    from riffd.models.protocol import MeterError
+    rig = Rig("folk", model=load_model("onnx"))
+    held = rig.strike("C")
+    rig.advance(102.0)
+    with pytest.raises(MeterError):
+        rig.engine.reconfigure(preset=rig.preset.with_values(meter=[13, 8]))
+    assert rig.engine.preset.meter == (4, 4)
+    rig.advance(104.0)
+    rig.strike("G", held)
+    rig.advance(107.0)
+    ons = [(t, n.pitch) for t, n in rig.started if t >= 104.0]
+    assert ons and ons[0][1] % 12 in parse_chord("G").tones and rig.engine.stats["faults"] == 0
+    rig.engine.reconfigure(preset=rig.preset.with_values(meter=[3, 4]))  # one it can: from the next step
+    assert rig.engine.preset.beats_per_bar == 3.0
+
+
+def test_in_three_four_the_melody_lands_on_a_waltz_bar_line():
+    """serve --meter 3/4: let go on beat 11.5, the melody plays on to the 3/4 bar line
+    nearest two bars on (18; in 4/4 it would be 16) and ends there on a chord tone."""
+    rig = Rig("folk")
+    rig.preset = rig.preset.with_values(meter=[3, 4])
+    rig.engine.reconfigure(preset=rig.preset)
+    rig.play(["C", "G7", "G7", "C"], let_go=111.5, beats=3.0)
+    rig.advance(130.0)
+    last_on, last_note = rig.started[-1]
+    assert rig.stopped[-1][0] == pytest.approx(118.0, abs=0.02) and last_note.end == pytest.approx(18.0)
+    assert last_note.pitch % 12 in parse_chord("C").tones and not rig.clock.running
+
+
 def test_a_rolled_change_replaces_the_waiting_note_though_the_sending_thread_comes_first():
     """Found over JACK: a rolled chord (keys 6 ms apart) closes at the end of its window,
     where the waiting notes were due, and the sending thread sent the old chord's note

@@ -254,6 +254,7 @@ def test_every_address_of_the_table_is_taken(riffd_osc):
     valid = {"/riffd/chord": [55, 59, 62], "/riffd/chord/name": ["Em7"], "/riffd/note/on": [60, 90],
              "/riffd/note/off": [60], "/riffd/position": [8.0], "/riffd/tempo": [100.0],
              "/riffd/preset": ["jazz"], "/riffd/model": ["markov"], "/riffd/mode": ["call-response"],
+             "/riffd/meter": [3, 4],
              "/riffd/generate": [2, "Dm7", "G7"], "/riffd/param/register_low": [50],
              "/riffd/param/register_high": [80], "/riffd/param/recall_bars": [8]}
     for a in COMMANDS:
@@ -266,6 +267,7 @@ def test_every_address_of_the_table_is_taken(riffd_osc):
     model, preset, tempo, clock, notes_sent, misses = status(client, inbox)
     assert (model, preset, tempo, clock) == ("markov", "jazz", 100.0, "internal")
     client.send_message("/riffd/mode", ["accompany"])
+    client.send_message("/riffd/meter", [4, 4])
     client.send_message("/riffd/play", [])
 
 
@@ -289,6 +291,39 @@ def test_bad_commands_are_answered_and_change_nothing(riffd_osc):
     assert reasons["/riffd/param/recall_bars"].startswith(f"{before_status[1]} preset: key 'recall_bars': 7 is")
     assert any("only blanks" in e[1][1] for e in got if e[1][0] == "/riffd/generate")
     assert status(client, inbox)[:4] == before_status[:4]
+
+
+def phrase_end(client, inbox, bars, *names):
+    """The last note end (beats) of the phrase /riffd/generate sends back."""
+    done = len(inbox.messages("/riffd/done"))
+    client.send_message("/riffd/generate", [bars, *names])
+    finished = inbox.wait("/riffd/done", since=done, timeout=20)
+    assert finished
+    notes = [m[1] for m in inbox.messages("/riffd/phrase/note") if m[1][0] == finished[0][1][0]]
+    return max(n[3] + n[4] for n in notes)
+
+
+def test_the_meter_is_set_on_the_command_line_and_over_osc(tmp_path):
+    """serve --meter 3/4 (a waltz): two bars are six beats, in /riffd/generate's phrases as
+    live; /riffd/meter 4 4 makes them eight; a meter that is none is refused, and nothing changes."""
+    log = tmp_path / "serve.log"
+    with serve_osc(log, "--model", "rules", "--meter", "3/4", "--seed", "1") as (client, inbox, _, proc):
+        assert "meter 3/4" in log.read_text()
+        assert 5.0 < phrase_end(client, inbox, 2, "C", "G7") <= 6.0 + 1e-6
+        client.send_message("/riffd/meter", [4, 4])
+        assert 7.0 < phrase_end(client, inbox, 2, "C", "G7") <= 8.0 + 1e-6
+        errors = len(inbox.messages("/riffd/error"))
+        client.send_message("/riffd/meter", [3, 5])
+        error = inbox.wait("/riffd/error", since=errors)
+        assert error and error[0][1][0] == "/riffd/meter" and "not a time signature" in error[0][1][1]
+        assert 7.0 < phrase_end(client, inbox, 2, "C", "G7") <= 8.0 + 1e-6
+
+
+@pytest.mark.parametrize("value", ["3/5", "0/4", "waltz", "3"])
+def test_serve_refuses_a_meter_that_is_none_before_it_starts(value):
+    result = run_riffd("serve", "--midi-api", "none", "--osc-port", "0", "--meter", value, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "ready" not in result.stderr
+    assert value in result.stderr and ("not a time signature" in result.stderr), result.stderr
 
 
 def test_a_64_bar_phrase_comes_whole_in_safe_datagrams(riffd_osc):
