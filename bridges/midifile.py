@@ -145,23 +145,40 @@ def by_channel(notes: list[TrackNote]) -> dict[int, list[TrackNote]]:
     return {c: [n for n in notes if n.channel == c] for c in sorted({n.channel for n in notes})}
 
 
-def sounding(notes: list[TrackNote], pedals=()) -> list[tuple[int, int]]:
-    """The spans (start, end ticks, sorted, disjoint) in which any of ``notes`` sounds,
-    a note whose key goes up while its channel's sustain pedal is down (``pedals``:
-    Song.pedals' (down, up, channel)) sounding on until the pedal goes up."""
+def pedalled(notes: list[TrackNote], pedals=()) -> list[TrackNote]:
+    """``notes`` as they sound, in order: a note whose key goes up while its channel's
+    sustain pedal is down (``pedals``: Song.pedals' (down, up, channel), ticks) sounds on
+    until the pedal goes up, or until its key is struck again (the MIDI 1.0 specification's
+    Hold 1, as a piano's damper holds a string)."""
     held: dict[int, tuple[list[int], list[int]]] = {}  # channel -> its pedal's (downs, ups), disjoint, in order
     for down, up, c in sorted(pedals):
         held.setdefault(c, ([], []))[0].append(down)
         held[c][1].append(up)
-    spans: list[tuple[int, int]] = []
+    strikes: dict[tuple[int, int], list[int]] = {}
+    for n in sorted(notes):
+        strikes.setdefault((n.channel, n.pitch), []).append(n.start)
+    out = []
     for n in sorted(notes):
         downs, ups = held.get(n.channel, ((), ()))
         i = bisect.bisect_right(downs, n.end) - 1
-        end = ups[i] if i >= 0 and n.end < ups[i] else n.end
+        if i >= 0 and n.end < ups[i]:
+            again = strikes[(n.channel, n.pitch)]
+            k = bisect.bisect_right(again, n.start)
+            n = TrackNote(n.start, max(n.end, min(ups[i], again[k] if k < len(again) else ups[i])),
+                          n.pitch, n.velocity, n.channel)
+        out.append(n)
+    return out
+
+
+def sounding(notes: list[TrackNote], pedals=()) -> list[tuple[int, int]]:
+    """The spans (start, end ticks, sorted, disjoint) in which any of ``notes`` sounds,
+    held by the sustain pedal as ``pedalled`` has it."""
+    spans: list[tuple[int, int]] = []
+    for n in pedalled(notes, pedals):
         if spans and n.start <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+            spans[-1] = (spans[-1][0], max(spans[-1][1], n.end))
         else:
-            spans.append((n.start, end))
+            spans.append((n.start, n.end))
     return spans
 
 

@@ -197,6 +197,36 @@ def test_the_wav_preview_follows_the_files_tempo_changes(tmp_path):
         assert 6.0 < w.getnframes() / w.getframerate() < 8.0
 
 
+def test_the_wav_preview_holds_chords_as_the_sustain_pedal_does(tmp_path):
+    """A pianist's file: each bar's chord struck an eighth long, the pedal down just after
+    and up on the bar's fourth beat; the last bar's chord is struck again on its third
+    beat, under the pedal. The preview sounds C and F to the pedal's lift (3 beats), G to
+    its new strike (2), then to the lift (1); it played eighths."""
+    from riffd.bridges.midifile import read_song
+    from riffd.daemon.audio import song_parts
+
+    events = []  # (tick, order, message): at one tick, the pedal after the keys
+    for bar, name in enumerate(("C", "F", "G")):
+        at = bar * 4 * 480
+        for strike in (at, at + 960) if name == "G" else (at,):
+            for p in parse_chord(name).voicing():
+                events += [(strike, 0, mido.Message("note_on", note=p, velocity=80)),
+                           (strike + 240, 0, mido.Message("note_off", note=p))]
+        events += [(at + 10, 1, mido.Message("control_change", control=64, value=127)),
+                   (at + 3 * 480, 1, mido.Message("control_change", control=64, value=0))]
+    keys, now = mido.MidiTrack(), 0
+    for tick, _, message in sorted(events, key=lambda e: e[:2]):
+        keys.append(message.copy(time=tick - now))
+        now = tick
+    midi = mido.MidiFile(ticks_per_beat=480)
+    midi.tracks += [mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000)]), keys]
+    midi.save(tmp_path / "pedal.mid")
+    song = read_song(tmp_path / "pedal.mid")
+    chords = song_parts(song, [], load_preset("pop"), (len(song.tracks) - 1,))[0].notes
+    lengths = sorted((round(start / 0.5, 2), round((end - start) / 0.5, 2)) for start, end, _, _ in chords)
+    assert sorted(set(lengths)) == [(0.0, 3.0), (4.0, 3.0), (8.0, 2.0), (10.0, 1.0)], lengths  # beats, 120 BPM
+
+
 def test_render_writes_a_wav_preview_and_a_piano_roll(tmp_path, chorale_mid):
     import wave
 
