@@ -44,6 +44,7 @@ _SUFFIXES = {
     "min7": "m7", "-7": "m7", "m7b5": "m7b5", "ø": "m7b5", "ø7": "m7b5", "dim7": "dim7",
     "o7": "dim7", "aug7": "aug7", "+7": "aug7", "7#5": "aug7", "7+5": "aug7", "9": "9", "m9": "m9",
     "min9": "m9", "-9": "m9", "mi": "min", "mi7": "m7", "ma7": "maj7",
+    "m7-5": "m7b5", "-7b5": "m7b5", "mi7b5": "m7b5", "min7b5": "m7b5", "-7-5": "m7b5", "mi9": "m9",
 }
 # Names beyond the models' qualities, as lead sheets write them: suffix -> (the quality
 # the models hear, tones added above the root in semitones, 14 = the ninth). The first
@@ -62,6 +63,8 @@ EXTENDED: dict[str, tuple[str, tuple[int, ...]]] = {
     "maj9": ("maj7", (14,)), "M9": ("maj7", (14,)), "maj13": ("maj7", (14, 21)), "M13": ("maj7", (14, 21)),
     "maj7#11": ("maj7", (18,)), "M7#11": ("maj7", (18,)),
     "7b9": ("7", (13,)), "7#9": ("7", (15,)), "7#11": ("7", (18,)), "7b13": ("7", (20,)),
+    "7-9": ("7", (13,)), "7+9": ("7", (15,)), "7b9#11": ("7", (13, 18)),
+    "mi6": ("min", (9,)), "mi11": ("m9", (17,)), "mi13": ("m9", (21,)), "ma9": ("maj7", (14,)),
     "9#11": ("9", (18,)), "7alt": ("7", (13, 15, 20)),
     "mM7": ("min", (11,)), "mmaj7": ("min", (11,)), "minmaj7": ("min", (11,)), "m/maj7": ("min", (11,)),
     "-maj7": ("min", (11,)),
@@ -80,6 +83,22 @@ def _spelled(suffix: str) -> str:
     for sign in ("Δ", "^"):
         suffix = (suffix[:-1] + "maj7" if suffix.endswith(sign) else suffix).replace(sign, "maj")
     return suffix
+
+# Letters a bass lies above the root, per interval in semitones: b2, b3, b6, b7 and #4 as
+# a lead sheet spells them, so E/G# (not E/Ab), Ab/C, C/Bb, C/F#.
+_LETTERS_ABOVE = (0, 1, 1, 2, 2, 3, 3, 4, 5, 5, 6, 6)
+
+
+def _bass_name(root: str, bass: int) -> str:
+    """The bass pitch class (0-11) spelled by its interval above ``root`` (a note name),
+    where that takes one sharp or flat and no E#, B#, Cb or Fb; else as NOTE_NAMES."""
+    letters = "CDEFGAB"
+    interval = (bass - _LETTER_PC[root[0]] - {"#": 1, "b": -1}.get(root[1:], 0)) % 12
+    letter = letters[(letters.index(root[0]) + _LETTERS_ABOVE[interval]) % 7]
+    sign = {0: "", 1: "#", 11: "b"}.get((bass - _LETTER_PC[letter]) % 12)
+    name = None if sign is None else letter + sign
+    return NOTE_NAMES[bass] if name is None or name in ("E#", "B#", "Cb", "Fb") else name
+
 
 _NAME_RE = re.compile(r"^\s*([A-Ga-g])([#b]?)(.*?)(?:/([A-Ga-g])([#b]?))?\s*$")
 _LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -107,8 +126,8 @@ class Chord:
         suffix = _EXTENDED_NAME.get((self.quality, self.added)) if self.added else None
         if suffix is None:
             suffix = QUALITIES[self.quality][1] + "".join(f"add{i}" for i in self.added)
-        text = NOTE_NAMES[self.root] + suffix
-        return text if self.bass == self.root else f"{text}/{NOTE_NAMES[self.bass]}"
+        root = "Db" if self.root == 1 and QUALITIES[self.quality][0][1] == 4 else NOTE_NAMES[self.root]
+        return root + suffix if self.bass == self.root else f"{root}{suffix}/{_bass_name(root, self.bass)}"
 
     @property
     def miditok_name(self) -> str:

@@ -57,9 +57,21 @@ def test_lead_sheet_names_beyond_the_qualities():
         assert {p % 12 for p in chord.voicing()} == tones, name
     # other spellings of the same chord
     for a, b in [("D-Δ", "DmM7"), ("CΔ9", "Cmaj9"), ("C^7", "Cmaj7"), ("B°7", "Bdim7"), ("B♭m6", "Bbm6"),
-                 ("F♯m7♭5", "F#m7b5"), ("AMaj7", "Amaj7"), ("A-7", "Am7"), ("Cm(add9)", "Cmadd9")]:
+                 ("F♯m7♭5", "F#m7b5"), ("AMaj7", "Amaj7"), ("A-7", "Am7"), ("Cm(add9)", "Cmadd9"),
+                 ("F#m7-5", "F#m7b5"), ("A-7b5", "Am7b5"), ("G7-9", "G7b9"), ("Emi6", "Em6"), ("Fma9", "Fmaj9")]:
         assert parse_chord(a) == parse_chord(b), (a, b)
     assert parse_chord("G7sus4") != parse_chord("Gsus4") and parse_chord("C6") != parse_chord("C")
+
+
+def test_a_bass_is_spelled_as_its_interval_above_the_root():
+    """E over G# is E/G#, not E/Ab; a major chord on pitch class 1 is Db (Db/F, not C#/F);
+    a spelling past one sharp or flat, or on E#, B#, Cb, Fb, falls back to the plain name."""
+    spelled = {(4, 8): "E/G#", (8, 0): "Ab/C", (0, 10): "C/Bb", (0, 6): "C/F#", (1, 5): "Db/F",
+               (11, 3): "B/D#", (9, 1): "A/C#", (6, 10): "F#/A#", (8, 11): "Ab/B", (0, 1): "C/Db"}
+    for (root, bass), name in spelled.items():
+        assert Chord(root, "maj", bass).name == name
+    assert recognize([52, 56, 59, 64]).name == "E" and recognize([56, 64, 71]).name == "E/G#"
+    assert Chord(1, "min", 4).name == "C#m/E" and Chord(1, "7", 1).name == "Db7"
 
 
 def test_every_suffix_parses_and_its_name_parses_back():
