@@ -126,7 +126,8 @@ def require_dataset(folder, marker: str = "train.npy"):
 
 api_option = click.option("--midi-api", type=click.Choice(list(APIS)), default="auto", show_default=True,
                           help="MIDI backend of python-rtmidi.")
-# a seed seeds numpy (SeedSequence) and MLX (mx.random.seed, a uint64): whole numbers from 0
+
+
 class Meter(click.ParamType):
     """A time signature as written, ``3/4`` or ``6/8``: [numerator, denominator]
     (presets.is_meter: the denominator 1, 2, 4, 8 or 16)."""
@@ -143,6 +144,7 @@ class Meter(click.ParamType):
 
 
 METER = Meter()
+# a seed seeds numpy (SeedSequence) and MLX (mx.random.seed, a uint64): whole numbers from 0
 SEED = click.IntRange(0, 2**63 - 1)
 POSITIVE = click.FloatRange(0, min_open=True)  # a rate or a time: above 0
 SEMITONES = click.IntRange(0, 127)  # a melody's range: at most the MIDI pitches'
