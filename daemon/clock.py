@@ -27,6 +27,13 @@ SETTLED = 8        # clocks in a row on one line that show where the clocks sett
 FLAT = 0.02        # lateness changing less than this (clocks per clock): back at the old tempo
 SPREAD = 0.2       # clocks settled on a line lie this close to it (a JACK period is 0.17 at 160 BPM)
 
+# Following a player (InternalClock.follow), a phase-locked loop's two gains:
+PHASE_GAIN = 0.5   # share of a strike's timing error the position follows
+TEMPO_GAIN = 0.5   # share of the player's tempo between two strikes that the tempo follows (a power)
+TEMPO_STEP = 0.04  # one strike moves the tempo at most this share (an anticipated chord, little)
+TEMPO_DRIFT = 0.2  # the tempo followed stays within this share of the tempo set
+STRIKES = 4        # the player's tempo: over the span of this many strikes
+
 log = logging.getLogger("riffd.daemon")
 
 
@@ -41,6 +48,8 @@ class InternalClock:
         if tempo <= 0:
             raise ValueError(f"tempo must be positive, got {tempo} BPM")
         self._state = (0.0, 0.0, float(tempo), False)  # anchor_t, anchor_beat, bpm, running
+        self._set = float(tempo)  # the tempo asked for (--tempo, /riffd/tempo): followed within TEMPO_DRIFT
+        self._strikes: deque[tuple[float, float]] = deque(maxlen=STRIKES)  # (t, beat) of the last followed
 
     @property
     def running(self) -> bool:
@@ -54,6 +63,7 @@ class InternalClock:
     def start(self, t: float, beat: float = 0.0) -> None:
         """Run from ``beat`` at time ``t`` (seconds)."""
         self._state = (t, beat, self._state[2], True)
+        self._strikes.clear()
 
     def stop(self, t: float) -> None:
         """Freeze at the beat reached at ``t``."""
@@ -66,12 +76,26 @@ class InternalClock:
         anchor_t, anchor_beat, _, running = self._state
         beat = self.beat_at(t) if running else anchor_beat
         self._state = (t, beat, float(bpm), running)
+        self._set = float(bpm)
 
-    def nudge(self, beats: float) -> None:
-        """Move the position by ``beats`` (positive: later) without changing tempo; the
-        engine uses it to follow a player who keeps the time."""
+    def follow(self, t: float, beat: float) -> None:
+        """A player's strike at ``t`` (s), meant for ``beat``: a phase-locked loop. The
+        position moves ``PHASE_GAIN`` of the way to the strike; the tempo towards the
+        player's since the oldest of the last ``STRIKES`` strikes (their beats over their
+        seconds: a strike's jitter counts over several beats), by the power ``TEMPO_GAIN``
+        of the ratio, each strike at most ``TEMPO_STEP``, within ``TEMPO_DRIFT`` of the
+        tempo set. A steady lateness moves the phase only."""
         anchor_t, anchor_beat, bpm, running = self._state
-        self._state = (anchor_t, anchor_beat + beats, bpm, running)
+        if not running:
+            return
+        heard = self.beat_at(t)
+        first = self._strikes[0] if self._strikes else None
+        self._strikes.append((t, beat))
+        if first is not None and beat - first[1] > 0.5 and t > first[0]:
+            played = (beat - first[1]) * 60.0 / (t - first[0])
+            ratio = min(1.0 + TEMPO_STEP, max(1.0 - TEMPO_STEP, played / bpm)) ** TEMPO_GAIN
+            bpm = min(self._set * (1.0 + TEMPO_DRIFT), max(self._set * (1.0 - TEMPO_DRIFT), bpm * ratio))
+        self._state = (t, heard + (beat - heard) * PHASE_GAIN, bpm, True)
 
     def beat_at(self, t: float) -> float:
         """Position in beats at time ``t``; constant while stopped."""

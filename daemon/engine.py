@@ -30,7 +30,6 @@ from .scheduler import Note, Scheduler
 
 HOLD_MS = 15.0  # the longest a planned note waits for a strike on its beat
 HOLD_MARGIN_MS = 4.0  # beyond the strikes' lateness: a JACK period (2.7 ms at 128/48 kHz), a 1 ms poll
-PHASE_GAIN = 0.5  # share of a strike's timing error the internal clock follows
 IDLE_BARS = 2.0  # let go this long (to the nearest bar line): the accompaniment rests (internal clock: re-anchors)
 WARM_S = 0.01  # idle and playing: a warm-up model call this often (MelodyModel.warm; 0: never)
 ALL_BUT_DRUMS = frozenset(range(16)) - {ev.DRUM_CHANNEL}
@@ -169,6 +168,8 @@ class Engine:
             self._strike_phases.append(round(beat % self.preset.beats_per_bar, 3))
             if abs(heard - round(heard)) <= self.preset.strike_tolerance_beats:
                 self._lateness.append(max(0.0, (heard - beat) * 60.0 / self.clock.tempo) + self._read_delay)
+                if isinstance(self.clock, InternalClock):  # the player keeps the time: its phase and tempo
+                    self.clock.follow(outcome.t, beat)
         if isinstance(outcome, ChordChange):  # an oom-pah's chord, named with its bass (a beat late, live)
             self._on_chord(self.capture.over_bass(outcome, OOM_BEATS * 60.0 / self.clock.tempo))
         elif isinstance(outcome, MelodyKey) and self.clock.running:
@@ -268,13 +269,10 @@ class Engine:
         if isinstance(self.clock, InternalClock) and not self.clock.running:
             self.clock.start(change.t, 0.0)  # the first chord is beat 0, a beat the player strikes on
             self._strike_phases.append(0.0)
+            self.clock.follow(change.t, 0.0)
         if not self.clock.running:
             return  # MIDI clock stopped: remembered, played once it runs
-        heard = self.clock.beat_at(change.t)
-        beat = snap_to_beat(heard, self.preset.strike_tolerance_beats)
-        if isinstance(self.clock, InternalClock) and abs(heard - beat) <= self.preset.strike_tolerance_beats:
-            # the player keeps the time: pull our phase halfway towards the strike
-            self.clock.nudge((beat - heard) * PHASE_GAIN)
+        beat = snap_to_beat(self.clock.beat_at(change.t), self.preset.strike_tolerance_beats)
         if self.mode == "call-response":
             self.call.chords.append((beat, change.chord))
             return

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from riffd.daemon.clock import PPQN, SETTLED, InternalClock, MidiClock
+from riffd.daemon.clock import PPQN, SETTLED, TEMPO_DRIFT, InternalClock, MidiClock
 
 from conftest import run_riffd
 
@@ -70,6 +70,45 @@ def test_internal_clock_tempo_change_keeps_position():
     assert clock.time_at(4.0) == pytest.approx(13.0)
     with pytest.raises(ValueError):
         clock.set_tempo(0, 12.0)
+
+
+def play(clock, times, beats):
+    """The player strikes at ``times`` (s) meaning ``beats``; the clock follows each."""
+    for t, beat in zip(times, beats):
+        clock.follow(t, beat)
+
+
+def test_the_internal_clock_follows_a_players_tempo_and_phase():
+    """A phase-locked loop: a player 5 % slower than the tempo set, a chord a bar, is
+    followed to their tempo, and their strikes come to fall on the bar lines."""
+    clock = InternalClock(60.0)
+    clock.start(0.0)
+    play(clock, [k * 4.2 for k in range(12)], [k * 4.0 for k in range(12)])
+    assert clock.tempo == pytest.approx(60 / 1.05, rel=0.01)
+    assert clock.beat_at(12 * 4.2) == pytest.approx(48.0, abs=0.05)
+
+
+def test_the_internal_clock_keeps_its_tempo_through_jitter_and_steady_lateness():
+    rng = random.Random(3)
+    clock = InternalClock(60.0)
+    clock.start(0.0)
+    play(clock, [k + rng.gauss(0, 0.015) for k in range(1, 48)], range(1, 48))  # 15 ms of jitter on every beat
+    assert clock.tempo == pytest.approx(60.0, rel=0.01)
+    clock = InternalClock(60.0)
+    clock.start(0.0)
+    play(clock, [k * 2 + 0.03 for k in range(1, 16)], range(2, 32, 2))  # 30 ms late every time
+    assert clock.tempo == pytest.approx(60.0, rel=0.002)  # the phase moved, not the tempo
+    assert clock.beat_at(32.03) == pytest.approx(32.0, abs=0.01)
+
+
+def test_the_tempo_followed_stays_near_the_tempo_set():
+    clock = InternalClock(100.0)
+    clock.start(0.0)
+    play(clock, [k * 1.2 for k in range(1, 60)], range(1, 60))  # at 50 BPM, twice as slow
+    assert clock.tempo == pytest.approx(100.0 * (1 - TEMPO_DRIFT))
+    clock.set_tempo(50.0, 71.0)  # a tempo set anew (/riffd/tempo) is where following starts from
+    play(clock, [71.0 + k * 1.2 for k in range(1, 9)], [clock.beat_at(71.0) + k for k in range(1, 9)])
+    assert clock.tempo == pytest.approx(50.0, rel=0.01)
 
 
 @pytest.mark.parametrize("bpm", [90.0, 120.0, 160.0])

@@ -412,6 +412,26 @@ def test_in_three_four_the_melody_lands_on_a_waltz_bar_line():
     assert last_note.pitch % 12 in parse_chord("C").tones and not rig.clock.running
 
 
+def test_a_player_slower_than_the_tempo_set_is_followed_to_the_bar_line():
+    """Playing alone (internal clock), a chord a bar 5 % slower than the preset's tempo:
+    the clock follows the player's tempo as well as their phase, so the chords keep
+    falling on riffd's bar lines and its melody keeps the player's bars. Following the
+    phase alone, the fifth chord came a beat late, and the tenth two beats off."""
+    rig = Rig("pop")
+    held, bar_s = [], 4 * 1.05
+    for k, name in enumerate(["C", "Am", "F", "G"] * 3):
+        rig.advance(100.0 + k * bar_s)
+        held = rig.strike(name, held)
+    rig.advance(100.0 + 11 * bar_s + 0.1)
+    assert rig.clock.tempo == pytest.approx(60.0 / 1.05, rel=0.01)
+    assert rig.clock.beat_at(100.0 + 11 * bar_s) == pytest.approx(44.0, abs=0.05)
+    assert rig.engine.chord_beat == 44.0
+    rig.advance(100.0 + 12 * bar_s - 0.1)
+    last = [t for t, _ in rig.started if t > 100.0 + 11 * bar_s - 0.01]
+    assert len(last) >= 3 and all(abs(t - 100.0 - 11 * bar_s - 1.05 * round((t - 100.0 - 11 * bar_s) / 1.05 * 4) / 4) < 0.03
+                        for t in last)  # the last bar's notes on the player's sixteenths
+
+
 def test_a_rolled_change_replaces_the_waiting_note_though_the_sending_thread_comes_first():
     """Found over JACK: a rolled chord (keys 6 ms apart) closes at the end of its window,
     where the waiting notes were due, and the sending thread sent the old chord's note
@@ -548,12 +568,12 @@ def test_the_hold_follows_how_late_the_player_strikes():
     rig = Rig(model=EveryBeat(), step=0.001)
     held = rig.strike("C")
     assert rig.engine.hold_s() == HOLD_MS / 1000  # nothing known of the player yet
-    for beat in range(2, 18, 2):        # 8 ms late every time (the internal clock follows half)
-        rig.advance(100.0 + beat + 0.008)
+    for beat in range(2, 18, 2):        # on time and 8 ms late by turns (the internal clock follows their mean)
+        rig.advance(100.0 + beat + 0.008 * (beat % 4 == 2))
         held = rig.strike("C", held)
     assert HOLD_MARGIN_MS / 1000 < rig.engine.hold_s() <= (HOLD_MARGIN_MS + 8.0) / 1000
-    for beat in range(18, 34, 2):       # 100 ms late: the hold stops at its ceiling
-        rig.advance(100.0 + beat + 0.1)
+    for beat in range(18, 34, 2):       # on time and 100 ms late by turns: the hold stops at its ceiling
+        rig.advance(100.0 + beat + 0.1 * (beat % 4 == 2))
         held = rig.strike("C", held)
     assert rig.engine.hold_s() == HOLD_MS / 1000
 
@@ -719,15 +739,15 @@ def test_a_late_answer_holds_on_instead_of_striking_the_next_due_note_ms_later()
 
     rig = Rig(model=ShortThenLong())
     held = rig.strike("C")
-    rig.advance(102.08)
+    rig.advance(102.12)
     before = len(rig.ons())
-    rig.strike("G", held)  # 0.08 beat late: beat 2's notes (2.0-2.05, 2.05-2.5) are both due
+    rig.strike("G", held)  # 0.12 beat late (the clock follows 0.06): beat 2's notes (2.0-2.05, 2.05-2.5) are both due
     rig.advance(102.2)
     g, ch = 60 + parse_chord("G").root, rig.engine.channel
     assert rig.ons()[before:] == [[0x90 | ch, g, 80]]  # one attack, the answer's pitch
     rig.advance(102.45)
     assert any(n.pitch == g for n in rig.scheduler.sounding())  # held to the second note's end
-    rig.advance(102.55)
+    rig.advance(102.7)  # beat 2.5 at the tempo the clock now follows, a little slower
     assert not any(n.pitch == g for n in rig.scheduler.sounding())
 
 
