@@ -27,9 +27,9 @@ SETTLED = 8        # clocks in a row on one line that show where the clocks sett
 FLAT = 0.02        # lateness changing less than this (clocks per clock): back at the old tempo
 SPREAD = 0.2       # clocks settled on a line lie this close to it (a JACK period is 0.17 at 160 BPM)
 
-# Following a player (InternalClock.follow), a phase-locked loop's two gains:
+# Following a player (InternalClock.follow), a phase-locked loop:
 PHASE_GAIN = 0.5   # share of a strike's timing error the position follows
-TEMPO_GAIN = 0.5   # share of the player's tempo between two strikes that the tempo follows (a power)
+TEMPO_GAIN = 0.5   # the ratio of the player's tempo to the clock's is followed to this power
 TEMPO_STEP = 0.04  # one strike moves the tempo at most this share (an anticipated chord, little)
 TEMPO_DRIFT = 0.2  # the tempo followed stays within this share of the tempo set
 STRIKES = 4        # the player's tempo: over the span of this many strikes
@@ -38,7 +38,8 @@ log = logging.getLogger("riffd.daemon")
 
 
 class InternalClock:
-    """A steady tempo from an anchor: beat ``anchor_beat`` happens at ``anchor_t``.
+    """A steady tempo from an anchor: beat ``anchor_beat`` happens at ``anchor_t``;
+    ``follow`` moves anchor and tempo towards a player's strikes.
 
     Readers on other threads see a consistent (anchor, tempo) because the three values
     are swapped as one tuple.
@@ -77,6 +78,7 @@ class InternalClock:
         beat = self.beat_at(t) if running else anchor_beat
         self._state = (t, beat, float(bpm), running)
         self._set = float(bpm)
+        self._strikes.clear()  # the player is followed from the tempo set, not from before it
 
     def follow(self, t: float, beat: float) -> None:
         """A player's strike at ``t`` (s), meant for ``beat``: a phase-locked loop. The
