@@ -427,9 +427,9 @@ def test_a_player_slower_than_the_tempo_set_is_followed_to_the_bar_line():
     assert rig.clock.beat_at(100.0 + 11 * bar_s) == pytest.approx(44.0, abs=0.05)
     assert rig.engine.chord_beat == 44.0
     rig.advance(100.0 + 12 * bar_s - 0.1)
-    last = [t for t, _ in rig.started if t > 100.0 + 11 * bar_s - 0.01]
-    assert len(last) >= 3 and all(abs(t - 100.0 - 11 * bar_s - 1.05 * round((t - 100.0 - 11 * bar_s) / 1.05 * 4) / 4) < 0.03
-                        for t in last)  # the last bar's notes on the player's sixteenths
+    bar_line, sixteenth_s = 100.0 + 11 * bar_s, 1.05 / 4
+    last = [(t - bar_line) / sixteenth_s for t, _ in rig.started if t > bar_line - 0.01]
+    assert len(last) >= 3 and all(abs(x - round(x)) * sixteenth_s < 0.03 for x in last)  # on the player's sixteenths
 
 
 def test_a_rolled_change_replaces_the_waiting_note_though_the_sending_thread_comes_first():
