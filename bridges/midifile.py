@@ -63,6 +63,10 @@ class Song:
             return "channel", self.tracks[k][0].channel + 1
         return "track", k
 
+    def held(self, k: int) -> list[TrackNote]:
+        """Part ``k``'s notes as they sound, held by its sustain pedal (``pedalled``)."""
+        return pedalled(self.tracks[k], self.pedals[k] if k < len(self.pedals) else ())
+
     @property
     def length_ticks(self) -> int:
         return max((n.end for track in self.tracks for n in track), default=0)

@@ -19,7 +19,6 @@ import numpy as np
 from riffd.cython_ext import kernel
 
 from riffd.bridges.atomic import atomic_path
-from riffd.bridges.midifile import pedalled
 
 RATES = (44100, 48000)
 MAX_VOICES = 32        # per part; the oldest voice is stolen past this
@@ -125,10 +124,9 @@ def song_parts(song, melody, preset, chord_tracks: tuple[int, ...]) -> list[Part
     """The chord tracks (indices) and the melody of a render as Parts, in seconds through
     the song's tempo changes (``tempo_map``); ``melody`` as MelodyNotes in beats. Read
     at its first tempo throughout, a file that slowed down was previewed too fast. Chord
-    notes sound as the sustain pedal holds them (midifile.pedalled): a pianist's chords
+    notes sound as the sustain pedal holds them (Song.held): a pianist's chords
     struck short under the pedal were previewed as staccato blips."""
     at, ppqn = tempo_map(song), song.ppqn
-    chords = [(at(n.start), at(n.end), n.pitch, n.velocity) for k in chord_tracks
-              for n in pedalled(song.tracks[k], song.pedals[k] if k < len(song.pedals) else ())]
+    chords = [(at(n.start), at(n.end), n.pitch, n.velocity) for k in chord_tracks for n in song.held(k)]
     lead = [(at(n.start * ppqn), at(n.end * ppqn), n.pitch, n.velocity) for n in melody]
     return [Part(chords, preset.synth["chords"]), Part(lead, preset.synth["melody"])]

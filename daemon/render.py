@@ -179,7 +179,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     if chords is None:
         keys = pitched(song.tracks[index]) if index is not None else []  # a track's drums name no chord
         broken = index is not None and max_polyphony(keys, legato_ticks(song.ppqn)) < 2
-        parts = [song.tracks[k] for k in voices or (index,)]
+        parts = [song.held(k) for k in voices or (index,)]  # broken chords held by the pedal sound together
         chords = (song_chords(song, parts, thin_goes_on=True) if index is None or broken
                   else chord_timeline(keys, song.ppqn, preset.strike_tolerance_beats))
         if not chords:

@@ -38,6 +38,35 @@ def piano_with_its_tune():
     return left, [MelodyNote(i / 2, 0.5, p, 90) for i, p in enumerate(tune)], tune
 
 
+def pedalled_arpeggios(path) -> None:
+    """A pianist's file at ``path``: PIANO plays each bar of PROGRESSION as broken chords
+    in eighths (bass, fifth, third, fifth), one key at a time, the sustain pedal down just
+    after each bar line and up just before the next; MELODY plays the chord's tones in
+    quarters two octaves up."""
+    import mido
+    events = []  # (tick, message)
+    for bar, name in enumerate(PROGRESSION):
+        at, (root, third, fifth) = bar * 1920, TRIADS[name]
+        for k, pitch in enumerate([root - 12, fifth, third, fifth] * 2):
+            events += [(at + k * 240, mido.Message("note_on", note=pitch, velocity=70)),
+                       (at + k * 240 + 200, mido.Message("note_off", note=pitch))]
+        events += [(at + 20, mido.Message("control_change", control=64, value=127)),
+                   (at + 1900, mido.Message("control_change", control=64, value=0))]
+    piano, now = mido.MidiTrack([mido.MetaMessage("track_name", name="PIANO")]), 0
+    for tick, message in sorted(events, key=lambda e: e[0]):
+        piano.append(message.copy(time=tick - now))
+        now = tick
+    melody = mido.MidiTrack([mido.MetaMessage("track_name", name="MELODY")])
+    for bar, name in enumerate(PROGRESSION):
+        for k in range(4):
+            pitch = TRIADS[name][k % 3] + 24
+            melody += [mido.Message("note_on", channel=1, note=pitch, velocity=80, time=0 if bar + k == 0 else 80),
+                       mido.Message("note_off", channel=1, note=pitch, time=400)]
+    midi = mido.MidiFile(ticks_per_beat=480)
+    midi.tracks += [mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000)]), piano, melody]
+    midi.save(path)
+
+
 def in_thread(fn):
     """``fn()`` called on a new thread; its result."""
     out = []

@@ -16,7 +16,7 @@ from riffd.models.protocol import ChordAt, MelodyNote
 from riffd.music.chords import parse_chord
 
 from riffd.models.training.songfiles import write_songs
-from conftest import PROGRESSION, TRIADS, piano_with_its_tune, run_riffd
+from conftest import PROGRESSION, TRIADS, pedalled_arpeggios, piano_with_its_tune, run_riffd
 
 PHRASE = [(0, 60), (1, 62), (2, 64), (3, 65), (4, 67), (5, 65), (6, 64), (7, 62)]  # 2 bars of 4/4
 
@@ -399,3 +399,14 @@ def test_two_reference_folders_of_one_name_keep_their_own_rows(arrangements, tmp
     found = read_references([tmp_path / "a" / "songs", tmp_path / "b" / "songs"], echo=lambda line: None)
     assert [len(v) for v in found.values()] == [2, 3]
     assert list(found) == ["humans: songs", f"humans: {tmp_path / 'b' / 'songs'}"]
+
+
+def test_a_pianists_broken_chords_are_named_as_the_pedal_holds_them(tmp_path):
+    """A PIANO part of broken chords, one key at a time under the sustain pedal (a bar
+    each), beside its MELODY: each bar's chord, once, on its bar line. Read key by key,
+    each bar's last beat was named with the next bar's (A7, Fmaj7, Gsus2 ...): 16 changes."""
+    pedalled_arpeggios(tmp_path / "piano.mid")
+    found = read_arrangement(tmp_path / "piano.mid")
+    assert found.found["melody_part"] == "MELODY"
+    assert [(c.beat, c.chord.name) for c in found.chords] == [(4.0 * bar, name) for bar, name in enumerate(PROGRESSION)]
+

@@ -10,7 +10,7 @@ from riffd.daemon.render import render_file
 from riffd.models import load_model
 from riffd.music.chords import parse_chord
 
-from conftest import PROGRESSION, piano_with_its_tune, run_riffd
+from conftest import PROGRESSION, pedalled_arpeggios, piano_with_its_tune, run_riffd
 
 
 
@@ -225,6 +225,16 @@ def test_the_wav_preview_holds_chords_as_the_sustain_pedal_does(tmp_path):
     chords = song_parts(song, [], load_preset("pop"), (len(song.tracks) - 1,))[0].notes
     lengths = sorted((round(start / 0.5, 2), round((end - start) / 0.5, 2)) for start, end, _, _ in chords)
     assert sorted(set(lengths)) == [(0.0, 3.0), (4.0, 3.0), (8.0, 2.0), (10.0, 1.0)], lengths  # beats, 120 BPM
+
+
+def test_broken_chords_under_the_pedal_are_named_as_they_sound(tmp_path):
+    """The pianist's broken chords under the sustain pedal, beside a melody: with no
+    chord track, chords are named per beat from both parts as they sound, so once a bar
+    on its bar line; read key by key, 17 changes flipped between inversions (C/E, F/A)."""
+    pedalled_arpeggios(tmp_path / "piano.mid")
+    report = render_file(tmp_path / "piano.mid", tmp_path / "out.mid", load_preset("pop"), load_model("rules"),
+                         seed=1)
+    assert report.chord_track is None and report.chords == [(4.0 * bar, name) for bar, name in enumerate(PROGRESSION)]
 
 
 def test_render_writes_a_wav_preview_and_a_piano_roll(tmp_path, chorale_mid):

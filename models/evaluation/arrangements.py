@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from riffd.bridges.events import DRUM_CHANNEL
-from riffd.bridges.midifile import MidiInputError, TrackNote, by_channel, drums_only, read_song
+from riffd.bridges.midifile import MidiInputError, TrackNote, by_channel, drums_only, pedalled, read_song
 from riffd.models.meters import song_meters
 from riffd.models.protocol import ChordAt, MelodyNote
 from riffd.music.chords import recognize
@@ -121,21 +121,25 @@ def tune_on_top(track: list[TrackNote], line: list[TrackNote], ppqn: int) -> boo
             and mean_pitch(alone) - sum(under) / len(under) >= TUNE_ABOVE)
 
 
-def parts(song) -> tuple[list[list[TrackNote]], list[str]]:
-    """``song``'s parts (note lists) and their names: each of its tracks (a file with all
-    its notes in one track is read per channel already: read_song), or, where a track holds notes on several
+def parts(song) -> tuple[list[list[TrackNote]], list[str], list[list]]:
+    """``song``'s parts (note lists), their names and their sustain pedals (Song.pedals'
+    of the track each came from): each of its tracks (a file with all its notes in one
+    track is read per channel already: read_song), or, where a track holds notes on several
     channels, one part per channel, named "TRACK channel N" (N 1-16)."""
-    notes, names = [], []
-    for track, name in zip(song.tracks, song.names):
+    notes, names, pedals = [], [], []
+    for k, (track, name) in enumerate(zip(song.tracks, song.names)):
         split = by_channel(track)
+        held = song.pedals[k] if k < len(song.pedals) else []
         if len(split) <= 1:
             notes.append(track)
             names.append(name)
+            pedals.append(held)
             continue
         for channel, part in split.items():
             notes.append(part)
             names.append(f"{name or 'track'} channel {channel + 1}")
-    return notes, names
+            pedals.append(held)
+    return notes, names, pedals
 
 
 def melody_track(tracks: list[list[TrackNote]], names: list[str],
@@ -239,12 +243,13 @@ def read_arrangement(path: str | Path) -> Arrangement:
         song = read_song(path)
     except MidiInputError as exc:
         raise ArrangementError(str(exc).replace(str(path), path.name)) from None
-    tracks, names = parts(song)
+    tracks, names, pedals = parts(song)
     index, how, (line, chordal) = melody_track(tracks, names, song.ppqn)
-    accompaniment = [t for k, t in enumerate(tracks) if k != index]
+    # the accompaniment as it sounds: a pianist's broken chords are held by the sustain pedal
+    accompaniment = [pedalled(t, pedals[k]) for k, t in enumerate(tracks) if k != index]
     if how == TOP_LINE:  # the chords under the tune play on in its own part
         tops = {(n.start, n.pitch) for n in line}
-        accompaniment.append([n for n in tracks[index] if (n.start, n.pitch) not in tops])
+        accompaniment.append(pedalled([n for n in tracks[index] if (n.start, n.pitch) not in tops], pedals[index]))
     chords = song_chords(song, accompaniment)
     if not chords:
         raise ArrangementError("no chords: nothing besides the melody track plays two or more pitch classes")
