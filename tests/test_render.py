@@ -230,7 +230,7 @@ def test_the_wav_preview_holds_chords_as_the_sustain_pedal_does(tmp_path):
 def test_broken_chords_under_the_pedal_are_named_as_they_sound(tmp_path):
     """The pianist's broken chords under the sustain pedal, beside a melody: with no
     chord track, chords are named per beat from both parts as they sound, so once a bar
-    on its bar line; read key by key, 17 changes flipped between inversions (C/E, F/A)."""
+    on its bar line; read key by key, 16 changes: each bar's last beat an inversion (C/E, Am/C)."""
     pedalled_arpeggios(tmp_path / "piano.mid")
     report = render_file(tmp_path / "piano.mid", tmp_path / "out.mid", load_preset("pop"), load_model("rules"),
                          seed=1)
