@@ -27,8 +27,10 @@ from .cli_common import (METER, MODEL_HELP, OUTPUT_FOLDER, SEED, BadInput, api_o
 @click.option("--in", "in_port", default=None, help="Existing input port (name or unique part) [virtual 'riffd in'].")
 @click.option("--out", "out_port", default=None, help="Existing output port [virtual 'riffd out'].")
 @click.option("--clock", type=click.Choice(["internal", "midi", "link"]), default="internal", show_default=True,
-              help="Keep time by --tempo, follow MIDI clock on the input, or join an Ableton Link session.")
-@click.option("--tempo", type=click.FloatRange(20, 400), default=None, help="BPM for the internal clock [preset's].")
+              help="Keep time from --tempo, following the player's strikes; follow MIDI clock on the input; or join "
+                   "an Ableton Link session.")
+@click.option("--tempo", type=click.FloatRange(20, 400), default=None,
+              help="BPM the internal clock starts at; it then follows the player's strikes, within 20% [preset's].")
 @click.option("--meter", type=METER, default=None,
               help="Time signature, as 3/4 or 6/8: where the melody's bars begin, counted from the first chord "
                    "(or the DAW's song position) [preset's].")

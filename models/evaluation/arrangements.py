@@ -129,16 +129,16 @@ def parts(song) -> tuple[list[list[TrackNote]], list[str], list[list]]:
     notes, names, pedals = [], [], []
     for k, (track, name) in enumerate(zip(song.tracks, song.names)):
         split = by_channel(track)
-        held = song.pedals[k] if k < len(song.pedals) else []
+        sustain = song.pedals[k] if k < len(song.pedals) else []
         if len(split) <= 1:
             notes.append(track)
             names.append(name)
-            pedals.append(held)
+            pedals.append(sustain)
             continue
         for channel, part in split.items():
             notes.append(part)
             names.append(f"{name or 'track'} channel {channel + 1}")
-            pedals.append(held)
+            pedals.append(sustain)
     return notes, names, pedals
 
 
