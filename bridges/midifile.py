@@ -65,7 +65,7 @@ class Song:
 
     def held(self, k: int) -> list[TrackNote]:
         """Part ``k``'s notes as they sound, held by its sustain pedal (``pedalled``)."""
-        return pedalled(self.tracks[k], self.pedals[k] if k < len(self.pedals) else ())
+        return pedalled(self.tracks[k], self.pedals[k])
 
     @property
     def length_ticks(self) -> int:

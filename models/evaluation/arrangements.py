@@ -129,7 +129,7 @@ def parts(song) -> tuple[list[list[TrackNote]], list[str], list[list]]:
     notes, names, pedals = [], [], []
     for k, (track, name) in enumerate(zip(song.tracks, song.names)):
         split = by_channel(track)
-        sustain = song.pedals[k] if k < len(song.pedals) else []
+        sustain = song.pedals[k]
         if len(split) <= 1:
             notes.append(track)
             names.append(name)
