@@ -84,6 +84,14 @@ def _spelled(suffix: str) -> str:
         suffix = (suffix[:-1] + "maj7" if suffix.endswith(sign) else suffix).replace(sign, "maj")
     return suffix
 
+_LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+
+
+def _pitch_class(letter: str, sign: str = "") -> int:
+    """The pitch class (0-11) of a note name's ``letter`` (A-G, either case) and ``sign`` ("#", "b" or "")."""
+    return (_LETTER_PC[letter.upper()] + {"#": 1, "b": -1, "": 0}[sign]) % 12
+
+
 # Letters a bass lies above the root, per interval in semitones: b2, b3, b6, b7 and #4 as
 # a lead sheet spells them, so E/G# (not E/Ab), Ab/C, C/Bb, C/F#.
 _LETTERS_ABOVE = (0, 1, 1, 2, 2, 3, 3, 4, 5, 5, 6, 6)
@@ -93,7 +101,7 @@ def _bass_name(root: str, bass: int) -> str:
     """The bass pitch class (0-11) spelled by its interval above ``root`` (a note name),
     where that takes one sharp or flat and no E#, B#, Cb or Fb; else as NOTE_NAMES."""
     letters = "CDEFGAB"
-    interval = (bass - _LETTER_PC[root[0]] - {"#": 1, "b": -1}.get(root[1:], 0)) % 12
+    interval = (bass - _pitch_class(root[0], root[1:])) % 12
     letter = letters[(letters.index(root[0]) + _LETTERS_ABOVE[interval]) % 7]
     sign = {0: "", 1: "#", 11: "b"}.get((bass - _LETTER_PC[letter]) % 12)
     name = None if sign is None else letter + sign
@@ -101,7 +109,6 @@ def _bass_name(root: str, bass: int) -> str:
 
 
 _NAME_RE = re.compile(r"^\s*([A-Ga-g])([#b]?)(.*?)(?:/([A-Ga-g])([#b]?))?\s*$")
-_LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,9 +220,9 @@ def parse_chord(name: str) -> Chord:
     if not match or (suffix not in _SUFFIXES and suffix not in EXTENDED):
         raise ValueError(f"not a chord name: {name!r} (a root A-G, # or b, a suffix such as m, 7, maj7, m7b5, "
                          f"dim, sus4, 6, add9, 7sus4 or 13, then /bass; the README lists every suffix)")
-    root = (_LETTER_PC[match.group(1).upper()] + {"#": 1, "b": -1, "": 0}[match.group(2)]) % 12
+    root = _pitch_class(match.group(1), match.group(2))
     bass = root
     if match.group(4):
-        bass = (_LETTER_PC[match.group(4).upper()] + {"#": 1, "b": -1, "": 0}[match.group(5)]) % 12
+        bass = _pitch_class(match.group(4), match.group(5))
     quality, added = EXTENDED.get(suffix) or (_SUFFIXES[suffix], ())
     return Chord(root, quality, bass, added)
