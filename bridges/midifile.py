@@ -191,11 +191,30 @@ def _close(opened, tick) -> TrackNote:
     return TrackNote(start, tick, pitch, velocity, channel)
 
 
+def late_release(overlap: int, next_length: int, legato: int) -> bool:
+    """Whether a note that sounds ``overlap`` ticks into the next note of its line (one
+    ``next_length`` ticks long) was a legato: an overlap of at most ``legato`` ticks, or
+    of under half the next note (a player letting go late; a second voice sounds with
+    the next note for half of it or more)."""
+    return overlap <= legato or 2 * overlap < next_length
+
+
 def _levels(notes: list[TrackNote], legato: int) -> list[tuple[bool, int]]:
     """For each tick where a note of ``notes`` starts or ends, in order: whether one
-    starts there, and how many sound from there on (ends before starts at one tick; a
-    note that overlaps the next by at most ``legato`` ticks ends where that one starts)."""
-    events = sorted([(max(n.start, n.end - legato), -1) for n in notes] + [(n.start, 1) for n in notes])
+    starts there, and how many sound from there on (ends before starts at one tick;
+    every note is ``legato`` ticks shorter, and with ``legato`` one that overlaps the next
+    onset as a ``late_release`` does, the longest note struck there its next, ends there)."""
+    onsets = sorted({n.start for n in notes})
+    longest: dict[int, int] = {}
+    for n in notes:
+        longest[n.start] = max(longest.get(n.start, 0), n.end - n.start)
+    ends = []
+    for n in notes:
+        end, k = max(n.start, n.end - legato), bisect.bisect_right(onsets, n.start)
+        if legato and k < len(onsets) and n.end > onsets[k] and late_release(n.end - onsets[k], longest[onsets[k]], legato):
+            end = min(end, onsets[k])
+        ends.append(end)
+    events = sorted([(end, -1) for end in ends] + [(n.start, 1) for n in notes])
     out, level, i = [], 0, 0
     while i < len(events):
         tick, started = events[i][0], False

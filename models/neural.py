@@ -57,7 +57,7 @@ class NeuralModel(MelodyModel):
 
     # -- protocol ---------------------------------------------------------------------
     def start(self, context: Context) -> None:
-        num, den = self.vocab.model_meter(*context.preset.meter)  # bars equal; beats may not be
+        num, den = self.vocab.model_meter(*context.preset.meter)  # bars equal, or two to one of the preset's
         if (num, den) not in self.groups.time_signatures:
             known = ", ".join(f"{n}/{d}" for n, d in sorted(self.groups.time_signatures, key=lambda m: (m[1], m[0])))
             raise MeterError(f"meter {num}/{den} is not in the model's vocabulary ({known})")

@@ -136,9 +136,20 @@ def model_meter(num: int, den: int, meters) -> tuple[int, int]:
     denominator, so under a half-note beat a sixteenth is 1.5 steps and a dotted
     eighth 4.5: both snap to triplets, and a reel in 2/2 loses its rhythm
     (docs/measured.md, "Cut time"). 3/2 and 4/2 keep their own: their twins 6/4
-    (felt in two dotted halves) and 8/4 (not in the vocabulary) are other meters."""
+    (felt in two dotted halves) and 8/4 (not in the vocabulary) are other meters.
+
+    A bar longer than any of ``meters`` (the old notation of hymns and folk songs: 4/1,
+    3/1, 6/2, as in the Essen collection) is told as two bars of its half, the beat's
+    note value kept where it can be: 6/2 as 3/2, 4/1 as 4/2, 3/1 as 3/2. A meter with no
+    such half (5/2, 13/8) is returned as itself."""
     if (num, den) == (2, 2) and (4, 4) in meters:
         return 4, 4
+    if (num, den) in meters:
+        return num, den
+    halves = ([(num // 2, den)] if num % 2 == 0 else []) + ([(num, 2)] if den == 1 else [])
+    for half in halves:
+        if half in meters:
+            return model_meter(*half, meters)
     return num, den
 
 

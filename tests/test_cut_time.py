@@ -20,6 +20,14 @@ def test_cut_time_is_told_as_common_time_and_other_meters_as_themselves():
     assert vocab.model_meter(6, 8) == (6, 8) and vocab.model_meter(2, 4) == (2, 4)
 
 
+def test_an_old_notations_long_bar_is_told_as_two_bars_of_its_half():
+    """4/1, 3/1 and 6/2 (hymns and the Essen collection's old songs) are longer than any
+    bar of the vocabulary: two bars of 4/2, 3/2 and 3/2. A meter with no half there stays."""
+    vocab = Vocab.default()
+    assert [vocab.model_meter(*m) for m in ((4, 1), (3, 1), (6, 2), (8, 4))] == [(4, 2), (3, 2), (3, 2), (4, 4)]
+    assert vocab.model_meter(5, 2) == (5, 2) and vocab.model_meter(13, 8) == (13, 8)
+
+
 def test_a_reel_in_cut_time_keeps_its_sixteenths_in_the_dataset():
     """A bar of 2/2 holding sixteenths and a dotted eighth encodes as 4/4 and decodes
     to the same onsets and lengths (beats: quarter notes)."""

@@ -59,6 +59,14 @@ def test_a_meter_the_transformer_never_learned_keeps_the_one_before():
     assert meter == (4, 4) and notes and notes[-1].start > 8.0
 
 
+def test_the_transformer_plays_a_hymn_in_4_1(tmp_path):
+    """A file in 4/1 is rendered by the transformer (as two bars of 4/2 a bar), to its end;
+    before, it was refused for a meter outside the model's vocabulary."""
+    song = read_song(write(tmp_path / "in.mid", [(0, 4, 1)], [("C", 16), ("F", 8), ("G", 8), ("C", 16)]))
+    report = render_song(song, tmp_path / "out.mid", load_preset("chorale"), load_model("onnx"), seed=3)
+    assert report.notes and max(n.end for n in report.notes) > 40.0
+
+
 def write(path, sigs, chords, ppqn=480):
     mid = mido.MidiFile(ticks_per_beat=ppqn)
     meta = mido.MidiTrack()

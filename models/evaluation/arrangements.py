@@ -19,8 +19,9 @@ channel (``parts``); then:
   the recognizer cannot name keeps the chord before; equal neighbours merge into one
   change.
 
-Each file gets a one-line account of what was found (``Arrangement.found``), or a
-reason it was skipped (``ArrangementError``).
+A melody played rather than written on the grid is snapped to the rhythm it plays
+(timing.snapped). Each file gets a one-line account of what was found
+(``Arrangement.found``), or a reason it was skipped (``ArrangementError``).
 """
 from __future__ import annotations
 
@@ -30,10 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from riffd.bridges.events import DRUM_CHANNEL
-from riffd.bridges.midifile import MidiInputError, TrackNote, by_channel, drums_only, pedalled, read_song
+from riffd.bridges.midifile import (MidiInputError, TrackNote, by_channel, drums_only, late_release, pedalled,
+                                   read_song)
 from riffd.models.meters import song_meters
 from riffd.models.protocol import ChordAt, MelodyNote
 from riffd.music.chords import recognize
+
+from .timing import snapped
 
 MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|voz|sing|soprano|tune|theme|\bmel\b", re.IGNORECASE)
 # an accompaniment's names: a track of these that plays one voice is broken chords
@@ -78,8 +82,9 @@ class Arrangement:
 
 def trimmed(notes: list[TrackNote], tolerance: int) -> tuple[list[TrackNote], int]:
     """The skyline of ``notes``: notes starting together keep the highest, a note cut at
-    the next onset when it overlaps by up to ``tolerance`` ticks; returns it and how many
-    notes overlapped by more (chordal notes, dropped)."""
+    the next onset when it overlaps by up to ``tolerance`` ticks or by under half the
+    next note (``late_release``: legato, not a second voice); returns it and how many
+    notes overlapped by more (chordal notes; a lower one is dropped)."""
     by_start: dict[int, TrackNote] = {}
     for n in notes:
         if n.start not in by_start or n.pitch > by_start[n.start].pitch:
@@ -88,7 +93,7 @@ def trimmed(notes: list[TrackNote], tolerance: int) -> tuple[list[TrackNote], in
     for n in sorted(by_start.values()):
         if line and line[-1].end > n.start:
             last = line[-1]
-            if last.end - n.start > tolerance:
+            if not late_release(last.end - n.start, n.end - n.start, tolerance):
                 chordal += 1
                 if n.pitch < last.pitch:
                     continue  # an inner voice under a held melody note
@@ -176,6 +181,11 @@ def _weights(tracks, lo: int, hi: int) -> dict[int, int]:
     return weight
 
 
+def _struck(tracks, lo: int, hi: int) -> bool:
+    """Whether a note of ``tracks`` but the drums' starts within [lo, hi) (ticks)."""
+    return any(lo <= n.start < hi and n.channel != DRUM_CHANNEL for track in tracks for n in track)
+
+
 def beat_ticks(num: int, den: int, ppqn: int) -> int:
     """Ticks of one beat of meter ``num``/``den``: the denominator's note, three of them in
     compound meters (6/8, 9/8, 12/8, 6/16 ...), and never less than a quarter note (a
@@ -200,23 +210,29 @@ def beat_starts(time_signatures: list[tuple[int, int, int]], ppqn: int, length: 
 def beat_chords(tracks: list[list[TrackNote]], ppqn: int, starts: list[int], length: int,
                 thin_goes_on: bool = False) -> list[ChordAt]:
     """The chord of each beat (ticks ``starts``, to ``length``) from ``tracks``
-    (accompaniment), merged into changes at their beats (quarter notes). A beat that
-    sounds fewer than three pitch classes (a broken chord, a bass line) is named with the
-    beat after it too; with ``thin_goes_on``, where its pitch classes are all tones of the
+    (accompaniment), merged into changes at their beats (quarter notes), each from the
+    pitches sounding a quarter of its busiest pitch's time or more. A beat whose pitches
+    so counted hold fewer than three pitch classes (a broken chord, a bass line; a played
+    note's few ticks over the beat line do not count) is named with the beat after it too,
+    and one where no note is struck and none sounds a quarter of it (only notes let go
+    late) keeps the chord before; with ``thin_goes_on``, where its pitch classes are all tones of the
     chord before, that chord goes on (an arpeggio's last beat, E G after C, is not named
     with the next bar's bass)."""
     out: list[ChordAt] = []
     ends = [*starts[1:], length]
     for b, lo in enumerate(starts):
         weight = _weights(tracks, lo, ends[b])
-        pcs = {p % 12 for p in weight}
+        top = max(weight.values(), default=0)
+        if 0 < top < (ends[b] - lo) / 4 and not _struck(tracks, lo, ends[b]):  # only notes let go late
+            continue
+        pcs = {p % 12 for p, w in weight.items() if w >= top / 4}  # the pitches it is named from
         if len(pcs) < 3:
             if thin_goes_on and out and pcs and pcs <= out[-1].chord.tones:
                 continue
             weight = _weights(tracks, lo, ends[min(b + 1, len(ends) - 1)])
         if not weight:
             continue
-        top = max(weight.values())
+        top = max(weight.values())  # the next beat's too, for a thin one
         chord = recognize([p for p, w in weight.items() if w >= top / 4])
         if chord is not None and (not out or out[-1].chord != chord):
             out.append(ChordAt(lo / ppqn, chord))
@@ -254,9 +270,10 @@ def read_arrangement(path: str | Path) -> Arrangement:
     if not chords:
         raise ArrangementError("no chords: nothing besides the melody track plays two or more pitch classes")
     melody = [MelodyNote(n.start / song.ppqn, max(n.end - n.start, 1) / song.ppqn, n.pitch, n.velocity) for n in line]
+    melody, grid = snapped(melody)  # a person's timing, measured as the rhythm played
     sigs, meter = song_meters(song)  # its meter: not a pickup bar's (models/meters.py)
     found = {"file": path.name, "melody_track": index, "melody_part": names[index] or "",
-             "melody_found_as": how, "melody_notes": len(melody),
+             "melody_found_as": how, "melody_notes": len(melody), "melody_snapped_to": grid,
              "chordal_notes_dropped": chordal, "chord_changes": len(chords), "meter": list(meter)}
     return Arrangement(path.stem, melody, chords, meter, song.tempo, song.length_ticks / song.ppqn,
                        found=found, time_signatures=sigs)

@@ -69,7 +69,8 @@ def markdown(result: dict, source: str) -> str:
         lines += ["", f"Files: {len(result['files']) - len(skipped)} read, {len(skipped)} skipped.", ""]
         lines += [f"- {f['file']}: skipped: {f['skipped']}" if "skipped" in f else
                   f"- {f['file']}: melody {f['melody_found_as']} (part {f['melody_track']}"
-                  f"{' ' + repr(f['melody_part']) if f.get('melody_part') else ''}, {f['melody_notes']} notes), "
+                  f"{' ' + repr(f['melody_part']) if f.get('melody_part') else ''}, {f['melody_notes']} notes"
+                  f"{', played: snapped to ' + f['melody_snapped_to'] if f.get('melody_snapped_to') else ''}), "
                   f"{f['chord_changes']} chord changes" for f in result["files"]]
     return "\n".join(lines) + "\n"
 

@@ -71,6 +71,41 @@ def play(model_name, pieces: list[Arrangement], preset, seed: int = 0):
     return out
 
 
+def playable(pieces: list[Arrangement], models: list, preset, echo=print) -> list[Arrangement]:
+    """The pieces every model of ``models`` (names or models, as ``play`` takes) can start
+    in, each in its meter: the transformer plays its vocabulary's (tokens.model_meter),
+    every model a beat of a sixteenth or longer. Each other piece is echoed, with why,
+    and its ``found`` account says ``skipped``; it is left out for every model alike, so
+    that the comparisons stay paired (one file in 5/2 does not end a folder's run)."""
+    from riffd.models import load_model
+    loaded = [load_model(m) if isinstance(m, str) else m for m in models]
+    kept = []
+    for piece in pieces:
+        why = _refusal(piece, loaded, preset)
+        if why is None:
+            kept.append(piece)
+            continue
+        piece.found["skipped"] = why
+        echo(f"riffd eval: {piece.found.get('file', piece.name)}: skipped: {why}")
+    return kept
+
+
+def _refusal(piece: Arrangement, models: list, preset) -> str | None:
+    """Why a model of ``models`` cannot start in ``piece``'s meter, or None."""
+    from riffd.models.protocol import Context, MeterError
+    from riffd.presets import PresetError
+    try:
+        played = preset.with_values(meter=list(piece.meter))
+    except PresetError as exc:  # a beat under a sixteenth (4/32)
+        return str(exc)
+    for model in models:
+        try:
+            model.start(Context(played, seed=0, start_beat=piece.chords[0].beat, chords=piece.chords))
+        except MeterError as exc:
+            return f"{model.name}: {exc}"
+    return None
+
+
 def distance(real: MelodyFeatures, other: MelodyFeatures) -> float:
     """The per-piece distance of the module docstring."""
     r, o = real.scalars, other.scalars
@@ -147,6 +182,7 @@ def evaluate_pieces(pieces: list[Arrangement], models: list[str], preset, seed: 
     not with fewer than ``JUDGE_PIECES`` pieces). Raises ValueError with no piece or for
     an unknown model name."""
     labels = labels or list(models)
+    pieces = playable(pieces, models, preset, echo)
     if not pieces:
         raise ValueError("the evaluation needs at least 1 piece with a melody and chords (0 found)")
     real = [piece_features(p.melody, p) for p in pieces]
