@@ -20,8 +20,10 @@ keys still sounding: one gesture, one chord, its bass the lowest string; if that
 nothing, it is no outcome at all (no second strike, no melody key), and if it keeps the
 chord's tones and moves only its bass (an up-strum: F/A from its top strings, then F),
 the change says ``rebass`` (the engine's answer stands). A name is given only where it
-is sure: a bare fifth keeps the previous chord's quality on its root; a second, a
-tritone or a cluster keeps the previous chord. A lone key that changes no chord is
+is sure: a bare fifth (a power chord) takes the third that the keys struck lately say
+(``heard``; a riff's A5 G5 F5 G5 is Am G F G once its C and F have sounded), else the
+previous chord's quality, on its root; a second, a tritone or a cluster keeps the
+previous chord. A lone key that changes no chord is
 melody, and so is a key or two (its top one the tune's) an octave or more over the bass
 the chord was struck with (a right hand's tune over a held chord: C, then D5, stays C; B
 flat 3 under the pedal makes it C7). Releasing keys never changes the chord: silence
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field, replace
 
 from riffd.bridges.events import ALL_NOTES_OFF_CC, PEDAL_CCS, pedal_down
 from riffd.music.chords import Chord, recognize
+from riffd.music.theory import fifth_quality
 
 ALL_SOUND_OFF_CC = 120  # the player's panic: keys, pedal and chord are forgotten
 ALL_NOTES_OFF_CCS = range(ALL_NOTES_OFF_CC, 128)  # omni and mono/poly mode changes imply it
@@ -40,6 +43,7 @@ ALL_NOTES_OFF_CCS = range(ALL_NOTES_OFF_CC, 128)  # omni and mono/poly mode chan
 SETTLE_S = 0.001  # a block chord's keys come in one driver period, read at once
 MELODY_OVER = 12  # semitones: a lone key this far over the chord's bass is the right hand's melody
 ROLL_WINDOWS = 3  # a strike of fewer than min_strike pitch classes stays open this many windows at most
+HEARD_DECAY = 0.85  # per strike, of what the keys struck before weigh in naming a bare fifth (a half-life of 4)
 OOM_BEATS = 1.5  # an oom-pah's bass, struck alone, names the chord after it from this far (beats)
 
 
@@ -95,12 +99,14 @@ def is_cluster(pcs: set[int]) -> bool:
     return 12 - max(gaps) <= 4
 
 
-def name_chord(pitches, previous: Chord | None) -> Chord | None:
+def name_chord(pitches, previous: Chord | None, heard=None) -> Chord | None:
     """The chord of ``pitches`` (MIDI numbers) when the naming is sure; else ``previous``.
 
     Two pitch classes: a third or a sixth is named by its template (C-E: C, A-C: Am); a
-    fifth (or fourth) is its root with ``previous``'s quality (major without one); a
-    second or a tritone keeps ``previous``. A cluster keeps ``previous``.
+    fifth (or fourth), a power chord, is its root with the third the music around it
+    says (``heard``, 12 pitch-class weights: music.theory.fifth_quality), else with
+    ``previous``'s quality (major without one); a second or a tritone keeps
+    ``previous``. A cluster keeps ``previous``.
     """
     pitches = list(pitches)
     pcs = {p % 12 for p in pitches}
@@ -113,7 +119,8 @@ def name_chord(pitches, previous: Chord | None) -> Chord | None:
             return previous
         if interval in (5, 7):
             root = low if interval == 7 else high
-            quality = previous.quality if previous else "maj"
+            quality = (fifth_quality(root, heard) if heard is not None else None) or (
+                previous.quality if previous else "maj")
             bass = min(pitches) % 12
             return Chord(root, quality, bass)
     return recognize(pitches) or previous
@@ -141,6 +148,7 @@ class ChordCapture:
         self._chord_keys: list[int] = []  # the keys the sounding chord was last struck with
         self._lone: MelodyKey | None = None  # the last key struck alone (an oom-pah's bass, maybe)
         self.level: float | None = None  # the mean velocity of the last strike of two keys or more
+        self.heard = [0.0] * 12  # per pitch class, the keys struck lately (HEARD_DECAY): a bare fifth's third
 
     @property
     def sounding(self) -> set[int]:
@@ -213,11 +221,14 @@ class ChordCapture:
         if (not goes_on and self._chord_keys and len({p % 12 for p in keys}) < self.min_strike
                 and min(keys) - min(self._chord_keys) >= MELODY_OVER):
             return MelodyKey(*max(strike, key=lambda k: k[1]))  # a tune over the chord never renames it
+        self.heard = [w * HEARD_DECAY for w in self.heard]
+        for pc in {p % 12 for p in keys}:
+            self.heard[pc] += 1.0
         if len({p % 12 for p in keys}) >= self.min_strike:
             pitches = keys
         else:
             pitches = sorted(self.sounding | set(keys))
-        chord = name_chord(pitches, self.chord)
+        chord = name_chord(pitches, self.chord, self.heard)
         if len(strike) > 1:  # a chord's keys, not a tune's: how loud the player plays
             self.level = sum(v for _, _, v in strike) / len(strike)
         if len(strike) > 1 or chord != self.chord:

@@ -18,7 +18,7 @@ from riffd.models.meters import bar_lines, play, song_meters
 from riffd.models.protocol import ChordAt, MelodyModel, MelodyNote, MeterError
 from riffd.music.theory import follow_level
 
-from .capture import OOM_BEATS, ChordCapture, ChordChange, snap_to_beat
+from .capture import HEARD_DECAY, OOM_BEATS, ChordCapture, ChordChange, snap_to_beat
 from .engine import IDLE_BARS
 from riffd.presets import Preset, PresetError
 
@@ -69,9 +69,13 @@ def chord_timeline(notes, ppqn: int, tolerance: float) -> list[ChordAt]:
     """Chords of a track's notes (ticks) as ChordAt in beats, named as live capture names
     them, an oom-pah's with the bass struck alone up to OOM_BEATS before it where that
     bass is its root (ChordCapture.over_bass: G, then B D F is G7, not Bdim); as a file
-    can be read ahead, an oom-pah's chord starts on its bass's beat, not the chord's."""
+    can be read ahead, an oom-pah's chord starts on its bass's beat, not the chord's, and
+    a power chord takes its third from the whole track's pitch classes to begin with."""
     # times here are beats: a strike gathers keys within a 64th note
     capture = ChordCapture(window_s=1 / 16, settle_s=1e-6)
+    counts = [sum(n.pitch % 12 == pc for n in notes) for pc in range(12)]
+    if any(counts):  # a file is read ahead: its first bare fifth takes its third from the whole track
+        capture.heard = [c / max(counts) / (1 - HEARD_DECAY) for c in counts]
     events = sorted([(n.start / ppqn, 1, n.pitch) for n in notes] + [(n.end / ppqn, 0, n.pitch) for n in notes])
     timeline: list[ChordAt] = []
 

@@ -109,3 +109,23 @@ def swing_offset(beat: float, grid: int, swing: float) -> float:
         return 0.0
     step = 1.0 / grid
     return swing * step if round(beat / step) % 2 == 1 else 0.0
+
+
+def fifth_quality(root: int, heard) -> str | None:
+    """The quality ("maj" or "min") that a bare fifth (a power chord) on pitch class
+    ``root`` takes from the music around it, or None where nothing decides. ``heard``: 12
+    weights, one a pitch class (C=0), how much each has sounded lately. The third that
+    weighs more; where neither has sounded, the third that most of the major scales (key
+    signatures) holding the most of ``heard``'s weight and ``root`` have, "maj" on an even
+    split: A5 G5 F5 G5 is Am G F G, as the riff's C and F say, not A G F G nor, keeping
+    the quality before, Am Gm Fm Gm. None with nothing heard."""
+    minor, major = heard[(root + 3) % 12], heard[(root + 4) % 12]
+    if abs(minor - major) > 1e-9:
+        return "min" if minor > major else "maj"
+    scale = SCALES["major"]
+    fits = [sum(heard[(tonic + d) % 12] for d in scale) for tonic in range(12)]
+    if max(fits) <= 0:
+        return None
+    keys = [tonic for tonic in range(12) if fits[tonic] > max(fits) - 1e-9 and (root - tonic) % 12 in scale]
+    minors = sum((root - tonic + 4) % 12 not in scale for tonic in keys)
+    return "min" if 2 * minors > len(keys) else "maj"

@@ -169,11 +169,33 @@ def test_dyads_and_clusters_are_named_only_when_sure():
     assert name_chord([60, 62, 67], am).name != "Am"      # sus2 is no cluster
 
 
+def played(capture, strikes):
+    """The chord names ``strikes`` (key tuples, one a second) give, a change at a time."""
+    names = []
+    for k, keys in enumerate(strikes):
+        outcomes = [capture.note_on(p, float(k)) for p in keys] + [capture.poll(k + 0.5)]
+        names += [o.chord.name for o in outcomes if isinstance(o, ChordChange)]
+        for p in keys:
+            capture.note_off(p)
+    return names
+
+
+def test_a_power_chord_takes_the_third_the_riff_has_played():
+    """Bare fifths (power chords) name their third from the keys struck lately: a riff
+    A5 G5 F5 G5 is Am G F G once its C and F have sounded; after Am, D5 F5 G5 are Dm F G,
+    and after C, G5 A5 F5 are G Am F. Before, a fifth kept the quality before it: A G F
+    G for ever, Fm and Gm after Dm, A after G."""
+    riff = [(45, 52), (43, 50), (41, 48), (43, 50)]
+    assert played(ChordCapture(), riff * 2) == ["A", "G", "F", "G", "Am", "G", "F", "G"]
+    assert played(ChordCapture(), [(45, 48, 52), (50, 57), (41, 48), (43, 50)]) == ["Am", "Dm", "F", "G"]
+    assert played(ChordCapture(), [(48, 52, 55), (43, 50), (45, 52), (41, 48)]) == ["C", "G", "Am", "F"]
+
+
 def test_a_slow_roll_is_one_change_once_its_third_pitch_class_comes():
     """A hand's roll, 25 ms a key (C, G, E: past one 30 ms window): after Am it is C
-    once, not the bare fifth's Cm first; a bare fifth struck alone keeps the previous
-    quality, a window after its last key; a key a window after the one before is a
-    strike of its own."""
+    once, not the bare fifth's Cm first; a bare fifth struck alone is named a window
+    after its last key, with the third the keys before say (Am's E: C); a key a window
+    after the one before is a strike of its own."""
     capture = ChordCapture(window_s=0.03)
     strike(capture, [57, 60, 64], 0.0)  # Am
     assert [c.chord.name for c in strike(capture, [48, 55, 64], 1.0, spacing=0.025)] == ["C"]
@@ -183,7 +205,7 @@ def test_a_slow_roll_is_one_change_once_its_third_pitch_class_comes():
         capture.note_off(p)
     assert capture.note_on(48, 1.0) is None and capture.note_on(55, 1.02) is None
     assert capture.poll(1.045) is None  # the fifth may be a roll's first keys
-    assert capture.poll(1.05).chord.name == "Cm"
+    assert capture.poll(1.05).chord.name == "C"
     capture = ChordCapture(window_s=0.03)
     strike(capture, [57, 60, 64], 0.0)
     capture.note_on(72, 1.0)

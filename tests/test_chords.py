@@ -1,4 +1,5 @@
 from riffd.music.chords import QUALITIES, Chord, parse_chord, recognize, suffixes
+from riffd.music.theory import fifth_quality
 
 
 def test_every_quality_named_in_root_position_and_inversions():
@@ -97,3 +98,20 @@ def test_the_readme_lists_every_suffix():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     listed = readme.split("<!-- suffixes -->", 1)[1].split("<!-- /suffixes -->", 1)[0]
     assert listed == ", ".join(suffixes())
+
+
+def weights(*pcs):
+    heard = [0.0] * 12
+    for pc in pcs:
+        heard[pc % 12] += 1.0
+    return heard
+
+
+def test_a_bare_fifth_takes_its_third_from_what_was_heard():
+    assert fifth_quality(9, weights(9, 4, 0)) == "min"       # A5 with a C heard: Am
+    assert fifth_quality(9, weights(9, 4, 1)) == "maj"       # ... a C#: A
+    # no third heard: the key signatures that hold the most say, G natural in C and A minor
+    assert fifth_quality(9, weights(9, 4, 7, 2, 5, 0)) == "min"
+    assert fifth_quality(7, weights(9, 4, 7, 2, 5, 0)) == "maj"
+    assert fifth_quality(2, weights(9, 0, 4, 2)) == "min"    # D5 among A C E: C, F and G major, two say F
+    assert fifth_quality(9, [0.0] * 12) is None              # nothing heard: the caller's default

@@ -753,3 +753,16 @@ def test_the_melody_is_as_loud_as_the_chords_around_it(tmp_path):
             assert all(75 <= v <= 105 for v in soft + loud), (soft, loud)
     written = [n.velocity for n in read_song(tmp_path / "out.mid").tracks[-1]]
     assert written == [n.velocity for n in notes]  # the file holds what the report says
+
+
+def test_a_riff_of_power_chords_is_named_in_its_key(tmp_path):
+    """A5 G5 F5 G5, a bar each, twice, as bare fifths (a guitar's power chords): named in
+    A minor from the first bar, Am G F G, the file read ahead for the first chord's
+    third. Before, every bare fifth was major: A G F G, and the melody played C sharp."""
+    from riffd.models.protocol import MelodyNote
+    roots = [45, 43, 41, 43] * 2
+    riff = [MelodyNote(bar * 4, 4.0, p, 90) for bar, root in enumerate(roots) for p in (root, root + 7, root + 12)]
+    read_song_of(tmp_path, [riff])
+    report = render_file(tmp_path / "parts.mid", tmp_path / "out.mid", load_preset("pop"), load_model("rules"), seed=1)
+    assert [name for _, name in report.chords] == ["Am", "G", "F", "G"] * 2
+    assert not [n for n in report.notes if n.pitch % 12 == 1 and any(b <= n.start < b + 4 for b in (0, 16))]
