@@ -211,8 +211,9 @@ def _levels(notes: list[TrackNote], legato: int) -> list[tuple[bool, int]]:
     ends = []
     for n in notes:
         end, k = max(n.start, n.end - legato), bisect.bisect_right(onsets, n.start)
-        if legato and k < len(onsets) and n.end > onsets[k] and late_release(n.end - onsets[k], longest[onsets[k]], legato):
-            end = min(end, onsets[k])
+        after = onsets[k] if k < len(onsets) else None  # the next onset
+        if legato and after is not None and n.end > after and late_release(n.end - after, longest[after], legato):
+            end = min(end, after)
         ends.append(end)
     events = sorted([(end, -1) for end in ends] + [(n.start, 1) for n in notes])
     out, level, i = [], 0, 0

@@ -218,12 +218,12 @@ class ChordCapture:
         if goes_on:
             keys += [p for p in self._gesture[1] if p in self.sounding and p not in keys]
         self._gesture = (strike[-1][0], keys)
+        self.heard = [w * HEARD_DECAY for w in self.heard]  # a tune's keys say the key too
+        for pc in {p % 12 for p in keys}:
+            self.heard[pc] += 1.0
         if (not goes_on and self._chord_keys and len({p % 12 for p in keys}) < self.min_strike
                 and min(keys) - min(self._chord_keys) >= MELODY_OVER):
             return MelodyKey(*max(strike, key=lambda k: k[1]))  # a tune over the chord never renames it
-        self.heard = [w * HEARD_DECAY for w in self.heard]
-        for pc in {p % 12 for p in keys}:
-            self.heard[pc] += 1.0
         if len({p % 12 for p in keys}) >= self.min_strike:
             pitches = keys
         else:

@@ -190,7 +190,8 @@ def test_a_played_arrangement_is_measured_as_the_rhythm_it_plays(arrangements, t
         human, notated = read_arrangement(as_played(path, tmp_path / path.name, 15, seed)), read_arrangement(path)
         assert notated.found["melody_snapped_to"] is None and human.found["melody_snapped_to"] == "sixteenths"
         assert [(n.start, n.pitch) for n in human.melody] == [(n.start, n.pitch) for n in notated.melody]
-        ratio = [features(p.melody, p.chords, p.bar_beats, p.length).scalars["chord_tone_ratio"] for p in (human, notated)]
+        ratio = [features(p.melody, p.chords, p.bar_beats, p.length).scalars["chord_tone_ratio"]
+                 for p in (human, notated)]
         assert abs(ratio[0] - ratio[1]) < 0.05
 
 

@@ -12,7 +12,8 @@ def performed(notes, sigma, seed=0):
     out = []
     for n in notes:
         start = n.start + rng.normal(0, sigma)
-        out.append(MelodyNote(start, max(0.05, n.start + n.duration + rng.normal(0, sigma) - start), n.pitch, n.velocity))
+        end = n.start + n.duration + rng.normal(0, sigma)
+        out.append(MelodyNote(start, max(0.05, end - start), n.pitch, n.velocity))
     return out
 
 
