@@ -138,10 +138,10 @@ def model_meter(num: int, den: int, meters) -> tuple[int, int]:
     (docs/measured.md, "Cut time"). 3/2 and 4/2 keep their own: their twins 6/4
     (felt in two dotted halves) and 8/4 (not in the vocabulary) are other meters.
 
-    A bar longer than any of ``meters`` (the old notation of hymns and folk songs: 4/1,
-    3/1, 6/2, as in the Essen collection) is told as two bars of its half, the beat's
-    note value kept where it can be: 6/2 as 3/2, 4/1 as 4/2, 3/1 as 3/2. A meter with no
-    such half (5/2, 13/8) is returned as itself."""
+    A meter not in ``meters`` whose half is (the old notation of hymns and folk songs:
+    4/1, 3/1, 6/2, as in the Essen collection; 8/4) is told as two bars of that half,
+    the beat's note value kept where it can be: 6/2 as 3/2, 4/1 as 4/2, 3/1 as 3/2, 8/4
+    as 4/4. A meter with no such half (5/2, 13/8) is returned as itself."""
     if (num, den) == (2, 2) and (4, 4) in meters:
         return 4, 4
     if (num, den) in meters:

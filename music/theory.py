@@ -117,8 +117,9 @@ def fifth_quality(root: int, heard) -> str | None:
     weights, one a pitch class (C=0), how much each has sounded lately. The third that
     weighs more; where neither has sounded, the third that most of the major scales (key
     signatures) holding the most of ``heard``'s weight and ``root`` have, "maj" on an even
-    split: A5 G5 F5 G5 is Am G F G, as the riff's C and F say, not A G F G nor, keeping
-    the quality before, Am Gm Fm Gm. None with nothing heard."""
+    split (or where no such scale holds ``root``): A5 G5 F5 G5 is Am G F G, as the riff's
+    C and F say, not A G F G as when a fifth kept the quality before. None with nothing
+    heard."""
     minor, major = heard[(root + 3) % 12], heard[(root + 4) % 12]
     if abs(minor - major) > 1e-9:
         return "min" if minor > major else "maj"
