@@ -21,8 +21,8 @@ def test_cut_time_is_told_as_common_time_and_other_meters_as_themselves():
 
 
 def test_an_old_notations_long_bar_is_told_as_two_bars_of_its_half():
-    """4/1, 3/1 and 6/2 (hymns and the Essen collection's old songs) are longer than any
-    bar of the vocabulary: two bars of 4/2, 3/2 and 3/2. A meter with no half there stays."""
+    """4/1, 3/1 and 6/2 (hymns and the Essen collection's old songs) and 8/4, meters the
+    vocabulary lacks: two bars of 4/2, 3/2, 3/2 and 4/4. A meter with no half there stays."""
     vocab = Vocab.default()
     assert [vocab.model_meter(*m) for m in ((4, 1), (3, 1), (6, 2), (8, 4))] == [(4, 2), (3, 2), (3, 2), (4, 4)]
     assert vocab.model_meter(5, 2) == (5, 2) and vocab.model_meter(13, 8) == (13, 8)
