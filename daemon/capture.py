@@ -218,13 +218,14 @@ class ChordCapture:
         if goes_on:
             keys += [p for p in self._gesture[1] if p in self.sounding and p not in keys]
         self._gesture = (strike[-1][0], keys)
+        pcs = {p % 12 for p in keys}
         self.heard = [w * HEARD_DECAY for w in self.heard]  # a tune's keys say the key too
-        for pc in {p % 12 for p in keys}:
+        for pc in pcs:
             self.heard[pc] += 1.0
-        if (not goes_on and self._chord_keys and len({p % 12 for p in keys}) < self.min_strike
+        if (not goes_on and self._chord_keys and len(pcs) < self.min_strike
                 and min(keys) - min(self._chord_keys) >= MELODY_OVER):
             return MelodyKey(*max(strike, key=lambda k: k[1]))  # a tune over the chord never renames it
-        if len({p % 12 for p in keys}) >= self.min_strike:
+        if len(pcs) >= self.min_strike:
             pitches = keys
         else:
             pitches = sorted(self.sounding | set(keys))
