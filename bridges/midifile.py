@@ -78,7 +78,11 @@ def read_song(path: str | Path) -> Song:
 
     Notes are paired as symusic (so miditok) pairs them: a note-off ends the earliest
     open note of its channel and pitch (a repeated pitch played legato overlaps), and a
-    note never turned off is dropped.
+    note never turned off is dropped. One exception (``_paired``): a note struck at the
+    tick of a note-off that found its key silent is a zero-length note whose writer sorted
+    its note-off first, as music21 writes grace notes, unless a note-off of its own comes
+    before its key is struck again; symusic pairs such a note with the next note-off of
+    its key, which makes it long and drops the note that note-off ended.
     """
     try:
         midi = mido.MidiFile(path)
@@ -101,7 +105,8 @@ def read_song(path: str | Path) -> Song:
     time_signatures, tempos = [], []
     pedals: list[list[tuple[int, int, int]]] = []
     for track in midi.tracks:
-        tick, open_notes, notes, down, held = 0, {}, [], {}, []
+        tick, down, held = 0, {}, []
+        events = []  # (tick, struck, channel, pitch, velocity): the track's note-ons and note-offs
         for msg in track:
             tick += msg.time
             if msg.type == "control_change" and msg.control in PEDAL_CCS:
@@ -121,13 +126,9 @@ def read_song(path: str | Path) -> Song:
                 time_signatures.append((tick, msg.numerator, msg.denominator))
                 if not seen_meter:
                     meter, seen_meter = (msg.numerator, msg.denominator), True
-            elif msg.type == "note_on" and msg.velocity > 0:
-                open_notes.setdefault((msg.channel, msg.note), []).append((tick, msg.note, msg.velocity, msg.channel))
             elif msg.type in ("note_off", "note_on"):
-                opened = open_notes.get((msg.channel, msg.note))
-                if opened:
-                    notes.append(_close(opened.pop(0), tick))
-        tracks.append(sorted(notes))  # zero-length notes stay: miditok gives them the shortest Duration
+                events.append((tick, msg.type == "note_on" and msg.velocity > 0, msg.channel, msg.note, msg.velocity))
+        tracks.append(sorted(_paired(events)))  # zero-length notes stay: miditok gives them the shortest Duration
         pedals.append(sorted(held + [(t, tick, c) for c, t in down.items()]))  # never let up: to the track's end
     if not any(tracks):
         raise MidiInputError(f"{path}: the file has no notes")
@@ -184,6 +185,46 @@ def sounding(notes: list[TrackNote], pedals=()) -> list[tuple[int, int]]:
         else:
             spans.append((n.start, n.end))
     return spans
+
+
+def _paired(events) -> list[TrackNote]:
+    """One track's notes from its note ``events`` ((tick, struck, channel, pitch,
+    velocity), in file order), paired as ``read_song`` says: a note-off ends the earliest
+    open note of its key, but a note struck right after a note-off that found its key
+    silent, at that tick, is zero-length when its key is next struck, at once or after
+    another such note-off (music21's grace notes), and at the track's end."""
+    after: list[tuple[int, bool] | None] = [None] * len(events)  # the next event of the same key
+    last: dict[tuple[int, int], tuple[int, bool]] = {}
+    for i in range(len(events) - 1, -1, -1):
+        tick, struck, channel, pitch, _ = events[i]
+        after[i], last[(channel, pitch)] = last.get((channel, pitch)), (tick, struck)
+    open_notes: dict[tuple[int, int], list] = {}
+    silent: dict[tuple[int, int], int] = {}  # key -> tick of a note-off that found it silent
+    zero: dict[tuple[int, int], int] = {}  # key -> start of its open note struck right after one
+    notes = []
+    for i, (tick, struck, channel, pitch, velocity) in enumerate(events):
+        key = (channel, pitch)
+        opened = open_notes.setdefault(key, [])
+        if struck or (key in zero and after[i] == (tick, True)):
+            if key in zero:  # struck again: the note struck after a silent note-off had zero length
+                start = zero.pop(key)
+                notes.append(_close(opened.pop([o[0] for o in opened].index(start)), start))
+            if not struck:  # the note-off its writer sorted before the next note-on
+                silent[key] = tick
+                continue
+            if silent.get(key) == tick:
+                zero[key] = tick
+            opened.append((tick, pitch, velocity, channel))
+        elif opened:
+            closed = opened.pop(0)
+            notes.append(_close(closed, tick))
+            if zero.get(key) == closed[0]:
+                del zero[key]
+        else:
+            silent[key] = tick
+    for key, start in zero.items():  # never struck again: zero-length too
+        notes.append(_close(next(o for o in open_notes[key] if o[0] == start), start))
+    return notes
 
 
 def _close(opened, tick) -> TrackNote:

@@ -264,6 +264,41 @@ def test_a_piano_part_with_its_tune_on_top_gives_the_tune_and_the_left_hands_cho
             read_arrangement(tmp_path / f"{name}.mid")
 
 
+def test_grace_notes_as_music21_writes_them_give_way_to_the_notes_they_ornament(tmp_path):
+    """music21's MIDI writer gives a grace note zero length and sorts its note-off before
+    its note-on: each is read as a zero-length note, the note of its pitch struck next is
+    kept (symusic pairs the grace note with that note's note-off and drops it), and the
+    melody is the notes the grace notes ornament, one voice, over the right chords."""
+    import warnings
+
+    from music21 import chord, note, stream
+
+    from riffd.bridges.midifile import read_song
+    main = [72, 74, 76, 77, 79, 77, 76, 74] * 2
+    tune, strings = stream.Part(), stream.Part()
+    for k, pitch in enumerate(main):
+        if k % 2 == 0:
+            tune.append(note.Note(pitch + 2).getGrace())  # from above: the next main note's pitch
+        tune.append(note.Note(pitch, quarterLength=1))
+    for root in (48, 53, 55, 48):
+        strings.append(chord.Chord([root, root + 4, root + 7], quarterLength=4))
+    score = stream.Score([tune, strings])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        score.write("midi", fp=str(tmp_path / "graces.mid"))
+    song = read_song(tmp_path / "graces.mid")
+    line = max(song.tracks, key=len)
+    graces = [n for n in line if n.end == n.start]
+    assert len(graces) == len(main) // 2
+    assert sorted(n.pitch for n in line if n.end > n.start) == sorted(main)
+    piece = read_arrangement(tmp_path / "graces.mid")
+    assert piece.found["melody_found_as"] == "the highest one-voice track"
+    assert piece.found["chordal_notes_dropped"] == 0
+    assert [n.pitch for n in piece.melody] == main
+    assert [round(n.duration, 3) for n in piece.melody] == [1.0] * len(main)
+    assert [c.chord.name for c in piece.chords] == ["C", "F", "G", "C"]
+
+
 def test_a_bass_line_is_no_melody(tmp_path):
     """A band's file with no tune (drums, keys, a bass in one voice an octave under the
     chords) has no melody to learn or to be measured against; with an unnamed tune

@@ -81,15 +81,18 @@ class Arrangement:
 
 
 def trimmed(notes: list[TrackNote], tolerance: int) -> tuple[list[TrackNote], int]:
-    """The skyline of ``notes``: notes starting together keep the highest, a note cut at
-    the next onset when it overlaps by up to ``tolerance`` ticks or by under half the
-    next note (``late_release``: legato, not a second voice); returns it and how many
-    notes overlapped by more (chordal notes; a lower one is dropped)."""
+    """The skyline of ``notes``: notes starting together keep the highest that sounds (a
+    zero-length grace note struck with its main note, as music21 writes one, gives way),
+    a note cut at the next onset when it overlaps by up to ``tolerance`` ticks or by under
+    half the next note (``late_release``: legato, not a second voice); returns it and how
+    many notes overlapped by more (chordal notes; a lower one is dropped)."""
     by_start: dict[int, TrackNote] = {}
     for n in notes:
-        if n.start not in by_start or n.pitch > by_start[n.start].pitch:
+        if n.start not in by_start or (n.end > n.start, n.pitch) > (by_start[n.start].end > n.start,
+                                                                    by_start[n.start].pitch):
             by_start[n.start] = n
-    line, chordal = [], len(notes) - len(by_start)
+    line = []
+    chordal = sum(n.end > n.start for n in notes) - sum(n.end > n.start for n in by_start.values())
     for n in sorted(by_start.values()):
         if line and line[-1].end > n.start:
             last = line[-1]
