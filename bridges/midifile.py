@@ -319,7 +319,9 @@ def find_chord_track(song: Song, index: int | None = None, path: str = "", leads
     at more than ``CHORDAL_SHARE`` of their onsets where any does (not a tune with a
     closing chord beside two-note shells); a track of ``leads`` (indices: a melody's)
     only where no other plays two notes at once. Raises MidiInputError if none plays
-    two notes at once."""
+    two notes at once, or where the file has other parts, if none strikes chords at more
+    than ``CHORDAL_SHARE`` of its onsets (a voice's divisi or a tune's closing chord is no
+    chord track: render then names the chords per beat from the parts together)."""
     if index is not None:
         if not 0 <= index < len(song.tracks) or not song.tracks[index]:
             raise MidiInputError(f"{path}: track {index} does not exist or has no notes "
@@ -328,12 +330,15 @@ def find_chord_track(song: Song, index: int | None = None, path: str = "", leads
     legato, tonal = legato_ticks(song.ppqn), [pitched(t) for t in song.tracks]
     scored = [(max_polyphony(t, legato), chordal_share(t, legato) > CHORDAL_SHARE, len(t), i)
               for i, t in enumerate(tonal) if t]
-    _, _, poly, _, best = max(((poly > 1 and i not in leads, chordal, poly, n, i) for poly, chordal, n, i in scored),
-                              default=(False, False, 0, 0, 0))
+    _, chordal, poly, _, best = max(((poly > 1 and i not in leads, chordal, poly, n, i)
+                                     for poly, chordal, n, i in scored), default=(False, False, 0, 0, 0))
     if poly < 2:
         drums = " but the drums (channel 10)" if len(scored) < sum(map(bool, song.tracks)) else ""
         raise MidiInputError(f"{path}: no chord track: no track{drums} plays two notes at once "
                              "(--chord-track N names the chords of one, an arpeggio say, per beat)")
+    if not chordal and len(scored) > 1:
+        raise MidiInputError(f"{path}: no chord track: no track strikes chords at more than "
+                             f"{CHORDAL_SHARE:.0%} of its onsets (--chord-track N takes one)")
     return best
 
 

@@ -4,13 +4,13 @@ import re
 import mido
 import pytest
 
-from riffd.bridges.midifile import MidiInputError, read_song
+from riffd.bridges.midifile import MidiInputError, melody_track, read_song
 from riffd.presets import load_preset
 from riffd.daemon.render import render_file
 from riffd.models import load_model
 from riffd.music.chords import parse_chord
 
-from conftest import PROGRESSION, pedalled_arpeggios, piano_with_its_tune, run_riffd
+from conftest import PROGRESSION, TRIADS, pedalled_arpeggios, piano_with_its_tune, run_riffd
 
 
 
@@ -534,7 +534,10 @@ def test_a_melody_with_a_closing_chord_is_not_the_chord_track(tmp_path):
     ends on a three-note chord: the keys name the chords, though the tune is more
     polyphonic, whether it is unnamed (few of its onsets are chords) or named Melody and
     in thirds throughout (a track named like a melody gives way to any other that plays
-    two notes at once); alone with the bass, the tune is still the chord track."""
+    two notes at once). Alone with the bass, the tune in thirds is the chord track, but the
+    tune's one chord makes it none: the chords are named per beat from tune and bass
+    together, from the first bar on (taken for the chord track, it named one chord, A,
+    at its last bar)."""
     from riffd.bridges.midifile import chordal_share, melody_track
     from riffd.models.protocol import MelodyNote
     shells = {"Dm7": (53, 60), "G7": (53, 59), "Cmaj7": (52, 59), "A7": (55, 61)}
@@ -557,7 +560,40 @@ def test_a_melody_with_a_closing_chord_is_not_the_chord_track(tmp_path):
         assert report.chord_track == 1, (name, report.summary())
         del midi.tracks[1]
         midi.save(tmp_path / "duo.mid")
-        assert render_file(tmp_path / "duo.mid", tmp_path / "duo-out.mid", preset, model, seed=1).chord_track == 0
+        duo = render_file(tmp_path / "duo.mid", tmp_path / "duo-out.mid", preset, model, seed=1)
+        if name:  # in thirds throughout, the lead strikes chords: the chord track
+            assert duo.chord_track == 0, duo.summary()
+            continue
+        assert duo.chord_track is None and duo.voices == (0, 1), duo.summary()
+        assert duo.chords[0][0] == 0 and len(duo.chords) >= len(progression), duo.summary()
+        assert min(n.start for n in duo.notes) < 4, duo.summary()
+
+
+def test_a_hymn_whose_alto_divides_once_is_named_per_beat_from_its_voices(tmp_path):
+    """Four voices, a track each, the alto dividing into two notes for one beat (as in
+    "Lift Every Voice and Sing" in the music21 corpus): no track is a chord track, the
+    chords are named per beat from the four voices from the first bar, and the melody
+    plays the whole hymn. Taken for the chord track, the alto named one chord, at its
+    divisi, and the hymn got a melody of two notes."""
+    from riffd.models.protocol import MelodyNote
+    voices = [[], [], [], []]  # soprano, alto, tenor, bass
+    for bar, name in enumerate(PROGRESSION):
+        bass, third, fifth = TRIADS[name]
+        for beat in range(4):
+            at = bar * 4 + beat
+            for k, pitch in enumerate((third + 24 + 3 * (beat % 2), fifth + 12, bass + 12 + (beat == 3) * 12, bass)):
+                voices[k].append(MelodyNote(at, 1.0, pitch, 80))
+    voices[1].append(MelodyNote(21, 1.0, voices[1][21].pitch - 3, 80))  # the alto's divisi, bar 6
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    for k, name in enumerate(("Soprano", "Alto", "Tenor", "Bass")):
+        midi.tracks.append(melody_track(voices[k], 480, 0, name=name))
+    midi.save(tmp_path / "hymn.mid")
+    report = render_file(tmp_path / "hymn.mid", tmp_path / "out.mid", load_preset("chorale"), load_model("rules"),
+                         seed=1)
+    assert report.chord_track is None and report.voices == (0, 1, 2, 3), report.summary()
+    by_bar = {int(beat // 4): name for beat, name in report.chords if beat % 4 == 0}
+    assert [by_bar.get(bar) for bar in range(len(PROGRESSION))] == PROGRESSION, report.summary()
+    assert min(n.start for n in report.notes) < 4 and max(n.start for n in report.notes) >= 28, report.summary()
 
 
 def read_song_of(tmp_path, parts):
