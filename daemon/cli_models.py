@@ -349,7 +349,8 @@ def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min
 @click.option("--source", default="corpus", show_default=True,
               help="corpus: chorales then Ryan's tunes, as users' arrangements; airds, essen, oneill or ryans: "
                    "that tune collection (chords estimated from each melody; airds was never in the training "
-                   "corpus); or a composer of the music21 corpus (palestrina, monteverdi, ...), one track per voice.")
+                   "corpus); or a composer or folder of the music21 corpus (palestrina, monteverdi, joplin, leadSheet "
+                   "...), as its scores are, a track a part (a lead sheet: its tune over its chord symbols).")
 @click.option("--count", type=click.IntRange(1, 5000), default=100, show_default=True)
 @click.option("--skip", type=click.IntRange(0), default=0, show_default=True,
               help="Start after this many works: --skip 0, N, 2N ... with --count N write disjoint folders.")
@@ -359,11 +360,13 @@ def dataset_songs(output, source, count, skip, repeats):
     from riffd.models.training.songfiles import TUNES, write_scores, write_songs
     try:
         collection = None if source == "corpus" else source
-        written = write_songs(output, count, collection, skip, repeats) if collection is None or collection in TUNES \
-            else write_scores(output, source, count, skip, repeats)
+        written, skipped = (write_songs(output, count, collection, skip, repeats), []) \
+            if collection is None or collection in TUNES else write_scores(output, source, count, skip, repeats)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
-    click.echo(f"{output}: {len(written)} MIDI files")
+    for name, why in skipped:
+        click.echo(f"riffd dataset songs: {name}: left out: {why}", err=True)
+    click.echo(f"{output}: {len(written)} MIDI files" + (f" ({len(skipped)} {'work' if len(skipped) == 1 else 'works'} left out)" if skipped else ""))
 
 
 @dataset.command("stats")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from riffd.bridges.midifile import TrackNote
-from riffd.models.evaluation.arrangements import (ArrangementError, beat_chords, beat_starts, read_arrangement,
+from riffd.models.evaluation.arrangements import (TOP_LINE, ArrangementError, beat_chords, beat_starts, read_arrangement,
                                                   read_folder, trimmed)
 from riffd.models.evaluation.features import FEATURE_NAMES, features, kl, repetition, valid
 from riffd.models.evaluation.judge import tells, told_apart
@@ -491,6 +491,34 @@ def test_dataset_build_takes_real_arrangements(arrangements, tmp_path):
     assert built["rejected"] == {"unparsable": 1, "no melody track": 1}  # the noise, the chords-only file
     pieces = [json.loads(line) for line in (out / "pieces.jsonl").read_text().splitlines()]
     assert len(pieces) == 12
+
+
+def test_dataset_songs_writes_piano_scores_and_lead_sheets_and_names_what_it_leaves_out(tmp_path):
+    """`dataset songs --source` of a music21 corpus folder writes works of two parts
+    (Joplin's Maple Leaf Rag: the piano's two staves, two tracks; riffd eval takes the
+    right hand's tune over its chords) and lead sheets (one part with chord symbols:
+    its tune over its symbols' chords, as the tune collections are written), and names
+    on stderr each work it leaves out (Monteverdi's Roman-numeral analyses: one part, no
+    melody). Before, every work of fewer than three parts was left out unsaid:
+    `--source joplin` wrote "0 MIDI files"."""
+    rag = run_riffd("dataset", "songs", "-o", str(tmp_path / "rag"), "--source", "joplin")
+    assert rag.returncode == 0 and "1 MIDI files" in rag.stdout, rag.stdout + rag.stderr
+    piece = read_arrangement(next((tmp_path / "rag").iterdir()))
+    assert piece.found["melody_found_as"] == TOP_LINE and len(piece.melody) > 500 and len(piece.chords) > 100
+    sheets = run_riffd("dataset", "songs", "-o", str(tmp_path / "sheets"), "--source", "leadSheet")
+    assert sheets.returncode == 0 and "2 MIDI files" in sheets.stdout, sheets.stdout + sheets.stderr
+    from music21 import corpus as m21
+    from riffd.models.training.corpus import chord_symbol_tunes
+    for path, score in zip(sorted((tmp_path / "sheets").iterdir()), sorted(m21.getComposer("leadSheet"))):
+        tune, piece = chord_symbol_tunes(score)[0], read_arrangement(path)
+        assert [n.pitch for n in piece.melody] == [n.pitch for n in tune.melody]
+        named = {c.beat: c.chord.bass for c in piece.chords}  # a symbol's chord is written bass first
+        assert all(named.get(start) == ps[0] % 12 for start, _, ps in tune.chords if start in named)
+        assert sum(start in named for start, _, _ in tune.chords) >= len(tune.chords) // 2
+    madrigals = run_riffd("dataset", "songs", "-o", str(tmp_path / "m"), "--source", "monteverdi", "--count", "2")
+    assert madrigals.returncode == 0, madrigals.stderr
+    assert "madrigal.3.1.rntxt: left out: one part, no chord symbols under a melody" in madrigals.stderr
+    assert "2 MIDI files (1 work left out)" in madrigals.stdout
 
 
 def test_a_human_reference_is_told_apart_as_a_model_is(arrangements, tmp_path):

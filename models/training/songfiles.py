@@ -112,14 +112,20 @@ def write_songs(folder: str | Path, count: int, collection: str | None = None, s
     return written
 
 
-def write_scores(folder: str | Path, composer: str, count: int, skip: int = 0, repeats: str = "written") -> list[Path]:
-    """Up to ``count`` of ``composer``'s works in the music21 corpus with three or more
-    parts into ``folder`` as MIDI files (music21's writer: one track per part, named),
-    sorted by corpus path, after the first ``skip`` such works (numbered as in
-    ``write_songs``); a work music21 cannot parse or write is skipped. Raises
-    ValueError for a composer the corpus does not hold, or for ``repeats`` "played"
-    (music21 writes a work's bars as written)."""
+def write_scores(folder: str | Path, composer: str, count: int, skip: int = 0,
+                 repeats: str = "written") -> tuple[list[Path], list[tuple[str, str]]]:
+    """Up to ``count`` of ``composer``'s works in the music21 corpus into ``folder`` as
+    MIDI files, sorted by corpus path, after the first ``skip`` (numbered as in
+    ``write_songs``): a work of two or more parts as music21 writes it (a track a part,
+    named: a choir's voices, a piano's two staves, a voice and its piano), a lead sheet
+    (one part with chord symbols: ``corpus.chord_symbol_tunes``) as ``arrangement``
+    writes a tune, its melody over its symbols' chords. Returns the files written and,
+    for each work left out, (its file name, why): one music21 cannot parse or write,
+    or one part with no chord symbols (no chords to measure a melody against; a
+    work left out takes no number). Raises ValueError for a composer the corpus does
+    not hold, or for ``repeats`` "played" (music21 writes a work's bars as written)."""
     from music21 import converter, corpus
+    from .corpus import chord_symbol_tunes
     if repeats != "written":
         raise ValueError("--repeats played takes the corpus or a tune collection; a composer's works are "
                          "written as their scores are")
@@ -128,22 +134,28 @@ def write_scores(folder: str | Path, composer: str, count: int, skip: int = 0, r
         raise ValueError(f"the music21 corpus holds no works of {composer!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written, k = [], 0
+    written, skipped, k = [], [], 0
     for path in paths:
         if len(written) == count:
             break
         out = folder / f"{k:03d} {Path(path).parent.name}-{Path(path).stem}.mid"
         try:
             score = converter.parse(path)
-            if len(score.parts) < 3:
-                continue
-            score.write("midi", fp=str(out))  # skipped works too: a work that fails to write takes no number
-        except Exception:  # noqa: BLE001 - one unreadable work of a corpus is skipped
+            if len(score.parts) > 1:
+                score.write("midi", fp=str(out))
+            else:  # a lead sheet: its tune over its chord symbols, else nothing to measure against
+                tunes = chord_symbol_tunes(path)
+                if not tunes or not tunes[0].melody:
+                    skipped.append((Path(path).name, "one part, no chord symbols under a melody"))
+                    continue
+                arrangement(tunes[0], k).save(out)
+        except Exception as exc:  # noqa: BLE001 - one unreadable work of a corpus is skipped
             out.unlink(missing_ok=True)
+            skipped.append((Path(path).name, f"music21 cannot read or write it ({type(exc).__name__})"))
             continue
         if k < skip:
             out.unlink()
         else:
             written.append(out)
         k += 1
-    return written
+    return written, skipped
