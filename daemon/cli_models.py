@@ -366,7 +366,8 @@ def dataset_songs(output, source, count, skip, repeats):
         raise BadInput(str(exc)) from None
     for name, why in skipped:
         click.echo(f"riffd dataset songs: {name}: left out: {why}", err=True)
-    click.echo(f"{output}: {len(written)} MIDI files" + (f" ({len(skipped)} {'work' if len(skipped) == 1 else 'works'} left out)" if skipped else ""))
+    left = f" ({len(skipped)} {'work' if len(skipped) == 1 else 'works'} left out)" if skipped else ""
+    click.echo(f"{output}: {len(written)} MIDI files{left}")
 
 
 @dataset.command("stats")

@@ -2,7 +2,8 @@
 the tests of ``riffd eval`` and ``riffd finetune --midi``: real melodies over real
 chords, in the shapes users' files come in (480 PPQN). ``write_scores`` writes the
 music21 corpus's works of a composer outside riffd's training corpus (Palestrina's
-masses, Monteverdi's madrigals) as they are: one track per voice.
+masses, Monteverdi's madrigals, Joplin's rag) as they are, one track per part, and its
+lead sheets as their tunes over their chord symbols.
 
 Even-numbered files: a named MELODY track played legato (each note overlapping the next
 by 8 ticks) over a PIANO part that breaks the chords into rising arpeggios. Odd ones:
