@@ -37,32 +37,36 @@ class RenderReport:
     numbers: tuple[int, ...] = ()  # each part's number there: a track's index, a channel's 1-16
     rests: list[tuple[float, float]] = field(default_factory=list)  # (start, end) beats only drums or nothing played
     ppqn: tuple[int, int] | None = None  # (the file's, the output's) where with_melody raised it
+    continued_from: float | None = None  # with --continue: the beat where the file's melody ends
 
     def source(self) -> str:
         """Where the chords came from, as the file's parts are numbered: "track 1", or
         "channels 1, 2" (a file read per channel)."""
         number = (lambda k: self.numbers[k]) if self.numbers else (lambda k: k)
         if self.chord_track is not None:
-            return named(self.part, number, [self.chord_track], plural=False)
+            return named(self.part, number, [self.chord_track])
         return named(self.part, number, self.voices)
 
     def summary(self) -> str:
         names = " ".join(name for _, name in self.chords[:8])
         more = " ..." if len(self.chords) > 8 else ""
+        voice = "one voice each" if len(self.voices) > 1 else "in one voice"
         where = (f"chord {self.source()}" if self.chord_track is not None
-                 else f"{self.source()} (one voice each, chords named per beat)")
+                 else f"{self.source()} ({voice}, chords named per beat)")
         rests = ("; it rests where only drums or nothing play over two bars, beats "
                  + ", ".join(f"{round(a, 1):g}-{round(b, 1):g}" for a, b in self.rests) if self.rests else "")
         raised = f" (PPQN {self.ppqn[0]} raised to {self.ppqn[1]})" if self.ppqn else ""
+        if self.continued_from is not None and not self.notes:  # a melody to the file's end leaves none to add
+            rests += f"; the file's melody plays to beat {round(self.continued_from, 1):g}, its end: nothing to continue"
         return (f"{self.output}: {where} unchanged{raised}, {len(self.chords)} chord "
                 f"changes ({names}{more}); track 'riffd melody' on channel {self.channel + 1}: "
                 f"{len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes are chord tones{rests}")
 
 
-def named(part: str, number, parts, plural: bool = True) -> str:
+def named(part: str, number, parts) -> str:
     """``parts`` (indices into a Song's tracks) as messages name them: "track 2", "tracks 1,
     2", a file read per channel's "channels 2, 3" (``part`` and ``number(k)``: Song.part)."""
-    return f"{part}{'s' if plural else ''} {', '.join(str(number(k)) for k in parts)}"
+    return f"{part}{'s' if len(parts) > 1 else ''} {', '.join(str(number(k)) for k in parts)}"
 
 
 def chord_timeline(notes, ppqn: int, tolerance: float) -> list[ChordAt]:
@@ -188,7 +192,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
                   else chord_timeline(keys, song.ppqn, preset.strike_tolerance_beats))
         if not chords:
             kind, number = song.part(0)[0], (lambda k: song.part(k)[1])
-            where = (named(kind, number, [index], plural=False) if index is not None
+            where = (named(kind, number, [index]) if index is not None
                      else f"{named(kind, number, voices)} together")
             raise MidiInputError(f"{source or 'the file'}: no chord recognized in {where} "
                                  "(choose a chord track with --chord-track N)")
@@ -220,7 +224,8 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
                    title=f"{Path(source or out_path).name}: {model.name}, preset {preset.name}")
     return RenderReport(Path(out_path), index, channel, names, notes, chord_tone_share(notes, model.chord_at),
                         voices, song.part(0)[0], tuple(song.part(k)[1] for k in range(len(song.tracks))), gaps,
-                        (song.ppqn, midi.ticks_per_beat) if midi.ticks_per_beat != song.ppqn else None)
+                        (song.ppqn, midi.ticks_per_beat) if midi.ticks_per_beat != song.ppqn else None,
+                        start if continue_melody else None)
 
 
 def _chord_source(song: Song, chord_track: int | None, source: str,

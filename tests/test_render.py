@@ -353,7 +353,9 @@ def test_continuing_a_melody_over_voices_leaves_it_out_of_the_chords(tmp_path, c
 
 def test_a_legato_melody_over_an_arpeggiated_piano_is_no_chord_track(tmp_path):
     """A melody that overlaps itself by a few ticks plays one voice, not chords: over a
-    piano that arpeggiates in one voice, the file's chords are named per beat."""
+    piano that arpeggiates in one voice, the file's chords are named per beat, and the
+    summary says from which parts ("track 0", not "tracks 0", for one). With --continue,
+    a tune that plays to the song's end leaves nothing to continue, and the summary says so."""
     from riffd.bridges.midifile import melody_track
     from riffd.models.protocol import MelodyNote
     arpeggios = {"Am": (57, 60, 64, 69), "F": (53, 57, 60, 65), "C": (48, 52, 55, 60), "G": (55, 59, 62, 67)}
@@ -372,6 +374,17 @@ def test_a_legato_melody_over_an_arpeggiated_piano_is_no_chord_track(tmp_path):
     assert continued.voices == (0,)  # the piano alone names the chords
     roots = [re.match("[A-G][#b]?", name)[0] for beat, name in continued.chords if beat % 4 == 0]
     assert roots[:4] == ["A", "F", "C", "G"], continued.chords
+    assert "tracks 0, 1 (one voice each, chords named per beat)" in both.summary()
+    assert "track 0 (in one voice, chords named per beat)" in continued.summary()  # not "tracks 0 (... each"
+    assert continued.notes and "nothing to continue" not in continued.summary()
+    # a tune to the song's end leaves nothing to continue, and the summary says why there are no notes
+    midi.tracks[1] = melody_track([MelodyNote(beat, 1.0, 72 + beat % 3, 80) for beat in range(32)], 480, 1,
+                                  name="MELODY")
+    midi.save(tmp_path / "whole.mid")
+    whole = render_song(read_song(tmp_path / "whole.mid"), tmp_path / "none.mid", preset, model, seed=1,
+                        continue_melody=True)
+    assert not whole.notes
+    assert whole.summary().endswith("; the file's melody plays to beat 32, its end: nothing to continue")
 
 
 def test_lines_played_with_late_releases_are_one_voice_each(tmp_path):
