@@ -93,6 +93,17 @@ def test_an_added_ninth_is_not_a_ninth_chord():
     assert recognize([48, 62, 63, 67, 70]).name == "Cm9"
 
 
+def test_altered_dominants_of_jazz_charts_are_heard_as_their_seventh_chords_with_the_alterations():
+    """D7b5, G13b9, C7#5#9 ... (refused before: "not a chord name"): heard as the quality
+    they contain, the altered tones among their chord tones."""
+    heard = {"D7b5": ("7", {8}), "D7-5": ("7", {8}), "G9b5": ("9", {1}), "C7#5#9": ("aug7", {3, 8}),
+             "E7b9b13": ("7", {5, 0}), "A7#9b13": ("7", {0, 5}), "G13b9": ("7", {8, 4}), "F13#11": ("9", {11, 2}),
+             "Bb13sus": ("sus4", {3, 7}), "Cmmaj9": ("min", {11, 2})}
+    for name, (quality, altered) in heard.items():
+        chord = parse_chord(name)
+        assert chord.quality == quality and altered <= chord.tones, (name, chord.quality, sorted(chord.tones))
+
+
 def test_the_readme_lists_every_suffix():
     from pathlib import Path
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
