@@ -2,11 +2,12 @@
 
 A file whose parts each play one voice (a choir's or a string quartet's score, a band
 exported one instrument a track) has no chord track: its chords are then named per beat
-from all of them together, as `riffd eval` names an accompaniment's
-(riffd.models.evaluation.arrangements.beat_chords)."""
+from all of them together (but a tune named so: ``_without_the_tune``), as `riffd eval`
+names an accompaniment's (riffd.models.evaluation.arrangements.beat_chords)."""
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from riffd.music.theory import follow_level
 from .capture import HEARD_DECAY, OOM_BEATS, ChordCapture, ChordChange, snap_to_beat
 from .engine import IDLE_BARS
 from riffd.presets import Preset, PresetError
+
+CHOIR_TOP = re.compile(r"soprano|treble|cantus|superius", re.IGNORECASE)  # a choir's top voice: a chord member
 
 
 @dataclass
@@ -232,8 +235,9 @@ def _chord_source(song: Song, chord_track: int | None, source: str,
                   continue_melody: bool) -> tuple[int | None, tuple[int, ...]]:
     """(the chord track, a track named like a melody only where no other plays two
     notes at once, and ()) or, where no track plays two notes at once but two or more
-    sound together, (None, the tracks to name chords from: all with notes but drums and,
-    with ``continue_melody``, the melody). A lone part in one voice named like an
+    sound together, (None, the tracks to name chords from: all with notes but drums and
+    the melody: with ``continue_melody`` the one continued, else a lone part named like a
+    melody, ``_without_the_tune``). A lone part in one voice named like an
     accompaniment (CHORD_NAMES: an arpeggio, a picked guitar) is the chord track. Raises
     MidiInputError (find_chord_track's)."""
     try:
@@ -252,7 +256,26 @@ def _chord_source(song: Song, chord_track: int | None, source: str,
                 raise
         elif len(parts) < 2 or max_polyphony([n for k in parts for n in song.tracks[k]]) < 2:
             raise
+        else:
+            parts = _without_the_tune(song, parts)
         return None, tuple(parts)
+
+
+def _without_the_tune(song: Song, parts: list[int]) -> list[int]:
+    """``parts`` but the one part named like a melody (MELODY_NAMES) where it is the only
+    such part and the rest name chords without it (two or more that sound together, or
+    one named like an accompaniment): a tune's passing notes name no chords. Where
+    several parts are so named (a choir's "voice 1", "voice 2" ...), or the one is a
+    choir's soprano (its chords' third may be hers alone), all stay."""
+    named = [k for k in parts if MELODY_NAMES.search(song.names[k] or "")]
+    if any(CHOIR_TOP.search(song.names[k] or "") for k in named):
+        return parts
+    rest = [k for k in parts if k not in named]
+    if len(named) != 1 or not rest:
+        return parts
+    if len(rest) == 1:
+        return rest if CHORD_NAMES.search(song.names[rest[0]] or "") else parts
+    return rest if max_polyphony([n for k in rest for n in song.tracks[k]]) >= 2 else parts
 
 
 def given_track(song: Song, chord_track: int, source: str = "") -> int:

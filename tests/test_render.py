@@ -353,9 +353,13 @@ def test_continuing_a_melody_over_voices_leaves_it_out_of_the_chords(tmp_path, c
 
 def test_a_legato_melody_over_an_arpeggiated_piano_is_no_chord_track(tmp_path):
     """A melody that overlaps itself by a few ticks plays one voice, not chords: over a
-    piano that arpeggiates in one voice, the file's chords are named per beat, and the
-    summary says from which parts ("track 0", not "tracks 0", for one). With --continue,
-    a tune that plays to the song's end leaves nothing to continue, and the summary says so."""
+    piano that arpeggiates in one voice, the file's chords are named per beat, from the
+    piano alone where the melody is named like one (its passing notes name no chords;
+    before, C C# D over Am F C G made them Am Fmaj7 ..., and the leadSheet folder's
+    "Alexander's Ragtime Band" began Amaj7/G# F Ab), from both where it is unnamed (a
+    voice of a choir, as far as riffd can tell). The summary says from which parts
+    ("track 0", not "tracks 0", for one). With --continue, a tune that plays to the
+    song's end leaves nothing to continue, and the summary says so."""
     from riffd.bridges.midifile import melody_track
     from riffd.models.protocol import MelodyNote
     arpeggios = {"Am": (57, 60, 64, 69), "F": (53, 57, 60, 65), "C": (48, 52, 55, 60), "G": (55, 59, 62, 67)}
@@ -367,15 +371,18 @@ def test_a_legato_melody_over_an_arpeggiated_piano_is_no_chord_track(tmp_path):
     midi.save(tmp_path / "song.mid")
     preset, model = load_preset("folk"), load_model("rules")
     both = render_file(tmp_path / "song.mid", tmp_path / "out.mid", preset, model, seed=1)
-    assert both.chord_track is None and both.voices == (0, 1)
+    assert both.chord_track is None and both.voices == (0,)  # MELODY is no chord member
+    assert [name for _, name in both.chords] == ["Am", "F", "C", "G"] * 2, both.chords
     from riffd.daemon.render import render_song
     continued = render_song(read_song(tmp_path / "song.mid"), tmp_path / "more.mid", preset, model, seed=1,
                             continue_melody=True)
     assert continued.voices == (0,)  # the piano alone names the chords
-    roots = [re.match("[A-G][#b]?", name)[0] for beat, name in continued.chords if beat % 4 == 0]
-    assert roots[:4] == ["A", "F", "C", "G"], continued.chords
-    assert "tracks 0, 1 (one voice each, chords named per beat)" in both.summary()
+    assert continued.chords == both.chords
     assert "track 0 (in one voice, chords named per beat)" in continued.summary()  # not "tracks 0 (... each"
+    midi.tracks[1].name = ""
+    midi.save(tmp_path / "unnamed.mid")
+    unnamed = render_file(tmp_path / "unnamed.mid", tmp_path / "out.mid", preset, model, seed=1)
+    assert unnamed.voices == (0, 1) and "tracks 0, 1 (one voice each, chords named per beat)" in unnamed.summary()
     assert continued.notes and "nothing to continue" not in continued.summary()
     # a tune to the song's end leaves nothing to continue, and the summary says why there are no notes
     midi.tracks[1] = melody_track([MelodyNote(beat, 1.0, 72 + beat % 3, 80) for beat in range(32)], 480, 1,
@@ -388,9 +395,10 @@ def test_a_legato_melody_over_an_arpeggiated_piano_is_no_chord_track(tmp_path):
 
 
 def test_lines_played_with_late_releases_are_one_voice_each(tmp_path):
-    """A pop arrangement as people play it: a MELODY, a BRIDGE line a sixth under it and a
+    """A pop arrangement as people play it: a MELODY, a BRIDGE line a third or more under it and a
     PIANO arpeggiating in eighths, each note let go 70 ticks (480 PPQN) after the next is
-    struck. No part plays chords: the chords are named per beat from the three, on the
+    struck. No part plays chords: the chords are named per beat from PIANO and BRIDGE
+    (the MELODY, named so, is left out), on the
     beats and roots of the same file played without the overlaps, and none after its
     end. Before, the bridge counted as the chord track (two notes at once at every
     onset) and gave one chord for eight bars."""
@@ -400,8 +408,13 @@ def test_lines_played_with_late_releases_are_one_voice_each(tmp_path):
     arpeggios = {"Am": (57, 60, 64, 69), "F": (53, 57, 60, 65), "C": (48, 52, 55, 60), "G": (55, 59, 62, 67)}
     piano = [MelodyNote(bar * 4 + k / 2, 0.5 + over, arpeggios[name][k % 4], 70)
              for bar, name in enumerate(["Am", "F", "C", "G"] * 2) for k in range(8)]
-    tune = [MelodyNote(beat, 1.0 + over, 76 + (beat % 3), 80) for beat in range(32)]
-    bridge = [MelodyNote(n.start, n.duration, n.pitch - 9, 70) for n in tune]
+    tops = {"Am": (76, 72, 69, 72), "F": (77, 72, 69, 72), "C": (76, 72, 67, 72), "G": (74, 71, 67, 71)}
+    tune = [MelodyNote(bar * 4 + beat, 1.0 + over, tops[name][beat], 80)
+            for bar, name in enumerate(["Am", "F", "C", "G"] * 2) for beat in range(4)]
+    # under each note, the next lower tone of its chord a third or more down
+    bridge = [MelodyNote(n.start, n.duration, max(p for p in range(n.pitch - 12, n.pitch - 2)
+                                                  if p % 12 in {q % 12 for q in arpeggios[name]}), 70)
+              for n, name in zip(tune, [name for name in ["Am", "F", "C", "G"] * 2 for _ in range(4)])]
     songs = {}
     for name, cut in (("played", 0.0), ("written", over)):
         midi = mido.MidiFile(type=1, ticks_per_beat=480)
@@ -412,10 +425,12 @@ def test_lines_played_with_late_releases_are_one_voice_each(tmp_path):
         songs[name] = render_file(tmp_path / f"{name}.mid", tmp_path / f"{name} out.mid", load_preset("pop"),
                                   load_model("rules"), seed=1)
     assert max_polyphony(read_song(tmp_path / "played.mid").tracks[2], 30) == 1
-    assert songs["played"].chord_track is None and songs["played"].voices == (0, 1, 2)
-    def roots(report):  # a late release may add a tone to a name (F/A as Fadd9/A), never a change
-        return [(beat, re.match("[A-G][#b]?", name)[0]) for beat, name in report.chords]
+    assert songs["played"].chord_track is None and songs["played"].voices == (0, 2)  # MELODY is no chord member
+    def roots(report):  # a late release may add a tone to a name (Am as Am7), never a change of root
+        named = [(beat, re.match("[A-G][#b]?", name)[0]) for beat, name in report.chords]
+        return [(beat, root) for k, (beat, root) in enumerate(named) if not k or named[k - 1][1] != root]
     assert roots(songs["played"]) == roots(songs["written"]) and len(songs["played"].chords) >= 8
+    assert [name for beat, name in roots(songs["played"]) if beat % 4 == 0] == ["A", "F", "C", "G"] * 2
 
 
 def test_a_type_0_file_is_read_channel_by_channel_as_its_type_1_original(tmp_path):
@@ -429,7 +444,8 @@ def test_a_type_0_file_is_read_channel_by_channel_as_its_type_1_original(tmp_pat
              for bar, name in enumerate(["Am", "F", "C", "G"] * 2) for k in range(16)]
     tune = [MelodyNote(beat, 1.0, 72 + (beat % 3), 80) for beat in range(32)]
     midi = mido.MidiFile(type=1, ticks_per_beat=480)
-    midi.tracks += [melody_track(piano, 480, 0, name="PIANO"), melody_track(tune, 480, 1, name="MELODY")]
+    # the tune unnamed, as the type-0 file's channels are: both name the chords
+    midi.tracks += [melody_track(piano, 480, 0, name="PIANO"), melody_track(tune, 480, 1, name="")]
     midi.save(tmp_path / "type1.mid")
     single = mido.MidiFile(type=0, ticks_per_beat=480)
     single.tracks.append(mido.merge_tracks(midi.tracks))
@@ -585,7 +601,8 @@ def test_a_melody_with_a_closing_chord_is_not_the_chord_track(tmp_path):
 def test_a_hymn_whose_alto_divides_once_is_named_per_beat_from_its_voices(tmp_path):
     """Four voices, a track each, the alto dividing into two notes for one beat (as in
     "Lift Every Voice and Sing" in the music21 corpus): no track is a chord track, the
-    chords are named per beat from the four voices from the first bar, and the melody
+    chords are named per beat from the four voices (a soprano is a chord member, though named
+    like a melody) from the first bar, and the melody
     plays the whole hymn. Taken for the chord track, the alto named one chord, at its
     divisi, and the hymn got a melody of two notes."""
     from riffd.models.protocol import MelodyNote
