@@ -78,11 +78,9 @@ def read_song(path: str | Path) -> Song:
 
     Notes are paired as symusic (so miditok) pairs them: a note-off ends the earliest
     open note of its channel and pitch (a repeated pitch played legato overlaps), and a
-    note never turned off is dropped. One exception (``_paired``): a note struck at the
-    tick of a note-off that found its key silent is a zero-length note whose writer sorted
-    its note-off first, as music21 writes grace notes, unless a note-off of its own comes
-    before its key is struck again; symusic pairs such a note with the next note-off of
-    its key, which makes it long and drops the note that note-off ended.
+    note never turned off is dropped; but a grace note as music21 writes it, its note-off
+    sorted first, is zero-length (``_paired``), where symusic makes it long and drops the
+    next note of its pitch.
     """
     try:
         midi = mido.MidiFile(path)
@@ -191,8 +189,8 @@ def _paired(events) -> list[TrackNote]:
     """One track's notes from its note ``events`` ((tick, struck, channel, pitch,
     velocity), in file order), paired as ``read_song`` says: a note-off ends the earliest
     open note of its key, but a note struck right after a note-off that found its key
-    silent, at that tick, is zero-length when its key is next struck, at once or after
-    another such note-off (music21's grace notes), and at the track's end."""
+    silent, at that tick (its writer sorted its note-off first), is zero-length when its
+    key is next struck, at once or after another such note-off, and at the track's end."""
     after: list[tuple[int, bool] | None] = [None] * len(events)  # the next event of the same key
     last: dict[tuple[int, int], tuple[int, bool]] = {}
     for i in range(len(events) - 1, -1, -1):

@@ -347,10 +347,9 @@ def dataset_build(output, sources, midi_dir, synthetic, keys, max_polyphony, min
 @dataset.command("songs")
 @click.option("-o", "--output", type=OUTPUT_FOLDER, required=True)
 @click.option("--source", default="corpus", show_default=True,
-              help="corpus: chorales then Ryan's tunes, as users' arrangements; airds, essen, oneill or ryans: "
-                   "that tune collection (chords estimated from each melody; airds was never in the training "
-                   "corpus); or a composer or folder of the music21 corpus (palestrina, monteverdi, joplin, leadSheet "
-                   "...), as its scores are, a track a part (a lead sheet: its tune over its chord symbols).")
+              help="corpus: chorales, Ryan's tunes; airds, essen, oneill or ryans: that collection, chords estimated "
+                   "(airds never trained on); or a music21 corpus composer or folder (palestrina, joplin, leadSheet "
+                   "...), a track a part, a lead sheet as its tune over its chord symbols.")
 @click.option("--count", type=click.IntRange(1, 5000), default=100, show_default=True)
 @click.option("--skip", type=click.IntRange(0), default=0, show_default=True,
               help="Start after this many works: --skip 0, N, 2N ... with --count N write disjoint folders.")
@@ -359,15 +358,13 @@ def dataset_songs(output, source, count, skip, repeats):
     """Write corpus works as a user's MIDI files (for riffd eval and finetune --midi)."""
     from riffd.models.training.songfiles import TUNES, write_scores, write_songs
     try:
-        collection = None if source == "corpus" else source
-        written, skipped = (write_songs(output, count, collection, skip, repeats), []) \
-            if collection is None or collection in TUNES else write_scores(output, source, count, skip, repeats)
+        written, skipped = (write_songs(output, count, None if source == "corpus" else source, skip, repeats), []) \
+            if source == "corpus" or source in TUNES else write_scores(output, source, count, skip, repeats)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     for name, why in skipped:
         click.echo(f"riffd dataset songs: {name}: left out: {why}", err=True)
-    left = f" ({len(skipped)} {'work' if len(skipped) == 1 else 'works'} left out)" if skipped else ""
-    click.echo(f"{output}: {len(written)} MIDI files{left}")
+    click.echo(f"{output}: {len(written)} MIDI files" + (f" ({len(skipped)} left out)" if skipped else ""))
 
 
 @dataset.command("stats")

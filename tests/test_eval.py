@@ -518,7 +518,7 @@ def test_dataset_songs_writes_piano_scores_and_lead_sheets_and_names_what_it_lea
     madrigals = run_riffd("dataset", "songs", "-o", str(tmp_path / "m"), "--source", "monteverdi", "--count", "2")
     assert madrigals.returncode == 0, madrigals.stderr
     assert "madrigal.3.1.rntxt: left out: one part, no chord symbols under a melody" in madrigals.stderr
-    assert "2 MIDI files (1 work left out)" in madrigals.stdout
+    assert "2 MIDI files (1 left out)" in madrigals.stdout
 
 
 def test_a_human_reference_is_told_apart_as_a_model_is(arrangements, tmp_path):
