@@ -59,11 +59,11 @@ class RenderReport:
         rests = ("; it rests where only drums or nothing play over two bars, beats "
                  + ", ".join(f"{round(a, 1):g}-{round(b, 1):g}" for a, b in self.rests) if self.rests else "")
         raised = f" (PPQN {self.ppqn[0]} raised to {self.ppqn[1]})" if self.ppqn else ""
-        if self.continued_from is not None and not self.notes:  # a melody to the file's end leaves none to add
-            rests += f"; the file's melody plays to beat {round(self.continued_from, 1):g}, its end: nothing to continue"
+        ended = (f"; the file's melody plays to beat {round(self.continued_from, 1):g}, its end: nothing to continue"
+                 if self.continued_from is not None and not self.notes else "")  # --continue found nothing to add
         return (f"{self.output}: {where} unchanged{raised}, {len(self.chords)} chord "
                 f"changes ({names}{more}); track 'riffd melody' on channel {self.channel + 1}: "
-                f"{len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes are chord tones{rests}")
+                f"{len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes are chord tones{rests}{ended}")
 
 
 def named(part: str, number, parts) -> str:
