@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from riffd.bridges.midifile import TrackNote
-from riffd.models.evaluation.arrangements import (TOP_LINE, ArrangementError, beat_chords, beat_starts, read_arrangement,
-                                                  read_folder, trimmed)
+from riffd.models.evaluation.arrangements import (TOP_LINE, ArrangementError, beat_chords, beat_starts,
+                                                  read_arrangement, read_folder, trimmed)
 from riffd.models.evaluation.features import FEATURE_NAMES, features, kl, repetition, valid
 from riffd.models.evaluation.judge import tells, told_apart
 from riffd.models.evaluation.suite import verdicts
