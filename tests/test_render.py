@@ -604,7 +604,7 @@ def test_a_hymn_whose_alto_divides_once_is_named_per_beat_from_its_voices(tmp_pa
     chords are named per beat from the four voices (a soprano is a chord member, though named
     like a melody) from the first bar, and the melody
     plays the whole hymn. Taken for the chord track, the alto named one chord, at its
-    divisi, and the hymn got a melody of two notes."""
+    divisi, and the hymn got a melody of a note or two."""
     from riffd.models.protocol import MelodyNote
     voices = [[], [], [], []]  # soprano, alto, tenor, bass
     for bar, name in enumerate(PROGRESSION):
