@@ -41,13 +41,14 @@ class RenderReport:
     rests: list[tuple[float, float]] = field(default_factory=list)  # (start, end) beats only drums or nothing played
     ppqn: tuple[int, int] | None = None  # (the file's, the output's) where with_melody raised it
     continued_from: float | None = None  # with --continue: the beat where the file's melody ends
+    staves: tuple[int, ...] = ()  # the chord track with the other staves of its instrument (_staves)
 
     def source(self) -> str:
         """Where the chords came from, as the file's parts are numbered: "track 1", or
         "channels 1, 2" (a file read per channel)."""
         number = (lambda k: self.numbers[k]) if self.numbers else (lambda k: k)
         if self.chord_track is not None:
-            return named(self.part, number, [self.chord_track])
+            return named(self.part, number, self.staves or [self.chord_track])
         return named(self.part, number, self.voices)
 
     def summary(self) -> str:
@@ -180,6 +181,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     with ``continue_melody``, no melody track).
     """
     index, voices = _chord_source(song, chord_track, source, continue_melody)
+    staves = () if index is None else _staves(song, index) if chord_track is None else (index,)
     end = song.length_ticks / song.ppqn
     meters, (num, den) = song_meters(song)  # the longest-lasting: a first time signature may be a pickup's
     try:
@@ -188,14 +190,14 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         raise MidiInputError(f"{source or 'the file'}: riffd plays no meter of {num}/{den}") from None
     recognized = chords is None
     if chords is None:
-        keys = pitched(song.tracks[index]) if index is not None else []  # a track's drums name no chord
+        keys = sorted(n for k in staves for n in pitched(song.tracks[k]))  # a track's drums name no chord
         broken = index is not None and max_polyphony(keys, legato_ticks(song.ppqn)) < 2
-        parts = [song.held(k) for k in voices or (index,)]  # broken chords held by the pedal sound together
+        parts = [song.held(k) for k in voices or staves]  # broken chords held by the pedal sound together
         chords = (song_chords(song, parts, thin_goes_on=True) if index is None or broken
                   else chord_timeline(keys, song.ppqn, preset.strike_tolerance_beats))
         if not chords:
             kind, number = song.part(0)[0], (lambda k: song.part(k)[1])
-            where = (named(kind, number, [index]) if index is not None
+            where = (named(kind, number, staves) if index is not None
                      else f"{named(kind, number, voices)} together")
             raise MidiInputError(f"{source or 'the file'}: no chord recognized in {where} "
                                  "(choose a chord track with --chord-track N)")
@@ -210,17 +212,17 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     gaps = []
     if recognized:  # a request's chords are riffd's own: over N.C. the melody plays on, at its preset's velocity
         gaps = silences(spans, end, preset.beats_per_bar)
-        notes = as_loud(rest_through(notes, gaps), song, voices or (index,), preset.velocity_follow)
+        notes = as_loud(rest_through(notes, gaps), song, voices or staves, preset.velocity_follow)
     channel = free_channel(song, preset.channel - 1)
     midi = with_melody(song, notes, channel)
     write_atomic(midi, out_path)
     names = [(c.beat, c.chord.name) for c in chords if c.chord]
     if wav is not None:
         from .audio import render_parts, song_parts, write_wav
-        write_wav(render_parts(song_parts(song, notes, preset, voices or (index,))), wav)
+        write_wav(render_parts(song_parts(song, notes, preset, voices or staves)), wav)
     if png is not None:
         from .pianoroll import piano_roll
-        parts = [n for k in voices or (index,) for n in song.tracks[k]]
+        parts = [n for k in voices or staves for n in song.tracks[k]]
         tracked = [(n.start / song.ppqn, n.end / song.ppqn, n.pitch) for n in parts]
         piano_roll(png, tracked, [(n.start, n.end, n.pitch) for n in notes], names,
                    bar_lines(meters, max([end] + [n.end for n in notes]), (num, den)),
@@ -228,7 +230,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     return RenderReport(Path(out_path), index, channel, names, notes, chord_tone_share(notes, model.chord_at),
                         voices, song.part(0)[0], tuple(song.part(k)[1] for k in range(len(song.tracks))), gaps,
                         (song.ppqn, midi.ticks_per_beat) if midi.ticks_per_beat != song.ppqn else None,
-                        start if continue_melody else None)
+                        start if continue_melody else None, staves if len(staves) > 1 else ())
 
 
 def _chord_source(song: Song, chord_track: int | None, source: str,
@@ -259,6 +261,17 @@ def _chord_source(song: Song, chord_track: int | None, source: str,
         else:
             parts = _without_the_tune(song, parts)
         return None, tuple(parts)
+
+
+def _staves(song: Song, index: int) -> tuple[int, ...]:
+    """The chord track ``index`` with every other track of the same name on the same
+    channels, in order: one instrument's staves (a piano's two hands, as notation
+    programs and music21 write them), whose chords sound from both together."""
+    def who(k):
+        return (song.names[k] or "").strip().lower(), {n.channel for n in pitched(song.tracks[k])}
+    name, channels = who(index)
+    return tuple(k for k, t in enumerate(song.tracks)
+                 if k == index or (name and t and not drums_only(t) and who(k) == (name, channels)))
 
 
 def _without_the_tune(song: Song, parts: list[int]) -> list[int]:

@@ -339,6 +339,35 @@ def test_parts_in_one_voice_each_are_named_per_beat(tmp_path, chorale_mid, chora
     assert len(mido.MidiFile(tmp_path / "out.mid").tracks) == voices + 2  # conductor, voices, riffd melody
 
 
+def test_a_pianos_two_staves_name_the_chords_together(tmp_path, chorale_mid, chorale_piece):
+    """A chorale as a piano plays it, the right hand (soprano and alto) and the left (tenor
+    and bass) on two tracks of one name and channel, as notation programs and music21
+    write a piano: its chords are named from both hands, as the block-chord file's
+    (before, from one hand's dyads: on 30 chorales of bwv2*, roots agreed on 0.446 of the
+    beats, now 0.830). Two tracks of other names stay apart."""
+    from riffd.models.protocol import MelodyNote
+    right = list(chorale_piece.melody) + [MelodyNote(s, e - s, sorted(ps)[-1], 70) for s, e, ps in chorale_piece.chords]
+    left = [MelodyNote(s, e - s, p, 70) for s, e, ps in chorale_piece.chords for p in sorted(ps)[:-1]]
+    preset, model = load_preset("chorale"), load_model("rules")
+    whole = render_file(chorale_mid, tmp_path / "whole.mid", preset, model, seed=1)
+    root = lambda chords, beat: next((re.match("[A-G][#b]?", n)[0] for b, n in reversed(chords) if b <= beat + 1e-9), None)
+    beats = range(int(max(b for b, _ in whole.chords)))
+    agree = {}
+    for names in (("Piano", "Piano"), ("Piano", "Strings")):
+        midi = mido.MidiFile(type=1, ticks_per_beat=480)
+        midi.tracks += [melody_track(sorted(hand, key=lambda n: (n.start, n.pitch)), 480, 0, name=name)
+                        for hand, name in zip((right, left), names)]
+        midi.save(tmp_path / "piano.mid")
+        report = render_file(tmp_path / "piano.mid", tmp_path / "out.mid", preset, model, seed=1,
+                             wav=tmp_path / "out.wav")
+        agree[names[1]] = sum(root(report.chords, b) == root(whole.chords, b) for b in beats) / len(beats)
+        if names[1] == "Piano":
+            assert report.staves == (0, 1) and "chord tracks 0, 1 unchanged" in report.summary(), report.summary()
+        else:
+            assert report.staves == () and report.summary().split(": ", 1)[1].startswith("chord track ")
+    assert agree["Piano"] > 0.7 and agree["Piano"] > agree["Strings"] + 0.2, agree
+
+
 def test_continuing_a_melody_over_voices_leaves_it_out_of_the_chords(tmp_path, chorale_piece):
     voices = _voices_file(chorale_piece, tmp_path / "satb+melody.mid", with_melody=True)
     half = chorale_piece.melody[:len(chorale_piece.melody) // 2]
