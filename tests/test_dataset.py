@@ -296,3 +296,31 @@ def test_dataset_build_midi_from_four_songs_holds_one_out_for_each_split(tmp_pat
     meta = [json.loads(line) for line in (tmp_path / "ds" / "pieces.jsonl").read_text().splitlines()]
     assert sorted(m["split"] for m in meta) == ["test", "train", "train", "valid"]
     assert [split_of(m["id"]) for m in meta].count("valid") == 0  # the hash alone left valid empty
+
+
+def test_a_copy_of_a_song_in_the_folder_is_held_out_with_it(tmp_path):
+    """A user's folder holding the same song twice (a copied file, and the tune transposed
+    a tone up): each copy takes its first's split, so no held-out song is learned from its
+    copy (before, each file was split by its own name's hash: a test song's copy could be
+    trained on), and the build says how many copies it found."""
+    import mido
+
+    from riffd.models.training.songfiles import write_songs
+    songs = write_songs(tmp_path / "songs", 12)
+    for path in songs:
+        (tmp_path / "songs" / f"copy of {path.name}").write_bytes(path.read_bytes())
+    up = mido.MidiFile(songs[0])
+    for track in up.tracks:
+        for msg in track:
+            if msg.type in ("note_on", "note_off"):
+                msg.note += 2
+    up.save(tmp_path / "songs" / "up a tone.mid")
+    result = run_riffd("dataset", "build", "-o", str(tmp_path / "ds"), "--sources", "none",
+                       "--midi", str(tmp_path / "songs"), "--keys", "none", "--min-range", "5")
+    assert result.returncode == 0, result.stderr
+    assert "13 copies of a tune kept in its first's split" in result.stdout, result.stdout
+    lines = (tmp_path / "ds" / "pieces.jsonl").read_text().splitlines()
+    meta = {m["id"].split("/")[1]: m["split"] for m in map(json.loads, lines)}
+    assert len(meta) == 25 and json.loads((tmp_path / "ds" / "build.json").read_text())["copies"] == 13
+    assert all(meta[f"copy of {p.name}"] == meta[p.name] for p in songs) and meta["up a tone.mid"] == meta[songs[0].name]
+    assert {meta[p.name] for p in songs} == {"train", "valid", "test"}

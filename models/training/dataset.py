@@ -89,7 +89,8 @@ def summary_line(output, summary: dict) -> str:
     return (f"{output}: {sum(summary['sequences'].values())} sequences "
             f"({', '.join(f'{k} {v}' for k, v in summary['sequences'].items())}), "
             f"{sum(summary['tokens'].values()):,} tokens in {summary['seconds']} s; "
-            f"rejected: {summary['rejected'] or 'none'}")
+            f"rejected: {summary['rejected'] or 'none'}"
+            + (f"; {summary['copies']} copies of a tune kept in its first's split" if summary.get("copies") else ""))
 
 
 def _share(identity: str) -> float:
@@ -114,6 +115,22 @@ def assign_splits(identities: list[str]) -> list[str]:
         if wanted not in splits and len(train) >= 2:
             splits[max(train, key=lambda k: _share(identities[k]))] = wanted
     return splits
+
+
+def first_copies(kept) -> list[int]:
+    """For each of ``kept`` ((source, piece, identity), in order), the index of the first
+    user piece with its melody (the same onsets and intervals: a copied file, the tune
+    transposed), its own where it is the first or not a user's: a copy takes its first's
+    split, so that no held-out song is learned from its copy. The corpus's pieces keep
+    the splits the shipped models were trained on."""
+    first: dict[tuple, int] = {}
+    out = list(range(len(kept)))
+    for k, (source, piece, _) in enumerate(kept):
+        if source == "user" and piece.melody:
+            m0 = piece.melody[0]
+            tune = tuple((round(12 * (n.start - m0.start)), n.pitch - m0.pitch) for n in piece.melody)
+            out[k] = first.setdefault(tune, k)
+    return out
 
 
 def source_files(source: str, midi_dir: str | None = None) -> list[Path]:
@@ -286,7 +303,10 @@ def build(out: str | Path, sources=CORPUS_SOURCES, midi_dir: str | None = None, 
             reasons[reason] += 1
             continue
         kept.append((source, piece, f"{source}/{piece.meta.get('file', '')}/{piece.name}"))
-    splits = assign_splits([identity for _, _, identity in kept])
+    first = first_copies(kept)
+    unique = [k for k, f in enumerate(first) if f == k]
+    unique_splits = dict(zip(unique, assign_splits([kept[k][2] for k in unique])))
+    splits, tune_copies = [unique_splits[f] for f in first], len(kept) - len(unique)
     for (source, piece, identity), split in tqdm(zip(kept, splits), total=len(kept),
                                                  desc="filter, split, encode", unit="piece"):
         tonic, mode = estimate_key(piece.melody)
@@ -321,7 +341,8 @@ def build(out: str | Path, sources=CORPUS_SOURCES, midi_dir: str | None = None, 
         "pieces": {s: {sp: counts[(s, sp)] for sp in SPLITS} for s in sorted({s for s, _ in counts})},
         "sequences": {s: len(arrays[s]) for s in SPLITS},
         "tokens": {s: int(sum(len(a) for a in arrays[s])) for s in SPLITS},
-        "rejected": dict(reasons), "keys": keys, "filters": vars(filters), "repeats": repeats,
+        "rejected": dict(reasons), "copies": tune_copies, "keys": keys, "filters": vars(filters),
+        "repeats": repeats,
         "seconds": round(time.monotonic() - t0, 1), "cores": os.cpu_count(),
     }
     (out / "build.json").write_text(json.dumps(summary, indent=1))
