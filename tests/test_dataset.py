@@ -322,5 +322,6 @@ def test_a_copy_of_a_song_in_the_folder_is_held_out_with_it(tmp_path):
     lines = (tmp_path / "ds" / "pieces.jsonl").read_text().splitlines()
     meta = {m["id"].split("/")[1]: m["split"] for m in map(json.loads, lines)}
     assert len(meta) == 25 and json.loads((tmp_path / "ds" / "build.json").read_text())["copies"] == 13
-    assert all(meta[f"copy of {p.name}"] == meta[p.name] for p in songs) and meta["up a tone.mid"] == meta[songs[0].name]
+    assert all(meta[f"copy of {p.name}"] == meta[p.name] for p in songs)
+    assert meta["up a tone.mid"] == meta[songs[0].name]
     assert {meta[p.name] for p in songs} == {"train", "valid", "test"}

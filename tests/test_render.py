@@ -321,6 +321,11 @@ def _voices_file(piece, path, with_melody=False):
     return voices
 
 
+def root_at(chords, beat: float) -> str | None:
+    """The root letter (and sign) of the chord of ``chords`` ((beat, name)) sounding at ``beat``."""
+    return next((re.match("[A-G][#b]?", n)[0] for b, n in reversed(chords) if b <= beat + 1e-9), None)
+
+
 def test_parts_in_one_voice_each_are_named_per_beat(tmp_path, chorale_mid, chorale_piece):
     voices = _voices_file(chorale_piece, tmp_path / "satb.mid")
     preset, model = load_preset("chorale"), load_model("rules")
@@ -331,9 +336,8 @@ def test_parts_in_one_voice_each_are_named_per_beat(tmp_path, chorale_mid, chora
     # mostly the chords the block-chord file's chord track gives, beat for beat (a beat of
     # two pitch classes is named with the next one: Bmaj7 where the strike says D, say)
     whole = render_file(chorale_mid, tmp_path / "whole.mid", preset, model, seed=1)
-    root = lambda chords, beat: next((re.match("[A-G][#b]?", n)[0] for b, n in reversed(chords) if b <= beat + 1e-9), None)
     beats = range(int(max(b for b, _ in whole.chords)))
-    agree = sum(root(report.chords, b) == root(whole.chords, b) for b in beats) / len(beats)
+    agree = sum(root_at(report.chords, b) == root_at(whole.chords, b) for b in beats) / len(beats)
     assert agree > 0.7, agree
     assert len(report.notes) > 20 and (tmp_path / "out.wav").stat().st_size > 0 and (tmp_path / "out.png").exists()
     assert len(mido.MidiFile(tmp_path / "out.mid").tracks) == voices + 2  # conductor, voices, riffd melody
@@ -346,11 +350,11 @@ def test_a_pianos_two_staves_name_the_chords_together(tmp_path, chorale_mid, cho
     (before, from one hand's dyads: on 30 chorales of bwv2*, roots agreed on 0.446 of the
     beats, now 0.830). Two tracks of other names stay apart."""
     from riffd.models.protocol import MelodyNote
-    right = list(chorale_piece.melody) + [MelodyNote(s, e - s, sorted(ps)[-1], 70) for s, e, ps in chorale_piece.chords]
+    right = list(chorale_piece.melody) + [MelodyNote(s, e - s, sorted(ps)[-1], 70)
+                                          for s, e, ps in chorale_piece.chords]
     left = [MelodyNote(s, e - s, p, 70) for s, e, ps in chorale_piece.chords for p in sorted(ps)[:-1]]
     preset, model = load_preset("chorale"), load_model("rules")
     whole = render_file(chorale_mid, tmp_path / "whole.mid", preset, model, seed=1)
-    root = lambda chords, beat: next((re.match("[A-G][#b]?", n)[0] for b, n in reversed(chords) if b <= beat + 1e-9), None)
     beats = range(int(max(b for b, _ in whole.chords)))
     agree = {}
     for names in (("Piano", "Piano"), ("Piano", "Strings")):
@@ -360,7 +364,7 @@ def test_a_pianos_two_staves_name_the_chords_together(tmp_path, chorale_mid, cho
         midi.save(tmp_path / "piano.mid")
         report = render_file(tmp_path / "piano.mid", tmp_path / "out.mid", preset, model, seed=1,
                              wav=tmp_path / "out.wav")
-        agree[names[1]] = sum(root(report.chords, b) == root(whole.chords, b) for b in beats) / len(beats)
+        agree[names[1]] = sum(root_at(report.chords, b) == root_at(whole.chords, b) for b in beats) / len(beats)
         if names[1] == "Piano":
             assert report.staves == (0, 1) and "chord tracks 0, 1 unchanged" in report.summary(), report.summary()
         else:
