@@ -195,6 +195,11 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         parts = [song.held(k) for k in voices or staves]  # broken chords held by the pedal sound together
         chords = (song_chords(song, parts, thin_goes_on=True) if index is None or broken
                   else chord_timeline(keys, song.ppqn, preset.strike_tolerance_beats))
+        if not chords and index is not None and chord_track is None:  # its strikes are dyads: the parts together
+            together = _parts_together(song, source, continue_melody)
+            if together:
+                index, staves, voices = None, (), together
+                chords = song_chords(song, [song.held(k) for k in voices], thin_goes_on=True)
         if not chords:
             kind, number = song.part(0)[0], (lambda k: song.part(k)[1])
             where = (named(kind, number, staves) if index is not None
@@ -251,16 +256,25 @@ def _chord_source(song: Song, chord_track: int | None, source: str,
         parts = [k for k, t in enumerate(song.tracks) if t and not drums_only(t)]
         if len(parts) == 1 and CHORD_NAMES.search(song.names[parts[0]] or "") and not continue_melody:
             return parts[0], ()  # named per beat, as broken chords (render_song)
-        if continue_melody:  # the rest is accompaniment: one arpeggiated part names chords too
-            lead = given_track(song, -1, source)
-            parts = [k for k in parts if k != lead]
-            if not parts:
-                raise
-        elif len(parts) < 2 or max_polyphony([n for k in parts for n in song.tracks[k]]) < 2:
+        together = _parts_together(song, source, continue_melody)
+        if not together:
             raise
-        else:
-            parts = _without_the_tune(song, parts)
-        return None, tuple(parts)
+        return None, together
+
+
+def _parts_together(song: Song, source: str, continue_melody: bool) -> tuple[int, ...]:
+    """The parts whose notes together name the chords per beat: every part but drums and
+    the melody (with ``continue_melody``, the one continued, and then even one part
+    alone, a piano's arpeggios; else a lone part named like one, ``_without_the_tune``),
+    or () where fewer than two parts sound together. Raises MidiInputError where
+    ``continue_melody`` finds no melody (given_track)."""
+    parts = [k for k, t in enumerate(song.tracks) if t and not drums_only(t)]
+    if continue_melody:
+        lead = given_track(song, -1, source)
+        return tuple(k for k in parts if k != lead)
+    if len(parts) < 2 or max_polyphony([n for k in parts for n in song.tracks[k]]) < 2:
+        return ()
+    return tuple(_without_the_tune(song, parts))
 
 
 def _staves(song: Song, index: int) -> tuple[int, ...]:

@@ -659,6 +659,40 @@ def test_a_hymn_whose_alto_divides_once_is_named_per_beat_from_its_voices(tmp_pa
     assert min(n.start for n in report.notes) < 4 and max(n.start for n in report.notes) >= 28, report.summary()
 
 
+def test_a_chord_track_that_names_no_chord_gives_way_to_the_parts_together(tmp_path):
+    """A string quartet whose second violin's staff holds two voices in unison on a
+    third of its onsets (as music21 writes Haydn's op. 1 no. 1, third movement): it
+    strikes "two notes at once" most often, but a unison names no chord, so the chords
+    are named per beat from the four parts (before, the file was refused: "no chord
+    recognized in track 1", as Haydn's was in the watched folder). Chosen with
+    --chord-track, it is still refused."""
+    from riffd.models.protocol import MelodyNote
+    parts = [[], [], [], []]  # violin I, violin II, viola, cello
+    for bar, name in enumerate(PROGRESSION):
+        root, third, fifth = TRIADS[name]
+        for beat in range(4):
+            at = bar * 4 + beat
+            parts[0].append(MelodyNote(at, 1.0, third + 24, 80))
+            parts[1].append(MelodyNote(at, 1.0, fifth + 12, 70))
+            if beat % 3 == 0:  # the staff's second voice, in unison
+                parts[1].append(MelodyNote(at, 1.0, fifth + 12, 70))
+            parts[2].append(MelodyNote(at, 1.0, root + 12, 70))
+            parts[3].append(MelodyNote(at, 1.0, root, 70))
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    for k, name in enumerate(("Violin I", "Violin II", "Viola", "Cello")):
+        midi.tracks.append(melody_track(parts[k], 480, k, name=name))
+    midi.save(tmp_path / "quartet.mid")
+    report = render_file(tmp_path / "quartet.mid", tmp_path / "out.mid", load_preset("air"), load_model("rules"),
+                         seed=1)
+    assert report.chord_track is None and report.voices == (0, 1, 2, 3), report.summary()
+    assert [root_at(report.chords, bar * 4) for bar in range(len(PROGRESSION))] == \
+        [name[0] for name in PROGRESSION], report.summary()
+    assert len(report.notes) > 16
+    forced = run_riffd("render", str(tmp_path / "quartet.mid"), "-o", str(tmp_path / "forced.mid"),
+                       "--chord-track", "1", "--model", "rules")
+    assert forced.returncode == 2 and "no chord recognized in track 1" in forced.stderr
+
+
 def read_song_of(tmp_path, parts):
     """The Song of a file of ``parts`` (MelodyNote lists), a track each."""
     from riffd.bridges.midifile import melody_track
