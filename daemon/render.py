@@ -195,7 +195,7 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         parts = [song.held(k) for k in voices or staves]  # broken chords held by the pedal sound together
         chords = (song_chords(song, parts, thin_goes_on=True) if index is None or broken
                   else chord_timeline(keys, song.ppqn, preset.strike_tolerance_beats))
-        if not chords and index is not None and chord_track is None:  # its strikes are dyads: the parts together
+        if not chords and index is not None and chord_track is None:  # its strikes name none (unisons): the parts
             together = _parts_together(song, source, continue_melody)
             if together:
                 index, staves, voices = None, (), together
