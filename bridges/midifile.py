@@ -198,30 +198,30 @@ def _paired(events) -> list[TrackNote]:
         after[i], last[(channel, pitch)] = last.get((channel, pitch)), (tick, struck)
     open_notes: dict[tuple[int, int], list] = {}
     silent: dict[tuple[int, int], int] = {}  # key -> tick of a note-off that found it silent
-    zero: dict[tuple[int, int], int] = {}  # key -> start of its open note struck right after one
+    zero: dict[tuple[int, int], tuple] = {}  # key -> its open note struck right after one
     notes = []
     for i, (tick, struck, channel, pitch, velocity) in enumerate(events):
         key = (channel, pitch)
         opened = open_notes.setdefault(key, [])
         if struck or (key in zero and after[i] == (tick, True)):
             if key in zero:  # struck again: the note struck after a silent note-off had zero length
-                start = zero.pop(key)
-                notes.append(_close(opened.pop([o[0] for o in opened].index(start)), start))
+                note = zero.pop(key)
+                opened.remove(note)
+                notes.append(_close(note, note[0]))
             if not struck:  # the note-off its writer sorted before the next note-on
                 silent[key] = tick
                 continue
-            if silent.get(key) == tick:
-                zero[key] = tick
             opened.append((tick, pitch, velocity, channel))
+            if silent.get(key) == tick:
+                zero[key] = opened[-1]
         elif opened:
             closed = opened.pop(0)
             notes.append(_close(closed, tick))
-            if zero.get(key) == closed[0]:
+            if zero.get(key) is closed:
                 del zero[key]
         else:
             silent[key] = tick
-    for key, start in zero.items():  # never struck again: zero-length too
-        notes.append(_close(next(o for o in open_notes[key] if o[0] == start), start))
+    notes += [_close(note, note[0]) for note in zero.values()]  # never struck again: zero-length too
     return notes
 
 

@@ -272,9 +272,12 @@ def _parts_together(song: Song, source: str, continue_melody: bool) -> tuple[int
     if continue_melody:
         lead = given_track(song, -1, source)
         return tuple(k for k in parts if k != lead)
-    if len(parts) < 2 or max_polyphony([n for k in parts for n in song.tracks[k]]) < 2:
-        return ()
-    return tuple(_without_the_tune(song, parts))
+    return tuple(_without_the_tune(song, parts)) if len(parts) > 1 and _sound_together(song, parts) else ()
+
+
+def _sound_together(song: Song, parts) -> bool:
+    """Whether two notes of ``parts`` (track indices) ever sound at once."""
+    return max_polyphony([n for k in parts for n in song.tracks[k]]) >= 2
 
 
 def _staves(song: Song, index: int) -> tuple[int, ...]:
@@ -302,7 +305,7 @@ def _without_the_tune(song: Song, parts: list[int]) -> list[int]:
         return parts
     if len(rest) == 1:
         return rest if CHORD_NAMES.search(song.names[rest[0]] or "") else parts
-    return rest if max_polyphony([n for k in rest for n in song.tracks[k]]) >= 2 else parts
+    return rest if _sound_together(song, rest) else parts
 
 
 def given_track(song: Song, chord_track: int, source: str = "") -> int:

@@ -86,10 +86,11 @@ def trimmed(notes: list[TrackNote], tolerance: int) -> tuple[list[TrackNote], in
     a note cut at the next onset when it overlaps by up to ``tolerance`` ticks or by under
     half the next note (``late_release``: legato, not a second voice); returns it and how
     many notes overlapped by more (chordal notes; a lower one is dropped)."""
+    def sounding_high(n):
+        return n.end > n.start, n.pitch
     by_start: dict[int, TrackNote] = {}
     for n in notes:
-        if n.start not in by_start or (n.end > n.start, n.pitch) > (by_start[n.start].end > n.start,
-                                                                    by_start[n.start].pitch):
+        if n.start not in by_start or sounding_high(n) > sounding_high(by_start[n.start]):
             by_start[n.start] = n
     line = []
     chordal = sum(n.end > n.start for n in notes) - sum(n.end > n.start for n in by_start.values())
