@@ -193,13 +193,13 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
         keys = sorted(n for k in staves for n in pitched(song.tracks[k]))  # a track's drums name no chord
         broken = index is not None and max_polyphony(keys, legato_ticks(song.ppqn)) < 2
         parts = [song.held(k) for k in voices or staves]  # broken chords held by the pedal sound together
-        chords = (song_chords(song, parts, thin_goes_on=True) if index is None or broken
+        chords = (song_chords(song, parts) if index is None or broken
                   else chord_timeline(keys, song.ppqn, preset.strike_tolerance_beats))
         if not chords and index is not None and chord_track is None:  # its strikes name none (unisons): the parts
             together = _parts_together(song, source, continue_melody)
             if together:
                 index, staves, voices = None, (), together
-                chords = song_chords(song, [song.held(k) for k in voices], thin_goes_on=True)
+                chords = song_chords(song, [song.held(k) for k in voices])
         if not chords:
             kind, number = song.part(0)[0], (lambda k: song.part(k)[1])
             where = (named(kind, number, staves) if index is not None

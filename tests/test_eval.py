@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from riffd.bridges.midifile import TrackNote
-from riffd.models.evaluation.arrangements import (TOP_LINE, ArrangementError, beat_chords, beat_starts,
+from riffd.models.evaluation.arrangements import (TOP_LINE, ArrangementError, beat_chords, beat_starts, strong_beats,
                                                   read_arrangement, read_folder, trimmed)
 from riffd.models.evaluation.features import FEATURE_NAMES, features, kl, repetition, valid
 from riffd.models.evaluation.judge import tells, told_apart
@@ -328,6 +328,28 @@ def test_beats_follow_the_meter():
     assert beat_starts([], ppqn, 1440) == [0, 480, 960]  # no meter: 4/4
     # a change of meter counts its beats from where it starts
     assert beat_starts([(0, 2, 2), (1920, 6, 8)], ppqn, 1920 + 1440) == [0, 960, 1920, 2640]
+    # where chords mostly change: each bar's first beat, and the middle of an even bar of four or more
+    assert strong_beats([], ppqn, 2 * 1920) == {0, 960, 1920, 2880}  # 4/4: beats 1 and 3
+    assert strong_beats([(0, 3, 4)], ppqn, 2 * 1440) == {0, 1440}
+    assert strong_beats([(0, 6, 8)], ppqn, 2 * 1440) == {0, 1440}  # two dotted quarters: the bar line
+    assert strong_beats([(0, 12, 8)], ppqn, 2880) == {0, 1440}
+    assert strong_beats([(0, 4, 2)], ppqn, 3840) == {0, 1920}
+    assert strong_beats([(0, 2, 2), (1920, 3, 4)], ppqn, 1920 + 1440) == {0, 1920}
+
+
+def test_a_chord_broken_from_its_root_changes_on_its_bar_line():
+    """F, then C7 as ``dataset songs`` breaks a lead sheet's chords (C C | E G | Bb C |
+    ..., eighths): the bar line's beat holds only C, a tone of F, and is still C's first
+    beat. A weak beat holding only the chord before's tones goes on with it (render's rule,
+    which on the bar line named C a beat late)."""
+    from riffd.models.training.songfiles import broken
+    notes = [TrackNote(round(n.start * 480), round((n.start + n.duration) * 480), n.pitch, 64, 0)
+             for n in broken([(0.0, 4.0, (53, 65, 69, 72)), (4.0, 8.0, (48, 60, 64, 67, 70))])]
+    starts = beat_starts([], 480, 3840)
+    chords = beat_chords([notes], 480, starts, 3840, strong_beats([], 480, 3840))
+    assert [(c.beat, c.chord.name) for c in chords] == [(0.0, "F"), (4.0, "C"), (6.0, "C7")]
+    late = beat_chords([notes], 480, starts, 3840)  # every beat weak
+    assert [(c.beat, c.chord.name) for c in late][:2] == [(0.0, "F"), (5.0, "C7")]
 
 
 def test_chords_are_named_per_beat_of_a_compound_meter(tmp_path):
@@ -500,7 +522,8 @@ def test_dataset_songs_writes_piano_scores_and_lead_sheets_and_names_what_it_lea
     its tune over its symbols' chords, as the tune collections are written), and names
     on stderr each work it leaves out (Monteverdi's Roman-numeral analyses: one part, no
     melody). Before, every work of fewer than three parts was left out unsaid:
-    `--source joplin` wrote "0 MIDI files"."""
+    `--source joplin` wrote "0 MIDI files". The lead sheets' chords are read back beat by
+    beat as their symbols say."""
     rag = run_riffd("dataset", "songs", "-o", str(tmp_path / "rag"), "--source", "joplin")
     assert rag.returncode == 0 and "1 MIDI files" in rag.stdout, rag.stdout + rag.stderr
     piece = read_arrangement(next((tmp_path / "rag").iterdir()))
@@ -512,9 +535,11 @@ def test_dataset_songs_writes_piano_scores_and_lead_sheets_and_names_what_it_lea
     for path, score in zip(sorted((tmp_path / "sheets").iterdir()), sorted(m21.getComposer("leadSheet"))):
         tune, piece = chord_symbol_tunes(score)[0], read_arrangement(path)
         assert [n.pitch for n in piece.melody] == [n.pitch for n in tune.melody]
-        named = {c.beat: c.chord.bass for c in piece.chords}  # a symbol's chord is written bass first
-        assert all(named.get(start) == ps[0] % 12 for start, _, ps in tune.chords if start in named)
-        assert sum(start in named for start, _, _ in tune.chords) >= len(tune.chords) // 2
+        def bass_at(beat):  # of the chord named there; a symbol's chord is written bass first
+            return next(c.chord.bass for c in reversed(piece.chords) if c.beat <= beat)
+        # every beat under a symbol reads its bass: the beat before a change too (before, the
+        # arpeggio's last beat named with the next bar's bass: Am/C before C7, Fmaj7 before F)
+        assert all(bass_at(beat) == ps[0] % 12 for start, end, ps in tune.chords for beat in range(int(start), int(end)))
     madrigals = run_riffd("dataset", "songs", "-o", str(tmp_path / "m"), "--source", "monteverdi", "--count", "2")
     assert madrigals.returncode == 0, madrigals.stderr
     assert "madrigal.3.1.rntxt: left out: one part, no chord symbols under a melody" in madrigals.stderr
@@ -585,3 +610,21 @@ def test_a_pianists_broken_chords_are_named_as_the_pedal_holds_them(tmp_path):
     assert found.found["melody_part"] == "MELODY"
     assert [(c.beat, c.chord.name) for c in found.chords] == [(4.0 * bar, name) for bar, name in enumerate(PROGRESSION)]
 
+
+
+def test_a_broken_chords_last_beat_is_its_own_bars_chord_in_eval(tmp_path):
+    """A MELODY over a left hand in eighths, bass, fifth, tenth, fifth (two pitch classes a
+    beat), no pedal: ``read_arrangement`` (``riffd eval``, ``dataset build --midi``) reads
+    each bar's chord from its beat 1, as render does. Before, they named a bar's last beat with the next bar's
+    bass: C A7 | Am Fmaj7 | F Gsus2 | G Csus2, the tune's chord tones counted against them."""
+    from riffd.bridges.midifile import melody_track
+    shapes = {"C": (36, 43, 52, 43), "Am": (33, 40, 48, 40), "F": (29, 36, 45, 36), "G": (31, 38, 47, 38)}
+    bars = ["C", "Am", "F", "G"] * 2
+    hand = [MelodyNote(bar * 4 + k / 2, 0.45, shapes[name][k % 4], 70) for bar, name in enumerate(bars)
+            for k in range(8)]
+    tune = [MelodyNote(bar * 4 + beat, 0.9, 72 + (beat % 2) * 2, 90) for bar in range(8) for beat in range(4)]
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks += [melody_track(tune, 480, 0, name="MELODY"), melody_track(hand, 480, 1, name="PIANO")]
+    midi.save(tmp_path / "left.mid")
+    found = read_arrangement(tmp_path / "left.mid")
+    assert [(c.beat, c.chord.name) for c in found.chords] == [(4.0 * bar, name) for bar, name in enumerate(bars)]

@@ -15,9 +15,10 @@ channel (``parts``); then:
   dotted quarter in 6/8, never shorter than a quarter) from every other track but drums
   (channel 10) with riffd's recognizer (riffd.music.chords): the pitches sounding for at least a quarter
   of the beat's busiest pitch's time, the bass the lowest of them (with the next beat
-  too where a beat alone sounds fewer than three pitch classes: broken chords); a beat
-  the recognizer cannot name keeps the chord before; equal neighbours merge into one
-  change.
+  too where a beat alone sounds fewer than three pitch classes: broken chords; but a
+  weak beat whose pitch classes the chord before holds goes on with it: ``beat_chords``);
+  a beat the recognizer cannot name keeps the chord before; equal neighbours merge into
+  one change.
 
 A melody played rather than written on the grid is snapped to the rhythm it plays
 (timing.snapped). Each file gets a one-line account of what was found
@@ -198,30 +199,48 @@ def beat_ticks(num: int, den: int, ppqn: int) -> int:
     return max(ppqn, unit * 3 if den >= 8 and num % 3 == 0 and num > 3 else unit)
 
 
-def beat_starts(time_signatures: list[tuple[int, int, int]], ppqn: int, length: int) -> list[int]:
-    """Ticks where the beats of ``time_signatures`` ((tick, num, den), sorted; none: 4/4)
-    start, up to ``length`` ticks, each meter's beats counted from its own start."""
+def _meter_spans(time_signatures: list[tuple[int, int, int]], length: int):
+    """(start, end, num, den) ticks of each meter of ``time_signatures`` up to ``length``
+    (none, or none at tick 0: 4/4 there)."""
     sigs = [(t, n, d) for t, n, d in time_signatures if t < length] or [(0, 4, 4)]
     if sigs[0][0] > 0:
         sigs.insert(0, (0, 4, 4))
-    starts: list[int] = []
     for k, (tick, num, den) in enumerate(sigs):
-        end = sigs[k + 1][0] if k + 1 < len(sigs) else length
-        starts.extend(range(tick, end, beat_ticks(num, den, ppqn)))
-    return starts
+        yield tick, sigs[k + 1][0] if k + 1 < len(sigs) else length, num, den
+
+
+def beat_starts(time_signatures: list[tuple[int, int, int]], ppqn: int, length: int) -> list[int]:
+    """Ticks where the beats of ``time_signatures`` ((tick, num, den), sorted; none: 4/4)
+    start, up to ``length`` ticks, each meter's beats counted from its own start."""
+    return [b for tick, end, num, den in _meter_spans(time_signatures, length)
+            for b in range(tick, end, beat_ticks(num, den, ppqn))]
+
+
+def strong_beats(time_signatures: list[tuple[int, int, int]], ppqn: int, length: int) -> set[int]:
+    """Ticks of the beats (``beat_starts``) where chords mostly change: each bar's first,
+    and the middle one of a bar of four or more beats in an even number (beat 3 of 4/4,
+    of 4/2, the third dotted quarter of 12/8)."""
+    out: set[int] = set()
+    for tick, end, num, den in _meter_spans(time_signatures, length):
+        bar, beat = num * ppqn * 4 // den, beat_ticks(num, den, ppqn)
+        halves = round(bar / beat) % 2 == 0 and bar >= 4 * beat
+        out.update(b for b in range(tick, end, beat) if (b - tick) % bar == 0 or halves and (b - tick) % bar == bar // 2)
+    return out
 
 
 def beat_chords(tracks: list[list[TrackNote]], ppqn: int, starts: list[int], length: int,
-                thin_goes_on: bool = False) -> list[ChordAt]:
+                strong: set[int] = frozenset()) -> list[ChordAt]:
     """The chord of each beat (ticks ``starts``, to ``length``) from ``tracks``
     (accompaniment), merged into changes at their beats (quarter notes), each from the
     pitches sounding a quarter of its busiest pitch's time or more. A beat whose pitches
     so counted hold fewer than three pitch classes (a broken chord, a bass line; a played
     note's few ticks over the beat line do not count) is named with the beat after it too,
-    and one where no note is struck and none sounds a quarter of it (only notes let go
-    late) keeps the chord before; with ``thin_goes_on``, where its pitch classes are all tones of the
-    chord before, that chord goes on (an arpeggio's last beat, E G after C, is not named
-    with the next bar's bass)."""
+    unless it is a weak beat (not in ``strong``, ticks) whose pitch classes are all the
+    chord before's tones: that chord goes on (an arpeggio's last beat, E G after C, is not
+    named with the next bar's bass, and a bar's first beat, C C under F, can still begin
+    C7). One where no note is struck and none sounds a quarter of it (only notes let go
+    late) keeps the chord before. docs/measured.md, "A broken chord's thin beat,
+    everywhere", measures the rule against chords known."""
     out: list[ChordAt] = []
     ends = [*starts[1:], length]
     for b, lo in enumerate(starts):
@@ -231,7 +250,7 @@ def beat_chords(tracks: list[list[TrackNote]], ppqn: int, starts: list[int], len
             continue
         pcs = {p % 12 for p, w in weight.items() if w >= top / 4}  # the pitches it is named from
         if len(pcs) < 3:
-            if thin_goes_on and out and pcs and pcs <= out[-1].chord.tones:
+            if lo not in strong and out and pcs and pcs <= out[-1].chord.tones:
                 continue
             weight = _weights(tracks, lo, ends[min(b + 1, len(ends) - 1)])
         if not weight:
@@ -243,16 +262,14 @@ def beat_chords(tracks: list[list[TrackNote]], ppqn: int, starts: list[int], len
     return out
 
 
-def song_chords(song, tracks: list[list[TrackNote]], thin_goes_on: bool = False) -> list[ChordAt]:
+def song_chords(song, tracks: list[list[TrackNote]]) -> list[ChordAt]:
     """``beat_chords`` of ``tracks`` (some of ``song``'s) per beat of the song's meters, to
-    the end of the song's last beat. ``thin_goes_on`` (render): a beat of fewer than three
-    pitch classes, all the chord before's, goes on with it. The evaluation and the
-    datasets name such a beat with the next, as every figure in docs/measured.md was
-    measured (the rule changes 8-17 % of the beats of the folders behind those figures:
-    docs/measured.md, "A band's file in one track ...")."""
+    the end of the song's last beat: render, the evaluation and the datasets name chords
+    alike (docs/measured.md, "A broken chord's thin beat, everywhere")."""
     length = (int(song.length_ticks / song.ppqn) + 1) * song.ppqn
-    return beat_chords(tracks, song.ppqn, beat_starts(song.time_signatures, song.ppqn, length), length,
-                       thin_goes_on)
+    sigs = song.time_signatures
+    return beat_chords(tracks, song.ppqn, beat_starts(sigs, song.ppqn, length), length,
+                       strong_beats(sigs, song.ppqn, length))
 
 
 def read_arrangement(path: str | Path) -> Arrangement:
