@@ -539,7 +539,8 @@ def test_dataset_songs_writes_piano_scores_and_lead_sheets_and_names_what_it_lea
             return next(c.chord.bass for c in reversed(piece.chords) if c.beat <= beat)
         # every beat under a symbol reads its bass: the beat before a change too (before, the
         # arpeggio's last beat named with the next bar's bass: Am/C before C7, Fmaj7 before F)
-        assert all(bass_at(beat) == ps[0] % 12 for start, end, ps in tune.chords for beat in range(int(start), int(end)))
+        assert all(bass_at(beat) == ps[0] % 12
+                   for start, end, ps in tune.chords for beat in range(int(start), int(end)))
     madrigals = run_riffd("dataset", "songs", "-o", str(tmp_path / "m"), "--source", "monteverdi", "--count", "2")
     assert madrigals.returncode == 0, madrigals.stderr
     assert "madrigal.3.1.rntxt: left out: one part, no chord symbols under a melody" in madrigals.stderr

@@ -224,12 +224,12 @@ def strong_beats(time_signatures: list[tuple[int, int, int]], ppqn: int, length:
     for tick, end, num, den in _meter_spans(time_signatures, length):
         bar, beat = num * ppqn * 4 // den, beat_ticks(num, den, ppqn)
         halves = round(bar / beat) % 2 == 0 and bar >= 4 * beat
-        out.update(b for b in range(tick, end, beat) if (b - tick) % bar == 0 or halves and (b - tick) % bar == bar // 2)
+        out.update(b for b in range(tick, end, beat) if (b - tick) % bar in ((0, bar // 2) if halves else (0,)))
     return out
 
 
 def beat_chords(tracks: list[list[TrackNote]], ppqn: int, starts: list[int], length: int,
-                strong: set[int] = frozenset()) -> list[ChordAt]:
+                strong: set[int] | frozenset[int] = frozenset()) -> list[ChordAt]:
     """The chord of each beat (ticks ``starts``, to ``length``) from ``tracks``
     (accompaniment), merged into changes at their beats (quarter notes), each from the
     pitches sounding a quarter of its busiest pitch's time or more. A beat whose pitches
@@ -237,8 +237,8 @@ def beat_chords(tracks: list[list[TrackNote]], ppqn: int, starts: list[int], len
     note's few ticks over the beat line do not count) is named with the beat after it too,
     unless it is a weak beat (not in ``strong``, ticks) whose pitch classes are all the
     chord before's tones: that chord goes on (an arpeggio's last beat, E G after C, is not
-    named with the next bar's bass, and a bar's first beat, C C under F, can still begin
-    C7). One where no note is struck and none sounds a quarter of it (only notes let go
+    named with the next bar's bass, and a bar's first beat sounding C alone after F can
+    still begin C7). One where no note is struck and none sounds a quarter of it (only notes let go
     late) keeps the chord before. docs/measured.md, "A broken chord's thin beat,
     everywhere", measures the rule against chords known."""
     out: list[ChordAt] = []
