@@ -340,8 +340,8 @@ def test_beats_follow_the_meter():
 def test_a_chord_broken_from_its_root_changes_on_its_bar_line():
     """F, then C7 as ``dataset songs`` breaks a lead sheet's chords (C C | E G | Bb C |
     ..., eighths): the bar line's beat holds only C, a tone of F, and is still C's first
-    beat. A weak beat holding only the chord before's tones goes on with it (render's rule,
-    which on the bar line named C a beat late)."""
+    beat. Were every beat weak, F would go on through it (render's rule before, which named
+    C7 a beat late)."""
     from riffd.models.training.songfiles import broken
     notes = [TrackNote(round(n.start * 480), round((n.start + n.duration) * 480), n.pitch, 64, 0)
              for n in broken([(0.0, 4.0, (53, 65, 69, 72)), (4.0, 8.0, (48, 60, 64, 67, 70))])]
@@ -612,12 +612,12 @@ def test_a_pianists_broken_chords_are_named_as_the_pedal_holds_them(tmp_path):
     assert [(c.beat, c.chord.name) for c in found.chords] == [(4.0 * bar, name) for bar, name in enumerate(PROGRESSION)]
 
 
-
 def test_a_broken_chords_last_beat_is_its_own_bars_chord_in_eval(tmp_path):
     """A MELODY over a left hand in eighths, bass, fifth, tenth, fifth (two pitch classes a
     beat), no pedal: ``read_arrangement`` (``riffd eval``, ``dataset build --midi``) reads
-    each bar's chord from its beat 1, as render does. Before, they named a bar's last beat with the next bar's
-    bass: C A7 | Am Fmaj7 | F Gsus2 | G Csus2, the tune's chord tones counted against them."""
+    each bar's chord from its beat 1, as render does. Before, they named a bar's last beat
+    with the next bar's bass: C A7 | Am Fmaj7 | F Gsus2 | G Csus2, the tune's chord tones
+    counted against them."""
     from riffd.bridges.midifile import melody_track
     shapes = {"C": (36, 43, 52, 43), "Am": (33, 40, 48, 40), "F": (29, 36, 45, 36), "G": (31, 38, 47, 38)}
     bars = ["C", "Am", "F", "G"] * 2
