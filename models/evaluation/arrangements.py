@@ -238,9 +238,9 @@ def beat_chords(tracks: list[list[TrackNote]], ppqn: int, starts: list[int], len
     unless it is a weak beat (not in ``strong``, ticks) whose pitch classes are all the
     chord before's tones: that chord goes on (an arpeggio's last beat, E G after C, is not
     named with the next bar's bass, and a bar's first beat sounding C alone after F can
-    still begin C7). One where no note is struck and none sounds a quarter of it (only notes let go
-    late) keeps the chord before. docs/measured.md, "A broken chord's thin beat,
-    everywhere", measures the rule against chords known."""
+    still begin C7). One where no note is struck and none sounds a quarter of it (only
+    notes let go late) keeps the chord before. docs/measured.md, "A broken chord's thin
+    beat, everywhere", measures the rule against chords known."""
     out: list[ChordAt] = []
     ends = [*starts[1:], length]
     for b, lo in enumerate(starts):
