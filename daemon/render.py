@@ -14,7 +14,7 @@ from pathlib import Path
 from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord_track, free_channel, legato_ticks,
                                     max_polyphony, pitched, read_song, sounding, with_melody, write_atomic)
 from riffd.models.ending import cut_at, end_as
-from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, bass_line, mean_pitch, song_chords
+from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, song_chords, tune_among
 from riffd.models.meters import bar_lines, play, song_meters
 from riffd.models.protocol import ChordAt, MelodyModel, MelodyNote, MeterError
 from riffd.music.theory import follow_level
@@ -310,20 +310,17 @@ def _without_the_tune(song: Song, parts: list[int]) -> list[int]:
 
 def given_track(song: Song, chord_track: int, source: str = "") -> int:
     """The index of the song's melody: of the tracks besides ``chord_track`` and drums that
-    play one note at a time (overlaps of a few ticks allowed), of those named like a
-    melody (MELODY_NAMES: lead, vocal, soprano ...) the highest, else the one with the
-    most notes that is no ``bass_line`` (one averaging under C3).
+    play one note at a time (overlaps of a few ticks allowed), the one ``riffd eval``
+    would take (``tune_among``: the first named like a melody, else the highest that is
+    no bass line, one named like an accompaniment last).
     Raises MidiInputError if there is none."""
     candidates = [k for k, t in enumerate(song.tracks)
                   if t and k != chord_track and not drums_only(t) and max_polyphony(t, legato_ticks(song.ppqn)) <= 1]
-    named = [k for k in candidates if MELODY_NAMES.search(song.names[k] or "")]
-    if named:  # "Voice 1", "Voice 2" ...: the top one
-        return max(named, key=lambda k: mean_pitch(song.tracks[k]))
-    tunes = [k for k in candidates if not bass_line(song.tracks[k])]
-    if not tunes:
+    found = tune_among({k: song.tracks[k] for k in candidates}, song.names)
+    if found is None:
         raise MidiInputError(f"{source or 'the file'}: no melody track to continue (one voice over C3, besides "
                              "the chords; a track named like a melody, lead or vocal, is one whatever its range)")
-    return max(tunes, key=lambda k: len(song.tracks[k]))
+    return found
 
 
 def given_melody(song: Song, chord_track: int, source: str = "") -> list[MelodyNote]:

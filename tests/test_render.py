@@ -755,6 +755,30 @@ def test_continue_takes_the_tune_not_the_bass_line(tmp_path):
     assert report.notes and report.notes[0].start >= 8.0             # after the tune, where it ends
 
 
+def test_continue_and_eval_take_the_same_tune(tmp_path):
+    """`render --continue` and `riffd eval` find a file's melody alike: a track named
+    "Melody" before a choir's "Voice 1" (eval took the first named, render the highest),
+    else the highest line that is no bass, one named like an accompaniment last. Under the
+    tune in quarters, an unnamed counter-line in eighths plays more notes (render took it);
+    over it, an "Arp" in sixteenths sounds higher (both took it). The tune is each time the
+    one taken."""
+    from riffd.daemon.render import given_track
+    from riffd.models.evaluation.arrangements import read_arrangement
+    from riffd.models.protocol import MelodyNote
+    left, right, _ = piano_with_its_tune()
+    tune = [n for n in right if n.start == int(n.start)]
+    counter = [MelodyNote(i / 2, 0.5, 60 + i % 8, 70) for i in range(64)]
+    arp = [MelodyNote(i / 4, 0.25, 84 + (0, 4, 7, 12)[i % 4], 60) for i in range(128)]
+    for name, lines, expected in (("counter", [(counter, ""), (tune, "")], 2), ("arp", [(tune, ""), (arp, "Arp")], 1),
+                                  ("voices", [(arp, "Voice 1"), (tune, "Melody")], 2)):
+        midi = mido.MidiFile(type=1, ticks_per_beat=480)
+        midi.tracks += [melody_track(left, 480, 0, name="Keys")]
+        midi.tracks += [melody_track(notes, 480, k + 1, name=track) for k, (notes, track) in enumerate(lines)]
+        midi.save(tmp_path / f"{name}.mid")
+        assert given_track(read_song(tmp_path / f"{name}.mid"), 0) == expected, name
+        assert read_arrangement(tmp_path / f"{name}.mid").found["melody_track"] == expected, name
+
+
 def test_render_continue_on_the_command_line_starts_where_the_tune_ends(tmp_path):
     """`riffd render IN --continue`: riffd's melody starts where the file's tune (its
     first two bars here) ends; without it, at the first chord. A file with no melody

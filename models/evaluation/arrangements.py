@@ -4,11 +4,12 @@ Folders of real music come in every shape. Per file, its parts are its tracks (a
 file's channels, read_song), a track that holds several channels split into one part per
 channel (``parts``); then:
 
-- the melody track is the first of: a track named like a melody (``MELODY_NAMES``), else
-  the highest-sounding track that is one voice once overlaps of up to 1/8 beat are
-  trimmed (a sung or played line overlaps itself by a few ticks; at most
-  ``MAX_CHORDAL`` of its notes may still overlap, which the skyline then drops) and
-  averages C3 or higher (``BASS_UNDER``: under it, a bass line), else
+- the melody track is the first of: the first track named like a melody
+  (``MELODY_NAMES``), else the highest-sounding track that is one voice once overlaps of
+  up to 1/8 beat are trimmed (a sung or played line overlaps itself by a few ticks; at
+  most ``MAX_CHORDAL`` of its notes may still overlap, which the skyline then drops),
+  averages C3 or higher (``BASS_UNDER``: under it, a bass line) and is not named like an
+  accompaniment (``CHORD_NAMES``; else one that is), as ``tune_among`` says, else
   the top line of the highest part that plays a tune over its own chords (a piano's
   right hand, or both hands in one track: ``tune_on_top``), the rest of it accompaniment;
 - the chords are named per beat of the meter (``beat_starts``: a half note in 4/2, a
@@ -41,6 +42,7 @@ from riffd.music.chords import recognize
 from .timing import snapped
 
 MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|voz|sing|soprano|tune|theme|\bmel\b", re.IGNORECASE)
+LEAD_NAMES = re.compile(r"melod|lead|vocal|sing|tune|theme|\bmel\b", re.IGNORECASE)  # of those, not a choir's part
 # an accompaniment's names: a track of these that plays one voice is broken chords
 CHORD_NAMES = re.compile(r"chord|\barp|\bpad|keys|piano|guitar|gtr|\bcomp|accomp|strum|pluck", re.IGNORECASE)
 MAX_CHORDAL = 0.1
@@ -155,24 +157,40 @@ def parts(song) -> tuple[list[list[TrackNote]], list[str], list[list]]:
 def melody_track(tracks: list[list[TrackNote]], names: list[str],
                  ppqn: int) -> tuple[int, str, tuple[list[TrackNote], int]]:
     """(index, how it was found, its ``trimmed`` line and chordal count) of the melody
-    among ``tracks`` (parts) at ``ppqn``; raises ArrangementError."""
+    among ``tracks`` (parts) at ``ppqn``: ``tune_among`` the parts named like a melody and
+    those in one voice once trimmed, else a piano's tune on top; raises ArrangementError."""
     tolerance = ppqn // 8
     playable = [k for k, t in enumerate(tracks) if len(t) >= MIN_NOTES and not drums_only(t)]
-    named = [k for k in playable if MELODY_NAMES.search(names[k] or "")]
-    if named:
-        return named[0], f"named {names[named[0]]!r}", trimmed(tracks[named[0]], tolerance)
     lines = {k: trimmed(tracks[k], tolerance) for k in playable}
-    height = {k: mean_pitch(lines[k][0]) for k in playable}
-    single = [k for k in playable if lines[k][1] <= MAX_CHORDAL * len(tracks[k]) and not bass_line(lines[k][0])]
-    if not single:  # a piano's right hand: its tune on top of its chords
-        tops = [k for k in playable if tune_on_top(tracks[k], lines[k][0], ppqn)]
-        if not tops:
-            raise ArrangementError("no melody track: no track plays one voice (a bass line, under C3, is "
-                                   "none), or a tune over its own chords")
-        best = max(tops, key=height.get)
-        return best, TOP_LINE, lines[best]
-    best = max(single, key=height.get)
-    return best, "the highest one-voice track", lines[best]
+    voiced = {k: lines[k][0] for k in playable
+              if MELODY_NAMES.search(names[k] or "") or lines[k][1] <= MAX_CHORDAL * len(tracks[k])}
+    best = tune_among(voiced, names)
+    if best is not None:
+        how = f"named {names[best]!r}" if MELODY_NAMES.search(names[best] or "") else "the highest one-voice track"
+        return best, how, lines[best]
+    tops = [k for k in playable if tune_on_top(tracks[k], lines[k][0], ppqn)]  # a piano's right hand
+    if not tops:
+        raise ArrangementError("no melody track: no track plays one voice (a bass line, under C3, is "
+                               "none), or a tune over its own chords")
+    best = max(tops, key=lambda k: mean_pitch(lines[k][0]))
+    return best, TOP_LINE, lines[best]
+
+
+def tune_among(lines: dict[int, list], names: list[str]) -> int | None:
+    """The melody's index among ``lines`` (part index -> its notes in one voice, one or
+    more; ``names`` by part index): the first named like a melody (MELODY_NAMES; a name
+    that says so, LEAD_NAMES, before a choir's part: "melody" before "voice 1"; a lead
+    vocal before its harmonies, a choir's first soprano), else the highest-sounding
+    (``mean_pitch``) of those that are no ``bass_line`` and not named like an
+    accompaniment (CHORD_NAMES: a one-voice arpeggio, a picked guitar), else of those that
+    are no bass line; None where there is none. `riffd eval`, the datasets and `riffd
+    render --continue` find a file's melody alike."""
+    named = sorted((not LEAD_NAMES.search(names[k] or ""), k) for k in lines if MELODY_NAMES.search(names[k] or ""))
+    if named:
+        return named[0][1]
+    tunes = [k for k in lines if not bass_line(lines[k])]
+    plain = [k for k in tunes if not CHORD_NAMES.search(names[k] or "")]
+    return max(plain or tunes, key=lambda k: mean_pitch(lines[k])) if tunes else None
 
 
 def _weights(tracks, lo: int, hi: int) -> dict[int, int]:
