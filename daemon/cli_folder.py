@@ -9,17 +9,17 @@ from pathlib import Path
 
 import click
 
-from .cli_common import MODEL_HELP, SEED, BadInput, check_models, preset_or_exit
+from .cli_common import METER, MODEL_HELP, SEED, BadInput, check_models, preset_or_exit
 
 
-def watch_options(preset, model_name, seed, continue_melody):
+def watch_options(preset, model_name, seed, continue_melody, meter=None):
     """The jobs' Options; raises BadInput for a bad preset or model name."""
     from .watch import Options
     the_preset = preset_or_exit(preset)
     model = model_name or the_preset.model
     check_models([model])
     return Options(preset=preset, model=model, seed=seed, continue_melody=continue_melody,
-                   model_given=model_name is not None)
+                   model_given=model_name is not None, meter=None if meter is None else tuple(meter))
 
 
 @click.command()
@@ -32,10 +32,13 @@ def watch_options(preset, model_name, seed, continue_melody):
 @click.option("--once", is_flag=True, help="Do what is in the inbox (and any claimed file), then exit; 1 if any failed.")
 @click.option("--continue", "continue_melody", is_flag=True,
               help="A .mid with a melody track: continue it instead of starting from the first chord.")
-def watch(folder, preset, model_name, seed, jobs, once, continue_melody):
+@click.option("--meter", type=METER, default=None,
+              help="Play each .mid in this meter (3/4, 6/8 ...), and write it so, in place of its time signatures "
+                   "[each file's; a .json gives its own].")
+def watch(folder, preset, model_name, seed, jobs, once, continue_melody, meter):
     """Render chord files dropped into FOLDER/inbox/ to FOLDER/outbox/ (MIDI, WAV, PNG, report)."""
     from .watch import watch as run
-    options = watch_options(preset, model_name, seed, continue_melody)
+    options = watch_options(preset, model_name, seed, continue_melody, meter)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):

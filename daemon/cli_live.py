@@ -159,7 +159,10 @@ def ports(midi_api):
               help="Also write a piano roll of chords and melody.")
 @click.option("--continue", "continue_melody", is_flag=True,
               help="Continue the file's melody track from where it ends, instead of starting at the first chord.")
-def render(in_path, output, preset, model_name, seed, chord_track, wav, png, continue_melody):
+@click.option("--meter", type=METER, default=None,
+              help="Play the file in this meter (3/4, 6/8 ...) from its start, and write it so, in place of its "
+                   "time signatures [the file's; none is 4/4].")
+def render(in_path, output, preset, model_name, seed, chord_track, wav, png, continue_melody, meter):
     """Write IN.mid plus a melody track 'riffd melody' to a type-1 MIDI file."""
     from .render import render_file
     the_preset = preset_or_exit(preset)
@@ -167,7 +170,8 @@ def render(in_path, output, preset, model_name, seed, chord_track, wav, png, con
     name = model_name or the_preset.model
     try:
         report = render_file(in_path, output, the_preset, model_or_exit(name), seed=seed,
-                             chord_track=chord_track, wav=wav, png=png, continue_melody=continue_melody)
+                             chord_track=chord_track, wav=wav, png=png, continue_melody=continue_melody,
+                             meter=meter)
     except (MidiInputError, OutputError) as exc:
         raise BadInput(str(exc)) from None
     click.echo(report.summary())

@@ -50,12 +50,14 @@ _OTHERS: dict = {}  # models that requests' presets named, loaded once each, by 
 class Options:
     """What every job of a watch uses: preset name, model name, seed, and whether a
     melody in a .mid is continued (``continue_melody``). ``model_given``: the model was
-    chosen (--model), so a request's preset does not bring its own."""
+    chosen (--model), so a request's preset does not bring its own. ``meter``: (numerator,
+    denominator) a .mid is played and written in (render.in_meter), or None: its own."""
     preset: str = "pop"
     model: str = "onnx"
     seed: int | None = None
     continue_melody: bool = False
     model_given: bool = True
+    meter: tuple[int, int] | None = None
 
 
 class JobError(Exception):
@@ -219,7 +221,7 @@ def process(work: str, outbox: str, options: Options) -> dict:
     from riffd.bridges.midifile import MidiInputError, read_song
     from riffd.presets import PresetError, load_preset
 
-    from .render import render_song
+    from .render import in_meter, render_song
     path, out = Path(work), Path(outbox)
     stem, t0 = path.stem, time.perf_counter()
     try:
@@ -245,7 +247,7 @@ def process(work: str, outbox: str, options: Options) -> dict:
                     raise JobError("'seed' must be a whole number from 0")
             song, chords = request_song(request, path.parent, stem, preset)
         elif path.suffix.lower() in (".mid", ".midi", ".smf"):
-            song = read_song(path)
+            song = read_song(path) if options.meter is None else in_meter(read_song(path), options.meter)
         else:
             raise JobError("not a .mid or .json file")
         report = render_song(song, out / f"{stem}.mid", preset, model, seed, source=path.name,

@@ -38,6 +38,30 @@ def piano_with_its_tune():
     return left, [MelodyNote(i / 2, 0.5, p, 90) for i, p in enumerate(tune)], tune
 
 
+def waltz_chords(path, written_meter: bool = True) -> None:
+    """A waltz's block chords at ``path``: 16 bars of three beats (C C G7 G7 Am F G7 C,
+    twice), a track "Keys" at 480 PPQN, under the 4/4 a sequencer writes by default
+    (``written_meter``), or under no time signature."""
+    import mido
+    from riffd.bridges.midifile import melody_track
+    from riffd.models.protocol import MelodyNote
+    voicings = {"C": (48, 52, 55), "G7": (43, 53, 59), "F": (41, 45, 48), "Am": (45, 48, 52)}
+    bars = ["C", "C", "G7", "G7", "Am", "F", "G7", "C"] * 2
+    keys = [MelodyNote(bar * 3, 3.0, p, 70) for bar, name in enumerate(bars) for p in voicings[name]]
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    if written_meter:
+        midi.tracks.append(mido.MidiTrack([mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0)]))
+    midi.tracks.append(melody_track(keys, 480, 0, name="Keys"))
+    midi.save(path)
+
+
+def struck_bars(notes, bar_ticks: int, bars: int) -> float:
+    """The share of ``bars`` bars of ``bar_ticks`` whose first tick a note of ``notes``
+    (TrackNotes) starts on."""
+    onsets = {n.start for n in notes}
+    return sum(bar * bar_ticks in onsets for bar in range(bars)) / bars
+
+
 def pedalled_arpeggios(path) -> None:
     """A pianist's file at ``path``: PIANO plays each bar of PROGRESSION as broken chords
     in eighths (bass, fifth, third, fifth), one key at a time, the sustain pedal down just

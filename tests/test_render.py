@@ -10,7 +10,8 @@ from riffd.daemon.render import render_file
 from riffd.models import load_model
 from riffd.music.chords import parse_chord
 
-from conftest import PROGRESSION, TRIADS, pedalled_arpeggios, piano_with_its_tune, run_riffd
+from conftest import (PROGRESSION, TRIADS, pedalled_arpeggios, piano_with_its_tune, run_riffd, struck_bars,
+                      waltz_chords)
 
 
 
@@ -805,6 +806,28 @@ def test_render_continue_on_the_command_line_starts_where_the_tune_ends(tmp_path
                         "--model", "rules")
     assert refused.returncode == 2 and "no melody track to continue" in refused.stderr
     assert not (tmp_path / "no.mid").exists()
+
+
+def test_render_meter_plays_and_writes_the_file_in_that_meter(tmp_path):
+    """`riffd render IN --meter 3/4`: a waltz's chords in a file whose sequencer wrote
+    its default 4/4 are played in bars of three (the rules model strikes each bar's
+    first beat) and written so: one time signature, 3/4, every other event at its own
+    tick. Without the option the file's 4/4 stays, and the melody's bars are of four."""
+    waltz_chords(tmp_path / "waltz.mid")
+    struck = {}
+    for flags in ((), ("--meter", "3/4")):
+        out = tmp_path / f"out{len(flags)}.mid"
+        result = run_riffd("render", str(tmp_path / "waltz.mid"), "-o", str(out), "--model", "rules", "--seed", "1",
+                           "--preset", "folk", *flags)
+        assert result.returncode == 0, result.stderr
+        song = read_song(out)
+        assert song.tracks[1] == read_song(tmp_path / "waltz.mid").tracks[1]  # the chords as they were
+        assert song.time_signatures == [(0, 3, 4) if flags else (0, 4, 4)]
+        struck[flags] = [struck_bars(song.tracks[-1], size * 480, 48 // size) for size in (3, 4)]
+    assert struck[("--meter", "3/4")][0] >= 0.9 and struck[("--meter", "3/4")][1] < 0.5, struck
+    assert struck[()][1] >= 0.9, struck
+    refused = run_riffd("render", str(tmp_path / "waltz.mid"), "--meter", "3/5")
+    assert refused.returncode == 2 and "not a time signature" in refused.stderr
 
 
 def test_an_oom_pah_chord_is_named_with_its_bass_from_the_bass_s_beat(tmp_path):

@@ -12,7 +12,9 @@ from pathlib import Path
 import mido
 import pytest
 
-from conftest import RIFFD, run_riffd
+from riffd.bridges.midifile import read_song
+
+from conftest import RIFFD, run_riffd, struck_bars, waltz_chords
 
 OUTPUTS = (".mid", ".wav", ".png", ".json")
 
@@ -196,6 +198,19 @@ def test_a_request_takes_its_meter(tmp_path):
               for name in ("three fifths.json", "waltz.json")}
     assert "[3, 5] is not a time signature" in errors["three fifths.json"]
     assert "'meter' must be a time signature" in errors["waltz.json"]
+
+
+def test_watch_meter_plays_each_mid_in_that_meter(tmp_path):
+    """`riffd watch DIR --meter 3/4`: a waltz's chords dropped in with no time signature
+    (4/4, as the MIDI file specification says) come back played in bars of three, the
+    file's time signature 3/4."""
+    (tmp_path / "inbox").mkdir()
+    waltz_chords(tmp_path / "inbox" / "waltz.mid", written_meter=False)
+    result = watch_once(tmp_path, "--preset", "folk", "--meter", "3/4")
+    assert result.returncode == 0, result.stderr
+    song = read_song(tmp_path / "outbox" / "waltz.mid")
+    assert song.time_signatures == [(0, 3, 4)]
+    assert struck_bars(song.tracks[-1], 3 * 480, 16) >= 0.9
 
 
 def test_a_request_plays_its_presets_model_unless_a_model_was_chosen(tmp_path):
