@@ -5,11 +5,13 @@ file's channels, read_song), a track that holds several channels split into one 
 channel (``parts``); then:
 
 - the melody track is the first of: the first track named like a melody
-  (``MELODY_NAMES``), else the highest-sounding track that is one voice once overlaps of
-  up to 1/8 beat are trimmed (a sung or played line overlaps itself by a few ticks; at
-  most ``MAX_CHORDAL`` of its notes may still overlap, which the skyline then drops),
-  averages C3 or higher (``BASS_UNDER``: under it, a bass line) and is not named like an
-  accompaniment (``CHORD_NAMES``; else one that is), as ``tune_among`` says, else
+  (``MELODY_NAMES``; a name that says melody, lead or vocal, ``LEAD_NAMES``, before a
+  choir's "voice 1" or "soprano"), else the highest-sounding track that is one voice
+  once overlaps of up to 1/8 beat are trimmed (a sung or played line overlaps itself by
+  a few ticks; at most ``MAX_CHORDAL`` of its notes may still overlap, which the skyline
+  then drops), averages C3 or higher (``BASS_UNDER``: under it, a bass line) and is not
+  named like an accompaniment (``CHORD_NAMES``; else one that is), as ``tune_among``
+  says, else
   the top line of the highest part that plays a tune over its own chords (a piano's
   right hand, or both hands in one track: ``tune_on_top``), the rest of it accompaniment;
 - the chords are named per beat of the meter (``beat_starts``: a half note in 4/2, a
