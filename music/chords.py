@@ -218,10 +218,15 @@ def parse_chord(name: str) -> Chord:
     names of EXTENDED (``G7sus4``, ``Cadd9``, ``Bb13``, ``Dm(maj7)``, ``E7(b9)``), with
     ``♭``/``♯`` for b/#, ``°`` for o, ``Δ`` or ``^`` for maj7.
 
-    Raises ValueError naming the text when it is not a chord this module knows.
+    Raises ValueError naming the text when it is not a chord this module knows, and for
+    a power chord (``A5``), which leaves open the third every quality has.
     """
     match = _NAME_RE.match(name.replace("♭", "b").replace("♯", "#"))
     suffix = _spelled(match.group(3)) if match else ""
+    if match and suffix == "5":  # a third the name leaves open, which every quality riffd plays has
+        root = match.group(1).upper() + match.group(2)
+        raise ValueError(f"{name!r} is a power chord, root and fifth: riffd's chords have a third; "
+                         f"name it {root} or {root}m (a power chord struck on keys takes the third heard around it)")
     if not match or (suffix not in _SUFFIXES and suffix not in EXTENDED):
         raise ValueError(f"not a chord name: {name!r} (a root A-G, # or b, a suffix such as m, 7, maj7, m7b5, "
                          f"dim, sus4, 6, add9, 7sus4 or 13, then /bass; the README lists every suffix)")

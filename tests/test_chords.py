@@ -44,6 +44,11 @@ def test_parse_rejects_garbage():
     import pytest
     with pytest.raises(ValueError, match="not a chord name"):
         parse_chord("Hm7")
+    # a power chord leaves the third open: the error says how to name one instead
+    with pytest.raises(ValueError, match="'E5' is a power chord.*name it E or Em"):
+        parse_chord("E5")
+    with pytest.raises(ValueError, match="name it Bb or Bbm"):
+        parse_chord("bb5/F")
 
 
 def test_lead_sheet_names_beyond_the_qualities():
