@@ -74,10 +74,65 @@ EXTENDED: dict[str, tuple[str, tuple[int, ...]]] = {
     "mM7": ("min", (11,)), "mmaj7": ("min", (11,)), "minmaj7": ("min", (11,)), "m/maj7": ("min", (11,)),
     "-maj7": ("min", (11,)),
     "maj7#5": ("aug", (11,)), "+maj7": ("aug", (11,)), "augmaj7": ("aug", (11,)), "+M7": ("aug", (11,)),
+    # stacked alterations (below) parse without these; they are the names ``Chord.name`` writes
+    "13#9": ("7", (15, 21)), "9#5": ("aug7", (14,)), "7b9#5": ("aug7", (13,)), "m9b5": ("m7b5", (14,)),
+    "maj9#11": ("maj7", (14, 18)),
 }
 _EXTENDED_NAME = {}
 for _suffix, _pair in EXTENDED.items():
     _EXTENDED_NAME.setdefault(_pair, _suffix)
+
+# Alterations a name stacks after any suffix above (G13#9, Cmaj9#11, D7#9b5, Am(b6),
+# E7(b9,13)): the tone each adds, in semitones above the root. The first spelling of a
+# tone is the one ``Chord.name`` writes.
+_ALTERATIONS = {"b5": 6, "-5": 6, "b6": 8, "#5": 8, "+5": 8, "b9": 13, "-9": 13, "#9": 15, "+9": 15,
+                "#11": 18, "+11": 18, "b13": 20, "-13": 20, "add9": 14, "add11": 17, "add13": 21,
+                "add2": 2, "add4": 5, "add6": 9, "9": 14, "11": 17, "13": 21}
+_ALTERATION_TEXT = {}
+for _text, _tone in _ALTERATIONS.items():
+    _ALTERATION_TEXT.setdefault(_tone, _text)
+_ALTERATION_RE = re.compile("(?:" + "|".join(map(re.escape, _ALTERATIONS)) + ")+")
+_ALTERATION_TOKEN = re.compile("|".join(map(re.escape, _ALTERATIONS)))
+# An altered fifth replaces the fifth where a quality has it (C7#5 is aug7, Cm7b5 m7b5);
+# a dominant's b5 is added beside it, as the tables' 7b5 and 7alt add it.
+_RAISED_FIFTH = {"maj": ("aug", ()), "7": ("aug7", ()), "9": ("aug7", (14,)), "maj7": ("aug", (11,))}
+_LOWERED_FIFTH = {"min": ("dim", ()), "m7": ("m7b5", ()), "m9": ("m7b5", (14,))}
+_NINTH_CHORD = {"7": "9", "m7": "m9"}  # a seventh chord with its ninth is the ninth chord the models hear
+
+
+def _stacked(suffix: str) -> tuple[str, tuple[int, ...]] | None:
+    """(quality, added) of a suffix of the tables with alterations after it, or None.
+
+    The longest suffix of the tables comes first (7#9 of 7#9b5). An altered ninth (b9,
+    #9) replaces the ninth (G13#9 is 7 with the #9 and the 13th, as 13b9 is), #11 the
+    11th and b13 the 13th. A trailing sus after a seventh chord moves before its
+    alterations (7b9sus = 7sus4 with the b9).
+    """
+    moved = re.fullmatch(r"(7|9|13)(.+?)sus4?", suffix)
+    if moved:
+        suffix = f"{moved.group(1)}sus4{moved.group(2)}"
+    for cut in range(len(suffix) - 1, 0, -1):
+        base, rest = suffix[:cut], suffix[cut:]
+        pair = EXTENDED.get(base) or (base in _SUFFIXES and (_SUFFIXES[base], ()))
+        if pair and _ALTERATION_RE.fullmatch(rest):
+            break
+    else:
+        return None
+    quality, added = pair[0], set(pair[1])
+    for text in _ALTERATION_TOKEN.findall(rest):
+        tone = _ALTERATIONS[text]
+        if tone in (13, 15) and quality in ("9", "m9"):
+            quality, added = {"9": "7", "m9": "m7"}[quality], added | {14}
+        added -= {14} if tone in (13, 15) else {17} if tone == 18 else {21} if tone == 20 else set()
+        fifths = _RAISED_FIFTH if text in ("#5", "+5") else _LOWERED_FIFTH if tone == 6 else {}
+        if quality in fifths:
+            quality, kept = fifths[quality]
+            added |= set(kept)
+        else:
+            added.add(tone)
+    if quality in _NINTH_CHORD and 14 in added:
+        quality, added = _NINTH_CHORD[quality], added - {14}
+    return quality, tuple(sorted(added))
 
 
 def _spelled(suffix: str) -> str:
@@ -135,9 +190,11 @@ class Chord:
     @property
     def name(self) -> str:
         """A lead-sheet name such as ``Am7``, ``C/E`` or ``G7sus4``."""
-        suffix = _EXTENDED_NAME.get((self.quality, self.added)) if self.added else None
-        if suffix is None:
-            suffix = QUALITIES[self.quality][1] + "".join(f"add{i}" for i in self.added)
+        suffix = _EXTENDED_NAME.get((self.quality, self.added)) if self.added else QUALITIES[self.quality][1]
+        if suffix is None:  # the tables' name that holds the most added tones, the rest as alterations
+            held = [(a, s) for (q, a), s in _EXTENDED_NAME.items() if q == self.quality and set(a) <= set(self.added)]
+            within, suffix = max(held, key=lambda h: len(h[0]), default=((), QUALITIES[self.quality][1]))
+            suffix += "".join(_ALTERATION_TEXT[t] for t in self.added if t not in within)
         root = "Db" if self.root == 1 and QUALITIES[self.quality][0][1] == 4 else NOTE_NAMES[self.root]
         return root + suffix if self.bass == self.root else f"{root}{suffix}/{_bass_name(root, self.bass)}"
 
@@ -227,12 +284,14 @@ def parse_chord(name: str) -> Chord:
         root = match.group(1).upper() + match.group(2)
         raise ValueError(f"{name!r} is a power chord, root and fifth: riffd's chords have a third; "
                          f"name it {root} or {root}m (a power chord struck on keys takes the third heard around it)")
-    if not match or (suffix not in _SUFFIXES and suffix not in EXTENDED):
+    pair = match and (EXTENDED.get(suffix) or (suffix in _SUFFIXES and (_SUFFIXES[suffix], ())) or _stacked(suffix))
+    if not pair:
         raise ValueError(f"not a chord name: {name!r} (a root A-G, # or b, a suffix such as m, 7, maj7, m7b5, "
-                         f"dim, sus4, 6, add9, 7sus4 or 13, then /bass; the README lists every suffix)")
+                         f"dim, sus4, 6, add9, 7sus4 or 13, alterations such as b9, #11 or b13 after it, "
+                         f"then /bass; the README lists every suffix)")
     root = _pitch_class(match.group(1), match.group(2))
     bass = root
     if match.group(4):
         bass = _pitch_class(match.group(4), match.group(5))
-    quality, added = EXTENDED.get(suffix) or (_SUFFIXES[suffix], ())
+    quality, added = pair
     return Chord(root, quality, bass, added)

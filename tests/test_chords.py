@@ -109,6 +109,29 @@ def test_altered_dominants_of_jazz_charts_are_heard_as_their_seventh_chords_with
         assert chord.quality == quality and altered <= chord.tones, (name, chord.quality, sorted(chord.tones))
 
 
+def test_alterations_stack_after_any_suffix():
+    """G13#9, Cmaj9#11, D7#9b5 ... (refused before: "not a chord name"): the written tones
+    are the chord tones, an altered ninth or fifth replaces the plain one, other spellings
+    of the same chord are equal, and each name riffd writes parses back."""
+    tones = {"G13#9": ("7", {7, 11, 2, 5, 10, 4}), "Cmaj9#11": ("maj7", {0, 4, 7, 11, 2, 6}),
+             "D7#9b5": ("7", {2, 6, 9, 0, 5, 8}), "Am(b6)": ("min", {9, 0, 4, 5}),
+             "G7b9sus": ("sus4", {7, 0, 2, 5, 8}), "C9#5": ("aug7", {0, 4, 8, 10, 2}),
+             "Cm9b5": ("m7b5", {0, 3, 6, 10, 2}), "E7(b9,13)": ("7", {4, 8, 11, 2, 5, 1}),
+             "Bb7#9#11": ("7", {10, 2, 5, 8, 1, 4}), "F#m7b5b9": ("m7b5", {6, 9, 0, 4, 7})}
+    for name, (quality, written) in tones.items():
+        chord = parse_chord(name)
+        assert (chord.quality, set(chord.tones)) == (quality, written), (name, chord)
+        assert parse_chord(chord.name) == chord and {p % 12 for p in chord.voicing()} == written, chord.name
+    for a, b in [("G7#9add13", "G13#9"), ("C7(#9,#5)", "C7#5#9"), ("C7(9)", "C9"), ("Cm7(9)", "Cm9"),
+                 ("Cmaj7(9)", "Cmaj9"), ("Dm-5", "Ddim"), ("G7b9sus4", "G7b9sus"), ("C9b9", "C7b9")]:
+        assert parse_chord(a) == parse_chord(b), (a, b)
+    assert [parse_chord(n).name for n in ("G13#9", "F7b9#5", "Am(b6)", "Cm9b5")] == ["G13#9", "F7b9#5", "Amb6", "Cm9b5"]
+    import pytest
+    for garbage in ("C7b", "C7#", "Cmaj7x", "C7b9q", "Cb9b"):
+        with pytest.raises(ValueError, match="not a chord name"):
+            parse_chord(garbage)
+
+
 def test_the_readme_lists_every_suffix():
     from pathlib import Path
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
