@@ -1,5 +1,5 @@
 """Fuzzing with hypothesis: random MIDI messages into the input bridge and the engine,
-random and truncated MIDI files into `riffd render`, random preset TOML.
+random and truncated MIDI files into `riffd render`, random preset TOML, random chord names.
 
 The number of cases per test is EXAMPLES (the README quotes them)."""
 from __future__ import annotations
@@ -19,9 +19,10 @@ from riffd.daemon.clock import MidiClock
 from riffd.daemon.engine import Engine
 from riffd.daemon.scheduler import Scheduler
 from riffd.models import load_model
+from riffd.music.chords import parse_chord
 from riffd.presets import PresetError, load_preset
 
-EXAMPLES = {"messages": 300, "files": 150, "presets": 300}
+EXAMPLES = {"messages": 300, "files": 150, "presets": 300, "chord names": 2000}
 FUZZ = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 byte = st.integers(0, 255)
@@ -166,3 +167,20 @@ def test_random_preset_toml_is_loaded_or_named_by_file_and_key(values, break_it,
     assert not break_it                                 # a broken file never loads
     for key, value in values.items():
         assert getattr(preset, key) in (value, tuple(value) if isinstance(value, list) else value)
+
+
+# the letters of chord names, so that most texts come close to a name (G13#9, Dm(b6)/F, CΔ9)
+name_text = st.text("ABCDEFGabcdefgh#b♭♯mM7913254-+o°øΔ^()/, addsusmajminalt", max_size=14)
+
+
+@settings(max_examples=EXAMPLES["chord names"], **FUZZ)
+@given(name_text)
+def test_random_chord_names_parse_to_a_chord_whose_name_parses_back_or_raise_value_error(text):
+    try:
+        chord = parse_chord(text)
+    except ValueError as error:
+        assert repr(text) in str(error)  # the error names the text it refused
+        return
+    assert parse_chord(chord.name) == chord, (text, chord.name)
+    voiced = chord.voicing()
+    assert voiced[0] % 12 == chord.bass and {p % 12 for p in voiced} == set(chord.tones) | {chord.bass}
