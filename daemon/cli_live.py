@@ -144,7 +144,7 @@ def ports(midi_api):
 
 
 @click.command()
-@click.argument("in_path", metavar="IN.mid", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("in_path", metavar="IN", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output MIDI [IN-riffd.mid].")
 @click.option("--preset", default="pop", show_default=True)
@@ -163,19 +163,47 @@ def ports(midi_api):
               help="Play the file in this meter (3/4, 6/8 ...) from its start, and write it so, in place of its "
                    "time signatures [the file's; none is 4/4].")
 def render(in_path, output, preset, model_name, seed, chord_track, wav, png, continue_melody, meter):
-    """Write IN.mid plus a melody track 'riffd melody' to a type-1 MIDI file."""
-    from .render import render_file
-    the_preset = preset_or_exit(preset)
+    """Write IN (a .mid with chords, or a .json request as the watched folder takes) plus
+    a melody track 'riffd melody' to a type-1 MIDI file. A request's preset, tempo, meter
+    and seed come before --preset and --seed, as in the folder."""
+    from .render import render_file, render_song
     output = output or in_path.with_name(in_path.stem + "-riffd.mid")
+    if in_path.suffix.lower() == ".json":
+        the_preset, seed, song, chords = _request(in_path, preset, seed, chord_track, continue_melody, meter)
+    else:
+        the_preset = preset_or_exit(preset)
     name = model_name or the_preset.model
     try:
-        report = render_file(in_path, output, the_preset, model_or_exit(name), seed=seed,
-                             chord_track=chord_track, wav=wav, png=png, continue_melody=continue_melody,
-                             meter=meter)
+        if in_path.suffix.lower() == ".json":
+            report = render_song(song, output, the_preset, model_or_exit(name), seed, source=str(in_path),
+                                 wav=wav, png=png, chords=chords)
+        else:
+            report = render_file(in_path, output, the_preset, model_or_exit(name), seed=seed, chord_track=chord_track,
+                                 wav=wav, png=png, continue_melody=continue_melody, meter=meter)
     except (MidiInputError, OutputError) as exc:
         raise BadInput(str(exc)) from None
     click.echo(report.summary())
     click.echo(f"  preset {the_preset.name}, model {name}" + ("" if seed is None else f", seed {seed}"))
+
+
+def _request(path, preset, seed, chord_track, continue_melody, meter):
+    """The preset, seed, chord Song and named chords of the request file ``path``
+    (daemon/request.py), the command's ``preset`` and ``seed`` for what it leaves out.
+    Raises BadInput for a bad request, or an option only a .mid takes."""
+    from riffd.presets import PresetError
+
+    from .request import RequestError, read_request, request_preset, request_seed, request_song
+    given = [flag for flag, value in (("--chord-track", chord_track), ("--continue", continue_melody or None),
+                                      ("--meter", meter)) if value is not None]
+    if given:
+        raise BadInput(f"{path}: {' and '.join(given)} {'is' if len(given) == 1 else 'are'} for a .mid file; "
+                       f"a request names its chords and its \"meter\"")
+    try:
+        request = read_request(path)
+        the_preset = request_preset(request, preset)
+        return (the_preset, request_seed(request, seed), *request_song(request, the_preset))
+    except (RequestError, PresetError) as exc:
+        raise BadInput(f"{path}: {exc}") from None
 
 
 @click.command()

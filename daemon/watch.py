@@ -37,7 +37,6 @@ from riffd.bridges.folder import Inbox
 from riffd.bridges.atomic import atomic_path
 from .logs import reason as one_line
 
-MAX_BARS = 256
 # a claimed name's longest derivative, ".NAME.error.json.XXXXXXXX.part" (atomic_path), is 26
 # bytes more, and " (k)" may be added: 200 keeps it within a file system's 255
 MAX_NAME_BYTES = 200
@@ -161,91 +160,26 @@ def _nothing() -> None:
     """A task that makes the pool start a worker (it starts them on demand)."""
 
 
-def request_song(request: dict, work_dir: Path, stem: str, preset):
-    """The Song of a JSON request's chords (``phrases.progression``: one bar each, or
-    as bar lines place them; repeated to fill ``bars``; N.C. silent), and those chords as
-    ChordAt (their names as written: Cadd9 stays Cadd9; over N.C. the melody plays on over
-    the chord before, as over a lead sheet's break). Raises JobError for a malformed request."""
-    import mido
-
-    from riffd.bridges.midifile import melody_track, read_song, write_atomic
-    from riffd.models.protocol import MelodyNote
-
-    from riffd.music.theory import felt_beat
-
-    from .phrases import model_chords, progression
-    known = {"chords", "bars", "tempo", "meter", "preset", "seed"}
-    unknown = sorted(set(request) - known) if isinstance(request, dict) else []
-    if not isinstance(request, dict) or unknown:
-        raise JobError(f"a request is a JSON object with keys {', '.join(sorted(known))}"
-                       + (f" (unknown: {', '.join(map(repr, unknown))})" if unknown else ""))
-    chords, bars = request.get("chords"), request.get("bars", 8)
-    if isinstance(chords, str):  # a lead sheet's line: "Am F | C G7"
-        chords = [chords]
-    if not isinstance(chords, list) or not chords or not all(isinstance(c, str) and c.strip() for c in chords):
-        raise JobError("'chords' must be chord names such as [\"Am\", \"F\"] or \"Am F | C G7\"")
-    if not isinstance(bars, int) or isinstance(bars, bool) or not 1 <= bars <= MAX_BARS:
-        raise JobError(f"'bars' must be a whole number from 1 to {MAX_BARS}")
-    try:
-        timeline = progression(chords, bars, preset.beats_per_bar, felt_beat(preset.meter))
-    except ValueError as exc:
-        raise JobError(str(exc)) from None
-    end = bars * preset.beats_per_bar
-    ends = [b for b, _ in timeline[1:]] + [end]
-    midi = mido.MidiFile(type=1, ticks_per_beat=480)
-    midi.tracks.append(mido.MidiTrack([
-        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(preset.tempo), time=0),
-        mido.MetaMessage("time_signature", numerator=preset.meter[0], denominator=preset.meter[1], time=0)]))
-    block = [MelodyNote(b, e - b, p, 70) for (b, c), e in zip(timeline, ends) for p in (c.voicing() if c else ())]
-    midi.tracks.append(melody_track(block, 480, 0, name="chords"))
-    path = work_dir / f".{stem}.chords.mid"
-    write_atomic(midi, path)
-    try:
-        return read_song(path), model_chords(timeline)
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def request_meter(value) -> list[int]:
-    """A request's "meter", "3/4" or [3, 4], as [beats, note value]. Raises JobError;
-    one no preset plays (3/5) raises PresetError from the preset."""
-    if isinstance(value, str) and value.count("/") == 1 and all(x.strip().isdigit() for x in value.split("/")):
-        value = [int(x) for x in value.split("/")]
-    if not (isinstance(value, list) and len(value) == 2 and all(type(x) is int for x in value)):
-        raise JobError("'meter' must be a time signature such as \"3/4\" or [3, 4]")
-    return value
-
-
 def process(work: str, outbox: str, options: Options) -> dict:
     """Render one claimed file into ``outbox``; returns its report. Raises JobError."""
     from riffd.bridges.midifile import MidiInputError, read_song
     from riffd.presets import PresetError, load_preset
 
     from .render import in_meter, render_song
+    from .request import RequestError, read_request, request_preset, request_seed, request_song
     path, out = Path(work), Path(outbox)
     stem, t0 = path.stem, time.perf_counter()
     try:
         preset, seed, model, chords = load_preset(options.preset), options.seed, _MODEL, None
         if path.suffix.lower() == ".json":
-            try:
-                request = json.loads(path.read_text(encoding="utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise JobError(f"not valid JSON: {exc}") from None
-            if isinstance(request, dict):
-                preset = load_preset(request.get("preset", options.preset))
-                if "preset" in request and not options.model_given:  # as `render --preset` plays it
-                    try:
-                        model = _model_for(preset.model)
-                    except ValueError as exc:  # a preset file's model that is none: bad input, as render says
-                        raise JobError(str(exc)) from None
-                if "tempo" in request:
-                    preset = preset.with_values(tempo=request["tempo"])
-                if "meter" in request:
-                    preset = preset.with_values(meter=request_meter(request["meter"]))
-                seed = request.get("seed", seed)
-                if not (seed is None or isinstance(seed, int) and 0 <= seed < 2**63) or isinstance(seed, bool):
-                    raise JobError("'seed' must be a whole number from 0")
-            song, chords = request_song(request, path.parent, stem, preset)
+            request = read_request(path)
+            preset, seed = request_preset(request, options.preset), request_seed(request, seed)
+            if "preset" in request and not options.model_given:  # as `render --preset` plays it
+                try:
+                    model = _model_for(preset.model)
+                except ValueError as exc:  # a preset file's model that is none: bad input, as render says
+                    raise JobError(str(exc)) from None
+            song, chords = request_song(request, preset)
         elif path.suffix.lower() in (".mid", ".midi", ".smf"):
             song = read_song(path) if options.meter is None else in_meter(read_song(path), options.meter)
         else:
@@ -255,7 +189,7 @@ def process(work: str, outbox: str, options: Options) -> dict:
                              continue_melody=options.continue_melody, chords=chords)
     except JobError:
         raise
-    except (MidiInputError, PresetError) as exc:
+    except (MidiInputError, PresetError, RequestError) as exc:
         raise JobError(str(exc).replace(str(path), path.name)) from None
     except Exception as exc:  # riffd's own failure: exit code 1, as render gives
         raise JobError(f"{type(exc).__name__}: {exc}", code=1) from None

@@ -946,3 +946,32 @@ def test_a_riff_of_power_chords_is_named_in_its_key(tmp_path):
     report = render_file(tmp_path / "parts.mid", tmp_path / "out.mid", load_preset("pop"), load_model("rules"), seed=1)
     assert [name for _, name in report.chords] == ["Am", "G", "F", "G"] * 2
     assert not [n for n in report.notes if n.pitch % 12 == 1 and any(b <= n.start < b + 4 for b in (0, 16))]
+
+
+def test_render_takes_a_json_request_as_the_watched_folder_does(tmp_path):
+    """`riffd render REQUEST.json` (before: "not a readable MIDI file"): the request's
+    chords as a lead sheet writes them, its meter, tempo, preset and seed; a bad request,
+    or an option only a .mid takes, exits 2 with one line and writes nothing."""
+    import json
+    request = tmp_path / "autumn.json"
+    request.write_text(json.dumps({"chords": "Cm7 | F7 | Bbmaj7 | G13#9", "bars": 8, "meter": "3/4",
+                                   "tempo": 100, "preset": "folk", "seed": 3}))
+    result = run_riffd("render", str(request), "--model", "rules", "--seed", "9")
+    assert result.returncode == 0, result.stderr
+    assert "Cm7 F7 Bbmaj7 G13#9" in result.stdout and "preset folk, model rules, seed 3" in result.stdout
+    song = read_song(tmp_path / "autumn-riffd.mid")
+    assert song.time_signatures == [(0, 3, 4)] and round(song.tempo) == 100
+    melody = song.tracks[-1]
+    assert melody and max(n.end for n in melody) <= 8 * 3 * song.ppqn
+    assert struck_bars(melody, 3 * song.ppqn, 8) >= 0.75  # bars of three: the rules model strikes their first beat
+    again = run_riffd("render", str(request), "-o", str(tmp_path / "again.mid"), "--model", "rules")
+    assert (tmp_path / "again.mid").read_bytes() == (tmp_path / "autumn-riffd.mid").read_bytes()  # the request's seed
+    (tmp_path / "bad.json").write_text(json.dumps({"chords": "Am F", "model": "markov"}))
+    for args, reason in ((("bad.json",), "(unknown: 'model')"),
+                         (("autumn.json", "--meter", "4/4"), "--meter is for a .mid file"),
+                         (("autumn.json", "--continue", "--chord-track", "1"), "--chord-track and --continue are")):
+        out = tmp_path / "out.mid"
+        refused = run_riffd("render", str(tmp_path / args[0]), "-o", str(out), *args[1:])
+        assert refused.returncode == 2 and reason in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
+        assert not out.exists()
+    assert again.returncode == 0
