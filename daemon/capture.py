@@ -137,7 +137,7 @@ class ChordCapture:
 
     def __init__(self, window_s: float = 0.03, min_strike: int = 3, settle_s: float = SETTLE_S):
         self.window_s, self.min_strike, self.settle_s = window_s, min_strike, settle_s
-        self.held: set[int] = set()        # keys down
+        self._down: dict[int, set[int]] = {}  # keys down: pitch -> the channels that hold it
         self.sustained: set[int] = set()   # keys up but held by the pedal
         self.pedal = False
         self.chord: Chord | None = None
@@ -149,6 +149,11 @@ class ChordCapture:
         self._lone: MelodyKey | None = None  # the last key struck alone (an oom-pah's bass, maybe)
         self.level: float | None = None  # the mean velocity of the last strike of two keys or more
         self.heard = [0.0] * 12  # per pitch class, the keys struck lately (HEARD_DECAY): a bare fifth's third
+
+    @property
+    def held(self) -> set[int]:
+        """Pitches of the keys down, on any channel."""
+        return set(self._down)
 
     @property
     def sounding(self) -> set[int]:
@@ -182,15 +187,15 @@ class ChordCapture:
         widest = max((b - a for a, b in zip(times, times[1:])), default=0.0)
         return min(end, times[-1] + max(self.settle_s, 2.0 * widest))
 
-    def note_on(self, pitch: int, t: float, velocity: int = 64):
-        """A key at ``t``. Returns the outcome of the previous strike if this key is
-        outside its window, else None (the key joins the open strike), or Agreed once
-        the open strike's keys name the chord already sounding."""
+    def note_on(self, pitch: int, t: float, velocity: int = 64, channel: int = 0):
+        """A key at ``t`` on MIDI ``channel`` (0-15). Returns the outcome of the previous
+        strike if this key is outside its window, else None (the key joins the open
+        strike), or Agreed once the open strike's keys name the chord already sounding."""
         outcome = None
         if self._strike and t > self.closes_at():
             outcome = self._close()
         self.sustained.discard(pitch)
-        self.held.add(pitch)
+        self._down.setdefault(pitch, set()).add(channel)
         self._strike.append((t, pitch, velocity))
         if outcome is None and not self._agreed and self.chord is not None:
             keys = [p for _, p, _ in self._strike]
@@ -258,22 +263,31 @@ class ChordCapture:
             return change
         return replace(change, chord=under, pitches=(lone.pitch, *change.pitches), since=lone.t)
 
-    def note_off(self, pitch: int) -> None:
-        if pitch in self.held:
-            self.held.discard(pitch)
+    def note_off(self, pitch: int, channel: int = 0) -> None:
+        """A key let go on ``channel``. The pitch sounds on while another channel holds
+        it (a DAW's piano and pad layered on one chord); a note-off on a channel that does
+        not hold it lets it go on every channel, so that no key is left held."""
+        channels = self._down.get(pitch)
+        if channels is None:
+            return
+        channels.discard(channel) if channel in channels else channels.clear()
+        if not channels:
+            del self._down[pitch]
             if self.pedal:
                 self.sustained.add(pitch)
 
-    def control(self, control: int, value: int) -> None:
+    def control(self, control: int, value: int, channel: int | None = None) -> None:
         """CC64 >= 64 holds released keys; below 64, or CC121 (Reset All Controllers), lets
         them go. CC123 (All Notes Off, a DAW's stop or a controller's panic) and CC124-127
-        release every key as its note-off would: the pedal, if down, still holds them.
-        CC120 (All Sound Off) forgets keys, pedal and chord (``reset``)."""
+        release every key of ``channel`` (None: of every channel) as its note-off would:
+        the pedal, if down, still holds them. CC120 (All Sound Off) forgets keys, pedal
+        and chord (``reset``)."""
         if control == ALL_SOUND_OFF_CC:
             self.reset()
         elif control in ALL_NOTES_OFF_CCS:
-            for pitch in list(self.held):
-                self.note_off(pitch)
+            for pitch, channels in list(self._down.items()):
+                for held_on in [c for c in channels if channel is None or c == channel]:
+                    self.note_off(pitch, held_on)
         elif control in PEDAL_CCS:
             self.pedal = pedal_down(control, value)
             if not self.pedal:
@@ -285,7 +299,7 @@ class ChordCapture:
 
     def reset(self) -> None:
         """Forget keys, pedal, chord and any open strike (after a panic or a song restart)."""
-        self.held.clear()
+        self._down.clear()
         self.sustained.clear()
         self.pedal = False
         self.chord, self._chord_keys, self._lone = None, [], None

@@ -89,16 +89,16 @@ class Engine:
             self.last_activity = event.t
             self._interrupt_response(event.t)
             before = self.capture.strike_start
-            self._take(self.capture.note_on(event.pitch, event.t, event.velocity))
+            self._take(self.capture.note_on(event.pitch, event.t, event.velocity, event.channel))
             if self.capture.strike_start != before:
                 self._read_delay = max(0.0, self._now() - event.t)
                 self._defer_for_strike(event.t)
         elif isinstance(event, ev.NoteOff):
             self.last_activity = event.t
-            self.capture.note_off(event.pitch)
+            self.capture.note_off(event.pitch, event.channel)
         elif isinstance(event, ev.Control):
             held = bool(self.capture.sounding)
-            self.capture.control(event.control, event.value)  # CC120 forgets keys, pedal and chord
+            self.capture.control(event.control, event.value, event.channel)  # CC120 forgets keys, pedal and chord
             if held and not self.capture.sounding:  # keys let up (CC123) or the pedal lifted: let go now
                 self.last_activity = event.t
             if event.control == ALL_SOUND_OFF_CC:  # the player's panic: silent until the next chord

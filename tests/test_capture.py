@@ -229,3 +229,29 @@ def test_a_rolled_restrike_agrees_at_its_third_pitch_class_and_a_change_never_do
     assert outcomes[2] == Agreed(3.012) and isinstance(capture.poll(4.0), ChordChange)  # the close still decides
     outcomes = [capture.note_on(p, 5.0 + i * 0.006) for i, p in enumerate([45, 48, 52])]  # Am: never agrees
     assert outcomes == [None, None, None] and capture.poll(6.0).chord.name == "Am"
+
+
+def test_a_key_held_on_two_channels_sounds_until_both_let_it_go():
+    """A DAW's piano (channel 1) and pad (channel 2) layered on one chord: the piano's
+    short note-offs leave the pad's keys down (before, the first note-off let the pitch
+    go). All Notes Off on one channel lets only its keys go; a note-off on a channel that
+    holds no such key still lets the key go, so that no key is left held."""
+    capture = ChordCapture()
+    for channel in (0, 1):
+        for p in (48, 52, 55):
+            capture.note_on(p, 0.0, 80, channel)
+    assert capture.poll(1.0).chord.name == "C"
+    for p in (48, 52, 55):
+        capture.note_off(p, 0)                    # the piano's stab ends
+    assert capture.sounding == {48, 52, 55}       # the pad holds the chord
+    capture.control(123, 0, 1)                    # the pad's channel: All Notes Off
+    assert capture.sounding == set()
+    for channel in (0, 1):
+        capture.note_on(60, 2.0, 80, channel)
+    capture.control(123, 0, 2)                    # a channel that holds nothing
+    assert capture.held == {60}
+    capture.note_off(60, 5)                       # a note-off on a channel that never held it
+    assert capture.held == set()
+    capture.note_on(62, 3.0, 80, 3)
+    capture.control(123, 0)                       # no channel given: every key
+    assert capture.held == set()

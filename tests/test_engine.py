@@ -316,6 +316,27 @@ def test_drum_channel_and_chosen_channels_are_not_chords():
     assert rig.engine.chord.name == "C" and rig.ons()
 
 
+def test_a_chord_layered_on_two_channels_plays_on_while_either_channel_holds_it():
+    """A DAW's piano (channel 1) lets the chord go on beat 3 while its pad (channel 2)
+    holds it to beat 13: the accompaniment plays on (before, the piano's note-offs let
+    the keys go, and it rested on beat 12), then rests two bars after the pad lets go."""
+    rig = Rig()
+    for channel in (0, 1):
+        for p in parse_chord("C").voicing():
+            rig.engine.handle(NoteOn(rig.t, channel, p, 80))
+    rig.advance(103.0)
+    for p in parse_chord("C").voicing():
+        rig.engine.handle(NoteOff(rig.t, 0, p))
+    rig.advance(112.5)
+    count = len(rig.ons())
+    rig.advance(113.0)
+    assert rig.clock.running and len(rig.ons()) > count
+    for p in parse_chord("C").voicing():
+        rig.engine.handle(NoteOff(rig.t, 1, p))
+    rig.advance(124.0)
+    assert not rig.clock.running and not rig.scheduler.sounding()
+
+
 class EveryBeat(MelodyModel):
     """A unit-test fake: the chord's root as a quarter note on every beat, one sixteenth
     per step."""
