@@ -270,7 +270,10 @@ class ChordCapture:
         channels = self._down.get(pitch)
         if channels is None:
             return
-        channels.discard(channel) if channel in channels else channels.clear()
+        if channel in channels:
+            channels.discard(channel)
+        else:  # a note-off from a channel that never struck it: let it go everywhere
+            channels.clear()
         if not channels:
             del self._down[pitch]
             if self.pedal:
