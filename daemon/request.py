@@ -41,7 +41,10 @@ def request_preset(request: dict, default: str):
     with its "tempo" (BPM) and "meter". Raises PresetError (riffd.presets) for a preset
     or value no preset takes, RequestError for a meter that is no time signature."""
     from riffd.presets import load_preset
-    preset = load_preset(request.get("preset", default))
+    name = request.get("preset", default)
+    if not isinstance(name, str) or not name.strip():
+        raise RequestError("'preset' must be a preset's name (\"folk\") or a preset file's path")
+    preset = load_preset(name)
     if "tempo" in request:
         preset = preset.with_values(tempo=request["tempo"])
     if "meter" in request:

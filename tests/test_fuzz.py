@@ -1,5 +1,6 @@
 """Fuzzing with hypothesis: random MIDI messages into the input bridge and the engine,
-random and truncated MIDI files into `riffd render`, random preset TOML, random chord names.
+random and truncated MIDI files into `riffd render`, random preset TOML, random chord names,
+random render requests.
 
 The number of cases per test is EXAMPLES (the README quotes them)."""
 from __future__ import annotations
@@ -20,9 +21,10 @@ from riffd.daemon.engine import Engine
 from riffd.daemon.scheduler import Scheduler
 from riffd.models import load_model
 from riffd.music.chords import parse_chord
+from riffd.daemon.request import KEYS, RequestError, read_request, request_preset, request_seed, request_song
 from riffd.presets import PresetError, load_preset
 
-EXAMPLES = {"messages": 300, "files": 150, "presets": 300, "chord names": 2000}
+EXAMPLES = {"messages": 300, "files": 150, "presets": 300, "chord names": 2000, "requests": 300}
 FUZZ = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 byte = st.integers(0, 255)
@@ -184,3 +186,38 @@ def test_random_chord_names_parse_to_a_chord_whose_name_parses_back_or_raise_val
     assert parse_chord(chord.name) == chord, (text, chord.name)
     voiced = chord.voicing()
     assert voiced[0] % 12 == chord.bass and {p % 12 for p in voiced} == set(chord.tones) | {chord.bass}
+
+
+# each key's plausible values (a lead sheet's names and bar lines, a bundled preset) and
+# a few of other JSON types, so that most requests get as far as their chords
+junk = [None, True, -1, 0.5, "", [], {}]
+names = st.sampled_from(["Am", "F", "C", "G7", "Dm7b5", "G13#9", "Cmaj9#11", "N.C.", "%", "E5", "Xq", "B°7", "|"])
+lead_sheet = st.lists(names, min_size=1, max_size=12).map(" ".join)
+request_body = st.fixed_dictionaries(
+    {"chords": st.one_of(lead_sheet, st.lists(st.one_of(names, lead_sheet), min_size=1, max_size=4),
+                         st.sampled_from(junk))},
+    optional={"bars": st.one_of(st.integers(-2, 300), st.sampled_from(junk)),
+              "tempo": st.one_of(st.floats(10, 500), st.sampled_from(junk)),
+              "meter": st.sampled_from(["3/4", "6/8", [5, 4], "12/8", "7/8", "3/5", "4/32", "waltz", *junk]),
+              "preset": st.sampled_from(["pop", "folk", "chorale", "trance", "nope", *junk]),
+              "seed": st.one_of(st.integers(0, 2**63 - 1), st.sampled_from(junk))})
+
+
+@settings(max_examples=EXAMPLES["requests"], **FUZZ)
+@given(request_body)
+def test_random_requests_give_a_song_or_one_clear_error(body):
+    """A request with any values of any JSON type: a song over its chords at its
+    preset's meter, or RequestError / PresetError in one line, never another error."""
+    import json
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "request.json"
+        path.write_text(json.dumps(body))
+        try:
+            request = read_request(path)
+            preset = request_preset(request, "pop")
+            request_seed(request, None)
+            song, chords = request_song(request, preset)
+        except (RequestError, PresetError) as exc:
+            assert str(exc) and "\n" not in str(exc).strip()
+            return
+    assert set(body) <= set(KEYS) and chords and song.time_signatures[0][1:] == tuple(preset.meter)
