@@ -144,9 +144,13 @@ def ports(midi_api):
 
 
 @click.command()
-@click.argument("in_path", metavar="IN", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("in_path", metavar="[IN]", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output MIDI [IN-riffd.mid].")
+              help="Output MIDI [IN-riffd.mid; with --chords, chords-riffd.mid].")
+@click.option("--chords", "chord_text", default=None,
+              help="Play these chord names in place of IN, as a lead sheet writes them ('Am F | C G7 | %'; "
+                   "one a bar without bar lines).")
+@click.option("--bars", type=click.IntRange(1, 256), default=None, help="With --chords: bars to fill [8].")
 @click.option("--preset", default="pop", show_default=True)
 @click.option("--model", "model_name", default=None, help=MODEL_HELP)
 @click.option("--seed", type=SEED, default=None, help="Random seed: the same seed gives the same file.")
@@ -161,22 +165,29 @@ def ports(midi_api):
               help="Continue the file's melody track from where it ends, instead of starting at the first chord.")
 @click.option("--meter", type=METER, default=None,
               help="Play the file in this meter (3/4, 6/8 ...) from its start, and write it so, in place of its "
-                   "time signatures [the file's; none is 4/4].")
-def render(in_path, output, preset, model_name, seed, chord_track, wav, png, continue_melody, meter):
-    """Write IN (a .mid with chords, or a .json request as the watched folder takes) plus
-    a melody track 'riffd melody' to a type-1 MIDI file. A request's preset, tempo, meter
-    and seed come before --preset and --seed, as in the folder."""
+                   "time signatures [the file's; none is 4/4; with --chords, the preset's].")
+def render(in_path, output, chord_text, bars, preset, model_name, seed, chord_track, wav, png, continue_melody, meter):
+    """Write IN (a .mid with chords, or a .json request as the watched folder takes), or
+    the chords of --chords, plus a melody track 'riffd melody' to a type-1 MIDI file. A
+    request's preset, tempo, meter and seed come before --preset and --seed, as in the
+    folder."""
     from .render import render_file, render_song
-    output = output or in_path.with_name(in_path.stem + "-riffd.mid")
-    if in_path.suffix.lower() == ".json":
-        the_preset, seed, song, chords = _request(in_path, preset, seed, chord_track, continue_melody, meter)
+    if (in_path is None) == (chord_text is None):
+        raise BadInput("give IN (a .mid or a .json request) or --chords, one of them")
+    if bars is not None and chord_text is None:
+        raise BadInput("--bars is for --chords (a file or a request gives its own length)")
+    output = output or (in_path.with_name(in_path.stem + "-riffd.mid") if in_path else Path("chords-riffd.mid"))
+    asked = chord_text is not None or in_path.suffix.lower() == ".json"
+    if asked:
+        the_preset, seed, song, chords = _request(in_path, chord_text, bars, preset, seed, chord_track,
+                                                  continue_melody, meter)
     else:
         the_preset = preset_or_exit(preset)
     name = model_name or the_preset.model
     try:
-        if in_path.suffix.lower() == ".json":
-            report = render_song(song, output, the_preset, model_or_exit(name), seed, source=str(in_path),
-                                 wav=wav, png=png, chords=chords)
+        if asked:
+            report = render_song(song, output, the_preset, model_or_exit(name), seed,
+                                 source=str(in_path or "--chords"), wav=wav, png=png, chords=chords)
         else:
             report = render_file(in_path, output, the_preset, model_or_exit(name), seed=seed, chord_track=chord_track,
                                  wav=wav, png=png, continue_melody=continue_melody, meter=meter)
@@ -186,24 +197,29 @@ def render(in_path, output, preset, model_name, seed, chord_track, wav, png, con
     click.echo(f"  preset {the_preset.name}, model {name}" + ("" if seed is None else f", seed {seed}"))
 
 
-def _request(path, preset, seed, chord_track, continue_melody, meter):
-    """The preset, seed, chord Song and named chords of the request file ``path``
-    (daemon/request.py), the command's ``preset`` and ``seed`` for what it leaves out.
-    Raises BadInput for a bad request, or an option only a .mid takes."""
+def _request(path, chord_text, bars, preset, seed, chord_track, continue_melody, meter):
+    """The preset, seed, chord Song and named chords of the request file ``path``, or of
+    ``chord_text`` over ``bars`` (daemon/request.py), the command's ``preset`` and
+    ``seed`` (and, for ``chord_text``, ``meter``) for what it leaves out. Raises BadInput
+    for a bad request, or an option only a .mid takes."""
     from riffd.presets import PresetError
 
     from .request import RequestError, read_request, request_preset, request_seed, request_song
     given = [flag for flag, value in (("--chord-track", chord_track), ("--continue", continue_melody or None),
-                                      ("--meter", meter)) if value is not None]
+                                      ("--meter", None if chord_text else meter)) if value is not None]
+    where = path or "--chords"
     if given:
-        raise BadInput(f"{path}: {' and '.join(given)} {'is' if len(given) == 1 else 'are'} for a .mid file; "
-                       f"a request names its chords and its \"meter\"")
+        why = "a request names its chords and its \"meter\"" if path else "--chords names the chords"
+        raise BadInput(f"{where}: {' and '.join(given)} {'is' if len(given) == 1 else 'are'} for a .mid file; {why}")
     try:
-        request = read_request(path)
+        if chord_text is not None:
+            request = {"chords": chord_text, "bars": bars or 8, **({"meter": list(meter)} if meter else {})}
+        else:
+            request = read_request(path)
         the_preset = request_preset(request, preset)
         return (the_preset, request_seed(request, seed), *request_song(request, the_preset))
     except (RequestError, PresetError) as exc:
-        raise BadInput(f"{path}: {exc}") from None
+        raise BadInput(f"{where}: {exc}") from None
 
 
 @click.command()

@@ -975,3 +975,26 @@ def test_render_takes_a_json_request_as_the_watched_folder_does(tmp_path):
         assert refused.returncode == 2 and reason in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
         assert not out.exists()
     assert again.returncode == 0
+
+
+def test_render_chords_plays_a_lead_sheet_line_without_a_file(tmp_path):
+    """`riffd render --chords "Dm7 G7 | Cmaj7" --bars 4 --meter 3/4`: the names as
+    written, repeated to fill the bars, in that meter, the same as a request of them;
+    IN and --chords together (or neither), and --bars without --chords, are refused."""
+    import json
+    result = run_riffd("render", "--chords", "Dm7 G7 | Cmaj7", "--bars", "4", "--meter", "3/4", "--model", "rules",
+                       "--seed", "5", "-o", str(tmp_path / "line.mid"))
+    assert result.returncode == 0, result.stderr
+    assert "6 chord changes (Dm7 G7 Cmaj7 Dm7 G7 Cmaj7)" in result.stdout
+    song = read_song(tmp_path / "line.mid")
+    assert song.time_signatures == [(0, 3, 4)] and song.tracks[-1]
+    (tmp_path / "line.json").write_text(json.dumps({"chords": "Dm7 G7 | Cmaj7", "bars": 4, "meter": "3/4",
+                                                      "seed": 5}))
+    same = run_riffd("render", str(tmp_path / "line.json"), "--model", "rules", "-o", str(tmp_path / "req.mid"))
+    assert same.returncode == 0 and (tmp_path / "req.mid").read_bytes() == (tmp_path / "line.mid").read_bytes()
+    for args, reason in ((("--chords", "Am", str(tmp_path / "line.json")), "one of them"), ((), "one of them"),
+                         ((str(tmp_path / "line.json"), "--bars", "2"), "--bars is for --chords"),
+                         (("--chords", "Am Xq"), "not a chord name: 'Xq'")):
+        refused = run_riffd("render", *args, "-o", str(tmp_path / "no.mid"))
+        assert refused.returncode == 2 and reason in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
+    assert not (tmp_path / "no.mid").exists()
