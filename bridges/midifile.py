@@ -1,24 +1,16 @@
-"""MIDI files in and out, through mido.
-
-Reads a file into note lists per track, finds the chord track, and writes type-1 files
-with a melody track added. Writes go to a temporary name and are renamed, so a failed
-render leaves no partial file.
+"""MIDI files in, through mido: a file read into note lists per track, and its chord
+track found. Writing them is bridges/midiwrite.py's.
 """
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from math import gcd
 from pathlib import Path
 
 import mido
 
-from .atomic import atomic_path
 from .events import DRUM_CHANNEL, PEDAL_CCS, pedal_down
 
-# Positions per beat a melody is written on: sixteenths and triplet eighths (the REMI
-# tokenizer's beat resolution, models/tokens.py). A file's PPQN is raised to a multiple.
-MELODY_GRID = 12
 CHORDAL_SHARE = 0.1  # of a chord track's onsets, more than this strike chords (as riffd eval's MAX_CHORDAL)
 
 
@@ -349,52 +341,3 @@ def pitched(track: list[TrackNote]) -> list[TrackNote]:
 def drums_only(track: list[TrackNote]) -> bool:
     """Whether every note of ``track`` is on the drum channel (10): none is ``pitched``."""
     return not pitched(track)
-
-
-def melody_track(notes, ppqn: int, channel: int, name: str = "riffd melody") -> mido.MidiTrack:
-    """A track of ``notes`` (objects with start/duration in beats, pitch, velocity)."""
-    events = []
-    for n in notes:
-        on = round(n.start * ppqn)
-        off = max(on + 1, round((n.start + n.duration) * ppqn))
-        events.append((on, 1, n.pitch, n.velocity))  # at one tick, note-offs first
-        events.append((off, 0, n.pitch, 0))
-    events.sort(key=lambda e: (e[0], e[1]))
-    track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0)])
-    now = 0
-    for tick, is_on, pitch, velocity in events:  # each message made once, with its delta time
-        track.append(mido.Message("note_on" if is_on else "note_off", channel=channel, note=pitch,
-                                  velocity=velocity, time=tick - now))
-        now = tick
-    track.append(mido.MetaMessage("end_of_track", time=0))
-    return track
-
-
-def write_atomic(midi: mido.MidiFile, path: str | Path) -> None:
-    """Save ``midi`` to ``path`` through a temporary file and a rename (atomic_path:
-    raises OutputError where ``path`` cannot be written)."""
-    with atomic_path(path) as tmp:
-        midi.save(tmp)
-
-
-def with_melody(song: Song, notes, channel: int) -> mido.MidiFile:
-    """A type-1 copy of ``song``'s file, every track unchanged, plus a melody track.
-
-    Where the file's PPQN is not a multiple of ``MELODY_GRID`` (12: a step sequencer's 4,
-    say, which cannot hold an eighth's triplet), the copy's is the least multiple of both,
-    and every delta time of the tracks is scaled by the same whole factor: they sound as
-    they did, and no melody note is rounded onto its neighbour's tick.
-    """
-    scale = MELODY_GRID // gcd(song.ppqn, MELODY_GRID)
-    out = mido.MidiFile(type=1, ticks_per_beat=song.ppqn * scale)
-    out.tracks.extend(mido.MidiTrack(m.copy(time=m.time * scale) for m in t) for t in song.midi.tracks)
-    out.tracks.append(melody_track(notes, out.ticks_per_beat, channel))
-    return out
-
-
-def free_channel(song: Song, preferred: int) -> int:
-    """``preferred`` (0-15) if no track uses it, else the first unused channel but the drums'."""
-    used = {n.channel for t in song.tracks for n in t}
-    if preferred not in used:
-        return preferred
-    return next((c for c in range(16) if c not in used and c != DRUM_CHANNEL), preferred)

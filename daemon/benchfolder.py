@@ -25,7 +25,7 @@ def chord_files(inbox: Path, count: int, bpm: float = 120.0) -> None:
     """``count`` 16-bar chord files (4/4) in ``inbox``."""
     import mido
 
-    from riffd.bridges.midifile import melody_track, write_atomic
+    from riffd.bridges.midiwrite import melody_track, write_atomic
     from riffd.models.protocol import MelodyNote
 
     from .benchlive import session_chords

@@ -25,7 +25,7 @@ SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/def
 
 def piece(minutes: float, folder: Path, bpm: float = 120.0) -> tuple[Path, float]:
     """A chords-and-melody MIDI file of ``minutes`` at ``bpm``; returns (path, seconds)."""
-    from riffd.bridges.midifile import melody_track, write_atomic
+    from riffd.bridges.midiwrite import melody_track, write_atomic
     from riffd.models import load_model
     from riffd.models.protocol import MelodyNote
     from riffd.music.chords import recognize

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from riffd.bridges.midifile import read_song, write_atomic
+from riffd.bridges.midifile import read_song
+from riffd.bridges.midiwrite import write_atomic
 from riffd.models import load_or_fallback
 from riffd.models.training.corpus import chord_symbol_paths, chord_symbol_tunes, chorale, corpus_root
 

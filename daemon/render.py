@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord_track, free_channel, legato_ticks,
-                                    max_polyphony, pitched, read_song, sounding, with_melody, write_atomic)
+from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord_track, legato_ticks, max_polyphony,
+                                    pitched, read_song, sounding)
+from riffd.bridges.midiwrite import free_channel, in_meter, with_melody, write_atomic
 from riffd.models.ending import cut_at, end_as
 from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, song_chords, tune_among
 from riffd.models.meters import bar_lines, play, song_meters
@@ -328,28 +329,6 @@ def given_melody(song: Song, chord_track: int, source: str = "") -> list[MelodyN
     if there is none."""
     track = song.tracks[given_track(song, chord_track, source)]
     return [MelodyNote(n.start / song.ppqn, (n.end - n.start) / song.ppqn, n.pitch, n.velocity) for n in track]
-
-
-def in_meter(song: Song, meter: tuple[int, int] | list[int]) -> Song:
-    """``song`` in ``meter`` (numerator, denominator) from its start: its file's time
-    signatures (none: 4/4, as the MIDI file specification says; or a sequencer's default
-    4/4 under a waltz) give way to one at tick 0 of its first track, every other event
-    kept at its tick, so that the melody is played, and the file written, in that meter."""
-    import mido
-    num, den = meter
-    midi = mido.MidiFile(type=song.midi.type, ticks_per_beat=song.midi.ticks_per_beat)
-    for k, track in enumerate(song.midi.tracks):
-        out, carried = mido.MidiTrack(), 0  # a dropped event's delta time goes to the next one
-        if k == 0:
-            out.append(mido.MetaMessage("time_signature", numerator=num, denominator=den, time=0))
-        for msg in track:
-            if msg.type == "time_signature":
-                carried += msg.time
-                continue
-            out.append(msg.copy(time=msg.time + carried))
-            carried = 0
-        midi.tracks.append(out)
-    return replace(song, midi=midi, meter=(num, den), time_signatures=[(0, num, den)])
 
 
 def render_file(in_path: str | Path, out_path: str | Path, preset: Preset, model: MelodyModel,

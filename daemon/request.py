@@ -78,7 +78,8 @@ def request_song(request: dict, preset):
     Raises RequestError for chords or bars that are not a progression."""
     import mido
 
-    from riffd.bridges.midifile import melody_track, read_song, write_atomic
+    from riffd.bridges.midifile import read_song
+    from riffd.bridges.midiwrite import melody_track, write_atomic
     from riffd.models.protocol import MelodyNote
     from riffd.music.theory import felt_beat
 

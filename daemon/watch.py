@@ -50,7 +50,7 @@ class Options:
     """What every job of a watch uses: preset name, model name, seed, and whether a
     melody in a .mid is continued (``continue_melody``). ``model_given``: the model was
     chosen (--model), so a request's preset does not bring its own. ``meter``: (numerator,
-    denominator) a .mid is played and written in (render.in_meter), or None: its own."""
+    denominator) a .mid is played and written in (bridges.midiwrite.in_meter), or None: its own."""
     preset: str = "pop"
     model: str = "onnx"
     seed: int | None = None
@@ -165,7 +165,9 @@ def process(work: str, outbox: str, options: Options) -> dict:
     from riffd.bridges.midifile import MidiInputError, read_song
     from riffd.presets import PresetError, load_preset
 
-    from .render import in_meter, render_song
+    from riffd.bridges.midiwrite import in_meter
+
+    from .render import render_song
     from .request import RequestError, read_request, request_preset, request_seed, request_song
     path, out = Path(work), Path(outbox)
     stem, t0 = path.stem, time.perf_counter()

@@ -43,7 +43,7 @@ def waltz_chords(path, written_meter: bool = True) -> None:
     twice), a track "Keys" at 480 PPQN, under the 4/4 a sequencer writes by default
     (``written_meter``), or under no time signature."""
     import mido
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     voicings = {"C": (48, 52, 55), "G7": (43, 53, 59), "F": (41, 45, 48), "Am": (45, 48, 52)}
     bars = ["C", "C", "G7", "G7", "Am", "F", "G7", "C"] * 2

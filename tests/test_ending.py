@@ -3,7 +3,8 @@
 import mido
 import pytest
 
-from riffd.bridges.midifile import melody_track, read_song
+from riffd.bridges.midifile import read_song
+from riffd.bridges.midiwrite import melody_track
 from riffd.daemon.render import render_file
 from riffd.models import load_model
 from riffd.models.ending import MIN_TAIL, land

@@ -243,7 +243,7 @@ def test_a_piano_part_with_its_tune_on_top_gives_the_tune_and_the_left_hands_cho
     chords (both hands in one track) is the melody, and the rest of it names the chords.
     Block chords alone, a strum, or an oom-pah (the bass alone, under the chords) are no
     tune."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     triads, progression = TRIADS, PROGRESSION
     left, right, tune = piano_with_its_tune()
     oompah = [MelodyNote(bar * 4 + beat, 0.9, p, 70) for bar, name in enumerate(progression) for beat in range(4)
@@ -303,7 +303,7 @@ def test_a_bass_line_is_no_melody(tmp_path):
     """A band's file with no tune (drums, keys, a bass in one voice an octave under the
     chords) has no melody to learn or to be measured against; with an unnamed tune
     added, the tune is the melody."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     left, right, tune = piano_with_its_tune()
     bass = [MelodyNote(bar * 4 + beat, 0.9, TRIADS[name][0] - 12, 90)
             for bar, name in enumerate(PROGRESSION) for beat in range(4)]
@@ -618,7 +618,7 @@ def test_a_broken_chords_last_beat_is_its_own_bars_chord_in_eval(tmp_path):
     each bar's chord from its beat 1, as render does. Before, they named a bar's last beat
     with the next bar's bass: C A7 | Am Fmaj7 | F Gsus2 | G Csus2, the tune's chord tones
     counted against them."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     shapes = {"C": (36, 43, 52, 43), "Am": (33, 40, 48, 40), "F": (29, 36, 45, 36), "G": (31, 38, 47, 38)}
     bars = ["C", "Am", "F", "G"] * 2
     hand = [MelodyNote(bar * 4 + k / 2, 0.45, shapes[name][k % 4], 70) for bar, name in enumerate(bars)

@@ -4,7 +4,8 @@ import re
 import mido
 import pytest
 
-from riffd.bridges.midifile import MidiInputError, melody_track, read_song
+from riffd.bridges.midifile import MidiInputError, read_song
+from riffd.bridges.midiwrite import melody_track
 from riffd.presets import load_preset
 from riffd.daemon.render import render_file
 from riffd.models import load_model
@@ -307,7 +308,7 @@ def test_piano_rolls_of_one_shape_share_a_frame_and_keep_nothing_of_each_other(t
 def _voices_file(piece, path, with_melody=False):
     """``piece``'s chords split into one track per voice (lowest pitch first), as a
     choir's score is written: no track plays two notes at once."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     midi = piece.to_midi(with_melody=False)
     chord_track = midi.tracks.pop()
@@ -394,7 +395,7 @@ def test_a_legato_melody_over_an_arpeggiated_piano_is_no_chord_track(tmp_path):
     voice of a choir, as far as riffd can tell). The summary says from which parts
     ("track 0", not "tracks 0", for one). With --continue, a tune that plays to the
     song's end leaves nothing to continue, and the summary says so."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     arpeggios = {"Am": (57, 60, 64, 69), "F": (53, 57, 60, 65), "C": (48, 52, 55, 60), "G": (55, 59, 62, 67)}
     piano = [MelodyNote(bar * 4 + k / 4, 0.25, arpeggios[name][k % 4], 70)  # sixteenths, one voice
@@ -436,7 +437,8 @@ def test_lines_played_with_late_releases_are_one_voice_each(tmp_path):
     beats and roots of the same file played without the overlaps, and none after its
     end. Before, the bridge counted as the chord track (two notes at once at every
     onset) and gave one chord for eight bars."""
-    from riffd.bridges.midifile import max_polyphony, melody_track
+    from riffd.bridges.midifile import max_polyphony
+    from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     over = 70 / 480
     arpeggios = {"Am": (57, 60, 64, 69), "F": (53, 57, 60, 65), "C": (48, 52, 55, 60), "G": (55, 59, 62, 67)}
@@ -471,7 +473,7 @@ def test_a_type_0_file_is_read_channel_by_channel_as_its_type_1_original(tmp_pat
     """Every part in one track, a channel each: the chords named are the type-1 file's,
     not those of the melody and the piano struck together, and the summary names the
     channels it read them from."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     arpeggios = {"Am": (57, 60, 64, 69), "F": (53, 57, 60, 65), "C": (48, 52, 55, 60), "G": (55, 59, 62, 67)}
     piano = [MelodyNote(bar * 4 + k / 4, 0.25, arpeggios[name][k % 4], 70)
@@ -498,7 +500,7 @@ def test_a_type_0_file_is_read_channel_by_channel_as_its_type_1_original(tmp_pat
 
 
 def test_a_chord_track_with_no_chord_is_refused(tmp_path, chorale_piece):
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     midi = chorale_piece.to_midi(with_melody=False)
     midi.tracks.append(melody_track([MelodyNote(b, 1.0, 36, 70) for b in range(16)], 480, 3, name="pedal"))
@@ -513,7 +515,7 @@ def test_an_arpeggio_names_its_chords_per_beat(tmp_path):
     """A one-voice arpeggio is the chord track when it is chosen (--chord-track), or when
     it is a file's one part and named like an accompaniment; a lone part named like a
     melody, or not at all, is no chord track."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     arpeggios = {"Am": (57, 60, 64, 69), "F": (53, 57, 60, 65), "C": (48, 52, 55, 60), "G": (55, 59, 62, 67)}
     notes = [MelodyNote(bar * 4 + k / 4, 0.25, arpeggios[name][k % 4], 90)
@@ -538,7 +540,7 @@ def test_a_broken_chords_last_beat_is_named_in_its_own_bar(tmp_path):
     a beat): each bar is its chord, from beat 1. A beat whose two pitch classes are the
     chord before's goes on with it: the last beat of C is not named with the next bar's
     A (A7, as it was)."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     shapes = {"C": (36, 43, 52, 43), "Am": (33, 40, 48, 40), "F": (29, 36, 45, 36), "G": (31, 38, 47, 38)}
     notes = [MelodyNote(bar * 4 + k / 2, 0.45, shapes[name][k % 4], 70)
@@ -557,7 +559,8 @@ def test_a_drum_track_is_never_the_chord_track(tmp_path):
     track and one track of every part (read per channel, as the type-0 file), and where
     the drums share the keys' track among others; drums beside single lines are no chord
     track."""
-    from riffd.bridges.midifile import find_chord_track, melody_track
+    from riffd.bridges.midifile import find_chord_track
+    from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     hits = [MelodyNote(k / 2, 0.1, pitch, 100) for k in range(64)
             for pitch in (42, 36 if k % 4 == 0 else 38 if k % 4 == 2 else None, 49 if k % 8 == 0 else None) if pitch]
@@ -601,7 +604,8 @@ def test_a_melody_with_a_closing_chord_is_not_the_chord_track(tmp_path):
     tune's one chord makes it none: the chords are named per beat from tune and bass
     together, from the first bar on (taken for the chord track, it named one chord, A,
     at its last bar)."""
-    from riffd.bridges.midifile import chordal_share, melody_track
+    from riffd.bridges.midifile import chordal_share
+    from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     shells = {"Dm7": (53, 60), "G7": (53, 59), "Cmaj7": (52, 59), "A7": (55, 61)}
     roots = {"Dm7": 38, "G7": 43, "Cmaj7": 36, "A7": 33}
@@ -696,7 +700,7 @@ def test_a_chord_track_that_names_no_chord_gives_way_to_the_parts_together(tmp_p
 
 def read_song_of(tmp_path, parts):
     """The Song of a file of ``parts`` (MelodyNote lists), a track each."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     midi = mido.MidiFile(type=1, ticks_per_beat=480)
     midi.tracks += [melody_track(notes, 480, k) for k, notes in enumerate(parts)]
     midi.save(tmp_path / "parts.mid")
@@ -707,7 +711,7 @@ def test_a_strummed_guitar_part_is_named_one_chord_a_bar(tmp_path):
     """A guitar part strummed down and up on every beat, a string every 0.03 beat (15 ms
     at 120 BPM, longer than a strike's window): each bar's chord once, on its lowest
     string, as a block-chord part of the same chords names them."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     shapes = {"Am": (45, 52, 57, 60, 64), "F": (41, 48, 53, 57, 60, 65), "C": (48, 52, 55, 60, 64),
               "G": (43, 47, 50, 55, 59, 67), "E7": (40, 47, 50, 56, 59, 64)}
@@ -727,7 +731,7 @@ def test_a_piano_part_with_its_tune_on_top_names_the_left_hands_chords(tmp_path)
     """One piano track: the left hand holds a triad a bar, the right hand plays a tune
     in eighths an octave and more above (passing notes among them). The chords are the
     left hand's, one a bar, not a new name for each note of the tune."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     left, right, _ = piano_with_its_tune()
     midi = mido.MidiFile(type=1, ticks_per_beat=480)
     midi.tracks.append(melody_track(left + right, 480, 0, name="Piano"))
@@ -739,7 +743,7 @@ def test_a_piano_part_with_its_tune_on_top_names_the_left_hands_chords(tmp_path)
 def test_continue_takes_the_tune_not_the_bass_line(tmp_path):
     """--continue over a band's unnamed tracks: the bass plays more notes than the tune,
     but a one-voice line that averages under C3 is a bass line; the tune is continued."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     from riffd.daemon.render import given_track, render_song
     from riffd.models.protocol import MelodyNote
     left, right, _ = piano_with_its_tune()
@@ -784,7 +788,7 @@ def test_render_continue_on_the_command_line_starts_where_the_tune_ends(tmp_path
     """`riffd render IN --continue`: riffd's melody starts where the file's tune (its
     first two bars here) ends; without it, at the first chord. A file with no melody
     to continue is refused with the reason, and nothing is written."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     left, right, _ = piano_with_its_tune()
     song = mido.MidiFile(type=1, ticks_per_beat=480)
     song.tracks += [melody_track(left, 480, 0, name="Piano"), melody_track([n for n in right if n.start < 8], 480, 1,
@@ -835,7 +839,7 @@ def test_an_oom_pah_chord_is_named_with_its_bass_from_the_bass_s_beat(tmp_path):
     triad, or as two notes). Each bar's chord is named with its bass, from beat 1: G7,
     not the "pah"'s Bdim; C, not C/E or Em. A passing bass that is not the root of the
     chord after it (B, then C E G) leaves that chord as it is."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     chords = {"C": (36, 64, 67, 72), "G7": (31, 59, 62, 65), "F": (41, 69, 72, 77)}
     progression = ["C", "C", "G7", "G7", "C", "C", "F", "C"]
@@ -864,7 +868,7 @@ def test_the_melody_rests_where_the_chords_fall_silent_for_over_two_bars(tmp_pat
     bars; over a one-bar stop it plays on, and so it does over bars the sustain pedal
     holds (a chord struck short, the pedal down four bars), not with the pedal left out,
     and over a break where a bass line plays on."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     triads = {"C": (48, 52, 55), "Am": (45, 48, 52), "F": (41, 45, 48), "G": (43, 47, 50)}
     preset, model = load_preset("pop"), load_model("rules")
@@ -914,7 +918,7 @@ def test_the_melody_is_as_loud_as_the_chords_around_it(tmp_path):
     melody follows, each note by the chords begun in the beat up to it (the preset's
     velocity_follow 1: its velocity 90 moves by their mean velocity minus 80); with
     velocity_follow 0 every note keeps the preset's velocity, give or take its accent."""
-    from riffd.bridges.midifile import melody_track
+    from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     triads = {"C": (48, 52, 55), "Am": (45, 48, 52), "F": (41, 45, 48), "G": (43, 47, 50)}
     keys = [MelodyNote(bar * 4 + beat, 0.9, p, 40 if bar < 4 else 110)

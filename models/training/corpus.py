@@ -44,7 +44,7 @@ class Piece:
 
     def to_midi(self, ppqn: int = 480, with_melody: bool = True) -> mido.MidiFile:
         """A type-1 file: conductor track, ``chords`` (channel 1), ``melody`` (channel 3)."""
-        from riffd.bridges.midifile import melody_track  # bridges know files; import lazily
+        from riffd.bridges.midiwrite import melody_track  # bridges know files; import lazily
 
         midi = mido.MidiFile(type=1, ticks_per_beat=ppqn)
         conductor = mido.MidiTrack([

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import mido
 
-from riffd.bridges.midifile import melody_track
+from riffd.bridges.midiwrite import melody_track
 from riffd.models.protocol import MelodyNote
 
 PPQN = 480
