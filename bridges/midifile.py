@@ -12,6 +12,9 @@ import mido
 from .events import DRUM_CHANNEL, PEDAL_CCS, pedal_down
 
 CHORDAL_SHARE = 0.1  # of a chord track's onsets, more than this strike chords (as riffd eval's MAX_CHORDAL)
+# A part of a file of three or more that sounds at most three notes at once, at under this
+# share of its onsets, is a line with double stops (a quartet's cello), not a chord track.
+STOPS_SHARE = 0.5
 
 
 class MidiInputError(ValueError):
@@ -307,19 +310,24 @@ def find_chord_track(song: Song, index: int | None = None, path: str = "", leads
     (ties: more notes), drums (channel 10: a kick under a hi-hat is no chord) and a
     line's legato overlaps (``legato_ticks``) not counted, of those that strike chords
     at more than ``CHORDAL_SHARE`` of their onsets where any does (not a tune with a
-    closing chord beside two-note shells); a track of ``leads`` (indices: a melody's)
+    closing chord beside two-note shells) and, in a file of three parts or more, are no
+    line with double stops (``STOPS_SHARE``); a track of ``leads`` (indices: a melody's)
     only where no other plays two notes at once. Raises MidiInputError if none plays
-    two notes at once, or where the file has other parts, if none strikes chords at more
-    than ``CHORDAL_SHARE`` of its onsets (a voice's divisi or a tune's closing chord is no
-    chord track: render then names the chords per beat from the parts together)."""
+    two notes at once, or where the file has other parts, if none strikes chords so (a
+    voice's divisi, a tune's closing chord or a cello's double stops is no chord track:
+    render then names the chords per beat from the parts together)."""
     if index is not None:
         if not 0 <= index < len(song.tracks) or not song.tracks[index]:
             raise MidiInputError(f"{path}: track {index} does not exist or has no notes "
                                  f"(tracks with notes: {[i for i, t in enumerate(song.tracks) if t]})")
         return index
     legato, tonal = legato_ticks(song.ppqn), [pitched(t) for t in song.tracks]
-    scored = [(max_polyphony(t, legato), chordal_share(t, legato) > CHORDAL_SHARE, len(t), i)
-              for i, t in enumerate(tonal) if t]
+    scored, parts = [], sum(map(bool, tonal))
+    for i, t in enumerate(tonal):
+        if t:
+            poly, share = max_polyphony(t, legato), chordal_share(t, legato)
+            stops = parts >= 3 and poly <= 3 and share < STOPS_SHARE  # a string's double stops among parts
+            scored.append((poly, share > CHORDAL_SHARE and not stops, len(t), i))
     _, chordal, poly, _, best = max(((poly > 1 and i not in leads, chordal, poly, n, i)
                                      for poly, chordal, n, i in scored), default=(False, False, 0, 0, 0))
     if poly < 2:

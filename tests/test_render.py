@@ -305,9 +305,11 @@ def test_piano_rolls_of_one_shape_share_a_frame_and_keep_nothing_of_each_other(t
     assert legend > 0 and 6 < (orange(a) - legend) / (orange(b) - legend) < 10   # 16 notes against 2
 
 
-def _voices_file(piece, path, with_melody=False):
+def _voices_file(piece, path, with_melody=False, stops=0):
     """``piece``'s chords split into one track per voice (lowest pitch first), as a
-    choir's score is written: no track plays two notes at once."""
+    choir's score is written: no track plays two notes at once; with ``stops`` N, every
+    Nth note of the lowest voice has the next voice's note above it, as a cello's double
+    stops."""
     from riffd.bridges.midiwrite import melody_track
     from riffd.models.protocol import MelodyNote
     midi = piece.to_midi(with_melody=False)
@@ -315,6 +317,8 @@ def _voices_file(piece, path, with_melody=False):
     voices = max(len(ps) for _, _, ps in piece.chords)
     for v in range(voices):
         line = [MelodyNote(s, e - s, sorted(ps)[v], 70) for s, e, ps in piece.chords if v < len(ps)]
+        if v == 0 and stops:
+            line += [MelodyNote(s, e - s, sorted(ps)[1], 70) for s, e, ps in piece.chords[::stops] if len(ps) > 1]
         midi.tracks.append(melody_track(line, midi.ticks_per_beat, v, name=f"voice {v + 1}"))
     if with_melody:
         midi.tracks.append(melody_track(piece.melody, midi.ticks_per_beat, 5, name="melody"))
@@ -343,6 +347,25 @@ def test_parts_in_one_voice_each_are_named_per_beat(tmp_path, chorale_mid, chora
     assert agree > 0.7, agree
     assert len(report.notes) > 20 and (tmp_path / "out.wav").stat().st_size > 0 and (tmp_path / "out.png").exists()
     assert len(mido.MidiFile(tmp_path / "out.mid").tracks) == voices + 2  # conductor, voices, riffd melody
+
+
+def test_a_cellos_double_stops_make_no_chord_track_among_its_parts(tmp_path, chorale_mid, chorale_piece):
+    """A chorale as a string quartet plays it, the cello with the viola's note above every
+    third of its own (double stops: two notes at a third of its onsets). Before, the cello was the
+    chord track, and its dyads named the chords; now it is a line like the others, and
+    the chords are named per beat from all four (Schumann's op. 41 no. 1, second
+    movement: 10 chord changes before, 247 now)."""
+    from riffd.bridges.midifile import chordal_share, max_polyphony
+    _voices_file(chorale_piece, tmp_path / "quartet.mid", stops=3)
+    cello = read_song(tmp_path / "quartet.mid").tracks[1]
+    assert max_polyphony(cello) == 2 and 0.2 < chordal_share(cello) < 0.5
+    preset, model = load_preset("chorale"), load_model("rules")
+    report = render_file(tmp_path / "quartet.mid", tmp_path / "out.mid", preset, model, seed=1)
+    assert report.chord_track is None and "one voice each, chords named per beat" in report.summary()
+    whole = render_file(chorale_mid, tmp_path / "whole.mid", preset, model, seed=1)
+    beats = range(int(max(b for b, _ in whole.chords)))
+    agree = sum(root_at(report.chords, b) == root_at(whole.chords, b) for b in beats) / len(beats)
+    assert agree > 0.7, agree
 
 
 def test_a_pianos_two_staves_name_the_chords_together(tmp_path, chorale_mid, chorale_piece):
