@@ -163,9 +163,8 @@ def _nothing() -> None:
 def process(work: str, outbox: str, options: Options) -> dict:
     """Render one claimed file into ``outbox``; returns its report. Raises JobError."""
     from riffd.bridges.midifile import MidiInputError, read_song
-    from riffd.presets import PresetError, load_preset
-
     from riffd.bridges.midiwrite import in_meter
+    from riffd.presets import PresetError, load_preset
 
     from .render import render_song
     from .request import RequestError, read_request, request_preset, request_seed, request_song
