@@ -13,6 +13,11 @@ import tempfile
 from pathlib import Path
 
 MAX_BARS = 256
+# A request's chords are voiced from a bass in C2-B2 (MIDI 36-47), the chord in the octave
+# above it (Chord.voicing), as chord packs and a pianist's left hand voice them: under the
+# melody (the presets' registers begin at G3 to E4), not across it as from C3 (measured.md,
+# "A request's chords under the melody").
+VOICING_LOW = 36
 KEYS = ("bars", "chords", "meter", "preset", "seed", "tempo")
 
 
@@ -72,8 +77,8 @@ def request_meter(value) -> list[int]:
 
 def request_song(request: dict, preset):
     """The Song of a request's chords (``phrases.progression``: one bar each, or as bar
-    lines place them; repeated to fill "bars"; N.C. silent) at ``preset``'s tempo and
-    meter, and those chords as ChordAt (their names as written: Cadd9 stays Cadd9; over
+    lines place them; repeated to fill "bars"; N.C. silent; voiced from ``VOICING_LOW``)
+    at ``preset``'s tempo and meter, and those chords as ChordAt (their names as written: Cadd9 stays Cadd9; over
     N.C. the melody plays on over the chord before, as over a lead sheet's break).
     Raises RequestError for chords or bars that are not a progression."""
     import mido
@@ -101,7 +106,8 @@ def request_song(request: dict, preset):
     midi.tracks.append(mido.MidiTrack([
         mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(preset.tempo), time=0),
         mido.MetaMessage("time_signature", numerator=preset.meter[0], denominator=preset.meter[1], time=0)]))
-    block = [MelodyNote(b, e - b, p, 70) for (b, c), e in zip(timeline, ends) for p in (c.voicing() if c else ())]
+    block = [MelodyNote(b, e - b, p, 70) for (b, c), e in zip(timeline, ends)
+             for p in (c.voicing(VOICING_LOW) if c else ())]
     midi.tracks.append(melody_track(block, 480, 0, name="chords"))
     with tempfile.TemporaryDirectory(prefix="riffd-request-") as folder:
         path = Path(folder) / "chords.mid"  # read back as any chord file is, so both play alike

@@ -1025,3 +1025,19 @@ def test_render_chords_plays_a_lead_sheet_line_without_a_file(tmp_path):
         refused = run_riffd("render", *args, "-o", str(tmp_path / "no.mid"))
         assert refused.returncode == 2 and reason in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
     assert not (tmp_path / "no.mid").exists()
+
+
+def test_a_requests_chords_are_voiced_under_its_melody(tmp_path):
+    """A request's chords: a bass in C2-B2 and the chord in the octave above it, so that
+    the melody sounds over them (before, voiced from C3, the chords reached G5 and half
+    the melody's notes began under their top note)."""
+    result = run_riffd("render", "--chords", "C G | Am F | Dm7 G7 | Cmaj7", "--bars", "16", "--model", "rules",
+                       "--seed", "2", "-o", str(tmp_path / "out.mid"))
+    assert result.returncode == 0, result.stderr
+    song = read_song(tmp_path / "out.mid")
+    chords, melody = song.tracks[1], song.tracks[-1]
+    for start in sorted({n.start for n in chords}):
+        block = sorted(n.pitch for n in chords if n.start == start)
+        assert 36 <= block[0] <= 47 and block[-1] <= block[0] + 24, block
+    under = [n for n in melody if n.pitch < max(c.pitch for c in chords if c.start <= n.start < c.end)]
+    assert len(under) <= 0.1 * len(melody), (len(under), len(melody))
