@@ -100,6 +100,13 @@ _LOWERED_FIFTH = {"min": ("dim", ()), "m7": ("m7b5", ()), "m9": ("m7b5", (14,))}
 _NINTH_CHORD = {"7": "9", "m7": "m9"}  # a seventh chord with its ninth is the ninth chord the models hear
 
 
+def _listed(suffix: str) -> tuple[str, tuple[int, ...]] | None:
+    """(quality, added) of a suffix in the tables (_SUFFIXES, EXTENDED), or None."""
+    if suffix in EXTENDED:
+        return EXTENDED[suffix]
+    return (_SUFFIXES[suffix], ()) if suffix in _SUFFIXES else None
+
+
 def _stacked(suffix: str) -> tuple[str, tuple[int, ...]] | None:
     """(quality, added) of a suffix of the tables with alterations after it, or None.
 
@@ -113,7 +120,7 @@ def _stacked(suffix: str) -> tuple[str, tuple[int, ...]] | None:
         suffix = f"{moved.group(1)}sus4{moved.group(2)}"
     for cut in range(len(suffix) - 1, 0, -1):
         base, rest = suffix[:cut], suffix[cut:]
-        pair = EXTENDED.get(base) or (base in _SUFFIXES and (_SUFFIXES[base], ()))
+        pair = _listed(base)
         if pair and _ALTERATION_RE.fullmatch(rest):
             break
     else:
@@ -284,7 +291,7 @@ def parse_chord(name: str) -> Chord:
         root = match.group(1).upper() + match.group(2)
         raise ValueError(f"{name!r} is a power chord, root and fifth: riffd's chords have a third; "
                          f"name it {root} or {root}m (a power chord struck on keys takes the third heard around it)")
-    pair = match and (EXTENDED.get(suffix) or (suffix in _SUFFIXES and (_SUFFIXES[suffix], ())) or _stacked(suffix))
+    pair = match and (_listed(suffix) or _stacked(suffix))
     if not pair:
         raise ValueError(f"not a chord name: {name!r} (a root A-G, # or b, a suffix such as m, 7, maj7, m7b5, "
                          f"dim, sus4, 6, add9, 7sus4 or 13, alterations such as b9, #11 or b13 after it, "
