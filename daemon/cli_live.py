@@ -204,7 +204,7 @@ def _request(path, chord_text, bars, preset, seed, chord_track, continue_melody,
     for a bad request, or an option only a .mid takes."""
     from riffd.presets import PresetError
 
-    from .request import RequestError, read_request, request_preset, request_seed, request_song
+    from .request import RequestError, played, read_request
     given = [flag for flag, value in (("--chord-track", chord_track), ("--continue", continue_melody or None),
                                       ("--meter", None if chord_text else meter)) if value is not None]
     where = path or "--chords"
@@ -216,8 +216,7 @@ def _request(path, chord_text, bars, preset, seed, chord_track, continue_melody,
             request = {"chords": chord_text, "bars": bars or 8, **({"meter": list(meter)} if meter else {})}
         else:
             request = read_request(path)
-        the_preset = request_preset(request, preset)
-        return (the_preset, request_seed(request, seed), *request_song(request, the_preset))
+        return played(request, preset, seed)
     except (RequestError, PresetError) as exc:
         raise BadInput(f"{where}: {exc}") from None
 

@@ -3,8 +3,9 @@ them rather than as a MIDI file, e.g. ``{"chords": "Am F | C G7 | %", "bars": 8,
 "tempo": 140, "meter": "3/4", "preset": "trance", "seed": 3}``.
 
 `riffd render REQUEST.json` and the watched folder (daemon/watch.py) read a request
-alike: ``read_request`` checks its keys, ``request_preset`` and ``request_seed`` give what
-it plays with, ``request_song`` the chord track it is played over.
+alike: ``read_request`` checks its keys, and ``played`` gives what it plays with
+(``request_preset``, ``request_seed``) and the chord track it is played over
+(``request_song``).
 """
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ def read_request(path: str | Path) -> dict:
         raise RequestError(f"a request is a JSON object with keys {', '.join(KEYS)}"
                            + (f" (unknown: {', '.join(map(repr, unknown))})" if unknown else ""))
     return request
+
+
+def played(request: dict, preset: str, seed: int | None):
+    """(Preset, seed, Song, chords) a request plays, ``preset`` (a name or a file) and
+    ``seed`` for what it leaves out: ``request_preset``, ``request_seed`` and
+    ``request_song`` in turn. Raises RequestError or PresetError."""
+    the_preset = request_preset(request, preset)
+    return (the_preset, request_seed(request, seed), *request_song(request, the_preset))
 
 
 def request_preset(request: dict, default: str):

@@ -167,20 +167,19 @@ def process(work: str, outbox: str, options: Options) -> dict:
     from riffd.presets import PresetError, load_preset
 
     from .render import render_song
-    from .request import RequestError, read_request, request_preset, request_seed, request_song
+    from .request import RequestError, played, read_request
     path, out = Path(work), Path(outbox)
     stem, t0 = path.stem, time.perf_counter()
     try:
         preset, seed, model, chords = load_preset(options.preset), options.seed, _MODEL, None
         if path.suffix.lower() == ".json":
             request = read_request(path)
-            preset, seed = request_preset(request, options.preset), request_seed(request, seed)
+            preset, seed, song, chords = played(request, options.preset, seed)
             if "preset" in request and not options.model_given:  # as `render --preset` plays it
                 try:
                     model = _model_for(preset.model)
                 except ValueError as exc:  # a preset file's model that is none: bad input, as render says
                     raise JobError(str(exc)) from None
-            song, chords = request_song(request, preset)
         elif path.suffix.lower() in (".mid", ".midi", ".smf"):
             song = read_song(path) if options.meter is None else in_meter(read_song(path), options.meter)
         else:
