@@ -335,9 +335,14 @@ def render_file(in_path: str | Path, out_path: str | Path, preset: Preset, model
                 seed: int | None = None, chord_track: int | None = None, wav: str | Path | None = None,
                 png: str | Path | None = None, continue_melody: bool = False,
                 meter: tuple[int, int] | None = None) -> RenderReport:
-    """Read ``in_path`` and render it (see render_song), with ``meter`` in that meter
-    (``in_meter``) rather than its own; raises MidiInputError for bad input (no output
-    written)."""
+    """Read ``in_path`` (``read_in``) and render it (see render_song); raises
+    MidiInputError for bad input (no output written)."""
+    return render_song(read_in(in_path, meter), out_path, preset, model, seed, chord_track, str(in_path), wav, png,
+                       continue_melody)
+
+
+def read_in(in_path: str | Path, meter: tuple[int, int] | None = None) -> Song:
+    """The Song of the MIDI file ``in_path``, in ``meter`` (numerator, denominator:
+    ``in_meter``) rather than its own where given. Raises MidiInputError."""
     song = read_song(in_path)
-    return render_song(song if meter is None else in_meter(song, meter), out_path, preset, model, seed, chord_track,
-                       str(in_path), wav, png, continue_melody)
+    return song if meter is None else in_meter(song, meter)

@@ -50,7 +50,7 @@ class Options:
     """What every job of a watch uses: preset name, model name, seed, and whether a
     melody in a .mid is continued (``continue_melody``). ``model_given``: the model was
     chosen (--model), so a request's preset does not bring its own. ``meter``: (numerator,
-    denominator) a .mid is played and written in (bridges.midiwrite.in_meter), or None: its own."""
+    denominator) a .mid is played and written in (render.read_in), or None: its own."""
     preset: str = "pop"
     model: str = "onnx"
     seed: int | None = None
@@ -162,11 +162,10 @@ def _nothing() -> None:
 
 def process(work: str, outbox: str, options: Options) -> dict:
     """Render one claimed file into ``outbox``; returns its report. Raises JobError."""
-    from riffd.bridges.midifile import MidiInputError, read_song
-    from riffd.bridges.midiwrite import in_meter
+    from riffd.bridges.midifile import MidiInputError
     from riffd.presets import PresetError, load_preset
 
-    from .render import render_song
+    from .render import read_in, render_song
     from .request import RequestError, played, read_request
     path, out = Path(work), Path(outbox)
     stem, t0 = path.stem, time.perf_counter()
@@ -181,7 +180,7 @@ def process(work: str, outbox: str, options: Options) -> dict:
                 except ValueError as exc:  # a preset file's model that is none: bad input, as render says
                     raise JobError(str(exc)) from None
         elif path.suffix.lower() in (".mid", ".midi", ".smf"):
-            song = read_song(path) if options.meter is None else in_meter(read_song(path), options.meter)
+            song = read_in(path, options.meter)
         else:
             raise JobError("not a .mid or .json file")
         report = render_song(song, out / f"{stem}.mid", preset, model, seed, source=path.name,
