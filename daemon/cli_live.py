@@ -171,7 +171,7 @@ def render(in_path, output, chord_text, bars, preset, model_name, seed, chord_tr
     the chords of --chords, plus a melody track 'riffd melody' to a type-1 MIDI file. A
     request's preset, tempo, meter and seed come before --preset and --seed, as in the
     folder."""
-    from .render import render_file, render_song
+    from .render import read_in, render_song
     if (in_path is None) == (chord_text is None):
         raise BadInput("give IN (a .mid or a .json request) or --chords, one of them")
     if bars is not None and chord_text is None:
@@ -185,12 +185,11 @@ def render(in_path, output, chord_text, bars, preset, model_name, seed, chord_tr
         the_preset = preset_or_exit(preset)
     name = model_name or the_preset.model
     try:
-        if asked:
-            report = render_song(song, output, the_preset, model_or_exit(name), seed,
-                                 source=str(in_path or "--chords"), wav=wav, png=png, chords=chords)
-        else:
-            report = render_file(in_path, output, the_preset, model_or_exit(name), seed=seed, chord_track=chord_track,
-                                 wav=wav, png=png, continue_melody=continue_melody, meter=meter)
+        model = model_or_exit(name)
+        if not asked:
+            song, chords = read_in(in_path, meter), None
+        report = render_song(song, output, the_preset, model, seed, chord_track, str(in_path or "--chords"), wav, png,
+                             continue_melody, chords)
     except (MidiInputError, OutputError) as exc:
         raise BadInput(str(exc)) from None
     click.echo(report.summary())
