@@ -66,9 +66,10 @@ SPEC: dict[str, tuple] = {
                             "markov's onsets keep the sixteenths it learned"),
     "temperature": (float, 0.05, 3.0, 1.0, "sampling temperature"),
     "top_p": (float, 0.05, 1.0, 0.95, "nucleus sampling mass"),
-    "chord_tone_bias": (float, 0.0, 1.0, 0.85, "rules and markov: chance that a strong-beat note is a chord tone; "
-                                               "the transformer: +3 nats times it on chord tones' logits on beats "
-                                               "and chord changes (0: the odds it learned)"),
+    "chord_tone_bias": (float, -1.0, 1.0, 0.85, "rules and markov: chance that a strong-beat note is a chord tone "
+                                                "(below 0: as 0); the transformer: +3 nats times it on chord tones' "
+                                                "logits on beats and chord changes (0: the odds it learned; below 0: "
+                                                "fewer chord tones there)"),
     "repeat": (float, 0.0, 1.0, 0.0, "chance that a returning progression brings back the melody played over it"),
     "recall_bars": (int, 2, 32, 4, "the recall's phrase in bars, whole 2-bar spans from bar 1: a melody brought "
                                    "back goes on to the phrase's end on one draw, its last beat the model's own "

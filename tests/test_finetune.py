@@ -58,7 +58,7 @@ def test_finetune_midi_builds_trains_exports_and_evaluates(tmp_path):
     ratios = {float(b): r for b, r in bias["played"].items()}
     assert set(ratios) == set(CHORD_TONE_BIASES) and 0 < bias["real"] < 1
     assert ratios[max(ratios)] > ratios[0.0]  # the bias pushes chord tones
-    assert bias["chosen"] == min(ratios, key=lambda b: (abs(ratios[b] - bias["real"]), b))
+    assert bias["chosen"] == min(ratios, key=lambda b: (abs(ratios[b] - bias["real"]), abs(b)))
     assert f"chord-tone bias {bias['chosen']:g}" in card and "validation songs" in bias["why"]
     assert (written.model, written.style, written.chord_tone_bias) == (str(out.resolve()), "pop", bias["chosen"])
     assert written.with_values(**{k: getattr(load_preset("pop"), k) for k in ("name", "model", "chord_tone_bias")}) \

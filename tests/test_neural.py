@@ -280,6 +280,21 @@ def test_repeated_note_penalty_makes_the_model_repeat_a_pitch_less_often(check):
     assert share[0.0] > 0.05 and share[3.0] < share[0.0] / 3
 
 
+def test_a_chord_tone_bias_below_0_puts_fewer_chord_tones_on_the_beats(check):
+    """``chord_tone_bias`` below 0 takes nats off the chord's tones on beats (pop's -0.25:
+    docs/measured.md "Pop's chord tones"): a lower share of on-beat notes are chord
+    tones than at 0, and at 0 than at 0.5."""
+    chords = progression(32)
+    share = {}
+    for bias in (-0.5, 0.0, 0.5):
+        model = neural(check)
+        model.start(Context(load_preset("pop").with_values(repeat=0.0, chord_tone_bias=bias), seed=4, chords=chords))
+        on_beat = [n for n in model.generate(128.0) if abs(n.start - round(n.start)) < 1e-9]
+        at = [max((c for c in chords if c.beat <= n.start), key=lambda c: c.beat).chord for n in on_beat]
+        share[bias] = np.mean([n.pitch % 12 in c.tones for n, c in zip(on_beat, at)])
+    assert share[-0.5] < share[0.0] - 0.05 and share[0.0] < share[0.5] - 0.05
+
+
 def until_last_note(ids, tok):
     """``ids`` up to and including the Duration token of the last note."""
     kinds = [tok.vocab.tokens[int(i)].split("_")[0] for i in ids]

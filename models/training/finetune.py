@@ -28,7 +28,8 @@ CALIBRATION_SONGS, CALIBRATION_ROUNDS = 200, 4
 # are the ones evaluated. Fitted and calibrated on the songs, a model mostly keeps their share
 # (Palestrina: the chorale preset's 0.1 overshot by 0.05), but not always (Aird's airs: 0.04
 # under at 0): docs/measured.md, "The fine-tune's own preset", "The bias from the validation songs".
-CHORD_TONE_BIASES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.6)
+# Below 0 for songs with fewer chord tones than the model plays unbiased (pop: "Pop's chord tones").
+CHORD_TONE_BIASES = (-0.4, -0.2, 0.0, 0.1, 0.2, 0.3, 0.4, 0.6)
 # a user's melodies may be narrow (a chorus on five notes): only degenerate ones are dropped
 USER_FILTERS = Filters(max_polyphony=1, min_range=5, max_range=48)
 
@@ -139,7 +140,7 @@ def finetune_midi(midi_dir: str | Path, out: str | Path, init: str | Path, cfg, 
 def chosen_bias(out: Path, played, songs: list, seed: int, log=print) -> dict:
     """The chord-tone bias (of CHORD_TONE_BIASES) whose melodies, by the checkpoint ``out``
     with ``played`` over ``songs`` (Arrangements: the validation split's), have the mean
-    chord-tone ratio closest to the songs' own (the smaller bias on a tie); 0 without
+    chord-tone ratio closest to the songs' own (the bias nearer 0 on a tie); 0 without
     songs. Returns {"chosen", "why", "real", "played": {bias: ratio}} (ratios 0-1)."""
     if not songs:
         return {"chosen": 0.0, "why": "no validation song to set it on", "real": None, "played": {}}
@@ -153,7 +154,7 @@ def chosen_bias(out: Path, played, songs: list, seed: int, log=print) -> dict:
         melodies = play(model, songs, played.with_values(chord_tone_bias=b), seed)
         ratios[b] = round(float(np.mean([piece_features(m, p).scalars["chord_tone_ratio"]
                                          for m, p in zip(melodies, songs)])), 4)
-    chosen = min(CHORD_TONE_BIASES, key=lambda b: (abs(ratios[b] - real), b))
+    chosen = min(CHORD_TONE_BIASES, key=lambda b: (abs(ratios[b] - real), abs(b)))
     why = f"chord tones {ratios[chosen]:.3f} on the {len(songs)} validation songs, theirs {real:.3f}"
     log(f"riffd finetune: chord-tone bias {chosen:g}: {why}")
     return {"chosen": chosen, "why": why, "real": round(real, 4), "played": {f"{b:g}": r for b, r in ratios.items()}}
