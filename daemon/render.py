@@ -63,8 +63,8 @@ class RenderReport:
         raised = f" (PPQN {self.ppqn[0]} raised to {self.ppqn[1]})" if self.ppqn else ""
         ended = (f"; the file's melody plays to beat {round(self.continued_from, 1):g}, its end: nothing to continue"
                  if self.continued_from is not None and not self.notes else "")  # --continue found nothing to add
-        return (f"{self.output}: {where} unchanged{raised}, {len(self.chords)} chord "
-                f"changes ({names}{more}); track 'riffd melody' on channel {self.channel + 1}: "
+        changes = f"{len(self.chords)} chord change{'' if len(self.chords) == 1 else 's'}"
+        return (f"{self.output}: {where} unchanged{raised}, {changes} ({names}{more}); track 'riffd melody' on channel {self.channel + 1}: "
                 f"{len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes are chord tones{rests}{ended}")
 
 
@@ -222,7 +222,9 @@ def render_song(song: Song, out_path: str | Path, preset: Preset, model: MelodyM
     channel = free_channel(song, preset.channel - 1)
     midi = with_melody(song, notes, channel)
     write_atomic(midi, out_path)
-    names = [(c.beat, c.chord.name) for c in chords if c.chord]
+    # a request restates its chord each bar; a report and the roll name the changes
+    names = [(c.beat, c.chord.name) for before, c in zip([None, *chords], chords)
+             if c.chord and (before is None or before.chord is None or before.chord.name != c.chord.name)]
     if wav is not None:
         from .audio import render_parts, song_parts, write_wav
         write_wav(render_parts(song_parts(song, notes, preset, voices or staves)), wav)

@@ -1004,6 +1004,15 @@ def test_render_takes_a_json_request_as_the_watched_folder_does(tmp_path):
     assert again.returncode == 0
 
 
+def test_a_chord_restated_each_bar_is_one_change_in_the_report(tmp_path):
+    """A request restates its chord each bar (before, `--chords Am --bars 8` reported "8
+    chord changes (Am Am Am ...)"): the report and its piano roll name the changes."""
+    vamp = run_riffd("render", "--chords", "Am", "--bars", "8", "--model", "rules", "-o", str(tmp_path / "a.mid"))
+    assert vamp.returncode == 0 and "1 chord change (Am);" in vamp.stdout, vamp.stdout + vamp.stderr
+    turn = run_riffd("render", "--chords", "Am | Am F", "--bars", "4", "--model", "rules", "-o", str(tmp_path / "b.mid"))
+    assert turn.returncode == 0 and "4 chord changes (Am F Am F);" in turn.stdout, turn.stdout + turn.stderr
+
+
 def test_render_chords_plays_a_lead_sheet_line_without_a_file(tmp_path):
     """`riffd render --chords "Dm7 G7 | Cmaj7" --bars 4 --meter 3/4`: the names as
     written, repeated to fill the bars, in that meter, the same as a request of them;
