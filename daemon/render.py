@@ -15,7 +15,7 @@ from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord
                                     pitched, read_song, sounding)
 from riffd.bridges.midiwrite import free_channel, in_meter, with_melody, write_atomic
 from riffd.models.ending import cut_at, end_as
-from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, song_chords, tune_among
+from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, song_chords, taken_up, tune_among
 from riffd.models.meters import bar_lines, play, song_meters
 from riffd.models.protocol import ChordAt, MelodyModel, MelodyNote, MeterError
 from riffd.music.theory import follow_level
@@ -317,20 +317,26 @@ def given_track(song: Song, chord_track: int, source: str = "") -> int:
     would take (``tune_among``: the first named like a melody, else the highest that is
     no bass line, one named like an accompaniment last).
     Raises MidiInputError if there is none."""
-    candidates = [k for k, t in enumerate(song.tracks)
-                  if t and k != chord_track and not drums_only(t) and max_polyphony(t, legato_ticks(song.ppqn)) <= 1]
-    found = tune_among({k: song.tracks[k] for k in candidates}, song.names)
+    found = tune_among(_one_voice(song, chord_track), song.names)
     if found is None:
         raise MidiInputError(f"{source or 'the file'}: no melody track to continue (one voice over C3, besides "
                              "the chords; a track named like a melody, lead or vocal, is one whatever its range)")
     return found
 
 
+def _one_voice(song: Song, chord_track: int) -> dict[int, list]:
+    """The tracks besides ``chord_track`` and drums that play one note at a time, by index."""
+    return {k: t for k, t in enumerate(song.tracks)
+            if t and k != chord_track and not drums_only(t) and max_polyphony(t, legato_ticks(song.ppqn)) <= 1}
+
+
 def given_melody(song: Song, chord_track: int, source: str = "") -> list[MelodyNote]:
-    """The song's melody (``given_track``) as MelodyNotes in beats. Raises MidiInputError
-    if there is none."""
-    track = song.tracks[given_track(song, chord_track, source)]
-    return [MelodyNote(n.start / song.ppqn, (n.end - n.start) / song.ppqn, n.pitch, n.velocity) for n in track]
+    """The song's melody (``given_track``) as MelodyNotes in beats, with what other tracks
+    named like a melody sing where it rests a bar or more (``taken_up``: a solo verse,
+    then the choir's refrain), as ``riffd eval`` reads it. Raises MidiInputError if there
+    is none."""
+    line, _ = taken_up(given_track(song, chord_track, source), _one_voice(song, chord_track), song.names, song.ppqn)
+    return [MelodyNote(n.start / song.ppqn, (n.end - n.start) / song.ppqn, n.pitch, n.velocity) for n in line]
 
 
 def render_file(in_path: str | Path, out_path: str | Path, preset: Preset, model: MelodyModel,

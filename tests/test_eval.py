@@ -629,3 +629,27 @@ def test_a_broken_chords_last_beat_is_its_own_bars_chord_in_eval(tmp_path):
     midi.save(tmp_path / "left.mid")
     found = read_arrangement(tmp_path / "left.mid")
     assert [(c.beat, c.chord.name) for c in found.chords] == [(4.0 * bar, name) for bar, name in enumerate(bars)]
+
+
+def test_a_tune_sung_by_a_soloist_then_the_choir_is_one_melody(tmp_path):
+    """A verse's "Solo Voice" (bars 1-4), then the refrain's "Soprano" (bars 5-8) over a
+    piano's block chords: the melody is the soloist's notes then the soprano's (before:
+    the soprano's alone, the first part named like a melody, as in the corpus's Aloha
+    'Oe), and the soprano's B over C names no Cmaj7. A "Voice 2" that sings the verse with
+    "Voice 1" as well as the refrain is not taken up."""
+    from riffd.bridges.midiwrite import melody_track
+    block = [MelodyNote(bar * 4.0, 4.0, p, 70) for bar, name in enumerate(["C", "F", "G", "C"] * 2)
+             for p in TRIADS[name]]
+    verse = [MelodyNote(bar * 4 + beat, 1.0, 76 - beat, 90) for bar in range(4) for beat in range(4)]
+    refrain = [MelodyNote(16 + 2 * k, 2.0, p, 80) for k, p in enumerate((71, 71, 72, 69, 74, 71, 72, 72))]
+    for names, taken in ((("Solo Voice", "Soprano"), ["Soprano"]), (("Voice 1", "Voice 2"), [])):
+        midi = mido.MidiFile(type=1, ticks_per_beat=480)
+        second = refrain if taken else verse + refrain
+        midi.tracks += [melody_track(verse, 480, 0, name=names[0]), melody_track(second, 480, 1, name=names[1]),
+                        melody_track(block, 480, 2, name="Piano")]
+        midi.save(tmp_path / "song.mid")
+        found = read_arrangement(tmp_path / "song.mid")
+        assert found.found["melody_part"] == names[0] and found.found["melody_taken_up"] == taken
+        assert [n.pitch for n in found.melody] == [n.pitch for n in verse + (refrain if taken else [])]
+        if taken:  # the soprano's B over bar 5's C is the tune, not a chord tone
+            assert [c.chord.name for c in found.chords] == ["C", "F", "G", "C", "F", "G", "C"]

@@ -807,6 +807,27 @@ def test_continue_and_eval_take_the_same_tune(tmp_path):
         assert read_arrangement(tmp_path / f"{name}.mid").found["melody_track"] == expected, name
 
 
+def test_continue_takes_a_lead_split_over_two_tracks(tmp_path):
+    """A lead vocal on two tracks, "Lead Vox Verse" (bars 1-2) and "Lead Vox Chorus" (bars
+    5-6): `render --continue` continues after the chorus, the tune `riffd eval` reads
+    (before, it took the verse alone and played over the chorus from bar 3)."""
+    from riffd.daemon.render import given_melody, render_song
+    from riffd.models.evaluation.arrangements import read_arrangement
+    left, right, _ = piano_with_its_tune()
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    midi.tracks += [melody_track(left, 480, 0, name="Piano"),
+                    melody_track([n for n in right if n.start < 8], 480, 1, name="Lead Vox Verse"),
+                    melody_track([n for n in right if 16 <= n.start < 24], 480, 2, name="Lead Vox Chorus")]
+    midi.save(tmp_path / "split.mid")
+    song = read_song(tmp_path / "split.mid")
+    given = given_melody(song, 0)
+    assert [(n.start, n.pitch) for n in given] == [(n.start, n.pitch) for n in read_arrangement(
+        tmp_path / "split.mid").melody] == [(n.start, n.pitch) for n in right if n.start < 8 or 16 <= n.start < 24]
+    report = render_song(song, tmp_path / "out.mid", load_preset("pop"), load_model("rules"), seed=1,
+                         continue_melody=True)
+    assert report.notes and min(n.start for n in report.notes) >= 24.0
+
+
 def test_render_continue_on_the_command_line_starts_where_the_tune_ends(tmp_path):
     """`riffd render IN --continue`: riffd's melody starts where the file's tune (its
     first two bars here) ends; without it, at the first chord. A file with no melody

@@ -11,7 +11,8 @@ channel (``parts``); then:
   a few ticks; at most ``MAX_CHORDAL`` of its notes may still overlap, which the skyline
   then drops), averages C3 or higher (``BASS_UNDER``: under it, a bass line) and is not
   named like an accompaniment (``CHORD_NAMES``; else one that is), as ``tune_among``
-  says, else
+  says, with what other parts named like a melody sing where it rests a bar or more
+  (``taken_up``: a solo verse, then the choir's refrain), else
   the top line of the highest part that plays a tune over its own chords (a piano's
   right hand, or both hands in one track: ``tune_on_top``), the rest of it accompaniment;
 - the chords are named per beat of the meter (``beat_starts``: a half note in 4/2, a
@@ -43,8 +44,8 @@ from riffd.music.chords import recognize
 
 from .timing import snapped
 
-MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|voz|sing|soprano|tune|theme|\bmel\b", re.IGNORECASE)
-LEAD_NAMES = re.compile(r"melod|lead|vocal|sing|tune|theme|\bmel\b", re.IGNORECASE)  # of those, not a choir's part
+MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|voz|sing|soprano|\bsolo|tune|theme|\bmel\b", re.IGNORECASE)
+LEAD_NAMES = re.compile(r"melod|lead|vocal|sing|\bsolo|tune|theme|\bmel\b", re.IGNORECASE)  # of those, not a choir's part
 # an accompaniment's names: a track of these that plays one voice is broken chords
 CHORD_NAMES = re.compile(r"chord|\barp|\bpad|keys|piano|guitar|gtr|\bcomp|accomp|strum|pluck", re.IGNORECASE)
 MAX_CHORDAL = 0.1
@@ -53,6 +54,9 @@ TUNE_ALONE = 0.4  # of a top line's notes, the share that start alone: a tune ov
 TUNE_ABOVE = 3  # semitones: its lone notes over the track's other notes, on average (a tune, not an oom-pah bass)
 TOP_LINE = "the top line of a part that plays a tune over its chords"
 BASS_UNDER = 48  # MIDI pitch, C3: a one-voice part whose notes average under it is a bass line, not a tune
+# a tune's rest of a bar (beats) or more, where another part named like a melody may sing it (``taken_up``),
+# if that part sings that much of its notes there: a solo verse, then the choir's refrain
+HANDOFF_BEATS, HANDOFF_SHARE = 4, 0.9
 
 
 class ArrangementError(ValueError):
@@ -157,10 +161,11 @@ def parts(song) -> tuple[list[list[TrackNote]], list[str], list[list]]:
 
 
 def melody_track(tracks: list[list[TrackNote]], names: list[str],
-                 ppqn: int) -> tuple[int, str, tuple[list[TrackNote], int]]:
-    """(index, how it was found, its ``trimmed`` line and chordal count) of the melody
-    among ``tracks`` (parts) at ``ppqn``: ``tune_among`` the parts named like a melody and
-    those in one voice once trimmed, else a piano's tune on top; raises ArrangementError."""
+                 ppqn: int) -> tuple[int, str, tuple[list[TrackNote], int], list[int]]:
+    """(index, how it was found, its ``trimmed`` line and chordal count, the parts
+    ``taken_up`` into that line where it rests) of the melody among ``tracks`` (parts) at
+    ``ppqn``: ``tune_among`` the parts named like a melody and those in one voice once
+    trimmed, else a piano's tune on top; raises ArrangementError."""
     tolerance = ppqn // 8
     playable = [k for k, t in enumerate(tracks) if len(t) >= MIN_NOTES and not drums_only(t)]
     lines = {k: trimmed(tracks[k], tolerance) for k in playable}
@@ -169,13 +174,39 @@ def melody_track(tracks: list[list[TrackNote]], names: list[str],
     best = tune_among(voiced, names)
     if best is not None:
         how = f"named {names[best]!r}" if MELODY_NAMES.search(names[best] or "") else "the highest one-voice track"
-        return best, how, lines[best]
+        line, taken = taken_up(best, {k: lines[k][0] for k in voiced}, names, ppqn)
+        if taken:
+            how += ", " + ", ".join(f"then {names[k]!r} where it rests" for k in taken)
+        return best, how, (line, lines[best][1]), taken
     tops = [k for k in playable if tune_on_top(tracks[k], lines[k][0], ppqn)]  # a piano's right hand
     if not tops:
         raise ArrangementError("no melody track: no track plays one voice (a bass line, under C3, is "
                                "none), or a tune over its own chords")
     best = max(tops, key=lambda k: mean_pitch(lines[k][0]))
-    return best, TOP_LINE, lines[best]
+    return best, TOP_LINE, lines[best], []
+
+
+def taken_up(best: int, lines: dict[int, list[TrackNote]], names: list[str], ppqn: int) -> tuple[list, list[int]]:
+    """The tune ``lines[best]`` (one voice, ticks) with what the other parts of ``lines``
+    named like a melody (MELODY_NAMES, leads first) sing where it rests HANDOFF_BEATS or
+    more: a verse's solo voice, then the choir's soprano in the refrain (Aloha 'Oe); a lead
+    vocal split over two tracks. A part is taken up where at least HANDOFF_SHARE of its
+    notes, and MIN_NOTES, begin in those rests (a choir's other voice, singing with the
+    tune, is not); a note taken up ends where the tune sings again. Returns the line
+    (sorted) and the parts taken up (indices)."""
+    line, taken = list(lines[best]), []
+    for _, k in sorted((not LEAD_NAMES.search(names[k] or ""), k) for k in lines
+                       if k != best and MELODY_NAMES.search(names[k] or "")):
+        edges = [-1, *(n.start for n in line), float("inf")]
+        ends = [-1, *(n.end for n in line)]
+        inside = []
+        for n in lines[k]:
+            i = bisect.bisect_right(edges, n.start)  # the tune's next note is edges[i]
+            if edges[i] - ends[i - 1] >= HANDOFF_BEATS * ppqn and ends[i - 1] <= n.start:
+                inside.append(TrackNote(n.start, min(n.end, edges[i]), n.pitch, n.velocity, n.channel))
+        if len(inside) >= max(MIN_NOTES, HANDOFF_SHARE * len(lines[k])):
+            line, taken = sorted(line + inside), taken + [k]
+    return line, taken
 
 
 def tune_among(lines: dict[int, list], names: list[str]) -> int | None:
@@ -301,9 +332,11 @@ def read_arrangement(path: str | Path) -> Arrangement:
     except MidiInputError as exc:
         raise ArrangementError(str(exc).replace(str(path), path.name)) from None
     tracks, names, pedals = parts(song)
-    index, how, (line, chordal) = melody_track(tracks, names, song.ppqn)
+    index, how, (line, chordal), taken = melody_track(tracks, names, song.ppqn)
+    sung = {(n.start, n.pitch) for n in line}  # a part taken up is accompaniment only where the tune is not its
     # the accompaniment as it sounds: a pianist's broken chords are held by the sustain pedal
-    accompaniment = [pedalled(t, pedals[k]) for k, t in enumerate(tracks) if k != index]
+    accompaniment = [pedalled([n for n in t if k not in taken or (n.start, n.pitch) not in sung], pedals[k])
+                     for k, t in enumerate(tracks) if k != index]
     if how == TOP_LINE:  # the chords under the tune play on in its own part
         tops = {(n.start, n.pitch) for n in line}
         accompaniment.append(pedalled([n for n in tracks[index] if (n.start, n.pitch) not in tops], pedals[index]))
@@ -314,6 +347,7 @@ def read_arrangement(path: str | Path) -> Arrangement:
     melody, grid = snapped(melody)  # a person's timing, measured as the rhythm played
     sigs, meter = song_meters(song)  # its meter: not a pickup bar's (models/meters.py)
     found = {"file": path.name, "melody_track": index, "melody_part": names[index] or "",
+             "melody_taken_up": [names[k] or f"part {k}" for k in taken],
              "melody_found_as": how, "melody_notes": len(melody), "melody_snapped_to": grid,
              "chordal_notes_dropped": chordal, "chord_changes": len(chords), "meter": list(meter)}
     return Arrangement(path.stem, melody, chords, meter, song.tempo, song.length_ticks / song.ppqn,
