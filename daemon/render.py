@@ -15,7 +15,8 @@ from riffd.bridges.midifile import (MidiInputError, Song, drums_only, find_chord
                                     pitched, read_song, sounding)
 from riffd.bridges.midiwrite import free_channel, in_meter, with_melody, write_atomic
 from riffd.models.ending import cut_at, end_as
-from riffd.models.evaluation.arrangements import CHORD_NAMES, MELODY_NAMES, song_chords, taken_up, tune_among
+from riffd.models.evaluation.arrangements import (CHORD_NAMES, MELODY_NAMES, sketched_tune, song_chords, taken_up,
+                                                  tune_among)
 from riffd.models.meters import bar_lines, play, song_meters
 from riffd.models.protocol import ChordAt, MelodyModel, MelodyNote, MeterError
 from riffd.music.theory import follow_level
@@ -320,7 +321,8 @@ def given_track(song: Song, chord_track: int, source: str = "") -> int:
     found = tune_among(_one_voice(song, chord_track), song.names)
     if found is None:
         raise MidiInputError(f"{source or 'the file'}: no melody track to continue (one voice over C3, besides "
-                             "the chords; a track named like a melody, lead or vocal, is one whatever its range)")
+                             "the chords; a track named like a melody, lead or vocal, is one whatever its range; or a "
+                             "tune on top of the chords' own part)")
     return found
 
 
@@ -333,9 +335,16 @@ def _one_voice(song: Song, chord_track: int) -> dict[int, list]:
 def given_melody(song: Song, chord_track: int, source: str = "") -> list[MelodyNote]:
     """The song's melody (``given_track``) as MelodyNotes in beats, with what other tracks
     named like a melody sing where it rests a bar or more (``taken_up``: a solo verse,
-    then the choir's refrain), as ``riffd eval`` reads it. Raises MidiInputError if there
-    is none."""
-    line, _ = taken_up(given_track(song, chord_track, source), _one_voice(song, chord_track), song.names, song.ppqn)
+    then the choir's refrain), as ``riffd eval`` reads it; with no such track, the tune on
+    top of the chord track up to where it plays chords alone (``sketched_tune``). Raises
+    MidiInputError if there is none."""
+    try:
+        line, _ = taken_up(given_track(song, chord_track, source), _one_voice(song, chord_track), song.names,
+                           song.ppqn)
+    except MidiInputError:  # a keyboard sketch: its tune on top, then chords alone
+        line = sketched_tune(song.tracks[chord_track], song.ppqn) if chord_track >= 0 else []
+        if not line:
+            raise
     return [MelodyNote(n.start / song.ppqn, (n.end - n.start) / song.ppqn, n.pitch, n.velocity) for n in line]
 
 

@@ -856,6 +856,32 @@ def test_render_continue_on_the_command_line_starts_where_the_tune_ends(tmp_path
     assert not (tmp_path / "no.mid").exists()
 
 
+def test_continue_goes_on_from_a_piano_sketchs_tune(tmp_path):
+    """One "Piano" track: its tune on top of the chords for 4 bars, then the chords alone
+    for 12 (before: "no melody track to continue"). --continue plays from where the tune
+    ends, the tune's last note struck alone; the same piano with its tune to the end
+    leaves nothing to continue."""
+    from riffd.daemon.render import given_melody
+    from riffd.models.protocol import MelodyNote
+    left, right, _ = piano_with_its_tune()
+    chords = left + [MelodyNote(n.start + 32, n.duration, n.pitch, n.velocity) for n in left]
+    for name, tune, end in (("sketch", [n for n in right if n.start < 16], 16.0), ("whole", right, 32.0)):
+        keys = sorted((chords if name == "sketch" else left) + tune, key=lambda n: (n.start, n.pitch))
+        midi = mido.MidiFile(type=1, ticks_per_beat=480)
+        midi.tracks.append(melody_track(keys, 480, 0, name="Piano"))
+        midi.save(tmp_path / f"{name}.mid")
+        assert [(n.start, n.pitch) for n in given_melody(read_song(tmp_path / f"{name}.mid"), 0)] == \
+            [(n.start, n.pitch) for n in tune]
+        result = run_riffd("render", str(tmp_path / f"{name}.mid"), "-o", str(tmp_path / f"{name}-out.mid"),
+                           "--continue", "--model", "rules", "--seed", "1")
+        assert result.returncode == 0, result.stderr
+        melody = read_song(tmp_path / f"{name}-out.mid").tracks[-1]
+        if name == "sketch":
+            assert min(n.start for n in melody) / 480 == end and max(n.end for n in melody) / 480 > 60
+        else:
+            assert not melody and f"plays to beat {end:g}, its end: nothing to continue" in result.stdout
+
+
 def test_render_meter_plays_and_writes_the_file_in_that_meter(tmp_path):
     """`riffd render IN --meter 3/4`: a waltz's chords in a file whose sequencer wrote
     its default 4/4 are played in bars of three (the rules model strikes each bar's

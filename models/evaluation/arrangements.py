@@ -125,14 +125,33 @@ def bass_line(notes) -> bool:
     return mean_pitch(notes) < BASS_UNDER
 
 
+def struck_alone(line: list[TrackNote], track: list[TrackNote], ppqn: int) -> list[bool]:
+    """For each note of ``line`` (of ``track``): whether no other note of ``track`` starts
+    within 1/16 beat of it (a strum's strings start together)."""
+    starts, near = sorted(n.start for n in track), ppqn // 16
+    return [bisect.bisect_right(starts, n.start + near) - bisect.bisect_left(starts, n.start - near) == 1
+            for n in line]
+
+
+def sketched_tune(track: list[TrackNote], ppqn: int) -> list[TrackNote]:
+    """The tune on top of a keyboard part that plays it, then chords alone (a sketch: the
+    verse's tune in the right hand, the rest left to riffd): the part's skyline
+    (``trimmed``) up to its last note struck alone, where that much of the part is a tune
+    on top (``tune_on_top``); [] where it is not. Notes in ticks."""
+    line, _ = trimmed(track, ppqn // 8)
+    lone = [i for i, alone in enumerate(struck_alone(line, track, ppqn)) if alone]
+    if not lone:
+        return []
+    tune = line[:lone[-1] + 1]
+    return tune if tune_on_top([n for n in track if n.start < tune[-1].end], tune, ppqn) else []
+
+
 def tune_on_top(track: list[TrackNote], line: list[TrackNote], ppqn: int) -> bool:
     """Whether ``line``, the skyline (``trimmed``) of ``track``, is a tune played over the
     track's chords: TUNE_ALONE of its notes or more start alone (no other note of the
     track within 1/16 beat: a strum's strings start together), and those lie TUNE_ABOVE
     semitones or more over the track's notes outside the line, on average."""
-    starts, near = sorted(n.start for n in track), ppqn // 16
-    alone = [n for n in line if bisect.bisect_right(starts, n.start + near)
-             - bisect.bisect_left(starts, n.start - near) == 1]
+    alone = [n for n, lone in zip(line, struck_alone(line, track, ppqn)) if lone]
     tops = {(n.start, n.pitch) for n in line}
     under = [n.pitch for n in track if (n.start, n.pitch) not in tops]
     return (len(alone) >= TUNE_ALONE * len(line) and bool(under)
