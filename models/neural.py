@@ -30,16 +30,18 @@ from .calibration import duration_bin
 from .density import gap_bias, tilt_now
 from .protocol import Context, MelodyModel, MelodyNote, MeterError
 from .remi import QUALITY_INDEX, RemiTokenizer
+from .rollback import StreamRollback
 from .rules import RulesModel
 from .sampling import Groups, StreamState, pitch_bias, sample
 from .tokens import STREAM_VELOCITY, STYLES, Vocab
 from .window import Window
 
 POS_PER_BEAT = 12  # Position steps per beat of the meter's denominator (tokens.CONFIG)
+HEARD_BARS = 4  # bars of a given melody forced into the stream before the model goes on: a phrase, ~100 tokens
 log = logging.getLogger("riffd.models")
 
 
-class NeuralModel(MelodyModel):
+class NeuralModel(StreamRollback, MelodyModel):
     """A transformer melody model; ``runner`` holds the weights and KV cache,
     ``max_context`` is the longest window it was trained on (tokens), ``calibration`` its
     checkpoint's pitch corrections (models/calibration.py; None when it has none)."""
@@ -69,6 +71,8 @@ class NeuralModel(MelodyModel):
         self.prefix = [self.groups.bos, self.vocab.style_id(style)]
         self._restart_stream()
         self._rules = RulesModel()
+        # the melody it goes on from (render --continue's), not a live player's notes
+        self._heard = sorted(context.notes, key=lambda n: n.start)
         super().start(context)
         self._rules.start(Context(context.preset, seed=context.seed, start_beat=context.start_beat))
 
@@ -92,38 +96,6 @@ class NeuralModel(MelodyModel):
             for note in notes:
                 self.generated.append(note)
                 yield note
-
-    def _after_rollback(self) -> None:
-        k = bisect.bisect_left(self.times, self.cursor - 1e-9)
-        while k > 0 and (self.enc_states[k - 1] is None or self.ids[k - 1] in self._position_ids):
-            # not a point the encoder can return to (drop its whole call), or a Position
-            # whose note never came (the plan stopped there): a batch stream has neither
-            k -= 1
-        if k < len(self.ids):
-            if k == 0:
-                self._restart_stream()
-                return
-            del self.ids[k:], self.times[k:], self.states[k:], self.enc_states[k:]
-            self.state = self.states[-1]
-            self.enc.restore(self.enc_states[-1])
-        self.window.forget_from(min(k, self._shorten_last_note()))
-
-    def _shorten_last_note(self) -> int:
-        """Rewrite the Duration token of the last kept note when the rollback shortened
-        it, so the stream says what was played; returns its index (else len(ids))."""
-        j = len(self.ids) - 1
-        while j >= 0 and self.groups.pitch_of[self.ids[j]] < 0 and self.ids[j] not in self._duration_ids:
-            j -= 1
-        if j < 0 or self.ids[j] not in self._duration_ids or not self.generated:
-            return len(self.ids)
-        last, beat = self.generated[-1], self.times[j]
-        if abs(beat + self._swing(beat) - last.start) > 1e-6:
-            return len(self.ids)  # that note never made it into the stream
-        token = int(self.tables.dur_ids[self._duration_bin(beat, last.end)])
-        if token == self.ids[j]:
-            return len(self.ids)
-        self.ids[j] = token
-        return j
 
     # -- the stream -------------------------------------------------------------------
     def _take(self, beat: float, state: StreamState) -> None:
@@ -184,14 +156,24 @@ class NeuralModel(MelodyModel):
         self._take(self._bar_start(bar), replace(self.state, bar=bar, pos=-1, expect="event"))
 
     def _begin(self) -> None:
-        """Bar, TimeSig, Position_0 and the preset's Tempo open the stream."""
-        bar = int(math.floor(self.cursor / self.bar_beats + 1e-9))
+        """Bar, TimeSig, Position_0 and the preset's Tempo open the stream; then the context's
+        notes of the HEARD_BARS bars before the cursor (render --continue's melody), with
+        their chords, are forced into it, so that the model goes on from them."""
+        now = int(math.floor(self.cursor / self.bar_beats + 1e-9))
+        heard = [n for n in self._heard if self._bar_start(now - HEARD_BARS) <= n.start < self.cursor - 1e-9]
+        bar = int(math.floor(heard[0].start / self.bar_beats + 1e-9)) if heard else now
         self.bar0 = bar
         beat = self._bar_start(bar)
         self.enc.time_signature(0, self.num, self.den)
         self._take(beat, replace(self.state, bar=bar, pos=-1, expect="event"))
         self.enc.token_at(0, self.tables.tempo_id(60e6 / self.preset.tempo))
         self._take(beat, replace(self.state, pos=0))
+        resume, self.cursor = self.cursor, heard[0].start if heard else self.cursor  # their chords (_pending_chord)
+        for note in heard:
+            self._force_note(note)
+        self.cursor = resume
+        while self.state.bar < now:  # a rest after them: the stream goes on from the cursor's bar
+            self._open_bar(self.state.bar + 1)
 
     def _chord_id(self, chord) -> int:
         return self.tables.chord_id(chord.root, QUALITY_INDEX[chord.quality])
@@ -370,17 +352,22 @@ class NeuralModel(MelodyModel):
         self._force_note(note)
 
     def _force_note(self, note: MelodyNote) -> None:
-        """Append a note the model did not choose (a fallback, a recall) as tokens."""
+        """Append a note the model did not choose (a fallback, a recall, a given melody) as
+        tokens, each chord change before it in its own bar."""
         beat = note.start - self._swing(note.start)
-        while math.floor(beat / self.bar_beats + 1e-9) > self.state.bar:
+        while True:
+            last = math.floor(beat / self.bar_beats + 1e-9) <= self.state.bar  # the note's own bar
+            bar_start = self._bar_start(self.state.bar)
+            q = int(round((beat - bar_start) * self.qpb)) if last else self.bar_positions - 1
+            until = beat if last else self._bar_start(self.state.bar + 1) - 1e-6
+            while (pending := self._pending_chord()) is not None and pending[0] <= until + 1e-9:
+                qc = min(max(math.ceil((pending[0] - bar_start) * self.qpb - 1e-6), self.state.pos, 0), q)
+                if qc > self.state.pos:
+                    self._position(qc)
+                self._reach_chord(self.state.pos, pending)
+            if last:
+                break
             self._open_bar(self.state.bar + 1)
-        bar_start = self._bar_start(self.state.bar)
-        q = int(round((beat - bar_start) * self.qpb))
-        while (pending := self._pending_chord()) is not None and pending[0] <= beat + 1e-9:
-            qc = min(max(math.ceil((pending[0] - bar_start) * self.qpb - 1e-6), self.state.pos), q)
-            if qc > self.state.pos:
-                self._position(qc)
-            self._reach_chord(self.state.pos, pending)
         s = self.state
         if q < s.pos or (q == s.pos and s.expect not in ("pitch", "answer")):
             return  # no room for it at the tokenizer's resolution

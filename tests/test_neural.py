@@ -20,7 +20,7 @@ from riffd.models.training.dataset import encode_piece, estimate_chords
 from riffd.models.neural import NeuralModel
 from riffd.models.tokens import STREAM_VELOCITY
 from riffd.models.window import EARLY_ROOM, PREFILL_CHUNK, SLIDE_ROOM, Window
-from riffd.models.protocol import ChordAt, Context
+from riffd.models.protocol import ChordAt, Context, MelodyNote
 from riffd.models.remi import QUALITY_INDEX, Notes, RemiTokenizer
 from riffd.models.sampling import sample
 
@@ -204,6 +204,31 @@ def test_stream_is_valid_remi_and_follows_the_chords(check):
     # chord tones on strong beats, pushed by the preset's chord-tone bias
     strong = [n for n in notes if abs(n.start % 2) < 1e-6 and model.chord_at(n.start)]
     assert np.mean([n.pitch % 12 in model.chord_at(n.start).tones for n in strong]) >= 0.6
+
+
+def test_a_given_melody_is_heard_in_the_stream_and_the_model_goes_on_from_it(check):
+    """`render --continue`'s melody (Context notes): its last HEARD_BARS bars, with their
+    chords, are in the token stream before the model's own notes (before, the stream
+    began at the cursor and the model heard only the last pitch), so that it goes on in
+    the given register: a tune high in the range and the same tune two octaves lower
+    get continuations whose average pitches differ by more than an octave."""
+    from riffd.models.neural import HEARD_BARS
+    chords = progression(16)
+    tune = [(0, 2, 4, 5, 7, 5, 4, 2)[k % 8] for k in range(48)]
+    means = {}
+    for octave in (0, 2):
+        given = [MelodyNote(k / 2, 0.5, 84 - 12 * octave + step, 90) for k, step in enumerate(tune)]
+        preset = load_preset("folk").with_values(register=[52, 96], repeat=0.0)
+        model = neural(check)
+        model.start(Context(preset, seed=3, start_beat=24.0, chords=chords, notes=given))
+        notes = list(model.generate(40.0))
+        heard = [(n.start, n.pitch) for n in given if n.start >= 24.0 - 4 * HEARD_BARS]
+        stream, stream_chords = decoded(model)
+        assert stream == heard + [(n.start, n.pitch) for n in notes]
+        assert [(b, r) for b, r, _ in stream_chords][:2] == [(c.beat, c.chord.root) for c in chords
+                                                             if 8.0 <= c.beat < 24.0][:2]
+        means[octave] = np.mean([n.pitch for n in notes])
+    assert means[0] - means[2] > 12, means
 
 
 def test_rest_on_changes_lets_the_model_leave_a_change_without_a_note(check):

@@ -45,7 +45,8 @@ from riffd.music.chords import recognize
 from .timing import snapped
 
 MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|voz|sing|soprano|\bsolo|tune|theme|\bmel\b", re.IGNORECASE)
-LEAD_NAMES = re.compile(r"melod|lead|vocal|sing|\bsolo|tune|theme|\bmel\b", re.IGNORECASE)  # of those, not a choir's part
+# of those, the names that say so, before a choir's part
+LEAD_NAMES = re.compile(r"melod|lead|vocal|sing|\bsolo|tune|theme|\bmel\b", re.IGNORECASE)
 # an accompaniment's names: a track of these that plays one voice is broken chords
 CHORD_NAMES = re.compile(r"chord|\barp|\bpad|keys|piano|guitar|gtr|\bcomp|accomp|strum|pluck", re.IGNORECASE)
 MAX_CHORDAL = 0.1
