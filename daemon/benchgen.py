@@ -13,7 +13,11 @@
 - ``first_change_ms_cold`` and ``first_change_ms_rehearsed``: the first chord change
   (as the live engine makes it: rollback, the chord, one beat) of a freshly loaded onnx
   model, without and after ``MelodyModel.rehearse`` (what ``riffd serve`` does before
-  it says ready), each in a fresh process as serve's is, median of ``FRESH_LOADS``.
+  it says ready), each in a fresh process as serve's is, median of ``FRESH_LOADS``;
+- ``switch_ms_heard`` and ``switch_ms_alone``: a live switch of style or model (as
+  ``Engine.reconfigure`` makes it) at bar 9 of a phrase on onnx: a fresh start and one
+  beat, given the 4 bars played before it (``MelodyModel.played_before``) or the chord
+  sounding alone, median over ``runs`` seeds.
 """
 from __future__ import annotations
 
@@ -96,6 +100,11 @@ def generate(backends=("rules", "markov", "mlx", "onnx", "onnx-int8"), runs: int
             result[f"first_change_ms_{kind}"] = round(float(np.median(ms)), 3)
         echo(f"first chord change of a fresh onnx model: {result['first_change_ms_cold']} ms, "
              f"{result['first_change_ms_rehearsed']} ms after a rehearsal (median of {FRESH_LOADS} processes)")
+    if "onnx" in backends:
+        heard, alone = switch_times(load_model("onnx"), the_preset, chords, runs)
+        result["switch_ms_heard"], result["switch_ms_alone"] = (round(float(np.median(ms)), 3) for ms in (heard, alone))
+        echo(f"a live switch's first beat (onnx): {result['switch_ms_heard']} ms after the 4 bars played, "
+             f"{result['switch_ms_alone']} ms over the chord alone (median of {runs})")
     meter.finish(result, echo)
     if as_json:
         echo(json.dumps(result))
@@ -121,6 +130,24 @@ def replan_times(model, preset, chords, count: int) -> list[float]:
         list(model.generate(beat + 1.0))
         out.append(1000 * (time.perf_counter() - t0))
     return out
+
+
+def switch_times(model, preset, chords, runs: int, at: float = 32.0) -> tuple[list[float], list[float]]:
+    """Milliseconds for a fresh start at beat ``at`` of a phrase over ``chords`` and one
+    beat, given the bars played before it, and over the chord sounding alone; ``runs``
+    seeds each."""
+    heard, alone = [], []
+    for seed in range(runs):
+        model.start(Context(preset, seed=seed, chords=chords))
+        list(model.generate(at))
+        (before, notes), now = model.played_before(at), [ChordAt(at, model.chord_at(at))]
+        for out, context in ((heard, Context(preset, seed=seed, start_beat=at, chords=before + now, notes=notes)),
+                             (alone, Context(preset, seed=seed, start_beat=at, chords=now))):
+            t0 = time.perf_counter()
+            model.start(context)
+            list(model.generate(at + 1.0))
+            out.append(1000 * (time.perf_counter() - t0))
+    return heard, alone
 
 
 def first_change_ms(preset, chord, rehearse: bool) -> float:

@@ -219,16 +219,18 @@ class Engine:
     # -- control (OSC) ----------------------------------------------------------------
     def reconfigure(self, preset: Preset | None = None, model: MelodyModel | None = None,
                     mode: str | None = None) -> None:
-        """Play on with a new preset, model or mode: a preset of the same meter and style from the next
-        planned note; anything else starts the model afresh from the next grid step, over the chord
-        sounding. Raises MeterError (a meter the model cannot play) before anything changes."""
+        """Play on with a new preset, model or mode: a preset of the same meter and style from the next planned
+        note; anything else starts the model afresh from the next grid step, over the chord sounding (in the
+        same meter, after the last bars played). Raises MeterError (a meter it cannot play) before any change."""
         new = preset or self.preset
         fresh = model is not None or new.meter != self.preset.meter or new.style != self.preset.style
         if fresh:  # started first: a model that refuses the meter leaves the session as it was
             start = math.ceil(self.clock.beat_at(self._now()) * new.grid) / new.grid
             chords = [ChordAt(start, self.chord)] if self.chord is not None else []
+            # in the same bars, the new model hears the last ones played (models/protocol.HEARD_BARS)
+            before, notes = self.model.played_before(start) if new.meter == self.preset.meter else ([], [])
             for m in (model or self.model, self._spare):
-                m.start(Context(new, seed=self.seed, start_beat=start, chords=chords))
+                m.start(Context(new, seed=self.seed, start_beat=start, chords=before + chords, notes=notes))
             self.scheduler.cancel_from(start)
             self.planned_until = None
         if preset is not None:

@@ -74,8 +74,9 @@ def play(model: MelodyModel, preset, chords: list[ChordAt], start: float, end: f
          seed: int | None = None, notes: Sequence[MelodyNote] = (),
          time_signatures: Sequence[tuple[float, int, int]] = ()) -> tuple[list[MelodyNote], tuple[int, int]]:
     """``model``'s melody (one voice, beats) from ``start`` to ``end`` over ``chords``,
-    with ``notes`` (the file's melody, for ``--continue``) as context, and the meter of
-    its last stretch. With one meter: ``model`` started once at ``start``, as ever.
+    with ``notes`` (the file's melody, for ``--continue``) as context (the transformer
+    hears those in the stretch's own bars: Context.heard_since), and the meter of its last
+    stretch. With one meter: ``model`` started once at ``start``, as ever.
     Raises MeterError when the model cannot play the preset's meter."""
     out: list[MelodyNote] = []
     meter = tuple(preset.meter)
@@ -89,7 +90,7 @@ def play(model: MelodyModel, preset, chords: list[ChordAt], start: float, end: f
                 model.start(Context(played, seed=None if seed is None else seed + k, start_beat=max(a, start) + shift,
                                     chords=[ChordAt(c.beat + shift, c.chord) for c in chords],
                                     notes=[MelodyNote(n.start + shift, n.duration, n.pitch, n.velocity)
-                                           for n in (*notes, *out)]))
+                                           for n in (*notes, *out)], heard_since=a + shift))
             except (MeterError, PresetError):  # one it never learned, or a beat under a sixteenth (4/32)
                 if tried == meter:
                     raise

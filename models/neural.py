@@ -28,7 +28,7 @@ from riffd.music.theory import strength, swing_offset, velocity as note_velocity
 
 from .calibration import duration_bin
 from .density import gap_bias, tilt_now
-from .protocol import Context, MelodyModel, MelodyNote, MeterError
+from .protocol import HEARD_BARS, Context, MelodyModel, MelodyNote, MeterError
 from .remi import QUALITY_INDEX, RemiTokenizer
 from .rollback import StreamRollback
 from .rules import RulesModel
@@ -37,7 +37,6 @@ from .tokens import STREAM_VELOCITY, STYLES, Vocab
 from .window import Window
 
 POS_PER_BEAT = 12  # Position steps per beat of the meter's denominator (tokens.CONFIG)
-HEARD_BARS = 4  # bars of a given melody forced into the stream before the model goes on: a phrase, ~100 tokens
 log = logging.getLogger("riffd.models")
 
 
@@ -71,8 +70,8 @@ class NeuralModel(StreamRollback, MelodyModel):
         self.prefix = [self.groups.bos, self.vocab.style_id(style)]
         self._restart_stream()
         self._rules = RulesModel()
-        # the melody it goes on from (render --continue's), not a live player's notes
-        self._heard = sorted(context.notes, key=lambda n: n.start)
+        # the melody it goes on from (render --continue's), in this meter's bars; not a live player's notes
+        self._heard = sorted((n for n in context.notes if n.start >= context.heard_since - 1e-9), key=lambda n: n.start)
         super().start(context)
         self._rules.start(Context(context.preset, seed=context.seed, start_beat=context.start_beat))
 

@@ -30,6 +30,8 @@ from riffd.presets import Preset
 from .calibration import RECENT_NOTES
 from .form import Form
 
+HEARD_BARS = 4  # bars of a given melody a model hears before it goes on (Context.notes): a phrase
+
 
 @dataclass(frozen=True, slots=True)
 class MelodyNote:
@@ -83,6 +85,7 @@ class Context:
     start_beat: float = 0.0
     chords: list[ChordAt] = field(default_factory=list)
     notes: list[MelodyNote] = field(default_factory=list)
+    heard_since: float = float("-inf")  # beats: notes before it lie in another meter's bars, not heard as tokens
 
 
 class MelodyModel:
@@ -145,6 +148,18 @@ class MelodyModel:
         ``generated`` is in start order, as notes are played."""
         notes = self.generated
         return notes[bisect.bisect_left(notes, low, key=_start):bisect.bisect_left(notes, high, key=_start)]
+
+    def played_before(self, beat: float, bars: int = HEARD_BARS) -> tuple[list[ChordAt], list[MelodyNote]]:
+        """The chord changes (from the one sounding where they begin) and the notes
+        generated in the ``bars`` bars of this model's meter before ``beat``, notes cut at
+        ``beat``: what a model started at ``beat`` in the same meter is given to hear of
+        them (Context.chords, Context.notes)."""
+        low = beat - bars * self.preset.beats_per_bar
+        i = max(bisect.bisect_right(self._chord_beats, low + 1e-9) - 1, 0)
+        j = bisect.bisect_left(self._chord_beats, beat - 1e-9)
+        return ([ChordAt(b, c) for b, c in zip(self._chord_beats[i:j], self._chords[i:j])],
+                [MelodyNote(n.start, min(n.duration, beat - n.start), n.pitch, n.velocity)
+                 for n in self.notes_between(low, beat)])
 
     def previous_pitch(self) -> int | None:
         """The last pitch heard before the cursor: generated, else the player's."""

@@ -1,4 +1,6 @@
 """The engine in one room: a real clock and scheduler, time driven by hand."""
+import math
+
 import pytest
 
 from riffd.bridges.events import ClockTick, Control, NoteOff, NoteOn, Transport
@@ -418,6 +420,27 @@ def test_a_meter_the_model_cannot_play_is_refused_and_changes_nothing():
     assert ons and ons[0][1] % 12 in parse_chord("G").tones and rig.engine.stats["faults"] == 0
     rig.engine.reconfigure(preset=rig.preset.with_values(meter=[3, 4]))  # one it can: from the next step
     assert rig.engine.preset.beats_per_bar == 3.0
+
+
+def test_a_new_style_goes_on_from_the_bars_just_played():
+    """/riffd/preset with another style starts the transformer afresh; it is given the
+    last 4 bars it played, with their chords, and its stream begins with them (before: the
+    chord sounding alone). A new meter's bars are not the old ones: it hears nothing."""
+    from riffd.models.protocol import HEARD_BARS
+    rig, held = Rig("folk", model=load_model("onnx")), []
+    for i, name in enumerate(["C", "Am", "F", "G"] * 3):
+        rig.advance(100.0 + 4 * i)
+        held = rig.strike(name, held)
+    rig.advance(145.3)
+    start = math.ceil(rig.clock.beat_at(rig.t) * 2) / 2
+    played = [(n.start, n.pitch) for n in rig.engine.model.generated if start - 4 * HEARD_BARS <= n.start < start]
+    rig.engine.reconfigure(preset=load_preset("jazz").with_values(tempo=60.0))
+    model = rig.engine.model
+    assert len(played) >= 8 and [(n.start, n.pitch) for n in model.player_notes] == played
+    rig.advance(148.0)
+    assert model.times[0] <= played[0][0] and [t for t, _ in rig.started if t >= 100.0 + start]
+    rig.engine.reconfigure(preset=load_preset("folk").with_values(tempo=60.0, meter=[3, 4]))
+    assert rig.engine.model.player_notes == []
 
 
 def test_in_three_four_the_melody_lands_on_a_waltz_bar_line():

@@ -212,7 +212,7 @@ def test_a_given_melody_is_heard_in_the_stream_and_the_model_goes_on_from_it(che
     began at the cursor and the model heard only the last pitch), so that it goes on in
     the given register: a tune high in the range and the same tune two octaves lower
     get continuations whose average pitches differ by more than an octave."""
-    from riffd.models.neural import HEARD_BARS
+    from riffd.models.protocol import HEARD_BARS
     chords = progression(16)
     tune = [(0, 2, 4, 5, 7, 5, 4, 2)[k % 8] for k in range(48)]
     means = {}
@@ -229,6 +229,10 @@ def test_a_given_melody_is_heard_in_the_stream_and_the_model_goes_on_from_it(che
                                                              if 8.0 <= c.beat < 24.0][:2]
         means[octave] = np.mean([n.pitch for n in notes])
     assert means[0] - means[2] > 12, means
+    model.start(Context(preset, seed=3, start_beat=24.0, chords=chords, notes=given, heard_since=20.0))
+    notes = list(model.generate(28.0))  # notes before a meter change are in other bars: not heard
+    assert decoded(model)[0] == [(n.start, n.pitch) for n in given if n.start >= 20.0] + [(n.start, n.pitch)
+                                                                                          for n in notes]
 
 
 def test_rest_on_changes_lets_the_model_leave_a_change_without_a_note(check):
@@ -669,7 +673,7 @@ def test_bench_generate_reports_every_figure():
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     for key in ("mlx_16bar_ms", "onnx_16bar_ms", "onnx_int8_16bar_ms", "onnx_tokens_per_s", "replan_ms_p99",
-                "first_change_ms_cold", "first_change_ms_rehearsed"):
+                "first_change_ms_cold", "first_change_ms_rehearsed", "switch_ms_heard", "switch_ms_alone"):
         assert figures[key] > 0, key
     assert figures["onnx_notes"] >= 16 * 2  # 16 bars of melody, not a few notes
     machine = figures["machine"]  # the machine's speed and steal ride along with the figures
