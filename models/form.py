@@ -1,8 +1,9 @@
 """Form: a returning progression brings back the melody played over it.
 
 When a progression comes back, people repeat or vary what they played over it; a
-model sampling note by note never does. The memory is the model's own ``generated``
-notes, cut into spans of ``SPAN_BARS`` bars from beat 0. A span's progression is its
+model sampling note by note never does. The memory is the melody (``melody_between``:
+the tune it was given to go on from, then its own ``generated`` notes), cut into spans
+of ``SPAN_BARS`` bars from beat 0. A span's progression is its
 chords relative to the chord at its start: (offset in beats, root interval in
 semitones, quality).
 
@@ -101,7 +102,7 @@ class Form:
             best = None  # ((whole match, follows), j)
             for j in range(k - 1, max(k - 1 - MEMORY_SPANS, -1), -1):
                 there = self.model.chord_at(j * s)  # a cheap look first: most spans fail here
-                if there is None or there.quality != ours[0].quality or not self.model.notes_between(j * s, j * s + s):
+                if there is None or there.quality != ours[0].quality or not self.model.melody_between(j * s, j * s + s):
                     continue
                 theirs = self._progression(j)
                 whole = ours[1] == theirs[1]
@@ -141,7 +142,7 @@ class Form:
         stop = min([c[0] for c in known[0][1] + known[1][1] if c[0] > offset + 1e-9] + [s - ending])
         low, high = self.model.preset.register
         out = []
-        for n in self.model.notes_between(j * s + offset - 1e-9, j * s + stop - 1e-9):
+        for n in self.model.melody_between(j * s + offset - 1e-9, j * s + stop - 1e-9):
             pitch = n.pitch + shift
             while pitch < low and pitch + 12 <= high:
                 pitch += 12

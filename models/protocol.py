@@ -28,9 +28,9 @@ from riffd.music.chords import Chord, parse_chord
 from riffd.presets import Preset
 
 from .calibration import RECENT_NOTES
-from .form import Form
+from .form import MEMORY_SPANS, SPAN_BARS, Form
 
-HEARD_BARS = 4  # bars of a given melody a model hears before it goes on (Context.notes): a phrase
+HEARD_BARS = 4  # bars of a given melody the transformer hears before it goes on (Context.notes): a phrase
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +110,7 @@ class MelodyModel:
         self._chord_beats: list[float] = []
         self._chords: list[Chord | None] = []
         self.player_notes: list[MelodyNote] = []
+        self.given = sorted(context.notes, key=_start)  # the melody it goes on from (render --continue's)
         self.generated: list[MelodyNote] = []
         self.cursor = self.playing_from = context.start_beat
         # recall decisions draw apart from the model's sampling (models/form.py)
@@ -149,17 +150,29 @@ class MelodyModel:
         notes = self.generated
         return notes[bisect.bisect_left(notes, low, key=_start):bisect.bisect_left(notes, high, key=_start)]
 
-    def played_before(self, beat: float, bars: int = HEARD_BARS) -> tuple[list[ChordAt], list[MelodyNote]]:
-        """The chord changes (from the one sounding where they begin) and the notes
-        generated in the ``bars`` bars of this model's meter before ``beat``, notes cut at
-        ``beat``: what a model started at ``beat`` in the same meter is given to hear of
-        them (Context.chords, Context.notes)."""
+    def melody_between(self, low: float, high: float) -> list[MelodyNote]:
+        """The melody with ``low <= start < high`` (beats): the given notes (Context.notes)
+        before the first it generated, then its own; what a returning progression brings
+        back (models/form.py), the given tune's phrases as well as its own."""
+        first = self.generated[0].start if self.generated else float("inf")
+        given = self.given[bisect.bisect_left(self.given, low, key=_start):
+                           bisect.bisect_left(self.given, min(high, first), key=_start)]
+        return given + self.notes_between(low, high)
+
+    def played_before(self, beat: float, bars: int = SPAN_BARS * MEMORY_SPANS) -> tuple[list[ChordAt],
+                                                                                      list[MelodyNote]]:
+        """The chord changes (from the one sounding where they begin) and the melody
+        (``melody_between``) of the ``bars`` bars of this model's meter before ``beat``
+        (by default as far back as the form's memory reaches), notes cut at ``beat``: what
+        a model started at ``beat`` in the same meter goes on from (Context.chords and
+        notes): the transformer hears the last HEARD_BARS of them, and a returning
+        progression can bring them back (models/form.py)."""
         low = beat - bars * self.preset.beats_per_bar
         i = max(bisect.bisect_right(self._chord_beats, low + 1e-9) - 1, 0)
         j = bisect.bisect_left(self._chord_beats, beat - 1e-9)
         return ([ChordAt(b, c) for b, c in zip(self._chord_beats[i:j], self._chords[i:j])],
                 [MelodyNote(n.start, min(n.duration, beat - n.start), n.pitch, n.velocity)
-                 for n in self.notes_between(low, beat)])
+                 for n in self.melody_between(low, beat)])
 
     def previous_pitch(self) -> int | None:
         """The last pitch heard before the cursor: generated, else the player's."""
@@ -213,7 +226,7 @@ class MelodyModel:
         generator and cursor, and its chord timeline and notes (shared, not copied)."""
         self.preset, self.rng, self.cursor = leader.preset, leader.rng, leader.cursor
         self._chord_beats, self._chords = leader._chord_beats, leader._chords
-        self.generated, self.player_notes = leader.generated, leader.player_notes
+        self.generated, self.player_notes, self.given = leader.generated, leader.player_notes, leader.given
 
     def rollback(self, beat: float) -> None:
         """Forget generated notes that start at or after ``beat``; a kept note that

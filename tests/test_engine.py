@@ -424,8 +424,9 @@ def test_a_meter_the_model_cannot_play_is_refused_and_changes_nothing():
 
 def test_a_new_style_goes_on_from_the_bars_just_played():
     """/riffd/preset with another style starts the transformer afresh; it is given the
-    last 4 bars it played, with their chords, and its stream begins with them (before: the
-    chord sounding alone). A new meter's bars are not the old ones: it hears nothing."""
+    melody it played, with its chords (as far back as the form's memory), and its stream
+    begins with the last 4 bars of it (before: the chord sounding alone). A new meter's
+    bars are not the old ones: it is given nothing."""
     from riffd.models.protocol import HEARD_BARS
     rig, held = Rig("folk", model=load_model("onnx")), []
     for i, name in enumerate(["C", "Am", "F", "G"] * 3):
@@ -433,14 +434,15 @@ def test_a_new_style_goes_on_from_the_bars_just_played():
         held = rig.strike(name, held)
     rig.advance(145.3)
     start = math.ceil(rig.clock.beat_at(rig.t) * 2) / 2
-    played = [(n.start, n.pitch) for n in rig.engine.model.generated if start - 4 * HEARD_BARS <= n.start < start]
+    played = [(n.start, n.pitch) for n in rig.engine.model.generated if n.start < start]
     rig.engine.reconfigure(preset=load_preset("jazz").with_values(tempo=60.0))
     model = rig.engine.model
-    assert len(played) >= 8 and [(n.start, n.pitch) for n in model.player_notes] == played
+    assert len(played) >= 30 and [(n.start, n.pitch) for n in model.given] == played
     rig.advance(148.0)
-    assert model.times[0] <= played[0][0] and [t for t, _ in rig.started if t >= 100.0 + start]
+    heard = [b for b, _ in played if b >= start - 4 * HEARD_BARS]
+    assert played[0][0] < model.times[0] <= heard[0] and [t for t, _ in rig.started if t >= 100.0 + start]
     rig.engine.reconfigure(preset=load_preset("folk").with_values(tempo=60.0, meter=[3, 4]))
-    assert rig.engine.model.player_notes == []
+    assert rig.engine.model.given == []
 
 
 def test_in_three_four_the_melody_lands_on_a_waltz_bar_line():
