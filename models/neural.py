@@ -30,7 +30,7 @@ from .calibration import duration_bin
 from .density import gap_bias, tilt_now
 from .protocol import HEARD_BARS, Context, MelodyModel, MelodyNote, MeterError
 from .remi import QUALITY_INDEX, RemiTokenizer
-from .rollback import StreamRollback
+from .stream_edits import StreamEdits
 from .rules import RulesModel
 from .sampling import Groups, StreamState, pitch_bias, sample
 from .tokens import STREAM_VELOCITY, STYLES, Vocab
@@ -40,7 +40,7 @@ POS_PER_BEAT = 12  # Position steps per beat of the meter's denominator (tokens.
 log = logging.getLogger("riffd.models")
 
 
-class NeuralModel(StreamRollback, MelodyModel):
+class NeuralModel(StreamEdits, MelodyModel):
     """A transformer melody model; ``runner`` holds the weights and KV cache,
     ``max_context`` is the longest window it was trained on (tokens), ``calibration`` its
     checkpoint's pitch corrections (models/calibration.py; None when it has none)."""
@@ -70,8 +70,7 @@ class NeuralModel(StreamRollback, MelodyModel):
         self.prefix = [self.groups.bos, self.vocab.style_id(style)]
         self._restart_stream()
         self._rules = RulesModel()
-        # the melody it goes on from (render --continue's), in this meter's bars; not a live player's notes
-        self._heard = sorted((n for n in context.notes if n.start >= context.heard_since - 1e-9), key=lambda n: n.start)
+        self._heard_from = context.heard_since  # notes before it lie in another meter's bars
         super().start(context)
         self._rules.start(Context(context.preset, seed=context.seed, start_beat=context.start_beat))
 
@@ -155,11 +154,12 @@ class NeuralModel(StreamRollback, MelodyModel):
         self._take(self._bar_start(bar), replace(self.state, bar=bar, pos=-1, expect="event"))
 
     def _begin(self) -> None:
-        """Bar, TimeSig, Position_0 and the preset's Tempo open the stream; then the context's
-        notes of the HEARD_BARS bars before the cursor (render --continue's melody), with
-        their chords, are forced into it, so that the model goes on from them."""
+        """Bar, TimeSig, Position_0 and the preset's Tempo open the stream; then the melody
+        of the HEARD_BARS bars before the cursor (``_heard_since``: render --continue's, a
+        call the model listened to), with its chords, is forced into it, so that the model
+        goes on from it."""
         now = int(math.floor(self.cursor / self.bar_beats + 1e-9))
-        heard = [n for n in self._heard if self._bar_start(now - HEARD_BARS) <= n.start < self.cursor - 1e-9]
+        heard = self._heard_since(self._bar_start(now - HEARD_BARS))
         bar = int(math.floor(heard[0].start / self.bar_beats + 1e-9)) if heard else now
         self.bar0 = bar
         beat = self._bar_start(bar)
@@ -167,10 +167,7 @@ class NeuralModel(StreamRollback, MelodyModel):
         self._take(beat, replace(self.state, bar=bar, pos=-1, expect="event"))
         self.enc.token_at(0, self.tables.tempo_id(60e6 / self.preset.tempo))
         self._take(beat, replace(self.state, pos=0))
-        resume, self.cursor = self.cursor, heard[0].start if heard else self.cursor  # their chords (_pending_chord)
-        for note in heard:
-            self._force_note(note)
-        self.cursor = resume
+        self._force_heard(heard)
         while self.state.bar < now:  # a rest after them: the stream goes on from the cursor's bar
             self._open_bar(self.state.bar + 1)
 

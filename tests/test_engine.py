@@ -224,6 +224,36 @@ def test_an_answer_keeps_the_calls_bars_and_lands_on_its_last_chord(model):
     assert not rig.scheduler.sounding() and rig.scheduler.pending() == 0
 
 
+def test_an_answer_hears_the_call():
+    """Call-response on the transformer: the tune the player plays over a held chord (lone
+    keys over it) is in the model's token stream before its answer, twice over: the first
+    answer, where the stream begins, and the next, after a rollback past the model's
+    cursor (before, the stream held the chords alone and the answer knew only the call's
+    last pitch)."""
+    rig = Rig(preset="folk", mode="call-response", model=load_model("onnx"))
+    model = rig.engine.model
+    for call in range(2):
+        begin = math.ceil(rig.t / 4.0) * 4.0 + 4.0  # a bar line past the answer
+        rig.advance(begin)
+        held = rig.strike("C")
+        tune = []  # (beat, pitch) of the call's keys, by the engine's clock
+        for k in range(1, 16):
+            rig.advance(begin + k / 2)
+            tune.append((rig.clock.beat_at(rig.t), 72 + (0, 2, 4, 5, 7, 5, 4, 2)[k % 8]))
+            rig.engine.handle(NoteOn(rig.t, 0, tune[-1][1], 90))
+            rig.advance(begin + k / 2 + 0.3)
+            rig.engine.handle(NoteOff(rig.t, 0, tune[-1][1]))
+        rig.advance(begin + 8.0)
+        for p in held:
+            rig.engine.handle(NoteOff(rig.t, 0, p))
+        rig.advance(rig.t + rig.preset.response_wait_beats + 0.1)
+        assert rig.engine.stats["answers"] == call + 1
+        stream = {(round(b * 12), int(model.groups.pitch_of[i])) for b, i in zip(model.times, model.ids)
+                  if model.groups.pitch_of[i] >= 0}
+        assert {(round(b * 12), p) for b, p in tune} <= stream, call
+        rig.advance(100.0 + rig.engine.responding_until + 0.5)
+
+
 def test_a_pop_answer_plays_notes_not_blips():
     """Pop follows its density (density_follow 1): the beats riffd listened to are not
     counted as its own sparse playing. Counted, the transformer's answer came in notes of
