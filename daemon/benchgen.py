@@ -16,8 +16,9 @@
   it says ready), each in a fresh process as serve's is, median of ``FRESH_LOADS``;
 - ``switch_ms_heard`` and ``switch_ms_alone``: a live switch of style or model (as
   ``Engine.reconfigure`` makes it) at bar 9 of a phrase on onnx: a fresh start and one
-  beat, given the 4 bars played before it (``MelodyModel.played_before``) or the chord
-  sounding alone, median over ``runs`` seeds.
+  beat, given the melody played before it (``MelodyModel.played_before``: the
+  transformer hears its last 4 bars) or the chord sounding alone, median over ``runs``
+  seeds.
 """
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ def generate(backends=("rules", "markov", "mlx", "onnx", "onnx-int8"), runs: int
     if "onnx" in backends:
         heard, alone = switch_times(load_model("onnx"), the_preset, chords, runs)
         result["switch_ms_heard"], result["switch_ms_alone"] = (round(float(np.median(ms)), 3) for ms in (heard, alone))
-        echo(f"a live switch's first beat (onnx): {result['switch_ms_heard']} ms after the 4 bars played, "
+        echo(f"a live switch's first beat (onnx): {result['switch_ms_heard']} ms after the melody played, "
              f"{result['switch_ms_alone']} ms over the chord alone (median of {runs})")
     meter.finish(result, echo)
     if as_json:

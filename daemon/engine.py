@@ -221,13 +221,13 @@ class Engine:
                     mode: str | None = None) -> None:
         """Play on with a new preset, model or mode: a preset of the same meter and style from the next planned
         note; anything else starts the model afresh from the next grid step, over the chord sounding (in the
-        same meter, after the last bars played). Raises MeterError (a meter it cannot play) before any change."""
+        same meter, after the melody played). Raises MeterError (a meter it cannot play) before any change."""
         new = preset or self.preset
         fresh = model is not None or new.meter != self.preset.meter or new.style != self.preset.style
         if fresh:  # started first: a model that refuses the meter leaves the session as it was
             start = math.ceil(self.clock.beat_at(self._now()) * new.grid) / new.grid
             chords = [ChordAt(start, self.chord)] if self.chord is not None else []
-            # in the same bars, the new model hears the last ones played (models/protocol.HEARD_BARS)
+            # in the same bars, the new model goes on from the melody played (MelodyModel.played_before)
             before, notes = self.model.played_before(start) if new.meter == self.preset.meter else ([], [])
             for m in (model or self.model, self._spare):
                 m.start(Context(new, seed=self.seed, start_beat=start, chords=before + chords, notes=notes))

@@ -65,8 +65,9 @@ class RenderReport:
         ended = (f"; the file's melody plays to beat {round(self.continued_from, 1):g}, its end: nothing to continue"
                  if self.continued_from is not None and not self.notes else "")  # --continue found nothing to add
         changes = f"{len(self.chords)} chord change{'' if len(self.chords) == 1 else 's'}"
-        return (f"{self.output}: {where} unchanged{raised}, {changes} ({names}{more}); track 'riffd melody' on channel {self.channel + 1}: "
-                f"{len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes are chord tones{rests}{ended}")
+        return (f"{self.output}: {where} unchanged{raised}, {changes} ({names}{more}); track 'riffd melody' on "
+                f"channel {self.channel + 1}: {len(self.notes)} notes, {self.chord_tone_share:.0%} of on-beat notes "
+                f"are chord tones{rests}{ended}")
 
 
 def named(part: str, number, parts) -> str:

@@ -79,6 +79,6 @@ class StreamEdits:
         skipped = beat > self.cursor + 1e-9 and self.state.bar >= 0 and bool(self.times)
         since = self.times[-1] + 1e-6 if skipped else 0.0
         super().rollback(beat)
-        if skipped:
+        if skipped and self.state.bar >= 0:  # (a stream the rollback emptied begins anew: _begin hears them)
             now = int(math.floor(self.cursor / self.bar_beats + 1e-9))
             self._force_heard(self._heard_since(max(since, self._bar_start(now - HEARD_BARS))))

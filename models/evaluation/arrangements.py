@@ -353,7 +353,7 @@ def read_arrangement(path: str | Path) -> Arrangement:
         raise ArrangementError(str(exc).replace(str(path), path.name)) from None
     tracks, names, pedals = parts(song)
     index, how, (line, chordal), taken = melody_track(tracks, names, song.ppqn)
-    sung = {(n.start, n.pitch) for n in line}  # a part taken up is accompaniment only where the tune is not its
+    sung = {(n.start, n.pitch) for n in line}  # a part taken up stays accompaniment but for the notes the tune took
     # the accompaniment as it sounds: a pianist's broken chords are held by the sustain pedal
     accompaniment = [pedalled([n for n in t if k not in taken or (n.start, n.pitch) not in sung], pedals[k])
                      for k, t in enumerate(tracks) if k != index]
