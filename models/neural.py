@@ -350,7 +350,8 @@ class NeuralModel(StreamEdits, MelodyModel):
     def _force_note(self, note: MelodyNote) -> None:
         """Append a note the model did not choose (a fallback, a recall, a given melody) as
         tokens, each chord change before it in its own bar."""
-        beat = note.start - self._swing(note.start)
+        # on the tokenizer's grid first: a key a hair before a bar line is on it, not at that bar's position 48
+        beat = round((note.start - self._swing(note.start)) * self.qpb) / self.qpb
         while True:
             last = math.floor(beat / self.bar_beats + 1e-9) <= self.state.bar  # the note's own bar
             bar_start = self._bar_start(self.state.bar)

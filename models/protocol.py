@@ -31,6 +31,7 @@ from .calibration import RECENT_NOTES
 from .form import MEMORY_SPANS, SPAN_BARS, Form
 
 HEARD_BARS = 4  # bars of a given melody the transformer hears before it goes on (Context.notes): a phrase
+GIVEN_STEPS = 12  # a beat's steps: a given note comes back (models/form.py) on the grid of REMI's quarter note
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,13 @@ class MelodyNote:
 
 def _start(note: MelodyNote) -> float:
     return note.start
+
+
+def _on_grid(note: MelodyNote) -> MelodyNote:
+    """``note`` with its start and end on GIVEN_STEPS a beat (a played file's timing; one step at least)."""
+    start = round(note.start * GIVEN_STEPS) / GIVEN_STEPS
+    end = max(round(note.end * GIVEN_STEPS) / GIVEN_STEPS, start + 1 / GIVEN_STEPS)
+    return MelodyNote(start, end - start, note.pitch, note.velocity)
 
 
 def one_voice(notes: Iterable[MelodyNote]) -> list[MelodyNote]:
@@ -110,7 +118,7 @@ class MelodyModel:
         self._chord_beats: list[float] = []
         self._chords: list[Chord | None] = []
         self.player_notes: list[MelodyNote] = []
-        self.given = sorted(context.notes, key=_start)  # the melody it goes on from (render --continue's)
+        self.given = one_voice(_on_grid(n) for n in context.notes)  # the melody it goes on from (--continue's)
         self.generated: list[MelodyNote] = []
         self.cursor = self.playing_from = context.start_beat
         # recall decisions draw apart from the model's sampling (models/form.py)

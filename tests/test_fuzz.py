@@ -1,6 +1,6 @@
 """Fuzzing with hypothesis: random MIDI messages into the input bridge and the engine,
 random and truncated MIDI files into `riffd render`, random preset TOML, random chord names,
-random render requests.
+random render requests, random melodies for the transformer to hear.
 
 The number of cases per test is EXAMPLES (the README quotes them)."""
 from __future__ import annotations
@@ -24,7 +24,7 @@ from riffd.music.chords import parse_chord
 from riffd.daemon.request import KEYS, RequestError, read_request, request_preset, request_seed, request_song
 from riffd.presets import PresetError, load_preset
 
-EXAMPLES = {"messages": 300, "files": 150, "presets": 300, "chord names": 2000, "requests": 300}
+EXAMPLES = {"messages": 300, "files": 150, "presets": 300, "chord names": 2000, "requests": 300, "heard": 200}
 FUZZ = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 byte = st.integers(0, 255)
@@ -221,3 +221,37 @@ def test_random_requests_give_a_song_or_one_clear_error(body):
             assert str(exc) and "\n" not in str(exc).strip()
             return
     assert set(body) <= set(KEYS) and chords and song.time_signatures[0][1:] == tuple(preset.meter)
+
+
+@pytest.fixture(scope="module")
+def transformer():
+    return load_model("onnx")
+
+
+heard_note = st.tuples(st.floats(0.0, 40.0), st.floats(0.01, 6.0), st.integers(21, 108))
+chord_or_none = st.sampled_from(["C", "Am", "F", "G7", "Bb", "F#m7b5", "Ebmaj7", None])
+
+
+@settings(max_examples=EXAMPLES["heard"], **FUZZ)
+@given(st.lists(heard_note, max_size=60), st.lists(st.tuples(st.floats(0.0, 48.0), chord_or_none), max_size=24),
+       st.sampled_from([(4, 4), (3, 4), (6, 8), (2, 2), (5, 4)]), st.floats(0.0, 44.0), st.floats(-8.0, 44.0),
+       st.lists(heard_note, max_size=20), st.floats(0.0, 12.0))
+def test_random_melodies_heard_by_the_transformer_give_one_voice_after_the_cursor(transformer, given_notes, changes,
+                                                                                 meter, start, since, keys, skip):
+    """Any given melody (overlapping, out of order, past the cursor, before ``heard_since``)
+    over any chords in any meter, then live keys and a rollback past the cursor (a call it
+    listened to): the transformer hears what lies before the cursor and plays one voice
+    from it, with no error (its stream's forced notes and chords; a chord in a bar with no
+    note once went to position -1)."""
+    from riffd.models.protocol import ChordAt, Context, MelodyNote
+    notes = [MelodyNote(b, d, p, 80) for b, d, p in given_notes]
+    chords = ([ChordAt(b, parse_chord(c) if c else None) for b, c in sorted(changes, key=lambda change: change[0])]
+              or [ChordAt(0.0, parse_chord("C"))])
+    preset = load_preset("folk").with_values(meter=list(meter))
+    transformer.start(Context(preset, seed=1, start_beat=start, chords=chords, notes=notes, heard_since=since))
+    played = list(transformer.generate(start + 8.0))
+    transformer.extend([MelodyNote(start + 8.0 + b / 8, d, p, 80) for b, d, p in keys])
+    transformer.rollback(start + 8.0 + skip)
+    played += list(transformer.generate(start + 16.0 + skip))
+    assert all(n.start >= start - 1e-9 and 21 <= n.pitch <= 108 for n in played)
+    assert all(b.start >= a.start + 1e-9 for a, b in zip(played, played[1:]))
