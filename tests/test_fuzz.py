@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from riffd.bridges.events import from_midi_bytes
 from riffd.bridges.midi import Stamper
-from riffd.daemon.clock import MidiClock
+from riffd.daemon.clock import InternalClock, MidiClock
 from riffd.daemon.engine import Engine
 from riffd.daemon.scheduler import Scheduler
 from riffd.models import load_model
@@ -24,7 +24,8 @@ from riffd.music.chords import parse_chord
 from riffd.daemon.request import KEYS, RequestError, read_request, request_preset, request_seed, request_song
 from riffd.presets import PresetError, load_preset
 
-EXAMPLES = {"messages": 300, "files": 150, "presets": 300, "chord names": 2000, "requests": 300, "heard": 200}
+EXAMPLES = {"messages": 300, "files": 150, "presets": 300, "chord names": 2000, "requests": 300, "heard": 200,
+            "calls": 60}
 FUZZ = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 byte = st.integers(0, 255)
@@ -58,11 +59,44 @@ def test_random_midi_messages_never_break_the_bridge_or_the_engine(stream):
     """Running status, SysEx, truncated messages, channel 10, clocks and song positions in
     any order: the bridge translates or drops each; the engine never raises, and after
     the final panic no note is left sounding."""
+    drive(load_model("rules"), "accompany", stream)
+
+
+@settings(max_examples=EXAMPLES["calls"], **FUZZ)
+@given(st.lists(st.tuples(st.integers(21, 108), st.floats(0.0, 8.0), st.floats(0.005, 2.0)), max_size=40),
+       st.floats(0.05, 8.0))
+def test_random_calls_are_heard_and_answered_by_the_transformer(transformer, keys, let_go):
+    """Call-response on the transformer, internal clock: a C chord held ``let_go`` s, and
+    any keys at any times over it (lone keys over a chord are a call's tune, forced into
+    the model's stream at the answer), then 4 s of silence: an answer, no fault, nothing
+    left sounding after the final panic."""
+    from riffd.bridges.events import NoteOff, NoteOn
+    t, sent = [100.0], []
+    clock = InternalClock(120.0)
+    scheduler = Scheduler(clock, sent.append, now=lambda: t[0])
+    engine = Engine(transformer, load_preset("pop"), clock, scheduler, mode="call-response", seed=1,
+                    now=lambda: t[0])
+    events = [(0.0, NoteOn, p) for p in (48, 52, 55)] + [(let_go, NoteOff, p) for p in (48, 52, 55)]
+    events += [e for pitch, at, held in keys for e in ((at, NoteOn, pitch), (at + held, NoteOff, pitch))]
+    events.sort(key=lambda e: e[0])
+    for step in range(int((max(e[0] for e in events) + 4.0) / 0.01) + 1):
+        t[0] = 100.0 + step * 0.01
+        while events and events[0][0] <= step * 0.01:
+            _, kind, pitch = events.pop(0)
+            engine.handle(kind(t[0], 0, pitch, 90) if kind is NoteOn else kind(t[0], 0, pitch))
+        engine.poll(t[0])
+        scheduler.run_due(t[0])
+    assert engine.stats["faults"] == 0 and engine.stats["answers"] >= 1
+    scheduler.panic()
+    assert not scheduler.sounding() and balanced(sent)
+
+
+def drive(model, mode: str, stream) -> None:
     t = [100.0]
     clock = MidiClock()
     sent: list[list[int]] = []
     scheduler = Scheduler(clock, sent.append, now=lambda: t[0])
-    engine = Engine(load_model("rules"), load_preset("pop"), clock, scheduler, seed=1, now=lambda: t[0])
+    engine = Engine(model, load_preset("pop"), clock, scheduler, mode=mode, seed=1, now=lambda: t[0])
     stamper = Stamper()
     for raw, gap in stream:
         t[0] += gap
