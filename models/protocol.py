@@ -93,7 +93,7 @@ class Context:
     start_beat: float = 0.0
     chords: list[ChordAt] = field(default_factory=list)
     notes: list[MelodyNote] = field(default_factory=list)
-    heard_since: float = float("-inf")  # beats: notes before it lie in another meter's bars, not heard as tokens
+    heard_since: float = float("-inf")  # beats: notes before it lie in another meter's bars: not heard nor recalled
 
 
 class MelodyModel:
@@ -118,7 +118,8 @@ class MelodyModel:
         self._chord_beats: list[float] = []
         self._chords: list[Chord | None] = []
         self.player_notes: list[MelodyNote] = []
-        self.given = one_voice(_on_grid(n) for n in context.notes)  # the melody it goes on from (--continue's)
+        # the melody it goes on from (--continue's), in this meter's bars
+        self.given = one_voice(_on_grid(n) for n in context.notes if n.start >= context.heard_since - 1e-9)
         self.generated: list[MelodyNote] = []
         self.cursor = self.playing_from = context.start_beat
         # recall decisions draw apart from the model's sampling (models/form.py)

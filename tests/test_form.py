@@ -61,6 +61,11 @@ def test_a_returning_section_brings_back_the_tune_it_goes_on_from(name):
     onsets = lambda notes, k: [(o, p) for o, p, _ in span_notes(notes, k)]  # noqa: E731 (lengths: on 12 a beat)
     for k in (4, 5, 6, 7):
         assert onsets(notes, k) == onsets(tune, k - 4) and onsets(notes, k), k
+    # a tune in another meter's bars (before ``heard_since``) is not brought back
+    model.start(Context(load_preset("folk").with_values(repeat=1.0), seed=3, start_beat=32.0, chords=chords,
+                        notes=tune, heard_since=32.0))
+    notes = list(model.generate(64.0))
+    assert model.given == [] and any(onsets(notes, k) != onsets(tune, k - 4) for k in (4, 5, 6, 7))
 
 
 def test_a_phrase_comes_back_whole_and_varies_only_its_ending():
