@@ -277,8 +277,9 @@ def watch(root: str | Path, options: Options, jobs: int | None = None, once: boo
                     failures += _fail(work, folders, exc, echo)
                 else:
                     os.replace(work, folders.done / work.name)
+                    plural = "" if result["chord_changes"] == 1 else "s"
                     echo(f"riffd watch: {work.name}: {result['notes']} notes over {result['chord_changes']} "
-                         f"chord change{'' if result['chord_changes'] == 1 else 's'} -> outbox/{work.stem}.mid .wav .png .json "
+                         f"chord change{plural} -> outbox/{work.stem}.mid .wav .png .json "
                          f"({1000 * (time.monotonic() - began):.0f} ms)")
     finally:
         inbox.close()

@@ -76,8 +76,9 @@ def play(model: MelodyModel, preset, chords: list[ChordAt], start: float, end: f
     """``model``'s melody (one voice, beats) from ``start`` to ``end`` over ``chords``,
     with ``notes`` (the file's melody, for ``--continue``) as context (heard by the
     transformer and recalled by the form only in the stretch's own bars:
-    Context.heard_since), and the meter of its last stretch. With one meter: ``model`` started once at ``start``, as ever.
-    Raises MeterError when the model cannot play the preset's meter."""
+    Context.heard_since), and the meter of its last stretch. With one meter: ``model``
+    started once at ``start``, as ever. Raises MeterError when the model cannot play the
+    preset's meter."""
     out: list[MelodyNote] = []
     meter = tuple(preset.meter)
     spans = [s for s in meter_spans(time_signatures, end, meter) if s[1] > start + 1e-9]

@@ -1056,7 +1056,8 @@ def test_a_chord_restated_each_bar_is_one_change_in_the_report(tmp_path):
     chord changes (Am Am Am ...)"): the report and its piano roll name the changes."""
     vamp = run_riffd("render", "--chords", "Am", "--bars", "8", "--model", "rules", "-o", str(tmp_path / "a.mid"))
     assert vamp.returncode == 0 and "1 chord change (Am);" in vamp.stdout, vamp.stdout + vamp.stderr
-    turn = run_riffd("render", "--chords", "Am | Am F", "--bars", "4", "--model", "rules", "-o", str(tmp_path / "b.mid"))
+    turn = run_riffd("render", "--chords", "Am | Am F", "--bars", "4", "--model", "rules",
+                     "-o", str(tmp_path / "b.mid"))
     assert turn.returncode == 0 and "4 chord changes (Am F Am F);" in turn.stdout, turn.stdout + turn.stderr
 
 
