@@ -77,7 +77,7 @@ class StreamEdits:
         listened to (a call-response call): the player's notes there, of the last
         HEARD_BARS bars, are forced into the stream, so that the answer follows the call."""
         skipped = beat > self.cursor + 1e-9 and self.state.bar >= 0 and bool(self.times)
-        since = self.times[-1] + 1e-6 if skipped else 0.0
+        since = self.times[-1] if skipped else 0.0  # a key on the stream's last beat (its Bar) is the call's too
         super().rollback(beat)
         if skipped and self.state.bar >= 0:  # (a stream the rollback emptied begins anew: _begin hears them)
             now = int(math.floor(self.cursor / self.bar_beats + 1e-9))
