@@ -70,7 +70,6 @@ class NeuralModel(StreamEdits, MelodyModel):
         self.prefix = [self.groups.bos, self.vocab.style_id(style)]
         self._restart_stream()
         self._rules = RulesModel()
-        self._heard_from = context.heard_since  # notes before it lie in another meter's bars
         super().start(context)
         self._rules.start(Context(context.preset, seed=context.seed, start_beat=context.start_beat))
 

@@ -118,8 +118,9 @@ class MelodyModel:
         self._chord_beats: list[float] = []
         self._chords: list[Chord | None] = []
         self.player_notes: list[MelodyNote] = []
+        self.heard_since = context.heard_since  # notes before it lie in another meter's bars
         # the melody it goes on from (--continue's), in this meter's bars
-        self.given = one_voice(_on_grid(n) for n in context.notes if n.start >= context.heard_since - 1e-9)
+        self.given = one_voice(_on_grid(n) for n in context.notes if n.start >= self.heard_since - 1e-9)
         self.generated: list[MelodyNote] = []
         self.cursor = self.playing_from = context.start_beat
         # recall decisions draw apart from the model's sampling (models/form.py)

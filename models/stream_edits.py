@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import replace
 
-from .protocol import HEARD_BARS, MelodyNote
+from .protocol import HEARD_BARS, MelodyNote, one_voice
 
 
 class StreamEdits:
@@ -59,11 +58,9 @@ class StreamEdits:
     def _heard_since(self, since: float) -> list[MelodyNote]:
         """The player's notes (``player_notes``: the Context's given melody, then live melody
         keys) from ``since`` to the cursor, none before the Context's ``heard_since``, in one
-        voice: a note ends where the next begins (a key's length is not known live)."""
-        low = max(since, self._heard_from) - 1e-9
-        notes = sorted((n for n in self.player_notes if low <= n.start < self.cursor - 1e-9), key=lambda n: n.start)
-        cut = [replace(n, duration=min(n.duration, b.start - n.start)) for n, b in zip(notes, notes[1:])]
-        return [n for n in cut + notes[-1:] if n.duration > 1e-9]
+        voice (``one_voice``): a note ends where the next begins (a key's length is not known live)."""
+        low = max(since, self.heard_since) - 1e-9
+        return one_voice(n for n in self.player_notes if low <= n.start < self.cursor - 1e-9)
 
     def _force_heard(self, notes: list[MelodyNote]) -> None:
         """Force ``notes`` (before the cursor) into the stream with their chords."""
