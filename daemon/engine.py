@@ -96,6 +96,8 @@ class Engine:
         elif isinstance(event, ev.NoteOff):
             self.last_activity = event.t
             self.capture.note_off(event.pitch, event.channel)
+            if self.clock.running and not self.capture.pedal:  # a melody key's length (pedalled: to the next key)
+                self.model.release(event.pitch, self.clock.beat_at(event.t))
         elif isinstance(event, ev.Control):
             held = bool(self.capture.sounding)
             self.capture.control(event.control, event.value, event.channel)  # CC120 forgets keys, pedal and chord
@@ -172,9 +174,8 @@ class Engine:
                     self.clock.follow(outcome.t, beat)
         if isinstance(outcome, ChordChange):  # an oom-pah's chord, named with its bass (a beat late, live)
             self._on_chord(self.capture.over_bass(outcome, OOM_BEATS * 60.0 / self.clock.tempo))
-        elif isinstance(outcome, MelodyKey) and self.clock.running:
-            beat = self.clock.beat_at(outcome.t)
-            self.model.extend([MelodyNote(beat, 0.5, outcome.pitch, outcome.velocity)])
+        elif isinstance(outcome, MelodyKey) and self.clock.running:  # held until its note-off (MelodyModel.release)
+            self.model.extend([MelodyNote(self.clock.beat_at(outcome.t), math.inf, outcome.pitch, outcome.velocity)])
             self.call.notes += 1
 
     def _fault(self, exc: Exception) -> None:
@@ -234,8 +235,7 @@ class Engine:
             self.scheduler.cancel_from(start)
             self.planned_until = None
         if preset is not None:
-            self.preset = preset
-            self.capture.window_s = preset.strike_window_ms / 1000.0
+            self.preset, self.capture.window_s = preset, preset.strike_window_ms / 1000.0
             if not fresh:
                 self.model.preset = self._spare.preset = preset
         if mode is not None:

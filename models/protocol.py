@@ -18,6 +18,7 @@ quarter notes from the song start; pitches are MIDI numbers; velocities 1-127.
 from __future__ import annotations
 
 import bisect
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
@@ -31,6 +32,7 @@ from .calibration import RECENT_NOTES
 from .form import MEMORY_SPANS, SPAN_BARS, Form
 
 HEARD_BARS = 4  # bars of a given melody the transformer hears before it goes on (Context.notes): a phrase
+RELEASE_LOOKBACK = 16  # a note-off finds its key among the player's last notes: live, they only grow
 GIVEN_STEPS = 12  # a beat's steps: a given note comes back (models/form.py) on the grid of REMI's quarter note
 
 
@@ -138,6 +140,17 @@ class MelodyModel:
                     self._chords.insert(i, event.chord)
             else:
                 self.player_notes.append(event)
+
+    def release(self, pitch: int, beat: float) -> None:
+        """The player let go of ``pitch`` (MIDI) at ``beat``: the latest of the player's notes of that
+        pitch still held (duration ``math.inf``: a live key's length is unknown at its note-on) ends
+        there, a GIVEN_STEPS step long at least. A key never released is heard to the next one."""
+        for i in range(len(self.player_notes) - 1, max(len(self.player_notes) - RELEASE_LOOKBACK, 0) - 1, -1):
+            note = self.player_notes[i]
+            if note.pitch == pitch and note.duration == math.inf:
+                self.player_notes[i] = MelodyNote(note.start, max(beat - note.start, 1 / GIVEN_STEPS),
+                                                  note.pitch, note.velocity)
+                return
 
     def chord_at(self, beat: float) -> Chord | None:
         """The chord sounding at ``beat`` (the last one known continues)."""

@@ -58,9 +58,11 @@ class StreamEdits:
     def _heard_since(self, since: float) -> list[MelodyNote]:
         """The player's notes (``player_notes``: the Context's given melody, then live melody
         keys) from ``since`` to the cursor, none before the Context's ``heard_since``, in one
-        voice (``one_voice``): a note ends where the next begins (a key's length is not known live)."""
+        voice (``one_voice``): a key sounds to its note-off (MelodyModel.release); one still held
+        or pedalled, to the next key or the cursor."""
         low = max(since, self.heard_since) - 1e-9
-        return one_voice(n for n in self.player_notes if low <= n.start < self.cursor - 1e-9)
+        notes = one_voice(n for n in self.player_notes if low <= n.start < self.cursor - 1e-9)
+        return [MelodyNote(n.start, min(n.duration, self.cursor - n.start), n.pitch, n.velocity) for n in notes]
 
     def _force_heard(self, notes: list[MelodyNote]) -> None:
         """Force ``notes`` (before the cursor) into the stream with their chords."""

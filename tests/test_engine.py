@@ -254,6 +254,39 @@ def test_an_answer_hears_the_call():
         rig.advance(100.0 + rig.engine.responding_until + 0.5)
 
 
+def test_an_answer_hears_how_long_the_calls_keys_were_held():
+    """The call's keys are heard as long as the player held them (note-on to note-off), a
+    pedalled one to the next key: a long note and a short one in the call are a long and a
+    short Duration in the stream (before, every key was heard as an eighth note)."""
+    rig = Rig(preset="folk", mode="call-response", model=load_model("onnx"))
+    model = rig.engine.model
+    held = rig.strike("C")
+    lengths = {}  # pitch -> (beat struck, beats held); 0: the pedal holds it
+    for k, (pitch, length) in enumerate([(72, 1.75), (74, 0.25), (76, 1.5), (77, 0.0), (79, 0.25)]):
+        rig.advance(101.0 + 2 * k)
+        if length == 0.0:
+            rig.engine.handle(Control(rig.t, 0, 64, 127))
+        rig.engine.handle(NoteOn(rig.t, 0, pitch, 90))
+        lengths[pitch] = (rig.clock.beat_at(rig.t), length or 2.0)
+        rig.advance(rig.t + (length or 0.5))
+        rig.engine.handle(NoteOff(rig.t, 0, pitch))
+        if length == 0.0:
+            rig.advance(rig.t + 0.5)
+            rig.engine.handle(Control(rig.t, 0, 64, 0))
+    rig.advance(109.0)
+    for p in held:
+        rig.engine.handle(NoteOff(rig.t, 0, p))
+    rig.advance(rig.t + rig.preset.response_wait_beats + 0.1)
+    assert rig.engine.stats["answers"] == 1
+    beats_of = dict(zip(model.groups.durations.tolist(), model.groups.duration_beats * 4 / model.den))
+    heard = {}  # (twelfths of a beat, pitch) -> the Duration token's beats, the first after the Pitch
+    for k, (b, i) in enumerate(zip(model.times, model.ids)):
+        if model.groups.pitch_of[i] >= 0:
+            heard[round(b * 12), int(model.groups.pitch_of[i])] = next(beats_of[d] for d in model.ids[k:] if d in beats_of)
+    for pitch, (beat, length) in lengths.items():
+        assert abs(heard[round(beat * 12), pitch] - length) <= 0.13, (pitch, heard[round(beat * 12), pitch])
+
+
 def test_a_pop_answer_plays_notes_not_blips():
     """Pop follows its density (density_follow 1): the beats riffd listened to are not
     counted as its own sparse playing. Counted, the transformer's answer came in notes of
