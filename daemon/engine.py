@@ -114,10 +114,9 @@ class Engine:
                 self.clock.tick(event.t)
         elif isinstance(event, ev.Transport):
             self._transport(event)
-        elif isinstance(event, ev.SongPosition):
-            if isinstance(self.clock, MidiClock):
-                self.clock.song_position(event.sixteenths, event.t)
-                self._restart()
+        elif isinstance(event, ev.SongPosition) and isinstance(self.clock, MidiClock):
+            self.clock.song_position(event.sixteenths, event.t)
+            self._restart()
         elif isinstance(event, ev.Command) and event.name == "panic":
             self.panic()
 
@@ -277,6 +276,7 @@ class Engine:
         beat = snap_to_beat(self.clock.beat_at(change.t), self.preset.strike_tolerance_beats)
         if self.mode == "call-response":
             self.call.chords.append((beat, change.chord))
+            self.model.extend([ChordAt(beat, change.chord)])  # the answer hears the call's tune over its chords
             return
         self._replan(beat, [ChordAt(beat, change.chord)])
 

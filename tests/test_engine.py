@@ -229,13 +229,14 @@ def test_an_answer_hears_the_call():
     keys over it) is in the model's token stream before its answer, twice over: the first
     answer, where the stream begins, and the next, after a rollback past the model's
     cursor (before, the stream held the chords alone and the answer knew only the call's
-    last pitch)."""
+    last pitch), each call over its chord (before, the call's tune came without it: its
+    chord reached the stream at the answer's start)."""
     rig = Rig(preset="folk", mode="call-response", model=load_model("onnx"))
     model = rig.engine.model
-    for call in range(2):
+    for call, name in enumerate(["C", "F"]):
         begin = math.ceil(rig.t / 4.0) * 4.0 + 4.0  # a bar line past the answer
         rig.advance(begin)
-        held = rig.strike("C")
+        held = rig.strike(name)
         tune = []  # (beat, pitch) of the call's keys, by the engine's clock
         for k in range(1, 16):
             rig.advance(begin + k / 2)
@@ -251,6 +252,9 @@ def test_an_answer_hears_the_call():
         stream = {(round(b * 12), int(model.groups.pitch_of[i])) for b, i in zip(model.times, model.ids)
                   if model.groups.pitch_of[i] >= 0}
         assert {(round(b * 12), p) for b, p in tune} <= stream, call
+        struck = rig.clock.beat_at(begin)
+        assert any(struck - 0.5 <= b <= tune[0][0] and model.vocab.tokens[i] == f"Chord_{name}:maj"
+                   for b, i in zip(model.times, model.ids)), call
         rig.advance(100.0 + rig.engine.responding_until + 0.5)
 
 
