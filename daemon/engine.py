@@ -63,8 +63,7 @@ class Engine:
         self.capture = ChordCapture(window_s=preset.strike_window_ms / 1000.0)
         scheduler.loudness = self.loud  # each note-on as loud as the player's last strike, when it is sent
         self.in_channels = frozenset(in_channels) | {OSC_CHANNEL}  # keys sent over OSC always count
-        self.chord, self.chord_beat = None, float("-inf")  # the last known chord, where it starts
-        self.planned_until: float | None = None  # None: nothing planned yet
+        self.chord, self.chord_beat, self.planned_until = None, float("-inf"), None  # None: nothing planned yet
         self.last_activity, self.call, self.responding_until = float("-inf"), Call(), None
         self.stats, self.seed, self._resync = Counter(), seed, False  # _resync: rules played the last step
         self.early, self.send_first = EarlyOnsets(scheduler) if early_onsets else None, send_first
@@ -388,6 +387,7 @@ class Engine:
                 or silent_beats < self.preset.response_wait_beats):
             return
         start, end, plan = answer_plan(self.call.chords, self.chord, beat, beat - silent_beats, self.preset)
+        self.model.answer(self.call.chords[0][0] if self.call.chords else None, start, end)  # it may echo the call
         self.call, self.responding_until = Call(), end
         self._replan(start, plan, until=end, finish=lambda notes: ended(notes, plan, end, self.preset))
         self.stats["answers"] += 1

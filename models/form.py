@@ -29,6 +29,12 @@ one). A chord change is always answered at once: where the earlier span rested a
 change, the model plays the note itself and the recall goes on after it. The last
 ``ENDING_BEATS`` of a span that ends such a phrase are the model's own: its ending
 varies. Live and batch share this code (MelodyModel).
+
+An answer to a player's call (call-response: ``MelodyModel.answer``) replays the call's
+changes from its start (daemon/phrasing.answer_plan), so its beats mirror the call's: with
+the ``repeat`` chance, drawn once an answer, the call's tune (the player's keys) comes back
+where the chords under the two agree, rhythm and velocities kept, its last ENDING_BEATS
+the model's own (``_echo``), as a tune's second phrase takes up its first.
 """
 from __future__ import annotations
 
@@ -49,6 +55,7 @@ class Form:
     def __init__(self, model, rng: np.random.Generator):
         self.model, self.rng = model, rng
         self.decided: dict[int, tuple[int, int] | None] = {}  # span -> (source span, shift)
+        self.echo: tuple[float, float, float, list] | None = None  # an answer's (call, start, end, tune)
 
     @property
     def span(self) -> float:
@@ -122,10 +129,47 @@ class Form:
                 self.decided[k] = (j, shift - 12 if shift > 5 else shift)
         return self.decided[k]
 
+    def answer(self, call: float, start: float, end: float, tune: list) -> None:
+        """From ``start`` to ``end`` (beats) the model answers a call whose chords began at
+        ``call`` and come again from ``start``; ``tune``: the call's notes (MelodyNote, one
+        voice). With the preset's ``repeat`` chance the tune comes back (``_echo``)."""
+        self.echo = (call, start, end, tune) if tune and self.rng.random() < self.model.preset.repeat else None
+
+    def _fold(self, pitch: int) -> int:
+        """``pitch`` moved by octaves into the preset's register (where it fits)."""
+        low, high = self.model.preset.register
+        while pitch < low and pitch + 12 <= high:
+            pitch += 12
+        while pitch > high and pitch - 12 >= low:
+            pitch -= 12
+        return pitch
+
+    def _echo(self, cursor: float) -> tuple[list, float] | None:
+        """The call's notes from the beat that mirrors ``cursor``, up to the next chord
+        change on either side, the call's end or the answer's last ENDING_BEATS (notes and
+        stop as ``recall``); None where the chords there differ or the call has no note."""
+        call, start, end, tune = self.echo
+        source, shift = call + cursor - start, start - call
+        here, there = self.model.chord_at(cursor), self.model.chord_at(source)
+        if not start - 1e-9 <= cursor < end - ENDING_BEATS - 1e-9 or source >= start - 1e-9 or here is None \
+                or there is None or (here.root, here.quality) != (there.root, there.quality):
+            return None
+        changes = [self.model.next_change(cursor), self.model.next_change(source)]  # here, and in the call
+        here_next = end if changes[0] is None else changes[0]
+        there_next = start if changes[1] is None else min(changes[1], start)
+        stop = min(here_next, there_next + shift, end - ENDING_BEATS)
+        out = [(n.start + shift, n.duration, self._fold(n.pitch), n.velocity)
+               for n in tune if source - 1e-9 <= n.start < stop - shift - 1e-9]
+        if not out or (self.model.changes_at(cursor) and abs(out[0][0] - cursor) > 1e-6):
+            return None  # nothing to bring back here, or a change the model answers itself
+        return out, stop
+
     def recall(self, cursor: float) -> tuple[list, float] | None:
         """The notes that come back from ``cursor`` on and the beat where the recall
         stops for a new check (notes as (start, duration, pitch, velocity) in beats),
         or None when the model plays on by itself."""
+        if self.echo is not None and (echoed := self._echo(cursor)) is not None:
+            return echoed
         s = self.span
         k = int(np.floor(cursor / s + 1e-9))
         offset = cursor - k * s
@@ -140,16 +184,9 @@ class Form:
         if not self._matches(k, j, offset, known):
             return None
         stop = min([c[0] for c in known[0][1] + known[1][1] if c[0] > offset + 1e-9] + [s - ending])
-        low, high = self.model.preset.register
-        out = []
-        for n in self.model.melody_between(j * s + offset - 1e-9, j * s + stop - 1e-9):
-            pitch = n.pitch + shift
-            while pitch < low and pitch + 12 <= high:
-                pitch += 12
-            while pitch > high and pitch - 12 >= low:
-                pitch -= 12
-            start = n.start - j * s + k * s
-            out.append((start, n.duration, pitch, n.velocity))  # held on: the next onset ends it
+        # held on: the next onset ends it
+        out = [(n.start - j * s + k * s, n.duration, self._fold(n.pitch + shift), n.velocity)
+               for n in self.model.melody_between(j * s + offset - 1e-9, j * s + stop - 1e-9)]
         if self.model.changes_at(cursor) and not any(abs(o[0] - cursor) < 1e-6 for o in out):
             return None  # a chord change is answered at once: the model plays this note itself
         return out, k * s + stop
@@ -157,6 +194,8 @@ class Form:
     def forget_from(self, beat: float) -> None:
         """A rollback to ``beat``: decisions of later spans (and of this one, from its
         downbeat: live, it was drawn before the chord there was struck) are drawn again."""
+        if self.echo is not None and abs(beat - self.echo[1]) > 1e-6:
+            self.echo = None  # an answer cut short (the player plays again), or done with
         k = int(np.floor(beat / self.span + 1e-9))
         at_start = abs(beat - k * self.span) < 1e-6
         for later in [x for x in self.decided if x > k or (x == k and at_start)]:

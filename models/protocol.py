@@ -9,6 +9,8 @@ Shaped for live use (after DESIGN.md, "The melody model protocol"):
   cursor reaches ``until_beat`` or ``time.monotonic()`` passes ``deadline_s``.
 - ``rollback(beat)``: forget what was generated from ``beat`` on; the next note starts
   there.
+- ``answer(call, start, end)``: the notes from ``start`` answer the player's call
+  (call-response); the form may bring the call back.
 - ``prepare()``: one bounded piece of idle work that makes the next call cheaper (a
   neural model refills its KV cache ahead of need); True while more remains.
 
@@ -32,6 +34,7 @@ from .calibration import RECENT_NOTES
 from .form import MEMORY_SPANS, SPAN_BARS, Form
 
 HEARD_BARS = 4  # bars of a given melody the transformer hears before it goes on (Context.notes): a phrase
+MAX_CALL_KEYS = 256  # the keys of a call an answer may bring back: its last ones (16 bars of sixteenths)
 RELEASE_LOOKBACK = 16  # a note-off finds its key among the player's last notes: live, they only grow
 GIVEN_STEPS = 12  # a beat's steps: a given note comes back (models/form.py) on the grid of REMI's quarter note
 
@@ -151,6 +154,20 @@ class MelodyModel:
                 self.player_notes[i] = MelodyNote(note.start, max(beat - note.start, 1 / GIVEN_STEPS),
                                                   note.pitch, note.velocity)
                 return
+
+    def answer(self, call: float | None, start: float, end: float) -> None:
+        """The notes from ``start`` to ``end`` (beats) answer the player's call: the keys
+        played (``extend``) from the cursor to ``start``, whose chords began at ``call``
+        (None: at the bar line of its first key) and come again from ``start``
+        (daemon/phrasing.answer_plan). Call it before the rollback to ``start``. The form
+        may bring the call's tune back (models/form.py, ``Form.answer``)."""
+        keys = [n for n in self.player_notes[-MAX_CALL_KEYS:] if self.cursor - 1e-9 <= n.start < start - 1e-9]
+        tune = one_voice(_on_grid(MelodyNote(n.start, min(n.duration, start - n.start), n.pitch, n.velocity))
+                         for n in keys)  # a key still held when the answer begins ends there
+        if call is None and tune:
+            bar = self.preset.beats_per_bar
+            call = bar * math.floor(tune[0].start / bar + 1e-9)
+        self.form.answer(start if call is None else call, start, end, tune)
 
     def chord_at(self, beat: float) -> Chord | None:
         """The chord sounding at ``beat`` (the last one known continues)."""

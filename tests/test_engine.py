@@ -286,9 +286,45 @@ def test_an_answer_hears_how_long_the_calls_keys_were_held():
     heard = {}  # (twelfths of a beat, pitch) -> the Duration token's beats, the first after the Pitch
     for k, (b, i) in enumerate(zip(model.times, model.ids)):
         if model.groups.pitch_of[i] >= 0:
-            heard[round(b * 12), int(model.groups.pitch_of[i])] = next(beats_of[d] for d in model.ids[k:] if d in beats_of)
+            length = next(beats_of[d] for d in model.ids[k:] if d in beats_of)
+            heard[round(b * 12), int(model.groups.pitch_of[i])] = length
     for pitch, (beat, length) in lengths.items():
         assert abs(heard[round(beat * 12), pitch] - length) <= 0.13, (pitch, heard[round(beat * 12), pitch])
+
+
+@pytest.mark.parametrize("name", ["rules", "onnx"])
+@pytest.mark.parametrize("repeat", [1.0, 0.0])
+def test_an_answer_can_take_up_the_call(name, repeat):
+    """A 4-bar call over C then G, answered a bar after it ends over the same changes:
+    with the preset's ``repeat`` at 1 the answer plays the call's tune on the beats that
+    mirror it, the beat after each change and its last beat its own; at 0 it plays its own
+    (before, it never took the call up: the form remembered the model's notes and a given
+    melody, not a player's)."""
+    rig = Rig(preset="folk", mode="call-response", model=load_model(name))
+    rig.engine.reconfigure(preset=rig.preset.with_values(repeat=repeat))
+    tune = [(0.5, 76, 1.0), (1.5, 74, 0.5), (2.0, 72, 1.5), (4.0, 79, 0.5), (4.5, 77, 0.5), (5.0, 76, 2.0),
+            (8.5, 74, 0.5), (9.0, 71, 0.5), (9.5, 74, 0.5), (10.0, 79, 2.0), (12.5, 77, 0.5), (13.0, 76, 1.0)]
+    held = rig.strike("C")
+    for start, pitch, length in tune:
+        rig.advance(100.0 + start)
+        if start == 8.5:
+            rig.advance(108.0)
+            held = rig.strike("G", held)
+            rig.advance(108.5)
+        rig.engine.handle(NoteOn(rig.t, 0, pitch, 90))
+        rig.advance(100.0 + start + length - 0.05)
+        rig.engine.handle(NoteOff(rig.t, 0, pitch))
+    rig.advance(116.0)
+    for p in held:
+        rig.engine.handle(NoteOff(rig.t, 0, p))
+    rig.advance(119.0)
+    assert rig.engine.stats["answers"] == 1 and rig.engine.responding_until == 36.0
+    rig.advance(136.0)
+    # but the beat after each change: where the call rested at the change, the answer plays a note of its own
+    mirrored = lambda beat: 1.0 <= beat < 8.0 or 9.0 <= beat < 15.0  # noqa: E731
+    answer = [(round(n.start - 20.0, 3), n.pitch) for n in rig.engine.model.generated if mirrored(n.start - 20.0)]
+    call = [(start, pitch) for start, pitch, _ in tune if mirrored(start)]
+    assert (answer == call) == (repeat == 1.0), str((answer, call))
 
 
 def test_a_pop_answer_plays_notes_not_blips():

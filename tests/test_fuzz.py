@@ -68,14 +68,14 @@ def test_random_midi_messages_never_break_the_bridge_or_the_engine(stream):
 def test_random_calls_are_heard_and_answered_by_the_transformer(transformer, keys, let_go):
     """Call-response on the transformer, internal clock: a C chord held ``let_go`` s, and
     any keys at any times over it (lone keys over a chord are a call's tune, forced into
-    the model's stream at the answer), then 4 s of silence: an answer, no fault, nothing
-    left sounding after the final panic."""
+    the model's stream at the answer, and with ``repeat`` 1 taken up by it: models/form.py),
+    then 4 s of silence: an answer, no fault, nothing left sounding after the final panic."""
     from riffd.bridges.events import NoteOff, NoteOn
     t, sent = [100.0], []
     clock = InternalClock(120.0)
     scheduler = Scheduler(clock, sent.append, now=lambda: t[0])
-    engine = Engine(transformer, load_preset("pop"), clock, scheduler, mode="call-response", seed=1,
-                    now=lambda: t[0])
+    engine = Engine(transformer, load_preset("pop").with_values(repeat=1.0), clock, scheduler, mode="call-response",
+                    seed=1, now=lambda: t[0])
     events = [(0.0, NoteOn, p) for p in (48, 52, 55)] + [(let_go, NoteOff, p) for p in (48, 52, 55)]
     events += [e for pitch, at, held in keys for e in ((at, NoteOn, pitch), (at + held, NoteOff, pitch))]
     events.sort(key=lambda e: e[0])
