@@ -146,17 +146,18 @@ class Form:
 
     def _echo(self, cursor: float) -> tuple[list, float] | None:
         """The call's notes from the beat that mirrors ``cursor``, up to the next chord
-        change on either side, the call's end or the answer's last ENDING_BEATS (notes and
-        stop as ``recall``); None where the chords there differ or the call has no note."""
+        change on either side, the call's last note's end or the answer's last
+        ENDING_BEATS (notes and stop as ``recall``); None where the chords there differ,
+        past the call's end, or at a change where the call rested."""
         call, start, end, tune = self.echo
-        source, shift = call + cursor - start, start - call
+        source, shift, call_end = call + cursor - start, start - call, min(tune[-1].end, start)
         here, there = self.model.chord_at(cursor), self.model.chord_at(source)
-        if not start - 1e-9 <= cursor < end - ENDING_BEATS - 1e-9 or source >= start - 1e-9 or here is None \
-                or there is None or (here.root, here.quality) != (there.root, there.quality):
-            return None
+        if cursor >= end - ENDING_BEATS - 1e-9 or source >= call_end - 1e-9 or here is None or there is None \
+                or (here.root, here.quality) != (there.root, there.quality):
+            return None  # past the call's last note (the silence before the answer is not the call's)
         changes = [self.model.next_change(cursor), self.model.next_change(source)]  # here, and in the call
         here_next = end if changes[0] is None else changes[0]
-        there_next = start if changes[1] is None else min(changes[1], start)
+        there_next = call_end if changes[1] is None else min(changes[1], call_end)
         stop = min(here_next, there_next + shift, end - ENDING_BEATS)
         out = [(n.start + shift, n.duration, self._fold(n.pitch), n.velocity)
                for n in tune if source - 1e-9 <= n.start < stop - shift - 1e-9]
@@ -168,8 +169,8 @@ class Form:
         """The notes that come back from ``cursor`` on and the beat where the recall
         stops for a new check (notes as (start, duration, pitch, velocity) in beats),
         or None when the model plays on by itself."""
-        if self.echo is not None and (echoed := self._echo(cursor)) is not None:
-            return echoed
+        if self.echo is not None and self.echo[1] - 1e-9 <= cursor < self.echo[2] - 1e-9:
+            return self._echo(cursor)  # an answer that takes up its call: the call's notes or its own
         s = self.span
         k = int(np.floor(cursor / s + 1e-9))
         offset = cursor - k * s

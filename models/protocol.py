@@ -9,6 +9,7 @@ Shaped for live use (after DESIGN.md, "The melody model protocol"):
   cursor reaches ``until_beat`` or ``time.monotonic()`` passes ``deadline_s``.
 - ``rollback(beat)``: forget what was generated from ``beat`` on; the next note starts
   there.
+- ``release(pitch, beat)``: the player let go of a key: the note it began ends there.
 - ``answer(call, start, end)``: the notes from ``start`` answer the player's call
   (call-response); the form may bring the call back.
 - ``prepare()``: one bounded piece of idle work that makes the next call cheaper (a

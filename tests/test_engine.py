@@ -297,7 +297,7 @@ def test_an_answer_hears_how_long_the_calls_keys_were_held():
 def test_an_answer_can_take_up_the_call(name, repeat):
     """A 4-bar call over C then G, answered a bar after it ends over the same changes:
     with the preset's ``repeat`` at 1 the answer plays the call's tune on the beats that
-    mirror it, the beat after each change and its last beat its own; at 0 it plays its own
+    mirror it, the beat after each change and after the call's end its own; at 0 it plays its own
     (before, it never took the call up: the form remembered the model's notes and a given
     melody, not a player's)."""
     rig = Rig(preset="folk", mode="call-response", model=load_model(name))
@@ -320,11 +320,44 @@ def test_an_answer_can_take_up_the_call(name, repeat):
     rig.advance(119.0)
     assert rig.engine.stats["answers"] == 1 and rig.engine.responding_until == 36.0
     rig.advance(136.0)
-    # but the beat after each change: where the call rested at the change, the answer plays a note of its own
-    mirrored = lambda beat: 1.0 <= beat < 8.0 or 9.0 <= beat < 15.0  # noqa: E731
+    # but the beat after each change (where the call rested at the change, the answer plays a note of its own)
+    # and after the call's last note
+    mirrored = lambda beat: 1.0 <= beat < 8.0 or 9.0 <= beat < 13.5  # noqa: E731
     answer = [(round(n.start - 20.0, 3), n.pitch) for n in rig.engine.model.generated if mirrored(n.start - 20.0)]
     call = [(start, pitch) for start, pitch, _ in tune if mirrored(start)]
     assert (answer == call) == (repeat == 1.0), str((answer, call))
+
+
+def test_a_call_of_keys_alone_is_taken_up_from_its_first_bar():
+    """A second call of keys alone (no chord struck: the answer plays over the chord
+    before) is taken up from the bar line of its first key, a pickup kept a pickup; after
+    the call's last note the answer plays its own (before, the silence between the call
+    and the answer came back as a rest)."""
+    rig = Rig(preset="folk", mode="call-response", model=load_model("rules"))
+    rig.engine.reconfigure(preset=rig.preset.with_values(repeat=1.0))
+    held = rig.strike("C")
+    rig.advance(104.0)
+    for p in held:
+        rig.engine.handle(NoteOff(rig.t, 0, p))
+    rig.advance(107.0)
+    rig.advance(100.0 + rig.engine.responding_until + 4.3)  # a bar after the answer, and a pickup
+    keys, base = [], rig.t
+    for at, pitch, length in [(0.0, 76, 0.9), (1.0, 74, 0.4), (1.5, 72, 1.4), (3.0, 79, 0.9), (4.0, 77, 0.4)]:
+        rig.advance(base + at)
+        rig.engine.handle(NoteOn(rig.t, 0, pitch, 90))
+        keys.append((rig.clock.beat_at(rig.t), pitch))
+        rig.advance(base + at + length)
+        rig.engine.handle(NoteOff(rig.t, 0, pitch))
+    rig.advance(rig.t + 3.0)
+    assert rig.engine.stats["answers"] == 2
+    start = rig.engine.responding_until - rig.preset.phrase_bars * 4.0
+    rig.advance(100.0 + rig.engine.responding_until + 1.0)
+    shift = start - 4.0 * math.floor(keys[0][0] / 4.0)  # from the first key's bar line to the answer's
+    played = {(round(n.start, 2), n.pitch) for n in rig.engine.model.generated if n.start >= start}
+    assert {(round(round((b + shift) * 12) / 12, 2), p) for b, p in keys[1:]} <= played, (keys, shift, played)
+    # the silence before the answer mirrors to (the call's end, start + shift): not a rest
+    after = [n for n in rig.engine.model.generated if keys[-1][0] + shift + 0.3 < n.start < start + shift - 1e-6]
+    assert after, "the answer plays on after the call's last note"
 
 
 def test_a_pop_answer_plays_notes_not_blips():
