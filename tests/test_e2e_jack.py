@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from riffd.bridges.jackrig import Player, play_chords, play_clocked
+from riffd.bridges.jackrig import Player, play_chords, play_clocked, play_timeline
 from riffd.music.chords import recognize
 from riffd.presets import load_preset
 
@@ -108,6 +108,38 @@ def test_serve_accompanies_a_chorale(jack, chorale_piece, model):
     # after SIGTERM: CC123 and sustain off on the melody channel
     ch = preset.channel - 1
     assert [0xB0 | ch, 123, 0] in [m for _, m in messages]
+
+
+def test_a_call_is_answered_and_taken_up_through_jack(jack, tmp_path):
+    """Call-response through real ports: a 4-bar call (a chord a bar, C then G, and a
+    tune over them with its note-offs) let go, then silence; riffd answers over the
+    call's changes, and with a preset whose ``repeat`` is 1 the answer plays the call's
+    tune again (its pitches in order, from the call's second key: on the first beat, a
+    change where the call rested, the answer plays a note of its own). Nothing is left
+    sounding."""
+    preset = tmp_path / "echo.toml"
+    preset.write_text('name = "echo"\ntempo = 240\nregister = [62, 86]\nrepeat = 1.0\nphrase_bars = 4\n'
+                      'model = "rules"\nstyle = "folk"\n')
+    tune = [(0.5, 76, 1.0), (1.5, 74, 0.5), (2.0, 72, 1.5), (4.0, 79, 0.5), (4.5, 77, 0.5), (5.0, 76, 2.0),
+            (8.5, 74, 0.5), (9.0, 71, 0.5), (9.5, 74, 0.5), (10.0, 79, 2.0), (12.5, 77, 0.5), (13.0, 76, 1.0)]
+    beat = 0.25  # s at 240 BPM
+    timeline = [(0.0, [0x90, p, 90]) for p in (48, 52, 55)]
+    timeline += [(8 * beat, [0x80, p, 0]) for p in (48, 52, 55)] + [(8 * beat, [0x90, p, 90]) for p in (43, 47, 50)]
+    timeline += [(16 * beat, [0x80, p, 0]) for p in (43, 47, 50)]
+    timeline += [m for at, pitch, length in tune
+                 for m in ((at * beat, [0x90, pitch, 90]), ((at + length - 0.1) * beat, [0x80, pitch, 0]))]
+    timeline.sort(key=lambda m: m[0])
+    with serving("--preset", str(preset), "--mode", "call-response", "--seed", "1") as (proc, player):
+        t0 = time.monotonic() + 0.2
+        play_timeline(player, timeline, t0)
+        time.sleep(20 * beat + 1.0)  # the silence, a bar, the answer's 4 bars and a second's slack
+        code, err = stop_serve(proc)
+        messages = player.messages()
+    assert code == 0, err
+    assert_balanced(messages)
+    answer = [m[1] for t, m in messages if is_on(m) and t > t0 + 16 * beat]
+    call = [pitch for _, pitch, _ in tune[1:]]
+    assert any(answer[k:k + len(call)] == call for k in range(len(answer))), (answer, call)
 
 
 def test_serve_follows_midi_clock_and_stop_silences(jack):
