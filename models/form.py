@@ -33,8 +33,9 @@ varies. Live and batch share this code (MelodyModel).
 An answer to a player's call (call-response: ``MelodyModel.answer``) replays the call's
 changes from its start (daemon/phrasing.answer_plan), so its beats mirror the call's: with
 the ``repeat`` chance, drawn once an answer, the call's tune (the player's keys) comes back
-where the chords under the two agree, rhythm and velocities kept, its last ENDING_BEATS
-the model's own (``_echo``), as a tune's second phrase takes up its first.
+where the chords under the two agree, rhythm and velocities kept; past the call's last
+note and in its last ENDING_BEATS the answer is the model's own (``_echo``), as a tune's
+second phrase takes up its first.
 """
 from __future__ import annotations
 
