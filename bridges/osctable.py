@@ -14,6 +14,8 @@ from .events import ALL_NOTES_OFF_CC, Command, Control, NoteOff, NoteOn
 MAX_BARS = 64
 MAX_CHORD = 16         # pitches in one /riffd/chord
 MAX_NAMES = 256        # chord names in one /riffd/generate
+MAX_PRIMER = 1024      # notes of one primer (/riffd/primer): 64 bars of sixteenths
+MAX_BEAT = MAX_BARS * 16.0  # the latest beat a primer note may reach: 64 bars of 16/4
 OSC_CHANNEL = 16       # keys sent over OSC: a channel past MIDI's 0-15, so --in-channel never drops them
 PARAMS = ("temperature", "top_p", "density", "density_follow", "register_low", "register_high", "swing",
           "chord_tone_bias", "repeat", "recall_bars", "repeated_note_penalty", "rest_on_changes", "velocity_follow")
@@ -77,6 +79,11 @@ COMMANDS: tuple[Address, ...] = (
             "(with --clock link, set at start: serve --meter)"),
     *(Address(f"/riffd/param/{name}", "in", (Arg("value", "float"),), f"set the preset's {name}")
       for name in PARAMS),
+    Address("/riffd/primer", "in", (PITCH, Arg("velocity", "int", 1, 127), Arg("start_beat", "float", 0, MAX_BEAT),
+                                    Arg("duration_beats", "float", 1 / 64, MAX_BEAT)),
+            "one note of a melody the next /riffd/generate goes on from (a /riffd/phrase/note's arguments after "
+            "its id; beats from the primer's first bar line): the phrase begins at the bar line after the primer, "
+            "its chords from the primer's first bar"),
     Address("/riffd/generate", "in", (Arg("bars", "int", 1, MAX_BARS),),
             "a phrase of that many bars over the chords sent since the last generate, or over the names given "
             "(one a bar, or placed by bar lines as a lead sheet writes them; over N.C. the chord before plays on)",

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 from typing import Callable
 
 from riffd.bridges import events as ev
 from riffd.bridges.osc import OscBridge
-from riffd.bridges.osctable import OSC_CHANNEL
-from riffd.models.protocol import MelodyModel
+from riffd.bridges.osctable import MAX_BARS, MAX_PRIMER, OSC_CHANNEL
+from riffd.models.protocol import MelodyModel, MelodyNote
 from riffd.music.chords import parse_chord, recognize
 from riffd.music.theory import MF, felt_beat
 from riffd.presets import load_preset
@@ -45,6 +46,7 @@ class Control:
         self.model_name = engine.model.name
         self.held: list[int] = []                     # keys of the last OSC chord
         self.sent_chords: list[tuple[float, object]] = []  # (t, Chord) since the last generate
+        self.primer: list[MelodyNote] = []  # /riffd/primer's notes since the last generate
         self.phrases = PhraseWorker(osc, load, warm=self.model_name)
         self._ids = itertools.count(1)
 
@@ -96,6 +98,11 @@ class Control:
                 low, high = e.preset.register
                 key, value = "register", [round(value), high] if key == "register_low" else [low, round(value)]
             e.reconfigure(preset=e.preset.with_values(**{key: value}))
+        elif name == "primer":
+            if len(self.primer) >= MAX_PRIMER:
+                raise ValueError(f"a primer holds {MAX_PRIMER} notes at most: /riffd/generate uses and clears it")
+            pitch, velocity, start, duration = c.args
+            self.primer.append(MelodyNote(start, duration, pitch, velocity))
         elif name == "generate":
             self.generate(c)
         elif name == "status":
@@ -139,17 +146,24 @@ class Control:
         self.held = list(pitches)
 
     def generate(self, c: ev.Command) -> None:
+        """A phrase of ``bars`` bars, after the primer's bars where one was sent: the
+        chords (named, or sent since the last generate) fill both, from the primer's first
+        bar. Raises ValueError with no chords, or past MAX_BARS bars in all."""
         bars, names = c.args[0], list(c.args[1:])
-        preset = self.engine.preset
+        preset, primer, self.primer = self.engine.preset, self.primer, []  # used once, refused or not
+        lead = math.ceil(max((n.end for n in primer), default=0.0) / preset.beats_per_bar - 1e-9)
+        if lead + bars > MAX_BARS:
+            raise ValueError(f"the primer's {lead} bars and the phrase's {bars} make more than {MAX_BARS}")
         if names:
-            chords = progression(names, bars, preset.beats_per_bar, felt_beat(preset.meter))
+            chords = progression(names, lead + bars, preset.beats_per_bar, felt_beat(preset.meter))
         elif self.sent_chords:
-            chords = played(self.sent_chords, self.engine.clock.tempo, bars, preset.beats_per_bar)
+            chords = played(self.sent_chords, self.engine.clock.tempo, lead + bars, preset.beats_per_bar)
         else:
             raise ValueError("no chords: send /riffd/chord first, or give chord names")
         self.sent_chords = []
         preset = preset.with_values(velocity=self.engine.loud(preset.velocity))  # as the live melody is
-        job = PhraseJob(next(self._ids), preset, self.model_name, chords, bars, self.engine.seed, c.source)
+        job = PhraseJob(next(self._ids), preset, self.model_name, chords, bars, self.engine.seed, c.source,
+                        primer, lead)
         self.phrases.jobs.put(job)
 
     def status(self) -> list:

@@ -17,7 +17,7 @@ import queue
 import re
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Callable
 
@@ -34,7 +34,8 @@ RESULT_WAIT_S = 0.5  # how often the sending thread checks that the worker still
 
 @dataclass
 class PhraseJob:
-    """One ``/riffd/generate``: ``chords`` as (beat, Chord) from beat 0, ``bars`` long."""
+    """One ``/riffd/generate``: ``chords`` as (beat, Chord) from beat 0, ``bars`` long
+    after the ``lead`` bars of ``primer`` (MelodyNotes from beat 0, the melody it goes on from)."""
     id: int
     preset: Preset
     model: str
@@ -42,6 +43,8 @@ class PhraseJob:
     bars: int
     seed: int | None
     to: tuple | None
+    primer: list = field(default_factory=list)
+    lead: int = 0
 
 
 def progression(names: list[str], bars: int, beats_per_bar: float,
@@ -140,14 +143,17 @@ def played(chords: list[tuple[float, object]], tempo: float, bars: int, beats_pe
 
 
 def render_phrase(model: MelodyModel, job: PhraseJob) -> list[tuple[int, int, float, float]]:
-    """The notes of ``job`` as (pitch, velocity, start beat, duration beats), one voice,
-    ended on its last chord as the preset's ``ending`` says (models/ending.py), from a
-    fresh start of ``model``."""
-    end, preset = job.bars * job.preset.beats_per_bar, job.preset
-    chords = model_chords(job.chords)
-    model.start(Context(preset, seed=job.seed, chords=chords))
+    """The notes of ``job`` as (pitch, velocity, start beat, duration beats; beats from the
+    phrase's first bar line), one voice, ended on its last chord as the preset's ``ending``
+    says (models/ending.py), from a fresh start of ``model`` after the primer's bars, with
+    the primer as the melody it goes on from (heard by the transformer, and brought back
+    by the form as a file's melody under ``render --continue``)."""
+    preset = job.preset
+    start = job.lead * preset.beats_per_bar
+    end, chords = start + job.bars * preset.beats_per_bar, model_chords(job.chords)
+    model.start(Context(preset, seed=job.seed, start_beat=start, chords=chords, notes=list(job.primer)))
     notes = end_as(model.generate(end), chords, end, preset)
-    return [(n.pitch, n.velocity, round(n.start, 4), round(n.duration, 4)) for n in notes]
+    return [(n.pitch, n.velocity, round(n.start - start, 4), round(n.duration, 4)) for n in notes]
 
 
 def phrase_process(load: Callable[[str], MelodyModel], requests, results, parent: int) -> None:

@@ -22,6 +22,7 @@ from conftest import run_riffd
 from riffd.bridges import events as ev
 from riffd.daemon.liverig import RIFFD
 from riffd.daemon.oscrig import Inbox, serve_osc
+from riffd.presets import load_preset
 from riffd.bridges.osc import MAX_BUNDLE_DEPTH, SAFE_DATAGRAM, OscBridge, build, bundle_depth, pack, parse_networks
 from riffd.bridges.osctable import COMMANDS, OscInputError, check, help_table
 
@@ -255,7 +256,8 @@ def test_every_address_of_the_table_is_taken(riffd_osc):
              "/riffd/note/off": [60], "/riffd/position": [8.0], "/riffd/tempo": [100.0],
              "/riffd/preset": ["jazz"], "/riffd/model": ["markov"], "/riffd/mode": ["call-response"],
              "/riffd/meter": [3, 4],
-             "/riffd/generate": [2, "Dm7", "G7"], "/riffd/param/register_low": [50],
+             "/riffd/primer": [67, 90, 0.0, 1.0], "/riffd/generate": [2, "Dm7", "G7"],
+             "/riffd/param/register_low": [50],
              "/riffd/param/register_high": [80], "/riffd/param/recall_bars": [8]}
     for a in COMMANDS:
         if a.direction == "in":
@@ -301,6 +303,37 @@ def phrase_end(client, inbox, bars, *names):
     assert finished
     notes = [m[1] for m in inbox.messages("/riffd/phrase/note") if m[1][0] == finished[0][1][0]]
     return max(n[3] + n[4] for n in notes)
+
+
+def test_a_phrase_goes_on_from_a_primer(riffd_osc):
+    """/riffd/primer's notes are the melody the next /riffd/generate goes on from: a 4-bar
+    tune over C G Am F, then a 4-bar phrase over the same names (they fill the primer's
+    bars first). With ``repeat`` 1 the returning progression brings the primer back, so the
+    phrase's first bars are the primer's (the form, as under ``render --continue``); the
+    primer is used once; a primer and a phrase past 64 bars are refused."""
+    client, inbox, _ = riffd_osc
+    tune = [(0.0, 72), (1.0, 74), (1.5, 76), (2.0, 79), (4.0, 71), (5.0, 74), (6.0, 79), (8.0, 76), (9.0, 72),
+            (10.0, 69), (12.0, 77), (13.0, 76), (14.0, 74)]
+    client.send_message("/riffd/param/repeat", [1.0])
+    for k, (start, pitch) in enumerate(tune):
+        end = tune[k + 1][0] if k + 1 < len(tune) else 16.0
+        client.send_message("/riffd/primer", [pitch, 90, start, end - start])
+    phrases = []
+    for _ in range(2):  # the second: no primer, the phrase starts afresh
+        done = len(inbox.messages("/riffd/done"))
+        client.send_message("/riffd/generate", [4, "C", "G", "Am", "F"])
+        finished = inbox.wait("/riffd/done", since=done, timeout=20)
+        assert finished
+        phrases.append([(n[3], n[1]) for _, n in inbox.messages("/riffd/phrase/note") if n[0] == finished[0][1][0]])
+    client.send_message("/riffd/param/repeat", [load_preset("pop").repeat])
+    first = [(round(b, 3), p) for b, p in phrases[0] if b < 7.0]
+    assert first == [(b, p) for b, p in tune if b < 7.0], phrases[0]
+    assert [(round(b, 3), p) for b, p in phrases[1] if b < 7.0] != first
+    errors = len(inbox.messages("/riffd/error"))
+    client.send_message("/riffd/primer", [60, 90, 250.0, 4.0])  # 64 bars and more of 4/4
+    client.send_message("/riffd/generate", [4, "C"])
+    error = inbox.wait("/riffd/error", since=errors)
+    assert error and error[0][1][0] == "/riffd/generate" and "more than 64" in error[0][1][1], error
 
 
 def test_the_meter_is_set_on_the_command_line_and_over_osc(tmp_path):
