@@ -22,7 +22,6 @@ from conftest import run_riffd
 from riffd.bridges import events as ev
 from riffd.daemon.liverig import RIFFD
 from riffd.daemon.oscrig import Inbox, serve_osc
-from riffd.presets import load_preset
 from riffd.bridges.osc import MAX_BUNDLE_DEPTH, SAFE_DATAGRAM, OscBridge, build, bundle_depth, pack, parse_networks
 from riffd.bridges.osctable import COMMANDS, OscInputError, check, help_table
 
@@ -312,6 +311,7 @@ def test_a_phrase_goes_on_from_a_primer(riffd_osc):
     phrase's first bars are the primer's (the form, as under ``render --continue``); the
     primer is used once; a primer and a phrase past 64 bars are refused."""
     client, inbox, _ = riffd_osc
+    preset = status(client, inbox)[1]  # an earlier test's choice, given back whole at the end
     tune = [(0.0, 72), (1.0, 74), (1.5, 76), (2.0, 79), (4.0, 71), (5.0, 74), (6.0, 79), (8.0, 76), (9.0, 72),
             (10.0, 69), (12.0, 77), (13.0, 76), (14.0, 74)]
     client.send_message("/riffd/param/repeat", [1.0])
@@ -325,7 +325,7 @@ def test_a_phrase_goes_on_from_a_primer(riffd_osc):
         finished = inbox.wait("/riffd/done", since=done, timeout=20)
         assert finished
         phrases.append([(n[3], n[1]) for _, n in inbox.messages("/riffd/phrase/note") if n[0] == finished[0][1][0]])
-    client.send_message("/riffd/param/repeat", [load_preset("pop").repeat])
+    client.send_message("/riffd/preset", [preset])
     first = [(round(b, 3), p) for b, p in phrases[0] if b < 7.0]
     assert first == [(b, p) for b, p in tune if b < 7.0], phrases[0]
     assert [(round(b, 3), p) for b, p in phrases[1] if b < 7.0] != first
