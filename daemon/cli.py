@@ -1,6 +1,6 @@
 """The riffd command line (click): it parses and calls, nothing more. Commands live by
 group in cli_live (serve, ports, render, demo, osc-help), cli_folder (watch), cli_models
-(dataset, train, finetune, export, eval, calibrate), cli_blend (blend) and cli_bench
+(dataset, train, finetune, export, calibrate), cli_eval (eval), cli_blend (blend) and cli_bench
 (bench). Exit codes: 0 done, 1 runtime failure, 2 bad usage or bad input, with a
 one-line reason on stderr."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from . import cli_bench, cli_blend, cli_folder, cli_live, cli_models
+from . import cli_bench, cli_blend, cli_eval, cli_folder, cli_live, cli_models
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,7 +18,7 @@ def cli():
     """riffd: play chords, get melodies back, live over MIDI or in batch."""
 
 
-for command in (*cli_live.COMMANDS, *cli_folder.COMMANDS, *cli_models.COMMANDS, *cli_blend.COMMANDS,
+for command in (*cli_live.COMMANDS, *cli_folder.COMMANDS, *cli_models.COMMANDS, *cli_eval.COMMANDS, *cli_blend.COMMANDS,
                 *cli_bench.COMMANDS):
     cli.add_command(command)
 

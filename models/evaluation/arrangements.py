@@ -77,6 +77,7 @@ class Arrangement:
     style: str = "user"
     time_signatures: list[tuple[float, int, int]] = field(default_factory=list)  # (beat, num, den)
     found: dict = field(default_factory=dict)
+    given: list[MelodyNote] = field(default_factory=list)  # the melody before ``origin`` the models go on from
 
     @property
     def bar_beats(self) -> float:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,9 +66,33 @@ def play(model_name, pieces: list[Arrangement], preset, seed: int = 0):
         played = preset.with_values(meter=list(piece.meter), tempo=min(400.0, max(20.0, float(piece.tempo))))
         if piece.style != "user":
             played = played.with_values(style=piece.style)
-        notes, meter = meters.play(model, played, piece.chords, piece.chords[0].beat, piece.length, seed + i,
+        start = piece.origin if piece.given else piece.chords[0].beat  # a continuation plays from its window
+        notes, meter = meters.play(model, played, piece.chords, start, piece.length, seed + i, piece.given,
                                    time_signatures=piece.time_signatures)  # each meter in its own bars
         out.append(end_as(notes, piece.chords, piece.length, played, meter))
+    return out
+
+
+def continuations(pieces: list[Arrangement], given_bars: int, bars: int | None = None,
+                  echo=print) -> list[Arrangement]:
+    """Each piece as a continuation: its melody's first ``given_bars`` bars (from bar 1,
+    ``origin``) are ``given``, and the piece is the ``bars`` bars after them (None: to its
+    end), its real melody there the one compared (``origin`` and ``length`` the window's).
+    A piece in more than one meter, shorter than the window, or with under 4 notes given
+    or 3 to compare is left out, and the count said through ``echo``."""
+    out = []
+    for p in pieces:
+        a = p.origin + given_bars * p.bar_beats
+        b = p.length if bars is None else a + bars * p.bar_beats
+        given = [n for n in p.melody if n.start < a - 1e-9]
+        real = [n for n in p.melody if a - 1e-9 <= n.start < b - 1e-9]
+        if p.length < b - 1e-9 or b <= a or len(p.time_signatures) > 1 or len(given) < 4 or len(real) < 3:
+            continue
+        out.append(replace(p, melody=real, chords=[c for c in p.chords if c.beat < b - 1e-9], length=b, origin=a,
+                           given=given))
+    if len(out) < len(pieces):
+        echo(f"riffd eval: {len(pieces) - len(out)} of {len(pieces)} pieces left out: shorter than {given_bars} "
+             "bars given and those compared, in more than one meter, or too few notes")
     return out
 
 
