@@ -37,9 +37,11 @@ WHOLE = 1 << 20  # tokens: the melody suite plays whole test pieces, so their fo
               help="Continuations: each real melody's first N bars are given, the models go on from them (as render "
                    "--continue does) and are compared with the real melody after them.")
 @click.option("--bars", type=click.IntRange(1), default=None, help="--given-bars: the bars compared [to the end].")
+@click.option("--as-call", is_flag=True, help="--given-bars: the given bars are a live call and the models answer "
+              "it, as in call-response mode (they hear it and may take it up).")
 @json_option
 def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, seeds, out, card, humans, given_bars,
-          bars, as_json):
+          bars, as_call, as_json):
     """Melodies of each model against real ones: over the chords of FOLDER's MIDI files
     (melody track and chords found per file), or of the dataset's test split (plus its
     perplexity and accuracy against markov). With --given-bars, continuations of FOLDER's
@@ -51,8 +53,8 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
     from riffd.presets import PresetError, load_preset
     if (given_bars is not None or bars is not None) and not folder:
         raise BadInput("--given-bars and --bars are for a FOLDER of real melodies")
-    if bars is not None and given_bars is None:
-        raise BadInput("--bars counts the bars compared after --given-bars: give --given-bars too")
+    if (bars is not None or as_call) and given_bars is None:
+        raise BadInput("--bars and --as-call are for continuations: give --given-bars too")
     try:
         the_preset = load_preset(preset or ("pop" if folder else "folk"))
         names, note = models_to_play(models, the_preset.model)
@@ -62,7 +64,7 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
         if folder:
             found, files = read_folder(folder, echo=click.echo)
             if given_bars is not None:
-                found = continuations(found, given_bars, bars, echo=click.echo)
+                found = continuations(found, given_bars, bars, as_call, echo=click.echo)
             result = evaluate_pieces(found, names, the_preset, seed, echo=click.echo, seeds=seeds, humans=people)
             result["files"] = files
         else:
@@ -70,7 +72,8 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
     except (ValueError, PresetError) as exc:  # CheckpointError, an unknown model, too few pieces
         raise BadInput(str(exc)) from None
     source = str(folder or f"{data} (test split)") + ("" if given_bars is None else
-                                                      f", continued after {given_bars} bars given")
+                                                      f", {'answered' if as_call else 'continued'} after "
+                                                      f"{given_bars} bars given")
     for path in write_report(result, out, source):
         click.echo(f"wrote {path}")
     click.echo("\n".join(table(result)))

@@ -409,31 +409,34 @@ def test_eval_command_on_a_folder(arrangements, tmp_path):
 
 
 def test_eval_continues_each_melody_from_the_bars_given(arrangements, tmp_path):
-    """--given-bars 2 --bars 2: each real melody's first two bars are given, the models go
-    on from them over bars 3-4 and are compared there; the models hear the given bars (a
-    tune over C G Am F, played twice: at ``repeat`` 1 the form brings bars 1-2 back over
-    bars 5-6, as render --continue would); --bars alone, or without a folder, is refused."""
+    """--given-bars 2 --bars 2 --as-call: each real melody's first two bars are given (as a
+    live call), the models go on from them over bars 3-4 and are compared there; the
+    models hear the given bars (a tune over C G Am F, played twice: at ``repeat`` 1 bars
+    1-2 come back over bars 5-6, by the form as render --continue would, or as an answer
+    takes up a call); --bars or --as-call alone, or without a folder, is refused."""
     from riffd.models.evaluation.arrangements import Arrangement
     from riffd.models.evaluation.suite import continuations, play
     from riffd.presets import load_preset
     folder, _ = arrangements
     out = tmp_path / "report"
     result = run_riffd("eval", str(folder), "--models", "rules", "-o", str(out), "--json", "--given-bars", "2",
-                       "--bars", "2")
+                       "--bars", "2", "--as-call")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["pieces"] >= 10 and "continued after 2 bars given" in (out / "report.md").read_text()
+    assert report["pieces"] >= 10 and "answered after 2 bars given" in (out / "report.md").read_text()
     assert run_riffd("eval", str(folder), "--bars", "2", "-o", str(tmp_path / "b")).returncode == 2
+    assert run_riffd("eval", str(folder), "--as-call", "-o", str(tmp_path / "b")).returncode == 2
     assert run_riffd("eval", "--given-bars", "2", "-o", str(tmp_path / "c")).returncode == 2
     tune = [MelodyNote(b + 16.0 * k, 1.0, p, 90) for k in range(2)
             for b, p in [(0, 76), (1, 74), (2, 72), (4, 71), (5, 74), (6, 79), (8, 76), (9, 72), (12, 77), (13, 76)]]
     chords = [ChordAt(4.0 * k, parse_chord("C G Am F".split()[k % 4])) for k in range(8)]
     piece = Arrangement("twice", tune, chords, (4, 4), 120.0, 32.0)
-    (window,) = continuations([piece], 4, 4, echo=lambda *a: None)
-    assert (window.origin, window.length, len(window.given), len(window.melody)) == (16.0, 32.0, 10, 10)
-    (played,) = play("rules", [window], load_preset("folk").with_values(repeat=1.0))
-    again = [(n.start, n.pitch) for n in tune[10:] if n.start < 22.0]  # bars 5-6 as bars 1-2 went
-    assert [(n.start, n.pitch) for n in played if n.start < 22.0] == again, played
+    for as_call in (False, True):
+        (window,) = continuations([piece], 4, 4, as_call, echo=lambda *a: None)
+        assert (window.origin, window.length, len(window.given), len(window.melody)) == (16.0, 32.0, 10, 10)
+        (played,) = play("rules", [window], load_preset("folk").with_values(repeat=1.0))
+        again = [(n.start, n.pitch) for n in tune[10:] if n.start < 22.0]  # bars 5-6 as bars 1-2 went
+        assert [(n.start, n.pitch) for n in played if n.start < 22.0] == again, (as_call, played)
 
 
 def copied(paths, folder):

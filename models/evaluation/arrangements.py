@@ -78,6 +78,8 @@ class Arrangement:
     time_signatures: list[tuple[float, int, int]] = field(default_factory=list)  # (beat, num, den)
     found: dict = field(default_factory=dict)
     given: list[MelodyNote] = field(default_factory=list)  # the melody before ``origin`` the models go on from
+    ends: bool = True  # the tune ends at ``length`` (a continuation's window may stop inside it)
+    call: bool = False  # ``given`` is a live call the models answer (call-response), not a file's melody
 
     @property
     def bar_beats(self) -> float:

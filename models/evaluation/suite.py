@@ -24,6 +24,7 @@ import numpy as np
 
 from riffd.models.ending import end_as
 from riffd.models import meters
+from riffd.models.protocol import ChordAt, Context, MelodyNote, one_voice
 
 from .arrangements import Arrangement
 from .features import FEATURE_NAMES, HISTOGRAMS, SCALARS, MelodyFeatures, features, kl, pooled
@@ -58,7 +59,8 @@ def models_to_play(text: str | None, preset_model: str) -> tuple[list[str], str 
 def play(model_name, pieces: list[Arrangement], preset, seed: int = 0):
     """Each piece's melody by ``model_name`` (a name load_model takes, or a model) over
     its chords (preset's meter and tempo set from the piece; seed ``seed + i`` for piece
-    i), one voice as riffd plays it, ended as the preset says (models/ending.py)."""
+    i), one voice as riffd plays it, ended as the preset says (models/ending.py) where the
+    tune ends (``Arrangement.ends``)."""
     from riffd.models import load_model
     model = load_model(model_name) if isinstance(model_name, str) else model_name
     out = []
@@ -66,18 +68,40 @@ def play(model_name, pieces: list[Arrangement], preset, seed: int = 0):
         played = preset.with_values(meter=list(piece.meter), tempo=min(400.0, max(20.0, float(piece.tempo))))
         if piece.style != "user":
             played = played.with_values(style=piece.style)
-        start = piece.origin if piece.given else piece.chords[0].beat  # a continuation plays from its window
-        notes, meter = meters.play(model, played, piece.chords, start, piece.length, seed + i, piece.given,
-                                   time_signatures=piece.time_signatures)  # each meter in its own bars
-        out.append(end_as(notes, piece.chords, piece.length, played, meter))
+        if piece.call:
+            notes, meter = answer(model, played, piece, seed + i), tuple(played.meter)
+        else:
+            start = piece.origin if piece.given else piece.chords[0].beat  # a continuation plays from its window
+            notes, meter = meters.play(model, played, piece.chords, start, piece.length, seed + i, piece.given,
+                                       time_signatures=piece.time_signatures)  # each meter in its own bars
+        out.append(end_as(notes, piece.chords, piece.length, played, meter) if piece.ends else notes)
     return out
 
 
-def continuations(pieces: list[Arrangement], given_bars: int, bars: int | None = None,
+def answer(model, preset, piece: Arrangement, seed: int | None) -> list[MelodyNote]:
+    """``piece``'s window (``origin`` to ``length``) played as the live engine answers a
+    call (daemon/engine.py, call-response): the model started at the bar line of the
+    call's first key, ``piece.given`` extended as the player's keys, ``answer``, the
+    rollback to the window, the window's chords extended, ``generate``; one voice. Bars
+    count from the window's bar lines."""
+    shift = -piece.origin % piece.bar_beats
+    a, b = piece.origin + shift, piece.length + shift
+    moved = [ChordAt(c.beat + shift, c.chord) for c in piece.chords]
+    call = piece.bar_beats * math.floor((piece.given[0].start + shift) / piece.bar_beats + 1e-9)
+    model.start(Context(preset, seed=seed, start_beat=call, chords=[c for c in moved if c.beat <= a + 1e-9]))
+    model.extend([MelodyNote(n.start + shift, n.duration, n.pitch, n.velocity) for n in piece.given])
+    model.answer(None, a, b)
+    model.rollback(a)
+    model.extend([ChordAt(a, model.chord_at(a))] + [c for c in moved if a + 1e-9 < c.beat < b - 1e-9])
+    return [MelodyNote(n.start - shift, n.duration, n.pitch, n.velocity) for n in one_voice(model.generate(b))]
+
+
+def continuations(pieces: list[Arrangement], given_bars: int, bars: int | None = None, as_call: bool = False,
                   echo=print) -> list[Arrangement]:
     """Each piece as a continuation: its melody's first ``given_bars`` bars (from bar 1,
     ``origin``) are ``given``, and the piece is the ``bars`` bars after them (None: to its
-    end), its real melody there the one compared (``origin`` and ``length`` the window's).
+    end), its real melody there the one compared (``origin`` and ``length`` the window's);
+    ``as_call``: the given bars are a live call the models answer (``answer``).
     A piece in more than one meter, shorter than the window, or with under 4 notes given
     or 3 to compare is left out, and the count said through ``echo``."""
     out = []
@@ -89,7 +113,7 @@ def continuations(pieces: list[Arrangement], given_bars: int, bars: int | None =
         if p.length < b - 1e-9 or b <= a or len(p.time_signatures) > 1 or len(given) < 4 or len(real) < 3:
             continue
         out.append(replace(p, melody=real, chords=[c for c in p.chords if c.beat < b - 1e-9], length=b, origin=a,
-                           given=given))
+                           given=given, ends=b >= p.length - 1e-9, call=as_call))  # an ending where the tune ends
     if len(out) < len(pieces):
         echo(f"riffd eval: {len(pieces) - len(out)} of {len(pieces)} pieces left out: shorter than {given_bars} "
              "bars given and those compared, in more than one meter, or too few notes")
