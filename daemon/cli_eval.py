@@ -51,8 +51,8 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
     from riffd.models.evaluation.report import table, write_report
     from riffd.models.evaluation.suite import continuations, evaluate_pieces, models_to_play
     from riffd.presets import PresetError, load_preset
-    if (given_bars is not None or bars is not None) and not folder:
-        raise BadInput("--given-bars and --bars are for a FOLDER of real melodies")
+    if (given_bars is not None or bars is not None or as_call) and not folder:
+        raise BadInput("--given-bars, --bars and --as-call are for a FOLDER of real melodies")
     if (bars is not None or as_call) and given_bars is None:
         raise BadInput("--bars and --as-call are for continuations: give --given-bars too")
     try:
@@ -67,6 +67,8 @@ def eval_(folder, data, checkpoint, pieces, stats_pieces, models, preset, seed, 
                 found = continuations(found, given_bars, bars, as_call, echo=click.echo)
             result = evaluate_pieces(found, names, the_preset, seed, echo=click.echo, seeds=seeds, humans=people)
             result["files"] = files
+            if given_bars is not None:  # what was given and compared, for report.json's reader
+                result["continuation"] = {"given_bars": given_bars, "bars": bars, "as_call": as_call}
         else:
             result = _test_split(data, checkpoint, pieces, stats_pieces, names, the_preset, seed, seeds, card, people)
     except (ValueError, PresetError) as exc:  # CheckpointError, an unknown model, too few pieces

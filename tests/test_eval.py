@@ -424,6 +424,7 @@ def test_eval_continues_each_melody_from_the_bars_given(arrangements, tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["pieces"] >= 10 and "answered after 2 bars given" in (out / "report.md").read_text()
+    assert report["continuation"] == {"given_bars": 2, "bars": 2, "as_call": True}
     assert run_riffd("eval", str(folder), "--bars", "2", "-o", str(tmp_path / "b")).returncode == 2
     assert run_riffd("eval", str(folder), "--as-call", "-o", str(tmp_path / "b")).returncode == 2
     assert run_riffd("eval", "--given-bars", "2", "-o", str(tmp_path / "c")).returncode == 2
