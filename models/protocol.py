@@ -124,6 +124,7 @@ class MelodyModel:
         self._chord_beats: list[float] = []
         self._chords: list[Chord | None] = []
         self.player_notes: list[MelodyNote] = []
+        self._let_go: dict[int, float] = {}  # pitch -> beat of a note-off that found no held key (release)
         self.heard_since = context.heard_since  # notes before it lie in another meter's bars
         # the melody it goes on from (--continue's), in this meter's bars
         self.given = one_voice(_on_grid(n) for n in context.notes if n.start >= self.heard_since - 1e-9)
@@ -143,18 +144,25 @@ class MelodyModel:
                     self._chord_beats.insert(i, event.beat)
                     self._chords.insert(i, event.chord)
             else:
+                let_go = self._let_go.pop(event.pitch, None) if event.duration == math.inf else None
+                if let_go is not None and let_go > event.start - 1e-9:  # let go before the key was named melody
+                    event = MelodyNote(event.start, max(let_go - event.start, 1 / GIVEN_STEPS), event.pitch,
+                                       event.velocity)
                 self.player_notes.append(event)
 
     def release(self, pitch: int, beat: float) -> None:
         """The player let go of ``pitch`` (MIDI) at ``beat``: the latest of the player's notes of that
         pitch still held (duration ``math.inf``: a live key's length is unknown at its note-on) ends
-        there, a GIVEN_STEPS step long at least. A key never released is heard to the next one."""
+        there, a GIVEN_STEPS step long at least; with none (a key let go before the capture named
+        it a melody key), the next such note of that pitch ends there. A key never released is
+        heard to the next one."""
         for i in range(len(self.player_notes) - 1, max(len(self.player_notes) - RELEASE_LOOKBACK, 0) - 1, -1):
             note = self.player_notes[i]
             if note.pitch == pitch and note.duration == math.inf:
                 self.player_notes[i] = MelodyNote(note.start, max(beat - note.start, 1 / GIVEN_STEPS),
                                                   note.pitch, note.velocity)
                 return
+        self._let_go[pitch] = beat  # a key let go within its strike's window: ``extend`` ends it here
 
     def answer(self, call: float | None, start: float, end: float) -> None:
         """The notes from ``start`` to ``end`` (beats) answer the player's call: the keys

@@ -292,6 +292,26 @@ def test_an_answer_hears_how_long_the_calls_keys_were_held():
         assert abs(heard[round(beat * 12), pitch] - length) <= 0.13, (pitch, heard[round(beat * 12), pitch])
 
 
+def test_a_key_let_go_within_its_strikes_window_is_heard_short():
+    """A staccato key released before the capture's strike window closes (the engine
+    learns it is a melody key after its note-off) is heard as a short note, not held on
+    to the next key."""
+    rig = Rig(preset="folk", mode="call-response")
+    held = rig.strike("C")
+    rig.advance(101.0)
+    rig.engine.handle(NoteOn(rig.t, 0, 76, 90))
+    rig.engine.handle(NoteOff(rig.t + 0.005, 0, 76))
+    rig.advance(101.5)
+    rig.engine.handle(NoteOn(rig.t, 0, 74, 90))
+    rig.advance(102.0)
+    rig.engine.handle(NoteOff(rig.t, 0, 74))
+    rig.advance(102.5)
+    first, second = rig.engine.model.player_notes[-2:]
+    assert (first.pitch, second.pitch) == (76, 74) and first.duration <= 0.1 and 0.4 <= second.duration <= 0.6
+    for p in held:
+        rig.engine.handle(NoteOff(rig.t, 0, p))
+
+
 @pytest.mark.parametrize("name", ["rules", "onnx"])
 @pytest.mark.parametrize("repeat", [1.0, 0.0])
 def test_an_answer_can_take_up_the_call(name, repeat):
