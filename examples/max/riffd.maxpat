@@ -46,7 +46,7 @@
      "numoutlets": 0,
      "patching_rect": [
       20,
-      330,
+      360,
       164,
       22
      ],
@@ -405,7 +405,7 @@
      "numoutlets": 1,
      "patching_rect": [
       20,
-      380,
+      410,
       115,
       22
      ],
@@ -423,7 +423,7 @@
      "numoutlets": 6,
      "patching_rect": [
       20,
-      410,
+      440,
       560,
       22
      ],
@@ -446,7 +446,7 @@
      "numoutlets": 3,
      "patching_rect": [
       20,
-      440,
+      470,
       94,
       22
      ],
@@ -466,7 +466,7 @@
      "numoutlets": 2,
      "patching_rect": [
       20,
-      470,
+      500,
       122,
       22
      ],
@@ -485,7 +485,7 @@
      "numoutlets": 0,
      "patching_rect": [
       20,
-      500,
+      530,
       60,
       22
      ],
@@ -500,7 +500,7 @@
      "numoutlets": 1,
      "patching_rect": [
       200,
-      440,
+      470,
       87,
       22
      ],
@@ -518,7 +518,7 @@
      "numoutlets": 1,
      "patching_rect": [
       200,
-      470,
+      500,
       300,
       22
      ],
@@ -536,7 +536,7 @@
      "numoutlets": 0,
      "patching_rect": [
       360,
-      440,
+      470,
       129,
       22
      ],
@@ -551,7 +551,7 @@
      "numoutlets": 0,
      "patching_rect": [
       520,
-      440,
+      470,
       136,
       22
      ],
@@ -589,6 +589,78 @@
       22
      ],
      "text": "/riffd/param/density 3",
+     "outlettype": [
+      ""
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-33",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      20,
+      290,
+      140,
+      22
+     ],
+     "text": "/riffd/mode call-response",
+     "outlettype": [
+      ""
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-34",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      170,
+      290,
+      140,
+      22
+     ],
+     "text": "/riffd/mode accompany",
+     "outlettype": [
+      ""
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-35",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      320,
+      290,
+      140,
+      22
+     ],
+     "text": "/riffd/primer 76 90 0. 1.5",
+     "outlettype": [
+      ""
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-36",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      470,
+      290,
+      140,
+      22
+     ],
+     "text": "/riffd/primer 74 90 1.5 0.5",
      "outlettype": [
       ""
      ]
@@ -1008,6 +1080,54 @@
     "patchline": {
      "source": [
       "obj-32",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-33",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-34",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-35",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-36",
       0
      ],
      "destination": [
