@@ -304,35 +304,35 @@ def phrase_end(client, inbox, bars, *names):
     return max(n[3] + n[4] for n in notes)
 
 
-def test_a_phrase_goes_on_from_a_primer(riffd_osc):
+def test_a_phrase_goes_on_from_a_primer(tmp_path):
     """/riffd/primer's notes are the melody the next /riffd/generate goes on from: a 4-bar
     tune over C G Am F, then a 4-bar phrase over the same names (they fill the primer's
     bars first). With ``repeat`` 1 the returning progression brings the primer back, so the
     phrase's first bars are the primer's (the form, as under ``render --continue``); the
-    primer is used once; a primer and a phrase past 64 bars are refused."""
-    client, inbox, _ = riffd_osc
-    preset = status(client, inbox)[1]  # an earlier test's choice, given back whole at the end
+    primer is used once; a primer and a phrase past 64 bars are refused. A serve of its
+    own: the module's keeps the values earlier tests set."""
     tune = [(0.0, 72), (1.0, 74), (1.5, 76), (2.0, 79), (4.0, 71), (5.0, 74), (6.0, 79), (8.0, 76), (9.0, 72),
             (10.0, 69), (12.0, 77), (13.0, 76), (14.0, 74)]
-    client.send_message("/riffd/param/repeat", [1.0])
-    for k, (start, pitch) in enumerate(tune):
-        end = tune[k + 1][0] if k + 1 < len(tune) else 16.0
-        client.send_message("/riffd/primer", [pitch, 90, start, end - start])
-    phrases = []
-    for _ in range(2):  # the second: no primer, the phrase starts afresh
-        done = len(inbox.messages("/riffd/done"))
-        client.send_message("/riffd/generate", [4, "C", "G", "Am", "F"])
-        finished = inbox.wait("/riffd/done", since=done, timeout=20)
-        assert finished
-        phrases.append([(n[3], n[1]) for _, n in inbox.messages("/riffd/phrase/note") if n[0] == finished[0][1][0]])
-    client.send_message("/riffd/preset", [preset])
+    with serve_osc(tmp_path / "serve.log", "--model", "rules", "--seed", "3") as (client, inbox, _, proc):
+        client.send_message("/riffd/param/repeat", [1.0])
+        for k, (start, pitch) in enumerate(tune):
+            end = tune[k + 1][0] if k + 1 < len(tune) else 16.0
+            client.send_message("/riffd/primer", [pitch, 90, start, end - start])
+        phrases = []
+        for _ in range(2):  # the second: no primer, the phrase starts afresh
+            done = len(inbox.messages("/riffd/done"))
+            client.send_message("/riffd/generate", [4, "C", "G", "Am", "F"])
+            finished = inbox.wait("/riffd/done", since=done, timeout=20)
+            assert finished
+            phrases.append([(n[3], n[1]) for _, n in inbox.messages("/riffd/phrase/note")
+                            if n[0] == finished[0][1][0]])
+        errors = len(inbox.messages("/riffd/error"))
+        client.send_message("/riffd/primer", [60, 90, 250.0, 4.0])  # 64 bars and more of 4/4
+        client.send_message("/riffd/generate", [4, "C"])
+        error = inbox.wait("/riffd/error", since=errors)
     first = [(round(b, 3), p) for b, p in phrases[0] if b < 7.0]
     assert first == [(b, p) for b, p in tune if b < 7.0], phrases[0]
     assert [(round(b, 3), p) for b, p in phrases[1] if b < 7.0] != first
-    errors = len(inbox.messages("/riffd/error"))
-    client.send_message("/riffd/primer", [60, 90, 250.0, 4.0])  # 64 bars and more of 4/4
-    client.send_message("/riffd/generate", [4, "C"])
-    error = inbox.wait("/riffd/error", since=errors)
     assert error and error[0][1][0] == "/riffd/generate" and "more than 64" in error[0][1][1], error
 
 
