@@ -164,15 +164,21 @@ class MelodyModel:
                 return
         self._let_go[pitch] = beat  # a key let go within its strike's window: ``extend`` ends it here
 
+    def keys_between(self, low: float, high: float, last: int | None = None) -> list[MelodyNote]:
+        """The player's notes (``player_notes``, of its ``last`` ones if given) with ``low <=
+        start < high`` (beats), in one voice (``one_voice``), each ended by ``high``: a key
+        sounds to its note-off (``release``); one still held, to the next key or ``high``."""
+        notes = self.player_notes if last is None else self.player_notes[-last:]
+        return [MelodyNote(n.start, min(n.duration, high - n.start), n.pitch, n.velocity)
+                for n in one_voice(n for n in notes if low - 1e-9 <= n.start < high - 1e-9)]
+
     def answer(self, call: float | None, start: float, end: float) -> None:
         """The notes from ``start`` to ``end`` (beats) answer the player's call: the keys
         played (``extend``) from the cursor to ``start``, whose chords began at ``call``
         (None: at the bar line of its first key) and come again from ``start``
         (daemon/phrasing.answer_plan). Call it before the rollback to ``start``. The form
         may bring the call's tune back (models/form.py, ``Form.answer``)."""
-        keys = [n for n in self.player_notes[-MAX_CALL_KEYS:] if self.cursor - 1e-9 <= n.start < start - 1e-9]
-        tune = one_voice(_on_grid(MelodyNote(n.start, min(n.duration, start - n.start), n.pitch, n.velocity))
-                         for n in keys)  # a key still held when the answer begins ends there
+        tune = one_voice(_on_grid(n) for n in self.keys_between(self.cursor, start, MAX_CALL_KEYS))
         if call is None and tune:
             bar = self.preset.beats_per_bar
             call = bar * math.floor(tune[0].start / bar + 1e-9)

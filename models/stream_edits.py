@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import math
 
-from .protocol import HEARD_BARS, MelodyNote, one_voice
+from .protocol import HEARD_BARS, MelodyNote
 
 
 class StreamEdits:
@@ -58,11 +58,8 @@ class StreamEdits:
     def _heard_since(self, since: float) -> list[MelodyNote]:
         """The player's notes (``player_notes``: the Context's given melody, then live melody
         keys) from ``since`` to the cursor, none before the Context's ``heard_since``, in one
-        voice (``one_voice``): a key sounds to its note-off (MelodyModel.release); one still held
-        or pedalled, to the next key or the cursor."""
-        low = max(since, self.heard_since) - 1e-9
-        notes = one_voice(n for n in self.player_notes if low <= n.start < self.cursor - 1e-9)
-        return [MelodyNote(n.start, min(n.duration, self.cursor - n.start), n.pitch, n.velocity) for n in notes]
+        voice (MelodyModel.keys_between: a key held or pedalled sounds to the next or the cursor)."""
+        return self.keys_between(max(since, self.heard_since), self.cursor)
 
     def _force_heard(self, notes: list[MelodyNote]) -> None:
         """Force ``notes`` (before the cursor) into the stream with their chords."""
