@@ -18,7 +18,8 @@ MAX_PRIMER = 1024      # notes of one primer (/riffd/primer): 64 bars of sixteen
 MAX_BEAT = MAX_BARS * 16.0  # the latest beat a primer note may reach: 64 bars of 16/4
 OSC_CHANNEL = 16       # keys sent over OSC: a channel past MIDI's 0-15, so --in-channel never drops them
 PARAMS = ("temperature", "top_p", "density", "density_follow", "register_low", "register_high", "swing",
-          "chord_tone_bias", "repeat", "recall_bars", "repeated_note_penalty", "rest_on_changes", "velocity_follow")
+          "chord_tone_bias", "repeat", "recall_bars", "repeated_note_penalty", "rest_on_changes", "velocity_follow",
+          "call_bars", "phrase_bars")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ COMMANDS: tuple[Address, ...] = (
             "switch model: rules, markov, onnx, onnx-int8, mlx, riff-fiddle, riff-folksong, riff-chorale, riff-air, "
             "riff-strathspey or a path"),
     Address("/riffd/mode", "in", (Arg("mode", "str"),), "accompany or call-response"),
+    Address("/riffd/call/end", "in", (), "call-response: the call is over, answer at the next bar line "
+            "(no wait for silence)"),
     Address("/riffd/meter", "in", (Arg("numerator", "int", 1, 32), Arg("denominator", "int", 1, 16)),
             "the time signature, 3 4 for a waltz: where bars begin, live and in /riffd/generate "
             "(with --clock link, set at start: serve --meter)"),

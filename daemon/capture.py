@@ -47,13 +47,6 @@ HEARD_DECAY = 0.85  # per strike, of what the keys struck before weigh in naming
 OOM_BEATS = 1.5  # an oom-pah's bass, struck alone, names the chord after it from this far (beats)
 
 
-@dataclass
-class Call:
-    """What the player did since riffd last answered (call-response mode)."""
-    chords: list[tuple[float, object]] = field(default_factory=list)  # (beat, Chord)
-    notes: int = 0
-
-
 @dataclass(frozen=True, slots=True)
 class ChordChange:
     """A new chord. ``t``: monotonic seconds of the strike's first key; ``strike``: the

@@ -38,6 +38,12 @@ from .cli_common import (METER, MODEL_HELP, OUTPUT_FOLDER, SEED, BadInput, api_o
 @click.option("--in-channel", "in_channel", default="default", show_default=True,
               help="Input channels that count: 'all', 1-16 as 1,2 or 1-4 [all but 10, the drums].")
 @click.option("--seed", type=SEED, default=None, help="Random seed for repeatable answers.")
+@click.option("--call-bars", type=click.IntRange(0, 64), default=None,
+              help="Call-response: each call lasts this many bars and is answered on the next downbeat, let go "
+                   "or not (4: trading fours; 0: after response_wait_beats of silence) [preset's].")
+@click.option("--end-call-cc", type=click.IntRange(0, 119), default=None,
+              help="Call-response: this controller pressed (value 64 or more: a footswitch) ends the call, and "
+                   "riffd answers at the next bar line without waiting for silence [none].")
 @click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True,
               help="One-line logs on stderr: time, level, room, message.")
 @click.option("--osc-port", type=click.IntRange(0, 65535), default=None,
@@ -57,14 +63,14 @@ from .cli_common import (METER, MODEL_HELP, OUTPUT_FOLDER, SEED, BadInput, api_o
 @warm_option("While playing, a warm-up model call this often (ms; 0: never): keeps the model in "
              "the CPU caches, so a chord change is answered sooner, for about 4% of one core.")
 def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, meter, channel, in_channel, seed,
-          log_level, osc_port, osc_host, osc_allow, osc_reply, watch_dir, rt_priority, warm_ms):
+          call_bars, end_call_cc, log_level, osc_port, osc_host, osc_allow, osc_reply, watch_dir, rt_priority, warm_ms):
     """Answer chords played on the input (or sent over OSC) with melody, live."""
     import logging
 
     from . import logs
     from .serve import serve as run
     logs.setup(log_level)
-    the_preset = preset_or_exit(preset, meter=meter)
+    the_preset = preset_or_exit(preset, meter=meter, call_bars=call_bars)
     in_channels = parse_channels(in_channel)
     osc = osc_options(osc_port, osc_host, osc_allow, osc_reply)
     if midi_api == "none" and osc is None:
@@ -81,7 +87,8 @@ def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, m
     try:
         run(the_preset, model, mode=mode, midi_api=midi_api, in_port=in_port, out_port=out_port,
             clock=clock, tempo=tempo, channel=channel, seed=seed, in_channels=in_channels, osc=osc, stop=stop,
-            warm_ms=warm_ms, rt_priority=rt_priority, model_follows_preset=model_name is None)
+            warm_ms=warm_ms, rt_priority=rt_priority, model_follows_preset=model_name is None,
+            end_call_cc=end_call_cc)
     except PortError as exc:
         raise BadInput(str(exc)) from None
     except OSError as exc:

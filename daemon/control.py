@@ -88,6 +88,8 @@ class Control:
             if c.args[0] not in ("accompany", "call-response"):
                 raise ValueError(f"unknown mode {c.args[0]!r}: accompany or call-response")
             e.reconfigure(mode=c.args[0])
+        elif name == "call/end":
+            e.turns.end()
         elif name == "meter":
             if self.clock_name == "link":  # a new quantum would move the session's beat under the plan
                 raise ValueError("the Link session's bar is set at start: serve --meter")

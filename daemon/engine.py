@@ -21,12 +21,13 @@ from riffd.models.rules import RulesModel
 from riffd.music.theory import follow_level
 from riffd.presets import Preset
 
-from .capture import ALL_SOUND_OFF_CC, OOM_BEATS, Call, ChordCapture, ChordChange, MelodyKey, Restrike, snap_to_beat
+from .capture import ALL_SOUND_OFF_CC, OOM_BEATS, ChordCapture, ChordChange, MelodyKey, Restrike, snap_to_beat
 from .clock import InternalClock, MidiClock
 from .logs import reason
 from .onset import EarlyOnsets
 from .phrasing import answer_plan, ended, rest_beat
 from .scheduler import Note, Scheduler
+from .turns import ANSWER_LEAD_S, Turns
 
 HOLD_MS = 15.0  # the longest a planned note waits for a strike on its beat
 HOLD_MARGIN_MS = 4.0  # beyond the strikes' lateness: a JACK period (2.7 ms at 128/48 kHz), a 1 ms poll
@@ -43,14 +44,15 @@ class Engine:
     whose keys and pedal count, by default all but channel 10 (keys sent over OSC, ``OSC_CHANNEL``, always count);
     ``now`` returns monotonic seconds; ``input_waiting()`` tells whether events wait to be handled (planning ahead
     then stops between notes); ``early_onsets``: an answer sounds on its pitch, before its length is chosen
-    (daemon/onset.py; MIDI out); ``warm_s``: s between warm-up calls (0: none); ``send_first``: an answer is sent
-    before planning goes on (Scheduler.send_due; OSC alone). ``stats``: changes, re-plans, misses, ticks, faults."""
+    (daemon/onset.py; MIDI out); ``warm_s``: s between warm-ups (0: none); ``send_first``: an answer is sent first
+    (OSC alone); ``end_call_cc``: the controller that ends a call (turns.py). ``stats``: changes, re-plans, faults."""
 
     def __init__(self, model: MelodyModel, preset: Preset, clock: InternalClock | MidiClock,
                  scheduler: Scheduler, channel: int | None = None, mode: str | None = None,
                  lookahead: float = 1.0, seed: int | None = None, hold_ms: float = HOLD_MS,
                  in_channels=ALL_BUT_DRUMS, now=time.monotonic, input_waiting=lambda: False,
-                 early_onsets: bool = True, warm_s: float = WARM_S, send_first: bool = False):
+                 early_onsets: bool = True, warm_s: float = WARM_S, send_first: bool = False,
+                 end_call_cc: int | None = None):
         self.model, self.preset, self.clock, self.scheduler = model, preset, clock, scheduler
         self.channel, self.mode = preset.channel - 1 if channel is None else channel, mode or preset.mode
         self.lookahead, self._now, self.input_waiting, self.warm_s = lookahead, now, input_waiting, warm_s
@@ -64,7 +66,7 @@ class Engine:
         scheduler.loudness = self.loud  # each note-on as loud as the player's last strike, when it is sent
         self.in_channels = frozenset(in_channels) | {OSC_CHANNEL}  # keys sent over OSC always count
         self.chord, self.chord_beat, self.planned_until = None, float("-inf"), None  # None: nothing planned yet
-        self.last_activity, self.call, self.responding_until = float("-inf"), Call(), None
+        self.last_activity, self.turns = float("-inf"), Turns(end_call_cc)
         self.stats, self.seed, self._resync = Counter(), seed, False  # _resync: rules played the last step
         self.early, self.send_first = EarlyOnsets(scheduler) if early_onsets else None, send_first
         self._plan_beat = self._warmed = float("-inf")
@@ -102,9 +104,10 @@ class Engine:
             self.capture.control(event.control, event.value, event.channel)  # CC120 forgets keys, pedal and chord
             if held and not self.capture.sounding:  # keys let up (CC123) or the pedal lifted: let go now
                 self.last_activity = event.t
+            self.turns.control(event.control, event.value)
             if event.control == ALL_SOUND_OFF_CC:  # the player's panic: silent until the next chord
                 self.panic()
-                self.chord, self.call = None, Call()
+                self.chord, self.turns = None, Turns(self.turns.end_call_cc)
                 if isinstance(self.clock, InternalClock):
                     self.clock.stop(event.t)  # which starts a new phrase on beat 0
         elif isinstance(event, ev.ClockTick):
@@ -173,8 +176,8 @@ class Engine:
         if isinstance(outcome, ChordChange):  # an oom-pah's chord, named with its bass (a beat late, live)
             self._on_chord(self.capture.over_bass(outcome, OOM_BEATS * 60.0 / self.clock.tempo))
         elif isinstance(outcome, MelodyKey) and self.clock.running:  # held until its note-off (MelodyModel.release)
-            self.model.extend([MelodyNote(self.clock.beat_at(outcome.t), math.inf, outcome.pitch, outcome.velocity)])
-            self.call.notes += 1
+            self.turns.heard(beat := self.clock.beat_at(outcome.t), self.preset)
+            self.model.extend([MelodyNote(beat, math.inf, outcome.pitch, outcome.velocity)])
 
     def _fault(self, exc: Exception) -> None:
         """Log one line; the rules model plays the next ``lookahead`` beats."""
@@ -208,12 +211,12 @@ class Engine:
         """The song position jumped: drop every plan; the next poll plans from there."""
         self.scheduler.cancel_from(float("-inf"))
         self.scheduler.cut()
-        self.planned_until = self.responding_until = None
+        self.planned_until = self.turns.start = self.turns.until = None
 
     def panic(self) -> None:
         """Silence everything and forget the plan (keys still held are kept)."""
         self.scheduler.panic()
-        self.planned_until = self.responding_until = None
+        self.planned_until = self.turns.start = self.turns.until = None
 
     # -- control (OSC) ----------------------------------------------------------------
     def reconfigure(self, preset: Preset | None = None, model: MelodyModel | None = None,
@@ -237,7 +240,7 @@ class Engine:
             if not fresh:
                 self.model.preset = self._spare.preset = preset
         if mode is not None:
-            self.mode, self.call, self.responding_until = mode, Call(), None
+            self.mode, self.turns = mode, Turns(self.turns.end_call_cc)
         if model is not None:
             self._use(model)
 
@@ -274,7 +277,7 @@ class Engine:
             return  # MIDI clock stopped: remembered, played once it runs
         beat = snap_to_beat(self.clock.beat_at(change.t), self.preset.strike_tolerance_beats)
         if self.mode == "call-response":
-            self.call.chords.append((beat, change.chord))
+            self.turns.heard(beat, self.preset, change.chord)
             self.model.extend([ChordAt(beat, change.chord)])  # the answer hears the call's tune over its chords
             return
         self._replan(beat, [ChordAt(beat, change.chord)])
@@ -381,20 +384,17 @@ class Engine:
                 self._warmed = now
 
     def _maybe_answer(self, now: float, beat: float, silent_beats: float, held: bool) -> None:
-        if self.responding_until is not None and beat >= self.responding_until:
-            self.responding_until = None  # the answer is over; listen again
-        if (self.responding_until is not None or held or not (self.call.chords or self.call.notes)
-                or silent_beats < self.preset.response_wait_beats):
+        due = self.turns.due(beat, silent_beats, held, self.preset, self._beats(ANSWER_LEAD_S))
+        if due is None:
             return
-        start, end, plan = answer_plan(self.call.chords, self.chord, beat, beat - silent_beats, self.preset)
-        self.model.answer(self.call.chords[0][0] if self.call.chords else None, start, end)  # it may echo the call
-        self.call, self.responding_until = Call(), end
+        start, end, plan = answer_plan(chords := self.turns.call.chords, self.chord, *due, self.preset)
+        self.model.answer(chords[0][0] if chords else None, start, end)  # it may echo the call
+        self.turns.answering(start, end)
         self._replan(start, plan, until=end, finish=lambda notes: ended(notes, plan, end, self.preset))
         self.stats["answers"] += 1
 
     def _interrupt_response(self, t: float) -> None:
-        if self.responding_until is not None and (beat := self.clock.beat_at(t)) < self.responding_until:
+        if self.turns.until is not None and self.turns.cut(beat := self.clock.beat_at(t), self.preset):
             self.scheduler.cancel_from(float("-inf"))
             self.scheduler.cut()
             self.model.rollback(beat)
-        self.responding_until = None

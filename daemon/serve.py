@@ -70,7 +70,8 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
           tempo: float | None = None, channel: int | None = None, seed: int | None = None,
           in_channels=None, stop: threading.Event | None = None, watch_s: float = 1.0,
           osc: OscOptions | None = None, warm_ms: float = WARM_S * 1000,
-          rt_priority: int | None = None, model_follows_preset: bool = False) -> Engine:
+          rt_priority: int | None = None, model_follows_preset: bool = False,
+          end_call_cc: int | None = None) -> Engine:
     """Run the live daemon until ``stop`` is set or SIGINT/SIGTERM arrives.
 
     ``channel`` is 1-16; ``in_channels`` the input channels (1-16) that count, by
@@ -84,6 +85,7 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
     MIDI ports, 0 on OSC alone (no driver's deadline to keep, and its median reaction was
     higher with them in each of 8 A/B pairs: docs/measured.md). ``model_follows_preset``:
     ``model`` is the preset's, so /riffd/preset brings the new preset's model too.
+    ``end_call_cc``: the controller (0-119) whose press ends a call (daemon/turns.py).
     Returns the engine (its ``stats``) after the final panic.
     """
     # Shorter GIL turns let the scheduler thread send on time while the engine generates.
@@ -135,7 +137,7 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
                     early_onsets=output is not None,  # OSC's notes carry their length: they wait for it
                     # OSC alone: an answer is sent before planning goes on (docs/measured.md, "An
                     # answer leaves first"); over MIDI that sounded answers a re-plan cuts (flams)
-                    send_first=output is None, warm_s=warm_ms / 1000.0)
+                    send_first=output is None, warm_s=warm_ms / 1000.0, end_call_cc=end_call_cc)
     control = None if bridge is None else Control(
         engine, bridge, events, clock, osc.load or _no_loader, lambda: started["notes"],
         propose_tempo=the_clock.set_tempo if clock == "link" else None, follows_preset=model_follows_preset)

@@ -88,6 +88,9 @@ SPEC: dict[str, tuple] = {
                                              "in 4/4: a final bar's whole note)"),
     "phrase_bars": (int, 1, 64, 2, "length of an answer phrase in call-response mode (bars)"),
     "response_wait_beats": (float, 0.5, 16.0, 2.0, "silence before an answer (beats)"),
+    "call_bars": (int, 0, 64, 0, "call-response: a call lasts this many bars and is answered on the next downbeat, "
+                                 "let go or not (4: trading fours); 0: it ends after response_wait_beats of "
+                                 "silence"),
     "strike_tolerance_beats": (float, 0.0, 0.5, 0.25, "a chord this early counts on the next beat"),
     "strike_window_ms": (float, 5.0, 200.0, 30.0, "keys this close to a strike's first key are one chord (ms); "
                                                    "short of three pitch classes, keys this close to the one "

@@ -142,6 +142,28 @@ def test_a_call_is_answered_and_taken_up_through_jack(jack, tmp_path):
     assert any(answer[k:k + len(call)] == call for k in range(len(answer))), (answer, call)
 
 
+def test_a_footswitch_ends_a_call_through_jack(jack):
+    """serve --end-call-cc 67: a call whose chord is still held is never over by silence;
+    the switch pressed (CC 67, 127) ends it, and riffd answers from the next bar line.
+    Before the switch nothing is played; nothing is left sounding."""
+    with serving("--preset", "folk", "--model", "rules", "--mode", "call-response", "--tempo", "240",
+                 "--end-call-cc", "67", "--seed", "1") as (proc, player):
+        for pitch in (48, 52, 55):
+            player.send([0x90, pitch, 90])
+        time.sleep(2.5)  # ten beats held: silence would never come
+        pressed = player.send([0xB0, 67, 127])
+        time.sleep(4 * 0.25 + 2 * 4 * 0.25 + 1.0)  # a bar at most to its start, the folk answer's 4 bars, slack
+        player.send([0xB0, 67, 0])
+        for pitch in (48, 52, 55):
+            player.send([0x80, pitch, 0])
+        code, err = stop_serve(proc)
+        messages = player.messages()
+    assert code == 0, err
+    assert not [m for t, m in messages if is_on(m) and t < pressed], "riffd played during the call"
+    assert len([m for t, m in messages if is_on(m) and t > pressed]) >= 4, err[-1500:]
+    assert_balanced(messages)
+
+
 def test_serve_follows_midi_clock_and_stop_silences(jack):
     with serving("--preset", "pop", "--model", "rules", "--clock", "midi", "--seed", "2") as (proc, player):
         bpm, ppqn = 150.0, 24

@@ -15,7 +15,7 @@ from riffd.models import load_model
 
 class Rig:
     def __init__(self, preset="pop", mode=None, clock=None, model=None, step=0.01, input_waiting=None,
-                 send_first=False, keys_waiting=lambda: False):
+                 send_first=False, keys_waiting=lambda: False, end_call_cc=None):
         self.t, self.step = 100.0, step
         self.sent, self.started, self.stopped = [], [], []
         # one beat per second; strong-beat notes always chord tones, so answers are checkable
@@ -25,7 +25,8 @@ class Rig:
                                    keys_waiting=keys_waiting)
         self.engine = Engine(model or load_model("rules"), self.preset, self.clock, self.scheduler,
                              mode=mode, seed=4, now=lambda: self.t,
-                             input_waiting=input_waiting or (lambda: False), send_first=send_first)
+                             input_waiting=input_waiting or (lambda: False), send_first=send_first,
+                             end_call_cc=end_call_cc)
 
     def _started(self, kind, note, t):
         (self.started if kind == "on" else self.stopped).append((t, note))
@@ -193,7 +194,7 @@ def test_call_response_answers_after_the_player_stops():
     rig.advance(104.0 + wait + 1.1)
     assert rig.engine.stats["answers"] == 1
     length = rig.preset.phrase_bars * rig.preset.beats_per_bar
-    start = rig.engine.responding_until - length
+    start = rig.engine.turns.until - length
     # the answer replays the call's progression: C7 for two beats, then F7
     assert rig.engine.model.chord_at(start) == parse_chord("C7")
     assert rig.engine.model.chord_at(start + 2) == parse_chord("F7")
@@ -212,7 +213,7 @@ def test_an_answer_keeps_the_calls_bars_and_lands_on_its_last_chord(model):
     rig = Rig(preset="blues", mode="call-response", model=load_model(model))
     rig.play(["C7", "F7"], let_go=108.0)
     rig.advance(108.0 + rig.preset.response_wait_beats + 0.1)
-    end = rig.engine.responding_until
+    end = rig.engine.turns.until
     start = end - rig.preset.phrase_bars * rig.preset.beats_per_bar
     assert start % rig.preset.beats_per_bar == 0 and start >= 10.0
     assert rig.engine.model.chord_at(start) == parse_chord("C7")
@@ -255,7 +256,7 @@ def test_an_answer_hears_the_call():
         struck = rig.clock.beat_at(begin)
         assert any(struck - 0.5 <= b <= tune[0][0] and model.vocab.tokens[i] == f"Chord_{name}:maj"
                    for b, i in zip(model.times, model.ids)), call
-        rig.advance(100.0 + rig.engine.responding_until + 0.5)
+        rig.advance(100.0 + rig.engine.turns.until + 0.5)
 
 
 def test_an_answer_hears_how_long_the_calls_keys_were_held():
@@ -338,7 +339,7 @@ def test_an_answer_can_take_up_the_call(name, repeat):
     for p in held:
         rig.engine.handle(NoteOff(rig.t, 0, p))
     rig.advance(119.0)
-    assert rig.engine.stats["answers"] == 1 and rig.engine.responding_until == 36.0
+    assert rig.engine.stats["answers"] == 1 and rig.engine.turns.until == 36.0
     rig.advance(136.0)
     # but the beat after each change (where the call rested at the change, the answer plays a note of its own)
     # and after the call's last note
@@ -360,7 +361,7 @@ def test_a_call_of_keys_alone_is_taken_up_from_its_first_bar():
     for p in held:
         rig.engine.handle(NoteOff(rig.t, 0, p))
     rig.advance(107.0)
-    rig.advance(100.0 + rig.engine.responding_until + 4.3)  # a bar after the answer, and a pickup
+    rig.advance(100.0 + rig.engine.turns.until + 4.3)  # a bar after the answer, and a pickup
     keys, base = [], rig.t
     for at, pitch, length in [(0.0, 76, 0.9), (1.0, 74, 0.4), (1.5, 72, 1.4), (3.0, 79, 0.9), (4.0, 77, 0.4)]:
         rig.advance(base + at)
@@ -370,8 +371,8 @@ def test_a_call_of_keys_alone_is_taken_up_from_its_first_bar():
         rig.engine.handle(NoteOff(rig.t, 0, pitch))
     rig.advance(rig.t + 3.0)
     assert rig.engine.stats["answers"] == 2
-    start = rig.engine.responding_until - rig.preset.phrase_bars * 4.0
-    rig.advance(100.0 + rig.engine.responding_until + 1.0)
+    start = rig.engine.turns.until - rig.preset.phrase_bars * 4.0
+    rig.advance(100.0 + rig.engine.turns.until + 1.0)
     shift = start - 4.0 * math.floor(keys[0][0] / 4.0)  # from the first key's bar line to the answer's
     played = {(round(n.start, 2), n.pitch) for n in rig.engine.model.generated if n.start >= start}
     assert {(round(round((b + shift) * 12) / 12, 2), p) for b, p in keys[1:]} <= played, (keys, shift, played)
@@ -387,7 +388,7 @@ def test_a_pop_answer_plays_notes_not_blips():
     rig = Rig(preset="pop", mode="call-response", model=load_model("onnx"))
     rig.play(["C", "Am", "F", "G"], let_go=116.0)
     rig.advance(rig.t + rig.preset.response_wait_beats + 1.1)
-    end = rig.engine.responding_until
+    end = rig.engine.turns.until
     rig.advance(100.0 + end + 1)
     lengths = sorted(note.end - note.start for _, note in rig.started)
     assert len(lengths) >= 4 and lengths[len(lengths) // 2] >= 0.25, lengths
@@ -404,6 +405,72 @@ def test_player_interrupts_an_answer():
     assert rig.engine.stats["answers"] == 1 and rig.scheduler.pending()
     rig.strike("Dm")
     assert rig.scheduler.pending() == 0 and not rig.scheduler.sounding()
+
+
+@pytest.mark.parametrize("call_bars,start", [(4, 16.0), (0, 20.0)])
+def test_trading_a_call_of_call_bars_is_answered_on_its_downbeat(call_bars, start):
+    """call_bars 4 (trading fours): a 4-bar call, C then G, its keys let go on the bar
+    line, is answered from that downbeat (planned just before it, keys still held), its
+    first note sounding there; a rest inside the call does not end it. With call_bars 0
+    the same call waits for its silence and is answered a bar on."""
+    rig = Rig(preset="folk", mode="call-response")
+    rig.engine.reconfigure(preset=rig.preset.with_values(call_bars=call_bars, phrase_bars=4))
+    held = rig.strike("C")
+    rig.advance(102.0)
+    for p in held:
+        rig.engine.handle(NoteOff(rig.t, 0, p))
+    rig.advance(108.0)  # six beats of rest: silence enough for call_bars 0's answer, inside call_bars 4's call
+    assert rig.engine.stats["answers"] == (call_bars == 0)
+    if call_bars == 0:
+        return
+    rig.play(["G"], let_go=116.0)
+    assert rig.engine.stats["answers"] == 1 and rig.engine.turns.start == start
+    rig.advance(100.0 + start + 0.1)
+    t, first = min(rig.started, key=lambda pair: pair[0])
+    assert first.start == start and 100.0 + start <= t <= 100.0 + start + HOLD_MS / 1000.0 + 1e-6
+
+
+def test_a_call_let_go_on_the_bar_line_waits_a_bar_without_call_bars():
+    rig = Rig(preset="folk", mode="call-response")
+    rig.engine.reconfigure(preset=rig.preset.with_values(phrase_bars=4))
+    rig.play(["C", "G"], let_go=116.0, beats=8.0)
+    rig.advance(119.0)
+    assert rig.engine.stats["answers"] == 1 and rig.engine.turns.start == 20.0
+
+
+def test_a_key_just_before_a_trading_answer_is_the_calls_tail():
+    """A key struck after the answer was planned, in the call's last 50 ms, neither cuts
+    the answer (which cut it before) nor begins the next call: one answer, played whole."""
+    rig = Rig(preset="folk", mode="call-response")
+    rig.engine.reconfigure(preset=rig.preset.with_values(call_bars=2, phrase_bars=2))
+    held = rig.strike("C")
+    rig.advance(107.97)
+    assert rig.engine.stats["answers"] == 1 and rig.engine.turns.start == 8.0
+    rig.engine.handle(NoteOn(rig.t, 0, 84, 90))
+    rig.advance(108.2)
+    rig.engine.handle(NoteOff(rig.t, 0, 84))
+    for p in held:
+        rig.engine.handle(NoteOff(rig.t, 0, p))
+    assert rig.engine.turns.until == 16.0 and rig.engine.turns.call.first is None
+    rig.advance(124.0)
+    assert rig.engine.stats["answers"] == 1
+    assert max(n.start for _, n in rig.started) >= 15.0  # the answer's last bar sounded
+    assert not rig.scheduler.sounding() and rig.scheduler.pending() == 0
+
+
+@pytest.mark.parametrize("control", [67, 66])
+def test_the_end_call_controller_ends_a_call_with_its_keys_held(control):
+    """serve --end-call-cc 67: the switch pressed on beat 6.5 of a call whose chord is still
+    held ends it; the answer starts on the next bar line. Another controller does not."""
+    rig = Rig(preset="folk", mode="call-response", end_call_cc=67)
+    rig.strike("C")
+    rig.advance(106.5)
+    rig.engine.handle(Control(rig.t, 0, control, 127))
+    rig.advance(112.0)
+    answered = rig.engine.stats["answers"] == 1
+    assert answered == (control == 67)
+    if answered:
+        assert rig.engine.turns.start == 8.0 and min(n.start for _, n in rig.started) == 8.0
 
 
 def test_midi_stop_sends_panic():

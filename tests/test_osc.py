@@ -257,7 +257,8 @@ def test_every_address_of_the_table_is_taken(riffd_osc):
              "/riffd/meter": [3, 4],
              "/riffd/primer": [67, 90, 0.0, 1.0], "/riffd/generate": [2, "Dm7", "G7"],
              "/riffd/param/register_low": [50],
-             "/riffd/param/register_high": [80], "/riffd/param/recall_bars": [8]}
+             "/riffd/param/register_high": [80], "/riffd/param/recall_bars": [8],
+             "/riffd/param/call_bars": [0], "/riffd/param/phrase_bars": [2]}  # jazz's own: later tests' turns
     for a in COMMANDS:
         if a.direction == "in":
             args = valid.get(a.path, [0.5] if a.path.startswith("/riffd/param/") else [])
@@ -302,6 +303,25 @@ def phrase_end(client, inbox, bars, *names):
     assert finished
     notes = [m[1] for m in inbox.messages("/riffd/phrase/note") if m[1][0] == finished[0][1][0]]
     return max(n[3] + n[4] for n in notes)
+
+
+def test_a_patch_ends_a_call_and_sets_trading(tmp_path):
+    """Call-response over OSC: a chord sent by /riffd/chord sounds until the next, so its
+    call is never over by silence; /riffd/call/end ends it and riffd answers. With
+    /riffd/param/call_bars 1 the next call is answered a bar after it began, held or not."""
+    with serve_osc(tmp_path / "serve.log", "--model", "rules", "--mode", "call-response", "--tempo", "240",
+                   "--seed", "3") as (client, inbox, _, proc):
+        client.send_message("/riffd/chord", [48, 52, 55])
+        time.sleep(3.0)  # twelve beats held
+        assert inbox.messages("/riffd/note") == []
+        client.send_message("/riffd/call/end", [])
+        assert inbox.wait("/riffd/note", timeout=5), (tmp_path / "serve.log").read_text()[-1500:]
+        time.sleep(4.0)  # the pop answer's 2 bars are over: listening again
+        client.send_message("/riffd/param/call_bars", [1])
+        before = len(inbox.messages("/riffd/note"))
+        client.send_message("/riffd/chord", [53, 57, 60])
+        assert inbox.wait("/riffd/note", since=before, timeout=5)
+        assert inbox.messages("/riffd/error") == []
 
 
 def test_a_phrase_goes_on_from_a_primer(tmp_path):

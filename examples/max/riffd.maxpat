@@ -665,6 +665,42 @@
       ""
      ]
     }
+   },
+   {
+    "box": {
+     "id": "obj-37",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      20,
+      320,
+      140,
+      22
+     ],
+     "text": "/riffd/call/end",
+     "outlettype": [
+      ""
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-38",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      170,
+      320,
+      140,
+      22
+     ],
+     "text": "/riffd/param/call_bars 4",
+     "outlettype": [
+      ""
+     ]
+    }
    }
   ],
   "lines": [
@@ -1128,6 +1164,30 @@
     "patchline": {
      "source": [
       "obj-36",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-37",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-38",
       0
      ],
      "destination": [
