@@ -37,6 +37,26 @@ def bench_latency(minutes, tempos, models, period, preset, warm_ms, as_json):
             warm_ms=warm_ms, as_json=as_json, echo=click.echo)
 
 
+@bench.command("trade")
+@click.option("--calls", type=click.IntRange(1, 500), default=12, show_default=True, help="Calls the player plays.")
+@click.option("--tempo", type=click.FloatRange(40, 300), default=120.0, show_default=True, help="MIDI clock BPM.")
+@click.option("--bars", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Calls of this many bars, answered by serve --call-bars BARS.")
+@click.option("--silence", is_flag=True, help="serve waits for the silence instead (--call-bars 0), as by default.")
+@click.option("--models", default="rules,onnx", show_default=True)
+@click.option("--preset", default="jazz", show_default=True)
+@click.option("--period", type=click.IntRange(16, 8192), default=128, show_default=True,
+              help="JACK period (frames at 48 kHz).")
+@json_option
+def bench_trade(calls, tempo, bars, silence, models, preset, period, as_json):
+    """Call-response over JACK: when each answer begins against the downbeat where its call ended."""
+    from .benchtrade import trade
+    preset_or_exit(preset)
+    check_models(models.split(","))
+    trade(calls=calls, bpm=tempo, bars=bars, silence=silence, models=models.split(","), preset=preset,
+          period=period, as_json=as_json, echo=click.echo)
+
+
 @bench.command("clock")
 @click.option("--seeds", type=click.IntRange(1, 1000), default=20, show_default=True, help="Sessions per stall range.")
 @click.option("--bpm", type=click.FloatRange(20, 400), default=160.0, show_default=True)

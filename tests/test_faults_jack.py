@@ -271,3 +271,30 @@ def test_the_soak_trend_is_the_slope_through_the_minutes():
     assert trend([10.0, None, 14.0]) == 2.0  # a minute without a figure is left out
     assert trend([30.0, 10.0, 30.0, 10.0, 30.0, 10.0]) < 0  # noise that ends low is no growth
     assert trend([10.0]) is None
+
+
+def test_trading_answers_every_call_and_listens_while_the_player_calls():
+    """`riffd bench trade` through JACK: every call of one bar at 240 BPM is answered,
+    riffd plays nothing while the player calls, and nothing is left sounding. Counts, not
+    timings; the offsets it reports are the benchmark's (docs/measured.md)."""
+    result = run_riffd("bench", "trade", "--calls", "3", "--tempo", "240", "--bars", "1", "--models", "rules",
+                       "--json", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = json.loads(result.stdout.strip().splitlines()[-1])["sessions"][0]
+    assert row["answered"] == row["calls"] == 3 and row["notes_during_calls"] == 0, row
+    assert row["stuck_notes"] == 0 and row["faults"] == 0 and row["ticks_received"] == row["ticks_sent"]
+
+
+def test_a_trading_call_is_a_tunes_chords_and_notes_off_the_bar_lines():
+    from riffd.daemon.benchtrade import trade_calls, trade_timeline
+    calls = trade_calls(5, 2)
+    assert len(calls) == 5
+    for chords, keys in calls:
+        assert [b for b, _ in chords] == [0.0, 4.0] and len(keys) >= 2
+        bass = min(min(p) for _, p in chords)
+        assert all(0 < b < 8 and b % 4 and length > 0 and pitch >= bass + 12 for b, length, pitch in keys)
+    timeline, downbeats, ticks = trade_timeline(calls, 2, 120.0)
+    assert [(first, end) for first, end, _ in downbeats] == [(4.0 + 24 * i, 12.0 + 24 * i) for i in range(5)]
+    assert all(timeline[index][1] == [0xF8] and abs(timeline[index][0] - end * 0.5) < 1e-9
+               for _, end, index in downbeats)
+    assert sum(m == [0xF8] for _, m in timeline) == ticks
