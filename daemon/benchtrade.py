@@ -2,11 +2,12 @@
 
 The benchmark is a player trading with riffd: `riffd serve --mode call-response --clock
 midi --call-bars N` (``silence``: 0, the answer waits for silence), MIDI clock from the
-benchmark, and calls of N bars of 4/4 taken in turn from the corpus's chord-symbol tunes: the chord
-at each bar line struck there, the tune's own notes over it (those on a bar line left
-out: the strike would take them into the chord), every key let go on the call's last
-bar line, the hard case; then 2N bars of silence for the answer. Per call it finds
-riffd's first note-on after the call began and reports, over the calls:
+benchmark, and calls of N bars of 4/4 taken in turn from the corpus's chord-symbol
+tunes: the chord at each bar line struck there, the tune's own notes over it (those on
+a bar line left out, as the strike would take them into the chord, and those on a key
+the chord holds), every key let go on the call's last bar line, the hard case; then 2N
+bars of silence for the answer. Per call it finds riffd's first note-on after the call
+began and reports, over the calls:
 
 - the answer's offset from the downbeat where the call ended (ms; the tick's real send
   time): on the downbeat with ``call_bars``, a bar later waiting for silence;
@@ -30,7 +31,7 @@ MELODY_OVER = 12  # semitones over the chord's bass at least, so the capture hea
 def trade_calls(count: int, bars: int) -> list[tuple[list, list]]:
     """``count`` calls of ``bars`` bars from the chord-symbol tunes in 4/4, in turn: each
     as ([(beat, pitches)] a chord a bar, [(beat, beats, pitch)] the tune's notes off the
-    bar lines), beats from the call's first bar line. Raises ValueError if the corpus
+    bar lines and off the chord's keys), beats from the call's first bar line. Raises ValueError if the corpus
     has none."""
     from riffd.models.training.corpus import chord_symbol_paths, chord_symbol_tunes
 
@@ -48,8 +49,9 @@ def trade_calls(count: int, bars: int) -> list[tuple[list, list]]:
                          n.pitch + 12 * max(0, -((n.pitch - bass - MELODY_OVER) // 12)))
                         for n in tune.melody if start <= n.start < start + length
                         and abs((n.start - start) / BAR - round((n.start - start) / BAR)) > 0.01]
+                keys = [(b, n, p) for b, n, p in keys if n > 0 and p not in chords[int(b // BAR)][1]]
                 if len(keys) >= 2:
-                    calls.append(([(b, tuple(p)) for b, p in chords], [k for k in keys if k[1] > 0]))
+                    calls.append(([(b, tuple(p)) for b, p in chords], keys))
                     if len(calls) == count:
                         return calls
                 start += length

@@ -158,8 +158,7 @@ class Engine:
         self.scheduler.move_pending(low, high, self._deferred[2])
 
     def _take(self, outcome) -> None:
-        """Act on a strike: a chord change re-plans; a lone key is melody; notes that
-        waited for it go now (at its close, or once its keys agree) unless a change replaces them."""
+        """Act on a strike: a chord change re-plans, a lone key is melody; notes waiting for it go now, or give way."""
         if outcome is None:
             return
         deferred, self._deferred = self._deferred, None
@@ -173,6 +172,8 @@ class Engine:
                 self._lateness.append(max(0.0, (heard - beat) * 60.0 / self.clock.tempo) + self._read_delay)
                 if isinstance(self.clock, InternalClock):  # the player keeps the time: its phase and tempo
                     self.clock.follow(outcome.t, beat)
+            if isinstance(outcome, Restrike) and self.mode == "call-response" and self.turns.call.first is None:
+                self.turns.heard(beat, self.preset, self.chord)  # the chord sounding, struck again, begins a call
         if isinstance(outcome, ChordChange):  # an oom-pah's chord, named with its bass (a beat late, live)
             self._on_chord(self.capture.over_bass(outcome, OOM_BEATS * 60.0 / self.clock.tempo))
         elif isinstance(outcome, MelodyKey) and self.clock.running:  # held until its note-off (MelodyModel.release)
@@ -208,7 +209,7 @@ class Engine:
             self._restart()
 
     def _restart(self) -> None:
-        """The song position jumped: drop every plan; the next poll plans from there."""
+        """Drop every plan (the song position jumped, an answer was cut); the next poll plans from there."""
         self.scheduler.cancel_from(float("-inf"))
         self.scheduler.cut()
         self.planned_until = self.turns.start = self.turns.until = None
@@ -395,6 +396,5 @@ class Engine:
 
     def _interrupt_response(self, t: float) -> None:
         if self.turns.until is not None and self.turns.cut(beat := self.clock.beat_at(t), self.preset):
-            self.scheduler.cancel_from(float("-inf"))
-            self.scheduler.cut()
+            self._restart()
             self.model.rollback(beat)

@@ -458,6 +458,27 @@ def test_a_key_just_before_a_trading_answer_is_the_calls_tail():
     assert not rig.scheduler.sounding() and rig.scheduler.pending() == 0
 
 
+def test_a_call_that_strikes_the_sounding_chord_again_begins_there():
+    """call_bars 2: the second call strikes C again, the chord still sounding from the
+    first (a restrike, no change), and plays its first key in its second bar's second
+    half; it is answered two bars after its strike (before, it began at that key's
+    nearest bar line and was answered a bar late)."""
+    rig = Rig(preset="folk", mode="call-response")
+    rig.engine.reconfigure(preset=rig.preset.with_values(call_bars=2, phrase_bars=2))
+    rig.play(["C"], let_go=108.0)
+    rig.advance(120.0)
+    assert rig.engine.stats["answers"] == 1 and rig.engine.turns.until is None
+    held = rig.strike("C")
+    rig.advance(126.5)
+    rig.engine.handle(NoteOn(rig.t, 0, 84, 90))
+    rig.advance(127.5)
+    rig.engine.handle(NoteOff(rig.t, 0, 84))
+    rig.advance(128.0)
+    for p in held:
+        rig.engine.handle(NoteOff(rig.t, 0, p))
+    assert rig.engine.stats["answers"] == 2 and rig.engine.turns.start == 28.0
+
+
 @pytest.mark.parametrize("control", [67, 66])
 def test_the_end_call_controller_ends_a_call_with_its_keys_held(control):
     """serve --end-call-cc 67: the switch pressed on beat 6.5 of a call whose chord is still

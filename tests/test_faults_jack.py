@@ -292,7 +292,8 @@ def test_a_trading_call_is_a_tunes_chords_and_notes_off_the_bar_lines():
     for chords, keys in calls:
         assert [b for b, _ in chords] == [0.0, 4.0] and len(keys) >= 2
         bass = min(min(p) for _, p in chords)
-        assert all(0 < b < 8 and b % 4 and length > 0 and pitch >= bass + 12 for b, length, pitch in keys)
+        assert all(0 < b < 8 and b % 4 and length > 0 and pitch >= bass + 12 and pitch not in chords[int(b // 4)][1]
+                   for b, length, pitch in keys)
     timeline, downbeats, ticks = trade_timeline(calls, 2, 120.0)
     assert [(first, end) for first, end, _ in downbeats] == [(4.0 + 24 * i, 12.0 + 24 * i) for i in range(5)]
     assert all(timeline[index][1] == [0xF8] and abs(timeline[index][0] - end * 0.5) < 1e-9
