@@ -13,11 +13,12 @@ A call is over in one of three ways:
 - when the player ends it (``end``: a footswitch's controller, ``serve --end-call-cc``,
   or ``/riffd/call/end``): the answer starts at the next such beat, without the wait.
 
-A call begins at its first chord's beat (a change, or the chord sounding struck again), or
-at the bar line nearest its first key (a key in a bar's second half is a pickup to the next). With ``call_bars``, keys and chords
-that come after the answer was planned but before it starts are the call's tail: they
-neither cut the answer nor begin the next call (waiting for silence, such a key says the
-player had not finished, and the answer is cut).
+A call begins at its first chord's beat (a change, or the chord sounding struck again),
+or at the bar line nearest its first key (a key in a bar's second half is a pickup to
+the next). With ``call_bars``, keys and chords that come after the answer was planned
+but before it starts are the call's tail: they neither cut the answer nor begin the
+next call (waiting for silence, such a key says the player had not finished, and the
+answer is cut).
 """
 from __future__ import annotations
 
