@@ -31,8 +31,8 @@ MELODY_OVER = 12  # semitones over the chord's bass at least, so the capture hea
 def trade_calls(count: int, bars: int) -> list[tuple[list, list]]:
     """``count`` calls of ``bars`` bars from the chord-symbol tunes in 4/4, in turn: each
     as ([(beat, pitches)] a chord a bar, [(beat, beats, pitch)] the tune's notes off the
-    bar lines and off the chord's keys), beats from the call's first bar line. Raises ValueError if the corpus
-    has none."""
+    bar lines and off the chord's keys), beats from the call's first bar line. Raises
+    ValueError if the corpus has none."""
     from riffd.models.training.corpus import chord_symbol_paths, chord_symbol_tunes
 
     calls, length = [], bars * BAR
@@ -93,7 +93,7 @@ def measure(messages, calls, sent: list[float], bars: int, bpm: float) -> dict:
     spb = 60.0 / bpm
     ons = [t for t, _ in note_ons(messages)]
     offsets, during = [], 0
-    for k, (first, end, tick) in enumerate(calls):
+    for first, end, tick in calls:
         downbeat = sent[tick]
         began = downbeat - (end - first) * spb
         during += sum(began <= t < downbeat - 0.25 * spb for t in ons)
