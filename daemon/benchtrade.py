@@ -22,10 +22,10 @@ import json
 from riffd.bridges.jackrig import jack_server
 
 from .benchmachine import Meter, describe
+from .capture import MELODY_OVER  # a key this far over the chord's bass is the right hand's melody
 from .liverig import TICK, count_stuck, note_ons, percentile, run_session, sort_timeline
 
 BAR = 4.0  # beats: the calls are in 4/4
-MELODY_OVER = 12  # semitones over the chord's bass at least, so the capture hears the right hand
 
 
 def trade_calls(count: int, bars: int) -> list[tuple[list, list]]:
