@@ -18,7 +18,7 @@ def start(name, preset="pop", seed=3):
 
 
 @pytest.mark.parametrize("name", ["rules", "markov", "onnx"])
-# presets that ask for chord tones on strong beats (pop no longer does: its bias is 0)
+# chorale and trance ask for chord tones on strong beats (pop, jazz and gospel no longer do)
 @pytest.mark.parametrize("preset", ["gospel", "jazz", "chorale", "trance"])
 def test_melody_in_register_and_on_chord_tones(name, preset):
     model = start(name, preset)
@@ -29,7 +29,7 @@ def test_melody_in_register_and_on_chord_tones(name, preset):
     assert all(b.start >= a.start for a, b in zip(notes, notes[1:]))
     on_beat = [n for n in notes if abs(n.start - round(n.start)) < 1e-6]
     share = sum(n.pitch % 12 in model.chord_at(n.start).tones for n in on_beat) / len(on_beat)
-    assert share >= 0.7, share
+    assert share >= (0.7 if load_preset(preset).chord_tone_bias > 0 else 0.5), share
     # every chord change starts a note, unless the preset lets the model hold or rest over some
     changes = {i * 4.0 for i in range(8)}
     answered = changes & {round(n.start, 6) for n in notes}

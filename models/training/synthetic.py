@@ -24,10 +24,13 @@ PROGRESSIONS = {
 
 
 # The preset values the shipped riff-small's synthetic pieces were made with where a preset
-# has since been set for playing (presets/pop.toml), so the training data stays as it was.
+# has since been set for playing (presets/pop.toml, jazz.toml, blues.toml, gospel.toml,
+# trance.toml), so the training data stays as it was.
 # No value pins code: the form's recall drawn once a phrase (models/form.py, 2026-12-05)
 # changed 44 of the 50 folk pieces of `--synthetic 300`, whose preset recalls (repeat 0.8).
-MADE_WITH = {"pop": {"chord_tone_bias": 0.85, "repeat": 0.0, "density": 6.0}}
+MADE_WITH = {"pop": {"chord_tone_bias": 0.85, "repeat": 0.0, "density": 6.0},
+             "jazz": {"chord_tone_bias": 0.8, "repeat": 0.0}, "blues": {"chord_tone_bias": 0.75, "repeat": 0.0},
+             "gospel": {"chord_tone_bias": 0.9, "repeat": 0.0}, "trance": {"repeat": 0.0}}
 
 
 def _transpose(chord: Chord, k: int) -> Chord:
