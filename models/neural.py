@@ -221,6 +221,8 @@ class NeuralModel(StreamEdits, MelodyModel):
                 self._reach_chord(qf, pending)
                 return None
             qf = max(qf, s.pos + 1)
+        if (opens := self._answer_opens(bar_start)) is not None and (qf is None or opens < qf):
+            qf, pending = opens, None  # reached as a chord is, then a note
         q_lo = max(s.pos + 1, math.ceil((self.cursor - bar_start) * self.qpb - 1e-6))
         in_bar = qf is not None and qf < self.bar_positions
         q_hi = qf if in_bar else self.bar_positions - 1
@@ -251,8 +253,23 @@ class NeuralModel(StreamEdits, MelodyModel):
         self.cursor = max(self.cursor, beat)
         self._position(q)
         if in_bar and q == qf:
-            self._reach_chord(q, pending)
+            if pending is None:
+                self.state = replace(self.state, expect="pitch")
+            else:
+                self._reach_chord(q, pending)
         return None
+
+    def _answer_opens(self, bar_start: float) -> int | None:
+        """The position in this bar of an answer's first beat while it has no note: an
+        answer opens there, as a chord change is answered, even when its chord is the one
+        sounding (the stream has no token for that); None where the preset lets the model
+        rest on changes (``rest_on_changes``), or once the beat is played or passed."""
+        start = self.answer_start
+        if start is None or self.preset.rest_on_changes > 0 or self.cursor > start + 1e-9 \
+                or (self.generated and self.generated[-1].start > start - 1e-9):
+            return None
+        q = math.ceil((start - bar_start) * self.qpb - 1e-6)
+        return q if self.state.pos < q < self.bar_positions else None
 
     def _answers(self) -> bool:
         """After a Chord token: whether a note sounds on the change. A rest's chance is the

@@ -130,6 +130,7 @@ class MelodyModel:
         self.given = one_voice(_on_grid(n) for n in context.notes if n.start >= self.heard_since - 1e-9)
         self.generated: list[MelodyNote] = []
         self.cursor = self.playing_from = context.start_beat
+        self.answer_start: float | None = None  # the first beat of the latest answer to a call
         # recall decisions draw apart from the model's sampling (models/form.py)
         self.form = Form(self, np.random.default_rng(None if context.seed is None else [context.seed, 7]))
         self.extend([*context.chords, *context.notes])
@@ -182,6 +183,7 @@ class MelodyModel:
         if call is None and tune:
             bar = self.preset.beats_per_bar
             call = bar * math.floor(tune[0].start / bar + 1e-9)
+        self.answer_start = start
         self.form.answer(start if call is None else call, start, end, tune)
 
     def chord_at(self, beat: float) -> Chord | None:

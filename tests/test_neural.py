@@ -254,6 +254,31 @@ def test_rest_on_changes_lets_the_model_leave_a_change_without_a_note(check):
     assert np.mean(answered[0.0]) == 1.0 > np.mean(answered[1.0])
 
 
+def test_an_answer_opens_on_its_first_beat_under_the_chord_the_call_held(check, monkeypatch):
+    """A call over one chord, held: the answer's first beat is no chord change in the
+    stream (the dataset drops a repeated chord), yet it opens there, as a change is
+    answered. A sampler that would always rest (the Bar, the latest position) left such
+    an answer silent, as the transformer did once in 12 of `riffd bench trade`'s calls;
+    at ``rest_on_changes`` 1 the model may still rest there."""
+    import riffd.models.neural as neural_module
+    monkeypatch.setattr(neural_module, "sample", lambda logits, allowed, *args: int(allowed[-1]))
+    chord = progression(1)[0].chord
+    call = [MelodyNote(2.0, 0.5, 69, 90), MelodyNote(3.0, 0.5, 67, 90), MelodyNote(3.5, 0.5, 64, 90)]
+    opens = {}
+    for share in (0.0, 1.0):
+        model = neural(check)
+        model.start(Context(load_preset("jazz").with_values(rest_on_changes=share, repeat=0.0), seed=1,
+                            chords=[ChordAt(0.0, chord)]))
+        model.rollback(8.0)  # the call was heard, not played over
+        model.extend(call)
+        model.answer(0.0, 8.0, 16.0)
+        model.rollback(8.0)
+        model.extend([ChordAt(8.0, chord)])
+        notes = list(model.generate(16.0))
+        opens[share] = bool(notes) and notes[0].start == 8.0
+    assert opens == {0.0: True, 1.0: False}
+
+
 def test_a_note_the_model_chose_to_hold_holds_over_a_change_at_rest_on_changes_1(check):
     """In batch the model picks a Duration before it knows of the next change. At
     ``rest_on_changes`` 0 a change under a sounding note still gets a new note (the held
