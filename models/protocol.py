@@ -304,6 +304,8 @@ class MelodyModel:
         i = bisect.bisect_right(self._chord_beats, beat + 1e-9)
         del self._chord_beats[i:], self._chords[i:]
         self.form.forget_from(beat)
+        if self.answer_start is not None and beat < self.answer_start - 1e-6:
+            self.answer_start = None  # back before the answer (a jump): it is no longer ahead
         self._after_rollback()
 
     def prepare(self) -> bool:

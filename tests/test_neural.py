@@ -258,8 +258,9 @@ def test_an_answer_opens_on_its_first_beat_under_the_chord_the_call_held(check, 
     """A call over one chord, held: the answer's first beat is no chord change in the
     stream (the dataset drops a repeated chord), yet it opens there, as a change is
     answered. A sampler that would always rest (the Bar, the latest position) left such
-    an answer silent, as the transformer did once in 12 of `riffd bench trade`'s calls;
-    at ``rest_on_changes`` 1 the model may still rest there."""
+    an answer silent, as the transformer did with one of `riffd bench trade`'s calls
+    replayed through the engine; at ``rest_on_changes`` 1 the model may still rest
+    there. A rollback to before the answer forgets it."""
     import riffd.models.neural as neural_module
     monkeypatch.setattr(neural_module, "sample", lambda logits, allowed, *args: int(allowed[-1]))
     chord = progression(1)[0].chord
@@ -277,6 +278,8 @@ def test_an_answer_opens_on_its_first_beat_under_the_chord_the_call_held(check, 
         notes = list(model.generate(16.0))
         opens[share] = bool(notes) and notes[0].start == 8.0
     assert opens == {0.0: True, 1.0: False}
+    model.rollback(4.0)  # the song jumped back: the answer's beat is no longer one to open
+    assert model.answer_start is None
 
 
 def test_a_note_the_model_chose_to_hold_holds_over_a_change_at_rest_on_changes_1(check):
