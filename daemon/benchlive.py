@@ -8,7 +8,8 @@ records what riffd sends back and reports, per minute and overall:
 
 - reaction: from a chord change's first key (block) or last key (rolled) to riffd's
   first note-on after it, within a beat and before the next strike;
-- timing: every other note-on against the nearest sixteenth of the benchmark's clock;
+- timing: every other note-on against the nearest sixteenth of the benchmark's clock, or
+  the nearest swung step of the preset's grid (a swung eighth is meant late);
 - flams: note-ons within 10 ms of the note-on before (liverig.count_flams), and how
   many note-ons waited for keys still unread (``waited_for_keys``, daemon/scheduler.py);
 - stuck notes: note-ons without an explicit note-off once riffd has exited;
@@ -95,11 +96,26 @@ def timeline(chords, bpm: float, minutes: float) -> tuple[list, list, int]:
     return timeline_, strikes, ticks
 
 
-def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list[float], stalls=None) -> dict:
+def timing_error_ms(beats: float, spb: float, grid: int = 2, swing: float = 0.0) -> float:
+    """How far (ms) a note-on ``beats`` after the clock's start lies from where a note may
+    be meant: the nearest sixteenth, or with ``swing`` the nearest swung step of a grid of
+    ``grid`` steps a beat (every second step ``swing`` of a step late: music.theory.swing_offset).
+    ``spb``: seconds per beat."""
+    error = abs(beats * 4 - round(beats * 4)) / 4
+    if swing > 0 and grid >= 2:
+        step = 1.0 / grid
+        odd = 2 * round((beats / step - swing - 1) / 2) + 1  # the nearest odd step, swung
+        error = min(error, abs(beats - (odd + swing) * step))
+    return error * spb * 1000
+
+
+def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list[float], stalls=None,
+            grid: int = 2, swing: float = 0.0) -> dict:
     """Reaction and timing per minute, and over the whole session. Reaction counts from
     when the key really left (``sent``, monotonic s per timeline event): a benchmark
     that sends late must not be charged to riffd. ``stalls``: a finished StallWatch,
-    whose longest stall within each of the slowest reactions is reported beside it."""
+    whose longest stall within each of the slowest reactions is reported beside it.
+    ``grid``, ``swing``: the preset's, for timing (``timing_error_ms``)."""
     spb = 60.0 / bpm
     ons = note_ons(messages)
     on_times = np.array([t for t, _ in ons])
@@ -118,8 +134,7 @@ def measure(messages, strikes, bpm: float, t0: float, minutes: float, sent: list
             (rolled_reactions if rolled else reactions).append((first / 60.0, ms, start))
             tones_ok.append(ons[i][1] % 12 in (chord.tones | {p % 12 for p in pitches}))
             used.add(i)
-    sixteenth = spb / 4
-    timing = [((t - t0) / 60.0, abs((t - t0) / sixteenth - round((t - t0) / sixteenth)) * sixteenth * 1000)
+    timing = [((t - t0) / 60.0, timing_error_ms((t - t0) / spb, spb, grid, swing))
               for i, (t, _) in enumerate(ons) if i not in used]
     react_p99 = by_minute([r[:2] for r in reactions], 99, minutes)
     return {"chord_changes": len(reactions) + len(rolled_reactions), "notes": len(ons),
@@ -148,6 +163,8 @@ def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", 
     """Run one session per model and tempo; prints a table, and with ``as_json`` one JSON
     object last. ``warm_ms``: serve's --warm-ms. Raises RuntimeError if jackd or riffd
     serve cannot start."""
+    from riffd.presets import load_preset
+    played = load_preset(preset)
     results = {"period_frames": period, "period_ms": round(period / 48.0, 2), "minutes": minutes,
                "preset": preset, "warm_ms": warm_ms, "sessions": []}
     with jack_server(f"riffd-bench-{id(results)}", period=period, realtime=True) as server:
@@ -161,7 +178,8 @@ def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", 
                     run = run_session(["--preset", preset, "--model", model, "--seed", "1", "--warm-ms",
                                        str(warm_ms)], events)
                 row = {"model": model, "tempo_bpm": bpm, "strikes": len(strikes),
-                       **measure(run.messages, strikes, bpm, run.t0, minutes, run.sent, stalls),
+                       **measure(run.messages, strikes, bpm, run.t0, minutes, run.sent, stalls, played.grid,
+                                 played.swing),
                        "stuck_notes": count_stuck(run.messages), "ticks_sent": ticks,
                        "ticks_received": run.stats.get("clock_ticks"),
                        "ticks_inferred_lost": run.stats.get("clock_ticks_inferred"),

@@ -227,6 +227,20 @@ def test_a_flam_is_two_note_ons_closer_than_10_ms():
     assert count_flams(messages) == 1  # 5 ms apart; 10.1 ms is no flam, velocity 0 no note-on
 
 
+def test_a_swung_note_is_timed_against_its_swung_step():
+    """`bench latency --preset jazz` timed its swung eighths against straight sixteenths: a
+    note two thirds into the beat, where swing 0.33 means it, counted 32 ms late at 160 BPM
+    (timing p50 9.0 ms against pop's 4.0). Against the preset's swung grid it is on time;
+    a note beside both grids still counts."""
+    from riffd.daemon.benchlive import timing_error_ms
+    spb = 60.0 / 160.0
+    assert timing_error_ms(0.665, spb) == pytest.approx(31.875)
+    assert timing_error_ms(0.665, spb, 2, 0.33) == pytest.approx(0.0, abs=1e-9)
+    assert timing_error_ms(3.665, spb, 2, 0.33) == pytest.approx(0.0, abs=1e-9)
+    assert timing_error_ms(0.7, spb, 2, 0.33) == pytest.approx(0.035 * spb * 1000)
+    assert timing_error_ms(0.5, spb, 2, 0.33) == timing_error_ms(0.25, spb) == 0.0  # sixteenths still count
+
+
 def test_every_minute_of_the_latency_session_holds_block_and_rolled_chords():
     """The benchmark reports reaction per minute (block chords) and rolled reaction: a minute
     of one kind only (the last minute at 160 BPM once held only chorales) reports nothing."""
