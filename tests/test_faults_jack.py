@@ -230,7 +230,7 @@ def test_a_flam_is_two_note_ons_closer_than_10_ms():
 def test_a_swung_note_is_timed_against_its_swung_step():
     """`bench latency --preset jazz` timed its swung eighths against straight sixteenths: a
     note two thirds into the beat, where swing 0.33 means it, counted 32 ms late at 160 BPM
-    (timing p50 9.0 ms against pop's 4.0). Against the preset's swung grid it is on time;
+    (timing p50 9.04 ms in a minute). Against the preset's swung grid it is on time;
     a note beside both grids still counts."""
     from riffd.daemon.benchlive import timing_error_ms
     spb = 60.0 / 160.0
