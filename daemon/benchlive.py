@@ -27,6 +27,8 @@ import numpy as np
 
 from riffd.bridges.jackrig import jack_server
 from riffd.music.chords import recognize
+from riffd.music.theory import swing_offset
+from riffd.presets import load_preset
 
 from .benchmachine import Meter, describe
 from .benchstall import MISSING, StallWatch
@@ -99,13 +101,14 @@ def timeline(chords, bpm: float, minutes: float) -> tuple[list, list, int]:
 def timing_error_ms(beats: float, spb: float, grid: int = 2, swing: float = 0.0) -> float:
     """How far (ms) a note-on ``beats`` after the clock's start lies from where a note may
     be meant: the nearest sixteenth, or with ``swing`` the nearest swung step of a grid of
-    ``grid`` steps a beat (every second step ``swing`` of a step late: music.theory.swing_offset).
+    ``grid`` steps a beat (every second step ``swing`` of a step late: ``swing_offset``).
     ``spb``: seconds per beat."""
     error = abs(beats * 4 - round(beats * 4)) / 4
     if swing > 0 and grid >= 2:
         step = 1.0 / grid
-        odd = 2 * round((beats / step - swing - 1) / 2) + 1  # the nearest odd step, swung
-        error = min(error, abs(beats - (odd + swing) * step))
+        k = math.floor(beats / step)  # a swung step lies within a step after its own
+        error = min([error] + [abs(beats - j * step - swing_offset(j * step, grid, swing))
+                               for j in (k - 1, k, k + 1) if j % 2])
     return error * spb * 1000
 
 
@@ -163,7 +166,6 @@ def latency(minutes: float = 5.0, tempos=(90.0, 120.0, 160.0), models=("rules", 
     """Run one session per model and tempo; prints a table, and with ``as_json`` one JSON
     object last. ``warm_ms``: serve's --warm-ms. Raises RuntimeError if jackd or riffd
     serve cannot start."""
-    from riffd.presets import load_preset
     played = load_preset(preset)
     results = {"period_frames": period, "period_ms": round(period / 48.0, 2), "minutes": minutes,
                "preset": preset, "warm_ms": warm_ms, "sessions": []}
