@@ -4,6 +4,7 @@ server, a corpus cache that is never $HOME, and a check that no test leaks a thr
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,8 @@ import pytest
 
 from riffd.bridges.jackrig import jack_server
 
+
+WORKER_TMP = pytest.StashKey[str]()  # a pytest-xdist worker's own TMPDIR
 
 RIFFD = [sys.executable, "-c", "from riffd.daemon.cli import main; main()"]
 
@@ -117,10 +120,23 @@ def realtime_allowed() -> bool:
 
 def pytest_configure(config):
     """Generated corpus files go to RIFFD_CACHE, else to pytest's cache folder in the
-    checkout: tests never read or write $HOME. Subprocesses inherit the setting."""
+    checkout: tests never read or write $HOME. Subprocesses inherit the setting.
+
+    Under pytest-xdist (``make test`` runs a worker a core) each worker gets its own
+    TMPDIR: music21 pickles each score it parses into tempfile.gettempdir(), and two
+    workers parsing one corpus file at once could read each other's half-written pickle."""
     if not os.environ.get("RIFFD_CACHE"):
         cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
         os.environ["RIFFD_CACHE"] = str(cache.mkdir("riffd") if cache else tempfile.mkdtemp(prefix="riffd-"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        config.stash[WORKER_TMP] = os.environ["TMPDIR"] = tempfile.mkdtemp(prefix=f"riffd-{worker}-")
+        tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+
+
+def pytest_unconfigure(config):
+    if WORKER_TMP in config.stash:
+        shutil.rmtree(config.stash[WORKER_TMP], ignore_errors=True)
 
 
 LINUX_ONLY = {

@@ -325,3 +325,27 @@ def test_a_copy_of_a_song_in_the_folder_is_held_out_with_it(tmp_path):
     assert all(meta[f"copy of {p.name}"] == meta[p.name] for p in songs)
     assert meta["up a tone.mid"] == meta[songs[0].name]
     assert {meta[p.name] for p in songs} == {"train", "valid", "test"}
+
+
+def test_a_second_process_waits_for_the_corpus_melodies_another_is_writing(tmp_path, monkeypatch):
+    """The suite's workers share one cache: one that found the folder empty while another
+    was still exporting into it exported again over the same files, and read half-written
+    ones. Here the lock is held while three files appear, as another exporter would leave
+    them: the waiting caller returns those three and exports nothing."""
+    import threading
+    import time
+    from riffd.models.training import testset
+    monkeypatch.setenv("RIFFD_CACHE", str(tmp_path))
+    folder = tmp_path / "corpus-melodies"
+    got = []
+    with testset.corpus_melodies_lock():
+        waiting = threading.Thread(target=lambda: got.append(testset.corpus_melody_files(3)))
+        waiting.start()
+        time.sleep(0.3)  # the caller reaches the lock while the "other process" is writing
+        folder.mkdir(exist_ok=True)
+        for k in range(3):
+            (folder / f"other-{k}.mid").write_bytes(b"written by the other process")
+    waiting.join(timeout=120)
+    assert not waiting.is_alive()
+    assert got == [[folder / f"other-{k}.mid" for k in range(3)]]
+    assert sorted(p.name for p in folder.iterdir()) == [f"other-{k}.mid" for k in range(3)]
