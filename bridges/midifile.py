@@ -67,6 +67,23 @@ class Song:
         return max((n.end for track in self.tracks for n in track), default=0)
 
 
+def _drop_realtime(midi: mido.MidiFile) -> None:
+    """Takes the system real-time messages (clock, start, stop: status 0xF8-0xFE) out of
+    ``midi``'s tracks, each one's delta time given to the message after it. The Standard
+    MIDI File specification has no place for them; a damaged file holds them, mido reads
+    them, and a render, which copies every track, could not write them back."""
+    for track in midi.tracks:
+        if any(m.is_realtime for m in track):
+            kept, carried = [], 0
+            for m in track:
+                if m.is_realtime:
+                    carried += m.time
+                else:
+                    kept.append(m.copy(time=m.time + carried) if carried else m)
+                    carried = 0
+            track[:] = kept
+
+
 def read_song(path: str | Path) -> Song:
     """Read ``path``. Raises MidiInputError for unreadable, malformed or note-less files,
     a file timed in SMPTE frames, a tempo of 0, or a time signature of 0 beats.
@@ -86,6 +103,7 @@ def read_song(path: str | Path) -> Song:
         why = str(exc) or ("it ends before its header or a track does" if isinstance(exc, EOFError)
                            else type(exc).__name__)
         raise MidiInputError(f"{path}: not a readable MIDI file ({why})") from None
+    _drop_realtime(midi)
     if midi.type == 2:
         raise MidiInputError(f"{path}: type-2 MIDI files (independent sequences) are not supported")
     if midi.ticks_per_beat <= 0:  # the header's division: negative is SMPTE frames (mido reads it signed)

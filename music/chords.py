@@ -142,6 +142,12 @@ def _stacked(suffix: str) -> tuple[str, tuple[int, ...]] | None:
     return quality, tuple(sorted(added))
 
 
+def _altered_triad(written: str, suffix: str) -> tuple[str, tuple[int, ...]] | None:
+    """(quality, added) of a major triad's alterations in parentheses right after the
+    root, as ``Chord.name`` writes them: C(b5), A(b9,#11); else None."""
+    return _stacked("M" + suffix) if written.lstrip().startswith("(") and _ALTERATION_RE.fullmatch(suffix) else None
+
+
 def _spelled(suffix: str) -> str:
     """One spelling of a suffix: 7(b9) = 7b9, C° = Co, Maj7 = maj7, and the jazz signs
     Δ and ^ (alone: maj7; before an extension: maj, so Δ9 = maj9; -Δ = minor-major)."""
@@ -201,7 +207,9 @@ class Chord:
         if suffix is None:  # the tables' name that holds the most added tones, the rest as alterations
             held = [(a, s) for (q, a), s in _EXTENDED_NAME.items() if q == self.quality and set(a) <= set(self.added)]
             within, suffix = max(held, key=lambda h: len(h[0]), default=((), QUALITIES[self.quality][1]))
-            suffix += "".join(_ALTERATION_TEXT[t] for t in self.added if t not in within)
+            altered = [_ALTERATION_TEXT[t] for t in self.added if t not in within]
+            # after a bare root a flat or sharp reads as the root's (Ab5 is A-flat's power chord, not A with a b5)
+            suffix += f"({','.join(altered)})" if not suffix and altered[0][0] in "b#" else "".join(altered)
         root = "Db" if self.root == 1 and QUALITIES[self.quality][0][1] == 4 else NOTE_NAMES[self.root]
         return root + suffix if self.bass == self.root else f"{root}{suffix}/{_bass_name(root, self.bass)}"
 
@@ -291,7 +299,7 @@ def parse_chord(name: str) -> Chord:
         root = match.group(1).upper() + match.group(2)
         raise ValueError(f"{name!r} is a power chord, root and fifth: riffd's chords have a third; "
                          f"name it {root} or {root}m (a power chord struck on keys takes the third heard around it)")
-    pair = match and (_listed(suffix) or _stacked(suffix))
+    pair = match and (_listed(suffix) or _stacked(suffix) or _altered_triad(match.group(3), suffix))
     if not pair:
         raise ValueError(f"not a chord name: {name!r} (a root A-G, # or b, a suffix such as m, 7, maj7, m7b5, "
                          f"dim, sus4, 6, add9, 7sus4 or 13, alterations such as b9, #11 or b13 after it, "

@@ -1,3 +1,5 @@
+import pytest
+
 from riffd.music.chords import QUALITIES, Chord, parse_chord, recognize, suffixes
 from riffd.music.theory import fifth_quality
 
@@ -87,6 +89,20 @@ def test_every_suffix_parses_and_its_name_parses_back():
             assert parse_chord(chord.name) == chord, (text, chord.name)
             voiced = chord.voicing()
             assert voiced == sorted(voiced) and voiced[0] % 12 == chord.bass
+
+
+def test_a_major_triads_alterations_are_named_in_parentheses_and_parse_back():
+    """AM-5 (A major with a flat fifth) was named "Ab5", which reads as A-flat's power
+    chord (refused), and A major with a b9 "Ab9", A-flat's ninth chord: the alteration's
+    flat became the root's (found by fuzzing with random seeds)."""
+    for text, name, added in [("AM-5", "A(b5)", (6,)), ("CMb9", "C(b9)", (13,)),
+                              ("BbM#11b9", "Bb(b9,#11)", (13, 18)), ("F#M#11", "F#(#11)", (18,))]:
+        chord = parse_chord(text)
+        assert (chord.quality, chord.added, chord.name) == ("maj", added, name), text
+        assert parse_chord(name) == chord and parse_chord(f"{name}/E").bass == 4
+    assert parse_chord("C(#5)") == parse_chord("Caug") and parse_chord("Cm(b5)") == parse_chord("Cdim")
+    with pytest.raises(ValueError, match="power chord"):
+        parse_chord("Ab5")
 
 
 def test_an_added_ninth_is_not_a_ninth_chord():

@@ -136,6 +136,26 @@ def test_a_header_riffd_cannot_play_is_bad_input(tmp_path, chorale_piece, meta, 
     assert not (tmp_path / "out.mid").exists()
 
 
+def test_a_clock_byte_in_a_file_is_dropped_and_the_file_renders(tmp_path, chorale_piece):
+    """A damaged file with a MIDI clock (0xF8) among its track's events: mido reads it, but a
+    render copies every track and mido will not write a real-time message into a file, so
+    riffd failed with exit 1 (found by fuzzing with random seeds). The clock goes, its delta
+    time kept, and the copied tracks are the file's without it."""
+    chorale_piece.to_midi(with_melody=False).save(tmp_path / "clean.mid")
+    data = bytearray((tmp_path / "clean.mid").read_bytes())
+    first = data.index(b"MTrk", data.index(b"MTrk") + 4)  # the chord track's chunk
+    size = int.from_bytes(data[first + 4:first + 8], "big")
+    data[first + 8:first + 8] = b"\x00\xf8"               # delta 0, then the clock's status byte
+    data[first + 4:first + 8] = (size + 2).to_bytes(4, "big")
+    (tmp_path / "in.mid").write_bytes(bytes(data))
+    assert any(m.type == "clock" for m in mido.MidiFile(tmp_path / "in.mid").tracks[1])
+    result = run_riffd("render", str(tmp_path / "in.mid"), "-o", str(tmp_path / "out.mid"), "--model", "rules")
+    assert result.returncode == 0, result.stderr
+    out, original = mido.MidiFile(tmp_path / "out.mid"), mido.MidiFile(tmp_path / "clean.mid")
+    assert [list(t) for t in out.tracks[:2]] == [list(t) for t in original.tracks]
+    assert out.tracks[2].name == "riffd melody"
+
+
 def test_melody_only_file_has_no_chord_track(tmp_path):
     midi = mido.MidiFile()
     track = mido.MidiTrack()
