@@ -6,6 +6,7 @@ cannot be taken); ``translate`` turns a checked message into riffd's event.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -124,14 +125,14 @@ def _coerce(arg: Arg, value):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{arg.name} must be a number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):  # int(inf) raises OverflowError, not ValueError
+        raise ValueError(f"{arg.name} must be finite")
     if arg.kind == "int":
         if value != int(value):
             raise ValueError(f"{arg.name} must be a whole number, got {value}")
         value = int(value)
     else:
         value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"{arg.name} must be finite")
     if (arg.low is not None and value < arg.low) or (arg.high is not None and value > arg.high):
         raise ValueError(f"{arg.name} {value} is outside {arg.low:g}..{arg.high:g}")
     return value

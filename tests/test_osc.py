@@ -65,7 +65,9 @@ def test_check_types_counts_and_bounds():
     for path, params in [("/riffd/chord", []), ("/riffd/chord", [60.5]), ("/riffd/chord", ["C"]),
                          ("/riffd/chord", list(range(40, 60))), ("/riffd/tempo", [1000.0]),
                          ("/riffd/generate", [0]), ("/riffd/generate", [65]), ("/riffd/status", [1]),
-                         ("/riffd/tempo", [float("nan")]), ("/riffd/nope", [])]:
+                         ("/riffd/tempo", [float("nan")]), ("/riffd/nope", []),
+                         ("/riffd/note/on", [float("inf"), 90]), ("/riffd/chord", [60, float("-inf")]),
+                         ("/riffd/note/on", [60, float("nan")])]:  # inf for an int: OverflowError before
         with pytest.raises(OscInputError):
             check(path, params)
     with pytest.raises(OscInputError, match="got 258 argument.s.; chord arguments: 0 to 256"):
