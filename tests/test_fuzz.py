@@ -297,7 +297,8 @@ def test_random_melodies_heard_by_the_transformer_give_one_voice_after_the_curso
     assert all(b.start >= a.start + 1e-9 for a, b in zip(played, played[1:]))
 
 
-osc_text = st.text(st.characters(blacklist_characters="\x00"), max_size=12)  # OSC strings end at a NUL
+# OSC strings are UTF-8 (no lone surrogates) and end at a NUL
+osc_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
 osc_value = st.one_of(st.integers(-2**31, 2**31 - 1), st.floats(width=32), osc_text,
                       st.sampled_from([0, 60, 127, 1.0, 0.5, math.inf, -math.inf, math.nan,
                                        "Am", "C/E", "pop", "N.C."]))
