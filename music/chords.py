@@ -209,7 +209,7 @@ class Chord:
             within, suffix = max(held, key=lambda h: len(h[0]), default=((), QUALITIES[self.quality][1]))
             altered = [_ALTERATION_TEXT[t] for t in self.added if t not in within]
             # after a bare root a flat or sharp reads as the root's (Ab5 is A-flat's power chord, not A with a b5)
-            suffix += f"({','.join(altered)})" if not suffix and altered[0][0] in "b#" else "".join(altered)
+            suffix += f"({','.join(altered)})" if not suffix and altered and altered[0][0] in "b#" else "".join(altered)
         root = "Db" if self.root == 1 and QUALITIES[self.quality][0][1] == 4 else NOTE_NAMES[self.root]
         return root + suffix if self.bass == self.root else f"{root}{suffix}/{_bass_name(root, self.bass)}"
 
