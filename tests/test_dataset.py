@@ -328,10 +328,11 @@ def test_a_copy_of_a_song_in_the_folder_is_held_out_with_it(tmp_path):
 
 
 def test_a_second_process_waits_for_the_corpus_melodies_another_is_writing(tmp_path, monkeypatch):
-    """The suite's workers share one cache: one that found the folder empty while another
-    was still exporting into it exported again over the same files, and read half-written
-    ones. Here the lock is held while three files appear, as another exporter would leave
-    them: the waiting caller returns those three and exports nothing."""
+    """The suite's workers share one cache: without a lock, one that found the folder empty
+    while another was still exporting into it would export again over the same files, and
+    could read half-written ones. Here the lock is held while three files appear, as
+    another exporter would leave them: the waiting caller returns those three and exports
+    nothing."""
     import threading
     import time
     from riffd.models.training import testset
