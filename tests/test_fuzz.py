@@ -1,8 +1,9 @@
 """Fuzzing with hypothesis: random MIDI messages into the input bridge and the engine,
 random and truncated MIDI files into `riffd render`, random preset TOML, random chord names,
-random render requests, random melodies for the transformer to hear.
+random render requests, random melodies for the transformer to hear, random calls for it
+to answer, random OSC bundles into the OSC bridge.
 
-The number of cases per test is EXAMPLES (the README quotes them)."""
+The number of cases per test is EXAMPLES (docs/measured.md quotes them)."""
 from __future__ import annotations
 
 import contextlib
@@ -19,9 +20,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from pythonosc.osc_packet import OscPacket
 
 from riffd.bridges.events import from_midi_bytes
+from riffd.bridges.midi import Stamper
 from riffd.bridges.osc import OscBridge
 from riffd.bridges.osctable import TABLE, OscInputError, check
-from riffd.bridges.midi import Stamper
 from riffd.daemon.clock import InternalClock, MidiClock
 from riffd.daemon.engine import Engine
 from riffd.daemon.scheduler import Scheduler
@@ -326,8 +327,8 @@ def test_random_osc_messages_are_queued_typed_or_answered_with_an_error(osc_brid
     """Each of riffd's addresses with any arguments (NaN and infinities among the floats),
     several to a bundle, then random bytes: the bridge queues an event for each message
     the table takes and counts an error for each other one; nothing raises (an infinite
-    float for an int raised OverflowError past the check, found by fuzzing with random
-    seeds, and the bundle's later messages were lost)."""
+    float for an int raised OverflowError past the check, found by a probe with NaN and
+    infinities, and the bundle's later messages were lost)."""
     from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
     from pythonosc.osc_message_builder import OscMessageBuilder
     bundle, taken = OscBundleBuilder(IMMEDIATELY), 0
