@@ -218,6 +218,10 @@ class Chord:
         """miditok's REMI chord string with root, e.g. ``C:maj`` for a token ``Chord_C:maj``."""
         return f"{MIDITOK_ROOTS[self.root]}:{QUALITIES[self.quality][2]}"
 
+    def transposed(self, semitones: int) -> Chord:
+        """The same chord ``semitones`` higher (negative: lower); root and bass mod 12."""
+        return Chord((self.root + semitones) % 12, self.quality, (self.bass + semitones) % 12, self.added)
+
     def voicing(self, low: int = 48) -> list[int]:
         """MIDI pitches of a close voicing: the bass at or above ``low``, then the chord
         tones upwards from the root in the octave above the bass, added tones where

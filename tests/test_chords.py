@@ -105,6 +105,12 @@ def test_a_major_triads_alterations_are_named_in_parentheses_and_parse_back():
         parse_chord("Ab5")
 
 
+def test_a_chord_transposed_keeps_its_quality_added_tones_and_inversion():
+    assert parse_chord("C/E").transposed(7) == parse_chord("G/B")
+    assert parse_chord("Bb13").transposed(3) == parse_chord("Db13")
+    assert parse_chord("A(b5)").transposed(-9).name == "C(b5)"
+
+
 def test_an_added_ninth_is_not_a_ninth_chord():
     assert recognize([48, 62, 64, 67]) == parse_chord("Cadd9")     # C D E G: no seventh
     assert recognize([48, 62, 63, 67]).name == "Cmadd9"            # C D Eb G

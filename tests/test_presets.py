@@ -127,7 +127,7 @@ def test_the_synthetic_genres_presets_repeat_and_do_not_overuse_chord_tones(name
     as they were, they repeat none; at their old biases (0.75, 0.9) blues and gospel
     play 0.86 and 0.84 chord tones here."""
     import numpy as np
-    from riffd.music.chords import Chord, parse_chord
+    from riffd.music.chords import parse_chord
     from riffd.models.evaluation import suite
     from riffd.models.evaluation.arrangements import Arrangement
     from riffd.models.protocol import ChordAt
@@ -136,9 +136,7 @@ def test_the_synthetic_genres_presets_repeat_and_do_not_overuse_chord_tones(name
     loop = PROGRESSIONS[name][0]
     pieces = []
     for key in (0, 5, 9):
-        named = [parse_chord(loop[b % len(loop)]) for b in range(24)]
-        chords = [ChordAt(4.0 * b, Chord((c.root + key) % 12, c.quality, (c.bass + key) % 12))
-                  for b, c in enumerate(named)]
+        chords = [ChordAt(4.0 * b, parse_chord(loop[b % len(loop)]).transposed(key)) for b in range(24)]
         pieces.append(Arrangement(f"{name}-{key}", [], chords, (4, 4), preset.tempo, 96.0, style=name))
     rows = [suite.piece_features(notes, piece)
             for notes, piece in zip(suite.play(preset.model, pieces, preset), pieces)]

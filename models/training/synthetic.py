@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from riffd.music.chords import Chord, parse_chord
+from riffd.music.chords import parse_chord
 
 from .corpus import Piece
 from riffd.models.protocol import ChordAt, Context, one_voice
@@ -33,10 +33,6 @@ MADE_WITH = {"pop": {"chord_tone_bias": 0.85, "repeat": 0.0, "density": 6.0},
              "gospel": {"chord_tone_bias": 0.9, "repeat": 0.0}, "trance": {"repeat": 0.0}}
 
 
-def _transpose(chord: Chord, k: int) -> Chord:
-    return Chord((chord.root + k) % 12, chord.quality, (chord.bass + k) % 12)
-
-
 def generate(index: int, seed: int = 0) -> Piece:
     """Synthetic piece number ``index``: a style, a progression in a random key, 8 or 16
     bars of 4/4 at the preset's tempo +-15%, melody by the rules model."""
@@ -51,7 +47,7 @@ def generate(index: int, seed: int = 0) -> Piece:
     bars = int(rng.choice([8, 16]))
     tempo = float(preset.tempo * rng.uniform(0.85, 1.15))
     preset = preset.with_values(meter=[4, 4], tempo=min(400.0, max(20.0, tempo)), **MADE_WITH.get(style, {}))
-    chords = [_transpose(parse_chord(progression[b % len(progression)]), key) for b in range(bars)]
+    chords = [parse_chord(progression[b % len(progression)]).transposed(key) for b in range(bars)]
     model = RulesModel()
     model.start(Context(preset, seed=int(rng.integers(2 ** 31)),
                         chords=[ChordAt(4.0 * b, c) for b, c in enumerate(chords)]))
