@@ -71,7 +71,8 @@ COMMANDS: tuple[Address, ...] = (
             "tempo of the internal clock (proposed to the session with --clock link)"),
     Address("/riffd/preset", "in", (Arg("name", "str"),),
             "switch preset: air, blues, chorale, fiddle, folk, folksong, gospel, jazz, pop, strathspey, trance "
-            "(and to its model, unless --model or /riffd/model chose one)"),
+            "(and to its model, unless --model or /riffd/model chose one); a meter or call_bars the session set "
+            "(serve --meter, --call-bars, /riffd/meter, /riffd/param/call_bars) stays"),
     Address("/riffd/model", "in", (Arg("name", "str"),),
             "switch model: rules, markov, onnx, onnx-int8, mlx, riff-fiddle, riff-folksong, riff-chorale, riff-air, "
             "riff-strathspey or a path"),

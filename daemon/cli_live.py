@@ -84,11 +84,12 @@ def serve(preset, model_name, mode, midi_api, in_port, out_port, clock, tempo, m
         folder = threading.Thread(target=watch_folder, args=(watch_dir, options), name="riffd-watch", daemon=True,
                                   kwargs={"stop": stop, "echo": logging.getLogger("riffd.watch").info})
         folder.start()
+    kept = {key: value for key, value in (("meter", meter), ("call_bars", call_bars)) if value is not None}
     try:
         run(the_preset, model, mode=mode, midi_api=midi_api, in_port=in_port, out_port=out_port,
             clock=clock, tempo=tempo, channel=channel, seed=seed, in_channels=in_channels, osc=osc, stop=stop,
             warm_ms=warm_ms, rt_priority=rt_priority, model_follows_preset=model_name is None,
-            end_call_cc=end_call_cc)
+            end_call_cc=end_call_cc, kept=kept)
     except PortError as exc:
         raise BadInput(str(exc)) from None
     except OSError as exc:

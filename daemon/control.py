@@ -36,13 +36,17 @@ class Control:
     thread of its own, which puts a "model/loaded" Command on ``events`` (the engine's
     queue) when done; ``notes_sent()`` counts melody notes started; ``propose_tempo``
     takes /riffd/tempo instead of the internal clock (Link). ``follows_preset``: no model
-    was chosen, so /riffd/preset brings the preset's model too (until /riffd/model)."""
+    was chosen, so /riffd/preset brings the preset's model too (until /riffd/model).
+    ``kept``: the session's meter and call bars where it set them (serve's --meter and
+    --call-bars, later /riffd/meter and /riffd/param/call_bars), which a /riffd/preset
+    keeps: a song's bars and a trading scheme are the player's, not a preset's."""
 
     def __init__(self, engine, osc: OscBridge, events, clock_name: str, load: Callable[[str], MelodyModel],
                  notes_sent: Callable[[], int], propose_tempo: Callable[[float], None] | None = None,
-                 follows_preset: bool = False):
+                 follows_preset: bool = False, kept: dict | None = None):
         self.engine, self.osc, self.events, self.clock_name, self.load = engine, osc, events, clock_name, load
         self.notes_sent, self.propose_tempo, self.follows_preset = notes_sent, propose_tempo, follows_preset
+        self.kept = dict(kept or {})
         self.model_name = engine.model.name
         self.held: list[int] = []                     # keys of the last OSC chord
         self.sent_chords: list[tuple[float, object]] = []  # (t, Chord) since the last generate
@@ -73,7 +77,7 @@ class Control:
         elif name == "tempo":
             self.tempo(c.args[0], c.t)
         elif name == "preset":
-            e.reconfigure(preset=load_preset(c.args[0]))
+            e.reconfigure(preset=load_preset(c.args[0]).with_values(**self.kept))
             if self.follows_preset and e.preset.model != self.model_name:  # as serve --preset would play it
                 self._start_load(ev.Command(c.t, "model", (e.preset.model,), c.source), for_preset=True)
         elif name == "model":
@@ -94,12 +98,15 @@ class Control:
             if self.clock_name == "link":  # a new quantum would move the session's beat under the plan
                 raise ValueError("the Link session's bar is set at start: serve --meter")
             e.reconfigure(preset=e.preset.with_values(meter=list(c.args)))
+            self.kept["meter"] = list(c.args)
         elif name.startswith("param/"):
             key, value = name.split("/", 1)[1], c.args[0]
             if key in ("register_low", "register_high"):
                 low, high = e.preset.register
                 key, value = "register", [round(value), high] if key == "register_low" else [low, round(value)]
             e.reconfigure(preset=e.preset.with_values(**{key: value}))
+            if key == "call_bars":
+                self.kept[key] = value
         elif name == "primer":
             if len(self.primer) >= MAX_PRIMER:
                 raise ValueError(f"a primer holds {MAX_PRIMER} notes at most: /riffd/generate uses and clears it")

@@ -71,7 +71,7 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
           in_channels=None, stop: threading.Event | None = None, watch_s: float = 1.0,
           osc: OscOptions | None = None, warm_ms: float = WARM_S * 1000,
           rt_priority: int | None = None, model_follows_preset: bool = False,
-          end_call_cc: int | None = None) -> Engine:
+          end_call_cc: int | None = None, kept: dict | None = None) -> Engine:
     """Run the live daemon until ``stop`` is set or SIGINT/SIGTERM arrives.
 
     ``channel`` is 1-16; ``in_channels`` the input channels (1-16) that count, by
@@ -86,6 +86,8 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
     higher with them in each of 8 A/B pairs: docs/measured.md). ``model_follows_preset``:
     ``model`` is the preset's, so /riffd/preset brings the new preset's model too.
     ``end_call_cc``: the controller (0-119) whose press ends a call (daemon/turns.py).
+    ``kept``: the preset values the command line set ("meter", "call_bars"), which
+    /riffd/preset keeps (daemon/control.py); with Link the meter is always kept.
     Returns the engine (its ``stats``) after the final panic.
     """
     # Shorter GIL turns let the scheduler thread send on time while the engine generates.
@@ -140,7 +142,9 @@ def serve(preset: Preset, model, *, mode: str | None = None, midi_api: str = "au
                     send_first=output is None, warm_s=warm_ms / 1000.0, end_call_cc=end_call_cc)
     control = None if bridge is None else Control(
         engine, bridge, events, clock, osc.load or _no_loader, lambda: started["notes"],
-        propose_tempo=the_clock.set_tempo if clock == "link" else None, follows_preset=model_follows_preset)
+        propose_tempo=the_clock.set_tempo if clock == "link" else None, follows_preset=model_follows_preset,
+        # the Link session's quantum is the bar serve started with (daemon/linkclock.py)
+        kept={**(kept or {}), **({"meter": list(preset.meter)} if clock == "link" else {})})
     watch = PortWatch(midi_in, output, events, period_s=watch_s) if midi_in else None
 
     def on_signal(signum, _frame):

@@ -374,6 +374,33 @@ def test_the_meter_is_set_on_the_command_line_and_over_osc(tmp_path):
         assert 7.0 < phrase_end(client, inbox, 2, "C", "G7") <= 8.0 + 1e-6
 
 
+def test_a_preset_sent_over_osc_keeps_the_meter_and_call_bars_the_session_set(tmp_path):
+    """A song's bars and a trading scheme are the player's, not a preset's. Under serve
+    --meter 3/4, /riffd/preset of a 5/4 preset keeps the waltz's six beats in two bars;
+    after /riffd/meter 4 4 it keeps eight. A session that set no meter takes the preset's
+    ten. Under --call-bars 1, /riffd/preset pop (call_bars 0) still answers a chord held
+    (a chord sent over OSC sounds until the next, so no silence would end its call)."""
+    five = tmp_path / "five.toml"
+    five.write_text('name = "five"\nmeter = [5, 4]\nmodel = "rules"\n')
+    with serve_osc(tmp_path / "waltz.log", "--model", "rules", "--meter", "3/4", "--seed", "1") as (client, inbox,
+                                                                                                   _, _proc):
+        client.send_message("/riffd/preset", [str(five)])
+        assert 5.0 < phrase_end(client, inbox, 2, "C", "G7") <= 6.0 + 1e-6
+        client.send_message("/riffd/meter", [4, 4])
+        client.send_message("/riffd/preset", [str(five)])
+        assert 7.0 < phrase_end(client, inbox, 2, "C", "G7") <= 8.0 + 1e-6
+        assert status(client, inbox)[1] == "five" and inbox.messages("/riffd/error") == []
+    with serve_osc(tmp_path / "free.log", "--model", "rules", "--seed", "1") as (client, inbox, _, _proc):
+        client.send_message("/riffd/preset", [str(five)])
+        assert 9.0 < phrase_end(client, inbox, 2, "C", "G7") <= 10.0 + 1e-6
+    with serve_osc(tmp_path / "calls.log", "--model", "rules", "--mode", "call-response", "--call-bars", "1",
+                   "--tempo", "240", "--seed", "3") as (client, inbox, _, _proc):
+        client.send_message("/riffd/preset", ["pop"])
+        time.sleep(0.5)
+        client.send_message("/riffd/chord", [48, 52, 55])
+        assert inbox.wait("/riffd/note", timeout=5), (tmp_path / "calls.log").read_text()[-1500:]
+
+
 @pytest.mark.parametrize("value", ["3/5", "0/4", "waltz", "3"])
 def test_serve_refuses_a_meter_that_is_none_before_it_starts(value):
     result = run_riffd("serve", "--midi-api", "none", "--osc-port", "0", "--meter", value, timeout=60)
