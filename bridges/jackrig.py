@@ -94,18 +94,21 @@ def jack_server(name: str, period: int = 128, rate: int = 48000, realtime: bool 
 def close_midi_in(midi_in) -> None:
     """Close and delete an rtmidi MidiIn that may have a callback, without a use-after-free.
 
-    RtMidi's cancelCallback does not wait for a callback already running in JACK's
-    process thread; that call may be waiting for the GIL while python-rtmidi drops the
-    (function, data) tuple it is about to read. Closed that way, a flooded input crashed
-    or hung its process within 250 closes (tests/test_jackrig.py). Here the tuple is
-    held until the JACK client is closed, and the GIL is let go for 50 ms first so that
-    a running callback ends. Closing twice is a no-op."""
+    RtMidi's cancelCallback clears the callback, its data and its flag with no lock, while
+    JACK's process thread may be reading them to deliver a message: it can call the
+    callback with its data already NULL (a segfault in python-rtmidi's wrapper, seen once in
+    CI), or wait for the GIL with a (function, data) tuple that python-rtmidi drops. Closed
+    that way, a flooded input crashed or hung its process (tests/test_jackrig.py). Here the
+    JACK port goes first, with the callback still set (python-rtmidi's MidiBase.close_port),
+    so no later period delivers anything; the GIL is let go for 50 ms, so that a period
+    already delivering ends; only then is the callback cancelled and the client closed.
+    python-rtmidi's own tuple is held until then. Closing twice is a no-op."""
     if midi_in.is_deleted:
         return
     held = gc.get_referents(midi_in)  # python-rtmidi's own callback tuple among them
+    rtmidi.MidiIn.__base__.close_port(midi_in)  # MidiIn.close_port would cancel the callback first
+    time.sleep(0.05)  # a period delivering now may wait for the GIL: jack_client_close would wait for it
     midi_in.cancel_callback()
-    time.sleep(0.05)  # a callback still waiting for the GIL would deadlock jack_client_close
-    midi_in.close_port()
     midi_in.delete()
     del held
 
