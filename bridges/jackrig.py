@@ -97,7 +97,7 @@ def close_midi_in(midi_in) -> None:
     RtMidi's cancelCallback clears the callback, its data and its flag with no lock, while
     JACK's process thread may be reading them to deliver a message: it can call the
     callback with its data already NULL (a segfault in python-rtmidi's wrapper, seen once in
-    CI), or wait for the GIL with a (function, data) tuple that python-rtmidi drops. Closed
+    a fresh clone's make test), or wait for the GIL with a (function, data) tuple that python-rtmidi drops. Closed
     that way, a flooded input crashed or hung its process (tests/test_jackrig.py). Here the
     JACK port goes first, with the callback still set (python-rtmidi's MidiBase.close_port),
     so no later period delivers anything; the GIL is let go for 50 ms, so that a period
@@ -107,7 +107,7 @@ def close_midi_in(midi_in) -> None:
         return
     held = gc.get_referents(midi_in)  # python-rtmidi's own callback tuple among them
     rtmidi.MidiIn.__base__.close_port(midi_in)  # MidiIn.close_port would cancel the callback first
-    time.sleep(0.05)  # a period delivering now may wait for the GIL: jack_client_close would wait for it
+    time.sleep(0.05)  # a period still delivering waits for the GIL, and jack_client_close for that period
     midi_in.cancel_callback()
     midi_in.delete()
     del held
