@@ -96,13 +96,14 @@ def close_midi_in(midi_in) -> None:
 
     RtMidi's cancelCallback clears the callback, its data and its flag with no lock, while
     JACK's process thread may be reading them to deliver a message: it can call the
-    callback with its data already NULL (a segfault in python-rtmidi's wrapper, seen once in
-    a fresh clone's make test), or wait for the GIL with a (function, data) tuple that python-rtmidi drops. Closed
-    that way, a flooded input crashed or hung its process (tests/test_jackrig.py). Here the
-    JACK port goes first, with the callback still set (python-rtmidi's MidiBase.close_port),
-    so no later period delivers anything; the GIL is let go for 50 ms, so that a period
-    already delivering ends; only then is the callback cancelled and the client closed.
-    python-rtmidi's own tuple is held until then. Closing twice is a no-op."""
+    callback with its data already NULL (a segfault in python-rtmidi's wrapper, seen once
+    in a fresh clone's make test), or wait for the GIL with a (function, data) tuple that
+    python-rtmidi drops. Closed that way, a flooded input crashed or hung its process
+    (tests/test_jackrig.py). Here the JACK port goes first, with the callback still set
+    (python-rtmidi's MidiBase.close_port), so no later period delivers anything; the GIL is
+    let go for 50 ms, so that a period already delivering ends; only then is the callback
+    cancelled and the client closed. python-rtmidi's own tuple is held until then.
+    Closing twice is a no-op."""
     if midi_in.is_deleted:
         return
     held = gc.get_referents(midi_in)  # python-rtmidi's own callback tuple among them

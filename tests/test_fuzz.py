@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from riffd.bridges.events import from_midi_bytes
@@ -329,8 +330,6 @@ def test_random_osc_messages_are_queued_typed_or_answered_with_an_error(osc_brid
     the table takes and counts an error for each other one; nothing raises (an infinite
     float for an int raised OverflowError past the check, found by a probe with NaN and
     infinities, and the bundle's later messages were lost)."""
-    from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
-    from pythonosc.osc_message_builder import OscMessageBuilder
     bundle, taken = OscBundleBuilder(IMMEDIATELY), 0
     for address, args in messages:
         built = OscMessageBuilder(address=address)
